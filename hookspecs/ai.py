@@ -1,0 +1,171 @@
+"""What the AI plugin offers provider plugins.
+
+Each of the four features (Ollama models, MCP servers, GPU monitoring, domain binding) talks to
+the outside world through a *provider*. A provider plugin returns provider classes from the
+matching ``ai_*_providers`` hook; the panel's settings pick one by ``name``
+(``OPEN1PANEL_AI_<KIND>_PROVIDER``), or ``auto`` picks the first whose :meth:`Provider.probe`
+passes. Hook results are tried in pluggy's call order, so a provider plugin registered
+normally is tried before the built-ins, which register with ``trylast=True``.
+
+Every provider class is called with one argument, the panel's settings: a read-only mapping of
+each ``OPEN1PANEL_AI_<NAME>`` environment variable as ``<name>`` in lower case, in which
+``data_dir`` is always present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Protocol
+
+from hookspecs import hookspec
+
+#: The provider kinds, in the order the status page shows them.
+PROVIDER_KINDS = ("ollama", "mcp", "gpu", "domain")
+
+
+class ProviderUnavailable(Exception):
+    """Raised by :meth:`Provider.probe` when the provider cannot work on this machine.
+
+    :param reason: what is missing, in a sentence a server admin understands.
+    :param fix: what to do about it, or an empty string.
+    """
+
+    def __init__(self, reason: str, fix: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+
+
+class Provider(Protocol):
+    """What every provider class has."""
+
+    #: The name settings select it by, unique within its kind (``"nvml"``, ``"nginx"``).
+    name: ClassVar[str]
+
+    def __init__(self, settings: Mapping[str, str]) -> None: ...
+
+    def probe(self) -> None:
+        """Check that the provider can work here; raise :class:`ProviderUnavailable` if not.
+
+        Called when the panel chooses a provider and for the status page. It must be quick
+        (well under a second) and must not change anything.
+        """
+
+
+class OllamaProvider(Provider, Protocol):
+    """A model runtime reached over HTTP, such as Ollama. ``base_url`` names the server."""
+
+    def version(self, base_url: str) -> str:
+        """Return the server's version string."""
+
+    def list_models(self, base_url: str) -> list[dict[str, Any]]:
+        """Return the local models, each shaped like an entry of Ollama's ``/api/tags``."""
+
+    def running_models(self, base_url: str) -> list[dict[str, Any]]:
+        """Return the loaded models, each shaped like an entry of Ollama's ``/api/ps``."""
+
+    def show(self, base_url: str, name: str) -> dict[str, Any]:
+        """Return one model's details, shaped like Ollama's ``/api/show`` reply."""
+
+    def delete(self, base_url: str, name: str) -> None:
+        """Delete a model."""
+
+    def copy(self, base_url: str, source: str, destination: str) -> None:
+        """Copy a model to a new name."""
+
+    def load(self, base_url: str, name: str, keep_alive: str | int, options: Mapping[str, Any]) -> None:
+        """Load a model into memory and keep it there for ``keep_alive``."""
+
+    def unload(self, base_url: str, name: str) -> None:
+        """Drop a model from memory."""
+
+    def pull(self, base_url: str, name: str) -> Iterator[dict[str, Any]]:
+        """Download a model, yielding progress lines shaped like Ollama's ``/api/pull`` stream.
+
+        Closing the iterator cancels the download; the server keeps what it has.
+        """
+
+    def create(self, base_url: str, name: str, files: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+        """Create a model from uploaded blobs (file name → ``sha256:<hex>``), yielding progress."""
+
+
+class MCPProvider(Provider, Protocol):
+    """Runs MCP servers and exposes them over HTTP."""
+
+    def start(self, server: Mapping[str, Any]) -> None:
+        """Start (or adopt) the server described by the MCP server definition ``server``."""
+
+    def stop(self, server_id: str) -> None:
+        """Stop the server and every process it started."""
+
+    def state(self, server_id: str) -> dict[str, Any]:
+        """Return ``{"status", "pid", "since", "restarts", "last_error"}`` measured now."""
+
+    def logs(self, server_id: str, tail: int) -> list[str]:
+        """Return the last ``tail`` log lines of the server and its bridge."""
+
+    def tools(self, server_id: str) -> list[dict[str, Any]]:
+        """Return the live tool list (name, description, input schema) of a running server."""
+
+
+class GPUProvider(Provider, Protocol):
+    """Reads accelerators (or, for the CPU provider, the host) for monitoring."""
+
+    def sample(self) -> dict[str, Any]:
+        """Return one reading: ``{"devices": [...], "processes": [...], "versions": {...}}``.
+
+        A reading a device does not support is None and its name is listed in that device's
+        ``unsupported``; one failing device never hides the others.
+        """
+
+    def checks(self) -> list[dict[str, Any]]:
+        """Return the compatibility checks: ``{"name", "ok", "detail", "fix"}`` each."""
+
+
+class DomainProvider(Provider, Protocol):
+    """Publishes a domain binding through a reverse proxy."""
+
+    def apply(self, binding: Mapping[str, Any]) -> None:
+        """Create or replace the proxy configuration of ``binding``.
+
+        On failure the previous configuration must keep serving; raise an exception whose text
+        says what the proxy rejected.
+        """
+
+    def remove(self, binding_id: str) -> None:
+        """Remove the proxy configuration of a binding. Removing a missing one is not an error."""
+
+    def status(self, binding_id: str) -> dict[str, Any]:
+        """Return ``{"state": "online" | "error" | "absent", "error": str | None}``."""
+
+
+@hookspec
+def ai_ollama_providers() -> list[type[OllamaProvider]] | None:
+    """Return the model-runtime provider classes this plugin offers.
+
+    :return: a list of classes following :class:`OllamaProvider`, or None for none.
+    """
+
+
+@hookspec
+def ai_mcp_providers() -> list[type[MCPProvider]] | None:
+    """Return the MCP runtime provider classes this plugin offers.
+
+    :return: a list of classes following :class:`MCPProvider`, or None for none.
+    """
+
+
+@hookspec
+def ai_gpu_providers() -> list[type[GPUProvider]] | None:
+    """Return the GPU monitoring provider classes this plugin offers.
+
+    :return: a list of classes following :class:`GPUProvider`, or None for none.
+    """
+
+
+@hookspec
+def ai_domain_providers() -> list[type[DomainProvider]] | None:
+    """Return the reverse-proxy provider classes this plugin offers.
+
+    :return: a list of classes following :class:`DomainProvider`, or None for none.
+    """

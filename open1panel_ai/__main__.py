@@ -1,0 +1,5 @@
+import sys
+
+from open1panel_ai.cli import main
+
+sys.exit(main())

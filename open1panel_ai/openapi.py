@@ -1,0 +1,83 @@
+"""The OpenAPI document, generated from the routes declared with :func:`web.operation`."""
+
+from __future__ import annotations
+
+import re
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+
+from open1panel_ai import __version__
+from open1panel_ai.schemas import ErrorSchema
+from open1panel_ai.web import API_PREFIX
+
+_RULE_ARGUMENT = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+_ERROR_TEXT = {
+    400: "Bad input; field errors are in details.fields.",
+    401: "Missing or wrong credentials.",
+    404: "Not found.",
+    409: "Conflicts with the current state.",
+    500: "Unexpected error.",
+    502: "The upstream answered badly.",
+    503: "The upstream or its provider cannot be reached.",
+    507: "Not enough disk space.",
+}
+
+
+def build_spec(app: Flask) -> dict:
+    spec = APISpec(
+        title="open1panel-ai",
+        version=__version__,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "AI management for a server panel. Every route needs "
+                             "`Authorization: Bearer <token>` or a signed-in browser session."},
+        servers=[{"url": API_PREFIX}],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        meta = getattr(app.view_functions.get(rule.endpoint), "openapi", None)
+        if meta is None or not rule.rule.startswith(API_PREFIX):
+            continue
+        path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule[len(API_PREFIX):])
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(meta, rule.arguments)
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _operation(meta: dict, arguments: set[str]) -> dict:
+    operation: dict = {
+        "summary": meta["summary"],
+        "tags": [meta["tag"]],
+        "security": [{"bearer": []}],
+        "parameters": [
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in sorted(arguments)
+        ],
+        "responses": {},
+    }
+    if meta["description"]:
+        operation["description"] = " ".join(meta["description"].split())
+    if meta["query"] is not None:
+        operation["parameters"].append({"in": "query", "schema": meta["query"]})
+    if meta["body"] is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": meta["body"]}}}
+    success: dict = {"description": "Success."}
+    if meta["response"] is not None:
+        success["content"] = {"application/json": {"schema": meta["response"]}}
+    operation["responses"][str(meta["status"])] = success
+    codes = {401, 500, *meta["errors"]}
+    if meta["body"] is not None or meta["query"] is not None:
+        codes.add(400)
+    for code in sorted(codes):
+        operation["responses"][str(code)] = {
+            "description": _ERROR_TEXT.get(code, "Error."),
+            "content": {"application/json": {"schema": "Error"}},
+        }
+    return operation

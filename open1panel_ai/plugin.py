@@ -1,0 +1,49 @@
+"""The open1panel plugin: the AI section's pages, API, Socket.IO namespace and services.
+
+Registered through the ``open1panel.plugins`` entry point ``ai``. Everything here goes through
+the public hooks of :mod:`hookspecs.panel`, so any host of that contract can load it.
+"""
+
+from __future__ import annotations
+
+import hookspecs.ai
+from hookspecs import hookimpl
+from open1panel_ai import i18n, views  # noqa: F401  (views attaches the routes)
+from open1panel_ai.config import Settings
+from open1panel_ai.context import AIContext
+from open1panel_ai.realtime import AINamespace
+from open1panel_ai.web import EXTENSION_KEY, blueprint
+
+
+@hookimpl
+def panel_add_hookspecs(plugin_manager):
+    plugin_manager.add_hookspecs(hookspecs.ai)
+
+
+@hookimpl
+def panel_menu_items():
+    return [{"id": "ai", "title": i18n.titles("menu.ai"), "url": "/ai/", "icon": "ai", "order": 10}]
+
+
+@hookimpl
+def panel_blueprints():
+    return [blueprint]
+
+
+@hookimpl
+def panel_socketio_namespaces():
+    return [AINamespace()]
+
+
+@hookimpl
+def panel_startup(host):
+    context = AIContext(host, Settings.from_environ())
+    host.app.extensions[EXTENSION_KEY] = context
+    context.start()
+
+
+@hookimpl
+def panel_shutdown(host):
+    context = host.app.extensions.pop(EXTENSION_KEY, None)
+    if context is not None:
+        context.stop()

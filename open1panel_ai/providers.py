@@ -1,0 +1,176 @@
+"""Choosing a provider per kind from what the ``ai_*_providers`` hooks offer.
+
+Each plugin's hook implementation is called on its own, so one that raises is reported and the
+others still count. Settings name a provider per kind, or ``auto`` takes the first candidate, in
+pluggy's call order, whose ``probe()`` passes. Nothing here ever stops the panel: every failure
+ends up as text on the status page.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from hookspecs.ai import PROVIDER_KINDS, ProviderUnavailable
+from open1panel_ai import errors
+
+#: How the status texts name each kind.
+KIND_TITLES = {"ollama": "Ollama", "mcp": "MCP", "gpu": "GPU", "domain": "domain"}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """One provider class on offer, and what became of it when tried."""
+
+    name: str
+    plugin: str
+    cls: type | None = None
+    usable: bool | None = None  # None: not tried
+    reason: str | None = None
+    fix: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "plugin": self.plugin, "usable": self.usable,
+                "reason": self.reason, "fix": self.fix}
+
+
+@dataclass
+class Choice:
+    """The outcome of choosing a provider for one kind."""
+
+    kind: str
+    setting: str
+    provider: Any = None
+    candidates: list[Candidate] = field(default_factory=list)
+    hook_errors: list[dict[str, str]] = field(default_factory=list)
+    reason: str | None = None
+    fix: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.provider is not None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "setting": self.setting,
+            "provider": getattr(self.provider, "name", None),
+            "usable": self.usable,
+            "reason": self.reason,
+            "fix": self.fix,
+            "candidates": [c.public() for c in self.candidates],
+            "errors": self.hook_errors,
+        }
+
+
+class ProviderRegistry:
+    """Finds, chooses and caches one provider instance per kind."""
+
+    def __init__(self, plugin_manager: pluggy.PluginManager, settings: Mapping[str, str],
+                 choices: Mapping[str, str]) -> None:
+        self._pm = plugin_manager
+        self._settings = settings
+        self._setting_of = dict(choices)
+        self._chosen: dict[str, Choice] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str) -> Any:
+        """The chosen provider of ``kind``; raises a 503 :class:`~errors.ApiError` if none."""
+        choice = self.choose(kind)
+        if not choice.usable:
+            raise errors.UpstreamUnavailable(
+                choice.reason or f"No {KIND_TITLES.get(kind, kind)} provider is usable.",
+                details={"kind": kind, "fix": choice.fix}, code="provider_unavailable")
+        return choice.provider
+
+    def choose(self, kind: str, refresh: bool = False) -> Choice:
+        """Choose (once, or again with ``refresh``) the provider of ``kind``."""
+        with self._lock:
+            if refresh or kind not in self._chosen:
+                self._chosen[kind] = self._choose(kind)
+            return self._chosen[kind]
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every kind's choice, probed afresh: what the status page shows."""
+        return [self.choose(kind, refresh=True).public() for kind in PROVIDER_KINDS]
+
+    def _candidates(self, kind: str) -> tuple[list[Candidate], list[dict[str, str]]]:
+        hook = getattr(self._pm.hook, f"ai_{kind}_providers")
+        candidates, hook_errors = [], []
+        for impl in reversed(hook.get_hookimpls()):  # pluggy's own call order
+            try:
+                offered = impl.function() or []
+            except Exception as exc:
+                log.exception("plugin %s failed in ai_%s_providers", impl.plugin_name, kind)
+                hook_errors.append({"plugin": impl.plugin_name, "error": _describe(exc)})
+                continue
+            for cls in offered:
+                name = getattr(cls, "name", None)
+                if not isinstance(name, str) or not name:
+                    hook_errors.append({"plugin": impl.plugin_name,
+                                        "error": f"{cls!r} has no 'name' attribute"})
+                    continue
+                candidates.append(Candidate(name=name, plugin=impl.plugin_name, cls=cls))
+        return candidates, hook_errors
+
+    def _choose(self, kind: str) -> Choice:
+        setting = self._setting_of.get(kind, "auto")
+        title = KIND_TITLES.get(kind, kind)
+        candidates, hook_errors = self._candidates(kind)
+        choice = Choice(kind=kind, setting=setting, candidates=candidates, hook_errors=hook_errors)
+        if setting == "none":
+            choice.reason = f"The {title} feature is turned off (provider 'none')."
+            return choice
+        if setting != "auto":
+            named = [c for c in candidates if c.name == setting]
+            if not named:
+                offered = ", ".join(c.name for c in candidates) or "none"
+                choice.reason = f"The {title} provider {setting!r} is not installed (installed: {offered})."
+                choice.fix = (f"Install the plugin that provides it, or set "
+                              f"OPEN1PANEL_AI_{kind.upper()}_PROVIDER to 'auto'.")
+                return choice
+            to_try = named[:1]
+        else:
+            to_try = candidates
+        for candidate in to_try:
+            provider = self._try(candidate)
+            if provider is not None:
+                choice.provider = provider
+                return choice
+        if not candidates:
+            choice.reason = f"No {title} provider is installed."
+            choice.fix = f"Install a plugin that offers one for the {title} feature."
+        elif len(to_try) == 1:
+            choice.reason, choice.fix = to_try[0].reason, to_try[0].fix
+        else:
+            choice.reason = f"None of the {title} providers can work here: " + "; ".join(
+                f"{c.name}: {c.reason}" for c in to_try)
+            choice.fix = next((c.fix for c in to_try if c.fix), None)
+        return choice
+
+    def _try(self, candidate: Candidate) -> Any:
+        try:
+            provider = candidate.cls(self._settings)
+            provider.probe()
+        except ProviderUnavailable as exc:
+            candidate.usable, candidate.reason, candidate.fix = False, exc.reason, exc.fix or None
+            return None
+        except Exception as exc:
+            log.warning("provider %s from %s failed its probe", candidate.name, candidate.plugin,
+                        exc_info=True)
+            candidate.usable, candidate.reason = False, f"its check failed: {_describe(exc)}"
+            return None
+        candidate.usable = True
+        return provider
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,166 @@
+"""The standalone host's own routes and hooks: health, sign-in, the Plugins page, the layout.
+
+Registered as the host's plugin ``panel``: it answers :func:`hookspecs.panel.panel_authenticate`
+and adds the Plugins page to the menu. :func:`install` puts its routes and the request guard on
+the host's app: every route but ``/healthz`` needs credentials, and a browser session needs its
+CSRF token for anything that changes state.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import flask
+from flask import current_app, g, jsonify, redirect, render_template, request
+
+from hookspecs import hookimpl
+from open1panel_ai import __version__, i18n
+from open1panel_ai.errors import envelope
+from open1panel_ai.standalone import auth
+
+OPEN_ENDPOINTS = frozenset({"healthz"})
+
+
+def _host():
+    return current_app.extensions["panel_host"]
+
+
+@hookimpl
+def panel_authenticate(request, auth):
+    return _host().auth.authenticate(request, auth)
+
+
+@hookimpl
+def panel_menu_items():
+    return [{"id": "plugins", "title": i18n.titles("menu.plugins"), "url": "/plugins", "order": 1000}]
+
+
+def _language() -> str:
+    return i18n.negotiate(request.cookies.get(i18n.LANGUAGE_COOKIE),
+                          request.headers.get("Accept-Language"), request.args.get("lang"))
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path may follow sign-in (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _login_page(error: str | None = None, status: int = 401):
+    next_path = _safe_next(request.values.get("next") or request.full_path.rstrip("?"))
+    if request.endpoint == "login":
+        next_path = _safe_next(request.values.get("next"))
+    return render_template("standalone/login.html", error=error, next_path=next_path), status
+
+
+def guard():
+    """Before every request: who is asking, and may they?"""
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    user = _host().auth.authenticate(request)
+    if user is None:
+        if request.endpoint == "login" and request.method == "POST":
+            return None  # the sign-in form checks the token itself
+        if _wants_json():
+            return jsonify(envelope("unauthorized", "Send 'Authorization: Bearer <token>' or sign in.")), 401
+        return _login_page()
+    g.user = user
+    if user["via"] == "session" and request.method not in auth.SAFE_METHODS and not auth.csrf_ok(request):
+        message = "The form or request is missing its CSRF token; reload the page and try again."
+        if _wants_json():
+            return jsonify(envelope("csrf_failed", message)), 403
+        return flask.Response(message + "\n", status=403, mimetype="text/plain")
+    return None
+
+
+def remember_language(response):
+    chosen = request.args.get("lang")
+    if chosen in i18n.LANGUAGES:
+        response.set_cookie(i18n.LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax")
+    return response
+
+
+def security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'")
+    return response
+
+
+def page_helpers():
+    language = _language()
+    user = getattr(g, "user", None)
+    return {
+        "_": lambda key, **params: i18n.translate(key, language, **params),
+        "lang": language,
+        "languages": i18n.LANGUAGES,
+        "menu": _host().menu_items(language) if user else [],
+        "user": user,
+        "csrf_token": auth.csrf_token if user and user.get("via") == "session" else (lambda: ""),
+        "version": __version__,
+    }
+
+
+def healthz():
+    """Liveness for load balancers and scripts: no auth, nothing secret."""
+    return jsonify({"status": "ok"})
+
+
+def home():
+    items = _host().menu_items(_language())
+    return redirect(items[0]["url"] if items else "/plugins")
+
+
+def login():
+    host = _host()
+    if request.method == "GET":
+        if getattr(g, "user", None):
+            return redirect(_safe_next(request.args.get("next")))
+        return _login_page()
+    if not host.auth.matches(request.form.get("token", "").strip()):
+        return _login_page(error=i18n.translate("login.wrong_token", _language()))
+    host.auth.sign_in()
+    return redirect(_safe_next(request.form.get("next")), code=303)
+
+
+def logout():
+    flask.session.clear()
+    return redirect("/login", code=303)
+
+
+def plugins_page():
+    host = _host()
+    return render_template("standalone/plugins.html", plugins=sorted(host.plugins.values(), key=lambda p: p.name),
+                           disabled=host.disabled_plugins, host_plugin="panel")
+
+
+def set_plugin_state(name: str):
+    host = _host()
+    if name == "panel" or name not in host.plugins:
+        flask.abort(404)
+    host.set_disabled(name, request.form.get("action") == "disable")
+    return redirect("/plugins", code=303)
+
+
+def install(host) -> None:
+    app = host.app
+    app.before_request(guard)
+    app.after_request(remember_language)
+    app.after_request(security_headers)
+    app.context_processor(page_helpers)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/", "home", home)
+    app.add_url_rule("/login", "login", login, methods=["GET", "POST"])
+    app.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    app.add_url_rule("/plugins", "plugins", plugins_page)
+    app.add_url_rule("/plugins/<name>", "plugin_state", set_plugin_state, methods=["POST"])

@@ -1,0 +1,143 @@
+"""The plugin's SQLite store: one file in the data dir, WAL mode, versioned migrations.
+
+Each feature owns its tables and brings its own list of migrations under a component name;
+:meth:`Store.migrate` applies the ones a database has not seen yet, each in its own
+transaction, and records them in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    component TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (component, version)
+)
+"""
+
+
+class Store:
+    """Thread-safe access to one SQLite database file.
+
+    Every thread gets its own connection (SQLite connections must not be shared while in use);
+    writes go through :meth:`transaction`, which takes the write lock up front so two writers
+    never deadlock on an upgrade from a read lock.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        with self.transaction() as db:
+            db.execute(_BOOKKEEPING)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one write transaction: committed on success, rolled back on error."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        return self._connection().execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one statement in its own transaction; return the number of rows changed."""
+        with self.transaction() as db:
+            return db.execute(sql, params).rowcount
+
+    def schema_version(self, component: str) -> int:
+        row = self.query_one(
+            "SELECT max(version) AS v FROM schema_migrations WHERE component = ?", (component,)
+        )
+        return row["v"] or 0
+
+    def migrate(self, component: str, migrations: Sequence[str]) -> int:
+        """Apply the migrations of ``component`` that are newer than the database.
+
+        ``migrations[0]`` is version 1, and so on; a migration is one or more SQL statements.
+        Released migrations must never change: add a new one instead.
+
+        :return: the schema version now in place.
+        """
+        current = self.schema_version(component)
+        if current > len(migrations):
+            raise RuntimeError(
+                f"the database holds {component} schema version {current}, newer than this "
+                f"release knows ({len(migrations)}); upgrade open1panel-ai or restore a backup"
+            )
+        for version, script in enumerate(migrations[current:], start=current + 1):
+            with self.transaction() as db:
+                for statement in _split_statements(script):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations (component, version) VALUES (?, ?)",
+                    (component, version),
+                )
+        return len(migrations)
+
+    def integrity_check(self) -> str:
+        """Return SQLite's ``PRAGMA integrity_check`` verdict (``"ok"`` when healthy)."""
+        return "; ".join(row[0] for row in self.query("PRAGMA integrity_check"))
+
+    def close(self) -> None:
+        """Close every connection. A final checkpoint folds the WAL back into the file."""
+        with self._lock:
+            self._closed = True
+            for db in self._connections:
+                try:
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass
+                db.close()
+            self._connections.clear()
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration script into complete statements (``executescript`` would commit)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and sqlite3.complete_statement(pending + ";"):
+        statements.append(pending.strip())
+    elif pending.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()[:80]!r}")
+    return statements

@@ -1,0 +1,94 @@
+"""Routes shared by every feature: status, tasks, the OpenAPI document and the landing page."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify, render_template, request
+
+from open1panel_ai import __version__, errors, i18n
+from open1panel_ai.openapi import build_spec
+from open1panel_ai.schemas import StatusSchema, TaskListSchema, TaskQuerySchema, TaskSchema
+from open1panel_ai.tasks import TaskConflict
+from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
+
+
+@blueprint.before_request
+def _require_user():
+    user = current_ai().authenticate(request)
+    if user is None:
+        if request.path.startswith(API_PREFIX):
+            raise errors.Unauthorized("Send 'Authorization: Bearer <token>' or sign in.")
+        return Response("Sign in to the panel first.\n", status=401, mimetype="text/plain")
+    g.ai_user = user
+
+
+@blueprint.context_processor
+def _page_helpers():
+    language = i18n.negotiate(request.cookies.get(i18n.LANGUAGE_COOKIE),
+                              request.headers.get("Accept-Language"), request.args.get("lang"))
+    return {"_": lambda key, **params: i18n.translate(key, language, **params),
+            "lang": language, "ui_catalog": i18n.catalog(language)}
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+@blueprint.get("/ai/")
+def landing_page():
+    """AIManagePage: a card per feature with its live status."""
+    return render_template("ai/index.html")
+
+
+# -- API --------------------------------------------------------------------------------------
+
+@blueprint.get(API_PREFIX + "/status")
+@operation(summary="Each feature's provider, whether it is usable, and why not",
+           tag="status", response=StatusSchema())
+def status():
+    context = current_ai()
+    return {"version": __version__, "providers": context.providers.status(),
+            "plugin_errors": dict(context.host.plugin_errors)}
+
+
+@blueprint.get(API_PREFIX + "/openapi.json")
+@operation(summary="This OpenAPI document", tag="status")
+def openapi_document():
+    return jsonify(build_spec(current_app))
+
+
+@blueprint.get(API_PREFIX + "/tasks")
+@operation(summary="Background tasks, newest first", tag="tasks",
+           query=TaskQuerySchema(), response=TaskListSchema())
+def list_tasks(query):
+    return {"tasks": current_ai().tasks.list(**query)}
+
+
+@blueprint.get(API_PREFIX + "/tasks/<task_id>")
+@operation(summary="One background task", tag="tasks", response=TaskSchema(), errors_=(404,))
+def get_task(task_id):
+    task = current_ai().tasks.get(task_id)
+    if task is None:
+        raise errors.NotFound(f"There is no task {task_id!r}.")
+    return task
+
+
+@blueprint.post(API_PREFIX + "/tasks/<task_id>/cancel")
+@operation(summary="Cancel a queued or running task", tag="tasks", response=TaskSchema(),
+           errors_=(404, 409))
+def cancel_task(task_id):
+    return _change_task(current_ai().tasks.cancel, task_id)
+
+
+@blueprint.post(API_PREFIX + "/tasks/<task_id>/retry")
+@operation(summary="Run a failed, cancelled or interrupted task again", tag="tasks",
+           response=TaskSchema(), errors_=(404, 409))
+def retry_task(task_id):
+    """The task keeps its id; work that can continue where it stopped does so."""
+    return _change_task(current_ai().tasks.retry, task_id)
+
+
+def _change_task(change, task_id):
+    try:
+        return change(task_id)
+    except KeyError:
+        raise errors.NotFound(f"There is no task {task_id!r}.") from None
+    except TaskConflict as exc:
+        raise errors.Conflict(str(exc)) from None

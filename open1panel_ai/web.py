@@ -1,0 +1,146 @@
+"""The plugin's one Flask blueprint and the glue that keeps its views thin.
+
+:func:`operation` wraps a view: it loads the query string and JSON body through marshmallow
+schemas (field errors become a 400 envelope), dumps the result through the response schema, and
+records all of it for the OpenAPI document. Error handlers turn every failure under
+:data:`API_PREFIX` into the error envelope; nothing else of the host is touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import marshmallow
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from open1panel_ai import errors
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v2/ai"
+EXTENSION_KEY = "open1panel_ai"
+
+blueprint = Blueprint(
+    "ai",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/ai/static",
+)
+
+
+def current_ai():
+    """The running :class:`~open1panel_ai.context.AIContext` of the current app."""
+    ctx = current_app.extensions.get(EXTENSION_KEY)
+    if ctx is None:
+        raise errors.UpstreamUnavailable(
+            "The AI module did not start; see the host's log and its Plugins page.",
+            code="module_not_started",
+        )
+    return ctx
+
+
+def operation(
+    *,
+    summary: str,
+    tag: str,
+    response: marshmallow.Schema | None = None,
+    status: int = 200,
+    body: marshmallow.Schema | None = None,
+    query: marshmallow.Schema | None = None,
+    errors_: tuple[int, ...] = (),
+) -> Callable:
+    """Declare an API view: its input and output schemas, its success status and the error
+    statuses it can answer besides 400/401/500. The view receives ``body=`` and ``query=``
+    when those schemas are given, and returns plain data (or a :class:`flask.Response`)."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(**kwargs: Any):
+            if query is not None:
+                kwargs["query"] = _load(query, request.args.to_dict(flat=True), "query")
+            if body is not None:
+                kwargs["body"] = _load(body, _json_body(), "body")
+            result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
+            payload = response.dump(result) if response is not None else result
+            return jsonify(payload), status
+
+        wrapper.openapi = {  # read by open1panel_ai.openapi
+            "summary": summary, "tag": tag, "response": response, "status": status,
+            "body": body, "query": query, "errors": errors_, "description": view.__doc__,
+        }
+        return wrapper
+
+    return decorate
+
+
+def _json_body() -> Any:
+    if not request.is_json and request.content_length:
+        raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
+                                code="unsupported_media_type")
+    if not request.get_data(cache=True):
+        raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise errors.BadRequest("The body is not valid JSON.", code="invalid_json")
+    return data
+
+
+def _load(schema: marshmallow.Schema, data: Any, where: str) -> Any:
+    if where == "body" and not isinstance(data, dict):
+        raise errors.BadRequest("The JSON body must be an object.", code="invalid_body")
+    try:
+        return schema.load(data)
+    except marshmallow.ValidationError as exc:
+        raise errors.BadRequest(
+            f"Some {where} fields are not valid.", details={"fields": exc.messages},
+            code="validation_error",
+        ) from None
+
+
+def _envelope_response(status: int, payload: dict) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    return response
+
+
+def _is_api_request() -> bool:
+    return request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")
+
+
+@blueprint.app_errorhandler(errors.ApiError)
+def _api_error(exc: errors.ApiError):
+    return _envelope_response(exc.status, exc.envelope())
+
+
+@blueprint.app_errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    if not _is_api_request():
+        return exc
+    code = (exc.name or "error").lower().replace(" ", "_")
+    message = {
+        404: "No such API route. See /api/v2/ai/openapi.json for the routes.",
+        405: f"This route does not accept {request.method}.",
+    }.get(exc.code, exc.description or exc.name)
+    details = {"allowed": sorted(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+    response = _envelope_response(exc.code or 500, errors.envelope(code, message, details))
+    if exc.code == 405 and details:
+        response.headers["Allow"] = ", ".join(details["allowed"])
+    return response
+
+
+@blueprint.app_errorhandler(Exception)
+def _unexpected_error(exc: Exception):
+    if isinstance(exc, HTTPException):  # pragma: no cover - routed to _http_error
+        return _http_error(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    if not _is_api_request():
+        return Response("Internal server error\n", status=500, mimetype="text/plain")
+    return _envelope_response(500, errors.envelope(
+        "internal_error", "The panel hit an unexpected error; it has been logged."))

@@ -1,0 +1,117 @@
+"""Every API failure is the JSON error envelope with a fitting status, never HTML."""
+
+import pytest
+from flask import Blueprint
+
+from hookspecs import hookimpl
+
+
+def assert_envelope(response, status, code=None):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    text = response.get_data(as_text=True)
+    assert "<html" not in text.lower() and "Traceback" not in text
+    return body["error"]
+
+
+def test_unknown_api_routes_are_404_envelopes(client, auth_headers):
+    assert_envelope(client.get("/api/v2/ai/no/such/route", headers=auth_headers), 404, "not_found")
+
+
+def test_wrong_methods_are_405_envelopes_with_allow(client, auth_headers):
+    response = client.delete("/api/v2/ai/status", headers=auth_headers)
+    error = assert_envelope(response, 405, "method_not_allowed")
+    assert "GET" in error["details"]["allowed"] and "GET" in response.headers["Allow"]
+
+
+def test_missing_things_are_404_envelopes(client, auth_headers):
+    error = assert_envelope(client.get("/api/v2/ai/tasks/nope", headers=auth_headers), 404)
+    assert "nope" in error["message"]
+
+
+def test_bad_query_values_are_400_with_field_errors(client, auth_headers):
+    error = assert_envelope(
+        client.get("/api/v2/ai/tasks?limit=0&status=bogus", headers=auth_headers), 400,
+        "validation_error")
+    assert set(error["details"]["fields"]) == {"limit", "status"}
+
+
+def test_unknown_query_fields_are_refused(client, auth_headers):
+    error = assert_envelope(client.get("/api/v2/ai/tasks?sneaky=1", headers=auth_headers), 400)
+    assert "sneaky" in error["details"]["fields"]
+
+
+def test_outside_the_api_the_host_keeps_its_own_error_pages(client, auth_headers):
+    response = client.get("/no-such-page", headers=auth_headers)
+    assert response.status_code == 404 and response.mimetype != "application/json"
+
+
+# A plugin that adds a body-taking route and a crashing route under the API prefix, to check
+# the envelope for bodies and for unexpected exceptions in any view there.
+from marshmallow import Schema, fields  # noqa: E402
+
+from open1panel_ai.web import API_PREFIX, operation  # noqa: E402
+
+
+class EchoSchema(Schema):
+    name = fields.String(required=True)
+    count = fields.Integer(load_default=1)
+
+
+probe_blueprint = Blueprint("error_probe", __name__)
+
+
+@probe_blueprint.post(API_PREFIX + "/_probe/echo")
+@operation(summary="echo", tag="probe", body=EchoSchema())
+def echo(body):
+    return body
+
+
+@probe_blueprint.get(API_PREFIX + "/_probe/crash")
+@operation(summary="crash", tag="probe")
+def crash():
+    raise RuntimeError("secret internal detail")
+
+
+class ProbePlugin:
+    @hookimpl
+    def panel_blueprints(self):
+        return [probe_blueprint]
+
+
+@pytest.fixture
+def probe(make_host, auth_headers):
+    return make_host(("probe", ProbePlugin())).app.test_client()
+
+
+def test_unexpected_exceptions_are_500_envelopes_without_details(probe, auth_headers):
+    error = assert_envelope(probe.get(API_PREFIX + "/_probe/crash", headers=auth_headers), 500,
+                            "internal_error")
+    assert "secret internal detail" not in str(error)
+
+
+@pytest.mark.parametrize("kwargs, code", [
+    ({}, "missing_body"),
+    ({"data": "{not json", "content_type": "application/json"}, "invalid_json"),
+    ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, "unsupported_media_type"),
+    ({"json": ["a", "list"]}, "invalid_body"),
+    ({"json": {"count": "many"}}, "validation_error"),
+])
+def test_bad_bodies_are_400_envelopes(probe, auth_headers, kwargs, code):
+    assert_envelope(probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, **kwargs), 400, code)
+
+
+def test_field_errors_name_each_field(probe, auth_headers):
+    error = assert_envelope(probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers,
+                                       json={"count": "many", "extra": 1}), 400)
+    assert set(error["details"]["fields"]) == {"name", "count", "extra"}
+
+
+def test_a_good_body_passes_through(probe, auth_headers):
+    response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, json={"name": "x"})
+    assert response.status_code == 200 and response.get_json() == {"name": "x", "count": 1}

@@ -1,0 +1,45 @@
+"""GET /openapi.json is generated from the routes and their marshmallow schemas."""
+
+import re
+
+from open1panel_ai.web import API_PREFIX
+
+
+def test_the_document_covers_every_api_route_and_method(host, api):
+    status, spec = api("get", "/openapi.json")
+    assert status == 200 and spec["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    routed = set()
+    for rule in host.app.url_map.iter_rules():
+        if rule.rule.startswith(API_PREFIX + "/"):
+            path = re.sub(r"<(?:[a-z]+:)?(\w+)>", r"{\1}", rule.rule[len(API_PREFIX):])
+            routed |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routed and documented == routed
+
+
+def test_schemas_come_from_marshmallow(api):
+    _, spec = api("get", "/openapi.json")
+    task = spec["components"]["schemas"]["Task"]
+    assert task["properties"]["status"]["enum"] == [
+        "queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+    listing = spec["paths"]["/tasks"]["get"]
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {"status", "kind", "limit"}
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TaskList"}
+
+
+def test_every_operation_needs_the_bearer_token_and_documents_its_errors(api):
+    _, spec = api("get", "/openapi.json")
+    assert spec["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert operation["security"] == [{"bearer": []}], (path, method)
+            assert {"401", "500"} <= set(operation["responses"]), (path, method)
+            error = operation["responses"]["401"]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/Error"}
+    assert set(spec["paths"]["/tasks/{task_id}/cancel"]["post"]["responses"]) >= {"200", "404", "409"}
+
+
+def test_the_document_is_served_as_the_status_route_says(api):
+    status, body = api("get", "/status")
+    assert status == 200 and [p["kind"] for p in body["providers"]] == ["ollama", "mcp", "gpu", "domain"]

@@ -1,0 +1,269 @@
+"""The task runner: persisted state, progress, cancel, retry, dedup and recovery."""
+
+import threading
+import time
+
+import pytest
+
+from open1panel_ai.store import Store
+from open1panel_ai.tasks import (
+    MAX_EVENTS_PER_SECOND, TaskConflict, TaskError, TaskInterrupted, TaskKind, TaskRunner,
+)
+
+
+class Events(list):
+    """Collects published task snapshots."""
+
+    def __call__(self, task):
+        self.append((time.monotonic(), task))
+
+    def of(self, task_id):
+        return [task for _, task in self if task["id"] == task_id]
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_runner(store):
+    runners = []
+
+    def make(*kinds, events=None):
+        runner = TaskRunner(store, events if events is not None else Events(), workers=4)
+        for kind in kinds:
+            runner.register(kind)
+        runner.start()
+        runners.append(runner)
+        return runner
+
+    yield make
+    for runner in runners:
+        runner.shutdown(timeout=2)
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def wait_status(runner, task_id, *statuses):
+    return wait_for(lambda: (t := runner.get(task_id)) and t["status"] in statuses and t)
+
+
+def steps(total, delay=0.0):
+    def run(task):
+        for step in range(1, total + 1):
+            if delay and task.wait(delay):
+                task.raise_if_cancelled()
+            task.progress(completed=step * 1000, total=total * 1000, message=f"step {step}")
+    return run
+
+
+def blocked_until_cancelled(started: threading.Event):
+    def run(task):
+        started.set()
+        while not task.wait(0.01):
+            pass
+        task.raise_if_cancelled()
+    return run
+
+
+def test_a_task_runs_to_success_with_the_documented_shape(make_runner):
+    runner = make_runner(TaskKind("demo", steps(5)))
+    task = runner.submit("demo", "thing", {"a": 1})
+    assert task["status"] == "queued"
+    done = wait_status(runner, task["id"], "succeeded")
+    assert set(done) == {"id", "kind", "target", "status", "completed", "total", "percent",
+                         "bytes_per_second", "eta_seconds", "message", "error", "created_at",
+                         "updated_at"}
+    assert (done["completed"], done["total"], done["percent"]) == (5000, 5000, 100.0)
+    assert done["error"] is None and done["created_at"].endswith("Z")
+
+
+def test_state_is_persisted_and_read_back_by_a_new_runner(make_runner, store):
+    runner = make_runner(TaskKind("demo", steps(2)))
+    task = runner.submit("demo", "thing")
+    wait_status(runner, task["id"], "succeeded")
+    fresh = TaskRunner(store, Events())
+    assert fresh.get(task["id"])["status"] == "succeeded"
+    assert [t["id"] for t in fresh.list(kind="demo")] == [task["id"]]
+    fresh.shutdown()
+
+
+def test_progress_events_are_coalesced_and_the_final_state_is_always_sent(make_runner):
+    events = Events()
+    runner = make_runner(TaskKind("fast", steps(2000)), events=events)
+    task = runner.submit("fast", "x")
+    wait_status(runner, task["id"], "succeeded")
+    wait_for(lambda: events.of(task["id"]) and events.of(task["id"])[-1]["status"] == "succeeded")
+    times = [t for t, snap in events if snap["id"] == task["id"]]
+    duration = max(times[-1] - times[0], 0.001)
+    assert len(times) <= MAX_EVENTS_PER_SECOND * duration + 3
+    assert events.of(task["id"])[-1]["percent"] == 100.0
+
+
+def test_rate_limit_holds_per_task_over_a_longer_run(make_runner):
+    events = Events()
+    runner = make_runner(TaskKind("slow", steps(60, delay=0.02)), events=events)
+    task = runner.submit("slow", "x")
+    wait_status(runner, task["id"], "succeeded")
+    wait_for(lambda: events.of(task["id"])[-1]["status"] == "succeeded")
+    times = [t for t, snap in events if snap["id"] == task["id"] and snap["status"] == "running"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) >= 3  # progress did flow while it ran
+    assert min(gaps) >= 1 / MAX_EVENTS_PER_SECOND - 0.02
+
+
+def test_speed_eta_and_a_percent_that_never_goes_back(make_runner):
+    seen = []
+
+    def run(task):
+        task.progress(completed=0, total=1000)
+        for done in (200, 400, 300, 600):  # a report that went backwards
+            task.wait(0.15)
+            task.progress(completed=done, total=1000)
+            seen.append(runner.get(task.id))
+    runner = make_runner(TaskKind("dl", run))
+    task = runner.submit("dl", "x")
+    wait_status(runner, task["id"], "succeeded")
+    percents = [s["percent"] for s in seen]
+    assert percents == sorted(percents) and percents[-1] == 60.0
+    assert seen[1]["bytes_per_second"] > 0 and seen[1]["eta_seconds"] > 0
+
+
+def test_cancel_stops_a_running_task_and_calls_its_closers(make_runner):
+    started, closed = threading.Event(), threading.Event()
+
+    def run(task):
+        task.on_cancel(closed.set)
+        blocked_until_cancelled(started)(task)
+    runner = make_runner(TaskKind("block", run))
+    task = runner.submit("block", "x")
+    started.wait(5)
+    runner.cancel(task["id"])
+    assert wait_status(runner, task["id"], "cancelled")["message"] == "Cancelled"
+    assert closed.is_set()
+    with pytest.raises(TaskConflict):
+        runner.cancel(task["id"])
+
+
+def test_cancel_of_a_queued_task_ends_it_before_it_starts(store):
+    started = threading.Event()
+    runner = TaskRunner(store, Events(), workers=1)
+    runner.register(TaskKind("block", blocked_until_cancelled(started)))
+    runner.start()
+    first = runner.submit("block", "one")
+    second = runner.submit("block", "two")
+    started.wait(5)
+    assert runner.cancel(second["id"])["status"] == "cancelled"
+    runner.cancel(first["id"])
+    wait_status(runner, first["id"], "cancelled")
+    runner.shutdown()
+
+
+def test_a_second_submit_of_the_same_work_joins_the_first(make_runner):
+    started = threading.Event()
+    runner = make_runner(TaskKind("block", blocked_until_cancelled(started)))
+    first = runner.submit("block", "same")
+    assert runner.submit("block", "same")["id"] == first["id"]
+    assert runner.submit("block", "other")["id"] != first["id"]
+
+
+def test_errors_end_failed_or_interrupted_with_their_message(make_runner):
+    def fails(task):
+        raise TaskError("model 'x' was not found in the registry", {"upstream": "file does not exist"})
+
+    def drops(task):
+        raise TaskInterrupted("the connection dropped")
+
+    def crashes(task):
+        raise ZeroDivisionError("oops")
+    runner = make_runner(TaskKind("fails", fails), TaskKind("drops", drops), TaskKind("crashes", crashes))
+    failed = wait_status(runner, runner.submit("fails", "x")["id"], "failed")
+    assert failed["error"] == {"message": "model 'x' was not found in the registry",
+                               "details": {"upstream": "file does not exist"}}
+    assert wait_status(runner, runner.submit("drops", "x")["id"], "interrupted")["error"]["message"] == \
+        "the connection dropped"
+    crashed = wait_status(runner, runner.submit("crashes", "x")["id"], "failed")
+    assert "ZeroDivisionError" in crashed["error"]["message"]
+
+
+def test_retry_runs_the_same_task_again(make_runner):
+    attempts = []
+
+    def flaky(task):
+        attempts.append(task.attempt)
+        if task.attempt == 1:
+            raise TaskInterrupted("dropped")
+        task.progress(completed=1, total=1)
+    runner = make_runner(TaskKind("flaky", flaky))
+    task = runner.submit("flaky", "x")
+    wait_status(runner, task["id"], "interrupted")
+    assert runner.retry(task["id"])["id"] == task["id"]
+    wait_status(runner, task["id"], "succeeded")
+    assert attempts == [1, 2]
+    with pytest.raises(TaskConflict, match="only failed"):
+        runner.retry(task["id"])
+
+
+def test_startup_marks_unfinished_tasks_interrupted_and_resumes_resumable_kinds(store):
+    # A panel that died (no shutdown) leaves rows 'running' and 'queued' behind.
+    started = threading.Event()
+    dead = TaskRunner(store, Events(), workers=1)
+    dead.register(TaskKind("resumable", blocked_until_cancelled(started), resumable=True))
+    dead.register(TaskKind("oneshot", blocked_until_cancelled(threading.Event())))
+    dead.start()
+    resumable = dead.submit("resumable", "a")
+    started.wait(5)
+    oneshot = dead.submit("oneshot", "b")  # stays queued: one worker only
+    dead._executor.shutdown(wait=False, cancel_futures=True)  # the process "dies"
+
+    runs = []
+    fresh = TaskRunner(store, Events())
+    fresh.register(TaskKind("resumable", lambda task: runs.append(task.attempt), resumable=True))
+    fresh.register(TaskKind("oneshot", lambda task: runs.append("oneshot")))
+    assert fresh.start() == [resumable["id"]]
+    wait_status(fresh, resumable["id"], "succeeded")
+    left = fresh.get(oneshot["id"])
+    assert left["status"] == "interrupted"
+    assert "panel stopped" in left["error"]["message"]
+    assert runs == [2]
+    fresh.shutdown()
+    lost = list(dead._live.values())
+    dead._live.clear()  # let the "dead" runner's thread end without touching the store
+    for live in lost:
+        live.cancel.set()
+
+
+def test_a_resumable_kind_registered_after_start_still_resumes(store):
+    dead = TaskRunner(store, Events())
+    store.execute(
+        "INSERT INTO tasks (id, kind, target, status, created_at, updated_at) "
+        "VALUES ('t1', 'late', 'x', 'running', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+    fresh = TaskRunner(store, Events())
+    assert fresh.start() == []
+    fresh.register(TaskKind("late", lambda task: None, resumable=True))
+    wait_status(fresh, "t1", "succeeded")
+    fresh.shutdown()
+    dead.shutdown()
+
+
+def test_shutdown_interrupts_running_work_and_saves_it_for_resume(store):
+    started = threading.Event()
+    runner = TaskRunner(store, Events())
+    runner.register(TaskKind("block", blocked_until_cancelled(started), resumable=True))
+    runner.start()
+    task = runner.submit("block", "x")
+    started.wait(5)
+    runner.shutdown(timeout=5)
+    row = store.query_one("SELECT status, resume_on_start FROM tasks WHERE id = ?", (task["id"],))
+    assert tuple(row) == ("interrupted", 1)
