@@ -20,6 +20,9 @@ TOKEN = "test-admin-token-0123456789"
 TESTS_DIR = Path(__file__).parent
 #: Holds a test plugin installed as a real distribution (a .dist-info with an entry point).
 PLUGINS_DIR = TESTS_DIR / "plugins"
+#: The test command installs the example plugin; other tests choose their providers themselves,
+#: so panels under test leave it out unless a test enables it.
+EXAMPLE_PLUGINS = "drm"
 
 
 @pytest.fixture
@@ -35,6 +38,7 @@ def panel_env(monkeypatch, data_dir):
             monkeypatch.delenv(key)
     monkeypatch.setenv("OPEN1PANEL_AI_DATA_DIR", str(data_dir))
     monkeypatch.setenv("OPEN1PANEL_AI_TOKEN", TOKEN)
+    monkeypatch.setenv("OPEN1PANEL_AI_DISABLED_PLUGINS", EXAMPLE_PLUGINS)
     return monkeypatch
 
 
@@ -94,6 +98,7 @@ class ServedPanel:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OPEN1PANEL_AI_")}
+        self.env["OPEN1PANEL_AI_DISABLED_PLUGINS"] = EXAMPLE_PLUGINS
         if with_test_plugin:
             self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS_DIR), self.env.get("PYTHONPATH")]))
         self.env.update(env or {})

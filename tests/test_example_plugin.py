@@ -34,6 +34,7 @@ def sysfs(tmp_path):
 @pytest.fixture
 def drm_host(make_host, panel_env, sysfs, monkeypatch):
     panel_env.setenv("OPEN1PANEL_AI_DRM_SYSFS_ROOT", str(sysfs))
+    panel_env.delenv("OPEN1PANEL_AI_DISABLED_PLUGINS")
     installed = any(ep.name == "drm" for ep in importlib.metadata.entry_points(group="open1panel.plugins"))
     if installed:  # the test command installs the example like any other package
         yield make_host()

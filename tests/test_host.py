@@ -82,7 +82,7 @@ def test_a_plugin_that_fails_to_start_is_reported_and_others_start(make_host):
 
 def test_disabling_by_environment_keeps_a_plugin_out(make_host, on_path, panel_env):
     on_path(PLUGINS_DIR)
-    panel_env.setenv("OPEN1PANEL_AI_DISABLED_PLUGINS", "testkit, other")
+    panel_env.setenv("OPEN1PANEL_AI_DISABLED_PLUGINS", "testkit, drm")
     host = make_host()
     assert host.plugins["testkit"].state == "disabled"
     assert host.plugin_manager.get_plugin("testkit") is None
