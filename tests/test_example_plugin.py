@@ -71,6 +71,7 @@ def test_it_adds_a_gpu_provider_that_auto_chooses_and_reads_the_cards(drm_host):
 def test_its_provider_says_why_it_cannot_work_without_cards(make_host, panel_env, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE))
     from open1panel_ai_drm import DrmGPUProvider
+
     from hookspecs.ai import ProviderUnavailable
 
     empty = tmp_path / "empty"

@@ -77,7 +77,8 @@ class FailingStartup:
 def test_a_plugin_that_fails_to_start_is_reported_and_others_start(make_host):
     host = make_host(("flaky", FailingStartup()))
     assert "panel_startup failed: RuntimeError: cannot open its database" in host.plugins["flaky"].error
-    assert host.app.test_client().get("/api/v2/ai/status", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    status = host.app.test_client().get("/api/v2/ai/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status.status_code == 200 and "flaky" in status.get_json()["plugin_errors"]
 
 
 def test_disabling_by_environment_keeps_a_plugin_out(make_host, on_path, panel_env):

@@ -10,8 +10,6 @@ import httpx
 import pytest
 import socketio
 
-from tests.conftest import TOKEN
-
 pytestmark = pytest.mark.server
 
 

@@ -160,7 +160,10 @@ class StandaloneHost:
                     self._record_failure(name, "panel_blueprints", exc)
         for name, namespaces in self._each("panel_socketio_namespaces"):
             for namespace in namespaces or []:
-                self.socketio.on_namespace(namespace)
+                try:
+                    self.socketio.on_namespace(namespace)
+                except Exception as exc:
+                    self._record_failure(name, "panel_socketio_namespaces", exc)
 
     def _start_plugins(self) -> None:
         self._each("panel_startup", host=self)

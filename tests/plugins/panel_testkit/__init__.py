@@ -7,7 +7,6 @@ Both are resumable.
 """
 
 import subprocess
-import time
 
 from hookspecs import hookimpl
 from open1panel_ai.tasks import TaskKind
