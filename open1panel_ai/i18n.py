@@ -1,6 +1,8 @@
 """The one translation catalog for every UI string: English and Simplified Chinese.
 
 Templates call ``_("key")``; scripts call ``t("key")`` on the same catalog, which the page embeds.
+The catalog of a language is ``translations/<lang>.json`` joined with each feature's
+``<feature>/translations/<lang>.json``; a key may be defined only once.
 The reader's language comes from the ``lang`` cookie (the switch in the header), else the
 browser's ``Accept-Language``, else English.
 """
@@ -23,7 +25,15 @@ def catalog(language: str) -> dict[str, str]:
     """All strings of ``language`` (a tag from :data:`LANGUAGES`)."""
     if language not in LANGUAGES:
         raise KeyError(language)
-    return json.loads((CATALOG_DIR / f"{language}.json").read_text(encoding="utf-8"))
+    merged: dict[str, str] = {}
+    for path in [CATALOG_DIR / f"{language}.json",
+                 *sorted(CATALOG_DIR.parent.glob(f"*/translations/{language}.json"))]:
+        part = json.loads(path.read_text(encoding="utf-8"))
+        twice = merged.keys() & part.keys()
+        if twice:
+            raise ValueError(f"{path} defines keys defined elsewhere already: {sorted(twice)}")
+        merged.update(part)
+    return merged
 
 
 def negotiate(cookie: str | None, accept_language: str | None, chosen: str | None = None) -> str:

@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import hookspecs.ai
 from hookspecs import hookimpl
-from open1panel_ai import i18n, views  # noqa: F401  (views attaches the routes)
+from open1panel_ai import features, i18n, views  # noqa: F401  (views attaches the routes)
 from open1panel_ai.config import Settings
 from open1panel_ai.context import AIContext
 from open1panel_ai.realtime import AINamespace
 from open1panel_ai.web import EXTENSION_KEY, blueprint
 
+FEATURES = features.load()
+
 
 @hookimpl
 def panel_add_hookspecs(plugin_manager):
     plugin_manager.add_hookspecs(hookspecs.ai)
+    for name, feature in FEATURES.items():
+        for index, providers in enumerate(feature.BUILTIN_PROVIDERS):
+            plugin_manager.register(providers, name=f"ai.{name}.builtin{index or ''}")
 
 
 @hookimpl
 def panel_menu_items():
-    return [{"id": "ai", "title": i18n.titles("menu.ai"), "url": "/ai/", "icon": "ai", "order": 10}]
+    items = [{"id": "ai", "title": i18n.titles("menu.ai"), "url": "/ai/", "icon": "ai", "order": 10}]
+    for order, feature in enumerate(FEATURES.values(), start=11):
+        item = feature.menu_item()
+        if item is not None:
+            items.append({"order": order, **item})
+    return items
 
 
 @hookimpl
@@ -37,7 +47,7 @@ def panel_socketio_namespaces():
 
 @hookimpl
 def panel_startup(host):
-    context = AIContext(host, Settings.from_environ())
+    context = AIContext(host, Settings.from_environ(), FEATURES)
     host.app.extensions[EXTENSION_KEY] = context
     context.start()
 

@@ -34,7 +34,12 @@ def _page_helpers():
 @blueprint.get("/ai/")
 def landing_page():
     """AIManagePage: a card per feature with its live status."""
-    return render_template("ai/index.html")
+    pages = {}
+    for name, feature in current_ai().features.items():
+        item = feature.menu_item()
+        if item is not None:
+            pages[name] = item["url"]
+    return render_template("ai/index.html", feature_pages=pages)
 
 
 # -- API --------------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""The four features of the AI module, each a sub-package with the same rooms.
+
+A feature package ``open1panel_ai.<name>`` has a module ``feature`` that defines:
+
+- ``BUILTIN_PROVIDERS``: modules or objects holding its built-in provider hooks
+  (``ai_<kind>_providers``, marked ``trylast=True``); registered like any plugin.
+- ``menu_item()``: its entry in the host's menu, or None when it has no page.
+- ``start(context)``: builds its service (it may register task kinds, start background work)
+  and returns it; views reach it as ``current_ai().services[name]``.
+- ``stop(service)``: stops that background work; called before the task runner stops.
+
+Importing ``feature`` also imports the feature's views, which attach their routes to the
+plugin's blueprint. Translations live in ``open1panel_ai/<name>/translations/<lang>.json`` and
+join the one catalog (see :mod:`open1panel_ai.i18n`).
+
+Features use each other only through these service methods (all plain values, no Flask):
+
+- ``ollama``: ``endpoints() -> list[dict]`` and ``endpoint(name) -> dict`` (at least ``name``
+  and ``url``; :class:`~open1panel_ai.errors.NotFound` when unknown); ``running_everywhere()
+  -> list[dict]``, the loaded models of every reachable endpoint, each with ``endpoint``,
+  ``name``, ``size`` and ``size_vram``.
+- ``mcp``: ``servers() -> list[dict]`` and ``server(server_id) -> dict`` (at least ``id``,
+  ``name``, ``status``, ``bind_host``, ``port``; NotFound when unknown); ``set_extra_hosts(
+  server_id, hosts)``, which makes that server's bridge accept those Host names without
+  restarting any other server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+#: In the order of the menu and the landing page's cards.
+FEATURE_NAMES = ("ollama", "mcp", "gpu", "domain")
+
+
+def load() -> dict[str, ModuleType]:
+    """The ``feature`` modules of the features present in this install, by name."""
+    modules = {}
+    for name in FEATURE_NAMES:
+        if importlib.util.find_spec(f"open1panel_ai.{name}") is not None:
+            modules[name] = importlib.import_module(f"open1panel_ai.{name}.feature")
+    return modules
