@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from open1panel_ai import __version__
+from open1panel_ai import __version__, features
 from open1panel_ai.config import ENV_PREFIX, Settings
 
 
@@ -19,15 +19,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8788)")
     serve.add_argument("--data-dir", help="where the database, logs and tokens live")
+    serve.set_defaults(run=_serve)
+    # A feature may add commands: its feature module's add_commands(subparsers) adds parsers
+    # whose defaults set run=<function taking the parsed arguments and returning an exit code>.
+    for feature in features.load().values():
+        add_commands = getattr(feature, "add_commands", None)
+        if add_commands is not None:
+            add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "serve":
-        return _serve(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    return args.run(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

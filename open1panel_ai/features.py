@@ -8,6 +8,8 @@ A feature package ``open1panel_ai.<name>`` has a module ``feature`` that defines
 - ``start(context)``: builds its service (it may register task kinds, start background work)
   and returns it; views reach it as ``current_ai().services[name]``.
 - ``stop(service)``: stops that background work; called before the task runner stops.
+- optionally ``add_commands(subparsers)``: adds ``open1panel-ai`` subcommands (see
+  :mod:`open1panel_ai.cli`).
 
 Importing ``feature`` also imports the feature's views, which attach their routes to the
 plugin's blueprint. Translations live in ``open1panel_ai/<name>/translations/<lang>.json`` and
