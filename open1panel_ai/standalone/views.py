@@ -93,7 +93,7 @@ def security_headers(response):
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "connect-src 'self' ws: wss:; frame-ancestors 'none'")
+        "connect-src 'self'; frame-ancestors 'none'")
     return response
 
 
