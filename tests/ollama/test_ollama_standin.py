@@ -1,0 +1,131 @@
+"""The Ollama stand-in, driven by the official ``ollama`` client and by raw HTTP, follows the
+checklist of reference/ollama-api.md, quirks included."""
+
+import hashlib
+import json
+
+import httpx
+import ollama
+import pytest
+
+from ollama_standin import OllamaStandIn
+
+
+@pytest.fixture
+def standin(tmp_path):
+    with OllamaStandIn(tmp_path / "ollama", pull_speed=2_000_000) as server:
+        yield server
+
+
+def test_the_official_client_lists_pulls_shows_copies_loads_and_deletes(standin):
+    client = ollama.Client(host=standin.url)
+    assert client.list().models == []
+    standin.publish("llama3.2", [300_000, 1_000])
+    lines = list(client.pull("llama3.2", stream=True))
+    assert lines[0].status == "pulling manifest"
+    assert lines[-1].status == "success"
+    listed = client.list().models
+    assert [m.model for m in listed] == ["llama3.2:latest"]
+    assert listed[0].size == 300_000 + 1_000 + 512
+    assert listed[0].details.format == "gguf"
+    shown = client.show("llama3.2")
+    assert shown.modelinfo is not None and "completion" in shown.capabilities
+    client.copy("llama3.2", "mine:v1")
+    assert {m.model for m in client.list().models} == {"llama3.2:latest", "mine:v1"}
+    loaded = client.generate(model="mine:v1", keep_alive=-1)
+    assert loaded.done_reason == "load"
+    running = client.ps().models
+    assert [m.model for m in running] == ["mine:v1"] and running[0].size_vram > 0
+    assert running[0].expires_at.year > 2200
+    assert client.generate(model="mine:v1", keep_alive=0).done_reason == "unload"
+    assert client.ps().models == []
+    client.delete("mine:v1")
+    assert [m.model for m in client.list().models] == ["llama3.2:latest"]
+    with pytest.raises(ollama.ResponseError) as missing:
+        client.delete("mine:v1")
+    assert missing.value.status_code == 404 and missing.value.error == "model 'mine:v1' not found"
+
+
+def test_the_official_client_imports_a_gguf_through_a_blob(standin, tmp_path):
+    client = ollama.Client(host=standin.url)
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(4096))
+    digest = client.create_blob(gguf)
+    assert digest == "sha256:" + hashlib.sha256(gguf.read_bytes()).hexdigest()
+    statuses = [p.status for p in client.create(model="tiny", files={"tiny.gguf": digest}, stream=True)]
+    assert statuses[0] == "parsing GGUF" and statuses[-2:] == ["writing manifest", "success"]
+    assert [m.model for m in client.list().models] == ["tiny:latest"]
+
+
+def test_pull_lines_omit_zero_fields_and_an_unknown_model_is_a_200_error_line(standin):
+    standin.publish("small", [200_000])
+    with httpx.stream("POST", standin.url + "/api/pull", json={"model": "small"}) as response:
+        assert response.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in response.iter_lines()]
+    blob_lines = [line for line in lines if "digest" in line]
+    assert "completed" not in blob_lines[0]
+    first_blob = blob_lines[0]["digest"]
+    assert all(line["completed"] < line["total"] for line in blob_lines[1:] if line["digest"] == first_blob)
+    assert [line["status"] for line in lines[-3:]] == ["verifying sha256 digest", "writing manifest", "success"]
+
+    again = [json.loads(line) for line in
+             httpx.post(standin.url + "/api/pull", json={"model": "small"}).text.splitlines()]
+    cached = [line for line in again if "digest" in line]
+    assert all(line["completed"] == line["total"] for line in cached) and len(cached) == 2
+
+    unknown = httpx.post(standin.url + "/api/pull", json={"model": "nope"})
+    assert unknown.status_code == 200
+    assert [json.loads(line) for line in unknown.text.splitlines()] == [
+        {"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+    no_stream = httpx.post(standin.url + "/api/pull", json={"model": "nope", "stream": False})
+    assert no_stream.status_code == 500
+    bad = httpx.post(standin.url + "/api/pull", json={"model": "bad name!"})
+    assert bad.status_code == 400 and bad.json() == {"error": "invalid model name"}
+
+
+def test_not_found_texts_empty_bodies_and_plain_text_routes(standin):
+    standin.seed("a", [10])
+    url = standin.url
+    assert httpx.post(url + "/api/show", json={"model": "x"}).json() == {"error": "model 'x:latest' not found"}
+    assert httpx.post(url + "/api/copy", json={"source": "x", "destination": "y"}).json() == {
+        "error": 'model "x" not found'}
+    copy = httpx.post(url + "/api/copy", json={"source": "a", "destination": "b"})
+    assert copy.status_code == 200 and copy.content == b""
+    delete = httpx.request("DELETE", url + "/api/delete", json={"model": "b"})
+    assert delete.status_code == 200 and delete.content == b""
+    assert httpx.post(url + "/api/show", content=b"").json() == {"error": "missing request body"}
+    assert httpx.get(url + "/nope").text == "404 page not found"
+    assert httpx.get(url + "/api/pull").status_code == 405
+    assert httpx.get(url + "/").text == "Ollama is running"
+    assert httpx.post(url + "/api/generate", json={"model": "a", "keep_alive": "-1"}).status_code == 400
+
+
+def test_blob_upload_answers_201_then_200_and_400_on_a_bad_hash(standin):
+    data = b"some weights"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    url = f"{standin.url}/api/blobs/{digest}"
+    assert httpx.head(url).status_code == 404
+    assert httpx.post(url, content=data).status_code == 201
+    assert httpx.head(url).status_code == 200
+    assert httpx.post(url, content=data).status_code == 200
+    wrong = httpx.post(f"{standin.url}/api/blobs/sha256:{'0' * 64}", content=data)
+    assert wrong.status_code == 400 and wrong.json()["error"].startswith("digest mismatch")
+
+
+def test_a_cut_pull_resumes_from_its_partial_file_after_a_restart(tmp_path):
+    state = tmp_path / "ollama"
+    standin = OllamaStandIn(state, pull_speed=500_000).start()
+    standin.publish("big", [5_000_000])
+    with httpx.stream("POST", standin.url + "/api/pull", json={"model": "big"}) as response:
+        for line in response.iter_lines():
+            if json.loads(line).get("completed", 0) > 300_000:
+                break
+    standin.stop()
+    assert list((state / "blobs").glob("*-partial"))
+
+    with OllamaStandIn(state, pull_speed=50_000_000) as again:
+        again.publish("big", [5_000_000])
+        lines = [json.loads(x) for x in httpx.post(again.url + "/api/pull", json={"model": "big"},
+                                                    timeout=30).text.splitlines()]
+        assert lines[-1] == {"status": "success"}
+        assert again.pull_log[-1]["first_completed"] and max(again.pull_log[-1]["first_completed"].values()) > 300_000

@@ -1,0 +1,644 @@
+"""An Ollama stand-in: a real HTTP server on loopback that follows reference/ollama-api.md.
+
+Its ``state_dir`` is laid out like Ollama's models folder (``manifests/<host>/<namespace>/
+<model>/<tag>`` and ``blobs/sha256-<hex>``), with blobs written as sparse files of their real
+size, so the panel's disk views read it exactly as they would read ``OLLAMA_MODELS``. Partial
+downloads are ``blobs/sha256-<hex>-partial`` plus a ``-partial-0`` JSON part file holding the
+bytes done, so a pull continues where it stopped across the stand-in's own restarts.
+
+Quirks kept on purpose: zero fields omitted from pull lines, the last line of a blob never
+reaching its total, an unknown model answered 200 plus an error line (500 without streaming),
+empty-bodied delete/copy, the three 404 texts with their quote styles, single-object
+load/unload, plain-text 404/405 for unknown routes and methods.
+
+    with OllamaStandIn(tmp_path / "ollama") as ollama:
+        ollama.publish("llama3.2", [2_000_000])   # in its pretend registry
+        ollama.seed("qwen2:0.5b", [352_000_000])  # already local
+        ollama.pull_speed = 5_000_000             # bytes per second per blob
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import threading
+import time
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG = "registry.ollama.ai", "library", "latest"
+TICK = 0.06  # Ollama reports download progress about every 60 ms
+
+_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
+_NAME = re.compile(
+    rf"^(?:(?P<host>[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}})/)??(?:(?P<namespace>[A-Za-z0-9_][A-Za-z0-9_-]{{0,79}})/)?"
+    rf"(?P<model>{_PART})(?::(?P<tag>{_PART}))?$")
+_DURATION = re.compile(r"^(-?)((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def full_name(text: str) -> tuple[str, str, str, str] | None:
+    """``(host, namespace, model, tag)`` of a model name, or None when it is not valid."""
+    match = _NAME.match(text or "")
+    if not match:
+        return None
+    parts = match.groupdict()
+    host, namespace = parts["host"], parts["namespace"]
+    return ((host or DEFAULT_HOST).lower(), (namespace or DEFAULT_NAMESPACE).lower(),
+            parts["model"].lower(), (parts["tag"] or DEFAULT_TAG).lower())
+
+
+def short_name(parts: tuple[str, str, str, str]) -> str:
+    host, namespace, model, tag = parts
+    prefix = "" if host == DEFAULT_HOST else f"{host}/"
+    if prefix or namespace != DEFAULT_NAMESPACE:
+        prefix += f"{namespace}/"
+    return f"{prefix}{model}:{tag}"
+
+
+def _timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 with nanoseconds in the server's zone, as Go writes it."""
+    moment = (moment or datetime.now()).astimezone()
+    text = moment.isoformat(timespec="microseconds")
+    return text[:26] + "123" + text[26:]  # nine fractional digits
+
+
+def _digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+class OllamaStandIn:
+    """A loopback Ollama server whose models, blobs and partial pulls live in ``state_dir``.
+
+    :param version: what ``/api/version`` answers; below 0.5.5 ``create`` takes ``modelfile``.
+    :param pull_speed: bytes per second a blob downloads at (change it any time).
+    :param vram: bytes of pretend GPU memory; a load that does not fit spills to the CPU.
+    """
+
+    def __init__(self, state_dir: Path | str, *, version: str = "0.12.6",
+                 pull_speed: float = 50_000_000, vram: int = 8 << 30) -> None:
+        self.state_dir = Path(state_dir)
+        self.blobs = self.state_dir / "blobs"
+        self.manifests = self.state_dir / "manifests"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        self.version = version
+        self.pull_speed = pull_speed
+        self.vram = vram
+        #: The pretend registry: full name → layer sizes, or an error text to fail the pull with.
+        self.registry: dict[tuple, list[int] | str] = {}
+        #: Every pull request, with the ``completed`` of each blob's first line (resume proof).
+        self.pull_log: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+        self._loaded: dict[str, dict[str, Any]] = {}  # weights digest → runner
+        self._blob_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self.url = ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> OllamaStandIn:
+        standin = self
+
+        class Handler(_Handler):
+            owner = standin
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop as a crash would: open streams are cut, partial downloads stay on disk."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            for connection in list(self._connections):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._connections.clear()
+        self._server = None
+
+    def __enter__(self) -> OllamaStandIn:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- seeding -------------------------------------------------------------------------
+
+    def publish(self, name: str, layer_sizes: list[int] | str) -> None:
+        """Offer ``name`` in the pretend registry with these layer sizes (the first is the
+        weights), or make pulling it end with the error text ``layer_sizes``."""
+        parts = full_name(name)
+        assert parts, name
+        self.registry[parts] = layer_sizes
+
+    def seed(self, name: str, layer_sizes: list[int], *, family: str = "llama",
+             parameter_size: str = "3.2B", quantization_level: str = "Q4_K_M",
+             modified_at: datetime | None = None, layers: list[str] | None = None) -> str:
+        """Make ``name`` a local model at once; returns its manifest digest (bare hex).
+        ``layers`` gives the blob digests to use (to share blobs between models)."""
+        parts = full_name(name)
+        assert parts, name
+        digests = layers or [_digest(f"{short_name(parts)}#{i}#{size}") for i, size in enumerate(layer_sizes)]
+        for digest, size in zip(digests, layer_sizes):
+            self._write_blob(digest, size)
+        config = {"model_format": "gguf", "model_family": family, "model_families": [family],
+                  "model_type": parameter_size, "file_type": quantization_level}
+        return self._write_manifest(parts, list(zip(digests, layer_sizes)), config, modified_at)
+
+    # -- disk ----------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / digest.replace(":", "-")
+
+    def _write_blob(self, digest: str, size: int) -> None:
+        path = self.blob_path(digest)
+        if not path.exists():
+            with open(path, "wb") as f:
+                f.truncate(size)
+
+    def _manifest_path(self, parts: tuple) -> Path:
+        return self.manifests.joinpath(*parts)
+
+    def _write_manifest(self, parts, layers, config, modified_at=None, config_blob=None) -> str:
+        if config_blob is None:
+            config_bytes = json.dumps(config, sort_keys=True).encode()
+            config_blob = ("sha256:" + hashlib.sha256(config_bytes).hexdigest(), len(config_bytes))
+        config_digest, config_size = config_blob
+        self._write_blob(config_digest, config_size)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "digest": config_digest, "size": config_size, **config},
+            "layers": [{"mediaType": "application/vnd.ollama.image.model" if i == 0 else
+                        "application/vnd.ollama.image.params", "digest": d, "size": s}
+                       for i, (d, s) in enumerate(layers)],
+        }
+        data = json.dumps(manifest).encode()
+        path = self._manifest_path(parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if modified_at is not None:
+            os.utime(path, (modified_at.timestamp(), modified_at.timestamp()))
+        return hashlib.sha256(data).hexdigest()
+
+    def _local(self) -> dict[tuple, dict[str, Any]]:
+        models = {}
+        for path in self.manifests.glob("*/*/*/*"):
+            parts = tuple(path.relative_to(self.manifests).parts)
+            data = path.read_bytes()
+            manifest = json.loads(data)
+            models[parts] = {"manifest": manifest, "digest": hashlib.sha256(data).hexdigest(),
+                             "mtime": datetime.fromtimestamp(path.stat().st_mtime)}
+        return models
+
+    def _details(self, manifest) -> dict[str, Any]:
+        config = manifest["config"]
+        return {"parent_model": "", "format": config.get("model_format", "gguf"),
+                "family": config.get("model_family", ""),
+                "families": config.get("model_families"),
+                "parameter_size": config.get("model_type", ""),
+                "quantization_level": config.get("file_type", "")}
+
+    def _size(self, manifest) -> int:
+        return sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
+
+    # -- the API --------------------------------------------------------------------------
+
+    def tags(self) -> dict:
+        local = sorted(self._local().items(), key=lambda item: item[1]["mtime"], reverse=True)
+        return {"models": [{
+            "name": short_name(parts), "model": short_name(parts),
+            "modified_at": _timestamp(info["mtime"]), "size": self._size(info["manifest"]),
+            "digest": info["digest"], "details": self._details(info["manifest"]),
+        } for parts, info in local]}
+
+    def ps(self) -> dict:
+        with self._lock:
+            now = datetime.now().astimezone()
+            for weights in [w for w, r in self._loaded.items() if r["expires"] <= now]:
+                del self._loaded[weights]
+            return {"models": [{
+                "name": r["name"], "model": r["name"], "size": r["size"],
+                "size_vram": r["size_vram"], "digest": r["digest"], "details": r["details"],
+                "expires_at": _timestamp(r["expires"]), "context_length": 4096,
+            } for r in self._loaded.values()]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OllamaStandIn
+    protocol_version = "HTTP/1.1"
+    server_version = "ollama-standin"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    ROUTES = {
+        "/": ("GET", "HEAD"), "/api/version": ("GET",), "/api/tags": ("GET",), "/api/ps": ("GET",),
+        "/api/pull": ("POST",), "/api/delete": ("DELETE",), "/api/show": ("POST",),
+        "/api/copy": ("POST",), "/api/create": ("POST",), "/api/generate": ("POST",),
+    }
+
+    def _dispatch(self) -> None:
+        path = self.path.split("?", 1)[0]
+        self.owner.requests.append((self.command, path))
+        if path.startswith("/api/blobs/"):
+            allowed = ("HEAD", "POST")
+            handler = "blob"
+        elif path in self.ROUTES:
+            allowed = self.ROUTES[path]
+            handler = path.strip("/").replace("api/", "") or "root"
+        else:
+            return self._text(404, "404 page not found")
+        if self.command not in allowed:
+            return self._text(405, "405 method not allowed")
+        getattr(self, f"_{handler}")(path)
+
+    do_GET = do_HEAD = do_POST = do_DELETE = do_PUT = _dispatch
+
+    def _text(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _empty(self, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _error(self, status: int, text: str) -> None:
+        self._json(status, {"error": text})
+
+    def _body(self) -> dict | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            self._error(400, "missing request body")
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            self._error(400, str(exc))
+            return None
+        if not isinstance(data, dict):
+            self._error(400, "invalid request body")
+            return None
+        return data
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _line(self, payload: dict) -> None:
+        data = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _model_of(self, body: dict) -> str:
+        return body.get("model") or body.get("name") or ""
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def _root(self, path: str) -> None:
+        self._text(200, "Ollama is running")
+
+    def _version(self, path: str) -> None:
+        self._json(200, {"version": self.owner.version})
+
+    def _tags(self, path: str) -> None:
+        self._json(200, self.owner.tags())
+
+    def _ps(self, path: str) -> None:
+        self._json(200, self.owner.ps())
+
+    def _pull(self, path: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        parts = full_name(self._model_of(body))
+        if parts is None:
+            return self._error(400, "invalid model name")
+        stream = body.get("stream", True)
+        owner = self.owner
+        entry = owner.registry.get(parts)
+        record: dict[str, Any] = {"name": short_name(parts), "first_completed": {}}
+        owner.pull_log.append(record)
+        if entry is None or isinstance(entry, str):
+            text = entry or "pull model manifest: file does not exist"
+            if not stream:
+                return self._error(500, text)
+            self._start_stream()
+            self._line({"status": "pulling manifest"})
+            self._line({"error": text})
+            return self._end_stream()
+        if not stream:
+            for digest, size in self._layers(parts, entry):
+                self._download(digest, size, record, emit=False)
+            self._finish_pull(parts, entry)
+            return self._json(200, {"status": "success"})
+        self._start_stream()
+        try:
+            self._line({"status": "pulling manifest"})
+            for digest, size in self._layers(parts, entry):
+                self._download(digest, size, record, emit=True)
+            self._line({"status": "verifying sha256 digest"})
+            self._line({"status": "writing manifest"})
+            self._finish_pull(parts, entry)
+            self._line({"status": "success"})
+            self._end_stream()
+        except OSError:
+            self.close_connection = True  # the client went away: its progress stays on disk
+
+    def _layers(self, parts, sizes):
+        config_size = 512
+        layers = [(_digest(f"registry:{short_name(parts)}#{i}#{s}"), s) for i, s in enumerate(sizes)]
+        return layers + [(_digest(f"registry:{short_name(parts)}#config"), config_size)]
+
+    def _download(self, digest: str, size: int, record: dict, emit: bool) -> None:
+        owner = self.owner
+        status = f"pulling {digest[7:19]}"
+        final = owner.blob_path(digest)
+        if final.exists():
+            record["first_completed"][digest] = size
+            if emit:
+                self._line({"status": status, "digest": digest, "total": size, "completed": size})
+            return
+        with owner._lock:
+            blob_lock = owner._blob_locks.setdefault(digest, threading.Lock())
+        with blob_lock:  # two pulls of one blob share one download
+            self._download_blob(digest, size, record, emit, status, final)
+
+    def _download_blob(self, digest, size, record, emit, status, final) -> None:
+        owner = self.owner
+        if final.exists():
+            record["first_completed"][digest] = size
+            if emit:
+                self._line({"status": status, "digest": digest, "total": size, "completed": size})
+            return
+        partial = final.with_name(final.name + "-partial")
+        part_file = final.with_name(final.name + "-partial-0")
+        done = json.loads(part_file.read_text())["completed"] if part_file.exists() else 0
+        if not partial.exists():
+            with open(partial, "wb") as f:
+                f.truncate(size)
+        record["first_completed"][digest] = done
+        while done < size:
+            if emit:
+                line = {"status": status, "digest": digest, "total": size}
+                if done:
+                    line["completed"] = done
+                self._line(line)  # raises OSError when the client has gone
+            time.sleep(TICK if emit else 0)
+            done = min(size, done + max(1, int(owner.pull_speed * TICK)))
+            part_file.write_text(json.dumps({"completed": done}))
+        partial.rename(final)
+        part_file.unlink()
+
+    def _finish_pull(self, parts, sizes) -> None:
+        layers = self._layers(parts, sizes)
+        config = {"model_format": "gguf", "model_family": parts[2].split(".")[0].rstrip("0123456789") or "llama",
+                  "model_families": None, "model_type": "1B", "file_type": "Q4_K_M"}
+        self.owner._write_manifest(parts, layers[:-1], config, config_blob=layers[-1])
+
+    def _find(self, name: str):
+        parts = full_name(name)
+        if parts is None:
+            return None, None
+        return parts, self.owner._local().get(parts)
+
+    def _delete(self, path: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        name = self._model_of(body)
+        parts, info = self._find(name)
+        if info is None:
+            return self._error(404, f"model '{name}' not found")
+        self.owner._manifest_path(parts).unlink()
+        used = {layer["digest"] for other in self.owner._local().values()
+                for layer in other["manifest"]["layers"] + [other["manifest"]["config"]]}
+        for layer in info["manifest"]["layers"] + [info["manifest"]["config"]]:
+            if layer["digest"] not in used:
+                self.owner.blob_path(layer["digest"]).unlink(missing_ok=True)
+        self._empty()
+
+    def _show(self, path: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        name = self._model_of(body)
+        parts, info = self._find(name)
+        if info is None:
+            shown = short_name(parts) if parts else name
+            return self._error(404, f"model '{shown}' not found")
+        manifest = info["manifest"]
+        details = self.owner._details(manifest)
+        weights = manifest["layers"][0]["digest"] if manifest["layers"] else ""
+        self._json(200, {
+            "modelfile": f"# Modelfile generated by \"ollama show\"\nFROM {self.owner.blob_path(weights)}\n",
+            "parameters": "stop                           \"<|eot_id|>\"",
+            "template": "{{ .Prompt }}",
+            "details": details,
+            "model_info": {"general.architecture": details["family"],
+                           "general.parameter_count": 3212749888},
+            "capabilities": ["completion"],
+            "modified_at": _timestamp(info["mtime"]),
+        })
+
+    def _copy(self, path: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        source, destination = body.get("source", ""), body.get("destination", "")
+        parts, info = self._find(source)
+        if info is None:
+            return self._error(404, f'model "{source}" not found')
+        target = full_name(destination)
+        if target is None:
+            return self._error(400, "invalid model name")
+        path_to = self.owner._manifest_path(target)
+        path_to.parent.mkdir(parents=True, exist_ok=True)
+        path_to.write_bytes(self.owner._manifest_path(parts).read_bytes())
+        self._empty()
+
+    def _blob(self, path: str) -> None:
+        digest = path[len("/api/blobs/"):]
+        if not re.fullmatch(r"sha256[:-][0-9a-f]{64}", digest):
+            return self._error(400, "invalid digest format")
+        digest = digest.replace("-", ":", 1)
+        final = self.owner.blob_path(digest)
+        if self.command == "HEAD":
+            return self._empty(200 if final.exists() else 404)
+        if final.exists():
+            self.close_connection = True  # the body is not read
+            return self._empty(200)
+        length = int(self.headers.get("Content-Length") or 0)
+        hasher = hashlib.sha256()
+        temp = final.with_name(final.name + "-upload")
+        with open(temp, "wb") as out:
+            remaining = length
+            while remaining:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                out.write(chunk)
+                remaining -= len(chunk)
+        got = "sha256:" + hasher.hexdigest()
+        if got != digest:
+            temp.unlink()
+            return self._error(400, f"digest mismatch, expected {digest}, got {got}")
+        temp.rename(final)
+        self._empty(201)
+
+    def _create(self, path: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        parts = full_name(self._model_of(body))
+        if parts is None:
+            return self._error(400, "invalid model name")
+        owner = self.owner
+        old_server = _version_tuple(owner.version) < (0, 5, 5)
+        files, base = body.get("files"), body.get("from")
+        if old_server:
+            match = re.search(r"^FROM @(sha256:[0-9a-f]{64})\s*$", body.get("modelfile") or "", re.M)
+            files = {"model.gguf": match.group(1)} if match else None
+            base = None
+        if not files and not base:
+            return self._error(400, "neither 'from' or 'files' was specified")
+        if body.get("quantize") and body["quantize"].lower() not in ("q4_k_m", "q4_k_s", "q8_0"):
+            return self._error(400, f"unsupported quantization type {body['quantize']}")
+        layers = []
+        if files:
+            for digest in files.values():
+                path_ = owner.blob_path(str(digest))
+                if not path_.exists():
+                    return self._error(400, f"blob {digest} not found")
+                layers.append((str(digest), path_.stat().st_size))
+        else:
+            base_parts, info = self._find(base)
+            if info is None:
+                return self._error(404, f"model '{base}' not found")
+            layers = [(layer["digest"], layer["size"]) for layer in info["manifest"]["layers"]]
+        if not body.get("stream", True):
+            owner._write_manifest(parts, layers, {"model_format": "gguf", "model_family": "llama",
+                                                  "model_families": ["llama"], "model_type": "1B",
+                                                  "file_type": body.get("quantize") or "F16"})
+            return self._json(200, {"status": "success"})
+        self._start_stream()
+        if files:
+            self._line({"status": "parsing GGUF"})
+        for digest, _ in layers:
+            self._line({"status": f"using existing layer {digest}"})
+        for key in ("template", "system", "parameters"):
+            if body.get(key):
+                text = json.dumps(body[key]) if key == "parameters" else body[key]
+                self._line({"status": f"creating new layer {_digest(key + text)}"})
+        owner._write_manifest(parts, layers, {"model_format": "gguf", "model_family": "llama",
+                                              "model_families": ["llama"], "model_type": "1B",
+                                              "file_type": (body.get("quantize") or "F16").upper()})
+        self._line({"status": "writing manifest"})
+        self._line({"status": "success"})
+        self._end_stream()
+
+    def _generate(self, path: str) -> None:
+        body = self._body()
+        if body is None:
+            return
+        name = self._model_of(body)
+        parts, info = self._find(name)
+        if info is None:
+            return self._error(404, f"model '{name}' not found")
+        keep_alive = body.get("keep_alive", "5m")
+        seconds = _keep_alive_seconds(keep_alive)
+        if seconds is None:
+            return self._error(400, f'time: missing unit in duration "{keep_alive}"')
+        owner = self.owner
+        manifest = info["manifest"]
+        weights = manifest["layers"][0]["digest"]
+        reply = {"model": name, "created_at": _timestamp(), "response": "", "done": True}
+        with owner._lock:
+            if seconds == 0:
+                owner._loaded.pop(weights, None)
+                return self._json(200, {**reply, "done_reason": "unload"})
+            expires = (datetime.now().astimezone() + timedelta(days=365 * 292) if seconds < 0
+                       else datetime.now().astimezone() + timedelta(seconds=seconds))
+            memory = int(owner._size(manifest) * 1.2)
+            num_gpu = (body.get("options") or {}).get("num_gpu")
+            in_vram = 0 if num_gpu == 0 else min(memory, owner.vram)
+            owner._loaded[weights] = {"name": short_name(parts), "size": memory,
+                                      "size_vram": in_vram, "digest": info["digest"],
+                                      "details": owner._details(manifest), "expires": expires}
+        self._json(200, {**reply, "done_reason": "load"})
+
+
+def _keep_alive_seconds(value: Any) -> float | None:
+    """Seconds from a keep_alive value (negative: forever), or None when it is not valid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value.strip())
+    if not match:
+        return None
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(match.group(2)))
+    return -seconds if match.group(1) else seconds
