@@ -1,0 +1,44 @@
+"""How GPU monitoring plugs into the AI module (see :mod:`open1panel_ai.features`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from open1panel_ai import i18n
+from open1panel_ai.gpu import builtin, doctor
+from open1panel_ai.gpu import views  # noqa: F401  (attaches the routes)
+from open1panel_ai.gpu.service import GPUService
+
+BUILTIN_PROVIDERS = [builtin]
+
+
+def menu_item() -> dict:
+    return {"id": "gpu", "title": i18n.titles("gpu.menu"), "url": "/ai/gpu/", "icon": "gpu"}
+
+
+def start(context) -> GPUService:
+    service = GPUService(context)
+    service.start()
+    return service
+
+
+def stop(service: GPUService) -> None:
+    service.stop()
+
+
+def add_commands(subparsers) -> None:
+    gpu = subparsers.add_parser("gpu", help="GPU monitoring")
+    commands = gpu.add_subparsers(dest="gpu_command", required=True)
+    check = commands.add_parser(
+        "doctor", help="check that GPUs can be monitored here, and say how to fix what is missing")
+    check.set_defaults(run=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Print every check; exit 0 when NVIDIA GPUs can be monitored, 1 when not (CPU mode)."""
+    checks = doctor.run()
+    print(doctor.render(checks))
+    usable = any(c["name"] == "devices" and c["ok"] for c in checks)
+    print("\nGPU monitoring: " + ("NVML works." if usable else
+                                  "no NVIDIA GPU is usable; the panel monitors the CPU instead."))
+    return 0 if usable else 1

@@ -1,0 +1,122 @@
+"""GPU history in round-robin tiers, in the panel's SQLite store.
+
+Every sample is kept at full resolution for an hour, folded into per-minute averages kept for a
+week, and into per-hour averages kept for a year. Older rows are dropped as new ones arrive, so
+the table stays bounded: per device at most an hour of samples plus 10,080 minute rows plus
+8,760 hour rows, whatever the uptime. A range query reads the finest tier that still covers it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from open1panel_ai.store import Store
+
+MIGRATIONS = [
+    """
+    CREATE TABLE gpu_history (
+        tier TEXT NOT NULL,        -- 'raw', 'minute' or 'hour'
+        ts REAL NOT NULL,          -- Unix seconds: the sample's time, or its bucket's start
+        device TEXT NOT NULL,      -- a GPU's UUID, or 'cpu'
+        n INTEGER NOT NULL,        -- how many samples the row folds together
+        sums TEXT NOT NULL,        -- JSON {field: [sum, count]} of the non-null readings
+        PRIMARY KEY (tier, ts, device)
+    ) WITHOUT ROWID;
+    """,
+]
+
+#: Readings a GPU's history keeps; the CPU provider's history keeps the ones it has.
+FIELDS = ("utilization_gpu", "utilization_memory", "memory_used", "memory_total", "temperature",
+          "power_draw_w", "utilization")
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    step: int  # bucket width in seconds (0: every sample)
+    keep: int  # seconds of history kept
+
+
+TIERS = (Tier("raw", 0, 3600), Tier("minute", 60, 7 * 86400), Tier("hour", 3600, 365 * 86400))
+
+
+class History:
+    """Records samples into the tiers and answers range queries."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.migrate("gpu", MIGRATIONS)
+        self._lock = threading.Lock()
+        self._pruned_at: dict[str, float] = {}
+
+    def record(self, ts: float, readings: Mapping[str, Mapping[str, float | None]]) -> None:
+        """Add one sample: ``readings`` maps each device to its readings (None: not available)."""
+        with self._lock, self.store.transaction() as db:
+            for device, values in readings.items():
+                kept = {k: v for k, v in values.items() if k in FIELDS and v is not None}
+                raw = {k: [v, 1] for k, v in kept.items()}
+                db.execute("INSERT OR REPLACE INTO gpu_history VALUES ('raw', ?, ?, 1, ?)",
+                           (ts, device, json.dumps(raw)))
+                for tier in TIERS[1:]:
+                    self._fold(db, tier, math.floor(ts / tier.step) * tier.step, device, kept)
+            for tier in TIERS:
+                self._prune(db, tier, ts)
+
+    @staticmethod
+    def _fold(db, tier: Tier, bucket: float, device: str, values: Mapping[str, float]) -> None:
+        row = db.execute("SELECT n, sums FROM gpu_history WHERE tier = ? AND ts = ? AND device = ?",
+                         (tier.name, bucket, device)).fetchone()
+        n, sums = (row["n"], json.loads(row["sums"])) if row else (0, {})
+        for key, value in values.items():
+            total, count = sums.get(key, (0, 0))
+            sums[key] = [total + value, count + 1]
+        db.execute("INSERT OR REPLACE INTO gpu_history VALUES (?, ?, ?, ?, ?)",
+                   (tier.name, bucket, device, n + 1, json.dumps(sums)))
+
+    def _prune(self, db, tier: Tier, now: float) -> None:
+        # Once per bucket width (every 10 s for raw samples) is enough to stay bounded.
+        every = tier.step or 10
+        if now - self._pruned_at.get(tier.name, -math.inf) < every:
+            return
+        self._pruned_at[tier.name] = now
+        db.execute("DELETE FROM gpu_history WHERE tier = ? AND ts < ?", (tier.name, now - tier.keep))
+
+    def tier_for(self, since: float, now: float) -> Tier:
+        """The finest tier whose kept span reaches back to ``since``."""
+        for tier in TIERS:
+            if since >= now - tier.keep:
+                return tier
+        return TIERS[-1]
+
+    def query(self, since: float, until: float, now: float) -> dict[str, Any]:
+        """The history between ``since`` and ``until`` from the fitting tier: per device, the
+        times and each reading's value (the average over the bucket in coarser tiers)."""
+        tier = self.tier_for(since, now)
+        start = math.floor(since / tier.step) * tier.step if tier.step else since
+        rows = self.store.query(
+            "SELECT ts, device, sums FROM gpu_history WHERE tier = ? AND ts >= ? AND ts <= ? "
+            "ORDER BY device, ts", (tier.name, start, until))
+        series: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            sums = json.loads(row["sums"])
+            entry = series.setdefault(row["device"], {"device": row["device"], "times": [], "values": {}})
+            position = len(entry["times"])
+            entry["times"].append(row["ts"])
+            for key, (total, count) in sums.items():
+                column = entry["values"].setdefault(key, [None] * position)
+                column.append(total / count if count else None)
+            for column in entry["values"].values():
+                if len(column) < position + 1:
+                    column.append(None)
+        return {"tier": tier.name, "step": tier.step or None, "since": since, "until": until,
+                "devices": list(series.values())}
+
+    def size(self) -> dict[str, int]:
+        """Rows kept per tier."""
+        return {row["tier"]: row["n"] for row in
+                self.store.query("SELECT tier, count(*) AS n FROM gpu_history GROUP BY tier")}

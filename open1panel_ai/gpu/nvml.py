@@ -1,0 +1,275 @@
+"""The ``nvml`` GPU provider: NVIDIA GPUs read through NVML (``nvidia-ml-py``, imported as
+``pynvml``).
+
+NVML is initialised once per process and device handles are kept, so a sample is a few driver
+calls per GPU instead of a process start and an XML parse (``nvidia-smi -q -x``). Each reading
+is taken on its own: one a board does not support becomes None and is listed in the device's
+``unsupported``; a GPU that stops answering is reported as lost while the others keep reporting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, ClassVar
+
+import psutil
+
+from hookspecs.ai import ProviderUnavailable
+
+#: NVML's compute modes by number.
+COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+
+
+def load_module() -> ModuleType:
+    """Import ``pynvml``; :class:`ProviderUnavailable` with the fix when it is not installed."""
+    try:
+        return importlib.import_module("pynvml")
+    except ImportError:
+        raise ProviderUnavailable(
+            "The NVML binding (the nvidia-ml-py package, imported as pynvml) is not installed.",
+            "Install it into the panel's environment: pip install nvidia-ml-py") from None
+
+
+class Session:
+    """NVML started once for this process, with the device handles and the fixed facts of each
+    GPU (name, UUID, PCI bus id), which never change while the driver runs."""
+
+    def __init__(self, nvml: ModuleType) -> None:
+        self.nvml = nvml
+        nvml.nvmlInit()
+        self.count = nvml.nvmlDeviceGetCount()
+        self.versions = {"driver": _text(_optional(nvml, "nvmlSystemGetDriverVersion")),
+                         "cuda": _cuda_version(_optional(nvml, "nvmlSystemGetCudaDriverVersion"))}
+        self._handles: dict[int, Any] = {}
+        self.identity: dict[int, dict[str, Any]] = {}
+
+    def handle(self, index: int) -> Any:
+        handle = self._handles.get(index)
+        if handle is None:
+            handle = self._handles[index] = self.nvml.nvmlDeviceGetHandleByIndex(index)
+        return handle
+
+    def forget(self, index: int) -> None:
+        """Drop a lost GPU's handle, so the next sample asks the driver for it again."""
+        self._handles.pop(index, None)
+
+
+_lock = threading.Lock()
+_session: Session | None = None
+
+
+def session() -> Session:
+    """This process's NVML session, started at the first call. A failed start is tried again at
+    the next call (the driver may have been loaded meanwhile); a different ``pynvml`` module
+    (reinstalled, or replaced in tests) gets a session of its own."""
+    global _session
+    nvml = load_module()
+    with _lock:
+        if _session is None or _session.nvml is not nvml:
+            try:
+                _session = Session(nvml)
+            except nvml.NVMLError as exc:
+                _session = None
+                reason, fix = init_failure(nvml, exc)
+                raise ProviderUnavailable(reason, fix) from None
+        return _session
+
+
+def init_failure(nvml: ModuleType, exc: Exception) -> tuple[str, str]:
+    """Why ``nvmlInit`` failed, in words, and what to do about it."""
+    code = getattr(exc, "value", None)
+    known = {
+        nvml.NVML_ERROR_LIBRARY_NOT_FOUND: (
+            "The NVIDIA driver's library (libnvidia-ml.so.1) is not installed, so no NVIDIA GPU "
+            "can be used here.",
+            "Install the NVIDIA driver (on Debian: apt install nvidia-driver). In a container, "
+            "start it with the NVIDIA Container Toolkit (docker run --gpus all)."),
+        nvml.NVML_ERROR_DRIVER_NOT_LOADED: (
+            "The NVIDIA driver is installed but its kernel module is not loaded.",
+            "Load it with 'modprobe nvidia' or reboot; if that fails, 'dmesg | grep -i nvidia' "
+            "says why (often Secure Boot refusing an unsigned module)."),
+        nvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: (
+            "The NVIDIA library and the running kernel driver are different versions, which "
+            "happens after a driver update until the next reboot.",
+            "Reboot so the updated kernel driver is loaded."),
+        nvml.NVML_ERROR_NO_PERMISSION: (
+            "The panel's user may not open the NVIDIA devices (/dev/nvidia*).",
+            "Give the panel's user access to /dev/nvidia* (usually the 'video' group)."),
+    }
+    return known.get(code, (f"NVML could not start: {exc}.",
+                            "Run nvidia-smi to see whether the driver works."))
+
+
+class NvmlProvider:
+    """NVIDIA GPUs through NVML."""
+
+    name: ClassVar[str] = "nvml"
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        self.settings = settings
+
+    def probe(self) -> None:
+        current = session()
+        if current.count == 0:
+            raise ProviderUnavailable(
+                "The NVIDIA driver is running but reports no GPU.",
+                "Check that the card is seated and powered and that nvidia-smi lists it.")
+
+    def sample(self) -> dict[str, Any]:
+        current = session()
+        devices, processes = [], {}
+        for index in range(current.count):
+            devices.append(_read_device(current, index, processes))
+        return {"devices": devices, "processes": list(processes.values()),
+                "versions": dict(current.versions)}
+
+    def checks(self) -> list[dict[str, Any]]:
+        from open1panel_ai.gpu import doctor  # the doctor itself builds on this module
+
+        return doctor.run()
+
+
+class _Reader:
+    """Takes the readings of one device, each on its own."""
+
+    def __init__(self, nvml: ModuleType, handle: Any) -> None:
+        self.nvml, self.handle = nvml, handle
+        self.unsupported: list[str] = []
+        # Codes that mean "this reading is not available here", not "this GPU is broken".
+        self.per_field = {nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+                          nvml.NVML_ERROR_NO_PERMISSION}
+
+    def __call__(self, fields: str | tuple[str, ...], function: str, *args: Any) -> Any:
+        call = getattr(self.nvml, function, None)
+        try:
+            if call is None:  # an old binding without this function
+                raise self.nvml.NVMLError(self.nvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+            return call(self.handle, *args)
+        except self.nvml.NVMLError as exc:
+            if exc.value not in self.per_field:
+                raise
+            self.unsupported.extend([fields] if isinstance(fields, str) else fields)
+            return None
+
+
+def _read_device(current: Session, index: int, processes: dict[int, dict]) -> dict[str, Any]:
+    nvml = current.nvml
+    identity = current.identity.get(index, {"name": None, "uuid": None, "pci_bus_id": None})
+    try:
+        handle = current.handle(index)
+        read = _Reader(nvml, handle)
+        if index not in current.identity:
+            pci = read("pci_bus_id", "nvmlDeviceGetPciInfo")
+            identity = current.identity[index] = {
+                "name": _text(read("name", "nvmlDeviceGetName")),
+                "uuid": _text(read("uuid", "nvmlDeviceGetUUID")),
+                "pci_bus_id": _text(getattr(pci, "busId", None)),
+            }
+        device = {"index": index, **identity, "lost": False, "error": None}
+        device.update(_readings(nvml, read))
+        _collect_processes(nvml, read, index, processes)
+    except nvml.NVMLError as exc:
+        current.forget(index)
+        return {"index": index, **identity, "lost": True,
+                "error": f"The GPU stopped answering ({exc}); check dmesg for Xid errors and "
+                         f"reset or reboot.", "unsupported": []}
+    device["unsupported"] = sorted(set(read.unsupported))
+    return device
+
+
+def _readings(nvml: ModuleType, read: _Reader) -> dict[str, Any]:
+    memory = read(("memory_total", "memory_used", "memory_free"), "nvmlDeviceGetMemoryInfo")
+    rates = read(("utilization_gpu", "utilization_memory"), "nvmlDeviceGetUtilizationRates")
+    encoder = read("encoder_utilization", "nvmlDeviceGetEncoderUtilization")
+    decoder = read("decoder_utilization", "nvmlDeviceGetDecoderUtilization")
+    power = read("power_draw_w", "nvmlDeviceGetPowerUsage")
+    limit = read("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit")
+    pstate = read("pstate", "nvmlDeviceGetPerformanceState")
+    persistence = read("persistence_mode", "nvmlDeviceGetPersistenceMode")
+    compute_mode = read("compute_mode", "nvmlDeviceGetComputeMode")
+    mig = read("mig_mode", "nvmlDeviceGetMigMode")
+    return {
+        "utilization_gpu": rates.gpu if rates is not None else None,
+        "utilization_memory": rates.memory if rates is not None else None,
+        "encoder_utilization": encoder[0] if encoder is not None else None,
+        "decoder_utilization": decoder[0] if decoder is not None else None,
+        "memory_total": memory.total if memory is not None else None,
+        "memory_used": memory.used if memory is not None else None,
+        "memory_free": memory.free if memory is not None else None,
+        "temperature": read("temperature", "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU),
+        "fan_speed": read("fan_speed", "nvmlDeviceGetFanSpeed"),
+        "power_draw_w": power / 1000 if power is not None else None,
+        "power_limit_w": limit / 1000 if limit is not None else None,
+        "energy_mj": read("energy_mj", "nvmlDeviceGetTotalEnergyConsumption"),
+        "clock_sm": read("clock_sm", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM),
+        "clock_memory": read("clock_memory", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_MEM),
+        "pstate": f"P{pstate}" if pstate is not None else None,
+        "persistence_mode": bool(persistence) if persistence is not None else None,
+        "compute_mode": COMPUTE_MODES.get(compute_mode, str(compute_mode)) if compute_mode is not None else None,
+        "ecc_errors_uncorrected": read("ecc_errors_uncorrected", "nvmlDeviceGetTotalEccErrors",
+                                       nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC),
+        "mig_mode": bool(mig[0]) if mig is not None else None,
+    }
+
+
+def _collect_processes(nvml: ModuleType, read: _Reader, index: int, processes: dict[int, dict]) -> None:
+    """Add this GPU's compute and graphics processes to ``processes``, one entry per pid."""
+    for kind, function in (("compute", "nvmlDeviceGetComputeRunningProcesses"),
+                           ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
+        for entry in read(f"{kind}_processes", function) or []:
+            pid = entry.pid
+            process = processes.get(pid)
+            if process is None:
+                process = processes[pid] = {"pid": pid, "kinds": [], "gpus": [], "used_memory": None,
+                                            **_who(pid)}
+            if kind not in process["kinds"]:
+                process["kinds"].append(kind)
+            if index not in process["gpus"]:
+                process["gpus"].append(index)
+            used = getattr(entry, "usedGpuMemory", None)  # None on MIG and under WDDM
+            if used is not None:
+                process["used_memory"] = (process["used_memory"] or 0) + used
+
+
+def _who(pid: int) -> dict[str, Any]:
+    """The name and user of ``pid`` as psutil sees them. NVML reports host pids, so in a
+    container without ``--pid=host`` the process is usually not visible: that is not an error."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            return {"name": process.name(), "user": _username(process), "visible": True}
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return {"name": None, "user": None, "visible": False}
+
+
+def _username(process: psutil.Process) -> str | None:
+    try:
+        return process.username()
+    except (psutil.AccessDenied, KeyError):  # KeyError: a uid without a passwd entry
+        return None
+
+
+def _optional(nvml: ModuleType, function: str) -> Any:
+    call = getattr(nvml, function, None)
+    if call is None:
+        return None
+    try:
+        return call()
+    except nvml.NVMLError:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):  # bindings before 11.5 return bytes
+        return value.decode(errors="replace")
+    return value
+
+
+def _cuda_version(value: int | None) -> str | None:
+    """NVML gives CUDA as an int: 12040 means 12.4."""
+    if value is None:
+        return None
+    return f"{value // 1000}.{value % 1000 // 10}"

@@ -1,0 +1,182 @@
+"""The GPU monitoring service: one sampler, live pushes to the ``gpu`` topic, history, metrics.
+
+The sampler reads the chosen provider every ``OPEN1PANEL_AI_GPU_INTERVAL`` seconds (2 by
+default) and pushes each sample as a ``gpu`` event, but only while somebody is subscribed to
+the ``gpu`` topic. While nobody listens it samples every ``OPEN1PANEL_AI_GPU_HISTORY_INTERVAL``
+seconds (10 by default; 0 stops sampling altogether) so the history has no holes. Every sample
+goes into the round-robin history.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from open1panel_ai import errors
+from open1panel_ai.gpu import doctor, metrics
+from open1panel_ai.gpu.history import History
+
+log = logging.getLogger(__name__)
+
+TOPIC = "gpu"
+EVENT = "gpu"
+#: How long the list of Ollama models on the CPU is reused between samples.
+OLLAMA_REFRESH_SECONDS = 10
+
+
+def interval_setting(settings, name: str, default: float, minimum: float) -> float:
+    """A sampling interval from the settings; a bad value falls back to the default."""
+    raw = settings.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    if value != 0 and not minimum <= value <= 3600:
+        log.warning("OPEN1PANEL_AI_%s=%r is not a number of seconds between %s and 3600; using %s",
+                    name.upper(), raw, minimum, default)
+        return default
+    return value
+
+
+class GPUService:
+    """What the GPU views, the sampler and ``/metrics`` share."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.interval = interval_setting(context.settings, "gpu_interval", 2.0, 0.5) or 2.0
+        self.idle_interval = interval_setting(context.settings, "gpu_history_interval", 10.0, 0.5)
+        self.history = History(context.store)
+        self.hostname = socket.gethostname()
+        self._sample_lock = threading.Lock()
+        self._latest: dict[str, Any] | None = None
+        self._ollama_cache: tuple[float, list[dict]] = (-OLLAMA_REFRESH_SECONDS, [])
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gpu-sampler", daemon=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.context.realtime.watch(TOPIC, self._listeners_changed)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _listeners_changed(self, topic: str, count: int) -> None:
+        if topic == TOPIC:
+            self._wake.set()  # start pushing now, or fall back to the idle pace
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            listening = self.context.realtime.listeners(TOPIC) > 0
+            if listening or self.idle_interval:
+                self._tick(publish=listening)
+            pause = self.interval if listening else (self.idle_interval or None)
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def _tick(self, publish: bool) -> None:
+        try:
+            sample = self.sample()
+        except errors.ApiError as exc:  # no usable provider: nothing to record
+            log.debug("GPU sampler idle: %s", exc.message)
+            return
+        except Exception:
+            log.exception("the GPU sampler failed")
+            return
+        if publish:
+            self.context.realtime.publish(EVENT, sample, [TOPIC])
+
+    # -- readings -----------------------------------------------------------------------------
+
+    def provider(self):
+        return self.context.providers.get("gpu")
+
+    def sample(self) -> dict[str, Any]:
+        """Take a sample now, record it in the history and keep it as the latest."""
+        provider = self.provider()
+        with self._sample_lock:
+            reading = provider.sample()
+            now = time.time()
+            sample = {"time": now, "provider": provider.name,
+                      "mode": "cpu" if "cpu" in reading and not reading["devices"] else "gpu",
+                      "interval": self.interval, **reading,
+                      "ollama_cpu_models": self._ollama_on_cpu(now)}
+            sample.setdefault("cpu", None)
+            sample.setdefault("reason", None)
+            sample.setdefault("fix", None)
+            self.history.record(now, history_readings(sample))
+            self._latest = sample
+        return sample
+
+    def current(self) -> dict[str, Any]:
+        """The latest sample if the sampler took it within one interval, else a new one."""
+        latest = self._latest
+        if latest is not None and time.time() - latest["time"] < self.interval:
+            return latest
+        return self.sample()
+
+    def history_between(self, since: float | None, until: float | None) -> dict[str, Any]:
+        now = time.time()
+        until = now if until is None else until
+        since = until - 3600 if since is None else since
+        if since >= until:
+            raise errors.BadRequest("'since' must be before 'until'.",
+                                    details={"since": since, "until": until}, code="bad_range")
+        return self.history.query(since, until, now)
+
+    def checks(self) -> list[dict[str, Any]]:
+        """The compatibility checks, whichever provider is in use."""
+        choice = self.context.providers.choose("gpu")
+        if choice.usable:
+            return choice.provider.checks()
+        return doctor.run()
+
+    def metrics(self) -> bytes:
+        """The Prometheus text of this panel: GPUs, loaded Ollama models, MCP servers."""
+        try:
+            sample = self.current()
+        except errors.ApiError:
+            sample = None
+        return metrics.render(sample, self.hostname, _call(self.context.services.get("ollama"),
+                              "running_everywhere"), _call(self.context.services.get("mcp"), "servers"))
+
+    def _ollama_on_cpu(self, now: float) -> list[dict[str, Any]]:
+        """Loaded Ollama models held entirely in system memory (``size_vram`` 0)."""
+        fetched_at, models = self._ollama_cache
+        if now - fetched_at >= OLLAMA_REFRESH_SECONDS:
+            running = _call(self.context.services.get("ollama"), "running_everywhere") or []
+            models = [{"endpoint": m.get("endpoint"), "name": m.get("name"), "size": m.get("size")}
+                      for m in running if not m.get("size_vram")]
+            self._ollama_cache = (now, models)
+        return models
+
+
+def history_readings(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The readings of a sample the history keeps, per device (lost GPUs have none)."""
+    readings = {}
+    for device in sample["devices"]:
+        if not device.get("lost"):
+            readings[device.get("uuid") or f"gpu{device['index']}"] = device
+    if sample.get("cpu"):
+        readings["cpu"] = {"utilization": sample["cpu"]["utilization"],
+                           "memory_used": sample["cpu"]["memory_used"],
+                           "memory_total": sample["cpu"]["memory_total"]}
+    return readings
+
+
+def _call(service: Any, method: str) -> list[dict] | None:
+    """Ask another feature's service; its absence or failure must not break GPU monitoring."""
+    if service is None:
+        return None
+    try:
+        return getattr(service, method)()
+    except Exception:
+        log.warning("the %s call of %r failed", method, service, exc_info=True)
+        return None

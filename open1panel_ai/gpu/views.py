@@ -1,0 +1,51 @@
+"""The GPU routes: the current sample, history, compatibility checks, Prometheus metrics, and
+the GPU page."""
+
+from __future__ import annotations
+
+from flask import Response, render_template
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from open1panel_ai.gpu.schemas import ChecksSchema, HistoryQuerySchema, HistorySchema, SampleSchema
+from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
+
+
+def _service():
+    return current_ai().service("gpu")
+
+
+@blueprint.get("/ai/gpu/")
+def gpu_page():
+    """GPU monitoring: the live widget and the compatibility check."""
+    return render_template("ai/gpu/page.html")
+
+
+@blueprint.get(API_PREFIX + "/gpu")
+@operation(summary="The current reading of every GPU (or of the CPU in CPU mode)", tag="gpu",
+           response=SampleSchema(), errors_=(503,))
+def gpu_sample():
+    return _service().current()
+
+
+@blueprint.get(API_PREFIX + "/gpu/history")
+@operation(summary="GPU history between two times, from the finest tier that covers them",
+           tag="gpu", query=HistoryQuerySchema(), response=HistorySchema(), errors_=(503,))
+def gpu_history(query):
+    """Up to an hour back: every sample; up to a week: minute averages; else hour averages."""
+    return _service().history_between(query.get("since"), query.get("until"))
+
+
+@blueprint.get(API_PREFIX + "/gpu/checks")
+@operation(summary="The GPU compatibility check: what was checked and how to fix what is missing",
+           tag="gpu", response=ChecksSchema(), errors_=(503,))
+def gpu_checks():
+    service = _service()
+    choice = service.context.providers.choose("gpu")
+    return {"provider": getattr(choice.provider, "name", None), "checks": service.checks()}
+
+
+@blueprint.get(API_PREFIX + "/metrics")
+@operation(summary="Prometheus metrics: GPUs with DCGM exporter names, Ollama models, MCP servers",
+           tag="gpu", errors_=(503,))
+def prometheus_metrics():
+    return Response(_service().metrics(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
