@@ -61,8 +61,9 @@ def render(sample: dict[str, Any] | None, hostname: str, ollama_running: list[di
 def gpu_families(sample: dict[str, Any], hostname: str) -> list[Metric]:
     gauges = {name: GaugeMetricFamily(name, text, labels=DCGM_LABELS)
               for name, (text, _, _) in DCGM_GAUGES.items()}
-    # DCGM declares energy a counter without the _total suffix; keep its exact name.
-    energy = Metric(ENERGY, "Total energy consumption since boot (in mJ).", "counter")
+    # DCGM calls energy a counter, without the _total suffix prometheus_client would add to a
+    # counter's name; the exact name matters more to dashboards, so it goes out untyped.
+    energy = Metric(ENERGY, "Total energy consumption since the driver loaded (in mJ).", "unknown")
     up = GaugeMetricFamily("open1panel_ai_gpu_up", "1 while the GPU answers, 0 once it is lost.",
                            labels=DCGM_LABELS)
     for device in sample["devices"]:
