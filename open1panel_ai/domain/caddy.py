@@ -1,0 +1,199 @@
+"""The ``caddy`` provider: one route per binding in a running Caddy, through its admin API.
+
+Each binding is a route tagged ``"@id": "open1panel-ai-<id>"`` in the HTTP server named by
+``OPEN1PANEL_AI_CADDY_SERVER`` (``open1panel_ai``; created on :80 and :443 if missing). A
+change reads ``/config/apps``, edits it and writes it back with ``If-Match``, so a concurrent
+edit by someone else gets a clear conflict instead of being overwritten. Caddy validates and
+provisions the new config before it swaps, and keeps the old one running when that fails: its
+error text becomes the binding's error. TLS certificates come from Caddy's automatic HTTPS
+(ACME) or from files loaded under ``apps.tls.certificates.load_files``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from hookspecs.ai import ProviderUnavailable
+from open1panel_ai.domain.binding import ProxyBinding
+from open1panel_ai.domain.nginx import ProxyRejected
+
+ID_PREFIX = "open1panel-ai-"
+APPS_PATH = "/config/apps"
+DEFAULT_SERVER = "open1panel_ai"
+#: Caddy answers its admin API in milliseconds, but provisioning TLS may take a while.
+ADMIN_TIMEOUT = 60
+
+
+class ConcurrentChange(ProxyRejected):
+    """Someone else changed Caddy's config between our read and our write."""
+
+
+def etag(path: str, body: bytes) -> str:
+    """Caddy's ETag of a config read: the path and the FNV-1a hash of the body it sent.
+
+    Caddy sends it as an HTTP trailer, which HTTP clients drop, so it is recomputed here from
+    the same bytes; a mismatch on write is answered 412 by Caddy, as with its own value.
+    """
+    value = 0x811C9DC5
+    for byte in body:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f'"{path} {value:x}"'
+
+
+def route(binding: ProxyBinding) -> dict[str, Any]:
+    """The route of ``binding``: access checks first, then the streaming reverse proxy."""
+    steps: list[dict[str, Any]] = []
+    if binding.allowlist:
+        steps.append({"match": [{"not": [{"remote_ip": {"ranges": list(binding.allowlist)}}]}],
+                      "handle": [{"handler": "static_response", "status_code": 403,
+                                  "body": "Forbidden\n"}], "terminal": True})
+    if binding.auth_mode == "bearer":
+        steps.append({"match": [{"not": [{"header": {"Authorization": [f"Bearer {binding.token}"]}}]}],
+                      "handle": [{"handler": "static_response", "status_code": 401,
+                                  "headers": {"WWW-Authenticate": ["Bearer"]},
+                                  "body": "Unauthorized\n"}], "terminal": True})
+    elif binding.auth_mode == "basic":
+        password = base64.b64encode(binding.password_hash.encode("ascii")).decode("ascii")
+        steps.append({"handle": [{"handler": "authentication", "providers": {"http_basic": {
+            "accounts": [{"username": binding.username, "password": password}],
+            "hash": {"algorithm": "bcrypt"}, "realm": "open1panel-ai"}}}]})
+    proxy: dict[str, Any] = {"handler": "reverse_proxy",
+                             "upstreams": [{"dial": binding.upstream.hostport}],
+                             "flush_interval": -1}
+    if not binding.keep_host:
+        proxy["headers"] = {"request": {"set": {
+            "Host": ["{http.reverse_proxy.upstream.hostport}"],
+            "X-Forwarded-Host": ["{http.request.host}"]}}}
+    if binding.upstream.scheme == "https":
+        proxy["transport"] = {"protocol": "http", "tls": {}}
+    if binding.body_limit_mb:
+        steps.append({"handle": [{"handler": "request_body",
+                                  "max_size": binding.body_limit_mb * 1024 * 1024}]})
+    steps.append({"handle": [proxy]})
+    return {"@id": ID_PREFIX + binding.id, "match": [{"host": list(binding.domains)}],
+            "handle": [{"handler": "subroute", "routes": steps}], "terminal": True}
+
+
+def certificate(binding: ProxyBinding) -> dict[str, Any]:
+    return {"@id": f"{ID_PREFIX}{binding.id}-certificate", "certificate": binding.certificate,
+            "key": binding.certificate_key, "tags": [ID_PREFIX + binding.id]}
+
+
+class CaddyProvider:
+    """Publishes bindings through the Caddy admin API at ``OPEN1PANEL_AI_CADDY_ADMIN``."""
+
+    name = "caddy"
+    #: Caddy obtains and renews certificates itself (automatic HTTPS).
+    acme = True
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        self.admin = settings.get("caddy_admin", "http://127.0.0.1:2019").rstrip("/")
+        self.server = settings.get("caddy_server", DEFAULT_SERVER)
+        self._lock = threading.Lock()
+
+    def probe(self) -> None:
+        try:
+            httpx.get(self.admin + "/config/", timeout=0.5).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(f"Caddy's admin API at {self.admin} does not answer ({exc}).",
+                                      "Start Caddy, or set OPEN1PANEL_AI_CADDY_ADMIN.") from None
+
+    # -- the provider contract ----------------------------------------------------------
+
+    def preview(self, binding: ProxyBinding) -> str:
+        parts: dict[str, Any] = {"route": route(binding)}
+        if binding.tls_mode == "existing":
+            parts["certificate"] = certificate(binding)
+        return json.dumps(parts, indent=2) + "\n"
+
+    def apply(self, binding: ProxyBinding) -> None:
+        self._change(binding.id, binding)
+
+    def remove(self, binding_id: str) -> None:
+        self._change(binding_id, None)
+
+    def public_port(self, tls: bool) -> int:
+        # Automatic HTTPS serves on the standard ports.
+        return 443 if tls else 80
+
+    def status(self, binding_id: str) -> dict:
+        try:
+            response = httpx.get(f"{self.admin}/id/{ID_PREFIX}{binding_id}", timeout=5)
+        except httpx.HTTPError as exc:
+            return {"state": "error", "error": f"Caddy's admin API does not answer: {exc}"}
+        if response.status_code == 200:
+            return {"state": "online", "error": None}
+        return {"state": "absent", "error": None}
+
+    # -- the one change -------------------------------------------------------------------
+
+    def _change(self, binding_id: str, binding: ProxyBinding | None) -> None:
+        with self._lock:
+            try:
+                read = httpx.get(self.admin + APPS_PATH, timeout=ADMIN_TIMEOUT)
+                read.raise_for_status()
+                apps = read.json() or {}
+                tag = etag(APPS_PATH, read.content)
+                edited = self._edit(apps, binding_id, binding)
+                write = httpx.patch(self.admin + APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
+                                    headers={"If-Match": tag})
+            except httpx.HTTPError as exc:
+                raise ProxyRejected(f"Caddy's admin API at {self.admin} failed: {exc}") from None
+            if write.status_code == 412:
+                raise ConcurrentChange("Caddy's config was changed by someone else meanwhile; "
+                                       "apply again.")
+            if write.status_code >= 400:
+                raise ProxyRejected(_caddy_error(write))
+
+    def _edit(self, apps: dict, binding_id: str, binding: ProxyBinding | None) -> dict:
+        """``apps`` with the binding's route and certificate replaced, added or taken out."""
+        our_route, our_certificate = ID_PREFIX + binding_id, f"{ID_PREFIX}{binding_id}-certificate"
+        http = apps.setdefault("http", {})
+        servers = http.setdefault("servers", {})
+        server = servers.setdefault(self.server, {"listen": [":80", ":443"]})
+        routes = server.setdefault("routes", [])
+        old = next((r for r in routes if r.get("@id") == our_route), None)
+        new = route(binding) if binding else None
+        if old is not None and new is not None:
+            routes[routes.index(old)] = new
+        elif old is not None:
+            routes.remove(old)
+        elif new is not None:
+            # Before any catch-all route the server already had.
+            routes.insert(0, new)
+        self._edit_https_skip(server, old, binding)
+        tls = apps.get("tls", {})
+        loaded = tls.get("certificates", {}).get("load_files", [])
+        loaded[:] = [c for c in loaded if c.get("@id") != our_certificate]
+        if binding is not None and binding.tls_mode == "existing":
+            loaded.append(certificate(binding))
+            apps.setdefault("tls", tls).setdefault("certificates", {})["load_files"] = loaded
+        elif "tls" in apps and not loaded:
+            apps["tls"].get("certificates", {}).pop("load_files", None)
+        return apps
+
+    @staticmethod
+    def _edit_https_skip(server: dict, old: dict | None, binding: ProxyBinding | None) -> None:
+        """Keep Caddy's automatic HTTPS away from the names of bindings without TLS."""
+        automatic = server.get("automatic_https") or {}
+        if automatic.get("disable"):
+            return
+        old_hosts = set(old["match"][0]["host"]) if old else set()
+        skip = [name for name in automatic.get("skip", []) if name not in old_hosts]
+        if binding is not None and binding.tls_mode == "none":
+            skip += list(binding.domains)
+        if skip or automatic:
+            server["automatic_https"] = {**automatic, "skip": skip}
+
+
+def _caddy_error(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error") or response.text).strip()
+    except ValueError:
+        return response.text.strip() or f"Caddy answered {response.status_code}"

@@ -1,0 +1,284 @@
+"""The ``nginx`` provider: one site file per binding, tested and reloaded under one lock.
+
+An apply writes the new site to a temp file, keeps the previous one, moves the new one into
+place and runs ``nginx -t -c MAIN``. When nginx rejects the tree, the previous files come back
+and nothing is reloaded, so the previous site keeps serving; otherwise nginx reloads
+(``-s reload``: workers finish their requests, nothing is dropped).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from hookspecs.ai import ProviderUnavailable
+from open1panel_ai.domain.binding import ProxyBinding
+
+FILE_PREFIX = "open1panel-ai-"
+#: nginx's own checks take tens of milliseconds; this bound only catches a hung binary.
+NGINX_TIMEOUT = 30
+#: Streaming upstreams (Ollama's NDJSON, MCP's SSE and Streamable HTTP) wait this long.
+STREAM_TIMEOUT = "3600s"
+#: How long an apply waits for nginx's new workers to take over after a reload.
+RELOAD_WAIT = 5.0
+DEFAULT_PID_FILE = Path("/run/nginx.pid")
+_PID = re.compile(r"^\s*pid\s+([^;]+);", re.MULTILINE)
+_LISTEN = re.compile(r"^(?:(?P<host>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?P<port>\d{1,5})$")
+
+
+class ProxyRejected(Exception):
+    """The proxy refused the new configuration; the text is the proxy's own."""
+
+
+def listen_address(value: str, setting: str) -> str:
+    """Check a listen setting: a port, or ``address:port`` on one address."""
+    match = _LISTEN.match(value.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ProviderUnavailable(
+            f"OPEN1PANEL_AI_{setting.upper()} is {value!r}, not a port or address:port.",
+            "Set it to a port such as 443, or to 127.0.0.1:8443.")
+    return value.strip()
+
+
+def port_of(listen: str) -> int:
+    return int(listen.rsplit(":", 1)[-1])
+
+
+def render(binding: ProxyBinding, http_listen: str, https_listen: str, htpasswd: Path) -> str:
+    """The site file of ``binding``: every value in it was validated before it got here."""
+    names = " ".join(binding.domains)
+    lines = [f"# open1panel-ai binding {binding.id}: written by the panel, changes here are replaced.",
+             f"# target: {binding.target_kind} at {binding.upstream.url}", ""]
+    if binding.allowlist:
+        # A geo block at http level; checked first, so a refused address gets 403 before auth.
+        lines += [f"geo $open1panel_ai_{binding.id}_allowed {{", "    default 0;"]
+        lines += [f"    {network} 1;" for network in binding.allowlist]
+        lines += ["}", ""]
+    redirect = binding.tls and binding.force_https
+    lines += ["server {", f"    listen {http_listen};", f"    server_name {names};"]
+    if redirect:
+        https_port = port_of(https_listen)
+        suffix = "" if https_port == 443 else f":{https_port}"
+        lines += [f"    return 308 https://$host{suffix}$request_uri;", "}"]
+    else:
+        lines += _proxy_block(binding, htpasswd) + ["}"]
+    if binding.tls:
+        lines += ["", "server {", f"    listen {https_listen} ssl;", f"    server_name {names};",
+                  f'    ssl_certificate "{binding.certificate}";',
+                  f'    ssl_certificate_key "{binding.certificate_key}";',
+                  "    ssl_protocols TLSv1.2 TLSv1.3;"]
+        lines += _proxy_block(binding, htpasswd) + ["}"]
+    return "\n".join(lines) + "\n"
+
+
+def _proxy_block(binding: ProxyBinding, htpasswd: Path) -> list[str]:
+    upstream = binding.upstream
+    host_header = "$host" if binding.keep_host else "$proxy_host"
+    lines = [f"    client_max_body_size {binding.body_limit_mb}m;", "    gzip off;",
+             "    location / {"]
+    if binding.allowlist:
+        lines += [f"        if ($open1panel_ai_{binding.id}_allowed = 0) {{ return 403; }}"]
+    if binding.auth_mode == "bearer":
+        lines += [f'        if ($http_authorization != "Bearer {binding.token}") {{ return 401; }}']
+    elif binding.auth_mode == "basic":
+        lines += ['        auth_basic "open1panel-ai";', f'        auth_basic_user_file "{htpasswd}";']
+    lines += [
+        f"        proxy_pass {upstream.url};",
+        "        proxy_http_version 1.1;",
+        '        proxy_set_header Connection "";',
+        f"        proxy_set_header Host {host_header};",
+        "        proxy_set_header X-Forwarded-Host $host;",
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "        proxy_set_header X-Forwarded-Proto $scheme;",
+        "        proxy_set_header X-Real-IP $remote_addr;",
+        "        proxy_buffering off;",
+        "        proxy_cache off;",
+        "        proxy_request_buffering off;",
+        f"        proxy_read_timeout {STREAM_TIMEOUT};",
+        f"        proxy_send_timeout {STREAM_TIMEOUT};",
+        "    }",
+    ]
+    return lines
+
+
+class NginxProvider:
+    """Writes site files into ``OPEN1PANEL_AI_NGINX_SITES_DIR`` for the main config
+    ``OPEN1PANEL_AI_NGINX_CONF`` (which must include that folder inside its ``http`` block)."""
+
+    name = "nginx"
+    #: nginx here serves existing certificates only; ACME goes through Caddy.
+    acme = False
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        self.binary = settings.get("nginx_bin", "nginx")
+        self.main_conf = Path(settings.get("nginx_conf", "/etc/nginx/nginx.conf"))
+        self.sites_dir = Path(settings.get("nginx_sites_dir", "/etc/nginx/conf.d"))
+        self._http = settings.get("nginx_http_port", "80")
+        self._https = settings.get("nginx_https_port", "443")
+        self._thread_lock = threading.Lock()
+        self._lock_path = Path(settings["data_dir"]) / "domain-nginx.lock"
+
+    def probe(self) -> None:
+        listen_address(self._http, "nginx_http_port")
+        listen_address(self._https, "nginx_https_port")
+        if shutil.which(self.binary) is None:
+            raise ProviderUnavailable(f"The nginx binary {self.binary!r} was not found.",
+                                      "Install nginx, or set OPEN1PANEL_AI_NGINX_BIN.")
+        if not os.access(self.main_conf, os.R_OK):
+            raise ProviderUnavailable(f"The nginx config {self.main_conf} cannot be read.",
+                                      "Set OPEN1PANEL_AI_NGINX_CONF to nginx's main config.")
+        if not (self.sites_dir.is_dir() and os.access(self.sites_dir, os.W_OK)):
+            raise ProviderUnavailable(f"The sites folder {self.sites_dir} is missing or not writable.",
+                                      "Run the panel as a user that may write it, or set "
+                                      "OPEN1PANEL_AI_NGINX_SITES_DIR.")
+
+    # -- the provider contract ----------------------------------------------------------
+
+    def preview(self, binding: ProxyBinding) -> str:
+        return render(binding, self.http_listen, self.https_listen, self.htpasswd_path(binding.id))
+
+    def apply(self, binding: ProxyBinding) -> None:
+        files = {self.site_path(binding.id): self.preview(binding)}
+        htpasswd = self.htpasswd_path(binding.id)
+        if binding.auth_mode == "basic":
+            files[htpasswd] = f"{binding.username}:{binding.password_hash}\n"
+        with self._locked():
+            self._replace(files, remove=[] if binding.auth_mode == "basic" else [htpasswd])
+
+    def remove(self, binding_id: str) -> None:
+        paths = [self.site_path(binding_id), self.htpasswd_path(binding_id)]
+        with self._locked():
+            if any(path.exists() for path in paths):
+                self._replace({}, remove=paths)
+
+    def public_port(self, tls: bool) -> int:
+        return port_of(self.https_listen if tls else self.http_listen)
+
+    def status(self, binding_id: str) -> dict:
+        if self.site_path(binding_id).exists():
+            return {"state": "online", "error": None}
+        return {"state": "absent", "error": None}
+
+    # -- files ----------------------------------------------------------------------------
+
+    @property
+    def http_listen(self) -> str:
+        return listen_address(self._http, "nginx_http_port")
+
+    @property
+    def https_listen(self) -> str:
+        return listen_address(self._https, "nginx_https_port")
+
+    def site_path(self, binding_id: str) -> Path:
+        return self.sites_dir / f"{FILE_PREFIX}{binding_id}.conf"
+
+    def htpasswd_path(self, binding_id: str) -> Path:
+        # Beside the site (nginx's workers must read it), with a suffix no include matches.
+        return self.sites_dir / f"{FILE_PREFIX}{binding_id}.htpasswd"
+
+    @contextmanager
+    def _locked(self):
+        """One apply at a time, across threads and across panel processes."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._thread_lock, open(self._lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _replace(self, files: Mapping[Path, str], remove: list[Path]) -> None:
+        """Put ``files`` in place and take ``remove`` away, test, then reload or restore."""
+        kept: dict[Path, Path | None] = {}
+        try:
+            for path, content in files.items():
+                temp = path.with_name(path.name + ".new")
+                temp.write_text(content, encoding="utf-8")
+                temp.chmod(0o644)
+                kept[path] = self._keep(path)
+                os.replace(temp, path)
+            for path in remove:
+                if path.exists():
+                    kept[path] = self._keep(path)
+                    path.unlink()
+            self._run("-t")
+        except BaseException:
+            for path, previous in kept.items():
+                if previous is not None:
+                    os.replace(previous, path)
+                else:
+                    path.unlink(missing_ok=True)
+            raise
+        for previous in kept.values():
+            if previous is not None:
+                previous.unlink(missing_ok=True)
+        self._reload()
+
+    def _reload(self) -> None:
+        """Reload, and wait (briefly) until only new workers accept connections.
+
+        Old workers finish the requests they hold (an hour-long stream included) but close
+        their listening sockets first; once they have, every new connection sees the new sites.
+        """
+        master = self._master()
+        old = master.children() if master else []
+        self._run("-s", "reload")
+        deadline = time.monotonic() + RELOAD_WAIT
+        while master is not None and time.monotonic() < deadline:
+            try:
+                started = any(child.pid not in {o.pid for o in old} for child in master.children())
+            except psutil.Error:
+                return
+            if started and not any(_listening(worker) for worker in old):
+                return
+            time.sleep(0.01)
+
+    def _master(self) -> psutil.Process | None:
+        """nginx's master process, from the pid file the main config names."""
+        try:
+            match = _PID.search(self.main_conf.read_text(errors="replace"))
+            pid_file = Path(match[1].strip().strip('"')) if match else DEFAULT_PID_FILE
+            return psutil.Process(int(pid_file.read_text().strip()))
+        except (OSError, ValueError, psutil.Error):
+            return None
+
+    @staticmethod
+    def _keep(path: Path) -> Path | None:
+        if not path.exists():
+            return None
+        previous = path.with_name(path.name + ".previous")
+        shutil.copy2(path, previous)
+        return previous
+
+    def _run(self, *arguments: str) -> None:
+        command = [self.binary, "-c", str(self.main_conf), *arguments]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=NGINX_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ProxyRejected(f"nginx could not be run: {exc}") from None
+        if done.returncode != 0:
+            raise ProxyRejected(_nginx_error(done.stderr) or f"nginx {' '.join(arguments)} failed")
+
+
+def _listening(worker: psutil.Process) -> bool:
+    try:
+        return any(c.status == psutil.CONN_LISTEN for c in worker.net_connections("tcp"))
+    except psutil.Error:
+        return False
+
+
+def _nginx_error(stderr: str) -> str:
+    """nginx's complaint, without the banner lines it prints around it."""
+    lines = [line.removeprefix("nginx: ") for line in stderr.strip().splitlines()
+             if "test failed" not in line and "syntax is ok" not in line]
+    return "\n".join(lines).strip()

@@ -1,0 +1,158 @@
+"""Marshmallow schemas of domain bindings: strict on the way in, secrets never on the way out."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from open1panel_ai.domain import names
+from open1panel_ai.domain.binding import AUTH_MODES, TARGET_KINDS, TLS_MODES
+from open1panel_ai.domain.credentials import MIN_PASSWORD_LENGTH
+
+#: Ollama endpoint names and MCP server ids: looked up, never written into a config.
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+STATES = ("pending", "online", "error")
+
+
+class _Checked(fields.String):
+    """A string passed through one of :mod:`names`' parsers; its refusal becomes a field error."""
+
+    parser = staticmethod(lambda value: value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self.parser(text)
+        except names.InvalidValue as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class DomainName(_Checked):
+    parser = staticmethod(names.domain_name)
+
+
+class AddressOrNetwork(_Checked):
+    parser = staticmethod(names.address_or_network)
+
+
+class FilePath(_Checked):
+    parser = staticmethod(names.file_path)
+
+
+class Username(_Checked):
+    parser = staticmethod(names.username)
+
+
+def _no_control_characters(value: str) -> None:
+    if not value.isprintable():
+        raise ValidationError("The password must not hold line breaks or control characters.")
+
+
+class TargetSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(TARGET_KINDS),
+                         metadata={"description": "ollama: an Ollama endpoint; mcp: an MCP server."})
+    name = fields.String(required=True, validate=validate.Regexp(
+        _TARGET_NAME, error="A target is an endpoint name or server id of letters, digits and . _ @ -."),
+        metadata={"description": "The Ollama endpoint's name or the MCP server's id."})
+
+
+class TLSSchema(Schema):
+    mode = fields.String(load_default="none", validate=validate.OneOf(TLS_MODES),
+                         metadata={"description": "none; existing (certificate and key files); "
+                                                  "acme (Caddy obtains one)."})
+    certificate = FilePath(allow_none=True, load_default=None,
+                           metadata={"description": "PEM certificate chain, for existing."})
+    key = FilePath(allow_none=True, load_default=None, metadata={"description": "PEM key, for existing."})
+    force_https = fields.Boolean(load_default=True,
+                                 metadata={"description": "Redirect plain HTTP to HTTPS."})
+
+    @validates_schema
+    def _files_for_existing(self, data, partial=None, **kwargs):
+        if data.get("mode") == "existing" and not (data.get("certificate") and data.get("key")):
+            raise ValidationError("An existing certificate needs both certificate and key paths.",
+                                  "certificate")
+
+
+class AuthSchema(Schema):
+    mode = fields.String(validate=validate.OneOf(AUTH_MODES),
+                         metadata={"description": "none, basic or bearer; bearer when left out "
+                                                  "for Ollama targets, none for MCP servers."})
+    username = Username(allow_none=True, load_default=None)
+    password = fields.String(load_only=True, validate=[
+        validate.Length(min=MIN_PASSWORD_LENGTH, max=1024), _no_control_characters],
+        metadata={"description": "Write-only; stored as a bcrypt hash."})
+
+
+class BindingInSchema(Schema):
+    """A binding as a client writes it. On update, fields left out keep their values."""
+
+    domains = fields.List(DomainName(), required=True, validate=validate.Length(min=1, max=20),
+                          metadata={"description": "Domain names; Unicode names become IDNA."})
+    target = fields.Nested(TargetSchema, required=True)
+    tls = fields.Nested(TLSSchema, load_default=lambda: TLSSchema().load({}))
+    allowlist = fields.List(AddressOrNetwork(), load_default=list, validate=validate.Length(max=200),
+                            metadata={"description": "Client addresses and CIDR networks; "
+                                                     "empty lets everyone in."})
+    auth = fields.Nested(AuthSchema, load_default=dict)
+
+    @validates_schema
+    def _distinct_domains(self, data, partial=None, **kwargs):
+        domains = data.get("domains") or []
+        if len(set(domains)) != len(domains):
+            raise ValidationError("A domain is listed twice.", "domains")
+
+
+class TargetOutSchema(Schema):
+    kind = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class TLSOutSchema(Schema):
+    mode = fields.String(required=True)
+    certificate = fields.String(allow_none=True)
+    key = fields.String(allow_none=True)
+    force_https = fields.Boolean(required=True)
+
+
+class AuthOutSchema(Schema):
+    mode = fields.String(required=True)
+    username = fields.String(allow_none=True)
+    has_secret = fields.Boolean(required=True, metadata={
+        "description": "Whether a password or token is set; the secret itself is never shown."})
+
+
+class BindingSchema(Schema):
+    """A binding as the API shows it."""
+
+    id = fields.String(required=True)
+    domains = fields.List(fields.String(), required=True)
+    target = fields.Nested(TargetOutSchema, required=True)
+    tls = fields.Nested(TLSOutSchema, required=True)
+    allowlist = fields.List(fields.String(), required=True)
+    auth = fields.Nested(AuthOutSchema, required=True)
+    state = fields.String(required=True, validate=validate.OneOf(STATES),
+                          metadata={"description": "online, or error with the proxy's text in error."})
+    error = fields.String(allow_none=True)
+    provider = fields.String(allow_none=True, metadata={"description": "nginx or caddy."})
+    url = fields.String(required=True, metadata={"description": "The public URL to give clients."})
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class BindingWithTokenSchema(BindingSchema):
+    """A binding just created or with a new token: the only time the token is shown."""
+
+    token = fields.String(allow_none=True, metadata={
+        "description": "The bearer token, shown once; rotate it to get a new one."})
+
+
+class BindingListSchema(Schema):
+    bindings = fields.List(fields.Nested(BindingSchema), required=True)
+
+
+class PreviewSchema(Schema):
+    provider = fields.String(required=True)
+    config = fields.String(required=True, metadata={
+        "description": "What will be written, with secrets masked."})
+    url = fields.String(required=True)

@@ -1,0 +1,343 @@
+"""Domain bindings: stored in SQLite, resolved to their targets, applied through a provider.
+
+A change is saved first, then applied. When the proxy refuses it, the proxy keeps serving the
+previous configuration, and the binding keeps the new settings with state ``error`` and the
+proxy's text, so the user can fix the one wrong value and apply again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from open1panel_ai import errors
+from open1panel_ai.domain import credentials, names
+from open1panel_ai.domain.binding import ProxyBinding, Upstream
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = [
+    """
+    CREATE TABLE domain_bindings (
+        id TEXT PRIMARY KEY,
+        target_kind TEXT NOT NULL,
+        target_name TEXT NOT NULL,
+        tls_mode TEXT NOT NULL,
+        certificate TEXT,
+        certificate_key TEXT,
+        force_https INTEGER NOT NULL,
+        allowlist TEXT NOT NULL,
+        auth_mode TEXT NOT NULL,
+        username TEXT,
+        password_hash TEXT,
+        token TEXT,
+        state TEXT NOT NULL,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE domain_names (
+        name TEXT PRIMARY KEY,
+        binding_id TEXT NOT NULL REFERENCES domain_bindings (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL
+    );
+    CREATE INDEX domain_names_by_binding ON domain_names (binding_id);
+    """,
+]
+
+#: Where each target kind answers on its upstream: MCP bridges serve ``/mcp`` (and ``/sse``).
+URL_PATHS = {"ollama": "", "mcp": "/mcp"}
+#: Shown in previews in place of secrets.
+MASKED_TOKEN = "<token>"
+MASKED_HASH = "$2b$12$<bcrypt-hash-of-the-password>"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class DomainService:
+    """Creates, changes, applies and removes domain bindings."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.store = context.store
+        self.store.migrate("domain", MIGRATIONS)
+        self._lock = threading.Lock()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def bindings(self) -> list[dict]:
+        rows = self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")
+        return [self._public(row) for row in rows]
+
+    def binding(self, binding_id: str) -> dict:
+        """One binding, its state checked against the proxy (a vanished config is an error)."""
+        row = self._row(binding_id)
+        provider = self._provider_or_none()
+        if provider is not None and row["state"] == "online":
+            found = provider.status(binding_id)
+            if found["state"] != "online":
+                error = found["error"] or "The proxy no longer has this binding's configuration; apply it again."
+                self._set_state(binding_id, "error", error)
+                row = self._row(binding_id)
+        return self._public(row)
+
+    def preview(self, fields: Mapping[str, Any], binding_id: str | None = None) -> dict:
+        """The config ``fields`` would be written as (secrets masked), and the public URL."""
+        provider = self.context.providers.get("domain")
+        current = self._row(binding_id) if binding_id else None
+        record = self._merge(current, fields, for_preview=True)
+        proxy = self._proxy_binding(record, masked=True)
+        return {"provider": provider.name, "config": provider.preview(proxy),
+                "url": self._url(record, provider)}
+
+    # -- changing -------------------------------------------------------------------------
+
+    def create(self, fields: Mapping[str, Any]) -> dict:
+        provider = self.context.providers.get("domain")
+        with self._lock:
+            record = self._merge(None, fields)
+            record["id"] = secrets.token_hex(6)
+            record["created_at"] = record["updated_at"] = _now()
+            self._check_target(record, provider)
+            with self.store.transaction() as db:
+                self._check_unique(db, record)
+                columns = [c for c in record if c != "domains"]
+                db.execute(f"INSERT INTO domain_bindings ({', '.join(columns)}) "
+                           f"VALUES ({', '.join('?' for _ in columns)})", [record[c] for c in columns])
+                self._write_names(db, record)
+            self._apply(record, provider, previous=None)
+        return self._public(self._row(record["id"]), token=record["token"])
+
+    def update(self, binding_id: str, fields: Mapping[str, Any]) -> dict:
+        provider = self.context.providers.get("domain")
+        with self._lock:
+            current = self._row(binding_id)
+            record = self._merge(current, fields)
+            self._check_target(record, provider)
+            new_token = record["token"] if record["token"] != current["token"] else None
+            record["updated_at"] = _now()
+            with self.store.transaction() as db:
+                self._check_unique(db, record)
+                columns = [c for c in record if c not in ("domains", "id", "created_at")]
+                db.execute(f"UPDATE domain_bindings SET {', '.join(c + ' = ?' for c in columns)} "
+                           "WHERE id = ?", [record[c] for c in columns] + [binding_id])
+                db.execute("DELETE FROM domain_names WHERE binding_id = ?", (binding_id,))
+                self._write_names(db, record)
+            self._apply(record, provider, previous=dict(current))
+        return self._public(self._row(binding_id), token=new_token)
+
+    def rotate_token(self, binding_id: str) -> dict:
+        """Give a bearer binding a new token; the old one stops working once applied."""
+        provider = self.context.providers.get("domain")
+        with self._lock:
+            current = self._row(binding_id)
+            if current["auth_mode"] != "bearer":
+                raise errors.Conflict("This binding does not use bearer auth; set auth.mode to "
+                                      "bearer to get a token.", code="not_bearer")
+            token = credentials.new_bearer_token()
+            self.store.execute("UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
+                               (token, _now(), binding_id))
+            self._apply(dict(self._row(binding_id)), provider, previous=None)
+        return self._public(self._row(binding_id), token=token)
+
+    def delete(self, binding_id: str) -> None:
+        provider = self.context.providers.get("domain")
+        with self._lock:
+            record = dict(self._row(binding_id))
+            try:
+                provider.remove(binding_id)
+            except Exception as exc:
+                self._set_state(binding_id, "error", str(exc))
+                raise errors.UpstreamError(f"The proxy could not remove the binding: {exc}",
+                                           code="proxy_rejected") from None
+            self.store.execute("DELETE FROM domain_bindings WHERE id = ?", (binding_id,))
+            if record["target_kind"] == "mcp":
+                self._share_hosts_with_mcp(record["target_name"])
+
+    # -- the pieces -----------------------------------------------------------------------
+
+    def _row(self, binding_id: str | None) -> dict:
+        row = self.store.query_one("SELECT * FROM domain_bindings WHERE id = ?", (binding_id,))
+        if row is None:
+            raise errors.NotFound(f"There is no domain binding {binding_id!r}.")
+        record = dict(row)
+        record["domains"] = [r["name"] for r in self.store.query(
+            "SELECT name FROM domain_names WHERE binding_id = ? ORDER BY position", (binding_id,))]
+        return record
+
+    def _merge(self, current: Mapping[str, Any] | None, fields: Mapping[str, Any],
+               for_preview: bool = False) -> dict:
+        """The stored record ``fields`` make of ``current`` (None: a new binding)."""
+        record = dict(current) if current else {"state": "pending", "error": None}
+        if "domains" in fields:
+            record["domains"] = list(fields["domains"])
+        if "target" in fields:
+            record["target_kind"] = fields["target"]["kind"]
+            record["target_name"] = fields["target"]["name"]
+        if "tls" in fields:
+            tls = fields["tls"]
+            record.update(tls_mode=tls["mode"], force_https=int(bool(tls["force_https"])),
+                          certificate=tls["certificate"] if tls["mode"] == "existing" else None,
+                          certificate_key=tls["key"] if tls["mode"] == "existing" else None)
+        if "allowlist" in fields:
+            record["allowlist"] = json.dumps(sorted(set(fields["allowlist"]), key=fields["allowlist"].index))
+        if "auth" in fields or current is None:
+            self._merge_auth(record, current, fields.get("auth") or {}, for_preview)
+        return record
+
+    @staticmethod
+    def _merge_auth(record: dict, current: Mapping[str, Any] | None, auth: Mapping[str, Any],
+                    for_preview: bool) -> None:
+        default = "bearer" if record["target_kind"] == "ollama" else "none"
+        mode = auth.get("mode") or (current["auth_mode"] if current else default)
+        record.update(auth_mode=mode, username=None, password_hash=None, token=None)
+        if mode == "bearer":
+            kept = current["token"] if current and current["auth_mode"] == "bearer" else None
+            record["token"] = kept or (MASKED_TOKEN if for_preview else credentials.new_bearer_token())
+        elif mode == "basic":
+            username = auth.get("username") or (current["username"] if current else None)
+            password = auth.get("password")
+            if not username:
+                raise errors.BadRequest("Basic auth needs a username.", code="validation_error",
+                                        details={"fields": {"auth": {"username": ["Required for basic auth."]}}})
+            if password:
+                record["password_hash"] = MASKED_HASH if for_preview else credentials.hash_password(password)
+            elif current and current["auth_mode"] == "basic" and current["username"] == username:
+                record["password_hash"] = current["password_hash"]
+            elif for_preview:
+                record["password_hash"] = MASKED_HASH
+            else:
+                raise errors.BadRequest("Basic auth needs a password.", code="validation_error",
+                                        details={"fields": {"auth": {"password": ["Required for basic auth."]}}})
+            record["username"] = username
+
+    @staticmethod
+    def _check_unique(db, record: Mapping[str, Any]) -> None:
+        marks = ", ".join("?" for _ in record["domains"])
+        taken = db.execute(f"SELECT name, binding_id FROM domain_names WHERE name IN ({marks}) "
+                           "AND binding_id != ?", [*record["domains"], record["id"]]).fetchall()
+        if taken:
+            raise errors.Conflict(
+                "These domains are bound already: " + ", ".join(r["name"] for r in taken) + ".",
+                details={"domains": {r["name"]: r["binding_id"] for r in taken}}, code="domain_taken")
+
+    @staticmethod
+    def _write_names(db, record: Mapping[str, Any]) -> None:
+        db.executemany("INSERT INTO domain_names (name, binding_id, position) VALUES (?, ?, ?)",
+                       [(name, record["id"], i) for i, name in enumerate(record["domains"])])
+
+    def _check_target(self, record: Mapping[str, Any], provider: Any) -> None:
+        if record["tls_mode"] == "acme" and not getattr(provider, "acme", False):
+            raise errors.BadRequest(
+                f"The {provider.name} provider serves existing certificates only; use the caddy "
+                "provider for ACME, or give a certificate and key.", code="acme_unsupported",
+                details={"fields": {"tls": {"mode": ["ACME needs the caddy provider."]}}})
+        self._upstream(record)
+
+    def _upstream(self, record: Mapping[str, Any]) -> Upstream:
+        """Where the target answers, asked of its feature's service."""
+        kind, name = record["target_kind"], record["target_name"]
+        service = self.context.services.get(kind)
+        if service is None:
+            raise errors.UpstreamUnavailable(
+                f"The {kind} feature is not running here, so its targets cannot be bound.",
+                code="target_unavailable")
+        try:
+            if kind == "ollama":
+                url = urlsplit(service.endpoint(name)["url"])
+                scheme, host = url.scheme or "http", url.hostname or "127.0.0.1"
+                port = url.port or (443 if scheme == "https" else 80)
+            else:
+                server = service.server(name)
+                scheme, host, port = "http", server["bind_host"], int(server["port"])
+        except errors.NotFound as exc:
+            raise errors.BadRequest(exc.message, code="unknown_target",
+                                    details={"fields": {"target": {"name": [exc.message]}}}) from None
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        try:
+            return Upstream(scheme, names.upstream_host(host), port)
+        except names.InvalidValue as exc:
+            raise errors.BadRequest(f"The target's address cannot be proxied: {exc}",
+                                    code="unknown_target") from None
+
+    def _proxy_binding(self, record: Mapping[str, Any], masked: bool = False) -> ProxyBinding:
+        return ProxyBinding(
+            id=record.get("id") or "preview", domains=tuple(record["domains"]),
+            target_kind=record["target_kind"], upstream=self._upstream(record),
+            tls_mode=record["tls_mode"], certificate=record["certificate"],
+            certificate_key=record["certificate_key"], force_https=bool(record["force_https"]),
+            allowlist=tuple(json.loads(record["allowlist"])), auth_mode=record["auth_mode"],
+            username=record["username"],
+            password_hash=MASKED_HASH if masked and record["password_hash"] else record["password_hash"],
+            token=MASKED_TOKEN if masked and record["token"] else record["token"])
+
+    def _apply(self, record: dict, provider: Any, previous: Mapping[str, Any] | None) -> None:
+        """Publish ``record`` through the proxy and record how that went."""
+        if record["target_kind"] == "mcp":
+            self._share_hosts_with_mcp(record["target_name"])
+        try:
+            provider.apply(self._proxy_binding(record))
+        except errors.ApiError:
+            raise
+        except Exception as exc:
+            log.warning("the %s provider rejected binding %s: %s", provider.name, record["id"], exc)
+            self._set_state(record["id"], "error", str(exc) or type(exc).__name__)
+            return
+        self._set_state(record["id"], "online", None)
+        if previous and previous["target_kind"] == "mcp" and (
+                previous["target_name"] != record["target_name"] or record["target_kind"] != "mcp"):
+            self._share_hosts_with_mcp(previous["target_name"])
+
+    def _share_hosts_with_mcp(self, server_id: str) -> None:
+        """Tell one MCP server which public names reach it (every binding that targets it)."""
+        service = self.context.services.get("mcp")
+        if service is None:
+            return
+        rows = self.store.query(
+            "SELECT n.name FROM domain_names n JOIN domain_bindings b ON b.id = n.binding_id "
+            "WHERE b.target_kind = 'mcp' AND b.target_name = ? ORDER BY n.name", (server_id,))
+        try:
+            service.set_extra_hosts(server_id, [row["name"] for row in rows])
+        except errors.NotFound:
+            log.info("MCP server %s is gone; its hosts were not updated", server_id)
+
+    def _set_state(self, binding_id: str, state: str, error: str | None) -> None:
+        self.store.execute("UPDATE domain_bindings SET state = ?, error = ? WHERE id = ?",
+                           (state, error, binding_id))
+
+    def _provider_or_none(self) -> Any:
+        choice = self.context.providers.choose("domain")
+        return choice.provider
+
+    def _url(self, record: Mapping[str, Any], provider: Any) -> str:
+        tls = record["tls_mode"] != "none"
+        port = provider.public_port(tls) if provider is not None else (443 if tls else 80)
+        default = 443 if tls else 80
+        origin = f"{'https' if tls else 'http'}://{record['domains'][0]}"
+        return origin + ("" if port == default else f":{port}") + URL_PATHS[record["target_kind"]]
+
+    def _public(self, row: Mapping[str, Any], token: str | None = None) -> dict:
+        provider = self._provider_or_none()
+        public = {
+            "id": row["id"], "domains": row["domains"],
+            "target": {"kind": row["target_kind"], "name": row["target_name"]},
+            "tls": {"mode": row["tls_mode"], "certificate": row["certificate"],
+                    "key": row["certificate_key"], "force_https": bool(row["force_https"])},
+            "allowlist": json.loads(row["allowlist"]),
+            "auth": {"mode": row["auth_mode"], "username": row["username"],
+                     "has_secret": bool(row["password_hash"] or row["token"])},
+            "state": row["state"], "error": row["error"],
+            "provider": getattr(provider, "name", None), "url": self._url(row, provider),
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
+        }
+        if token is not None:
+            public["token"] = token
+        return public

@@ -1,0 +1,150 @@
+"""Real reverse proxies for the domain tests: Debian's nginx and Caddy, each started on
+loopback high ports with its own config root in a temp dir, and stopped afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.ollama_standin import OllamaStandIn
+
+
+class NginxServer:
+    """nginx in the foreground with a main config that includes ``sites/*.conf``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sites = root / "sites"
+        self.conf = root / "nginx.conf"
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def settings(self, data_dir: Path) -> dict[str, str]:
+        """The provider settings that point at this nginx."""
+        return {"data_dir": str(data_dir), "nginx_bin": shutil.which("nginx") or "/usr/sbin/nginx",
+                "nginx_conf": str(self.conf), "nginx_sites_dir": str(self.sites),
+                "nginx_http_port": f"127.0.0.1:{self.http_port}",
+                "nginx_https_port": f"127.0.0.1:{self.https_port}"}
+
+    def start(self) -> NginxServer:
+        temp = self.root / "temp"
+        for folder in (self.sites, temp):
+            folder.mkdir(parents=True, exist_ok=True)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"""{user}daemon off;
+worker_processes 1;
+pid {self.root}/nginx.pid;
+error_log {self.root}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    server {{
+        listen 127.0.0.1:{self.http_port} default_server;
+        return 421;
+    }}
+    include {self.sites}/*.conf;
+}}
+""")
+        self.process = subprocess.Popen(["nginx", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        _wait_for_port(self.http_port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def get(self, host: str, path: str = "/", port: int | None = None, **kwargs) -> httpx.Response:
+        """A request to this nginx as a client of ``host`` would make it."""
+        headers = {"Host": host, **kwargs.pop("headers", {})}
+        return httpx.get(f"http://127.0.0.1:{port or self.http_port}{path}", headers=headers,
+                         timeout=10, **kwargs)
+
+
+class CaddyServer:
+    """``caddy run`` with an admin API and one loopback HTTP server named ``open1panel_ai``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.admin_port = free_port()
+        self.http_port = free_port()
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.process: subprocess.Popen | None = None
+
+    def settings(self, data_dir: Path) -> dict[str, str]:
+        return {"data_dir": str(data_dir), "caddy_admin": self.admin}
+
+    def start(self) -> CaddyServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "caddy.json"
+        config.write_text(json.dumps({
+            "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
+            "apps": {"http": {"servers": {"open1panel_ai": {
+                "listen": [f"127.0.0.1:{self.http_port}"],
+                "automatic_https": {"disable": True}, "routes": []}}}},
+        }))
+        env = {**os.environ, "HOME": str(self.root), "XDG_DATA_HOME": str(self.root / "data"),
+               "XDG_CONFIG_HOME": str(self.root / "config")}
+        self.process = subprocess.Popen(["caddy", "run", "--config", str(config)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.admin_port, self.process)
+        _wait_for_port(self.http_port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def get(self, host: str, path: str = "/", **kwargs) -> httpx.Response:
+        headers = {"Host": host, **kwargs.pop("headers", {})}
+        return httpx.get(f"http://127.0.0.1:{self.http_port}{path}", headers=headers, timeout=10,
+                         **kwargs)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the proxy exited early: {process.stderr and process.stderr.read()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on port {port} in {timeout}s")
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    server = NginxServer(tmp_path / "nginx").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def caddy(tmp_path):
+    server = CaddyServer(tmp_path / "caddy").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ollama(tmp_path):
+    with OllamaStandIn(tmp_path / "ollama") as standin:
+        yield standin
