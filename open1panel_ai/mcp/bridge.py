@@ -1,0 +1,327 @@
+"""The bridge: one process per running MCP server, serving it over HTTP with a bearer token.
+
+``python -m open1panel_ai.mcp.bridge CONFIG`` reads a JSON file written by the supervisor
+(``{"id", "name", "command", "env", "cwd", "url", "headers", "bind_host", "port", "token",
+"transports", "allowed_hosts", "log_file", "log_max_bytes", "log_backups"}``). It starts the
+upstream (a stdio child in this process's own process group, or a remote Streamable HTTP
+server), connects to it with the official ``mcp`` client, and serves every client that
+connects through one low-level ``mcp`` server that forwards each request upstream:
+
+- ``/mcp``: Streamable HTTP; ``/sse`` with ``/messages/``: the legacy HTTP+SSE transport;
+- ``/healthz``: no token needed, answers ``{"ok": true}`` and nothing else.
+
+Everything else needs ``Authorization: Bearer <token>``. On SIGHUP the bridge reads the config
+again and takes its new ``allowed_hosts`` (the Host names of bound domains) without a restart.
+The child's stderr and the bridge's own log go to one size-bounded, rotating log file. The
+bridge exits when its upstream goes away, so the supervisor sees the crash and restarts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp import ClientSession
+from mcp.server.lowlevel import Server
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.message import SessionMessage
+from starlette.responses import JSONResponse, Response
+
+log = logging.getLogger("open1panel_ai.mcp.bridge")
+
+#: Exit status when the upstream ended (crashed, exited, or the remote went away).
+EXIT_UPSTREAM_GONE = 3
+
+#: Forwarded methods: the ``Server`` handler, the request and result types, and the upstream
+#: capability that must be present for the bridge to offer it.
+_FORWARDED = (
+    ("on_list_tools", types.ListToolsRequest, types.ListToolsResult, "tools"),
+    ("on_call_tool", types.CallToolRequest, types.CallToolResult, "tools"),
+    ("on_list_resources", types.ListResourcesRequest, types.ListResourcesResult, "resources"),
+    ("on_list_resource_templates", types.ListResourceTemplatesRequest,
+     types.ListResourceTemplatesResult, "resources"),
+    ("on_read_resource", types.ReadResourceRequest, types.ReadResourceResult, "resources"),
+    ("on_list_prompts", types.ListPromptsRequest, types.ListPromptsResult, "prompts"),
+    ("on_get_prompt", types.GetPromptRequest, types.GetPromptResult, "prompts"),
+    ("on_completion", types.CompleteRequest, types.CompleteResult, "completions"),
+)
+
+
+def loopback_hosts() -> list[str]:
+    """Host header patterns always accepted: the loopback names on any port."""
+    return ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+
+
+def host_patterns(config: Mapping[str, Any]) -> list[str]:
+    """The Host header values the bridge accepts: loopback, its bind address, bound domains."""
+    hosts = loopback_hosts()
+    bind = config["bind_host"]
+    if bind not in ("0.0.0.0", "::"):
+        hosts += [bind, f"{bind}:*"]
+    else:
+        hosts += _interface_hosts()
+    for name in config.get("allowed_hosts", []):
+        hosts += [name, f"{name}:*"]
+    return hosts
+
+
+def _interface_hosts() -> list[str]:
+    """Every address of this machine's interfaces, for a bridge bound to all of them."""
+    import psutil
+
+    hosts = []
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family.name in ("AF_INET", "AF_INET6"):
+                ip = address.address.split("%")[0]
+                ip = f"[{ip}]" if ":" in ip else ip
+                hosts += [ip, f"{ip}:*"]
+    return hosts
+
+
+def _origins(hosts: list[str]) -> list[str]:
+    return [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
+
+
+class BearerAuth:
+    """ASGI middleware: every path but ``/healthz`` needs the bridge's bearer token."""
+
+    def __init__(self, app, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/healthz":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = JSONResponse(
+                    {"error": {"code": "unauthorized",
+                               "message": "Send 'Authorization: Bearer <server token>'."}},
+                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="mcp"'})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class Routes:
+    """The bridge's ASGI app: ``/healthz``, ``/mcp``, ``/sse`` and ``/messages/``."""
+
+    def __init__(self, server: Server, security: TransportSecuritySettings,
+                 transports: list[str]) -> None:
+        self.server = server
+        self.transports = transports
+        self.manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+        self.sse = SseServerTransport("/messages/", security_settings=security)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path == "/healthz":
+            await JSONResponse({"ok": True})(scope, receive, send)
+        elif "streamable-http" in self.transports and path in ("/mcp", "/mcp/"):
+            await self.manager.handle_request(scope, receive, send)
+        elif "sse" in self.transports and path == "/sse":
+            async with self.sse.connect_sse(scope, receive, send) as (read, write):
+                await self.server.run(read, write, self.server.create_initialization_options())
+        elif "sse" in self.transports and path.startswith("/messages"):
+            await self.sse.handle_post_message(scope, receive, send)
+        else:
+            await Response("Not found\n", status_code=404)(scope, receive, send)
+
+
+def forwarding_server(name: str, upstream: ClientSession,
+                      capabilities: types.ServerCapabilities) -> Server:
+    """A low-level server whose handlers pass each request to ``upstream`` unchanged."""
+
+    def forward(request_type, result_type):
+        async def handler(ctx, params):
+            return await upstream.send_request(request_type(params=params), result_type)
+        return handler
+
+    handlers = {}
+    for handler_name, request_type, result_type, capability in _FORWARDED:
+        if getattr(capabilities, capability, None) is not None:
+            handlers[handler_name] = forward(request_type, result_type)
+    return Server(name, **handlers)
+
+
+@contextlib.asynccontextmanager
+async def stdio_upstream(config: Mapping[str, Any]):
+    """Start the stdio child in this process group and yield its message streams.
+
+    The child gets PATH and HOME from the bridge's environment plus the server's own env; its
+    stdout carries JSON-RPC lines, its stderr goes line by line into the log.
+    """
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    env.update(config.get("env") or {})
+    argv = config["command"]
+    process = await anyio.open_process(argv, env=env, cwd=config.get("cwd") or None)
+    log.info("started %s (pid %d)", argv[0], process.pid)
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    child_log = logging.getLogger("child")
+
+    async def read_stdout():
+        async with read_writer:
+            buffer = b""
+            async for chunk in process.stdout:
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        message = types.jsonrpc_message_adapter.validate_json(line)
+                    except Exception as exc:  # a stray print on stdout is logged, not fatal
+                        child_log.warning("not JSON-RPC on stdout: %s (%s)", line[:200], exc)
+                        continue
+                    await read_writer.send(SessionMessage(message))
+
+    async def read_stderr():
+        buffer = b""
+        async for chunk in process.stderr:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                child_log.info("%s", line.decode(errors="replace").rstrip())
+        if buffer:
+            child_log.info("%s", buffer.decode(errors="replace").rstrip())
+
+    async def write_stdin():
+        async with write_reader:
+            async for message in write_reader:
+                data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                await process.stdin.send(data.encode() + b"\n")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read_stdout)
+        group.start_soon(read_stderr)
+        group.start_soon(write_stdin)
+        try:
+            yield read_stream, write_stream, process
+        finally:
+            group.cancel_scope.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+
+
+@contextlib.asynccontextmanager
+async def remote_upstream(config: Mapping[str, Any]):
+    """Connect to a remote Streamable HTTP server with the configured headers."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(headers=config.get("headers") or {},
+                                  timeout=httpx2.Timeout(30, read=300)) as http:
+        async with streamable_http_client(config["url"], http_client=http) as (read, write):
+            yield read, write, None
+
+
+def setup_logging(config: Mapping[str, Any]) -> None:
+    handler = logging.handlers.RotatingFileHandler(
+        config["log_file"], maxBytes=int(config.get("log_max_bytes", 1 << 20)),
+        backupCount=int(config.get("log_backups", 2)), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # The SDK and uvicorn log every request at INFO; the hot path stays quiet.
+    for noisy in ("mcp", "uvicorn", "uvicorn.access", "httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def serve(config_path: str) -> int:
+    with open(config_path, encoding="utf-8") as file:
+        config = json.load(file)
+    upstream_cm = remote_upstream(config) if config.get("url") else stdio_upstream(config)
+    async with upstream_cm as (read, write, process):
+        async with ClientSession(read, write) as upstream:
+            initialized = await upstream.initialize()
+            log.info("upstream %s %s ready", initialized.server_info.name,
+                     initialized.server_info.version)
+            security = TransportSecuritySettings(
+                enable_dns_rebinding_protection=True, allowed_hosts=host_patterns(config))
+            security.allowed_origins = _origins(security.allowed_hosts)
+            server = forwarding_server(config["name"], upstream, initialized.capabilities)
+            routes = Routes(server, security, config.get("transports") or ["streamable-http", "sse"])
+            uv = uvicorn.Server(uvicorn.Config(
+                BearerAuth(routes, config["token"]), host=config["bind_host"], port=int(config["port"]),
+                log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+
+            def reload_hosts():
+                with open(config_path, encoding="utf-8") as file:
+                    fresh = json.load(file)
+                # The SDK reads these lists on every request, so changing them in place is enough.
+                security.allowed_hosts[:] = host_patterns(fresh)
+                security.allowed_origins[:] = _origins(security.allowed_hosts)
+                log.info("allowed hosts now: %s", ", ".join(fresh.get("allowed_hosts", [])) or "loopback only")
+
+            async with routes.manager.run(), anyio.create_task_group() as group:
+                exit_code = 0
+
+                async def watch_upstream():
+                    nonlocal exit_code
+                    if process is not None:
+                        status = await process.wait()
+                        log.error("the server process exited with status %s", status)
+                    else:
+                        while True:
+                            await anyio.sleep(10)
+                            await upstream.send_ping()
+                    exit_code = EXIT_UPSTREAM_GONE
+                    uv.should_exit = True
+
+                async def watch_hangup():
+                    with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+                        async for _ in signals:
+                            try:
+                                reload_hosts()
+                            except (OSError, ValueError) as exc:
+                                log.error("could not reload the config: %s", exc)
+
+                group.start_soon(watch_upstream)
+                group.start_soon(watch_hangup)
+                log.info("serving on %s:%s", config["bind_host"], config["port"])
+                await uv.serve()
+                group.cancel_scope.cancel()
+            if not uv.started and exit_code == 0:
+                return 2
+            return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m open1panel_ai.mcp.bridge CONFIG.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as file:
+        setup_logging(json.load(file))
+    try:
+        return anyio.run(serve, argv[0])
+    except Exception as exc:
+        log.error("the bridge stopped: %s", _describe(exc))
+        return 1
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The built-in MCP runtimes: ``process`` (our bridge on the ``mcp`` SDK) and ``supergateway``.
+
+Both supervise one process group per server (see :mod:`open1panel_ai.mcp.supervisor`); they
+differ in the bridge they run. ``process`` runs :mod:`open1panel_ai.mcp.bridge` with the
+panel's own Python, so it works wherever the panel does. ``supergateway`` runs the npm package
+of that name through ``npx`` and is usable only where Node.js is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hookspecs import hookimpl
+from hookspecs.ai import ProviderUnavailable
+from open1panel_ai import errors
+from open1panel_ai.mcp import logfile
+from open1panel_ai.mcp.probe import ProbeFailed
+from open1panel_ai.mcp.supervisor import Supervised, Timing
+
+
+class ProcessRuntime:
+    """Runs each server as a supervised bridge process on this machine."""
+
+    name: ClassVar[str] = "process"
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.timing = Timing.from_settings(settings)
+        root = Path(settings["data_dir"]) / "mcp"
+        self.run_dir = root / "run"
+        self.log_dir = root / "logs"
+        self._servers: dict[str, Supervised] = {}
+        self._lock = threading.Lock()
+        #: Called with a server id whenever that server's status changes (set by the service).
+        self.on_change: Callable[[str], None] = lambda server_id: None
+
+    def probe(self) -> None:
+        if importlib.util.find_spec("mcp") is None or importlib.util.find_spec("uvicorn") is None:
+            raise ProviderUnavailable("The 'mcp' Python package is not installed.",
+                                      "pip install 'mcp>=2' in the panel's environment.")
+
+    def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
+        return [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)]
+
+    # -- the MCPProvider protocol --------------------------------------------------------
+
+    def start(self, server: Mapping[str, Any]) -> None:
+        self.stop(server["id"])
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config_path = self.run_dir / f"{server['id']}.json"
+        supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
+                                self.log_path(server["id"]), self.timing, self._changed)
+        with self._lock:
+            self._servers[server["id"]] = supervised
+        logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
+        supervised.start()
+
+    def stop(self, server_id: str) -> None:
+        with self._lock:
+            supervised = self._servers.pop(server_id, None)
+        if supervised is not None:
+            supervised.stop()
+            logfile.note(supervised.log_path, "supervisor: stopped")
+            self._changed(server_id)
+            config_path = supervised.config_path
+            config_path.unlink(missing_ok=True)
+
+    def state(self, server_id: str) -> dict[str, Any]:
+        supervised = self._servers.get(server_id)
+        if supervised is None:
+            return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
+        return supervised.state()
+
+    def logs(self, server_id: str, tail: int) -> list[str]:
+        return logfile.tail(self.log_path(server_id), tail)
+
+    def tools(self, server_id: str) -> list[dict[str, Any]]:
+        supervised = self._servers.get(server_id)
+        if supervised is None or supervised.state()["status"] not in ("running", "unhealthy"):
+            raise errors.Conflict("The server is not running; start it to see its tools.",
+                                  code="not_running")
+        try:
+            return supervised.probe()
+        except ProbeFailed as exc:
+            raise errors.UpstreamError(f"The server did not list its tools: {exc}") from None
+
+    def set_hosts(self, server_id: str, hosts: list[str]) -> None:
+        supervised = self._servers.get(server_id)
+        if supervised is not None:
+            supervised.reload_hosts(hosts)
+
+    def close(self) -> None:
+        for server_id in list(self._servers):
+            self.stop(server_id)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def log_path(self, server_id: str) -> Path:
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.log_dir / f"{server_id}.log"
+
+    def _changed(self, server_id: str) -> None:
+        self.on_change(server_id)
+
+
+class SupergatewayRuntime(ProcessRuntime):
+    """Runs each stdio server behind ``npx -y supergateway`` (Streamable HTTP, stateful).
+
+    supergateway has no inbound auth, so it is only ever bound to loopback here; put the panel's
+    domain binding (with its auth) in front of it to publish a server.
+    """
+
+    name: ClassVar[str] = "supergateway"
+
+    def probe(self) -> None:
+        if shutil.which("npx", path=self.settings.get("mcp_node_path")) is None:
+            raise ProviderUnavailable(
+                "Node.js is not installed: the supergateway runtime needs npx.",
+                "Install Node.js 18 or later (which brings npx), or use the 'process' runtime.")
+
+    def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
+        if not server.get("command"):
+            raise errors.BadRequest("The supergateway runtime runs only command servers, not URLs.")
+        import shlex
+
+        return ["npx", "-y", "supergateway@4", "--stdio", shlex.join(server["command"]),
+                "--outputTransport", "streamableHttp", "--stateful",
+                "--port", str(server["port"]), "--logLevel", "info"]
+
+
+@hookimpl(trylast=True)
+def ai_mcp_providers():
+    return [ProcessRuntime, SupergatewayRuntime]

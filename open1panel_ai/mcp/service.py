@@ -1,0 +1,501 @@
+"""MCP server management: definitions in SQLite, lifecycle through the chosen runtime, and the
+live side (status events on topic ``mcp``, log lines on ``mcp:<id>:logs``).
+
+Secrets never leave this module through a public object: secret env values and header values
+are stored for the runtime but answered as null, and the token is only shown by
+:meth:`MCPService.client_config` and :meth:`MCPService.rotate_token`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import socket
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from open1panel_ai import errors
+from open1panel_ai.mcp import logfile
+from open1panel_ai.mcp.clients import client_config
+from open1panel_ai.mcp.schemas import ServerInSchema
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = [
+    """
+    CREATE TABLE mcp_servers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        port INTEGER NOT NULL UNIQUE,
+        token TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+]
+
+#: Ports given to servers that do not name one.
+PORT_RANGE = (18100, 18999)
+#: A Host name a domain binding may add (no port, no wildcard).
+HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                      r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+#: Imported env keys that look like credentials are stored as secrets.
+SECRET_KEY = re.compile(r"KEY|TOKEN|SECRET|PASS|AUTH|CREDENTIAL", re.IGNORECASE)
+ACTIVE = frozenset({"starting", "running", "unhealthy", "restarting"})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _port_bindable(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class MCPService:
+    """What the MCP routes and the other features call."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.store = context.store
+        self.realtime = context.realtime
+        self.store.migrate("mcp", MIGRATIONS)
+        self._lock = threading.RLock()
+        self._published: dict[str, tuple] = {}
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._followers: dict[str, threading.Event] = {}
+        self._monitor = threading.Thread(target=self._watch_status, name="mcp-status", daemon=True)
+        self.realtime.watch("mcp:", self._listeners_changed)
+
+    # -- startup and shutdown -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the status monitor and every server marked autostart."""
+        self._monitor.start()
+        for row in self.store.query("SELECT id FROM mcp_servers ORDER BY name"):
+            definition = self._row(row["id"])
+            if definition["autostart"]:
+                try:
+                    self.start_server(definition["id"])
+                except errors.ApiError as exc:
+                    log.warning("autostart of MCP server %s failed: %s", definition["name"], exc.message)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        for stop in list(self._followers.values()):
+            stop.set()
+        provider = self._provider(required=False)
+        if provider is not None:
+            for row in self.store.query("SELECT id FROM mcp_servers"):
+                if provider.state(row["id"])["status"] != "stopped":
+                    provider.stop(row["id"])
+
+    # -- what other features use --------------------------------------------------------
+
+    def servers(self) -> list[dict[str, Any]]:
+        """Every server definition with its measured status, by name."""
+        rows = self.store.query("SELECT id FROM mcp_servers ORDER BY name")
+        return [self._public(self._row(row["id"])) for row in rows]
+
+    def server(self, server_id: str) -> dict[str, Any]:
+        return self._public(self._row(server_id))
+
+    def set_extra_hosts(self, server_id: str, hosts: list[str]) -> dict[str, Any]:
+        """Make the server's bridge accept these Host names (bound domains) from now on, without
+        restarting it or any other server."""
+        cleaned = []
+        for host in hosts:
+            if not isinstance(host, str) or not HOSTNAME.match(host):
+                raise errors.BadRequest(f"{host!r} is not a host name.", details={"hosts": hosts})
+            if host.lower() not in cleaned:
+                cleaned.append(host.lower())
+        with self._lock:
+            definition = self._row(server_id)
+            definition["extra_hosts"] = cleaned
+            self._save(definition)
+        provider = self._provider(required=False)
+        if provider is not None and hasattr(provider, "set_hosts"):
+            provider.set_hosts(server_id, cleaned)
+        return self._public(definition)
+
+    # -- definitions ---------------------------------------------------------------------
+
+    def create(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a server from validated input (see :class:`ServerInSchema`)."""
+        with self._lock:
+            self._check_name(data["name"])
+            port = self._claim_port(data.get("port"), data["bind_host"])
+            env, env_problems = self._merge_env([], data.get("env", []))
+            headers, header_problems = self._merge_headers([], data.get("headers", []))
+            if env_problems or header_problems:
+                raise errors.BadRequest("Some fields are not valid.", code="validation_error",
+                                        details={"fields": {**env_problems, **header_problems}})
+            definition = {
+                "id": uuid.uuid4().hex[:12], "name": data["name"], "command": data.get("command"),
+                "env": env, "cwd": data.get("cwd"), "url": data.get("url"), "headers": headers,
+                "transports": data["transports"], "port": port, "bind_host": data["bind_host"],
+                "restart_policy": data["restart_policy"], "autostart": data["autostart"],
+                "extra_hosts": [], "token": secrets.token_urlsafe(32),
+                "created_at": _now(), "updated_at": _now(),
+            }
+            self.store.execute(
+                "INSERT INTO mcp_servers (id, name, port, token, definition, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (definition["id"], definition["name"], port, definition["token"],
+                 json.dumps(self._stored(definition)), definition["created_at"], definition["updated_at"]))
+        server = self._public(definition)
+        self._announce(server)
+        return server
+
+    def update(self, server_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Change some fields of a server; a running server restarts to take them."""
+        with self._lock:
+            definition = self._row(server_id)
+            if "name" in data and data["name"] != definition["name"]:
+                self._check_name(data["name"])
+            changed = {**definition, **{k: v for k, v in data.items() if k not in ("env", "headers")}}
+            if "command" in data and data["command"]:
+                changed["url"] = None
+            if "url" in data and data["url"]:
+                changed["command"] = None
+            if bool(changed.get("command")) == bool(changed.get("url")):
+                raise errors.BadRequest("Some fields are not valid.", code="validation_error",
+                                        details={"fields": {"command": ["Give either a command or a url."]}})
+            if data.get("port") is None:
+                changed["port"] = definition["port"]
+            if changed["port"] != definition["port"] or changed["bind_host"] != definition["bind_host"]:
+                changed["port"] = self._claim_port(changed["port"], changed["bind_host"], exclude=server_id,
+                                                   check_bind=changed["port"] != definition["port"])
+            problems = {}
+            if "env" in data:
+                changed["env"], found = self._merge_env(definition["env"], data["env"])
+                problems.update(found)
+            if "headers" in data:
+                changed["headers"], found = self._merge_headers(definition["headers"], data["headers"])
+                problems.update(found)
+            if problems:
+                raise errors.BadRequest("Some fields are not valid.", code="validation_error",
+                                        details={"fields": problems})
+            changed["updated_at"] = _now()
+            self._save(changed)
+        if self._status(server_id) in ACTIVE:
+            self.start_server(server_id)
+        server = self._public(changed)
+        self._announce(server)
+        return server
+
+    def delete(self, server_id: str) -> None:
+        """Stop the server (its whole process group) and forget it, with its logs."""
+        self._row(server_id)
+        provider = self._provider(required=False)
+        if provider is not None:
+            provider.stop(server_id)
+            log_path = getattr(provider, "log_path", None)
+            if log_path is not None:
+                path = log_path(server_id)
+                for old in [path, *[path.with_name(f"{path.name}.{n}") for n in range(1, logfile.BACKUPS + 1)]]:
+                    old.unlink(missing_ok=True)
+        self.store.execute("DELETE FROM mcp_servers WHERE id = ?", (server_id,))
+        self._published.pop(server_id, None)
+        self.realtime.publish("mcp", {"id": server_id, "deleted": True}, ["mcp"])
+
+    def rotate_token(self, server_id: str) -> dict[str, str]:
+        """Give the server a new token; a running bridge restarts to use it."""
+        with self._lock:
+            definition = self._row(server_id)
+            definition["token"] = secrets.token_urlsafe(32)
+            definition["updated_at"] = _now()
+            self._save(definition)
+        if self._status(server_id) in ACTIVE:
+            self.start_server(server_id)
+        return {"token": definition["token"]}
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start_server(self, server_id: str) -> dict[str, Any]:
+        definition = self._row(server_id)
+        self._provider().start(self._runtime(definition))
+        self._wake.set()
+        return self._public(definition)
+
+    def stop_server(self, server_id: str) -> dict[str, Any]:
+        definition = self._row(server_id)
+        self._provider().stop(server_id)
+        self._wake.set()
+        return self._public(definition)
+
+    def logs(self, server_id: str, tail: int) -> list[str]:
+        self._row(server_id)
+        return self._provider().logs(server_id, tail)
+
+    def tools(self, server_id: str) -> list[dict[str, Any]]:
+        self._row(server_id)
+        return self._provider().tools(server_id)
+
+    def client_config(self, server_id: str, client: str, transport: str) -> dict[str, Any]:
+        definition = self._row(server_id)
+        if transport not in definition["transports"]:
+            raise errors.Conflict(f"The server does not serve {transport}; enable it first.",
+                                  code="transport_disabled")
+        url = self._endpoints(definition)["sse" if transport == "sse" else "streamable_http"]
+        return client_config(client, definition["name"], url, transport, definition["token"])
+
+    def import_document(self, servers: Mapping[str, Any], autostart: bool = False) -> list[dict[str, Any]]:
+        """Create a server from every entry of a ``{"mcpServers": {...}}`` document; one bad
+        entry is reported and the others are still created."""
+        results = []
+        for name, entry in servers.items():
+            try:
+                data = ServerInSchema().load(self._from_client_entry(name, entry, autostart))
+                server = self.create(data)
+            except errors.ApiError as exc:
+                results.append({"name": name, "ok": False, "server": None, "error": exc.envelope()["error"]})
+            except Exception as exc:  # marshmallow.ValidationError, or a malformed entry
+                messages = getattr(exc, "messages", None)
+                results.append({"name": name, "ok": False, "server": None, "error": {
+                    "code": "validation_error", "message": "This entry is not valid.",
+                    "details": {"fields": messages} if messages else {"reason": str(exc)}}})
+            else:
+                results.append({"name": name, "ok": True, "server": server, "error": None})
+        return results
+
+    # -- internals -----------------------------------------------------------------------
+
+    @staticmethod
+    def _from_client_entry(name: str, entry: Any, autostart: bool) -> dict[str, Any]:
+        if not isinstance(entry, dict):
+            raise ValueError("An entry must be an object with a command or a url.")
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-") or "server"
+        data: dict[str, Any] = {"name": slug, "autostart": autostart}
+        url = entry.get("url") or entry.get("serverUrl") or entry.get("httpUrl")
+        if url:
+            data["url"] = url
+            headers = entry.get("headers") or {}
+            if not isinstance(headers, dict):
+                raise ValueError("'headers' must be an object.")
+            data["headers"] = [{"name": key, "value": value} for key, value in headers.items()]
+            if entry.get("type") == "sse" or str(url).rstrip("/").endswith("/sse"):
+                raise ValueError("Remote servers must speak Streamable HTTP; legacy SSE URLs cannot be bridged.")
+        else:
+            command = entry.get("command")
+            args = entry.get("args") or []
+            if not isinstance(command, str) or not isinstance(args, list):
+                raise ValueError("'command' must be a string and 'args' a list.")
+            data["command"] = [command, *args] if args else command
+            env = entry.get("env") or {}
+            if not isinstance(env, dict):
+                raise ValueError("'env' must be an object.")
+            data["env"] = [{"key": key, "value": value, "secret": bool(SECRET_KEY.search(key))}
+                           for key, value in env.items()]
+            if entry.get("cwd"):
+                data["cwd"] = entry["cwd"]
+        return data
+
+    def _provider(self, required: bool = True):
+        if required:
+            provider = self.context.providers.get("mcp")
+        else:
+            choice = self.context.providers.choose("mcp")
+            provider = choice.provider
+        if provider is not None and getattr(provider, "on_change", None) is not self._changed:
+            if hasattr(provider, "on_change"):
+                provider.on_change = self._changed
+        return provider
+
+    def _changed(self, server_id: str) -> None:
+        self._wake.set()
+
+    def _row(self, server_id: str) -> dict[str, Any]:
+        row = self.store.query_one("SELECT * FROM mcp_servers WHERE id = ?", (server_id,))
+        if row is None:
+            raise errors.NotFound(f"There is no MCP server {server_id!r}.")
+        definition = json.loads(row["definition"])
+        definition.update(id=row["id"], name=row["name"], port=row["port"], token=row["token"],
+                          created_at=row["created_at"], updated_at=row["updated_at"])
+        return definition
+
+    @staticmethod
+    def _stored(definition: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in definition.items()
+                if k not in ("id", "name", "port", "token", "created_at", "updated_at")}
+
+    def _save(self, definition: Mapping[str, Any]) -> None:
+        self.store.execute(
+            "UPDATE mcp_servers SET name = ?, port = ?, token = ?, definition = ?, updated_at = ?"
+            " WHERE id = ?",
+            (definition["name"], definition["port"], definition["token"],
+             json.dumps(self._stored(definition)), definition["updated_at"], definition["id"]))
+
+    def _check_name(self, name: str) -> None:
+        if self.store.query_one("SELECT 1 FROM mcp_servers WHERE name = ?", (name,)):
+            raise errors.Conflict(f"A server named {name!r} exists already.", code="name_taken",
+                                  details={"name": name})
+
+    def _claim_port(self, port: int | None, bind_host: str, exclude: str | None = None,
+                    check_bind: bool = True) -> int:
+        taken = {row["port"] for row in self.store.query(
+            "SELECT port FROM mcp_servers WHERE id != ?", (exclude or "",))}
+        if port is not None:
+            if port in taken:
+                raise errors.Conflict(f"Port {port} belongs to another MCP server.", code="port_taken",
+                                      details={"port": port})
+            if check_bind and not _port_bindable(bind_host, port):
+                raise errors.Conflict(f"Port {port} is in use on {bind_host}.", code="port_taken",
+                                      details={"port": port})
+            return port
+        for candidate in range(*PORT_RANGE):
+            if candidate not in taken and _port_bindable(bind_host, candidate):
+                return candidate
+        raise errors.Conflict("No free port is left for MCP servers; give one.", code="no_free_port")
+
+    @staticmethod
+    def _merge_env(old: list[dict], new: list[dict]) -> tuple[list[dict], dict]:
+        """New env entries; a secret sent without a value keeps its stored value."""
+        previous = {entry["key"]: entry for entry in old}
+        merged, problems, seen = [], {}, set()
+        for index, entry in enumerate(new):
+            key, value = entry["key"], entry.get("value")
+            if key in seen:
+                problems[f"env.{index}.key"] = [f"{key} is given twice."]
+                continue
+            seen.add(key)
+            if value is None:
+                if key in previous and previous[key].get("value") is not None:
+                    value = previous[key]["value"]
+                else:
+                    problems[f"env.{index}.value"] = ["A value is needed."]
+                    continue
+            merged.append({"key": key, "value": value, "secret": bool(entry.get("secret"))})
+        return merged, problems
+
+    @staticmethod
+    def _merge_headers(old: list[dict], new: list[dict]) -> tuple[list[dict], dict]:
+        previous = {entry["name"].lower(): entry for entry in old}
+        merged, problems = [], {}
+        for index, entry in enumerate(new):
+            value = entry.get("value")
+            if value is None:
+                if entry["name"].lower() not in previous:
+                    problems[f"headers.{index}.value"] = ["A value is needed."]
+                    continue
+                value = previous[entry["name"].lower()]["value"]
+            merged.append({"name": entry["name"], "value": value})
+        return merged, problems
+
+    @staticmethod
+    def _endpoints(definition: Mapping[str, Any]) -> dict[str, str | None]:
+        host = definition["bind_host"]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        base = f"http://{host}:{definition['port']}"
+        return {"streamable_http": base + "/mcp" if "streamable-http" in definition["transports"] else None,
+                "sse": base + "/sse" if "sse" in definition["transports"] else None}
+
+    def _runtime(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """What the runtime needs to run the server, secrets included."""
+        return {
+            "id": definition["id"], "name": definition["name"], "command": definition.get("command"),
+            "env_values": {e["key"]: e["value"] for e in definition["env"]}, "cwd": definition.get("cwd"),
+            "url": definition.get("url"),
+            "header_values": {h["name"]: h["value"] for h in definition["headers"]},
+            "transports": definition["transports"], "bind_host": definition["bind_host"],
+            "port": definition["port"], "token": definition["token"],
+            "restart_policy": definition["restart_policy"], "extra_hosts": definition["extra_hosts"],
+        }
+
+    def _state(self, server_id: str) -> dict[str, Any]:
+        provider = self._provider(required=False)
+        if provider is None:
+            return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
+        return provider.state(server_id)
+
+    def _status(self, server_id: str) -> str:
+        return self._state(server_id)["status"]
+
+    def _public(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        state = self._state(definition["id"])
+        return {
+            "id": definition["id"], "name": definition["name"],
+            "kind": "remote" if definition.get("url") else "stdio",
+            "command": definition.get("command"),
+            "env": [{"key": e["key"], "value": None if e["secret"] else e["value"], "secret": e["secret"]}
+                    for e in definition["env"]],
+            "cwd": definition.get("cwd"), "url": definition.get("url"),
+            "headers": [{"name": h["name"]} for h in definition["headers"]],
+            "transports": definition["transports"], "port": definition["port"],
+            "bind_host": definition["bind_host"], "restart_policy": definition["restart_policy"],
+            "autostart": definition["autostart"], "extra_hosts": definition["extra_hosts"],
+            "token_hint": definition["token"][-4:], "endpoints": self._endpoints(definition),
+            "status": state["status"], "pid": state.get("pid"), "since": state.get("since"),
+            "restarts": state.get("restarts", 0), "last_error": state.get("last_error"),
+            "created_at": definition["created_at"], "updated_at": definition["updated_at"],
+        }
+
+    # -- live ----------------------------------------------------------------------------
+
+    def _announce(self, server: dict[str, Any]) -> None:
+        self._published[server["id"]] = (server["status"], server["restarts"], server["last_error"],
+                                          server["pid"])
+        self.realtime.publish("mcp", server, ["mcp"])
+
+    def _watch_status(self) -> None:
+        """Publish a server's object on topic ``mcp`` whenever its measured state changes."""
+        while not self._closing.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                for row in self.store.query("SELECT id FROM mcp_servers"):
+                    state = self._state(row["id"])
+                    key = (state["status"], state.get("restarts", 0), state.get("last_error"), state.get("pid"))
+                    if self._published.get(row["id"]) != key:
+                        self._announce(self.server(row["id"]))
+            except errors.NotFound:
+                continue  # deleted meanwhile
+            except Exception:
+                log.exception("publishing MCP status failed")
+
+    def _listeners_changed(self, topic: str, listeners: int) -> None:
+        match = re.fullmatch(r"mcp:([A-Za-z0-9_-]+):logs", topic)
+        if not match:
+            return
+        server_id = match.group(1)
+        with self._lock:
+            stop = self._followers.get(server_id)
+            if listeners > 0 and stop is None:
+                stop = threading.Event()
+                self._followers[server_id] = stop
+                threading.Thread(target=self._follow, args=(server_id, topic, stop),
+                                 name=f"mcp-follow-{server_id}", daemon=True).start()
+            elif listeners <= 0 and stop is not None:
+                stop.set()
+                del self._followers[server_id]
+
+    def _follow(self, server_id: str, topic: str, stop: threading.Event) -> None:
+        provider = self._provider(required=False)
+        log_path = getattr(provider, "log_path", None)
+        if log_path is None:
+            return
+        follower = logfile.Follower(log_path(server_id))
+        while not stop.wait(0.5):
+            lines = follower.read_new()
+            if lines:
+                self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic])

@@ -1,0 +1,254 @@
+"""Supervision of one MCP server's bridge process: measured status, restarts with backoff.
+
+Each supervised server has its own thread, so a slow or failing server never delays another.
+The thread starts the bridge in a new process group (the stdio child joins that group), then
+watches it: the status becomes ``running`` only after an MCP probe through the bridge passes,
+``unhealthy`` when probes fail while the process lives, and a process that exits is restarted
+after 5 s, then 10 s, doubling to 60 s, at most 10 times; the count starts again after 30 s of
+stable running. A server out of tries ends in ``error`` with the last lines of its log.
+Stopping kills the whole process group, so nothing the server started is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from open1panel_ai.mcp import logfile
+from open1panel_ai.mcp.probe import ProbeFailed, list_tools
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How supervision paces itself; every value can be set (``OPEN1PANEL_AI_MCP_*``)."""
+
+    backoff: float = 5.0          # first restart delay
+    backoff_max: float = 60.0     # the delay doubles up to this
+    tries: int = 10               # restarts in a row before giving up
+    stable: float = 30.0          # running this long resets the count
+    probe_interval: float = 15.0  # between health probes while running
+    start_timeout: float = 120.0  # a first download by uvx/npx can take a while
+    unhealthy_restart: int = 3    # failed probes in a row that restart the process
+    stop_grace: float = 5.0       # SIGTERM, then SIGKILL after this
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> Timing:
+        values = {}
+        for name, default in cls.__dataclass_fields__.items():
+            raw = settings.get(f"mcp_{name}")
+            if raw is not None:
+                values[name] = type(default.default)(raw)
+        return cls(**values)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Supervised:
+    """One server under supervision: its bridge process, its status and its thread."""
+
+    def __init__(self, server: Mapping[str, Any], argv: list[str], config_path: Path,
+                 log_path: Path, timing: Timing, on_change: Callable[[str], None]) -> None:
+        self.server = dict(server)
+        self.id = server["id"]
+        self.argv = argv
+        self.config_path = config_path
+        self.log_path = log_path
+        self.timing = timing
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._kick = threading.Event()
+        self.process: subprocess.Popen | None = None
+        self.status = "starting"
+        self.since = _now()
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.tools: list[dict[str, Any]] | None = None
+        self._thread = threading.Thread(target=self._run, name=f"mcp-{server['name']}", daemon=True)
+
+    # -- what others ask ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            process = self.process
+            return {"status": self.status, "pid": process.pid if process and process.poll() is None else None,
+                    "since": self.since, "restarts": self.restarts, "last_error": self.last_error}
+
+    def stop(self) -> None:
+        """Stop the bridge and its whole process group; returns when they are gone."""
+        self._stop.set()
+        self._kick.set()
+        self._set("stopping")
+        self._thread.join(self.timing.stop_grace + 10)
+        self._kill_group()
+        self._set("stopped")
+
+    @property
+    def base_url(self) -> str:
+        host = self.server["bind_host"]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server['port']}"
+
+    def probe(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        transport = self.server["transports"][0]
+        return list_tools(self.base_url, self.server["token"], transport, timeout)
+
+    def reload_hosts(self, hosts: list[str]) -> None:
+        """Write the new allowed hosts and tell the running bridge to read them (SIGHUP)."""
+        self.server["extra_hosts"] = list(hosts)
+        self.write_config()
+        with self._lock:
+            process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGHUP)
+
+    def write_config(self) -> None:
+        server = self.server
+        config = {
+            "id": server["id"], "name": server["name"], "command": server.get("command"),
+            "env": server.get("env_values", {}), "cwd": server.get("cwd"), "url": server.get("url"),
+            "headers": server.get("header_values", {}), "bind_host": server["bind_host"],
+            "port": server["port"], "token": server["token"], "transports": server["transports"],
+            "allowed_hosts": server.get("extra_hosts", []), "log_file": str(self.log_path),
+            "log_max_bytes": logfile.MAX_BYTES, "log_backups": logfile.BACKUPS,
+        }
+        # The file holds the token and secret env values: only the panel's user may read it.
+        temporary = self.config_path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(config, file)
+        os.replace(temporary, self.config_path)
+
+    # -- the supervising thread -----------------------------------------------------------
+
+    def _set(self, status: str, error: str | None = None) -> None:
+        with self._lock:
+            changed = status != self.status or (error is not None and error != self.last_error)
+            if status != self.status:
+                self.since = _now()
+            self.status = status
+            if error is not None:
+                self.last_error = error
+        if changed:
+            self._on_change(self.id)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            ran_for = self._run_once()
+            if self._stop.is_set():
+                return
+            if ran_for >= self.timing.stable:
+                failures = 0
+            failures += 1
+            error = self._last_lines()
+            logfile.note(self.log_path, f"supervisor: the bridge ended ({failures} in a row)")
+            if self.server.get("restart_policy") == "never" or failures > self.timing.tries:
+                self._set("error", error)
+                return
+            delay = min(self.timing.backoff * 2 ** (failures - 1), self.timing.backoff_max)
+            with self._lock:
+                self.restarts += 1
+            self._set("restarting", error)
+            logfile.note(self.log_path, f"supervisor: restarting in {delay:g} s")
+            if self._stop.wait(delay):
+                return
+
+    def _run_once(self) -> float:
+        """Run the bridge until it exits (or is stopped); return how long it was running."""
+        self._set("starting")
+        self.write_config()
+        with open(self.log_path, "ab") as output:
+            process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=output,
+                                       stderr=output, start_new_session=True, close_fds=True)
+        with self._lock:
+            self.process = process
+        started = time.monotonic()
+        running_since = None
+        failed_probes = 0
+        next_probe = started
+        while not self._stop.is_set():
+            if process.poll() is not None:
+                break
+            now = time.monotonic()
+            if now >= next_probe:
+                try:
+                    self.tools = self.probe(timeout=min(10.0, self.timing.probe_interval + 5))
+                except ProbeFailed as exc:
+                    if running_since is None:
+                        if now - started > self.timing.start_timeout:
+                            logfile.note(self.log_path, f"supervisor: no answer after "
+                                                        f"{self.timing.start_timeout:g} s: {exc}")
+                            self._terminate(process)
+                            break
+                        next_probe = now + 0.3
+                    else:
+                        failed_probes += 1
+                        logfile.note(self.log_path, f"supervisor: probe failed: {exc}")
+                        self._set("unhealthy")
+                        if failed_probes >= self.timing.unhealthy_restart:
+                            self._terminate(process)
+                            break
+                        next_probe = now + min(self.timing.probe_interval, 5)
+                    if process.poll() is not None:
+                        break
+                    continue
+                failed_probes = 0
+                if running_since is None:
+                    running_since = time.monotonic()
+                self._set("running")
+                next_probe = time.monotonic() + self.timing.probe_interval
+            self._kick.wait(0.1 if running_since is None else 0.25)
+        if self._stop.is_set():
+            self._terminate(process)
+        else:
+            self._kill_group()  # anything the crashed bridge left behind
+        return 0.0 if running_since is None else time.monotonic() - running_since
+
+    def _terminate(self, process: subprocess.Popen) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(self.timing.stop_grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        with self._lock:
+            process = self.process
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
+            log.warning("the bridge of %s (pid %d) did not exit", self.server["name"], process.pid)
+
+    def _last_lines(self) -> str:
+        return "\n".join(logfile.tail(self.log_path, 12))

@@ -1,0 +1,229 @@
+"""MCP server definitions: validation, unique names and ports, write-only secrets, tokens,
+client configurations and import. Nothing here starts a server."""
+
+import json
+import socket
+import sqlite3
+
+import pytest
+
+from tests.mcp.conftest import TIME_SERVER
+
+
+def create(api, **fields):
+    body = {"name": "time", "command": TIME_SERVER, **fields}
+    return api("post", "/servers", json=body)
+
+
+def test_a_string_command_is_split_and_defaults_are_filled_in(mcp_api):
+    status, server = create(mcp_api, command="uvx mcp-server-time --local-timezone 'America/New_York'")
+    assert status == 201, server
+    assert server["command"] == ["uvx", "mcp-server-time", "--local-timezone", "America/New_York"]
+    assert server["kind"] == "stdio"
+    assert server["status"] == "stopped" and server["pid"] is None
+    assert server["transports"] == ["streamable-http", "sse"]
+    assert server["bind_host"] == "127.0.0.1"
+    assert server["restart_policy"] == "on-failure" and server["autostart"] is False
+    port = server["port"]
+    assert server["endpoints"] == {"streamable_http": f"http://127.0.0.1:{port}/mcp",
+                                   "sse": f"http://127.0.0.1:{port}/sse"}
+    assert len(server["token_hint"]) == 4
+    assert mcp_api("get", "/servers") == (200, {"servers": [server]})
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"name": "Not A Slug"}, "name"),
+    ({"name": "-dash"}, "name"),
+    ({"command": ""}, "command"),
+    ({"command": []}, "command"),
+    ({"command": "unbalanced 'quote"}, "command"),
+    ({"command": None, "url": None}, "command"),
+    ({"url": "http://example.test/mcp"}, "command"),  # both a command and a url
+    ({"env": [{"key": "1BAD", "value": "x"}]}, "env"),
+    ({"transports": []}, "transports"),
+    ({"transports": ["websocket"]}, "transports"),
+    ({"port": 80}, "port"),
+    ({"bind_host": "example.com"}, "bind_host"),
+    ({"cwd": "relative/dir"}, "cwd"),
+    ({"restart_policy": "sometimes"}, "restart_policy"),
+])
+def test_bad_input_is_a_400_with_the_field_named_and_nothing_is_stored(mcp_api, fields, field):
+    status, body = create(mcp_api, **fields)
+    assert status == 400, body
+    assert body["error"]["code"] == "validation_error"
+    assert field in json.dumps(body["error"]["details"])
+    assert mcp_api("get", "/servers") == (200, {"servers": []})
+
+
+def test_a_body_that_is_not_json_is_refused(mcp_api):
+    status, body = mcp_api("post", "/servers", data="name=time", content_type="text/plain")
+    assert status == 400 and body["error"]["code"] == "unsupported_media_type"
+    assert mcp_api("get", "/servers")[1] == {"servers": []}
+
+
+def test_a_duplicate_name_is_a_conflict_and_the_first_server_is_kept(mcp_api):
+    status, first = create(mcp_api)
+    assert status == 201
+    status, body = create(mcp_api)
+    assert status == 409 and body["error"]["code"] == "name_taken"
+    assert mcp_api("get", "/servers")[1] == {"servers": [first]}
+
+
+def test_ports_are_assigned_distinct_and_a_taken_port_is_a_conflict(mcp_api):
+    first = create(mcp_api, name="one")[1]
+    second = create(mcp_api, name="two")[1]
+    assert first["port"] != second["port"]
+    status, body = create(mcp_api, name="three", port=first["port"])
+    assert status == 409 and body["error"]["code"] == "port_taken"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        status, body = create(mcp_api, name="four", port=busy.getsockname()[1])
+    assert status == 409 and "in use" in body["error"]["message"]
+    status, moved = mcp_api("put", f"/servers/{second['id']}", json={"port": first["port"]})
+    assert status == 409
+    assert mcp_api("get", f"/servers/{second['id']}")[1]["port"] == second["port"]
+
+
+def test_secret_env_values_are_write_only_and_kept_on_update(mcp_api, data_dir):
+    status, server = create(mcp_api, env=[{"key": "API_KEY", "value": "sk-very-secret", "secret": True},
+                                          {"key": "REGION", "value": "eu"}])
+    assert status == 201
+    assert server["env"] == [{"key": "API_KEY", "value": None, "secret": True},
+                             {"key": "REGION", "value": "eu", "secret": False}]
+    # An update that leaves the secret's value out keeps it; others change.
+    status, updated = mcp_api("put", f"/servers/{server['id']}",
+                              json={"env": [{"key": "API_KEY", "secret": True},
+                                            {"key": "REGION", "value": "us"}]})
+    assert status == 200, updated
+    assert updated["env"] == [{"key": "API_KEY", "value": None, "secret": True},
+                              {"key": "REGION", "value": "us", "secret": False}]
+    for path in ("/servers", f"/servers/{server['id']}"):
+        assert "sk-very-secret" not in json.dumps(mcp_api("get", path)[1])
+    db = sqlite3.connect(data_dir / "open1panel-ai.sqlite3")
+    stored = json.loads(db.execute("SELECT definition FROM mcp_servers").fetchone()[0])
+    db.close()
+    assert {"key": "API_KEY", "value": "sk-very-secret", "secret": True} in stored["env"]
+    # A new secret without a value has nothing to keep: refused, and nothing changes.
+    status, body = mcp_api("put", f"/servers/{server['id']}", json={"env": [{"key": "OTHER", "secret": True}]})
+    assert status == 400 and "env.0.value" in body["error"]["details"]["fields"]
+    assert mcp_api("get", f"/servers/{server['id']}")[1]["env"] == updated["env"]
+
+
+def test_remote_servers_keep_header_values_secret(mcp_api):
+    status, server = mcp_api("post", "/servers", json={
+        "name": "remote", "url": "https://mcp.example.test/mcp",
+        "headers": [{"name": "X-Api-Key", "value": "hdr-secret"}]})
+    assert status == 201, server
+    assert server["kind"] == "remote" and server["command"] is None
+    assert server["headers"] == [{"name": "X-Api-Key"}]
+    assert "hdr-secret" not in json.dumps(mcp_api("get", "/servers")[1])
+
+
+def test_the_token_rotates_and_only_the_client_config_and_rotation_show_it(mcp_api):
+    server = create(mcp_api)[1]
+    config = mcp_api("get", f"/servers/{server['id']}/client-config?client=generic")[1]
+    old = json.loads(config["snippet"])["mcpServers"]["time"]["headers"]["Authorization"].split()[1]
+    assert old.endswith(server["token_hint"]) and len(old) >= 32
+    assert old not in json.dumps(mcp_api("get", "/servers")[1])
+    status, rotated = mcp_api("post", f"/servers/{server['id']}/token")
+    assert status == 200 and rotated["token"] != old
+    after = mcp_api("get", f"/servers/{server['id']}")[1]
+    assert after["token_hint"] == rotated["token"][-4:]
+
+
+def test_client_configs_follow_each_clients_own_format(mcp_api):
+    server = create(mcp_api)[1]
+    base = f"http://127.0.0.1:{server['port']}"
+
+    def config(client, transport="streamable-http"):
+        status, body = mcp_api("get", f"/servers/{server['id']}/client-config?client={client}&transport={transport}")
+        assert status == 200, body
+        return body
+
+    token = json.loads(config("generic")["snippet"])["mcpServers"]["time"]["headers"]["Authorization"][7:]
+    cursor = json.loads(config("cursor")["snippet"])
+    assert cursor == {"mcpServers": {"time": {"url": base + "/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
+    vscode = json.loads(config("vscode")["snippet"])
+    assert vscode["servers"]["time"] == {"type": "http", "url": base + "/mcp",
+                                         "headers": {"Authorization": "Bearer ${input:time-token}"}}
+    assert vscode["inputs"][0]["id"] == "time-token" and vscode["inputs"][0]["password"] is True
+    assert json.loads(config("vscode", "sse")["snippet"])["servers"]["time"]["type"] == "sse"
+    claude_code = config("claude-code")
+    assert claude_code["format"] == "shell"
+    assert claude_code["snippet"] == (f"claude mcp add --transport http time {base}/mcp "
+                                      f"--header 'Authorization: Bearer {token}'")
+    assert config("claude-code", "sse")["snippet"].startswith(f"claude mcp add --transport sse time {base}/sse ")
+    desktop = json.loads(config("claude-desktop")["snippet"])["mcpServers"]["time"]
+    assert desktop["command"] == "npx"
+    assert desktop["args"] == ["-y", "mcp-remote", base + "/mcp", "--header", "Authorization:${AUTH_HEADER}"]
+    assert not any(" " in arg for arg in desktop["args"])
+    assert desktop["env"] == {"AUTH_HEADER": f"Bearer {token}"}
+    status, body = mcp_api("get", f"/servers/{server['id']}/client-config?client=notepad")
+    assert status == 400 and "client" in body["error"]["details"]["fields"]
+
+
+def test_a_client_config_for_a_transport_the_server_does_not_serve_is_a_conflict(mcp_api):
+    server = create(mcp_api, transports=["streamable-http"])[1]
+    assert server["endpoints"]["sse"] is None
+    status, body = mcp_api("get", f"/servers/{server['id']}/client-config?client=cursor&transport=sse")
+    assert status == 409 and body["error"]["code"] == "transport_disabled"
+
+
+def test_import_creates_every_entry_and_reports_bad_ones_on_their_own(mcp_api):
+    document = {"mcpServers": {
+        "time": {"command": "uvx", "args": ["mcp-server-time"]},
+        "No Args": {"command": "mcp-server-git"},
+        "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+                   "env": {"GITHUB_TOKEN": "ghp-secret", "LOG": "debug"}},
+        "remote": {"url": "https://mcp.example.test/mcp", "headers": {"Authorization": "Bearer up"}},
+        "broken": {"args": ["no command"]},
+        "time2": {"command": "uvx", "args": ["mcp-server-time"], "env": "not an object"},
+    }}
+    status, body = mcp_api("post", "/import", json=document)
+    assert status == 200, body
+    results = {r["name"]: r for r in body["results"]}
+    assert sorted(results) == sorted(document["mcpServers"])
+    assert results["time"]["ok"] and results["time"]["server"]["command"] == ["uvx", "mcp-server-time"]
+    assert results["No Args"]["ok"] and results["No Args"]["server"]["name"] == "no-args"
+    assert results["No Args"]["server"]["command"] == ["mcp-server-git"]
+    github = results["github"]["server"]
+    assert github["env"] == [{"key": "GITHUB_TOKEN", "value": None, "secret": True},
+                             {"key": "LOG", "value": "debug", "secret": False}]
+    assert results["remote"]["server"]["kind"] == "remote"
+    assert results["remote"]["server"]["headers"] == [{"name": "Authorization"}]
+    assert not results["broken"]["ok"] and results["broken"]["error"]["code"] == "validation_error"
+    assert not results["time2"]["ok"]
+    assert "ghp-secret" not in json.dumps(body)
+    names = sorted(s["name"] for s in mcp_api("get", "/servers")[1]["servers"])
+    assert names == ["github", "no-args", "remote", "time"]
+    # Importing again: every entry is a name conflict, reported per entry.
+    again = mcp_api("post", "/import", json={"mcpServers": {"time": document["mcpServers"]["time"]}})[1]
+    assert again["results"][0]["error"]["code"] == "name_taken"
+
+
+def test_unknown_servers_are_404(mcp_api):
+    for method, path in [("get", "/servers/nope"), ("put", "/servers/nope"), ("delete", "/servers/nope"),
+                         ("post", "/servers/nope/start"), ("get", "/servers/nope/logs"),
+                         ("get", "/servers/nope/tools"), ("get", "/servers/nope/client-config")]:
+        kwargs = {"json": {"autostart": True}} if method == "put" else {}
+        status, body = mcp_api(method, path, **kwargs)
+        assert status == 404, (method, path, body)
+        assert body["error"]["code"] == "not_found"
+
+
+def test_extra_hosts_are_validated(mcp_host, mcp_api):
+    server = create(mcp_api)[1]
+    service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
+    assert service.set_extra_hosts(server["id"], ["MCP.Example.test", "mcp.example.test"])["extra_hosts"] == \
+        ["mcp.example.test"]
+    from open1panel_ai.errors import BadRequest
+    for bad in (["evil.test/x"], ["a b"], ["host:8080"], [""]):
+        with pytest.raises(BadRequest):
+            service.set_extra_hosts(server["id"], bad)
+    assert service.server(server["id"])["extra_hosts"] == ["mcp.example.test"]
+
+
+def test_the_api_needs_the_token(mcp_host):
+    response = mcp_host.app.test_client().get("/api/v2/ai/mcp/servers")
+    assert response.status_code == 401
