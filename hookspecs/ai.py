@@ -107,6 +107,11 @@ class MCPProvider(Provider, Protocol):
     def tools(self, server_id: str) -> list[dict[str, Any]]:
         """Return the live tool list (name, description, input schema) of a running server."""
 
+    def set_hosts(self, server_id: str, hosts: list[str]) -> None:
+        """Make the running server accept requests whose Host is one of ``hosts`` (the domains
+        bound to it) besides loopback, without restarting it or any other server. A server that
+        is not running takes them from the definition when it starts."""
+
 
 class GPUProvider(Provider, Protocol):
     """Reads accelerators (or, for the CPU provider, the host) for monitoring."""
