@@ -1,0 +1,41 @@
+/* The GPU page's compatibility check: what was checked, what it found, and the fixes. */
+(function () {
+  "use strict";
+  var t = window.AI.t;
+  var body = document.querySelector("#gpu-checks tbody");
+  var RESULTS = { "true": "gpu.checks.ok", "false": "gpu.checks.failed", "null": "gpu.checks.unknown" };
+
+  function row(check) {
+    var tr = document.createElement("tr");
+    tr.dataset.check = check.name;
+    tr.dataset.ok = String(check.ok);
+    var name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = check.name;
+    var result = document.createElement("td");
+    result.textContent = t(RESULTS[String(check.ok)]);
+    var detail = document.createElement("td");
+    detail.textContent = check.detail;
+    if (check.fix && check.ok !== true) {
+      var fix = document.createElement("p");
+      fix.className = "muted";
+      fix.textContent = t("gpu.fix", { fix: check.fix });
+      detail.appendChild(fix);
+    }
+    tr.append(name, result, detail);
+    return tr;
+  }
+
+  window.AI.api("/gpu/checks").then(function (report) {
+    body.textContent = "";
+    report.checks.forEach(function (check) { body.appendChild(row(check)); });
+  }, function (error) {
+    body.textContent = "";
+    var tr = document.createElement("tr");
+    var td = document.createElement("td");
+    td.colSpan = 3;
+    td.textContent = error.message;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  });
+})();
