@@ -434,9 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
         partial = final.with_name(final.name + "-partial")
         part_file = final.with_name(final.name + "-partial-0")
         done = json.loads(part_file.read_text())["completed"] if part_file.exists() else 0
-        if not partial.exists():
-            with open(partial, "wb") as f:
-                f.truncate(size)
+        partial.touch()
         record["first_completed"][digest] = done
         while done < size:
             if emit:
@@ -447,6 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(TICK if emit else 0)
             done = min(size, done + max(1, int(owner.pull_speed * TICK)))
             part_file.write_text(json.dumps({"completed": done}))
+        os.truncate(partial, size)  # sparse: the real size, no real bytes
         partial.rename(final)
         part_file.unlink()
 

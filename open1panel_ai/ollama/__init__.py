@@ -1,0 +1,1 @@
+"""Ollama model management: endpoints, models, pulls, imports, memory and disk."""

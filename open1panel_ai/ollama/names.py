@@ -1,0 +1,61 @@
+"""Ollama model names: ``[host/][namespace/]model[:tag]``, as Ollama validates them.
+
+People paste what they typed in a terminal (``ollama run llama3.2``), so that prefix is
+stripped. Names compare case-insensitively; the short form drops the default host and
+namespace, as ``/api/tags`` shows it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_HOST = "registry.ollama.ai"
+DEFAULT_NAMESPACE = "library"
+DEFAULT_TAG = "latest"
+
+_MODEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
+_NAME = re.compile(
+    r"^(?:(?P<host>[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349})/)??"
+    r"(?:(?P<namespace>[A-Za-z0-9_][A-Za-z0-9_-]{0,79})/)?"
+    rf"(?P<model>{_MODEL})(?::(?P<tag>{_MODEL}))?$"
+)
+_COMMAND = re.compile(r"^\s*ollama\s+(?:run|pull)\s+", re.IGNORECASE)
+
+
+class InvalidModelName(ValueError):
+    """The text is not a model name Ollama would accept."""
+
+
+@dataclass(frozen=True)
+class ModelName:
+    host: str
+    namespace: str
+    model: str
+    tag: str
+
+    @property
+    def short(self) -> str:
+        """The display form: ``llama3.2:latest``, ``hf.co/user/repo:Q4_K_M``."""
+        prefix = "" if self.host.lower() == DEFAULT_HOST else f"{self.host}/"
+        if prefix or self.namespace.lower() != DEFAULT_NAMESPACE:
+            prefix += f"{self.namespace}/"
+        return f"{prefix}{self.model}:{self.tag}"
+
+    @property
+    def key(self) -> str:
+        """The case-insensitive identity of the model."""
+        return f"{self.host}/{self.namespace}/{self.model}:{self.tag}".lower()
+
+
+def parse(text: str) -> ModelName:
+    """Parse a model name a person typed or pasted; raise :class:`InvalidModelName`."""
+    cleaned = _COMMAND.sub("", (text or "").strip()).strip()
+    match = _NAME.match(cleaned)
+    if not match:
+        raise InvalidModelName(
+            f"{text.strip()!r} is not a model name. Use model[:tag], namespace/model[:tag] "
+            "or host/namespace/model[:tag], e.g. llama3.2 or hf.co/user/repo:Q4_K_M.")
+    parts = match.groupdict()
+    return ModelName(parts["host"] or DEFAULT_HOST, parts["namespace"] or DEFAULT_NAMESPACE,
+                     parts["model"], parts["tag"] or DEFAULT_TAG)

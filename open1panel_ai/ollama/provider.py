@@ -1,0 +1,171 @@
+"""The built-in Ollama provider ``http``: Ollama's REST API over httpx.
+
+It follows reference/ollama-api.md: errors are ``{"error": text}``, a streamed pull reports an
+error as its last line, delete and copy answer an empty body, load and unload are one JSON
+object. Failures become the panel's API errors, each naming the server's address.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from hookspecs import hookimpl
+from open1panel_ai import errors
+
+#: How long to wait for Ollama to accept a connection, and for a quick answer.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 30.0
+#: A stream may pause while Ollama verifies a large blob.
+STREAM_READ_TIMEOUT = 600.0
+
+
+class HttpOllamaProvider:
+    """Talks to any Ollama server by its base URL."""
+
+    name = "http"
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        self._client = httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+
+    def probe(self) -> None:
+        """httpx is a dependency, so this provider can always work; each server's own
+        reachability is shown per endpoint."""
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def version(self, base_url: str) -> str:
+        return self._json("GET", base_url, "/api/version").get("version", "")
+
+    def list_models(self, base_url: str) -> list[dict[str, Any]]:
+        return self._json("GET", base_url, "/api/tags").get("models") or []
+
+    def running_models(self, base_url: str) -> list[dict[str, Any]]:
+        return self._json("GET", base_url, "/api/ps").get("models") or []
+
+    def show(self, base_url: str, name: str) -> dict[str, Any]:
+        return self._json("POST", base_url, "/api/show", {"model": name})
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def delete(self, base_url: str, name: str) -> None:
+        self._request("DELETE", base_url, "/api/delete", {"model": name})
+
+    def copy(self, base_url: str, source: str, destination: str) -> None:
+        self._request("POST", base_url, "/api/copy", {"source": source, "destination": destination})
+
+    def load(self, base_url: str, name: str, keep_alive: str | int,
+             options: Mapping[str, Any]) -> None:
+        body: dict[str, Any] = {"model": name, "keep_alive": keep_alive, "stream": False}
+        if options:
+            body["options"] = dict(options)
+        # Loading a large model can take minutes: no read timeout.
+        self._request("POST", base_url, "/api/generate", body, timeout=None)
+
+    def unload(self, base_url: str, name: str) -> None:
+        self._request("POST", base_url, "/api/generate", {"model": name, "keep_alive": 0, "stream": False})
+
+    def pull(self, base_url: str, name: str) -> Iterator[dict[str, Any]]:
+        return self._stream(base_url, "/api/pull", {"model": name, "stream": True})
+
+    def blob_exists(self, base_url: str, digest: str) -> bool:
+        response = self._request("HEAD", base_url, f"/api/blobs/{digest}", accept=(200, 404))
+        return response.status_code == 200
+
+    def upload_blob(self, base_url: str, digest: str, chunks: Iterable[bytes], size: int) -> None:
+        self._request("POST", base_url, f"/api/blobs/{digest}", content=chunks,
+                      headers={"Content-Length": str(size)}, timeout=None)
+
+    def create(self, base_url: str, name: str, files: Mapping[str, str],
+               extra: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        body = {"model": name, "stream": True, **(extra or {})}
+        if files:
+            body["files"] = dict(files)
+        return self._stream(base_url, "/api/create", body)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _json(self, method: str, base_url: str, path: str, body: Any = None) -> dict[str, Any]:
+        response = self._request(method, base_url, path, body)
+        try:
+            data = response.json()
+        except ValueError:
+            raise errors.UpstreamError(
+                f"Ollama at {base_url} answered {path} with something that is not JSON.",
+                details={"url": base_url, "body": response.text[:500]}) from None
+        return data if isinstance(data, dict) else {}
+
+    def _request(self, method: str, base_url: str, path: str, body: Any = None, *,
+                 accept: tuple[int, ...] = (200, 201), timeout: Any = ..., **kwargs: Any) -> httpx.Response:
+        if body is not None:
+            kwargs["json"] = body
+        if timeout is not ...:
+            kwargs["timeout"] = timeout
+        try:
+            response = self._client.request(method, base_url.rstrip("/") + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise unreachable(base_url, exc) from None
+        if response.status_code not in accept:
+            raise answered_badly(base_url, response.status_code, response.text)
+        return response
+
+    def _stream(self, base_url: str, path: str, body: dict) -> Iterator[dict[str, Any]]:
+        timeout = httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        try:
+            with self._client.stream("POST", base_url.rstrip("/") + path, json=body,
+                                     timeout=timeout) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise answered_badly(base_url, response.status_code, response.text)
+                for line in response.iter_lines():
+                    if line.strip():
+                        try:
+                            yield json.loads(line)
+                        except ValueError:
+                            raise errors.UpstreamError(
+                                f"Ollama at {base_url} sent a line that is not JSON.",
+                                details={"url": base_url, "line": line[:500]}) from None
+        except httpx.TransportError as exc:
+            raise unreachable(base_url, exc, during=path) from None
+
+
+def unreachable(base_url: str, exc: Exception, during: str | None = None) -> errors.UpstreamUnavailable:
+    """The 503 error for a server that cannot be reached (or dropped the connection)."""
+    reason = str(exc) or type(exc).__name__
+    if during:
+        message = f"The connection to Ollama at {base_url} dropped during {during} ({reason})."
+    else:
+        message = f"Ollama at {base_url} cannot be reached ({reason})."
+    return errors.UpstreamUnavailable(message, code="ollama_unreachable", details={
+        "url": base_url, "reason": reason,
+        "fix": "Check that Ollama is running there (ollama serve, or systemctl status ollama), "
+               "that it listens on that address (OLLAMA_HOST on the server) and that no "
+               "firewall is in between.",
+    })
+
+
+def answered_badly(base_url: str, status: int, text: str) -> errors.ApiError:
+    """The panel error for an Ollama error reply, with Ollama's own text in details."""
+    try:
+        said = json.loads(text).get("error") or text
+    except (ValueError, AttributeError):
+        said = text
+    said = str(said).strip()[:1000]
+    details = {"url": base_url, "status": status, "ollama": said}
+    if status == 404:
+        return errors.NotFound(said[:1].upper() + said[1:] + ".", details=details, code="model_not_found")
+    if status == 400:
+        return errors.BadRequest(f"Ollama refused the request: {said}.", details=details, code="ollama_bad_request")
+    if status == 503:
+        return errors.UpstreamUnavailable(f"Ollama at {base_url} is busy: {said}.", details=details,
+                                          code="ollama_busy")
+    return errors.UpstreamError(f"Ollama at {base_url} answered {status}: {said}.", details=details,
+                                code="ollama_error")
+
+
+@hookimpl(trylast=True)
+def ai_ollama_providers():
+    return [HttpOllamaProvider]

@@ -1,0 +1,121 @@
+"""The ``ollama.pull`` task: one model download, with progress over all of its layers.
+
+Ollama reports each blob in turn (``pulling <digest>``, total, completed), leaves out zero
+fields and may end a blob's lines short of its total, so a blob counts as complete once the
+next one starts. The download continues where it stopped whenever the pull is issued again, so
+retry, resume after a panel restart, and reconnecting after a dropped connection all simply
+pull again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from open1panel_ai import errors
+from open1panel_ai.tasks import TaskCancelled, TaskContext, TaskError, TaskInterrupted
+
+KIND = "ollama.pull"
+#: Statuses after which every blob is on disk.
+_AFTER_DOWNLOAD = ("verifying", "writing manifest", "removing", "success")
+
+
+class PullProgress:
+    """Adds up per-blob progress lines into bytes done and bytes in all."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, list[int]] = {}  # digest → [total, completed]
+
+    def update(self, line: dict[str, Any]) -> None:
+        digest = line.get("digest")
+        status = str(line.get("status", ""))
+        if digest:
+            for other, counts in self.blobs.items():
+                if other != digest:
+                    counts[1] = counts[0]  # the previous blob is done
+            counts = self.blobs.setdefault(digest, [0, 0])
+            counts[0] = int(line.get("total") or counts[0])
+            counts[1] = max(counts[1], int(line.get("completed") or 0))
+        elif status.startswith(_AFTER_DOWNLOAD):
+            for counts in self.blobs.values():
+                counts[1] = counts[0]
+
+    @property
+    def completed(self) -> int:
+        return sum(c for _, c in self.blobs.values())
+
+    @property
+    def total(self) -> int:
+        return sum(t for t, _ in self.blobs.values())
+
+
+def explain(error: str, name: str) -> str:
+    """A sentence a person understands for Ollama's error text of a pull."""
+    text = error.lower()
+    if "file does not exist" in text or "manifest unknown" in text:
+        return (f"Model '{name}' was not found in the registry. Check the name and tag "
+                "(ollama.com/library, or the Hugging Face repository for hf.co/ names).")
+    if "no space left" in text:
+        return ("The disk holding Ollama's models is full. Free some space (see Storage), then "
+                "retry: the download continues where it stopped.")
+    if "pull model manifest" in text:
+        return ("Ollama could not reach the model registry. Check the Ollama server's internet "
+                "access and proxy settings (HTTPS_PROXY), then retry.")
+    if "invalid model name" in text:
+        return f"Ollama does not accept '{name}' as a model name."
+    return f"Ollama could not pull '{name}': {error}"
+
+
+class PullTask:
+    """Runs pulls for the Ollama service."""
+
+    def __init__(self, service: Any, retries: int, backoff: float) -> None:
+        self._service = service
+        self._retries = retries
+        self._backoff = backoff
+
+    def run(self, ctx: TaskContext) -> None:
+        name = ctx.params["name"]
+        try:
+            url = self._service.endpoint(ctx.params["endpoint"])["url"]
+            provider = self._service.provider()
+        except errors.ApiError as exc:
+            raise TaskError(exc.message, exc.details) from None
+        failures = 0
+        while True:
+            try:
+                self._pull_once(ctx, provider, url, name)
+                return
+            except errors.UpstreamUnavailable as exc:
+                ctx.raise_if_cancelled()
+                failures += 1
+                if failures > self._retries:
+                    raise TaskInterrupted(exc.message, {**exc.details, "attempts": failures}) from None
+                delay = self._backoff * 2 ** (failures - 1)
+                ctx.progress(message=f"Interrupted: {exc.message} Retrying in {delay:g} s "
+                                     f"({failures} of {self._retries}).")
+                if ctx.wait(delay):
+                    raise TaskCancelled() from None
+
+    def _pull_once(self, ctx: TaskContext, provider: Any, url: str, name: str) -> None:
+        progress = PullProgress()
+        stream = provider.pull(url, name)
+        try:
+            for line in stream:
+                ctx.raise_if_cancelled()
+                if "error" in line:
+                    raise TaskError(explain(str(line["error"]), name), {"ollama": line["error"], "url": url})
+                progress.update(line)
+                status = str(line.get("status", ""))
+                ctx.progress(completed=progress.completed if progress.blobs else None,
+                             total=progress.total or None, message=status)
+                if status == "success":
+                    return
+        except errors.UpstreamUnavailable:
+            raise
+        except errors.ApiError as exc:
+            raise TaskError(exc.message, exc.details) from None
+        finally:
+            stream.close()  # closing the stream tells Ollama to stop; it keeps what it has
+        raise errors.UpstreamUnavailable(
+            f"Ollama at {url} ended the pull of '{name}' without finishing it.",
+            code="ollama_unreachable", details={"url": url})

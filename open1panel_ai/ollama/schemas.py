@@ -1,0 +1,149 @@
+"""Marshmallow schemas of the Ollama API: what it takes and what it answers."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from open1panel_ai.schemas import TaskSchema
+
+_DURATION = re.compile(r"^-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+
+
+class KeepAlive(fields.Field):
+    """Seconds (a number), a Go duration (``"10m"``, ``"-1m"``), or ``"forever"``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "forever":
+            return -1
+        if isinstance(value, bool):
+            raise ValidationError("Use seconds, a duration such as 10m, or forever.")
+        if isinstance(value, (int, float)):
+            return value
+        if isinstance(value, str) and _DURATION.match(value.strip()):
+            return value.strip()
+        raise ValidationError("Use seconds, a duration with a unit such as 10m or 2h, or forever.")
+
+
+class EndpointQuerySchema(Schema):
+    endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32),
+                             metadata={"description": "Which Ollama server (default local)."})
+
+
+class RunningQuerySchema(Schema):
+    endpoint = fields.String(validate=validate.Length(min=1, max=32),
+                             metadata={"description": "One server; every reachable one when left out."})
+
+
+class EndpointBodySchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    url = fields.String(required=True, validate=validate.Length(min=1, max=300),
+                        metadata={"description": "http://HOST:PORT, or HOST[:PORT] as in OLLAMA_HOST."})
+    models_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4096),
+                               metadata={"description": "Its models folder, when this machine can see it."})
+
+
+class EndpointErrorSchema(Schema):
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+
+
+class EndpointSchema(Schema):
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    models_dir = fields.String(allow_none=True)
+    builtin = fields.Boolean(metadata={"description": "local: from OLLAMA_HOST, cannot be removed."})
+    reachable = fields.Boolean()
+    version = fields.String(allow_none=True)
+    error = fields.Nested(EndpointErrorSchema, allow_none=True)
+    warnings = fields.List(fields.String())
+
+
+class EndpointListSchema(Schema):
+    endpoints = fields.List(fields.Nested(EndpointSchema), required=True)
+
+
+class ModelSchema(Schema):
+    name = fields.String(required=True)
+    model = fields.String()
+    endpoint = fields.String()
+    size = fields.Integer(metadata={"description": "Bytes on disk."})
+    digest = fields.String()
+    modified_at = fields.String()
+    details = fields.Dict()
+    loaded = fields.Boolean()
+    memory = fields.Integer(allow_none=True, metadata={"description": "Bytes of memory while loaded."})
+    size_vram = fields.Integer(allow_none=True, metadata={"description": "Part of memory on the GPU."})
+    expires_at = fields.String(allow_none=True)
+
+
+class ModelListSchema(Schema):
+    models = fields.List(fields.Nested(ModelSchema), required=True)
+
+
+class RunningModelSchema(Schema):
+    name = fields.String(required=True)
+    model = fields.String()
+    endpoint = fields.String()
+    size = fields.Integer(metadata={"description": "Bytes of memory in use."})
+    size_vram = fields.Integer()
+    digest = fields.String()
+    details = fields.Dict()
+    expires_at = fields.String()
+    context_length = fields.Integer()
+
+
+class RunningListSchema(Schema):
+    models = fields.List(fields.Nested(RunningModelSchema), required=True)
+
+
+class CopyBodySchema(Schema):
+    destination = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class LoadBodySchema(Schema):
+    keep_alive = KeepAlive(load_default="5m", metadata={"description": "How long to keep it; forever or a negative duration keeps it."})
+    cpu_only = fields.Boolean(load_default=False, metadata={"description": "Load it into system memory only (num_gpu 0)."})
+
+
+class PullBodySchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=600),
+                         metadata={"description": "A model name; a pasted 'ollama run NAME' works too."})
+    endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32))
+
+
+class PullStartedSchema(TaskSchema):
+    warnings = fields.List(fields.String(), metadata={"description": "E.g. little disk space left after it."})
+
+
+class ImportBodySchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32))
+    path = fields.String(validate=validate.Length(min=1, max=4096),
+                         metadata={"description": "A GGUF file, relative to the import folder."})
+    template = fields.String(validate=validate.Length(max=100_000))
+    system = fields.String(validate=validate.Length(max=100_000))
+    parameters = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$")))
+    quantize = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_]{1,16}$"))
+
+
+class ImportUploadQuerySchema(ImportBodySchema):
+    """For an upload the file is the raw body and the rest goes in the query string."""
+
+    filename = fields.String(load_default="model.gguf", validate=validate.Regexp(r"^[\w.\- ]{1,200}$"))
+
+
+class StorageSchema(Schema):
+    endpoint = fields.String()
+    models_dir = fields.String(allow_none=True)
+    visible = fields.Boolean(metadata={"description": "Whether this machine can read the models folder."})
+    free = fields.Integer(allow_none=True)
+    total = fields.Integer(allow_none=True)
+    used_by_models = fields.Integer()
+    partial_bytes = fields.Integer()
+    partial_downloads = fields.List(fields.Dict())
+    unused_days = fields.Integer()
+    models = fields.List(fields.Dict(), metadata={"description": "Each with frees: the bytes deleting it frees."})
+    suggestions = fields.List(fields.Dict())

@@ -1,0 +1,283 @@
+"""The Ollama service: endpoints, models, memory, pulls, imports and disk. No Flask here.
+
+Endpoints are the Ollama servers the panel manages: ``local`` comes from ``OLLAMA_HOST`` (and
+its models folder from ``OLLAMA_MODELS``); others are stored in SQLite. Every call names an
+endpoint and goes through the chosen Ollama provider.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from open1panel_ai import errors
+from open1panel_ai.ollama import address, names, storage
+from open1panel_ai.ollama.imports import FILES_VERSION, ImportTask, inside_folder, save_upload, version_tuple
+from open1panel_ai.ollama.pull import PullProgress, PullTask
+from open1panel_ai.ollama import imports, pull
+from open1panel_ai.tasks import ACTIVE, TaskKind
+
+LOCAL = "local"
+ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+#: A version check when the endpoint list is shown: (minimum, what needs it).
+VERSION_WARNINGS = [
+    (FILES_VERSION, "Importing a GGUF uses the older modelfile form below Ollama 0.5.5."),
+    ((0, 6, 4), "Model capabilities (tools, vision) are shown from Ollama 0.6.4."),
+    ((0, 9, 7), "The context length of loaded models is shown from Ollama 0.9.7."),
+]
+#: How long the disk check waits for Ollama to announce the first layer's size.
+PREFLIGHT_LINES = 50
+
+MIGRATIONS = [
+    """
+    CREATE TABLE ollama_endpoints (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        models_dir TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE ollama_model_use (
+        endpoint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        last_loaded_at TEXT NOT NULL,
+        PRIMARY KEY (endpoint, model)
+    );
+    """,
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class OllamaService:
+    """Everything the Ollama page, API and command line do."""
+
+    def __init__(self, context: Any, environ: dict[str, str] | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self._context = context
+        self._store = context.store
+        self._tasks = context.tasks
+        settings = context.settings
+        self._local_url = address.from_ollama_host(environ.get("OLLAMA_HOST"))
+        self._local_models_dir = environ.get("OLLAMA_MODELS") or None
+        self._import_dir = settings.get("ollama_import_dir") or None
+        self._uploads = Path(context.data_dir) / "ollama-uploads"
+        self._unused_days = int(settings.get("ollama_unused_days", "30"))
+        self._store.migrate("ollama", MIGRATIONS)
+        self._tasks.register(TaskKind(pull.KIND, PullTask(
+            self, retries=int(settings.get("ollama_pull_retries", "3")),
+            backoff=float(settings.get("ollama_pull_backoff", "2"))).run, resumable=True))
+        self._tasks.register(TaskKind(imports.KIND, ImportTask(self).run, resumable=True))
+
+    def provider(self) -> Any:
+        return self._context.providers.get("ollama")
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        """Every managed Ollama server: ``name``, ``url``, ``models_dir``, ``builtin``."""
+        rows = self._store.query("SELECT name, url, models_dir FROM ollama_endpoints ORDER BY name")
+        return [{"name": LOCAL, "url": self._local_url, "models_dir": self._local_models_dir,
+                 "builtin": True}] + [{**dict(r), "builtin": False} for r in rows]
+
+    def endpoint(self, name: str) -> dict[str, Any]:
+        for endpoint in self.endpoints():
+            if endpoint["name"] == name:
+                return endpoint
+        raise errors.NotFound(f"There is no Ollama endpoint {name!r}.", code="endpoint_not_found",
+                              details={"endpoint": name})
+
+    def endpoints_status(self) -> list[dict[str, Any]]:
+        """The endpoints, each asked for its version at the same time."""
+        endpoints = self.endpoints()
+        with ThreadPoolExecutor(max_workers=min(8, len(endpoints))) as pool:
+            return list(pool.map(self._with_status, endpoints))
+
+    def _with_status(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        status = {**endpoint, "reachable": False, "version": None, "error": None, "warnings": []}
+        try:
+            version = self.provider().version(endpoint["url"])
+        except errors.ApiError as exc:
+            status["error"] = {"code": exc.code, "message": exc.message, "details": exc.details}
+            return status
+        status.update(reachable=True, version=version)
+        status["warnings"] = [text for minimum, text in VERSION_WARNINGS
+                              if version and version_tuple(version) < minimum]
+        return status
+
+    def add_endpoint(self, name: str, url: str, models_dir: str | None = None) -> dict[str, Any]:
+        if not ENDPOINT_NAME.match(name or ""):
+            raise errors.BadRequest("An endpoint name is 1–32 lower-case letters, digits or '-'.",
+                                    details={"fields": {"name": ["Not a valid endpoint name."]}})
+        try:
+            url = address.normalise(url)
+        except address.InvalidAddress as exc:
+            raise errors.BadRequest(str(exc), details={"fields": {"url": [str(exc)]}}) from None
+        if models_dir and not Path(models_dir).is_absolute():
+            raise errors.BadRequest("The models folder must be an absolute path.",
+                                    details={"fields": {"models_dir": ["Use an absolute path."]}})
+        if name == LOCAL or self._store.query_one("SELECT 1 FROM ollama_endpoints WHERE name = ?", (name,)):
+            raise errors.Conflict(f"An endpoint named {name!r} exists already.", details={"endpoint": name})
+        self._store.execute("INSERT INTO ollama_endpoints (name, url, models_dir, created_at) VALUES (?, ?, ?, ?)",
+                            (name, url, models_dir or None, _now()))
+        return self._with_status(self.endpoint(name))
+
+    def remove_endpoint(self, name: str) -> None:
+        if name == LOCAL:
+            raise errors.Conflict("The local endpoint comes from OLLAMA_HOST and cannot be removed.",
+                                  code="builtin_endpoint")
+        self.endpoint(name)
+        self._store.execute("DELETE FROM ollama_endpoints WHERE name = ?", (name,))
+
+    # -- models ----------------------------------------------------------------------------
+
+    def models(self, endpoint: str) -> list[dict[str, Any]]:
+        """The endpoint's models, each with whether it is loaded, its memory, VRAM and expiry.
+        A copy shares its original's loaded instance (loaded models are keyed by weights)."""
+        url = self.endpoint(endpoint)["url"]
+        provider = self.provider()
+        models = provider.list_models(url)
+        running = provider.running_models(url)
+        self._remember_loaded(endpoint, running)
+        by_name = {r.get("name", "").lower(): r for r in running}
+        by_digest = {r.get("digest"): r for r in running}
+        merged = []
+        for model in models:
+            loaded = by_name.get(model.get("name", "").lower()) or by_digest.get(model.get("digest"))
+            merged.append({**model, "endpoint": endpoint, "loaded": loaded is not None,
+                           "memory": loaded.get("size") if loaded else None,
+                           "size_vram": loaded.get("size_vram") if loaded else None,
+                           "expires_at": loaded.get("expires_at") if loaded else None})
+        return merged
+
+    def model(self, endpoint: str, name: str) -> dict[str, Any]:
+        return self.provider().show(self.endpoint(endpoint)["url"], self._name(name))
+
+    def delete_model(self, endpoint: str, name: str) -> None:
+        self.provider().delete(self.endpoint(endpoint)["url"], self._name(name))
+
+    def copy_model(self, endpoint: str, name: str, destination: str) -> None:
+        self.provider().copy(self.endpoint(endpoint)["url"], self._name(name), self._name(destination))
+
+    def load_model(self, endpoint: str, name: str, keep_alive: str | int, cpu_only: bool) -> None:
+        options = {"num_gpu": 0} if cpu_only else {}
+        self.provider().load(self.endpoint(endpoint)["url"], self._name(name), keep_alive, options)
+        self._store.execute(
+            "INSERT OR REPLACE INTO ollama_model_use (endpoint, model, last_loaded_at) VALUES (?, ?, ?)",
+            (endpoint, self._name(name), _now()))
+
+    def unload_model(self, endpoint: str, name: str) -> None:
+        self.provider().unload(self.endpoint(endpoint)["url"], self._name(name))
+
+    def running(self, endpoint: str) -> list[dict[str, Any]]:
+        running = self.provider().running_models(self.endpoint(endpoint)["url"])
+        self._remember_loaded(endpoint, running)
+        return [{**r, "endpoint": endpoint} for r in running]
+
+    def running_everywhere(self) -> list[dict[str, Any]]:
+        """The loaded models of every reachable endpoint."""
+        found = []
+        for endpoint in self.endpoints():
+            try:
+                found.extend(self.running(endpoint["name"]))
+            except errors.ApiError:
+                continue
+        return found
+
+    def _remember_loaded(self, endpoint: str, running: list[dict[str, Any]]) -> None:
+        now = _now()
+        for model in running:
+            self._store.execute(
+                "INSERT OR REPLACE INTO ollama_model_use (endpoint, model, last_loaded_at) VALUES (?, ?, ?)",
+                (endpoint, model.get("name", ""), now))
+
+    @staticmethod
+    def _name(text: str) -> str:
+        try:
+            return names.parse(text).short
+        except names.InvalidModelName as exc:
+            raise errors.BadRequest(str(exc), code="invalid_model_name",
+                                    details={"fields": {"name": [str(exc)]}}) from None
+
+    # -- pulls and imports -------------------------------------------------------------------
+
+    def start_pull(self, endpoint: str, name: str) -> dict[str, Any]:
+        """Start (or join) the pull of ``name``; refuse with 507 when it cannot fit on a disk
+        the panel can see. Returns the task with ``warnings``."""
+        model = self._name(name)
+        found = self.endpoint(endpoint)
+        target = f"{model}@{endpoint}"
+        for task in self._tasks.list(kind=pull.KIND, limit=1000):
+            if task["target"] == target and task["status"] in ACTIVE:
+                return {**task, "warnings": []}
+        warnings = []
+        if storage.disk_usage(found["models_dir"]) is not None:
+            needed = self._first_layer_need(found["url"], model)
+            if needed:
+                fits, warning = storage.fit_check(found["models_dir"], needed)
+                if not fits:
+                    free, _ = storage.disk_usage(found["models_dir"])
+                    raise errors.InsufficientStorage(
+                        f"'{model}' needs {needed} more bytes but only {free} are free in "
+                        f"{found['models_dir']}. Free space (see Storage) and try again.",
+                        details={"needed": needed, "free": free, "models_dir": found["models_dir"]})
+                if warning:
+                    warnings.append(warning)
+        task = self._tasks.submit(pull.KIND, target, {"endpoint": endpoint, "name": model})
+        return {**task, "warnings": warnings}
+
+    def _first_layer_need(self, url: str, model: str) -> int | None:
+        """The bytes still to download of the first (largest, the weights) layer, read from
+        the start of a pull; None when Ollama does not say (it will report errors itself)."""
+        progress = PullProgress()
+        try:
+            stream = self.provider().pull(url, model)
+        except errors.ApiError:
+            return None
+        try:
+            for count, line in enumerate(stream):
+                if "error" in line or count > PREFLIGHT_LINES or line.get("status") == "success":
+                    return None
+                if line.get("digest") and line.get("total"):
+                    progress.update(line)
+                    return progress.total - progress.completed
+        except errors.ApiError:
+            return None
+        finally:
+            stream.close()
+        return None
+
+    def start_import(self, endpoint: str, name: str, options: dict[str, Any], *,
+                     path: str | None = None, upload: BinaryIO | None = None,
+                     filename: str | None = None, length: int | None = None) -> dict[str, Any]:
+        """Import a GGUF from a path inside the import folder, or from an upload stream."""
+        model = self._name(name)
+        self.endpoint(endpoint)
+        params = {"endpoint": endpoint, "name": model, **{k: v for k, v in options.items() if v}}
+        if upload is not None:
+            saved, digest, _ = save_upload(upload, self._uploads, length)
+            params.update(path=str(saved), digest=digest, uploaded=True,
+                          filename=Path(filename or "model.gguf").name)
+        elif path:
+            found = inside_folder(self._import_dir, path)
+            params.update(path=str(found), filename=found.name)
+        else:
+            raise errors.BadRequest("Give a path inside the import folder, or upload the file.",
+                                    details={"fields": {"path": ["Missing."]}})
+        return self._tasks.submit(imports.KIND, f"{model}@{endpoint}", params)
+
+    # -- disk ------------------------------------------------------------------------------
+
+    def storage(self, endpoint: str) -> dict[str, Any]:
+        found = self.endpoint(endpoint)
+        models = self.models(endpoint)
+        rows = self._store.query("SELECT model, last_loaded_at FROM ollama_model_use WHERE endpoint = ?",
+                                 (endpoint,))
+        last_loaded = {r["model"]: r["last_loaded_at"] for r in rows}
+        result = storage.report(found["models_dir"], models, last_loaded, self._unused_days)
+        return {"endpoint": endpoint, "unused_days": self._unused_days, **result}

@@ -1,0 +1,136 @@
+"""The Ollama routes and page: each view parses input, calls the service, returns its result."""
+
+from __future__ import annotations
+
+from flask import Response, render_template, request
+
+from open1panel_ai import errors
+from open1panel_ai.ollama import schemas
+from open1panel_ai.schemas import TaskSchema
+from open1panel_ai.web import API_PREFIX, _json_body, _load, blueprint, current_ai, operation
+
+PREFIX = API_PREFIX + "/ollama"
+UNREACHABLE = (503,)
+
+
+def service():
+    return current_ai().service("ollama")
+
+
+@blueprint.get("/ai/ollama/")
+def ollama_page():
+    """OllamaModelsPage: endpoints, models, running models, storage, pulls and imports."""
+    return render_template("ai/ollama/page.html")
+
+
+@blueprint.get(PREFIX + "/endpoints")
+@operation(summary="Ollama servers this panel manages, each with its reachability and version",
+           tag="ollama", response=schemas.EndpointListSchema())
+def list_endpoints():
+    return {"endpoints": service().endpoints_status()}
+
+
+@blueprint.post(PREFIX + "/endpoints")
+@operation(summary="Add an Ollama server", tag="ollama", body=schemas.EndpointBodySchema(),
+           response=schemas.EndpointSchema(), status=201, errors_=(409,))
+def add_endpoint(body):
+    return service().add_endpoint(**body)
+
+
+@blueprint.delete(PREFIX + "/endpoints/<name>")
+@operation(summary="Stop managing an Ollama server", tag="ollama", status=204, errors_=(404, 409))
+def remove_endpoint(name):
+    service().remove_endpoint(name)
+    return Response(status=204)
+
+
+@blueprint.get(PREFIX + "/models")
+@operation(summary="Models, with size, digest, details and whether (and how) each is loaded",
+           tag="ollama", query=schemas.EndpointQuerySchema(), response=schemas.ModelListSchema(),
+           errors_=(404, 502, 503))
+def list_models(query):
+    return {"models": service().models(query["endpoint"])}
+
+
+@blueprint.get(PREFIX + "/models/<path:name>")
+@operation(summary="One model's details (Ollama's show)", tag="ollama",
+           query=schemas.EndpointQuerySchema(), errors_=(404, 502, 503))
+def show_model(name, query):
+    return service().model(query["endpoint"], name)
+
+
+@blueprint.delete(PREFIX + "/models/<path:name>")
+@operation(summary="Delete a model", tag="ollama", query=schemas.EndpointQuerySchema(), status=204,
+           errors_=(404, 502, 503))
+def delete_model(name, query):
+    service().delete_model(query["endpoint"], name)
+    return Response(status=204)
+
+
+@blueprint.post(PREFIX + "/models/<path:name>/copy")
+@operation(summary="Copy a model to a new name", tag="ollama", query=schemas.EndpointQuerySchema(),
+           body=schemas.CopyBodySchema(), status=204, errors_=(404, 502, 503))
+def copy_model(name, query, body):
+    service().copy_model(query["endpoint"], name, body["destination"])
+    return Response(status=204)
+
+
+@blueprint.post(PREFIX + "/models/<path:name>/load")
+@operation(summary="Load a model into memory for keep_alive (forever: keep it)", tag="ollama",
+           query=schemas.EndpointQuerySchema(), body=schemas.LoadBodySchema(), status=204,
+           errors_=(404, 502, 503))
+def load_model(name, query, body):
+    service().load_model(query["endpoint"], name, body["keep_alive"], body["cpu_only"])
+    return Response(status=204)
+
+
+@blueprint.post(PREFIX + "/models/<path:name>/unload")
+@operation(summary="Drop a model from memory", tag="ollama", query=schemas.EndpointQuerySchema(),
+           status=204, errors_=(404, 502, 503))
+def unload_model(name, query):
+    service().unload_model(query["endpoint"], name)
+    return Response(status=204)
+
+
+@blueprint.get(PREFIX + "/running")
+@operation(summary="Loaded models, their memory and VRAM, and when they expire", tag="ollama",
+           query=schemas.RunningQuerySchema(), response=schemas.RunningListSchema(),
+           errors_=(404, 502, 503))
+def running(query):
+    if "endpoint" in query:
+        return {"models": service().running(query["endpoint"])}
+    return {"models": service().running_everywhere()}
+
+
+@blueprint.post(PREFIX + "/pulls")
+@operation(summary="Start pulling a model (or join its running pull)", tag="ollama",
+           body=schemas.PullBodySchema(), response=schemas.PullStartedSchema(), status=202,
+           errors_=(404, 507))
+def start_pull(body):
+    return service().start_pull(body["endpoint"], body["name"])
+
+
+@blueprint.post(PREFIX + "/imports")
+@operation(summary="Import a GGUF: a JSON body naming a path in the import folder, or the file "
+                   "as the raw body with the other fields in the query string", tag="ollama",
+           response=TaskSchema(), status=202, errors_=(404,))
+def start_import():
+    if request.mimetype == "application/json":
+        body = _load(schemas.ImportBodySchema(), _json_body(), "body")
+        return service().start_import(body.pop("endpoint"), body.pop("name"), body,
+                                      path=body.pop("path", None))
+    if request.mimetype not in ("application/octet-stream", ""):
+        raise errors.BadRequest("Send JSON with a path, or the file as application/octet-stream.",
+                                code="unsupported_media_type")
+    query = _load(schemas.ImportUploadQuerySchema(), request.args.to_dict(flat=True), "query")
+    return service().start_import(query.pop("endpoint"), query.pop("name"), query,
+                                  upload=request.stream, filename=query.pop("filename"),
+                                  length=request.content_length)
+
+
+@blueprint.get(PREFIX + "/storage")
+@operation(summary="Models folder, free/total disk, partial downloads and clean-up suggestions",
+           tag="ollama", query=schemas.EndpointQuerySchema(), response=schemas.StorageSchema(),
+           errors_=(404, 502, 503))
+def storage(query):
+    return service().storage(query["endpoint"])

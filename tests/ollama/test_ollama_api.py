@@ -1,0 +1,208 @@
+"""The Ollama API of the panel against the stand-in: endpoints, models, memory, pulls, disk."""
+
+import httpx
+import pytest
+
+from ollama_standin import OllamaStandIn
+
+
+def test_local_endpoint_comes_from_ollama_host_and_others_can_be_added(ollama, ollama_api, tmp_path):
+    status, body = ollama_api("get", "/ollama/endpoints")
+    assert status == 200
+    [local] = body["endpoints"]
+    assert local["name"] == "local" and local["url"] == ollama.url and local["builtin"]
+    assert local["reachable"] and local["version"] == "0.12.6" and local["warnings"] == []
+
+    with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
+        status, added = ollama_api("post", "/ollama/endpoints", json={"name": "gpu-box", "url": old.url})
+        assert status == 201 and added["reachable"] and added["version"] == "0.5.1"
+        assert any("0.5.5" in w for w in added["warnings"])
+        assert ollama_api("post", "/ollama/endpoints", json={"name": "gpu-box", "url": old.url})[0] == 409
+    status, body = ollama_api("get", "/ollama/endpoints")
+    gone = next(e for e in body["endpoints"] if e["name"] == "gpu-box")
+    assert not gone["reachable"] and gone["error"]["code"] == "ollama_unreachable"
+
+    for bad in ({"name": "Bad Name", "url": "http://x:1"}, {"name": "ok", "url": "ftp://x"},
+                {"name": "ok", "url": "http://x:1/path"}, {"name": "ok", "url": "http://a b:1"},
+                {"name": "ok", "url": "http://x:1", "models_dir": "relative"}):
+        status, error = ollama_api("post", "/ollama/endpoints", json=bad)
+        assert status == 400, bad
+        assert error["error"]["details"]["fields"]
+    assert ollama_api("delete", "/ollama/endpoints/local")[0] == 409
+    assert ollama_api("delete", "/ollama/endpoints/gpu-box")[0] == 204
+    assert ollama_api("delete", "/ollama/endpoints/gpu-box")[0] == 404
+    assert [e["name"] for e in ollama_api("get", "/ollama/endpoints")[1]["endpoints"]] == ["local"]
+
+
+def test_the_service_offers_endpoints_and_running_models_to_other_features(ollama, ollama_env, host):
+    service = host.app.extensions["open1panel_ai"].services["ollama"]
+    ollama.seed("llama3.2", [1000])
+    assert service.endpoint("local")["url"] == ollama.url
+    with pytest.raises(Exception) as missing:
+        service.endpoint("nope")
+    assert missing.value.status == 404
+    service.load_model("local", "llama3.2", "5m", cpu_only=False)
+    [running] = service.running_everywhere()
+    assert running["endpoint"] == "local" and running["name"] == "llama3.2:latest"
+    assert running["size"] > 0 and running["size_vram"] == running["size"]
+
+
+def test_models_merge_what_is_loaded_and_every_operation_works(ollama, ollama_api):
+    ollama.seed("llama3.2", [3000], family="llama", quantization_level="Q4_K_M")
+    ollama.seed("qwen2:0.5b", [500], family="qwen2", quantization_level="Q8_0")
+    status, body = ollama_api("get", "/ollama/models")
+    assert status == 200
+    assert {m["name"] for m in body["models"]} == {"llama3.2:latest", "qwen2:0.5b"}
+    assert not any(m["loaded"] for m in body["models"])
+
+    assert ollama_api("post", "/ollama/models/llama3.2/copy", json={"destination": "mine:v1"})[0] == 204
+    assert ollama_api("post", "/ollama/models/mine:v1/load", json={"keep_alive": "forever"})[0] == 204
+    assert ollama_api("post", "/ollama/models/qwen2:0.5b/load",
+                      json={"keep_alive": "10m", "cpu_only": True})[0] == 204
+    models = {m["name"]: m for m in ollama_api("get", "/ollama/models")[1]["models"]}
+    # A copy and its original share one loaded instance.
+    assert models["mine:v1"]["loaded"] and models["llama3.2:latest"]["loaded"]
+    assert models["mine:v1"]["expires_at"] > "2200"
+    assert models["qwen2:0.5b"]["size_vram"] == 0 and models["qwen2:0.5b"]["memory"] > 0
+    running = ollama_api("get", "/ollama/running?endpoint=local")[1]["models"]
+    assert {m["name"] for m in running} == {"mine:v1", "qwen2:0.5b"}
+
+    assert ollama_api("post", "/ollama/models/mine:v1/unload")[0] == 204
+    assert {m["name"] for m in ollama_api("get", "/ollama/running")[1]["models"]} == {"qwen2:0.5b"}
+    status, shown = ollama_api("get", "/ollama/models/qwen2:0.5b")
+    assert status == 200 and shown["details"]["family"] == "qwen2" and "model_info" in shown
+    assert ollama_api("delete", "/ollama/models/mine:v1")[0] == 204
+    assert {m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]} == {
+        "llama3.2:latest", "qwen2:0.5b"}
+
+
+def test_bad_input_and_missing_models_give_clear_errors_and_change_nothing(ollama, ollama_api):
+    ollama.seed("llama3.2", [3000])
+    status, error = ollama_api("post", "/ollama/models/llama3.2/load", json={"keep_alive": "-1"})
+    assert status == 400 and "keep_alive" in error["error"]["details"]["fields"]
+    status, error = ollama_api("get", "/ollama/models/nope")
+    assert status == 404 and error["error"]["message"] == "Model 'nope:latest' not found."
+    assert error["error"]["details"]["ollama"] == "model 'nope:latest' not found"
+    status, error = ollama_api("delete", "/ollama/models/nope")
+    assert status == 404 and error["error"]["details"]["ollama"] == "model 'nope:latest' not found"
+    status, error = ollama_api("post", "/ollama/models/nope/copy", json={"destination": "x"})
+    assert status == 404 and error["error"]["details"]["ollama"] == 'model "nope:latest" not found'
+    status, error = ollama_api("post", "/ollama/models/llama3.2/copy", json={"destination": "bad name!"})
+    assert status == 400 and error["error"]["code"] == "invalid_model_name"
+    assert ollama_api("get", "/ollama/models?endpoint=elsewhere")[0] == 404
+    assert [m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]] == ["llama3.2:latest"]
+
+
+def test_an_unreachable_ollama_is_a_503_naming_the_address_and_the_rest_still_works(ollama, ollama_api):
+    ollama.stop()
+    status, error = ollama_api("get", "/ollama/models")
+    assert status == 503
+    assert ollama.url in error["error"]["message"]
+    assert "OLLAMA_HOST" in error["error"]["details"]["fix"]
+    assert ollama_api("get", "/status")[0] == 200
+    assert ollama_api("get", "/ollama/endpoints")[0] == 200
+
+
+def test_pull_reports_percent_over_all_layers_and_succeeds(ollama, ollama_api, wait_task):
+    ollama.pull_speed = 1_000_000
+    ollama.publish("llama3.2", [1_000_000, 200_000])
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "ollama run llama3.2"})
+    assert status == 202 and task["kind"] == "ollama.pull" and task["target"] == "llama3.2:latest@local"
+    seen = []
+    wait_task(task["id"], lambda t: seen.append(t) or t["status"] not in ("queued", "running"))
+    done = seen[-1]
+    assert done["status"] == "succeeded" and done["percent"] == 100.0
+    assert done["total"] == 1_000_000 + 200_000 + 512
+    percents = [t["percent"] for t in seen if t["percent"] is not None]
+    assert percents == sorted(percents) and any(0 < p < 100 for p in percents)
+    assert any(t["bytes_per_second"] for t in seen) and any(t["eta_seconds"] for t in seen)
+    assert "llama3.2:latest" in {m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]}
+
+
+def test_pull_names_are_checked_before_any_task_and_hf_names_work(ollama, ollama_api, wait_task):
+    status, error = ollama_api("post", "/ollama/pulls", json={"name": "bad name!"})
+    assert status == 400 and error["error"]["code"] == "invalid_model_name"
+    assert ollama_api("get", "/tasks")[1]["tasks"] == []
+    ollama.publish("hf.co/user/repo:Q4_K_M", [10_000])
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "ollama pull hf.co/user/repo:Q4_K_M"})
+    assert status == 202 and wait_task(task["id"])["status"] == "succeeded"
+    assert "hf.co/user/repo:q4_k_m" in {m["name"].lower() for m in ollama_api("get", "/ollama/models")[1]["models"]}
+
+
+def test_an_unknown_model_fails_with_a_sentence_and_ollamas_text_in_details(ollama, ollama_api, wait_task):
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "no-such-model"})
+    assert status == 202
+    task = wait_task(task["id"])
+    assert task["status"] == "failed"
+    assert task["error"]["message"].startswith("Model 'no-such-model:latest' was not found in the registry")
+    assert task["error"]["details"]["ollama"] == "pull model manifest: file does not exist"
+
+
+def test_a_second_pull_joins_the_first_and_cancel_then_retry_continues(ollama, ollama_api, wait_task):
+    ollama.pull_speed = 1_000_000
+    ollama.publish("big", [3_000_000])
+    first = ollama_api("post", "/ollama/pulls", json={"name": "big"})[1]
+    second = ollama_api("post", "/ollama/pulls", json={"name": "big:latest"})[1]
+    assert second["id"] == first["id"]
+    wait_task(first["id"], lambda t: (t["completed"] or 0) > 500_000)
+    status, cancelled = ollama_api("post", f"/tasks/{first['id']}/cancel")
+    assert status == 200
+    cancelled = wait_task(first["id"])
+    assert cancelled["status"] == "cancelled"
+    kept = cancelled["completed"]
+    ollama.pull_speed = 20_000_000
+    assert ollama_api("post", f"/tasks/{first['id']}/retry")[0] == 200
+    assert wait_task(first["id"])["status"] == "succeeded"
+    resumed_from = ollama.pull_log[-1]["first_completed"]
+    assert max(resumed_from.values()) >= kept * 0.5 > 0
+
+
+def test_a_dropped_connection_is_retried_then_ends_interrupted_with_the_reason(ollama, ollama_api, wait_task):
+    ollama.pull_speed = 500_000
+    ollama.publish("big", [5_000_000])
+    task = ollama_api("post", "/ollama/pulls", json={"name": "big"})[1]
+    wait_task(task["id"], lambda t: (t["completed"] or 0) > 100_000)
+    ollama.stop()
+    task = wait_task(task["id"])
+    assert task["status"] == "interrupted"
+    assert "dropped" in task["error"]["message"] or "cannot be reached" in task["error"]["message"]
+    assert task["error"]["details"]["attempts"] == 3
+    ollama.start(port=ollama.port)
+    ollama.pull_speed = 50_000_000
+    assert ollama_api("post", f"/tasks/{task['id']}/retry")[0] == 200
+    assert wait_task(task["id"])["status"] == "succeeded"
+
+
+def test_a_pull_that_cannot_fit_is_refused_with_507_before_any_task(ollama, ollama_api):
+    ollama.publish("huge", [1 << 62])
+    status, error = ollama_api("post", "/ollama/pulls", json={"name": "huge"})
+    assert status == 507 and error["error"]["code"] == "insufficient_storage"
+    assert error["error"]["details"]["needed"] == 1 << 62
+    assert ollama_api("get", "/tasks")[1]["tasks"] == []
+
+
+def test_storage_shows_disk_partials_and_what_each_deletion_really_frees(ollama, ollama_api):
+    shared = ["sha256:" + "a" * 64]
+    ollama.seed("base", [4000], layers=shared, family="llama")
+    ollama.seed("variant", [4000], layers=shared, family="mistral")
+    ollama.seed("alone", [9000])
+    ollama.publish("partial", [5_000_000])
+    ollama.pull_speed = 500_000
+    with httpx.stream("POST", ollama.url + "/api/pull", json={"model": "partial"}) as response:
+        for line in response.iter_lines():
+            if '"completed"' in line:
+                break
+    assert ollama_api("post", "/ollama/models/alone/copy", json={"destination": "alone-copy"})[0] == 204
+    status, report = ollama_api("get", "/ollama/storage")
+    assert status == 200 and report["visible"]
+    assert report["free"] > 0 and report["total"] >= report["free"]
+    assert report["partial_bytes"] > 0 and len(report["partial_downloads"]) == 1
+    frees = {m["name"]: m["frees"] for m in report["models"]}
+    # alone and its copy share every blob: deleting one of them frees nothing.
+    assert frees["alone:latest"] == 0 and frees["alone-copy:latest"] == 0
+    # base and variant share the weights blob: deleting either frees only its own config.
+    assert frees["base:latest"] < 4000 and frees["variant:latest"] < 4000
+    reasons = {(s["reason"], s["name"]) for s in report["suggestions"]}
+    assert ("largest", "alone:latest") in reasons
+    assert ("copy", "alone-copy:latest") in reasons
+    assert ("copy", "base:latest") not in reasons  # different manifests, a shared blob only
