@@ -9,7 +9,7 @@ def _n(description: str, kind=fields.Float) -> fields.Field:
     return kind(allow_none=True, metadata={"description": description + " null: not available."})
 
 
-class DeviceSchema(Schema):
+class GPUDeviceSchema(Schema):
     """One GPU. Readings it does not support are null and named in ``unsupported``."""
 
     index = fields.Integer(required=True)
@@ -40,7 +40,7 @@ class DeviceSchema(Schema):
     unsupported = fields.List(fields.String(), required=True)
 
 
-class ProcessSchema(Schema):
+class GPUProcessSchema(Schema):
     """A process using GPUs, its compute and graphics contexts merged."""
 
     pid = fields.Integer(required=True)
@@ -53,7 +53,7 @@ class ProcessSchema(Schema):
         "description": "Whether the pid is visible here (not in a container without --pid=host)."})
 
 
-class CpuSchema(Schema):
+class GPUCpuSchema(Schema):
     utilization = fields.Float(required=True)
     count = fields.Integer(allow_none=True)
     load = fields.List(fields.Float(allow_none=True), required=True)
@@ -62,57 +62,57 @@ class CpuSchema(Schema):
     memory_available = fields.Integer(required=True)
 
 
-class OllamaCpuModelSchema(Schema):
+class GPUOllamaCpuModelSchema(Schema):
     endpoint = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     size = fields.Integer(allow_none=True)
 
 
-class SampleSchema(Schema):
+class GPUSampleSchema(Schema):
     """One reading of every GPU, or of the CPU when no GPU is usable."""
 
     time = fields.Float(required=True, metadata={"description": "Unix seconds."})
     provider = fields.String(required=True)
     mode = fields.String(required=True, validate=validate.OneOf(["gpu", "cpu"]))
     interval = fields.Float(required=True, metadata={"description": "Seconds between live samples."})
-    devices = fields.List(fields.Nested(DeviceSchema), required=True)
-    processes = fields.List(fields.Nested(ProcessSchema), required=True)
+    devices = fields.List(fields.Nested(GPUDeviceSchema), required=True)
+    processes = fields.List(fields.Nested(GPUProcessSchema), required=True)
     versions = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True), required=True)
-    cpu = fields.Nested(CpuSchema, allow_none=True)
+    cpu = fields.Nested(GPUCpuSchema, allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "In CPU mode: why no GPU is used."})
     fix = fields.String(allow_none=True)
-    ollama_cpu_models = fields.List(fields.Nested(OllamaCpuModelSchema), required=True, metadata={
+    ollama_cpu_models = fields.List(fields.Nested(GPUOllamaCpuModelSchema), required=True, metadata={
         "description": "Loaded Ollama models with nothing in GPU memory: they run on the CPU."})
 
 
-class HistoryQuerySchema(Schema):
+class GPUHistoryQuerySchema(Schema):
     since = fields.Float(validate=validate.Range(min=0), metadata={
         "description": "Unix seconds; default one hour before 'until'."})
     until = fields.Float(validate=validate.Range(min=0), metadata={"description": "Unix seconds; default now."})
 
 
-class SeriesSchema(Schema):
+class GPUSeriesSchema(Schema):
     device = fields.String(required=True, metadata={"description": "A GPU's UUID, or cpu."})
     times = fields.List(fields.Float(), required=True)
     values = fields.Dict(keys=fields.String(), values=fields.List(fields.Float(allow_none=True)),
                          required=True, metadata={"description": "Per reading, one value per time."})
 
 
-class HistorySchema(Schema):
+class GPUHistorySchema(Schema):
     tier = fields.String(required=True, validate=validate.OneOf(["raw", "minute", "hour"]))
     step = fields.Integer(allow_none=True, metadata={"description": "Bucket seconds; null: every sample."})
     since = fields.Float(required=True)
     until = fields.Float(required=True)
-    devices = fields.List(fields.Nested(SeriesSchema), required=True)
+    devices = fields.List(fields.Nested(GPUSeriesSchema), required=True)
 
 
-class CheckSchema(Schema):
+class GPUCheckSchema(Schema):
     name = fields.String(required=True)
     ok = fields.Boolean(allow_none=True, metadata={"description": "null: could not tell."})
     detail = fields.String(required=True)
     fix = fields.String(required=True)
 
 
-class ChecksSchema(Schema):
+class GPUChecksSchema(Schema):
     provider = fields.String(allow_none=True, metadata={"description": "The GPU provider in use."})
-    checks = fields.List(fields.Nested(CheckSchema), required=True)
+    checks = fields.List(fields.Nested(GPUCheckSchema), required=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Response, render_template
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from open1panel_ai.gpu.schemas import ChecksSchema, HistoryQuerySchema, HistorySchema, SampleSchema
+from open1panel_ai.gpu.schemas import GPUChecksSchema, GPUHistoryQuerySchema, GPUHistorySchema, GPUSampleSchema
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
 
 
@@ -22,14 +22,14 @@ def gpu_page():
 
 @blueprint.get(API_PREFIX + "/gpu")
 @operation(summary="The current reading of every GPU (or of the CPU in CPU mode)", tag="gpu",
-           response=SampleSchema(), errors_=(503,))
+           response=GPUSampleSchema(), errors_=(503,))
 def gpu_sample():
     return _service().current()
 
 
 @blueprint.get(API_PREFIX + "/gpu/history")
 @operation(summary="GPU history between two times, from the finest tier that covers them",
-           tag="gpu", query=HistoryQuerySchema(), response=HistorySchema(), errors_=(503,))
+           tag="gpu", query=GPUHistoryQuerySchema(), response=GPUHistorySchema(), errors_=(503,))
 def gpu_history(query):
     """Up to an hour back: every sample; up to a week: minute averages; else hour averages."""
     return _service().history_between(query.get("since"), query.get("until"))
@@ -37,7 +37,7 @@ def gpu_history(query):
 
 @blueprint.get(API_PREFIX + "/gpu/checks")
 @operation(summary="The GPU compatibility check: what was checked and how to fix what is missing",
-           tag="gpu", response=ChecksSchema(), errors_=(503,))
+           tag="gpu", response=GPUChecksSchema(), errors_=(503,))
 def gpu_checks():
     service = _service()
     choice = service.context.providers.choose("gpu")

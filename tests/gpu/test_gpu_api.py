@@ -1,0 +1,172 @@
+"""The GPU API on a standalone host: the current sample in GPU and CPU mode, history ranges,
+the compatibility check, /metrics behind auth, and the sampler pushing only to listeners."""
+
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import TOKEN
+from tests.gpu import fake_pynvml as fake
+from tests.gpu.fake_pynvml import FakeNVML
+
+
+@pytest.fixture
+def gpu_host(machine, make_host, panel_env):
+    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "0.5")
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    return make_host()
+
+
+@pytest.fixture
+def gpu_api(gpu_host, auth_headers):
+    client = gpu_host.app.test_client()
+
+    def call(method, path, **kwargs):
+        response = getattr(client, method)("/api/v2/ai" + path, headers=auth_headers, **kwargs)
+        return response.status_code, response.get_json()
+
+    return call
+
+
+@pytest.fixture
+def swap_service(gpu_host):
+    """Stand a small object in for another feature's service; the real one is back before the
+    host stops."""
+    services = gpu_host.app.extensions["open1panel_ai"].services
+    originals = {}
+
+    def swap(name, service):
+        originals.setdefault(name, services.get(name))
+        services[name] = service
+
+    yield swap
+    for name, service in originals.items():
+        if service is None:
+            services.pop(name, None)
+        else:
+            services[name] = service
+
+
+def test_the_current_sample_reads_every_gpu(gpu_api):
+    status, sample = gpu_api("get", "/gpu")
+    assert status == 200
+    assert sample["mode"] == "gpu" and sample["provider"] == "nvml" and sample["interval"] == 0.5
+    assert [d["name"] for d in sample["devices"]] == [
+        "NVIDIA A100-SXM4-80GB", "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3"]
+    assert sample["devices"][1]["fan_speed"] is None and "fan_speed" in sample["devices"][1]["unsupported"]
+    assert sample["versions"] == {"driver": "550.54.15", "cuda": "12.4"}
+    assert sample["cpu"] is None and sample["reason"] is None and sample["ollama_cpu_models"] == []
+    assert {p["pid"] for p in sample["processes"]} >= {4_194_999}
+
+
+def test_without_a_driver_the_cpu_provider_takes_over_and_says_why(install_nvml, make_host, panel_env):
+    install_nvml(FakeNVML(init_error=fake.NVML_ERROR_LIBRARY_NOT_FOUND))
+    client = make_host().app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    sample = client.get("/api/v2/ai/gpu", headers=headers).get_json()
+    assert sample["mode"] == "cpu" and sample["provider"] == "cpu" and sample["devices"] == []
+    assert "libnvidia-ml.so.1" in sample["reason"] and "Install the NVIDIA driver" in sample["fix"]
+    assert sample["cpu"]["memory_total"] > 0
+    status = client.get("/api/v2/ai/status", headers=headers).get_json()
+    gpu = next(p for p in status["providers"] if p["kind"] == "gpu")
+    assert gpu["provider"] == "cpu"
+    nvml = next(c for c in gpu["candidates"] if c["name"] == "nvml")
+    assert nvml["usable"] is False and "libnvidia-ml.so.1" in nvml["reason"]
+    checks = client.get("/api/v2/ai/gpu/checks", headers=headers).get_json()
+    assert checks["provider"] == "cpu"
+    assert [c["name"] for c in checks["checks"]] == ["library", "binding", "driver"]
+
+
+def test_ollama_models_on_the_cpu_are_shown(gpu_host, gpu_api, swap_service):
+    class Ollama:
+        def running_everywhere(self):
+            return [{"endpoint": "local", "name": "llama3:8b", "size": 6_000_000_000, "size_vram": 6_000_000_000},
+                    {"endpoint": "local", "name": "phi3:mini", "size": 2_000_000_000, "size_vram": 0}]
+
+    swap_service("ollama", Ollama())
+    gpu_host.app.extensions["open1panel_ai"].services["gpu"]._ollama_cache = (-1e9, [])
+    time.sleep(0.5)  # past the interval, so the sample is new
+    _, sample = gpu_api("get", "/gpu")
+    assert sample["ollama_cpu_models"] == [{"endpoint": "local", "name": "phi3:mini", "size": 2_000_000_000}]
+
+
+def test_history_returns_the_recorded_samples_and_rejects_bad_ranges(gpu_api):
+    for _ in range(3):
+        gpu_api("get", "/gpu")
+        time.sleep(0.5)
+    status, history = gpu_api("get", f"/gpu/history?since={time.time() - 60}")
+    assert status == 200 and history["tier"] == "raw"
+    series = {s["device"]: s for s in history["devices"]}
+    assert set(series) == {"GPU-00000000-0000-0000-0000-000000000000",
+                           "GPU-11111111-1111-1111-1111-111111111111",
+                           "GPU-22222222-2222-2222-2222-222222222222"}
+    a100 = series["GPU-00000000-0000-0000-0000-000000000000"]
+    assert len(a100["times"]) >= 3 and a100["values"]["utilization_gpu"][-1] == 45
+    status, week = gpu_api("get", f"/gpu/history?since={time.time() - 3 * 86400}")
+    assert week["tier"] == "minute" and week["step"] == 60
+    status, error = gpu_api("get", "/gpu/history?since=200&until=100")
+    assert status == 400 and error["error"]["code"] == "bad_range"
+    status, error = gpu_api("get", "/gpu/history?since=yesterday")
+    assert status == 400 and "since" in error["error"]["details"]["fields"]
+
+
+def test_metrics_need_auth_and_speak_prometheus(gpu_host, gpu_api, swap_service):
+    client = gpu_host.app.test_client()
+    assert client.get("/api/v2/ai/metrics").status_code == 401
+
+    class MCP:
+        def servers(self):
+            return [{"id": "time", "name": "Time", "status": "running"}]
+
+    swap_service("mcp", MCP())
+    response = client.get("/api/v2/ai/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and response.content_type.startswith("text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(response.get_data(as_text=True))}
+    assert len(families["DCGM_FI_DEV_GPU_UTIL"].samples) == 3
+    assert families["open1panel_ai_mcp_server_up"].samples[0].value == 1
+
+
+def test_a_failing_other_service_does_not_break_metrics(gpu_host, swap_service):
+    class Broken:
+        def running_everywhere(self):
+            raise RuntimeError("endpoint down")
+
+    swap_service("ollama", Broken())
+    response = gpu_host.app.test_client().get("/api/v2/ai/metrics",
+                                              headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and b"DCGM_FI_DEV_GPU_UTIL" in response.data
+    assert b"open1panel_ai_ollama" not in response.data
+
+
+def test_the_gpu_routes_are_in_the_openapi_document(gpu_api):
+    _, spec = gpu_api("get", "/openapi.json")
+    for path in ("/gpu", "/gpu/history", "/gpu/checks", "/metrics"):
+        assert path in spec["paths"], path
+
+
+def gpu_events(client):
+    return [e["args"][0] for e in client.get_received("/ai") if e["name"] == "gpu"]
+
+
+def test_the_sampler_pushes_only_while_someone_listens(gpu_host):
+    socketio = gpu_host.socketio
+    listener = socketio.test_client(gpu_host.app, namespace="/ai", auth={"token": TOKEN})
+    bystander = socketio.test_client(gpu_host.app, namespace="/ai", auth={"token": TOKEN})
+    service = gpu_host.app.extensions["open1panel_ai"].services["gpu"]
+    time.sleep(1.2)
+    assert service.history.size() == {}  # nobody listens and idle sampling is off
+    listener.emit("subscribe", {"topic": "gpu"}, namespace="/ai")
+    deadline = time.monotonic() + 10
+    events = []
+    while len(events) < 2 and time.monotonic() < deadline:
+        events += gpu_events(listener)
+        time.sleep(0.1)
+    assert len(events) >= 2 and events[-1]["mode"] == "gpu" and len(events[-1]["devices"]) == 3
+    assert gpu_events(bystander) == []
+    listener.emit("unsubscribe", {"topic": "gpu"}, namespace="/ai")
+    time.sleep(0.8)
+    gpu_events(listener)
+    recorded = service.history.size()["raw"]
+    time.sleep(1.5)
+    assert gpu_events(listener) == [] and service.history.size()["raw"] == recorded
