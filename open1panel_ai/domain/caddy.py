@@ -43,7 +43,7 @@ def etag(path: str, body: bytes) -> str:
     value = 0x811C9DC5
     for byte in body:
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return f'"{path} {value:x}"'
+    return f'"{path} {value:08x}"'
 
 
 def route(binding: ProxyBinding) -> dict[str, Any]:

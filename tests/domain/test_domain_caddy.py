@@ -1,0 +1,143 @@
+"""The caddy provider against a real Caddy through its admin API: one ``@id`` route per
+binding, streaming, allowlist and auth, Caddy's own rollback, and removal."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import bcrypt
+import httpx
+import pytest
+
+from hookspecs.ai import ProviderUnavailable
+from open1panel_ai.domain.binding import ProxyBinding, Upstream
+from open1panel_ai.domain.caddy import CaddyProvider, ConcurrentChange, etag
+from open1panel_ai.domain.nginx import ProxyRejected
+from tests.conftest import free_port
+
+DOMAIN = "ollama.example.test"
+
+
+@pytest.fixture
+def provider(caddy, tmp_path):
+    provider = CaddyProvider(caddy.settings(tmp_path / "data"))
+    provider.probe()
+    return provider
+
+
+def ollama_binding(ollama, **changes) -> ProxyBinding:
+    fields = {"id": "c0ffee", "domains": (DOMAIN,), "target_kind": "ollama",
+              "upstream": Upstream("http", "127.0.0.1", ollama.port)}
+    return ProxyBinding(**{**fields, **changes})
+
+
+def routes(caddy) -> list[dict]:
+    return httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai/routes").json() or []
+
+
+def test_a_binding_is_one_tagged_route_that_reaches_ollama(provider, caddy, ollama):
+    provider.apply(ollama_binding(ollama, domains=(DOMAIN, "llm.example.test")))
+
+    assert [r["@id"] for r in routes(caddy)] == ["open1panel-ai-c0ffee"]
+    for host in (DOMAIN, "llm.example.test"):
+        response = caddy.get(host, "/api/version")
+        assert response.status_code == 200 and response.json() == {"version": "0.12.6"}
+    assert caddy.get("other.example.test", "/api/version").text == ""  # Caddy's empty 200: no route
+    assert provider.status("c0ffee") == {"state": "online", "error": None}
+
+    provider.apply(ollama_binding(ollama, domains=("renamed.example.test",)))  # domains change
+    assert len(routes(caddy)) == 1
+    assert caddy.get("renamed.example.test", "/api/version").status_code == 200
+    assert caddy.get(DOMAIN, "/api/version").text == ""
+
+
+def test_a_streamed_pull_arrives_line_by_line(provider, caddy, ollama):
+    ollama.publish("tiny", [1_500_000])
+    ollama.pull_speed = 600_000
+    provider.apply(ollama_binding(ollama))
+
+    started = time.monotonic()
+    with httpx.stream("POST", f"http://127.0.0.1:{caddy.http_port}/api/pull", timeout=30,
+                      headers={"Host": DOMAIN}, json={"model": "tiny"}) as response:
+        lines = response.iter_lines()
+        first = json.loads(next(lines))
+        first_after = time.monotonic() - started
+        rest = [json.loads(line) for line in lines if line]
+    total = time.monotonic() - started
+
+    assert first == {"status": "pulling manifest"} and rest[-1] == {"status": "success"}
+    assert first_after < total / 5, (first_after, total)
+
+
+def test_bearer_and_basic_auth_answer_401_without_credentials(provider, caddy, ollama):
+    provider.apply(ollama_binding(ollama, auth_mode="bearer", token="s3cret-token_value"))
+    assert caddy.get(DOMAIN, "/api/version").status_code == 401
+    assert caddy.get(DOMAIN, "/api/version", headers={"Authorization": "Bearer s3cret"}).status_code == 401
+    assert caddy.get(DOMAIN, "/api/version",
+                     headers={"Authorization": "Bearer s3cret-token_value"}).status_code == 200
+
+    password_hash = bcrypt.hashpw(b"correct horse battery", bcrypt.gensalt(4)).decode()
+    provider.apply(ollama_binding(ollama, auth_mode="basic", username="admin", password_hash=password_hash))
+    assert caddy.get(DOMAIN, "/api/version").status_code == 401
+    assert caddy.get(DOMAIN, "/api/version", auth=("admin", "nope")).status_code == 401
+    assert caddy.get(DOMAIN, "/api/version", auth=("admin", "correct horse battery")).status_code == 200
+
+
+def test_the_allowlist_answers_403_to_other_addresses(provider, caddy, ollama):
+    provider.apply(ollama_binding(ollama, allowlist=("10.0.0.0/8",), auth_mode="bearer", token="t"))
+    assert caddy.get(DOMAIN, "/api/version").status_code == 403
+    provider.apply(ollama_binding(ollama, allowlist=("10.0.0.0/8", "127.0.0.1")))
+    assert caddy.get(DOMAIN, "/api/version").status_code == 200
+
+
+def test_a_change_caddy_rejects_keeps_the_previous_route_serving(provider, caddy, ollama, tmp_path):
+    provider.apply(ollama_binding(ollama))
+    before = routes(caddy)
+    missing = tmp_path / "no-such-certificate.pem"
+
+    with pytest.raises(ProxyRejected, match="no-such-certificate.pem"):
+        provider.apply(ollama_binding(ollama, tls_mode="existing", certificate=str(missing),
+                                      certificate_key=str(missing), auth_mode="bearer", token="x"))
+
+    assert routes(caddy) == before
+    assert caddy.get(DOMAIN, "/api/version").status_code == 200
+
+
+def test_a_concurrent_edit_is_refused_not_overwritten(provider, caddy, ollama):
+    provider.apply(ollama_binding(ollama))
+    path = "/config/apps"
+    body = httpx.get(caddy.admin + path).content
+    stale = etag(path, body)
+    httpx.post(caddy.admin + "/config/apps/http/servers/open1panel_ai/routes",
+               json={"@id": "someone-else", "handle": [{"handler": "static_response", "body": "x"}]})
+    refused = httpx.patch(caddy.admin + path, content=body, headers={
+        "If-Match": stale, "Content-Type": "application/json"})
+    assert refused.status_code == 412
+    assert ConcurrentChange.__mro__[1] is ProxyRejected
+
+
+def test_remove_takes_the_route_away_and_leaves_others(provider, caddy, ollama):
+    provider.apply(ollama_binding(ollama))
+    provider.apply(ollama_binding(ollama, id="other", domains=("other.example.test",)))
+    provider.remove("c0ffee")
+
+    assert [r["@id"] for r in routes(caddy)] == ["open1panel-ai-other"]
+    assert caddy.get(DOMAIN, "/api/version").text == ""
+    assert caddy.get("other.example.test", "/api/version").status_code == 200
+    assert provider.status("c0ffee")["state"] == "absent"
+    provider.remove("c0ffee")
+
+
+def test_the_probe_fails_when_the_admin_api_does_not_answer(tmp_path):
+    with pytest.raises(ProviderUnavailable, match="does not answer"):
+        CaddyProvider({"data_dir": str(tmp_path), "caddy_admin": f"http://127.0.0.1:{free_port()}"}).probe()
+
+
+def test_the_etag_is_caddys_own_format_with_all_eight_hex_digits():
+    # Caddy hex-encodes the 4-byte FNV-1a sum, leading zeros included.
+    tags = [etag("/config/apps", str(n).encode()) for n in range(300)]
+    assert all(len(tag.split()[1]) == len('0000000"') for tag in tags)
+    assert any(tag.split()[1].startswith("0") for tag in tags)
+    assert etag("/config/apps/http/servers/open1panel_ai/routes", b"[]\n") == \
+        '"/config/apps/http/servers/open1panel_ai/routes 6dfb3b7d"'
