@@ -9,6 +9,8 @@ of that name through ``npx`` and is usable only where Node.js is installed.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shlex
 import shutil
 import sys
 import threading
@@ -48,6 +50,10 @@ class ProcessRuntime:
     def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
         return [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)]
 
+    def bridge_env(self, server: Mapping[str, Any]) -> dict[str, str] | None:
+        """The bridge's environment; None: the panel's own (the bridge filters it for the child)."""
+        return None
+
     # -- the MCPProvider protocol --------------------------------------------------------
 
     def start(self, server: Mapping[str, Any]) -> None:
@@ -56,7 +62,8 @@ class ProcessRuntime:
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         config_path = self.run_dir / f"{server['id']}.json"
         supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
-                                self.log_path(server["id"]), self.timing, self._changed)
+                                self.log_path(server["id"]), self.timing, self._changed,
+                                env=self.bridge_env(server))
         with self._lock:
             self._servers[server["id"]] = supervised
         logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
@@ -128,11 +135,15 @@ class SupergatewayRuntime(ProcessRuntime):
     def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
         if not server.get("command"):
             raise errors.BadRequest("The supergateway runtime runs only command servers, not URLs.")
-        import shlex
-
-        return ["npx", "-y", "supergateway@4", "--stdio", shlex.join(server["command"]),
+        npx = shutil.which("npx", path=self.settings.get("mcp_node_path")) or "npx"
+        return [npx, "-y", "supergateway@4", "--stdio", shlex.join(server["command"]),
                 "--outputTransport", "streamableHttp", "--stateful",
                 "--port", str(server["port"]), "--logLevel", "info"]
+
+    def bridge_env(self, server: Mapping[str, Any]) -> dict[str, str] | None:
+        # supergateway passes its own environment to the child: PATH and HOME plus the server's.
+        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        return {**env, **server.get("env_values", {})}
 
 
 @hookimpl(trylast=True)

@@ -61,10 +61,12 @@ class Supervised:
     """One server under supervision: its bridge process, its status and its thread."""
 
     def __init__(self, server: Mapping[str, Any], argv: list[str], config_path: Path,
-                 log_path: Path, timing: Timing, on_change: Callable[[str], None]) -> None:
+                 log_path: Path, timing: Timing, on_change: Callable[[str], None],
+                 env: Mapping[str, str] | None = None) -> None:
         self.server = dict(server)
         self.id = server["id"]
         self.argv = argv
+        self.env = dict(env) if env is not None else None
         self.config_path = config_path
         self.log_path = log_path
         self.timing = timing
@@ -180,7 +182,8 @@ class Supervised:
         self.write_config()
         with open(self.log_path, "ab") as output:
             process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=output,
-                                       stderr=output, start_new_session=True, close_fds=True)
+                                       stderr=output, start_new_session=True, close_fds=True,
+                                       env=self.env)
         with self._lock:
             self.process = process
         started = time.monotonic()

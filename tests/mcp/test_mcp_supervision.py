@@ -1,0 +1,238 @@
+"""Real MCP servers from PyPI started through the panel and reached with the official client:
+both transports with the token, 401 without, measured status, crash restarts, a crash loop
+ending in ``error``, isolation, bound Host names, autostart, and a clean stop."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.mcp.conftest import GIT_SERVER, TIME_SERVER, call_tool, group_members, pid_alive, wait_status
+
+
+def token_of(api, server_id, transport="streamable-http"):
+    config = api("get", f"/servers/{server_id}/client-config?client=cursor&transport={transport}")[1]
+    return config["snippet"].split("Bearer ")[1].split('"')[0]
+
+
+def start_time_server(api, name="time", **fields):
+    status, server = api("post", "/servers", json={"name": name, "command": TIME_SERVER, **fields})
+    assert status == 201, server
+    status, started = api("post", f"/servers/{server['id']}/start")
+    assert status == 200, started
+    assert started["status"] in ("starting", "running")
+    return wait_status(api, server["id"], "running")
+
+
+def now_in_utc(server, token, transport="streamable-http"):
+    url = server["endpoints"]["sse" if transport == "sse" else "streamable_http"]
+    return call_tool(url, token, "get_current_time", {"timezone": "UTC"}, transport)
+
+
+def child_pids(bridge_pid):
+    with open(f"/proc/{bridge_pid}/task/{bridge_pid}/children") as file:
+        return [int(pid) for pid in file.read().split()]
+
+
+def test_a_real_server_serves_both_transports_with_the_token_and_refuses_without(mcp_api):
+    server = start_time_server(mcp_api)
+    token = token_of(mcp_api, server["id"])
+    assert '"timezone": "UTC"' in now_in_utc(server, token)
+    assert '"timezone": "UTC"' in now_in_utc(server, token, "sse")
+
+    base = server["endpoints"]["streamable_http"].removesuffix("/mcp")
+    for method, path in [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=x")]:
+        response = httpx.request(method, base + path, json={}, timeout=5)
+        assert response.status_code == 401, (path, response.text)
+        wrong = httpx.request(method, base + path, json={}, headers={"Authorization": "Bearer wrong"}, timeout=5)
+        assert wrong.status_code == 401
+    health = httpx.get(base + "/healthz", timeout=5)
+    assert health.status_code == 200 and health.json() == {"ok": True}
+
+    status, tools = mcp_api("get", f"/servers/{server['id']}/tools")
+    assert status == 200
+    by_name = {tool["name"]: tool for tool in tools["tools"]}
+    assert set(by_name) == {"get_current_time", "convert_time"}
+    assert "timezone" in by_name["get_current_time"]["input_schema"]["properties"]
+
+    status, logs = mcp_api("get", f"/servers/{server['id']}/logs?tail=50")
+    assert status == 200 and any("serving on 127.0.0.1" in line for line in logs["lines"])
+    assert token not in "\n".join(logs["lines"])
+    assert mcp_api("get", f"/servers/{server['id']}/logs?tail=0")[0] == 400
+
+
+def test_secret_env_reaches_the_child_and_never_the_log(mcp_api, tmp_path):
+    script = tmp_path / "env_server.py"
+    # A stdio server that reports its environment through a tool.
+    script.write_text(
+        "import os\n"
+        "from mcp.server.mcpserver import MCPServer\n"
+        "app = MCPServer('env')\n"
+        "@app.tool()\n"
+        "def env(name: str) -> str:\n"
+        "    return os.environ.get(name, '<unset>')\n"
+        "app.run()\n")
+    status, server = mcp_api("post", "/servers", json={
+        "name": "env", "command": [sys.executable, str(script)],
+        "env": [{"key": "API_KEY", "value": "sk-child-only", "secret": True}]})
+    assert status == 201, server
+    mcp_api("post", f"/servers/{server['id']}/start")
+    server = wait_status(mcp_api, server["id"], "running")
+    token = token_of(mcp_api, server["id"])
+    url = server["endpoints"]["streamable_http"]
+    assert call_tool(url, token, "env", {"name": "API_KEY"}) == "sk-child-only"
+    assert call_tool(url, token, "env", {"name": "HOME"}) == os.environ["HOME"]
+    assert call_tool(url, token, "env", {"name": "PATH"}) == os.environ["PATH"]
+    assert call_tool(url, token, "env", {"name": "OPEN1PANEL_AI_TOKEN"}) == "<unset>"
+    assert "sk-child-only" not in "\n".join(mcp_api("get", f"/servers/{server['id']}/logs?tail=500")[1]["lines"])
+
+
+def test_a_killed_child_is_restarted_while_another_server_keeps_serving(mcp_api, tmp_path):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    status, git = mcp_api("post", "/servers", json={"name": "git", "command": [GIT_SERVER, "--repository", str(repo)]})
+    assert status == 201
+    mcp_api("post", f"/servers/{git['id']}/start")
+    git = wait_status(mcp_api, git["id"], "running")
+    git_token = token_of(mcp_api, git["id"])
+    git_pid = git["pid"]
+
+    time_server = start_time_server(mcp_api)
+    token = token_of(mcp_api, time_server["id"])
+    [child] = child_pids(time_server["pid"])
+    os.kill(child, signal.SIGKILL)
+
+    seen = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        # The healthy server answers throughout.
+        assert "On branch" in call_tool(git["endpoints"]["sse"], git_token, "git_status",
+                                             {"repo_path": str(repo)}, "sse")
+        server = mcp_api("get", f"/servers/{time_server['id']}")[1]
+        seen.add(server["status"])
+        if server["status"] == "running" and server["restarts"] == 1:
+            break
+    else:
+        raise AssertionError(f"not restarted: {server}")
+    assert "restarting" in seen or "starting" in seen
+    assert server["pid"] != time_server["pid"] and not pid_alive(child)
+    assert '"timezone": "UTC"' in now_in_utc(server, token)
+    assert mcp_api("get", f"/servers/{git['id']}")[1]["pid"] == git_pid
+
+
+def test_a_command_that_exits_at_once_ends_in_error_with_its_stderr(mcp_api):
+    status, server = mcp_api("post", "/servers", json={
+        "name": "broken", "command": [sys.executable, "-c",
+                                      "import sys; sys.stderr.write('missing API key: set FOO_KEY\\n'); sys.exit(3)"]})
+    assert status == 201
+    mcp_api("post", f"/servers/{server['id']}/start")
+    server = wait_status(mcp_api, server["id"], "error")
+    assert server["restarts"] == 3  # OPEN1PANEL_AI_MCP_TRIES in these tests
+    assert "missing API key: set FOO_KEY" in server["last_error"]
+    lines = mcp_api("get", f"/servers/{server['id']}/logs?tail=200")[1]["lines"]
+    assert sum("missing API key" in line for line in lines) == 4
+    assert any("restarting in" in line for line in lines)
+
+
+def test_a_missing_program_ends_in_error_too(mcp_api):
+    status, server = mcp_api("post", "/servers", json={"name": "nothing", "command": "no-such-mcp-server --x",
+                                                       "restart_policy": "never"})
+    mcp_api("post", f"/servers/{server['id']}/start")
+    server = wait_status(mcp_api, server["id"], "error")
+    assert server["restarts"] == 0
+    assert "no-such-mcp-server" in server["last_error"]
+
+
+def test_stop_and_delete_leave_no_process_behind(mcp_api, data_dir):
+    server = start_time_server(mcp_api)
+    group = server["pid"]
+    members = group_members(group)
+    assert len(members) >= 2 and group in members  # the bridge and its child, one group
+    status, stopped = mcp_api("post", f"/servers/{server['id']}/stop")
+    assert status == 200 and stopped["status"] == "stopped" and stopped["pid"] is None
+    assert group_members(group) == [] and not any(pid_alive(pid) for pid in members)
+    assert not (data_dir / "mcp" / "run" / f"{server['id']}.json").exists()
+
+    started = mcp_api("post", f"/servers/{server['id']}/start")[1]
+    server = wait_status(mcp_api, server["id"], "running")
+    members = group_members(server["pid"])
+    assert mcp_api("delete", f"/servers/{server['id']}")[0] == 204
+    assert not any(pid_alive(pid) for pid in members)
+    assert mcp_api("get", f"/servers/{started['id']}")[0] == 404
+
+
+def test_a_bound_domain_is_accepted_without_restarting_anything(mcp_host, mcp_api):
+    server = start_time_server(mcp_api)
+    other = start_time_server(mcp_api, name="other")
+    token = token_of(mcp_api, server["id"])
+    url = server["endpoints"]["streamable_http"]
+    headers = {"Authorization": f"Bearer {token}", "Host": "mcp.example.test",
+               "Accept": "application/json, text/event-stream"}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    assert httpx.post(url, json=initialize, headers=headers, timeout=5).status_code == 421
+
+    service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
+    service.set_extra_hosts(server["id"], ["mcp.example.test"])
+    deadline = time.monotonic() + 5
+    while httpx.post(url, json=initialize, headers=headers, timeout=5).status_code == 421:
+        assert time.monotonic() < deadline, "the new host was never accepted"
+        time.sleep(0.05)
+    assert httpx.post(url, json=initialize, headers=headers, timeout=5).status_code == 200
+    evil = {**headers, "Host": "evil.test"}
+    assert httpx.post(url, json=initialize, headers=evil, timeout=5).status_code == 421
+    assert mcp_api("get", f"/servers/{server['id']}")[1]["pid"] == server["pid"]
+    assert mcp_api("get", f"/servers/{other['id']}")[1]["pid"] == other["pid"]
+    assert mcp_api("get", f"/servers/{server['id']}")[1]["extra_hosts"] == ["mcp.example.test"]
+
+
+def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, auth_headers):
+    first = make_host()
+    client = first.app.test_client()
+    made = client.post("/api/v2/ai/mcp/servers", headers=auth_headers,
+                       json={"name": "auto", "command": TIME_SERVER, "autostart": True}).get_json()
+    client.post("/api/v2/ai/mcp/servers", headers=auth_headers, json={"name": "manual", "command": TIME_SERVER})
+    first.shutdown()
+    assert not pid_alive(made["pid"]) if made["pid"] else True
+
+    second = make_host()
+    client = second.app.test_client()
+
+    def api(method, path, **kwargs):
+        response = getattr(client, method)("/api/v2/ai/mcp" + path, headers=auth_headers, **kwargs)
+        return response.status_code, response.get_json()
+
+    server = wait_status(api, made["id"], "running")
+    members = group_members(server["pid"])
+    statuses = {s["name"]: s["status"] for s in api("get", "/servers")[1]["servers"]}
+    assert statuses == {"auto": "running", "manual": "stopped"}
+    second.shutdown()
+    assert not any(pid_alive(pid) for pid in members)
+
+
+def test_without_a_usable_runtime_lifecycle_is_a_503_but_definitions_work(mcp_env, make_host, auth_headers,
+                                                                          tmp_path):
+    # The supergateway runtime looks for npx on OPEN1PANEL_AI_MCP_NODE_PATH: here, a folder without it.
+    mcp_env.setenv("OPEN1PANEL_AI_MCP_PROVIDER", "supergateway")
+    mcp_env.setenv("OPEN1PANEL_AI_MCP_NODE_PATH", str(tmp_path))
+    client = make_host().app.test_client()
+    made = client.post("/api/v2/ai/mcp/servers", headers=auth_headers, json={"name": "t", "command": TIME_SERVER})
+    assert made.status_code == 201
+    response = client.post(f"/api/v2/ai/mcp/servers/{made.get_json()['id']}/start", headers=auth_headers)
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "provider_unavailable" and "Node.js" in error["message"]
+
+
+@pytest.mark.parametrize("transport", ["sse"])
+def test_a_server_serving_only_one_transport_refuses_the_other(mcp_api, transport):
+    server = start_time_server(mcp_api, transports=[transport])
+    token = token_of(mcp_api, server["id"], transport)
+    assert '"UTC"' in now_in_utc(server, token, transport)
+    base = server["endpoints"]["sse"].removesuffix("/sse")
+    response = httpx.post(base + "/mcp", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert response.status_code == 404
