@@ -1,0 +1,83 @@
+"""Importing a GGUF: a streamed upload or a file in the import folder becomes a model."""
+
+import hashlib
+import time
+
+import pytest
+
+from ollama_standin import OllamaStandIn
+
+
+@pytest.fixture
+def import_dir(tmp_path, ollama_env):
+    folder = tmp_path / "imports"
+    folder.mkdir()
+    ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_IMPORT_DIR", str(folder))
+    return folder
+
+
+def gguf(size=3 << 20):
+    return b"GGUF" + bytes(range(256)) * (size // 256)
+
+
+def test_an_upload_is_streamed_uploaded_as_a_blob_and_created_with_files(ollama, import_dir, client,
+                                                                          auth_headers, ollama_api, wait_task, data_dir):
+    data = gguf()
+    response = client.post("/api/v2/ai/ollama/imports?name=my-model&filename=tiny.gguf&system=Be%20brief",
+                           data=data, headers={**auth_headers, "Content-Type": "application/octet-stream"})
+    assert response.status_code == 202, response.get_json()
+    task = wait_task(response.get_json()["id"])
+    assert task["status"] == "succeeded" and task["percent"] == 100.0
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert ("HEAD", f"/api/blobs/{digest}") in ollama.requests
+    assert ollama.blob_path(digest).read_bytes() == data
+    assert "my-model:latest" in {m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]}
+    assert not list((data_dir / "ollama-uploads").iterdir())  # the upload is not kept
+
+
+def test_a_file_in_the_import_folder_is_hashed_and_a_blob_already_there_is_not_sent(
+        ollama, import_dir, ollama_api, wait_task):
+    data = gguf(1 << 20)
+    (import_dir / "sub").mkdir()
+    (import_dir / "sub" / "m.gguf").write_bytes(data)
+    task = ollama_api("post", "/ollama/imports", json={"name": "first", "path": "sub/m.gguf"})[1]
+    assert wait_task(task["id"])["status"] == "succeeded"
+    task = ollama_api("post", "/ollama/imports", json={"name": "second", "path": "sub/m.gguf",
+                                                       "quantize": "q4_K_M"})[1]
+    assert wait_task(task["id"])["status"] == "succeeded"
+    posts = [r for r in ollama.requests if r[0] == "POST" and r[1].startswith("/api/blobs/")]
+    assert len(posts) == 1
+    assert {"first:latest", "second:latest"} <= {m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]}
+
+
+def test_paths_outside_the_import_folder_are_refused(ollama, import_dir, ollama_api, tmp_path):
+    (tmp_path / "secret.gguf").write_bytes(b"x")
+    (import_dir / "link.gguf").symlink_to(tmp_path / "secret.gguf")
+    for path in ("../secret.gguf", "sub/../../secret.gguf", str(tmp_path / "secret.gguf"), "link.gguf"):
+        status, error = ollama_api("post", "/ollama/imports", json={"name": "x", "path": path})
+        assert status == 400 and error["error"]["code"] == "path_outside_import_folder", path
+    status, error = ollama_api("post", "/ollama/imports", json={"name": "x", "path": "missing.gguf"})
+    assert status == 404
+    assert ollama_api("get", "/tasks")[1]["tasks"] == []
+
+
+def test_an_old_server_gets_the_modelfile_form(tmp_path, panel_env, make_host, wait_task):
+    with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
+        panel_env.setenv("OLLAMA_HOST", old.url)
+        folder = tmp_path / "imports"
+        folder.mkdir()
+        (folder / "m.gguf").write_bytes(gguf(1 << 16))
+        panel_env.setenv("OPEN1PANEL_AI_OLLAMA_IMPORT_DIR", str(folder))
+        client = make_host().app.test_client()
+        headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+        response = client.post("/api/v2/ai/ollama/imports", json={"name": "legacy", "path": "m.gguf"},
+                               headers=headers)
+        assert response.status_code == 202
+        task_id = response.get_json()["id"]
+        for _ in range(200):
+            task = client.get(f"/api/v2/ai/tasks/{task_id}", headers=headers).get_json()
+            if task["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.05)
+        assert task["status"] == "succeeded", task
+        assert "legacy:latest" in {m["name"] for m in old.tags()["models"]}

@@ -1,0 +1,83 @@
+"""The served panel (``open1panel-ai serve``): a pull survives ``kill -9`` of the panel, and the
+``open1panel-ai models`` commands drive a running panel."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ollama_standin import OllamaStandIn
+
+pytestmark = pytest.mark.server
+TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture
+def standin(tmp_path):
+    with OllamaStandIn(tmp_path / "models", pull_speed=400_000) as server:
+        yield server
+
+
+def panel_env(standin):
+    return {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url, "OLLAMA_MODELS": str(standin.state_dir)}
+
+
+def wait(panel, task_id, predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = panel.api("GET", f"/tasks/{task_id}").json()
+        if predicate(task):
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"the task never got there: {task}")
+
+
+def test_a_pull_continues_by_itself_after_the_panel_is_killed(served, standin, tmp_path):
+    standin.publish("llama3.2", [4_000_000])
+    data_dir = tmp_path / "panel-data"
+    panel = served(env=panel_env(standin), data_dir=data_dir)
+    task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
+    wait(panel, task["id"], lambda t: (t["completed"] or 0) > 800_000)
+    os.killpg(panel.process.pid, signal.SIGKILL)  # the whole panel, workers included
+    panel.process.wait()
+    time.sleep(0.3)  # the stand-in notices the dropped stream and keeps what it has
+    done_before = json.loads(next((standin.state_dir / "blobs").glob("*-partial-0")).read_text())["completed"]
+    assert done_before > 800_000
+
+    standin.pull_speed = 20_000_000
+    again = served(env=panel_env(standin), data_dir=data_dir)
+    task = wait(again, task["id"], lambda t: t["status"] not in ("queued", "running", "interrupted"))
+    assert task["status"] == "succeeded"
+    assert max(standin.pull_log[-1]["first_completed"].values()) >= done_before
+    names = {m["name"] for m in again.api("GET", "/ollama/models").json()["models"]}
+    assert "llama3.2:latest" in names
+
+
+def test_the_models_commands_list_pull_show_and_remove(served, standin):
+    standin.seed("qwen2:0.5b", [5000])
+    standin.publish("tiny", [600_000])
+    panel = served(env=panel_env(standin))
+    env = {**os.environ, "OPEN1PANEL_AI_URL": panel.url, "OPEN1PANEL_AI_TOKEN": TOKEN}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "open1panel_ai", "models", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    listed = run("list")
+    assert listed.returncode == 0 and "qwen2:0.5b" in listed.stdout and "NAME" in listed.stdout
+    pulled = run("pull", "ollama run tiny")
+    assert pulled.returncode == 0, pulled.stderr
+    assert "100.0%" in pulled.stdout
+    shown = run("show", "tiny")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["details"]["format"] == "gguf"
+    assert run("rm", "tiny").returncode == 0
+    assert "tiny" not in run("list").stdout
+    missing = run("pull", "no-such-model")
+    assert missing.returncode == 1 and "was not found in the registry" in missing.stderr
+    wrong = subprocess.run([sys.executable, "-m", "open1panel_ai", "models", "list"],
+                           env={**env, "OPEN1PANEL_AI_TOKEN": "wrong"}, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode != 0 and "token" in wrong.stderr.lower()
