@@ -14,7 +14,7 @@ each ``OPEN1PANEL_AI_<NAME>`` environment variable as ``<name>`` in lower case, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
 from hookspecs import hookspec
@@ -53,7 +53,13 @@ class Provider(Protocol):
 
 
 class OllamaProvider(Provider, Protocol):
-    """A model runtime reached over HTTP, such as Ollama. ``base_url`` names the server."""
+    """A model runtime reached over HTTP, such as Ollama. ``base_url`` names the server.
+
+    Methods raise ``open1panel_ai.errors`` API errors: ``UpstreamUnavailable`` when the server
+    cannot be reached or drops the connection, ``NotFound`` for an unknown model,
+    ``BadRequest`` for input the server refused, ``UpstreamError`` for any other bad answer;
+    each carries the server's own text in ``details["ollama"]`` where there is one.
+    """
 
     def version(self, base_url: str) -> str:
         """Return the server's version string."""
@@ -85,8 +91,18 @@ class OllamaProvider(Provider, Protocol):
         Closing the iterator cancels the download; the server keeps what it has.
         """
 
-    def create(self, base_url: str, name: str, files: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-        """Create a model from uploaded blobs (file name → ``sha256:<hex>``), yielding progress."""
+    def blob_exists(self, base_url: str, digest: str) -> bool:
+        """Whether the server holds the blob ``sha256:<hex>`` already."""
+
+    def upload_blob(self, base_url: str, digest: str, chunks: Iterable[bytes], size: int) -> None:
+        """Send a blob of ``size`` bytes, streamed from ``chunks``, under its digest."""
+
+    def create(self, base_url: str, name: str, files: Mapping[str, str],
+               extra: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Create a model from uploaded blobs (file name → ``sha256:<hex>``), yielding progress
+        lines shaped like Ollama's ``/api/create`` stream. ``extra`` holds further fields of
+        that request: ``template``, ``system``, ``parameters``, ``quantize``, or ``modelfile``
+        (with ``files`` empty) for servers older than 0.5.5."""
 
 
 class MCPProvider(Provider, Protocol):
