@@ -18,7 +18,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 #: Characters a file path given to a proxy may hold.
 _PATH = re.compile(r"^/[A-Za-z0-9._/@+=,-]{0,4095}$")
 #: Characters of a username written to an htpasswd file and compared by the proxy.
-_USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 class InvalidValue(ValueError):
@@ -84,7 +84,7 @@ def file_path(value: str) -> str:
 def username(value: str) -> str:
     """Return a basic-auth username of letters, digits and ``. _ @ -``."""
     if not isinstance(value, str) or not _USERNAME.match(value):
-        raise InvalidValue("A username is 1–64 letters, digits or . _ @ - characters.")
+        raise InvalidValue("A username is 1–64 letters, digits or . _ @ - characters, starting with a letter or digit.")
     return value
 
 

@@ -74,8 +74,11 @@ class DomainService:
     # -- reading --------------------------------------------------------------------------
 
     def bindings(self) -> list[dict]:
-        rows = self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")
-        return [self._public(row) for row in rows]
+        records = {row["id"]: {**dict(row), "domains": []} for row in
+                   self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")}
+        for row in self.store.query("SELECT name, binding_id FROM domain_names ORDER BY position"):
+            records[row["binding_id"]]["domains"].append(row["name"])
+        return [self._public(record) for record in records.values()]
 
     def binding(self, binding_id: str) -> dict:
         """One binding, its state checked against the proxy (a vanished config is an error)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import TOKEN, free_port
 from tests.ollama_standin import OllamaStandIn
 
 
@@ -148,3 +148,53 @@ def caddy(tmp_path):
 def ollama(tmp_path):
     with OllamaStandIn(tmp_path / "ollama") as standin:
         yield standin
+
+
+class DomainPanel:
+    """A standalone panel whose domain provider is the nginx or Caddy of the test, and whose
+    ``local`` Ollama endpoint is the stand-in."""
+
+    def __init__(self, host, proxy) -> None:
+        self.host = host
+        self.proxy = proxy
+        self.client = host.app.test_client()
+
+    @property
+    def context(self):
+        return self.host.app.extensions["open1panel_ai"]
+
+    def api(self, method: str, path: str, **kwargs):
+        headers = {"Authorization": f"Bearer {TOKEN}", **kwargs.pop("headers", {})}
+        response = getattr(self.client, method)("/api/v2/ai" + path, headers=headers, **kwargs)
+        return response.status_code, response.get_json()
+
+
+@pytest.fixture(params=["nginx", "caddy"])
+def proxy(request, tmp_path):
+    """Each real proxy in turn."""
+    server = (NginxServer(tmp_path / "nginx") if request.param == "nginx"
+              else CaddyServer(tmp_path / "caddy")).start()
+    server.kind = request.param
+    yield server
+    server.stop()
+
+
+def _panel(proxy, kind, panel_env, make_host, ollama, data_dir):
+    for key, value in proxy.settings(data_dir).items():
+        if key != "data_dir":
+            panel_env.setenv("OPEN1PANEL_AI_" + key.upper(), value)
+    panel_env.setenv("OPEN1PANEL_AI_DOMAIN_PROVIDER", kind)
+    panel_env.setenv("OLLAMA_HOST", ollama.url)
+    return DomainPanel(make_host(), proxy)
+
+
+@pytest.fixture
+def panel(proxy, panel_env, make_host, ollama, data_dir):
+    """A panel publishing through each real proxy in turn."""
+    return _panel(proxy, proxy.kind, panel_env, make_host, ollama, data_dir)
+
+
+@pytest.fixture
+def nginx_panel(nginx, panel_env, make_host, ollama, data_dir):
+    """A panel publishing through a real nginx."""
+    return _panel(nginx, "nginx", panel_env, make_host, ollama, data_dir)

@@ -1,0 +1,205 @@
+"""Domain bindings through the API, published by real nginx and real Caddy: bearer by default
+for Ollama, the token shown once and rotatable, domains that change, strict input that never
+reaches a config file, a rejected change that leaves the old site serving, and removal."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.domain.certificates import self_signed
+
+DOMAIN = "ollama.example.test"
+
+
+def bind(panel, **fields):
+    body = {"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, **fields}
+    return panel.api("post", "/domains", json=body)
+
+
+def config_text(panel) -> str:
+    """Everything the panel has written into the proxy's configuration."""
+    proxy = panel.proxy
+    if hasattr(proxy, "sites"):
+        return "".join(p.read_text() for p in sorted(proxy.sites.iterdir()))
+    return httpx.get(proxy.admin + "/config/").text
+
+
+def version_through(panel, host=DOMAIN, **kwargs):
+    return panel.proxy.get(host, "/api/version", **kwargs)
+
+
+def test_an_ollama_binding_gets_a_bearer_token_shown_once(panel):
+    status, created = bind(panel)
+    assert status == 201, created
+    token = created["token"]
+    assert created["state"] == "online" and created["error"] is None
+    assert created["auth"] == {"mode": "bearer", "username": None, "has_secret": True}
+    assert created["provider"] == panel.proxy.kind
+
+    assert version_through(panel).status_code == 401
+    ok = version_through(panel, headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and ok.json() == {"version": "0.12.6"}
+
+    listed = panel.api("get", "/domains")[1]["bindings"]
+    shown = panel.api("get", f"/domains/{created['id']}")[1]
+    assert [b["id"] for b in listed] == [created["id"]]
+    assert "token" not in listed[0] and "token" not in shown and token not in str(listed + [shown])
+    assert shown["state"] == "online"
+
+
+def test_a_rotated_token_replaces_the_old_one(panel):
+    created = bind(panel)[1]
+    status, rotated = panel.api("post", f"/domains/{created['id']}/token")
+    assert status == 200 and rotated["token"] != created["token"]
+    assert version_through(panel, headers={"Authorization": f"Bearer {created['token']}"}).status_code == 401
+    assert version_through(panel, headers={"Authorization": f"Bearer {rotated['token']}"}).status_code == 200
+
+
+def test_domains_can_be_changed_later(panel):
+    created = bind(panel, auth={"mode": "none"})[1]
+    status, changed = panel.api("put", f"/domains/{created['id']}",
+                                json={"domains": ["例子.example.test", "llm.example.test"]})
+    assert status == 200, changed
+    assert changed["domains"] == ["xn--fsqu00a.example.test", "llm.example.test"]
+    assert changed["state"] == "online" and "token" not in changed
+    assert version_through(panel, "llm.example.test").status_code == 200
+    assert version_through(panel, "xn--fsqu00a.example.test").status_code == 200
+    assert version_through(panel).text in ("", "\n") or version_through(panel).status_code == 421
+
+
+def test_a_domain_is_bound_once(panel):
+    first = bind(panel)[1]
+    status, body = bind(panel, domains=["other.example.test", DOMAIN.upper()])
+    assert status == 409 and body["error"]["code"] == "domain_taken"
+    assert body["error"]["details"]["domains"] == {DOMAIN: first["id"]}
+    assert [b["id"] for b in panel.api("get", "/domains")[1]["bindings"]] == [first["id"]]
+
+
+def test_the_allowlist_answers_403_and_basic_auth_401(panel):
+    status, created = bind(panel, allowlist=["10.0.0.0/8"], auth={"mode": "none"})
+    assert status == 201 and created["allowlist"] == ["10.0.0.0/8"]
+    assert version_through(panel).status_code == 403
+
+    status, changed = panel.api("put", f"/domains/{created['id']}", json={
+        "allowlist": ["127.0.0.1", "::1"],
+        "auth": {"mode": "basic", "username": "ops", "password": "a long enough secret"}})
+    assert status == 200, changed
+    assert changed["auth"] == {"mode": "basic", "username": "ops", "has_secret": True}
+    assert version_through(panel).status_code == 401
+    assert version_through(panel, auth=("ops", "a long enough secret")).status_code == 200
+    assert "a long enough secret" not in config_text(panel)
+
+    # The password may be left out to keep it.
+    status, kept = panel.api("put", f"/domains/{created['id']}", json={"auth": {"mode": "basic", "username": "ops"}})
+    assert status == 200 and kept["state"] == "online"
+    assert version_through(panel, auth=("ops", "a long enough secret")).status_code == 200
+
+
+def test_a_change_the_proxy_rejects_keeps_the_old_site_and_records_the_error(panel, tmp_path):
+    created = bind(panel, auth={"mode": "none"})[1]
+    missing = tmp_path / "missing" / "cert.pem"
+    status, changed = panel.api("put", f"/domains/{created['id']}", json={
+        "tls": {"mode": "existing", "certificate": str(missing), "key": str(missing)}})
+    assert status == 200
+    assert changed["state"] == "error" and str(missing) in changed["error"]
+    assert version_through(panel).status_code == 200  # the previous site still serves
+    assert panel.api("get", f"/domains/{created['id']}")[1]["state"] == "error"
+
+    certificate, key = self_signed(tmp_path / "tls", DOMAIN)
+    status, fixed = panel.api("put", f"/domains/{created['id']}", json={
+        "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False}})
+    assert fixed["state"] == "online" and fixed["error"] is None
+    assert fixed["url"].startswith("https://ollama.example.test")
+
+
+def test_delete_removes_the_site(panel):
+    created = bind(panel, auth={"mode": "none"})[1]
+    assert version_through(panel).status_code == 200
+    assert panel.api("delete", f"/domains/{created['id']}")[0] == 204
+    assert version_through(panel).status_code != 200 or version_through(panel).text == ""
+    assert panel.api("get", f"/domains/{created['id']}")[0] == 404
+    assert created["id"] not in config_text(panel)
+    assert panel.api("delete", f"/domains/{created['id']}")[0] == 404
+
+
+def test_the_preview_shows_what_will_be_written_with_the_secret_masked(panel):
+    status, preview = panel.api("post", "/domains/preview", json={
+        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["10.1.0.0/16"]})
+    assert status == 200 and preview["provider"] == panel.proxy.kind
+    assert DOMAIN in preview["config"] and "10.1.0.0/16" in preview["config"]
+    assert "<token>" in preview["config"]
+    assert preview["url"].startswith(f"http://{DOMAIN}")
+    assert panel.api("get", "/domains")[1]["bindings"] == []  # nothing saved
+
+
+def test_acme_needs_caddy(nginx_panel):
+    status, body = bind(nginx_panel, tls={"mode": "acme"})
+    assert status == 400 and body["error"]["code"] == "acme_unsupported"
+    assert list(nginx_panel.proxy.sites.iterdir()) == []
+
+
+def test_an_unknown_target_is_bad_input(nginx_panel):
+    status, body = bind(nginx_panel, target={"kind": "ollama", "name": "nowhere"})
+    assert status == 400 and body["error"]["details"]["fields"]["target"]["name"]
+    status, body = bind(nginx_panel, target={"kind": "mcp", "name": "no-such-server"})
+    assert status == 400 and body["error"]["code"] == "unknown_target"
+
+
+HOSTILE = ["evil.test;", "evil.test{", "evil.test}", 'evil".test', "evil'.test", "$host.test",
+           "evil .test", "evil.test\nserver_name x", "evil.test\r\n", "/etc/passwd;", "..",
+           "a.test; include /etc/passwd", "`id`.test", "*.evil.test", "evil.test#", "1.2.3.4/33"]
+
+
+def field_bodies(value):
+    """A create body with ``value`` in each field in turn."""
+    base = {"domains": ["fine.example.test"], "target": {"kind": "ollama", "name": "local"}}
+    yield "domains", {**base, "domains": [value]}
+    yield "target.name", {**base, "target": {"kind": "ollama", "name": value}}
+    yield "target.kind", {**base, "target": {"kind": value, "name": "local"}}
+    yield "allowlist", {**base, "allowlist": [value]}
+    yield "tls.certificate", {**base, "tls": {"mode": "existing", "certificate": value, "key": "/k.pem"}}
+    yield "tls.key", {**base, "tls": {"mode": "existing", "certificate": "/c.pem", "key": value}}
+    yield "tls.mode", {**base, "tls": {"mode": value}}
+    yield "auth.mode", {**base, "auth": {"mode": value}}
+    yield "auth.username", {**base, "auth": {"mode": "basic", "username": value,
+                                             "password": "long enough password"}}
+
+
+def test_hostile_values_in_any_field_are_400_and_never_reach_a_config_file(nginx_panel):
+    kept = bind(nginx_panel, domains=["kept.example.test"])[1]
+    before = config_text(nginx_panel)
+    for value in HOSTILE:
+        for field, body in field_bodies(value):
+            for method, path in (("post", "/domains"), ("put", f"/domains/{kept['id']}"),
+                                 ("post", "/domains/preview")):
+                status, reply = nginx_panel.api(method, path, json=body)
+                assert status == 400, (field, value, method, reply)
+                assert reply["error"]["code"] == "validation_error"
+    assert config_text(nginx_panel) == before
+    for value in HOSTILE:
+        assert value not in config_text(nginx_panel)
+    assert [b["id"] for b in nginx_panel.api("get", "/domains")[1]["bindings"]] == [kept["id"]]
+    assert nginx_panel.api("get", f"/domains/{kept['id']}")[1]["domains"] == ["kept.example.test"]
+
+
+def test_other_bad_input_is_400_with_field_errors(nginx_panel):
+    cases = [
+        ({}, "domains"),
+        ({"domains": [], "target": {"kind": "ollama", "name": "local"}}, "domains"),
+        ({"domains": ["a.example.test", "A.example.test"], "target": {"kind": "ollama", "name": "local"}}, "domains"),
+        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"}, "tls": {"mode": "existing"}}, "tls"),
+        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"},
+          "auth": {"mode": "basic", "username": "u", "password": "short"}}, "auth"),
+        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"}, "surprise": 1}, "surprise"),
+        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"},
+          "allowlist": ["10.0.0.1/8"]}, "allowlist"),
+    ]
+    for body, field in cases:
+        status, reply = nginx_panel.api("post", "/domains", json=body)
+        assert status == 400, body
+        assert field in reply["error"]["details"]["fields"], reply
+    status, reply = bind(nginx_panel, auth={"mode": "basic", "username": "ops"})
+    assert status == 400 and "password" in reply["error"]["details"]["fields"]["auth"]
+    assert nginx_panel.api("get", "/domains")[1]["bindings"] == []
+    assert list(nginx_panel.proxy.sites.iterdir()) == []
