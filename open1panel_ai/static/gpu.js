@@ -8,6 +8,7 @@
   var t = window.AI.t;
   var formatBytes = window.AI.formatBytes;
   var POINTS = 300; // live points kept per chart
+  var WINDOW_SECONDS = 600; // the charts show the last ten minutes
   var CHARTS = {
     utilization: { unit: "%", max: 100, value: function (d) { return d.utilization_gpu; } },
     memory: { unit: "%", max: 100, value: function (d) {
@@ -49,7 +50,8 @@
         width: Math.max(260, target.clientWidth || 320),
         height: 160,
         series: series,
-        scales: { x: { time: true }, y: scale },
+        scales: { x: { time: true, range: function (u, min, max) { return [max - WINDOW_SECONDS, max]; } },
+                  y: scale },
         axes: [{}, { values: function (u, ticks) {
           return ticks.map(function (v) { return v + " " + CHARTS[name].unit; });
         }, size: 60 }]
@@ -213,7 +215,7 @@
       var fresh = !plotKeys;
       buildPlots(sample.devices);
       if (fresh) {
-        window.AI.api("/gpu/history?since=" + (sample.time - 600) + "&until=" + sample.time)
+        window.AI.api("/gpu/history?since=" + (sample.time - WINDOW_SECONDS) + "&until=" + sample.time)
           .then(function (history) {
             if (!times.length) backfill(history);
             appendIfNewer(sample.time, sample.devices);
