@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG = "registry.ollama.ai", "library", "latest"
 TICK = 0.06  # Ollama reports download progress about every 60 ms
@@ -139,7 +139,7 @@ class OllamaStandIn:
             self._connections.clear()
         self._server = None
 
-    def __enter__(self) -> OllamaStandIn:
+    def __enter__(self) -> Self:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -271,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    ROUTES = {
+    ROUTES: ClassVar[dict[str, tuple[str, ...]]] = {
         "/": ("GET", "HEAD"), "/api/version": ("GET",), "/api/tags": ("GET",), "/api/ps": ("GET",),
         "/api/pull": ("POST",), "/api/delete": ("DELETE",), "/api/show": ("POST",),
         "/api/copy": ("POST",), "/api/create": ("POST",), "/api/generate": ("POST",),
@@ -557,7 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
         old_server = _version_tuple(owner.version) < (0, 5, 5)
         files, base = body.get("files"), body.get("from")
         if old_server:
-            match = re.search(r"^FROM @(sha256:[0-9a-f]{64})\s*$", body.get("modelfile") or "", re.M)
+            match = re.search(r"^FROM @(sha256:[0-9a-f]{64})\s*$", body.get("modelfile") or "", re.MULTILINE)
             files = {"model.gguf": match.group(1)} if match else None
             base = None
         if not files and not base:
@@ -572,7 +572,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._error(400, f"blob {digest} not found")
                 layers.append((str(digest), path_.stat().st_size))
         else:
-            base_parts, info = self._find(base)
+            _, info = self._find(base)
             if info is None:
                 return self._error(404, f"model '{base}' not found")
             layers = [(layer["digest"], layer["size"]) for layer in info["manifest"]["layers"]]

@@ -15,10 +15,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from open1panel_ai import errors
-from open1panel_ai.ollama import address, names, storage
-from open1panel_ai.ollama.imports import FILES_VERSION, ImportTask, inside_folder, save_upload, version_tuple
+from open1panel_ai.ollama import address, imports, names, pull, storage
+from open1panel_ai.ollama.imports import (
+    FILES_VERSION,
+    ImportTask,
+    inside_folder,
+    save_upload,
+    version_tuple,
+)
 from open1panel_ai.ollama.pull import PullProgress, PullTask
-from open1panel_ai.ollama import imports, pull
 from open1panel_ai.tasks import ACTIVE, TaskKind
 
 LOCAL = "local"

@@ -7,10 +7,16 @@ from flask import Response, render_template, request
 from open1panel_ai import errors
 from open1panel_ai.ollama import schemas
 from open1panel_ai.schemas import TaskSchema
-from open1panel_ai.web import API_PREFIX, _json_body, _load, blueprint, current_ai, operation
+from open1panel_ai.web import (
+    API_PREFIX,
+    _json_body,
+    _load,
+    blueprint,
+    current_ai,
+    operation,
+)
 
 PREFIX = API_PREFIX + "/ollama"
-UNREACHABLE = (503,)
 
 
 def service():

@@ -2,7 +2,6 @@
 
 import httpx
 import pytest
-
 from ollama_standin import OllamaStandIn
 
 

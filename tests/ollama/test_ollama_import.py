@@ -4,7 +4,6 @@ import hashlib
 import time
 
 import pytest
-
 from ollama_standin import OllamaStandIn
 
 

@@ -3,9 +3,8 @@
 import shutil
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-
 from ollama_standin import OllamaStandIn
+from playwright.sync_api import expect, sync_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

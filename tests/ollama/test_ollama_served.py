@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from ollama_standin import OllamaStandIn
 
 pytestmark = pytest.mark.server
@@ -65,7 +64,7 @@ def test_the_models_commands_list_pull_show_and_remove(served, standin):
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "open1panel_ai", "models", *args], env=env,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
 
     listed = run("list")
     assert listed.returncode == 0 and "qwen2:0.5b" in listed.stdout and "NAME" in listed.stdout
@@ -79,5 +78,32 @@ def test_the_models_commands_list_pull_show_and_remove(served, standin):
     missing = run("pull", "no-such-model")
     assert missing.returncode == 1 and "was not found in the registry" in missing.stderr
     wrong = subprocess.run([sys.executable, "-m", "open1panel_ai", "models", "list"],
-                           env={**env, "OPEN1PANEL_AI_TOKEN": "wrong"}, capture_output=True, text=True, timeout=60)
+                           env={**env, "OPEN1PANEL_AI_TOKEN": "wrong"}, capture_output=True, text=True, timeout=60, check=False)
     assert wrong.returncode != 0 and "token" in wrong.stderr.lower()
+
+
+def test_pull_progress_reaches_a_socketio_client_live_and_never_goes_backwards(served, standin):
+    import socketio
+
+    standin.publish("llama3.2", [1_500_000, 200_000])
+    panel = served(env=panel_env(standin))
+    client = socketio.Client(reconnection=False)
+    events = []
+    client.on("task", events.append, namespace="/ai")
+    client.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN})
+    try:
+        assert client.call("subscribe", {"topic": "tasks"}, namespace="/ai", timeout=5)["ok"] is True
+        task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                e["id"] == task["id"] and e["status"] == "succeeded" for e in events):
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+    mine = [e for e in events if e["id"] == task["id"]]
+    assert mine[-1]["status"] == "succeeded" and mine[-1]["percent"] == 100.0
+    running = [e for e in mine if e["status"] == "running" and e["percent"] is not None]
+    assert len(running) >= 3 and any(0 < e["percent"] < 100 for e in running)
+    percents = [e["percent"] for e in running]
+    assert percents == sorted(percents)
+    assert any(e["bytes_per_second"] and e["eta_seconds"] for e in running)

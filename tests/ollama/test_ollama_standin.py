@@ -7,7 +7,6 @@ import json
 import httpx
 import ollama
 import pytest
-
 from ollama_standin import OllamaStandIn
 
 
