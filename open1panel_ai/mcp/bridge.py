@@ -225,8 +225,14 @@ async def remote_upstream(config: Mapping[str, Any]):
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(headers=config.get("headers") or {},
-                                  timeout=httpx2.Timeout(30, read=300)) as http:
+    async def log_refusal(response):
+        # The SDK's error says only that the server refused; the status says why.
+        if response.status_code >= 400:
+            log.error("the remote server answered %d to %s %s", response.status_code,
+                      response.request.method, response.request.url)
+
+    async with httpx2.AsyncClient(headers=config.get("headers") or {}, timeout=httpx2.Timeout(30, read=300),
+                                  event_hooks={"response": [log_refusal]}) as http:
         async with streamable_http_client(config["url"], http_client=http) as (read, write):
             yield read, write, None
 

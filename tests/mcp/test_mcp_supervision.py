@@ -236,3 +236,25 @@ def test_a_server_serving_only_one_transport_refuses_the_other(mcp_api, transpor
     base = server["endpoints"]["sse"].removesuffix("/sse")
     response = httpx.post(base + "/mcp", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert response.status_code == 404
+
+
+def test_a_remote_server_is_served_through_the_same_bridge_and_token(mcp_api):
+    upstream = start_time_server(mcp_api, name="upstream")
+    upstream_token = token_of(mcp_api, upstream["id"])
+    status, remote = mcp_api("post", "/servers", json={
+        "name": "remote", "url": upstream["endpoints"]["streamable_http"],
+        "headers": [{"name": "Authorization", "value": f"Bearer {upstream_token}"}]})
+    assert status == 201, remote
+    mcp_api("post", f"/servers/{remote['id']}/start")
+    remote = wait_status(mcp_api, remote["id"], "running")
+    token = token_of(mcp_api, remote["id"])
+    assert token != upstream_token
+    assert '"timezone": "UTC"' in now_in_utc(remote, token, "sse")
+    assert '"timezone": "UTC"' in now_in_utc(remote, token)
+    assert httpx.post(remote["endpoints"]["streamable_http"], json={}, timeout=5).status_code == 401
+
+    # Wrong upstream credentials: the bridge cannot connect, and the server ends in error.
+    mcp_api("put", f"/servers/{remote['id']}", json={
+        "headers": [{"name": "Authorization", "value": "Bearer wrong"}], "restart_policy": "never"})
+    failed = wait_status(mcp_api, remote["id"], "error")
+    assert "401" in failed["last_error"]
