@@ -1,4 +1,5 @@
-/* The GPU page's compatibility check: what was checked, what it found, and the fixes. */
+/* The GPU compatibility check in GPUMonitorWidget: what was checked, what it found, and the
+   fixes; the summary line counts the problems. */
 (function () {
   "use strict";
   var t = window.AI.t;
@@ -29,6 +30,9 @@
   window.AI.api("/gpu/checks").then(function (report) {
     body.textContent = "";
     report.checks.forEach(function (check) { body.appendChild(row(check)); });
+    var problems = report.checks.filter(function (check) { return check.ok === false; }).length;
+    document.querySelector("#gpu-checks .gpu-checks-summary").textContent = problems
+      ? t("gpu.checks.problems", { count: problems }) : t("gpu.checks.all_ok");
   }, function (error) {
     body.textContent = "";
     var tr = document.createElement("tr");

@@ -81,6 +81,11 @@ def test_the_landing_page_shows_gpu_cards_live_charts_and_processes(served, page
     expect(own.locator("td").nth(1)).not_to_have_text("(not visible from here)")
     expect(own.locator("td").nth(3)).to_have_text("0, 2")
     expect(widget.locator(".gpu-notice")).to_be_hidden()
+    # The compatibility check, folded on the landing page: one problem, the hidden pid.
+    checks = widget.locator("#gpu-checks")
+    expect(checks.locator(".gpu-checks-summary")).to_have_text("1 problem(s) found")
+    expect(checks).not_to_have_attribute("open", "")
+    expect(checks.locator("tr[data-check=process_info]")).to_have_attribute("data-ok", "false")
     page.screenshot(path=str(tmp_path / "gpu-widget.png"), full_page=True)
     assert all(url.startswith(panel.url) for url in requests), requests
 
@@ -110,8 +115,10 @@ def test_cpu_mode_says_so_plainly_and_the_checks_give_the_fix(served, page):
     expect(widget.locator(".gpu-processes")).to_be_hidden()
     expect(widget.locator('[data-reading="memory"]')).to_contain_text("GiB")
     expect(widget.locator('[data-reading="utilization"]')).to_contain_text("%")
+    expect(page.locator("#gpu-checks")).to_have_attribute("open", "")
     checks = page.locator("#gpu-checks tbody tr")
     expect(checks.first).to_have_attribute("data-check", "library")
+    expect(checks).to_have_count(3)  # library, binding, driver: the driver rules NVML out here
     expect(page.locator("#gpu-checks tr[data-check=binding]")).to_have_attribute("data-ok", "true")
 
 
