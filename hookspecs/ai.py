@@ -144,9 +144,26 @@ class GPUProvider(Provider, Protocol):
 
 
 class DomainProvider(Provider, Protocol):
-    """Publishes a domain binding through a reverse proxy."""
+    """Publishes a domain binding through a reverse proxy.
 
-    def apply(self, binding: Mapping[str, Any]) -> None:
+    A binding reaches the provider as a validated, read-only object (see
+    ``open1panel_ai.domain.binding.ProxyBinding``): ``id``, ``domains`` (IDNA, lower case),
+    ``target_kind`` (``"ollama"`` or ``"mcp"``), ``upstream`` (``scheme``, ``host``, ``port``),
+    ``tls_mode`` (``"none"``, ``"existing"``, ``"acme"``) with ``certificate`` /
+    ``certificate_key`` paths and ``force_https``, ``allowlist`` (canonical addresses and
+    CIDRs), ``auth_mode`` (``"none"``, ``"basic"``, ``"bearer"``) with ``username`` /
+    ``password_hash`` (bcrypt) or ``token``, ``keep_host`` (forward the client's Host header)
+    and ``body_limit_mb`` (0: unlimited). Every value is safe to write into a config as is.
+    """
+
+    #: Whether the provider obtains certificates itself (ACME); bindings asking for ACME are
+    #: refused with a 400 by providers that do not.
+    acme: ClassVar[bool]
+
+    def preview(self, binding: Any) -> str:
+        """Return the configuration :meth:`apply` would write for ``binding``, as text."""
+
+    def apply(self, binding: Any) -> None:
         """Create or replace the proxy configuration of ``binding``.
 
         On failure the previous configuration must keep serving; raise an exception whose text
@@ -158,6 +175,9 @@ class DomainProvider(Provider, Protocol):
 
     def status(self, binding_id: str) -> dict[str, Any]:
         """Return ``{"state": "online" | "error" | "absent", "error": str | None}``."""
+
+    def public_port(self, tls: bool) -> int:
+        """Return the port clients reach a binding on, with TLS or without (for its URL)."""
 
 
 @hookspec
