@@ -135,8 +135,13 @@ class GPUProvider(Provider, Protocol):
     def sample(self) -> dict[str, Any]:
         """Return one reading: ``{"devices": [...], "processes": [...], "versions": {...}}``.
 
-        A reading a device does not support is None and its name is listed in that device's
-        ``unsupported``; one failing device never hides the others.
+        A device has at least ``index``, ``name``, ``uuid``, ``lost`` and ``unsupported``, and
+        the readings it has under the names of ``docs/gpu.md`` (``utilization_gpu``,
+        ``memory_used`` in bytes, ``temperature`` in °C, ``power_draw_w`` in W, …). A reading
+        a device does not support is None and its name is listed in that device's
+        ``unsupported``; one failing device never hides the others: it is ``lost`` with an
+        ``error``. A provider that reads the host instead of accelerators (CPU mode) returns no
+        devices and adds ``cpu`` (its readings), ``reason`` (why no GPU is used) and ``fix``.
         """
 
     def checks(self) -> list[dict[str, Any]]:
