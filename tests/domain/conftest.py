@@ -79,10 +79,12 @@ http {{
 class CaddyServer:
     """``caddy run`` with an admin API and one loopback HTTP server named ``open1panel_ai``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, automatic_https: bool = False) -> None:
         self.root = root
+        self.automatic_https = automatic_https
         self.admin_port = free_port()
         self.http_port = free_port()
+        self.https_port = free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.process: subprocess.Popen | None = None
 
@@ -92,18 +94,23 @@ class CaddyServer:
     def start(self) -> CaddyServer:
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "caddy.json"
-        config.write_text(json.dumps({
-            "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
-            "apps": {"http": {"servers": {"open1panel_ai": {
-                "listen": [f"127.0.0.1:{self.http_port}"],
-                "automatic_https": {"disable": True}, "routes": []}}}},
-        }))
+        server = {"listen": [f"127.0.0.1:{self.http_port}"], "automatic_https": {"disable": True},
+                  "routes": []}
+        apps = {"http": {"servers": {"open1panel_ai": server}}}
+        if self.automatic_https:
+            # Automatic HTTPS with Caddy's own CA standing in for an ACME CA (no network here).
+            server = {"listen": [f"127.0.0.1:{self.https_port}"], "routes": []}
+            apps = {"http": {"http_port": self.http_port, "https_port": self.https_port,
+                             "servers": {"open1panel_ai": server}},
+                    "tls": {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}}
+        config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}, "apps": apps}))
         env = {**os.environ, "HOME": str(self.root), "XDG_DATA_HOME": str(self.root / "data"),
                "XDG_CONFIG_HOME": str(self.root / "config")}
         self.process = subprocess.Popen(["caddy", "run", "--config", str(config)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_port(self.admin_port, self.process)
-        _wait_for_port(self.http_port, self.process)
+        if not self.automatic_https:
+            _wait_for_port(self.http_port, self.process)
         return self
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ from open1panel_ai.domain.binding import ProxyBinding, Upstream
 from open1panel_ai.domain.caddy import CaddyProvider, ConcurrentChange, etag
 from open1panel_ai.domain.nginx import ProxyRejected
 from tests.conftest import free_port
+from tests.domain.conftest import CaddyServer
 
 DOMAIN = "ollama.example.test"
 
@@ -141,3 +142,31 @@ def test_the_etag_is_caddys_own_format_with_all_eight_hex_digits():
     assert any(tag.split()[1].startswith("0") for tag in tags)
     assert etag("/config/apps/http/servers/open1panel_ai/routes", b"[]\n") == \
         '"/config/apps/http/servers/open1panel_ai/routes 6dfb3b7d"'
+
+
+def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
+    caddy = CaddyServer(tmp_path / "caddy-https", automatic_https=True).start()
+    try:
+        provider = CaddyProvider(caddy.settings(tmp_path / "data"))
+        provider.apply(ollama_binding(ollama, tls_mode="acme"))
+        provider.apply(ollama_binding(ollama, id="plain", domains=("plain.example.test",)))
+
+        server = httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai").json()
+        assert server["automatic_https"]["skip"] == ["plain.example.test"]  # no certificate for it
+        deadline = time.monotonic() + 20
+        while True:  # Caddy obtains the certificate in the background
+            try:
+                with httpx.Client(verify=False, timeout=5) as client:
+                    secure = client.send(client.build_request(
+                        "GET", f"https://127.0.0.1:{caddy.https_port}/api/version",
+                        headers={"Host": DOMAIN}, extensions={"sni_hostname": DOMAIN}))
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert secure.status_code == 200 and secure.json() == {"version": "0.12.6"}
+        redirect = httpx.get(f"http://127.0.0.1:{caddy.http_port}/api/version", headers={"Host": DOMAIN})
+        assert redirect.status_code in (301, 308) and redirect.headers["location"].startswith(f"https://{DOMAIN}")
+    finally:
+        caddy.stop()
