@@ -14,11 +14,11 @@ import re
 import idna
 
 #: A DNS label once in ASCII (IDNA A-label form included): letters, digits, inner hyphens.
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 #: Characters a file path given to a proxy may hold.
-_PATH = re.compile(r"^/[A-Za-z0-9._/@+=,-]{0,4095}$")
+_PATH = re.compile(r"^/[A-Za-z0-9._/@+=,-]{0,4095}\Z")
 #: Characters of a username written to an htpasswd file and compared by the proxy.
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 
 
 class InvalidValue(ValueError):

@@ -11,7 +11,7 @@ from open1panel_ai.domain.binding import AUTH_MODES, TARGET_KINDS, TLS_MODES
 from open1panel_ai.domain.credentials import MIN_PASSWORD_LENGTH
 
 #: Ollama endpoint names and MCP server ids: looked up, never written into a config.
-_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}\Z")
 STATES = ("pending", "online", "error")
 
 

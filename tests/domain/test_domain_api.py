@@ -148,7 +148,8 @@ def test_an_unknown_target_is_bad_input(nginx_panel):
 
 HOSTILE = ["evil.test;", "evil.test{", "evil.test}", 'evil".test', "evil'.test", "$host.test",
            "evil .test", "evil.test\nserver_name x", "evil.test\r\n", "/etc/passwd;", "..",
-           "a.test; include /etc/passwd", "`id`.test", "*.evil.test", "evil.test#", "1.2.3.4/33"]
+           "a.test; include /etc/passwd", "`id`.test", "*.evil.test", "evil.test#", "1.2.3.4/33",
+           "/etc/ssl/ok.pem\n", "local\n", "ops\n", "10.0.0.0/8\n"]
 
 
 def field_bodies(value):
