@@ -106,10 +106,18 @@ class ImportTask:
             ctx.progress(completed=total, total=total, message="creating model")
             self._create(ctx, provider, url, params, digest)
         except errors.ApiError as exc:
+            self._forget_upload(params, path)
             raise TaskError(exc.message, exc.details) from None
-        finally:
-            if params.get("uploaded"):
-                path.unlink(missing_ok=True)
+        except TaskError:
+            self._forget_upload(params, path)
+            raise
+        # A cancelled or interrupted import keeps its upload, so retry and resume can use it.
+        self._forget_upload(params, path)
+
+    @staticmethod
+    def _forget_upload(params: dict, path: Path) -> None:
+        if params.get("uploaded"):
+            path.unlink(missing_ok=True)
 
     def _hash(self, ctx: TaskContext, path: Path, size: int, total: int) -> str:
         hasher = hashlib.sha256()

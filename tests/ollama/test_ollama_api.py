@@ -205,3 +205,51 @@ def test_storage_shows_disk_partials_and_what_each_deletion_really_frees(ollama,
     assert ("largest", "alone:latest") in reasons
     assert ("copy", "alone-copy:latest") in reasons
     assert ("copy", "base:latest") not in reasons  # different manifests, a shared blob only
+
+
+def test_a_full_disk_on_the_server_fails_the_pull_with_what_to_do(ollama, ollama_api, wait_task):
+    ollama.publish("big", "write /models/blobs/sha256-x-partial: no space left on device")
+    task = wait_task(ollama_api("post", "/ollama/pulls", json={"name": "big"})[1]["id"])
+    assert task["status"] == "failed" and "disk holding Ollama's models is full" in task["error"]["message"]
+    assert "no space left on device" in task["error"]["details"]["ollama"]
+
+
+def test_models_not_loaded_for_n_days_are_suggested_and_loading_one_clears_it(ollama, ollama_env, make_host):
+    from datetime import datetime, timedelta
+
+    ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_UNUSED_DAYS", "7")
+    ollama.seed("old", [100], modified_at=datetime.now() - timedelta(days=30))
+    ollama.seed("fresh", [100], family="qwen2")
+    client = make_host().app.test_client()
+    headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+
+    def unused():
+        report = client.get("/api/v2/ai/ollama/storage", headers=headers).get_json()
+        assert report["unused_days"] == 7
+        return {s["name"] for s in report["suggestions"] if s["reason"] == "unused"}
+
+    assert unused() == {"old:latest"}
+    assert client.post("/api/v2/ai/ollama/models/old/load", json={}, headers=headers).status_code == 204
+    assert client.post("/api/v2/ai/ollama/models/old/unload", headers=headers).status_code == 204
+    assert unused() == set()
+
+
+def test_storage_of_a_server_whose_folder_the_panel_cannot_see(ollama, ollama_api):
+    with OllamaStandIn(ollama.state_dir.parent / "remote") as remote:
+        remote.seed("far", [5000])
+        assert ollama_api("post", "/ollama/endpoints", json={"name": "far", "url": remote.url})[0] == 201
+        status, report = ollama_api("get", "/ollama/storage?endpoint=far")
+    assert status == 200 and not report["visible"] and report["free"] is None
+    assert report["used_by_models"] == report["models"][0]["size"] and report["models"][0]["frees"] is None
+
+
+def test_a_pull_that_leaves_little_room_comes_with_a_warning(ollama):
+    import shutil
+
+    from open1panel_ai.ollama import storage
+
+    free = shutil.disk_usage(ollama.state_dir).free
+    fits, warning = storage.fit_check(str(ollama.state_dir), free - 1000)
+    assert fits and "only" in warning
+    assert storage.fit_check(str(ollama.state_dir), free + 1) == (False, None)
+    assert storage.fit_check(None, 1 << 62) == (True, None)
