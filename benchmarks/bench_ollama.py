@@ -21,8 +21,8 @@ import psutil
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-import ollama_standin  # noqa: E402
-from conftest import ServedPanel  # noqa: E402
+import ollama_standin
+from conftest import ServedPanel
 
 TOKEN = "benchmark-token-0123456789"
 LAYER = 40_000_000
