@@ -123,7 +123,7 @@ class Routes:
                  transports: list[str]) -> None:
         self.server = server
         self.transports = transports
-        self.manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+        self.manager = StreamableHTTPSessionManager(app=server, security_settings=security, json_response=True)
         self.sse = SseServerTransport("/messages/", security_settings=security)
 
     async def __call__(self, scope, receive, send) -> None:
