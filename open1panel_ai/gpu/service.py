@@ -131,12 +131,12 @@ class GPUService:
                                     details={"since": since, "until": until}, code="bad_range")
         return self.history.query(since, until, now)
 
-    def checks(self) -> list[dict[str, Any]]:
-        """The compatibility checks, whichever provider is in use."""
+    def checks(self) -> dict[str, Any]:
+        """The provider in use and its compatibility checks (NVML's when none is usable)."""
         choice = self.context.providers.choose("gpu")
         if choice.usable:
-            return choice.provider.checks()
-        return doctor.run()
+            return {"provider": choice.provider.name, "checks": choice.provider.checks()}
+        return {"provider": None, "checks": doctor.run()}
 
     def metrics(self) -> bytes:
         """The Prometheus text of this panel: GPUs, loaded Ollama models, MCP servers."""

@@ -39,9 +39,7 @@ def gpu_history(query):
 @operation(summary="The GPU compatibility check: what was checked and how to fix what is missing",
            tag="gpu", response=GPUChecksSchema(), errors_=(503,))
 def gpu_checks():
-    service = _service()
-    choice = service.context.providers.choose("gpu")
-    return {"provider": getattr(choice.provider, "name", None), "checks": service.checks()}
+    return _service().checks()
 
 
 @blueprint.get(API_PREFIX + "/metrics")

@@ -6,6 +6,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookspecs import hookimpl
 from tests.conftest import TOKEN
 from tests.gpu import fake_pynvml as fake
 from tests.gpu.fake_pynvml import FakeNVML
@@ -170,3 +171,66 @@ def test_the_sampler_pushes_only_while_someone_listens(gpu_host):
     recorded = service.history.size()["raw"]
     time.sleep(1.5)
     assert gpu_events(listener) == [] and service.history.size()["raw"] == recorded
+
+
+class VendorGPU:
+    """A third-party provider (an AMD or Intel reader, say) with the fewest keys allowed."""
+
+    name = "vendor"
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def probe(self):
+        pass
+
+    def sample(self):
+        return {"devices": [{"index": 0, "name": "Vendor X1", "uuid": "VX-0", "lost": False,
+                             "unsupported": ["power_draw_w"], "utilization_gpu": 7,
+                             "power_draw_w": None}],
+                "processes": [], "versions": {"driver": "1.0"}}
+
+    def checks(self):
+        return [{"name": "vendor-smi", "ok": True, "detail": "found", "fix": ""}]
+
+
+class VendorPlugin:
+    @hookimpl
+    def ai_gpu_providers(self):
+        return [VendorGPU]
+
+
+def test_a_provider_plugin_goes_before_the_builtins_and_feeds_every_route(machine, make_host):
+    host = make_host(("vendor", VendorPlugin()))
+    client = host.app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    sample = client.get("/api/v2/ai/gpu", headers=headers).get_json()
+    assert sample["provider"] == "vendor" and sample["mode"] == "gpu"
+    assert sample["devices"][0]["name"] == "Vendor X1"
+    checks = client.get("/api/v2/ai/gpu/checks", headers=headers).get_json()
+    assert checks == {"provider": "vendor", "checks": [
+        {"name": "vendor-smi", "ok": True, "detail": "found", "fix": ""}]}
+    text = client.get("/api/v2/ai/metrics", headers=headers).get_data(as_text=True)
+    assert 'DCGM_FI_DEV_GPU_UTIL{Hostname=' in text and "DCGM_FI_DEV_POWER_USAGE{" not in text
+
+
+def test_with_gpu_monitoring_off_the_routes_say_why(make_host, panel_env):
+    panel_env.setenv("OPEN1PANEL_AI_GPU_PROVIDER", "none")
+    client = make_host().app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    response = client.get("/api/v2/ai/gpu", headers=headers)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "provider_unavailable"
+    assert "turned off" in response.get_json()["error"]["message"]
+    checks = client.get("/api/v2/ai/gpu/checks", headers=headers).get_json()
+    assert checks["provider"] is None and checks["checks"][0]["name"] == "library"
+    metrics = client.get("/api/v2/ai/metrics", headers=headers)
+    assert metrics.status_code == 200 and b"DCGM" not in metrics.data
+
+
+def test_a_bad_interval_setting_falls_back_to_the_default(machine, make_host, panel_env, caplog):
+    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "fast")
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.01")
+    service = make_host().app.extensions["open1panel_ai"].services["gpu"]
+    assert (service.interval, service.idle_interval) == (2.0, 10.0)
+    assert "OPEN1PANEL_AI_GPU_INTERVAL='fast'" in caplog.text
