@@ -17,8 +17,8 @@ import sys
 import tempfile
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 from open1panel_ai.config import Settings
 from open1panel_ai.gpu.cpu import CpuProvider

@@ -59,6 +59,5 @@ def why_no_gpu() -> tuple[str, str]:
         nvml.NvmlProvider({}).probe()
     except ProviderUnavailable as exc:
         return exc.reason, exc.fix
-    return ("An NVIDIA GPU is usable, but the CPU provider was chosen "
-            "(OPEN1PANEL_AI_GPU_PROVIDER=cpu).",
+    return ("An NVIDIA GPU is usable, but the CPU provider was chosen (OPEN1PANEL_AI_GPU_PROVIDER=cpu).",
             "Set OPEN1PANEL_AI_GPU_PROVIDER to 'auto' or 'nvml' to monitor the GPU.")

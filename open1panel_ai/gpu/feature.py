@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 
 from open1panel_ai import i18n
-from open1panel_ai.gpu import builtin, doctor
-from open1panel_ai.gpu import views  # noqa: F401  (attaches the routes)
+from open1panel_ai.gpu import (
+    builtin,
+    doctor,
+    views,  # noqa: F401  (attaches the routes)
+)
 from open1panel_ai.gpu.service import GPUService
 
 BUILTIN_PROVIDERS = [builtin]

@@ -83,17 +83,17 @@ def init_failure(nvml: ModuleType, exc: Exception) -> tuple[str, str]:
     code = getattr(exc, "value", None)
     known = {
         nvml.NVML_ERROR_LIBRARY_NOT_FOUND: (
-            "The NVIDIA driver's library (libnvidia-ml.so.1) is not installed, so no NVIDIA GPU "
-            "can be used here.",
-            "Install the NVIDIA driver (on Debian: apt install nvidia-driver). In a container, "
-            "start it with the NVIDIA Container Toolkit (docker run --gpus all)."),
+            ("The NVIDIA driver's library (libnvidia-ml.so.1) is not installed, so no NVIDIA GPU "
+             "can be used here."),
+            ("Install the NVIDIA driver (on Debian: apt install nvidia-driver). In a container, "
+             "start it with the NVIDIA Container Toolkit (docker run --gpus all).")),
         nvml.NVML_ERROR_DRIVER_NOT_LOADED: (
             "The NVIDIA driver is installed but its kernel module is not loaded.",
-            "Load it with 'modprobe nvidia' or reboot; if that fails, 'dmesg | grep -i nvidia' "
-            "says why (often Secure Boot refusing an unsigned module)."),
+            ("Load it with 'modprobe nvidia' or reboot; if that fails, 'dmesg | grep -i nvidia' "
+             "says why (often Secure Boot refusing an unsigned module).")),
         nvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: (
-            "The NVIDIA library and the running kernel driver are different versions, which "
-            "happens after a driver update until the next reboot.",
+            ("The NVIDIA library and the running kernel driver are different versions, which "
+             "happens after a driver update until the next reboot."),
             "Reboot so the updated kernel driver is loaded."),
         nvml.NVML_ERROR_NO_PERMISSION: (
             "The panel's user may not open the NVIDIA devices (/dev/nvidia*).",

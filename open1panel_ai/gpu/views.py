@@ -6,7 +6,12 @@ from __future__ import annotations
 from flask import Response, render_template
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from open1panel_ai.gpu.schemas import GPUChecksSchema, GPUHistoryQuerySchema, GPUHistorySchema, GPUSampleSchema
+from open1panel_ai.gpu.schemas import (
+    GPUChecksSchema,
+    GPUHistoryQuerySchema,
+    GPUHistorySchema,
+    GPUSampleSchema,
+)
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
 
 

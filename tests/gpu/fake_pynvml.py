@@ -48,7 +48,7 @@ class NVMLError(Exception):
 @dataclass
 class FakeProcess:
     pid: int
-    usedGpuMemory: int | None  # noqa: N815 - NVML's field name
+    usedGpuMemory: int | None
 
 
 @dataclass

@@ -37,6 +37,6 @@ def test_doctor_warns_about_a_shadowing_pynvml(install_nvml, capsys):
 def test_the_installed_command_runs_on_this_machine():
     """The real nvidia-ml-py on whatever this machine has: it must answer, never crash."""
     result = subprocess.run([sys.executable, "-m", "open1panel_ai", "gpu", "doctor"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode in (0, 1), result.stderr
     assert result.stdout.startswith("ok  library") and "GPU monitoring:" in result.stdout
