@@ -39,6 +39,7 @@ class Timing:
     tries: int = 10               # restarts in a row before giving up
     stable: float = 30.0          # running this long resets the count
     probe_interval: float = 15.0  # between health probes while running
+    probe_timeout: float = 10.0   # a probe without an answer by then has failed
     start_timeout: float = 120.0  # a first download by uvx/npx can take a while
     unhealthy_restart: int = 3    # failed probes in a row that restart the process
     stop_grace: float = 5.0       # SIGTERM, then SIGKILL after this
@@ -79,7 +80,6 @@ class Supervised:
         self.since = _now()
         self.restarts = 0
         self.last_error: str | None = None
-        self.tools: list[dict[str, Any]] | None = None
         self._thread = threading.Thread(target=self._run, name=f"mcp-{server['name']}", daemon=True)
 
     # -- what others ask ------------------------------------------------------------------
@@ -196,7 +196,7 @@ class Supervised:
             now = time.monotonic()
             if now >= next_probe:
                 try:
-                    self.tools = self.probe(timeout=min(10.0, self.timing.probe_interval + 5))
+                    self.probe(timeout=self.timing.probe_timeout)
                 except ProbeFailed as exc:
                     if running_since is None:
                         if now - started > self.timing.start_timeout:

@@ -21,7 +21,8 @@ GIT_SERVER = str(BIN / "mcp-server-git")
 #: Restart delays of a fraction of a second instead of 5 s to 60 s, and a quick probe.
 FAST = {"OPEN1PANEL_AI_MCP_BACKOFF": "0.2", "OPEN1PANEL_AI_MCP_BACKOFF_MAX": "0.8",
         "OPEN1PANEL_AI_MCP_TRIES": "3", "OPEN1PANEL_AI_MCP_STABLE": "30",
-        "OPEN1PANEL_AI_MCP_PROBE_INTERVAL": "1", "OPEN1PANEL_AI_MCP_START_TIMEOUT": "30"}
+        "OPEN1PANEL_AI_MCP_PROBE_INTERVAL": "1", "OPEN1PANEL_AI_MCP_PROBE_TIMEOUT": "2",
+        "OPEN1PANEL_AI_MCP_START_TIMEOUT": "30"}
 
 
 @pytest.fixture

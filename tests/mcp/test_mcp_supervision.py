@@ -258,3 +258,57 @@ def test_a_remote_server_is_served_through_the_same_bridge_and_token(mcp_api):
         "headers": [{"name": "Authorization", "value": "Bearer wrong"}], "restart_policy": "never"})
     failed = wait_status(mcp_api, remote["id"], "error")
     assert "401" in failed["last_error"]
+
+
+HANGING_SERVER = '''
+import sys
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+flag = Path(sys.argv[1])
+
+
+async def list_tools(ctx, params):
+    if flag.exists():  # from now on this server answers nothing
+        await anyio.sleep(3600)
+    return types.ListToolsResult(tools=[types.Tool(name="noop", input_schema={"type": "object"})])
+
+
+async def main():
+    server = Server("hanging", on_list_tools=list_tools)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+anyio.run(main)
+'''
+
+
+def test_a_server_that_stops_answering_is_unhealthy_then_restarted(mcp_api, tmp_path):
+    script, flag = tmp_path / "hanging.py", tmp_path / "hang"
+    script.write_text(HANGING_SERVER)
+    status, server = mcp_api("post", "/servers", json={"name": "hanging",
+                                                       "command": [sys.executable, str(script), str(flag)]})
+    assert status == 201, server
+    mcp_api("post", f"/servers/{server['id']}/start")
+    running = wait_status(mcp_api, server["id"], "running")
+    flag.touch()
+    unhealthy = wait_status(mcp_api, server["id"], "unhealthy", timeout=15)
+    assert unhealthy["pid"] == running["pid"]  # the process lives; only the probe fails
+    # Still no answer: after three failed probes in a row the process is restarted.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = mcp_api("get", f"/servers/{server['id']}")[1]
+        if now["restarts"] >= 1:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"not restarted after failing probes: {now}")
+    flag.unlink()
+    now = wait_status(mcp_api, server["id"], "running")
+    assert now["pid"] != running["pid"] and not pid_alive(running["pid"])
+    lines = mcp_api("get", f"/servers/{server['id']}/logs?tail=200")[1]["lines"]
+    assert any("probe failed" in line for line in lines)
