@@ -95,6 +95,8 @@ class OllamaStandIn:
         self.version = version
         self.pull_speed = pull_speed
         self.vram = vram
+        #: Seconds a pull waits after ``pulling manifest`` (Ollama asking the registry).
+        self.manifest_delay = 0.0
         #: The pretend registry: full name → layer sizes, or an error text to fail the pull with.
         self.registry: dict[tuple, list[int] | str] = {}
         #: Every pull request, with the ``completed`` of each blob's first line (resume proof).
@@ -395,6 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream()
         try:
             self._line({"status": "pulling manifest"})
+            time.sleep(owner.manifest_delay)
             for digest, size in self._layers(parts, entry):
                 self._download(digest, size, record, emit=True)
             self._line({"status": "verifying sha256 digest"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,12 @@ def save_upload(stream: BinaryIO, folder: Path, length: int | None) -> tuple[Pat
     :return: the file, its digest (``sha256:<hex>``) and its size.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if length is not None and length > free:
+        raise errors.InsufficientStorage(
+            f"The upload is {length} bytes but the panel's data folder has {free} free; free "
+            "space there, or put the file in the import folder instead.",
+            details={"needed": length, "free": free})
     hasher = hashlib.sha256()
     size = 0
     fd, name = tempfile.mkstemp(prefix="upload-", suffix=".gguf", dir=folder)

@@ -8,7 +8,9 @@ endpoint and goes through the chosen Ollama provider.
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +36,9 @@ VERSION_WARNINGS = [
     ((0, 6, 4), "Model capabilities (tools, vision) are shown from Ollama 0.6.4."),
     ((0, 9, 7), "The context length of loaded models is shown from Ollama 0.9.7."),
 ]
-#: How long the disk check waits for Ollama to announce the first layer's size.
+#: How long, and for how many lines, the disk check waits for Ollama to announce the size
+#: of the first layer (Ollama first fetches the manifest from the registry).
+PREFLIGHT_SECONDS = 15.0
 PREFLIGHT_LINES = 50
 
 MIGRATIONS = [
@@ -238,24 +242,36 @@ class OllamaService:
 
     def _first_layer_need(self, url: str, model: str) -> int | None:
         """The bytes still to download of the first (largest, the weights) layer, read from
-        the start of a pull; None when Ollama does not say (it will report errors itself)."""
-        progress = PullProgress()
+        the start of a pull; None when Ollama does not say within :data:`PREFLIGHT_SECONDS`
+        (then the pull goes ahead and Ollama reports a full disk itself)."""
+        answer: queue.Queue[int | None] = queue.Queue(maxsize=1)
+        provider = self.provider()
+
+        def read() -> None:
+            # The reading thread owns the stream and closes it; a late answer is dropped.
+            need = None
+            try:
+                stream = provider.pull(url, model)
+                try:
+                    for count, line in enumerate(stream):
+                        if "error" in line or count > PREFLIGHT_LINES or line.get("status") == "success":
+                            break
+                        if line.get("digest") and line.get("total"):
+                            progress = PullProgress()
+                            progress.update(line)
+                            need = progress.total - progress.completed
+                            break
+                finally:
+                    stream.close()
+            except errors.ApiError:
+                need = None
+            answer.put(need)
+
+        threading.Thread(target=read, name="ollama-preflight", daemon=True).start()
         try:
-            stream = self.provider().pull(url, model)
-        except errors.ApiError:
+            return answer.get(timeout=PREFLIGHT_SECONDS)
+        except queue.Empty:
             return None
-        try:
-            for count, line in enumerate(stream):
-                if "error" in line or count > PREFLIGHT_LINES or line.get("status") == "success":
-                    return None
-                if line.get("digest") and line.get("total"):
-                    progress.update(line)
-                    return progress.total - progress.completed
-        except errors.ApiError:
-            return None
-        finally:
-            stream.close()
-        return None
 
     def start_import(self, endpoint: str, name: str, options: dict[str, Any], *,
                      path: str | None = None, upload: BinaryIO | None = None,

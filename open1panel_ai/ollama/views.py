@@ -119,7 +119,7 @@ def start_pull(body):
 @blueprint.post(PREFIX + "/imports")
 @operation(summary="Import a GGUF: a JSON body naming a path in the import folder, or the file "
                    "as the raw body with the other fields in the query string", tag="ollama",
-           response=TaskSchema(), status=202, errors_=(404,))
+           response=TaskSchema(), status=202, errors_=(404, 507))
 def start_import():
     if request.mimetype == "application/json":
         body = _load(schemas.ImportBodySchema(), _json_body(), "body")

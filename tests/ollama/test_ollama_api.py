@@ -253,3 +253,15 @@ def test_a_pull_that_leaves_little_room_comes_with_a_warning(ollama):
     assert fits and "only" in warning
     assert storage.fit_check(str(ollama.state_dir), free + 1) == (False, None)
     assert storage.fit_check(None, 1 << 62) == (True, None)
+
+
+def test_the_disk_check_never_holds_a_pull_request_for_long(ollama, ollama_api, wait_task, monkeypatch):
+    from open1panel_ai.ollama import service
+
+    monkeypatch.setattr(service, "PREFLIGHT_SECONDS", 0.3)
+    ollama.manifest_delay = 2.0  # a slow registry: the size is not known in time
+    ollama.publish("huge", [1 << 62])
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "huge"})
+    assert status == 202
+    assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
+    assert wait_task(task["id"])["status"] == "cancelled"

@@ -80,3 +80,13 @@ def test_an_old_server_gets_the_modelfile_form(tmp_path, panel_env, make_host, w
             time.sleep(0.05)
         assert task["status"] == "succeeded", task
         assert "legacy:latest" in {m["name"] for m in old.tags()["models"]}
+
+
+def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(ollama, import_dir, client,
+                                                                          auth_headers, data_dir):
+    response = client.post("/api/v2/ai/ollama/imports?name=big", data=b"GGUF",
+                           headers={**auth_headers, "Content-Type": "application/octet-stream"},
+                           environ_overrides={"CONTENT_LENGTH": str(1 << 62)})
+    assert response.status_code == 507, response.get_json()
+    assert response.get_json()["error"]["details"]["needed"] == 1 << 62
+    assert not list((data_dir / "ollama-uploads").iterdir())
