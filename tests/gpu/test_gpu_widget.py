@@ -34,11 +34,11 @@ def page(browser):
     context.close()
 
 
-def gpu_panel(served):
+def gpu_panel(served, **env):
     """A served panel whose pynvml is the fake three-GPU machine."""
     path = os.pathsep.join([str(FAKE_SITE), str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])
     return served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "PYTHONPATH": path.rstrip(os.pathsep),
-                       "OPEN1PANEL_AI_GPU_INTERVAL": "0.5"})
+                       "OPEN1PANEL_AI_GPU_INTERVAL": "0.5", **env})
 
 
 def sign_in(page, panel, path="/ai/"):
@@ -100,6 +100,20 @@ def test_charts_grow_with_live_samples(served, page):
     page.wait_for_timeout(2500)
     second = page.locator('[data-chart="utilization"] canvas').screenshot()
     assert first != second
+
+
+def test_a_lost_gpu_is_shown_lost_while_the_others_keep_reporting(served, page):
+    panel = gpu_panel(served, FAKE_NVML_LOST="1")
+    sign_in(page, panel, "/ai/gpu/")
+    cards = page.locator("#gpu-monitor .gpu-card")
+    expect(cards).to_have_count(3)
+    lost = cards.nth(1)
+    expect(lost).to_have_attribute("data-state", "lost")
+    expect(lost).to_contain_text("Lost: this GPU stopped answering")
+    expect(lost).to_contain_text("reset or reboot")
+    expect(cards.nth(0)).to_have_attribute("data-state", "ok")
+    expect(cards.nth(2)).to_contain_text("45 %")
+    expect(page.locator("#gpu-checks tr[data-check=devices]")).to_have_attribute("data-ok", "false")
 
 
 def test_cpu_mode_says_so_plainly_and_the_checks_give_the_fix(served, page):
