@@ -139,3 +139,21 @@ def test_the_import_dialog_uploads_a_gguf_with_progress(served, standin, page, t
     expect(dialog).to_have_attribute("data-status", "succeeded", timeout=30_000)
     dialog.locator("button[value=close]").click()
     expect(page.locator('.ollama-model-table tr[data-model="tiny-import:latest"]')).to_be_visible()
+
+
+def test_servers_are_added_with_their_version_and_removed_and_bad_input_is_explained(served, standin, page, tmp_path):
+    with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
+        open_page(page, served, standin)
+        form = page.locator("#ollama-endpoint-form")
+        form.locator("[name=name]").fill("old-box")
+        form.locator("[name=url]").fill("http://a b:1")
+        form.locator("button[type=submit]").click()
+        expect(form.locator(".ollama-form-error")).to_contain_text("is not a host name")
+        form.locator("[name=url]").fill(old.url)
+        form.locator("button[type=submit]").click()
+        row = page.locator('#ollama-endpoints tr[data-endpoint="old-box"]')
+        expect(row).to_contain_text("Online · 0.5.1")
+        expect(row.locator(".ollama-warning").first).to_contain_text("0.5.5")
+        expect(page.locator('#ollama-endpoint option[value="old-box"]')).to_have_count(1)
+        row.locator("[data-action=remove]").click()
+        expect(row).to_have_count(0)
