@@ -103,6 +103,14 @@ class BindingInSchema(Schema):
             raise ValidationError("A domain is listed twice.", "domains")
 
 
+class BindingChangeSchema(BindingInSchema):
+    """A change to a binding: fields left out keep their values (``tls`` and ``auth`` are
+    replaced as a whole when given, except that a basic-auth password may be left out)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=("domains", "target", "tls", "allowlist", "auth"), **kwargs)
+
+
 class TargetOutSchema(Schema):
     kind = fields.String(required=True)
     name = fields.String(required=True)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from flask import Response, render_template
 
-from open1panel_ai.domain.schemas import (BindingInSchema, BindingListSchema, BindingSchema,
-                                          BindingWithTokenSchema, PreviewSchema)
+from open1panel_ai.domain.schemas import (BindingChangeSchema, BindingInSchema, BindingListSchema,
+                                          BindingSchema, BindingWithTokenSchema, PreviewSchema)
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
-
-_UPDATABLE = ("domains", "target", "tls", "allowlist", "auth")
 
 
 def _service():
@@ -53,7 +51,7 @@ def get_binding(binding_id):
 
 @blueprint.put(API_PREFIX + "/domains/<binding_id>")
 @operation(summary="Change a binding (domains included) and apply it", tag="domains",
-           body=BindingInSchema(partial=_UPDATABLE), response=BindingWithTokenSchema(),
+           body=BindingChangeSchema(), response=BindingWithTokenSchema(),
            errors_=(404, 409, 503))
 def update_binding(binding_id, body):
     """Fields left out keep their values; a basic-auth password may be left out to keep it."""
@@ -62,7 +60,7 @@ def update_binding(binding_id, body):
 
 @blueprint.post(API_PREFIX + "/domains/<binding_id>/preview")
 @operation(summary="The proxy config a change to a binding would write", tag="domains",
-           body=BindingInSchema(partial=_UPDATABLE), response=PreviewSchema(), errors_=(404, 503))
+           body=BindingChangeSchema(), response=PreviewSchema(), errors_=(404, 503))
 def preview_binding_change(binding_id, body):
     return _service().preview(body, binding_id)
 
