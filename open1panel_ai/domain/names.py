@@ -89,11 +89,13 @@ def username(value: str) -> str:
 
 
 def upstream_host(value: str) -> str:
-    """Return an upstream host (an IP address or a host name) fit to write into a config."""
+    """Return an upstream host (an IP address or a host name, one label allowed, as on a LAN)
+    fit to write into a config; IPv6 comes back in brackets."""
     try:
         address = ipaddress.ip_address(value.strip("[]"))
     except ValueError:
-        if value == "localhost":
-            return value
-        return domain_name(value)
+        name = value.lower()
+        if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+            raise InvalidValue(f"{value!r} is not a host name or IP address.") from None
+        return name
     return f"[{address}]" if address.version == 6 else str(address)

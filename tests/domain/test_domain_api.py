@@ -162,6 +162,7 @@ def field_bodies(value):
     yield "tls.certificate", {**base, "tls": {"mode": "existing", "certificate": value, "key": "/k.pem"}}
     yield "tls.key", {**base, "tls": {"mode": "existing", "certificate": "/c.pem", "key": value}}
     yield "tls.mode", {**base, "tls": {"mode": value}}
+    yield "tls.force_https", {**base, "tls": {"mode": "none", "force_https": value}}
     yield "auth.mode", {**base, "auth": {"mode": value}}
     yield "auth.username", {**base, "auth": {"mode": "basic", "username": value,
                                              "password": "long enough password"}}
@@ -182,6 +183,17 @@ def test_hostile_values_in_any_field_are_400_and_never_reach_a_config_file(nginx
         assert value not in config_text(nginx_panel)
     assert [b["id"] for b in nginx_panel.api("get", "/domains")[1]["bindings"]] == [kept["id"]]
     assert nginx_panel.api("get", f"/domains/{kept['id']}")[1]["domains"] == ["kept.example.test"]
+
+
+def test_a_password_is_only_ever_written_as_its_hash(nginx_panel):
+    password = 'pass"; } include /etc/passwd; {$x'
+    status, created = bind(nginx_panel, auth={"mode": "basic", "username": "ops", "password": password})
+    assert status == 201 and created["state"] == "online"
+    written = config_text(nginx_panel) + "".join(
+        p.read_text() for p in nginx_panel.proxy.sites.glob("*.htpasswd"))
+    assert password not in written and "include /etc/passwd" not in written
+    assert "ops:$2b$12$" in written
+    assert version_through(nginx_panel, auth=("ops", password)).status_code == 200
 
 
 def test_other_bad_input_is_400_with_field_errors(nginx_panel):

@@ -73,5 +73,7 @@ def test_upstream_hosts_are_addresses_or_names():
     assert names.upstream_host("::1") == "[::1]"
     assert names.upstream_host("localhost") == "localhost"
     assert names.upstream_host("gpu-box.lan.example") == "gpu-box.lan.example"
-    with pytest.raises(names.InvalidValue):
-        names.upstream_host("evil;host")
+    assert names.upstream_host("GPU-Box") == "gpu-box"
+    for hostile in ("evil;host", "evil host", "evil\n", "a..b", "-a", "$host"):
+        with pytest.raises(names.InvalidValue):
+            names.upstream_host(hostile)
