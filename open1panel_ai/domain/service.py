@@ -134,7 +134,7 @@ class DomainService:
                            "WHERE id = ?", [record[c] for c in columns] + [binding_id])
                 db.execute("DELETE FROM domain_names WHERE binding_id = ?", (binding_id,))
                 self._write_names(db, record)
-            self._apply(record, provider, previous=dict(current))
+            self._apply(record, provider, previous=current)
         return self._public(self._row(binding_id), token=new_token)
 
     def rotate_token(self, binding_id: str) -> dict:
@@ -148,13 +148,13 @@ class DomainService:
             token = credentials.new_bearer_token()
             self.store.execute("UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
                                (token, _now(), binding_id))
-            self._apply(dict(self._row(binding_id)), provider, previous=None)
+            self._apply(self._row(binding_id), provider, previous=None)
         return self._public(self._row(binding_id), token=token)
 
     def delete(self, binding_id: str) -> None:
         provider = self.context.providers.get("domain")
         with self._lock:
-            record = dict(self._row(binding_id))
+            record = self._row(binding_id)
             try:
                 provider.remove(binding_id)
             except Exception as exc:
