@@ -128,3 +128,29 @@ def test_a_cut_pull_resumes_from_its_partial_file_after_a_restart(tmp_path):
                                                     timeout=30).text.splitlines()]
         assert lines[-1] == {"status": "success"}
         assert again.pull_log[-1]["first_completed"] and max(again.pull_log[-1]["first_completed"].values()) > 300_000
+
+
+def test_create_and_generate_refuse_bad_input_before_streaming(standin):
+    url = standin.url
+    assert httpx.post(url + "/api/create", json={"model": "x"}).json() == {
+        "error": "neither 'from' or 'files' was specified"}
+    assert httpx.post(url + "/api/create", json={"model": "bad name!", "from": "a"}).status_code == 400
+    missing = httpx.post(url + "/api/generate", json={"model": "ghost"})
+    assert missing.status_code == 404 and missing.json() == {"error": "model 'ghost' not found"}
+    standin.seed("a", [10])
+    unload = httpx.post(url + "/api/generate", json={"model": "a", "keep_alive": 0})
+    assert unload.headers["content-type"].startswith("application/json")
+    assert unload.json()["done_reason"] == "unload"  # even though it was not loaded
+    created = httpx.post(url + "/api/create", json={"model": "b", "from": "a"})
+    assert created.text.splitlines()[-1] == '{"status":"success"}'
+
+
+def test_an_old_server_creates_from_a_modelfile(tmp_path):
+    with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
+        data = b"GGUF old"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert httpx.post(f"{old.url}/api/blobs/{digest}", content=data).status_code == 201
+        ignored = httpx.post(old.url + "/api/create", json={"model": "m", "files": {"m.gguf": digest}})
+        assert ignored.status_code == 400  # files are unknown before 0.5.5
+        made = httpx.post(old.url + "/api/create", json={"model": "m", "modelfile": f"FROM @{digest}\n"})
+        assert made.text.splitlines()[-1] == '{"status":"success"}'
