@@ -189,14 +189,18 @@ class OllamaService:
         return [{**r, "endpoint": endpoint} for r in running]
 
     def running_everywhere(self) -> list[dict[str, Any]]:
-        """The loaded models of every reachable endpoint."""
-        found = []
-        for endpoint in self.endpoints():
+        """The loaded models of every reachable endpoint, asked at the same time so that one
+        slow or unreachable server delays the answer by its timeout at most."""
+
+        def running_or_none(name: str) -> list[dict[str, Any]]:
             try:
-                found.extend(self.running(endpoint["name"]))
+                return self.running(name)
             except errors.ApiError:
-                continue
-        return found
+                return []
+
+        names_ = [endpoint["name"] for endpoint in self.endpoints()]
+        with ThreadPoolExecutor(max_workers=min(8, len(names_))) as pool:
+            return [model for models in pool.map(running_or_none, names_) for model in models]
 
     def _remember_loaded(self, endpoint: str, running: list[dict[str, Any]]) -> None:
         now = _now()

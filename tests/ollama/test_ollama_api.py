@@ -265,3 +265,17 @@ def test_the_disk_check_never_holds_a_pull_request_for_long(ollama, ollama_api, 
     assert status == 202
     assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
     assert wait_task(task["id"])["status"] == "cancelled"
+
+
+def test_running_everywhere_skips_servers_that_do_not_answer(ollama, ollama_api, tmp_path):
+    ollama.seed("llama3.2", [1000])
+    with OllamaStandIn(tmp_path / "second") as second:
+        second.seed("qwen2:0.5b", [500])
+        assert ollama_api("post", "/ollama/endpoints", json={"name": "second", "url": second.url})[0] == 201
+        assert ollama_api("post", "/ollama/endpoints", json={"name": "gone", "url": "http://127.0.0.1:9"})[0] == 201
+        assert ollama_api("post", "/ollama/models/llama3.2/load", json={})[0] == 204
+        assert ollama_api("post", "/ollama/models/qwen2:0.5b/load?endpoint=second", json={})[0] == 204
+        status, body = ollama_api("get", "/ollama/running")
+    assert status == 200
+    assert {(m["endpoint"], m["name"]) for m in body["models"]} == {
+        ("local", "llama3.2:latest"), ("second", "qwen2:0.5b")}
