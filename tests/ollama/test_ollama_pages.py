@@ -157,3 +157,21 @@ def test_servers_are_added_with_their_version_and_removed_and_bad_input_is_expla
         expect(page.locator('#ollama-endpoint option[value="old-box"]')).to_have_count(1)
         row.locator("[data-action=remove]").click()
         expect(row).to_have_count(0)
+
+
+def test_the_download_dialog_cancels_and_retries_from_where_it_stopped(served, standin, page):
+    standin.pull_speed = 300_000
+    standin.publish("slow", [20_000_000])
+    open_page(page, served, standin)
+    page.click("#ollama-pull-open")
+    dialog = page.locator("#ollama-pull-dialog")
+    dialog.locator("[name=name]").fill("slow")
+    dialog.locator("[data-action=start]").click()
+    expect(dialog.locator(".ollama-pull-state")).to_contain_text("/s", timeout=10_000)
+    dialog.locator("[data-action=cancel]").click()
+    expect(dialog).to_have_attribute("data-status", "cancelled")
+    expect(dialog.locator("[data-action=retry]")).to_be_visible()
+    standin.pull_speed = 100_000_000
+    dialog.locator("[data-action=retry]").click()
+    expect(dialog).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    assert max(standin.pull_log[-1]["first_completed"].values()) > 0  # it continued
