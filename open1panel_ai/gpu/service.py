@@ -53,6 +53,7 @@ class GPUService:
         self._sample_lock = threading.Lock()
         self._latest: dict[str, Any] | None = None
         self._ollama_cache: tuple[float, list[dict]] = (-OLLAMA_REFRESH_SECONDS, [])
+        self._last_failure: str | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gpu-sampler", daemon=True)
@@ -87,9 +88,14 @@ class GPUService:
         except errors.ApiError as exc:  # no usable provider: nothing to record
             log.debug("GPU sampler idle: %s", exc.message)
             return
-        except Exception:
-            log.exception("the GPU sampler failed")
+        except Exception as exc:
+            # A broken provider fails the same way every tick: log it once, not every tick.
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._last_failure:
+                log.exception("the GPU sampler failed")
+            self._last_failure = failure
             return
+        self._last_failure = None
         if publish:
             self.context.realtime.publish(EVENT, sample, [TOPIC])
 

@@ -234,3 +234,25 @@ def test_a_bad_interval_setting_falls_back_to_the_default(machine, make_host, pa
     service = make_host().app.extensions["open1panel_ai"].services["gpu"]
     assert (service.interval, service.idle_interval) == (2.0, 10.0)
     assert "OPEN1PANEL_AI_GPU_INTERVAL='fast'" in caplog.text
+
+
+def test_a_provider_that_fails_every_sample_is_logged_once(make_host, panel_env, caplog):
+    class Failing(VendorGPU):
+        name = "failing"
+
+        def sample(self):
+            raise RuntimeError("vendor tool crashed")
+
+    class FailingPlugin:
+        @hookimpl
+        def ai_gpu_providers(self):
+            return [Failing]
+
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.5")
+    make_host(("failing", FailingPlugin()))
+    deadline = time.monotonic() + 10
+    while "the GPU sampler failed" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.2)  # at least two more failing ticks
+    assert caplog.text.count("the GPU sampler failed") == 1
+    assert "vendor tool crashed" in caplog.text
