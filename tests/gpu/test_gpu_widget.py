@@ -5,10 +5,12 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PLUGINS_DIR, TOKEN
+from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -147,3 +149,18 @@ def test_the_gpu_page_lists_the_checks_in_chinese(served, browser):
     expect(devices).to_contain_text("正常")
     expect(page.locator("#gpu-checks tr[data-check=process_info]")).to_contain_text("--pid=host")
     context.close()
+
+
+def test_cpu_mode_lists_the_ollama_models_running_on_the_cpu(served, page, tmp_path):
+    with OllamaStandIn(tmp_path / "ollama", vram=0) as ollama:  # no GPU memory: loads spill to the CPU
+        ollama.seed("qwen2:0.5b", [352_000_000])
+        httpx.post(ollama.url + "/api/generate", json={"model": "qwen2:0.5b", "keep_alive": "10m"},
+                   timeout=10).raise_for_status()
+        panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_GPU_PROVIDER": "cpu",
+                            "OLLAMA_HOST": ollama.url})
+        sign_in(page, panel, "/ai/gpu/")
+        models = page.locator("#gpu-monitor .gpu-ollama-cpu")
+        expect(models).to_be_visible()
+        expect(models.locator("li")).to_have_count(1)
+        expect(models.locator("li")).to_contain_text("qwen2:0.5b on local")
+        expect(models.locator("li")).to_contain_text("in system memory, none on a GPU")
