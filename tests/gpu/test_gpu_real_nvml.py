@@ -39,7 +39,8 @@ def test_every_gpu_reports_each_reading_or_lists_it_unsupported():
     assert sample["devices"] and sample["versions"]["driver"]
     for device in sample["devices"]:
         assert device["lost"] is False and device["name"] and device["uuid"].startswith(("GPU-", "MIG-"))
-        assert device["memory_total"] > 0 and 0 <= device["utilization_gpu"] <= 100
+        assert device["memory_total"] > 0
+        assert device["utilization_gpu"] is None or 0 <= device["utilization_gpu"] <= 100
         for reading in READINGS:
             assert (device[reading] is None) == (reading in device["unsupported"]), reading
         if device["power_draw_w"] is not None:
