@@ -447,7 +447,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._line(line)  # raises OSError when the client has gone
             time.sleep(TICK if emit else 0)
             done = min(size, done + max(1, int(owner.pull_speed * TICK)))
-            part_file.write_text(json.dumps({"completed": done}))
+            temp = part_file.with_name(part_file.name + ".tmp")
+            temp.write_text(json.dumps({"completed": done}))
+            temp.replace(part_file)  # readers never see a half-written part file
         os.truncate(partial, size)  # sparse: the real size, no real bytes
         partial.rename(final)
         part_file.unlink()

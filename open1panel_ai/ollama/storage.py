@@ -87,6 +87,8 @@ def partial_downloads(models_dir: Path) -> list[dict[str, Any]]:
     for path in (models_dir / "blobs").glob("sha256-*-partial"):
         done = 0
         for part in path.parent.glob(path.name + "-*"):
+            if not part.name[len(path.name) + 1:].isdigit():
+                continue  # only Ollama's part files, sha256-<hex>-partial-<n>
             try:
                 done += int(json.loads(part.read_text()).get("completed") or 0)
             except (OSError, ValueError, AttributeError):
