@@ -141,6 +141,9 @@ class NginxProvider:
             raise ProviderUnavailable(f"The sites folder {self.sites_dir} is missing or not writable.",
                                       "Run the panel as a user that may write it, or set "
                                       "OPEN1PANEL_AI_NGINX_SITES_DIR.")
+        if self._master() is None:
+            raise ProviderUnavailable("nginx is not running (no live master process in the pid "
+                                      "file its main config names).", "Start nginx.")
 
     # -- the provider contract ----------------------------------------------------------
 

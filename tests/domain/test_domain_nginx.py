@@ -162,3 +162,7 @@ def test_the_probe_says_what_is_missing(tmp_path, nginx):
         NginxProvider({**settings, "nginx_sites_dir": str(tmp_path / "nowhere")}).probe()
     with pytest.raises(ProviderUnavailable, match="not a port"):
         NginxProvider({**settings, "nginx_http_port": "80; include /etc/passwd"}).probe()
+    NginxProvider(settings).probe()
+    nginx.stop()
+    with pytest.raises(ProviderUnavailable, match="not running"):
+        NginxProvider(settings).probe()
