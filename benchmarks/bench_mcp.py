@@ -105,19 +105,18 @@ class _Start:
 
 
 async def _calls(open_session, count: int, latencies: list[float], start: _Start | None = None) -> None:
-    async with open_session() as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            await session.call_tool("get_current_time", ARGUMENTS)  # warm up
+    async with open_session() as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        await session.call_tool("get_current_time", ARGUMENTS)  # warm up
+        if start is not None:
+            await start.ready()
+        for _ in range(count):
+            started = time.perf_counter()
+            await session.call_tool("get_current_time", ARGUMENTS)
+            answered = time.perf_counter()
+            latencies.append((answered - started) * 1000)
             if start is not None:
-                await start.ready()
-            for _ in range(count):
-                started = time.perf_counter()
-                await session.call_tool("get_current_time", ARGUMENTS)
-                answered = time.perf_counter()
-                latencies.append((answered - started) * 1000)
-                if start is not None:
-                    start.last_answer = max(start.last_answer, answered)
+                start.last_answer = max(start.last_answer, answered)
 
 
 def _opener(path: str, bridge: Bridge | None):

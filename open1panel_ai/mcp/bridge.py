@@ -39,6 +39,7 @@ from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("open1panel_ai.mcp.bridge")
@@ -197,7 +198,7 @@ async def stdio_upstream(config: Mapping[str, Any]):
                         continue
                     try:
                         message = types.jsonrpc_message_adapter.validate_json(line)
-                    except Exception as exc:  # a stray print on stdout is logged, not fatal
+                    except ValidationError as exc:  # a stray print on stdout is logged, not fatal
                         child_log.warning("not JSON-RPC on stdout: %s (%s)", line[:200], exc)
                         continue
                     await read_writer.send(SessionMessage(message))
@@ -242,10 +243,10 @@ async def remote_upstream(config: Mapping[str, Any]):
             log.error("the remote server answered %d to %s %s", response.status_code,
                       response.request.method, response.request.url)
 
-    async with httpx2.AsyncClient(headers=config.get("headers") or {}, timeout=httpx2.Timeout(30, read=300),
-                                  event_hooks={"response": [log_refusal]}) as http:
-        async with streamable_http_client(config["url"], http_client=http) as (read, write):
-            yield read, write, None
+    http = httpx2.AsyncClient(headers=config.get("headers") or {}, timeout=httpx2.Timeout(30, read=300),
+                              event_hooks={"response": [log_refusal]})
+    async with http, streamable_http_client(config["url"], http_client=http) as streams:
+        yield (*streams, None)
 
 
 def setup_logging(config: Mapping[str, Any]) -> None:
@@ -261,63 +262,60 @@ def setup_logging(config: Mapping[str, Any]) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def serve(config_path: str) -> int:
-    with open(config_path, encoding="utf-8") as file:
-        config = json.load(file)
+async def serve(config_path: str, config: Mapping[str, Any]) -> int:
     upstream_cm = remote_upstream(config) if config.get("url") else stdio_upstream(config)
-    async with upstream_cm as (read, write, process):
-        async with ClientSession(read, write) as upstream:
-            initialized = await upstream.initialize()
-            log.info("upstream %s %s ready", initialized.server_info.name,
-                     initialized.server_info.version)
-            security = TransportSecuritySettings(
-                enable_dns_rebinding_protection=True, allowed_hosts=host_patterns(config))
-            security.allowed_origins = _origins(security.allowed_hosts)
-            server = forwarding_server(config["name"], upstream, initialized.capabilities)
-            routes = Routes(server, security, config.get("transports") or ["streamable-http", "sse"])
-            uv = uvicorn.Server(uvicorn.Config(
-                BearerAuth(routes, config["token"]), host=config["bind_host"], port=int(config["port"]),
-                log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+    async with upstream_cm as (read, write, process), ClientSession(read, write) as upstream:
+        initialized = await upstream.initialize()
+        log.info("upstream %s %s ready", initialized.server_info.name,
+                 initialized.server_info.version)
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=host_patterns(config))
+        security.allowed_origins = _origins(security.allowed_hosts)
+        server = forwarding_server(config["name"], upstream, initialized.capabilities)
+        routes = Routes(server, security, config.get("transports") or ["streamable-http", "sse"])
+        uv = uvicorn.Server(uvicorn.Config(
+            BearerAuth(routes, config["token"]), host=config["bind_host"], port=int(config["port"]),
+            log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2))
 
-            def reload_hosts():
-                with open(config_path, encoding="utf-8") as file:
-                    fresh = json.load(file)
-                # The SDK reads these lists on every request, so changing them in place is enough.
-                security.allowed_hosts[:] = host_patterns(fresh)
-                security.allowed_origins[:] = _origins(security.allowed_hosts)
-                log.info("allowed hosts now: %s", ", ".join(fresh.get("allowed_hosts", [])) or "loopback only")
+        def reload_hosts():
+            with open(config_path, encoding="utf-8") as file:
+                fresh = json.load(file)
+            # The SDK reads these lists on every request, so changing them in place is enough.
+            security.allowed_hosts[:] = host_patterns(fresh)
+            security.allowed_origins[:] = _origins(security.allowed_hosts)
+            log.info("allowed hosts now: %s", ", ".join(fresh.get("allowed_hosts", [])) or "loopback only")
 
-            async with routes.manager.run(), anyio.create_task_group() as group:
-                exit_code = 0
+        async with routes.manager.run(), anyio.create_task_group() as group:
+            exit_code = 0
 
-                async def watch_upstream():
-                    nonlocal exit_code
-                    if process is not None:
-                        status = await process.wait()
-                        log.error("the server process exited with status %s", status)
-                    else:
-                        while True:
-                            await anyio.sleep(10)
-                            await upstream.send_ping()
-                    exit_code = EXIT_UPSTREAM_GONE
-                    uv.should_exit = True
+            async def watch_upstream():
+                nonlocal exit_code
+                if process is not None:
+                    status = await process.wait()
+                    log.error("the server process exited with status %s", status)
+                else:
+                    while True:
+                        await anyio.sleep(10)
+                        await upstream.send_ping()
+                exit_code = EXIT_UPSTREAM_GONE
+                uv.should_exit = True
 
-                async def watch_hangup():
-                    with anyio.open_signal_receiver(signal.SIGHUP) as signals:
-                        async for _ in signals:
-                            try:
-                                reload_hosts()
-                            except (OSError, ValueError) as exc:
-                                log.error("could not reload the config: %s", exc)
+            async def watch_hangup():
+                with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+                    async for _ in signals:
+                        try:
+                            reload_hosts()
+                        except (OSError, ValueError) as exc:
+                            log.error("could not reload the config: %s", exc)
 
-                group.start_soon(watch_upstream)
-                group.start_soon(watch_hangup)
-                log.info("serving on %s:%s", config["bind_host"], config["port"])
-                await uv.serve()
-                group.cancel_scope.cancel()
-            if not uv.started and exit_code == 0:
-                return 2
-            return exit_code
+            group.start_soon(watch_upstream)
+            group.start_soon(watch_hangup)
+            log.info("serving on %s:%s", config["bind_host"], config["port"])
+            await uv.serve()
+            group.cancel_scope.cancel()
+        if not uv.started and exit_code == 0:
+            return 2
+        return exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,12 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m open1panel_ai.mcp.bridge CONFIG.json", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as file:
-        setup_logging(json.load(file))
+        config = json.load(file)
+    setup_logging(config)
     try:
         # uvloop (and httptools, which uvicorn picks up by itself) cut the bridge's own cost.
         fast_loop = importlib.util.find_spec("uvloop") is not None
-        return anyio.run(serve, argv[0], backend_options={"use_uvloop": fast_loop})
-    except Exception as exc:
+        return anyio.run(serve, argv[0], config, backend_options={"use_uvloop": fast_loop})
+    except Exception as exc:  # noqa: BLE001 - whatever stopped it goes to the server's log
         log.error("the bridge stopped: %s", _describe(exc))
         return 1
 

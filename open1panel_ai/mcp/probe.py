@@ -29,7 +29,7 @@ def list_tools(base_url: str, token: str, transport: str = "streamable-http",
         return anyio.run(_list_tools, base_url, token, transport, timeout)
     except ProbeFailed:
         raise
-    except BaseException as exc:  # noqa: BLE001 - any failure of the path is a failed probe
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise ProbeFailed(_describe(exc)) from None
@@ -41,9 +41,9 @@ async def _list_tools(base_url: str, token: str, transport: str, timeout: float)
         if transport == "sse":
             async with sse_client(base_url + "/sse", headers=headers, timeout=timeout) as (read, write):
                 return await _session_tools(read, write)
-        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
-            async with streamable_http_client(base_url + "/mcp", http_client=http) as (read, write):
-                return await _session_tools(read, write)
+        http = httpx2.AsyncClient(headers=headers, timeout=timeout)
+        async with http, streamable_http_client(base_url + "/mcp", http_client=http) as (read, write):
+            return await _session_tools(read, write)
 
 
 async def _session_tools(read, write) -> list[dict[str, Any]]:

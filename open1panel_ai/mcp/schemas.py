@@ -5,7 +5,14 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from open1panel_ai.mcp.clients import CLIENTS
 
@@ -185,7 +192,7 @@ class ClientConfigSchema(Schema):
 
 
 class ImportSchema(Schema):
-    mcpServers = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)  # noqa: N815
+    mcpServers = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     autostart = fields.Boolean(load_default=False)
 
 
@@ -198,8 +205,3 @@ class ImportEntrySchema(Schema):
 
 class ImportResultSchema(Schema):
     results = fields.List(fields.Nested(ImportEntrySchema), required=True)
-
-
-def command_text(argv: list[str]) -> str:
-    """An argv list as one shell-quoted line, for display."""
-    return shlex.join(argv)

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from marshmallow import ValidationError
+
 from open1panel_ai import errors
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.clients import client_config
@@ -169,9 +171,9 @@ class MCPService:
             if "name" in data and data["name"] != definition["name"]:
                 self._check_name(data["name"])
             changed = {**definition, **{k: v for k, v in data.items() if k not in ("env", "headers")}}
-            if "command" in data and data["command"]:
+            if data.get("command"):
                 changed["url"] = None
-            if "url" in data and data["url"]:
+            if data.get("url"):
                 changed["command"] = None
             if bool(changed.get("command")) == bool(changed.get("url")):
                 raise errors.BadRequest("Some fields are not valid.", code="validation_error",
@@ -265,7 +267,7 @@ class MCPService:
                 server = self.create(data)
             except errors.ApiError as exc:
                 results.append({"name": name, "ok": False, "server": None, "error": exc.envelope()["error"]})
-            except Exception as exc:  # marshmallow.ValidationError, or a malformed entry
+            except (ValidationError, ValueError) as exc:
                 messages = getattr(exc, "messages", None)
                 results.append({"name": name, "ok": False, "server": None, "error": {
                     "code": "validation_error", "message": "This entry is not valid.",
@@ -279,7 +281,7 @@ class MCPService:
     @staticmethod
     def _from_client_entry(name: str, entry: Any, autostart: bool) -> dict[str, Any]:
         if not isinstance(entry, dict):
-            raise ValueError("An entry must be an object with a command or a url.")
+            raise ValueError("An entry must be an object with a command or a url.")  # noqa: TRY004
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-") or "server"
         data: dict[str, Any] = {"name": slug, "autostart": autostart}
         url = entry.get("url") or entry.get("serverUrl") or entry.get("httpUrl")
@@ -312,9 +314,8 @@ class MCPService:
         else:
             choice = self.context.providers.choose("mcp")
             provider = choice.provider
-        if provider is not None and getattr(provider, "on_change", None) is not self._changed:
-            if hasattr(provider, "on_change"):
-                provider.on_change = self._changed
+        if hasattr(provider, "on_change") and provider.on_change != self._changed:
+            provider.on_change = self._changed  # wakes the status monitor at once
         return provider
 
     def _changed(self, server_id: str) -> None:

@@ -74,9 +74,9 @@ async def _call_tool(url, token, tool, arguments, transport):
         if transport == "sse":
             async with sse_client(url, headers=headers) as (read, write):
                 return await _session_call(read, write, tool, arguments)
-        async with httpx2.AsyncClient(headers=headers) as http:
-            async with streamable_http_client(url, http_client=http) as (read, write):
-                return await _session_call(read, write, tool, arguments)
+        http = httpx2.AsyncClient(headers=headers)
+        async with http, streamable_http_client(url, http_client=http) as (read, write):
+            return await _session_call(read, write, tool, arguments)
 
 
 async def _session_call(read, write, tool, arguments):

@@ -80,7 +80,7 @@ def test_ports_are_assigned_distinct_and_a_taken_port_is_a_conflict(mcp_api):
         busy.listen()
         status, body = create(mcp_api, name="four", port=busy.getsockname()[1])
     assert status == 409 and "in use" in body["error"]["message"]
-    status, moved = mcp_api("put", f"/servers/{second['id']}", json={"port": first["port"]})
+    status, _ = mcp_api("put", f"/servers/{second['id']}", json={"port": first["port"]})
     assert status == 409
     assert mcp_api("get", f"/servers/{second['id']}")[1]["port"] == second["port"]
 

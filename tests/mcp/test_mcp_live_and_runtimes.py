@@ -2,6 +2,7 @@
 third-party plugin."""
 
 import time
+from typing import ClassVar
 
 from hookspecs import hookimpl
 from tests.conftest import TOKEN
@@ -61,7 +62,7 @@ class RecordingRuntime:
     """A third-party runtime: it keeps servers in memory and records what it was asked."""
 
     name = "recording"
-    calls: list = []
+    calls: ClassVar[list] = []
 
     def __init__(self, settings):
         self.running = {}

@@ -11,7 +11,14 @@ import time
 import httpx
 import pytest
 
-from tests.mcp.conftest import GIT_SERVER, TIME_SERVER, call_tool, group_members, pid_alive, wait_status
+from tests.mcp.conftest import (
+    GIT_SERVER,
+    TIME_SERVER,
+    call_tool,
+    group_members,
+    pid_alive,
+    wait_status,
+)
 
 
 def token_of(api, server_id, transport="streamable-http"):
@@ -139,7 +146,7 @@ def test_a_command_that_exits_at_once_ends_in_error_with_its_stderr(mcp_api):
 
 
 def test_a_missing_program_ends_in_error_too(mcp_api):
-    status, server = mcp_api("post", "/servers", json={"name": "nothing", "command": "no-such-mcp-server --x",
+    _, server = mcp_api("post", "/servers", json={"name": "nothing", "command": "no-such-mcp-server --x",
                                                        "restart_policy": "never"})
     mcp_api("post", f"/servers/{server['id']}/start")
     server = wait_status(mcp_api, server["id"], "error")
