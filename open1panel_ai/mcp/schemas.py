@@ -45,7 +45,7 @@ class Command(fields.Field):
         return value
 
 
-class EnvEntrySchema(Schema):
+class MCPEnvEntrySchema(Schema):
     key = fields.String(required=True, validate=[validate.Regexp(ENV_KEY), validate.Length(max=128)])
     value = fields.String(allow_none=True, validate=validate.Length(max=32768), metadata={
         "description": "Write-only when secret: answers carry null. Leave it out on an update "
@@ -58,7 +58,7 @@ class EnvEntrySchema(Schema):
             raise ValidationError("The value contains a NUL character.")
 
 
-class HeaderSchema(Schema):
+class MCPHeaderSchema(Schema):
     name = fields.String(required=True, validate=validate.Regexp(HEADER_NAME))
     value = fields.String(allow_none=True, load_only=True, validate=validate.Length(max=8192),
                           metadata={"description": "Write-only; leave it out on an update to keep it."})
@@ -69,17 +69,17 @@ class HeaderSchema(Schema):
             raise ValidationError("A header value must be one line.")
 
 
-class ServerInSchema(Schema):
+class MCPServerInSchema(Schema):
     """A server definition as sent on create (and, with every field optional, on update)."""
 
     name = fields.String(required=True, validate=validate.Regexp(
         SLUG, error="Use lower-case letters, digits and dashes (a slug), at most 63 characters."))
     command = Command(metadata={"description": "argv list, or one string split like a shell."})
-    env = fields.List(fields.Nested(EnvEntrySchema), load_default=list)
+    env = fields.List(fields.Nested(MCPEnvEntrySchema), load_default=list)
     cwd = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4096))
     url = fields.Url(allow_none=True, load_default=None, schemes={"http", "https"}, require_tld=False,
                      metadata={"description": "A remote Streamable HTTP server, instead of a command."})
-    headers = fields.List(fields.Nested(HeaderSchema), load_default=list)
+    headers = fields.List(fields.Nested(MCPHeaderSchema), load_default=list)
     transports = fields.List(fields.String(validate=validate.OneOf(TRANSPORTS)),
                              load_default=lambda: list(TRANSPORTS), validate=validate.Length(min=1))
     port = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1024, max=65535))
@@ -107,32 +107,36 @@ class ServerInSchema(Schema):
             raise ValidationError("Give either a command or a url.", "command")
 
 
-class EnvOutSchema(Schema):
+class MCPServerUpdateSchema(MCPServerInSchema):
+    """A server update: every field optional; fields left out keep their value."""
+
+
+class MCPEnvOutSchema(Schema):
     key = fields.String(required=True)
     value = fields.String(allow_none=True, metadata={"description": "null for a secret."})
     secret = fields.Boolean(required=True)
 
 
-class HeaderOutSchema(Schema):
+class MCPHeaderOutSchema(Schema):
     name = fields.String(required=True)
 
 
-class EndpointsSchema(Schema):
+class MCPEndpointsSchema(Schema):
     streamable_http = fields.String(allow_none=True)
     sse = fields.String(allow_none=True)
 
 
-class ServerSchema(Schema):
+class MCPServerSchema(Schema):
     """A server definition and its measured state. Secrets never appear here."""
 
     id = fields.String(required=True)
     name = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(["stdio", "remote"]))
     command = fields.List(fields.String(), allow_none=True)
-    env = fields.List(fields.Nested(EnvOutSchema), required=True)
+    env = fields.List(fields.Nested(MCPEnvOutSchema), required=True)
     cwd = fields.String(allow_none=True)
     url = fields.String(allow_none=True)
-    headers = fields.List(fields.Nested(HeaderOutSchema), required=True)
+    headers = fields.List(fields.Nested(MCPHeaderOutSchema), required=True)
     transports = fields.List(fields.String(), required=True)
     port = fields.Integer(required=True)
     bind_host = fields.String(required=True)
@@ -141,7 +145,7 @@ class ServerSchema(Schema):
     extra_hosts = fields.List(fields.String(), required=True,
                               metadata={"description": "Host names of domains bound to it."})
     token_hint = fields.String(required=True, metadata={"description": "The token's last 4 characters."})
-    endpoints = fields.Nested(EndpointsSchema, required=True)
+    endpoints = fields.Nested(MCPEndpointsSchema, required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATES))
     pid = fields.Integer(allow_none=True)
     since = fields.String(allow_none=True)
@@ -151,38 +155,38 @@ class ServerSchema(Schema):
     updated_at = fields.String(required=True)
 
 
-class ServerListSchema(Schema):
-    servers = fields.List(fields.Nested(ServerSchema), required=True)
+class MCPServerListSchema(Schema):
+    servers = fields.List(fields.Nested(MCPServerSchema), required=True)
 
 
-class TokenSchema(Schema):
+class MCPTokenSchema(Schema):
     token = fields.String(required=True, metadata={"description": "Shown once, on rotation."})
 
 
-class LogQuerySchema(Schema):
+class MCPLogQuerySchema(Schema):
     tail = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
 
 
-class LogsSchema(Schema):
+class MCPLogsSchema(Schema):
     lines = fields.List(fields.String(), required=True)
 
 
-class ToolSchema(Schema):
+class MCPToolSchema(Schema):
     name = fields.String(required=True)
     description = fields.String(allow_none=True)
     input_schema = fields.Dict(required=True)
 
 
-class ToolListSchema(Schema):
-    tools = fields.List(fields.Nested(ToolSchema), required=True)
+class MCPToolListSchema(Schema):
+    tools = fields.List(fields.Nested(MCPToolSchema), required=True)
 
 
-class ClientQuerySchema(Schema):
+class MCPClientQuerySchema(Schema):
     client = fields.String(load_default="generic", validate=validate.OneOf(list(CLIENTS)))
     transport = fields.String(load_default="streamable-http", validate=validate.OneOf(TRANSPORTS))
 
 
-class ClientConfigSchema(Schema):
+class MCPClientConfigSchema(Schema):
     client = fields.String(required=True)
     transport = fields.String(required=True)
     url = fields.String(required=True)
@@ -191,17 +195,17 @@ class ClientConfigSchema(Schema):
     snippet = fields.String(required=True, metadata={"description": "Ready to paste; holds the token."})
 
 
-class ImportSchema(Schema):
+class MCPImportSchema(Schema):
     mcpServers = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     autostart = fields.Boolean(load_default=False)
 
 
-class ImportEntrySchema(Schema):
+class MCPImportEntrySchema(Schema):
     name = fields.String(required=True)
     ok = fields.Boolean(required=True)
-    server = fields.Nested(ServerSchema, allow_none=True)
+    server = fields.Nested(MCPServerSchema, allow_none=True)
     error = fields.Dict(allow_none=True)
 
 
-class ImportResultSchema(Schema):
-    results = fields.List(fields.Nested(ImportEntrySchema), required=True)
+class MCPImportResultSchema(Schema):
+    results = fields.List(fields.Nested(MCPImportEntrySchema), required=True)

@@ -24,7 +24,7 @@ from marshmallow import ValidationError
 from open1panel_ai import errors
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.clients import client_config
-from open1panel_ai.mcp.schemas import ServerInSchema
+from open1panel_ai.mcp.schemas import MCPServerInSchema
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class MCPService:
     # -- definitions ---------------------------------------------------------------------
 
     def create(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Create a server from validated input (see :class:`ServerInSchema`)."""
+        """Create a server from validated input (see :class:`MCPServerInSchema`)."""
         with self._lock:
             self._check_name(data["name"])
             port = self._claim_port(data.get("port"), data["bind_host"])
@@ -263,7 +263,7 @@ class MCPService:
         results = []
         for name, entry in servers.items():
             try:
-                data = ServerInSchema().load(self._from_client_entry(name, entry, autostart))
+                data = MCPServerInSchema().load(self._from_client_entry(name, entry, autostart))
                 server = self.create(data)
             except errors.ApiError as exc:
                 results.append({"name": name, "ok": False, "server": None, "error": exc.envelope()["error"]})

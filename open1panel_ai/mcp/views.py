@@ -22,14 +22,14 @@ def mcp_page():
 
 
 @blueprint.get(PREFIX + "/servers")
-@operation(summary="MCP servers with their measured status", tag=TAG, response=schemas.ServerListSchema())
+@operation(summary="MCP servers with their measured status", tag=TAG, response=schemas.MCPServerListSchema())
 def mcp_list_servers():
     return {"servers": _service().servers()}
 
 
 @blueprint.post(PREFIX + "/servers")
 @operation(summary="Register an MCP server (a command, or a remote URL)", tag=TAG, status=201,
-           body=schemas.ServerInSchema(), response=schemas.ServerSchema(), errors_=(409,))
+           body=schemas.MCPServerInSchema(), response=schemas.MCPServerSchema(), errors_=(409,))
 def mcp_create_server(body):
     """A port is assigned when none is given; a token is generated. Secret values are
     write-only: no answer carries them."""
@@ -37,14 +37,14 @@ def mcp_create_server(body):
 
 
 @blueprint.get(PREFIX + "/servers/<server_id>")
-@operation(summary="One MCP server", tag=TAG, response=schemas.ServerSchema(), errors_=(404,))
+@operation(summary="One MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404,))
 def mcp_get_server(server_id):
     return _service().server(server_id)
 
 
 @blueprint.put(PREFIX + "/servers/<server_id>")
 @operation(summary="Change an MCP server; a running one restarts to take the change", tag=TAG,
-           body=schemas.ServerInSchema(partial=True), response=schemas.ServerSchema(),
+           body=schemas.MCPServerUpdateSchema(partial=True), response=schemas.MCPServerSchema(),
            errors_=(404, 409))
 def mcp_update_server(server_id, body):
     """Fields left out keep their value; a secret env entry sent without a value keeps its
@@ -62,27 +62,27 @@ def mcp_delete_server(server_id):
 
 @blueprint.post(PREFIX + "/servers/<server_id>/start")
 @operation(summary="Start an MCP server; its status follows what is measured", tag=TAG,
-           response=schemas.ServerSchema(), errors_=(404, 503))
+           response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_start_server(server_id):
     return _service().start_server(server_id)
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/stop")
 @operation(summary="Stop an MCP server and its whole process group", tag=TAG,
-           response=schemas.ServerSchema(), errors_=(404, 503))
+           response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_stop_server(server_id):
     return _service().stop_server(server_id)
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/restart")
-@operation(summary="Restart an MCP server", tag=TAG, response=schemas.ServerSchema(), errors_=(404, 503))
+@operation(summary="Restart an MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_restart_server(server_id):
     return _service().start_server(server_id)
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/token")
 @operation(summary="Rotate a server's bearer token (shown once)", tag=TAG,
-           response=schemas.TokenSchema(), errors_=(404,))
+           response=schemas.MCPTokenSchema(), errors_=(404,))
 def mcp_rotate_token(server_id):
     """A running server restarts to use the new token; the old one stops working."""
     return _service().rotate_token(server_id)
@@ -90,7 +90,7 @@ def mcp_rotate_token(server_id):
 
 @blueprint.get(PREFIX + "/servers/<server_id>/logs")
 @operation(summary="The last lines of a server's log (its stderr and its bridge)", tag=TAG,
-           query=schemas.LogQuerySchema(), response=schemas.LogsSchema(), errors_=(404,))
+           query=schemas.MCPLogQuerySchema(), response=schemas.MCPLogsSchema(), errors_=(404,))
 def mcp_server_logs(server_id, query):
     """Follow new lines live by subscribing to the Socket.IO topic ``mcp:<id>:logs``."""
     return {"lines": _service().logs(server_id, query["tail"])}
@@ -98,14 +98,14 @@ def mcp_server_logs(server_id, query):
 
 @blueprint.get(PREFIX + "/servers/<server_id>/tools")
 @operation(summary="The live tool list of a running server, with input schemas", tag=TAG,
-           response=schemas.ToolListSchema(), errors_=(404, 409, 502))
+           response=schemas.MCPToolListSchema(), errors_=(404, 409, 502))
 def mcp_server_tools(server_id):
     return {"tools": _service().tools(server_id)}
 
 
 @blueprint.get(PREFIX + "/servers/<server_id>/client-config")
 @operation(summary="A ready configuration snippet for an MCP client", tag=TAG,
-           query=schemas.ClientQuerySchema(), response=schemas.ClientConfigSchema(), errors_=(404, 409))
+           query=schemas.MCPClientQuerySchema(), response=schemas.MCPClientConfigSchema(), errors_=(404, 409))
 def mcp_server_client_config(server_id, query):
     """The snippet holds the server's token; treat it as a secret."""
     return _service().client_config(server_id, query["client"], query["transport"])
@@ -113,7 +113,7 @@ def mcp_server_client_config(server_id, query):
 
 @blueprint.post(PREFIX + "/import")
 @operation(summary="Create servers from every entry of an mcpServers document", tag=TAG,
-           body=schemas.ImportSchema(), response=schemas.ImportResultSchema())
+           body=schemas.MCPImportSchema(), response=schemas.MCPImportResultSchema())
 def mcp_import_servers(body):
     """Entries with ``url`` become remote servers. Each entry succeeds or fails on its own."""
     return {"results": _service().import_document(body["mcpServers"], body["autostart"])}
