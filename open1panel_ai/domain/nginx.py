@@ -29,6 +29,9 @@ FILE_PREFIX = "open1panel-ai-"
 NGINX_TIMEOUT = 30
 #: Streaming upstreams (Ollama's NDJSON, MCP's SSE and Streamable HTTP) wait this long.
 STREAM_TIMEOUT = "3600s"
+#: A site holds its bearer token, so only nginx's master (root) reads it; the password file
+#: is read by the workers at each request and holds bcrypt hashes only.
+_MODES = {".conf": 0o600, ".htpasswd": 0o644}
 #: How long an apply waits for nginx's new workers to take over after a reload.
 RELOAD_WAIT = 5.0
 DEFAULT_PID_FILE = Path("/run/nginx.pid")
@@ -206,8 +209,7 @@ class NginxProvider:
         try:
             for path, content in files.items():
                 temp = path.with_name(path.name + ".new")
-                temp.write_text(content, encoding="utf-8")
-                temp.chmod(0o644)
+                _write_new(temp, content, _MODES.get(path.suffix, 0o600))
                 kept[path] = self._keep(path)
                 os.replace(temp, path)
             for path in remove:
@@ -271,6 +273,14 @@ class NginxProvider:
             raise ProxyRejected(f"nginx could not be run: {exc}") from None
         if done.returncode != 0:
             raise ProxyRejected(_nginx_error(done.stderr) or f"nginx {' '.join(arguments)} failed")
+
+
+def _write_new(path: Path, content: str, mode: int) -> None:
+    """Write ``path`` afresh, created with ``mode`` (never readable by others in between)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(content)
 
 
 def _listening(worker: psutil.Process) -> bool:

@@ -77,6 +77,7 @@ def test_a_streamed_pull_arrives_line_by_line(provider, nginx, ollama):
 def test_bearer_auth_answers_401_without_the_token(provider, nginx, ollama):
     provider.apply(ollama_binding(ollama, auth_mode="bearer", token="s3cret-token_value"))
 
+    assert provider.site_path("b0a1").stat().st_mode & 0o777 == 0o600  # it holds the token
     assert nginx.get(DOMAIN, "/api/version").status_code == 401
     assert nginx.get(DOMAIN, "/api/version", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = nginx.get(DOMAIN, "/api/version", headers={"Authorization": "Bearer s3cret-token_value"})
