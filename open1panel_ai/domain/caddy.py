@@ -140,7 +140,9 @@ class CaddyProvider:
                 read.raise_for_status()
                 apps = read.json() or {}
                 tag = etag(APPS_PATH, read.content)
-                edited = self._edit(apps, binding_id, binding)
+                edited = self._edit(json.loads(json.dumps(apps)), binding_id, binding)
+                if edited == apps:
+                    return
                 write = httpx.patch(self.admin + APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
                                     headers={"If-Match": tag})
             except httpx.HTTPError as exc:
@@ -154,8 +156,10 @@ class CaddyProvider:
     def _edit(self, apps: dict, binding_id: str, binding: ProxyBinding | None) -> dict:
         """``apps`` with the binding's route and certificate replaced, added or taken out."""
         our_route, our_certificate = ID_PREFIX + binding_id, f"{ID_PREFIX}{binding_id}-certificate"
-        http = apps.setdefault("http", {})
-        servers = http.setdefault("servers", {})
+        servers = apps.get("http", {}).get("servers", {})
+        if binding is None and self.server not in servers:
+            return apps
+        servers = apps.setdefault("http", {}).setdefault("servers", {})
         server = servers.setdefault(self.server, {"listen": [":80", ":443"]})
         routes = server.setdefault("routes", [])
         old = next((r for r in routes if r.get("@id") == our_route), None)

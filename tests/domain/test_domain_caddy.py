@@ -128,6 +128,9 @@ def test_remove_takes_the_route_away_and_leaves_others(provider, caddy, ollama):
     assert caddy.get("other.example.test", "/api/version").status_code == 200
     assert provider.status("c0ffee")["state"] == "absent"
     provider.remove("c0ffee")
+    elsewhere = CaddyProvider({**caddy.settings(caddy.root), "caddy_server": "elsewhere"})
+    elsewhere.remove("c0ffee")  # creates no server just to remove nothing from it
+    assert list(httpx.get(f"{caddy.admin}/config/apps/http/servers").json()) == ["open1panel_ai"]
 
 
 def test_the_probe_fails_when_the_admin_api_does_not_answer(tmp_path):
