@@ -13,7 +13,8 @@ connects through one low-level ``mcp`` server that forwards each request upstrea
 Everything else needs ``Authorization: Bearer <token>``. On SIGHUP the bridge reads the config
 again and takes its new ``allowed_hosts`` (the Host names of bound domains) without a restart.
 The child's stderr and the bridge's own log go to one size-bounded, rotating log file. The
-bridge exits when its upstream goes away, so the supervisor sees the crash and restarts it.
+bridge exits when its upstream goes away, so the supervisor sees the crash and restarts it,
+and when the panel that started it is gone, so a killed panel leaves no bridge behind.
 """
 
 from __future__ import annotations
@@ -263,6 +264,7 @@ def setup_logging(config: Mapping[str, Any]) -> None:
 
 
 async def serve(config_path: str, config: Mapping[str, Any]) -> int:
+    panel_pid = os.getppid()
     upstream_cm = remote_upstream(config) if config.get("url") else stdio_upstream(config)
     async with upstream_cm as (read, write, process), ClientSession(read, write) as upstream:
         initialized = await upstream.initialize()
@@ -308,8 +310,16 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
                         except (OSError, ValueError) as exc:
                             log.error("could not reload the config: %s", exc)
 
+            async def watch_panel():
+                # A panel killed outright cannot stop its bridges: they notice and go too.
+                while os.getppid() == panel_pid:
+                    await anyio.sleep(1)
+                log.error("the panel that started this bridge is gone; stopping")
+                uv.should_exit = True
+
             group.start_soon(watch_upstream)
             group.start_soon(watch_hangup)
+            group.start_soon(watch_panel)
             log.info("serving on %s:%s", config["bind_host"], config["port"])
             await uv.serve()
             group.cancel_scope.cancel()

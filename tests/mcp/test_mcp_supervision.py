@@ -319,3 +319,38 @@ def test_a_server_that_stops_answering_is_unhealthy_then_restarted(mcp_api, tmp_
     assert now["pid"] != running["pid"] and not pid_alive(running["pid"])
     lines = mcp_api("get", f"/servers/{server['id']}/logs?tail=200")[1]["lines"]
     assert any("probe failed" in line for line in lines)
+
+
+@pytest.mark.server
+def test_the_served_panel_stops_its_servers_and_a_killed_panel_leaves_none(served, tmp_path):
+    from tests.conftest import TOKEN
+    from tests.mcp.conftest import FAST
+
+    def start(panel):
+        made = panel.api("POST", "/mcp/servers", json={"name": "time", "command": TIME_SERVER,
+                                                      "autostart": True})
+        server = made.json() if made.status_code == 201 else panel.api("GET", "/mcp/servers").json()["servers"][0]
+        panel.api("POST", f"/mcp/servers/{server['id']}/start")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            server = panel.api("GET", f"/mcp/servers/{server['id']}").json()
+            if server["status"] == "running":
+                return server
+            time.sleep(0.2)
+        raise AssertionError(server)
+
+    env = {"OPEN1PANEL_AI_TOKEN": TOKEN, **FAST}
+    data_dir = tmp_path / "served"
+    panel = served(env=env, data_dir=data_dir)
+    members = group_members(start(panel)["pid"])
+    assert panel.stop() == 0
+    assert not any(pid_alive(pid) for pid in members)
+
+    panel = served(env=env, data_dir=data_dir)
+    server = start(panel)  # autostart brought it back
+    members = group_members(server["pid"])
+    panel.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while any(pid_alive(pid) for pid in members):
+        assert time.monotonic() < deadline, "a bridge outlived its killed panel"
+        time.sleep(0.2)
