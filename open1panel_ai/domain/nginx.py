@@ -97,6 +97,7 @@ def _proxy_block(binding: ProxyBinding, htpasswd: Path) -> list[str]:
         lines += ['        auth_basic "open1panel-ai";', f'        auth_basic_user_file "{htpasswd}";']
     lines += [
         f"        proxy_pass {upstream.url};",
+        *(["        proxy_ssl_server_name on;"] if upstream.scheme == "https" else []),
         "        proxy_http_version 1.1;",
         '        proxy_set_header Connection "";',
         f"        proxy_set_header Host {host_header};",

@@ -52,6 +52,9 @@ def test_the_site_uses_the_streaming_settings_and_forwards_client_details(provid
                       "X-Real-IP", f"listen 127.0.0.1:{nginx.http_port};"):
         assert directive in site
     assert f"proxy_pass http://127.0.0.1:{ollama.port};" in site  # the path is never rewritten
+    assert "proxy_ssl_server_name" not in site
+    remote = provider.preview(ollama_binding(ollama, upstream=Upstream("https", "gpu-box.lan", 443)))
+    assert "proxy_pass https://gpu-box.lan:443;" in remote and "proxy_ssl_server_name on;" in remote
 
 
 def test_a_streamed_pull_arrives_line_by_line(provider, nginx, ollama):

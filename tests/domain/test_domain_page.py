@@ -132,3 +132,18 @@ def start_time_server_via(api):
     assert status == 201, server
     assert api("post", f"/servers/{server['id']}/start")[0] == 200
     return wait_status(api, server["id"], "running")
+
+
+def test_the_dialog_speaks_chinese(panel_with_nginx, browser):  # noqa: F811
+    panel = panel_with_nginx
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    sign_in(page, panel)
+    page.goto(panel.url + "/ai/domains")
+    expect(page.get_by_role("heading", level=1)).to_have_text("域名绑定")
+    page.get_by_role("button", name="绑定域名").click()
+    dialog = page.locator("#domain-dialog")
+    expect(dialog.get_by_role("heading", level=2)).to_have_text("域名绑定设置")
+    expect(dialog.locator(".domain-state")).to_have_text("未保存")
+    expect(dialog.get_by_role("button", name="保存并应用")).to_be_visible()
+    context.close()
