@@ -6,6 +6,8 @@ import shutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.conftest import TOKEN
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,7 +37,7 @@ def sign_in(page, panel, token=None):
     page.click("button[type=submit]")
 
 
-def test_sign_in_then_the_landing_page_shows_each_feature_live(served, page, tmp_path):
+def test_sign_in_then_the_landing_page_shows_each_feature_live(served, page):
     panel = served()
     requests = []
     page.on("request", lambda request: requests.append(request.url))
@@ -45,14 +47,27 @@ def test_sign_in_then_the_landing_page_shows_each_feature_live(served, page, tmp
     sign_in(page, panel)
     expect(page).to_have_url(panel.url + "/ai/")
     expect(page.get_by_role("heading", level=1)).to_have_text("AI management")
-    for kind, title in [("ollama", "Ollama"), ("mcp", "MCP"), ("gpu", "GPU"), ("domain", "domain")]:
-        card = page.locator(f'.ai-card[data-kind="{kind}"]')
-        expect(card).to_have_attribute("data-state", "unavailable")
-        expect(card.locator(".ai-badge")).to_have_text("Unavailable")
-        expect(card.locator(".ai-detail")).to_have_text(f"No {title} provider is installed.")
+    status = panel.api("GET", "/status").json()
+    for provider in status["providers"]:
+        card = page.locator(f'.ai-card[data-kind="{provider["kind"]}"]')
+        if provider["usable"]:
+            expect(card).to_have_attribute("data-state", "ready")
+            expect(card.locator(".ai-badge")).to_have_text("Ready")
+            expect(card.locator(".ai-detail")).to_have_text(f"Provider: {provider['provider']}")
+        else:
+            expect(card).to_have_attribute("data-state", "unavailable")
+            expect(card.locator(".ai-badge")).to_have_text("Unavailable")
+            expect(card.locator(".ai-detail")).to_have_text(provider["reason"])
     expect(page.locator("#ai-updated")).to_contain_text("Updated")
-    page.screenshot(path=str(tmp_path / "ai-landing.png"), full_page=True)
     assert requests and all(url.startswith(panel.url) for url in requests), requests
+
+
+def test_a_feature_that_cannot_work_says_why_on_its_card(served, page):
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_DOMAIN_PROVIDER": "none"})
+    sign_in(page, panel)
+    card = page.locator('.ai-card[data-kind="domain"]')
+    expect(card).to_have_attribute("data-state", "unavailable")
+    expect(card.locator(".ai-detail")).to_have_text("The domain feature is turned off (provider 'none').")
 
 
 def test_the_language_switch_turns_the_page_chinese(served, page):
@@ -60,7 +75,8 @@ def test_the_language_switch_turns_the_page_chinese(served, page):
     sign_in(page, panel)
     page.click('a[data-lang="zh-CN"]')
     expect(page.get_by_role("heading", level=1)).to_have_text("AI 管理")
-    expect(page.locator('.ai-card[data-kind="gpu"] .ai-badge')).to_have_text("不可用")
+    gpu = next(p for p in panel.api("GET", "/status").json()["providers"] if p["kind"] == "gpu")
+    expect(page.locator('.ai-card[data-kind="gpu"] .ai-badge')).to_have_text("可用" if gpu["usable"] else "不可用")
     expect(page.locator('a[data-menu="plugins"]')).to_have_text("插件")
     page.goto(panel.url + "/plugins")
     expect(page.get_by_role("heading", level=1)).to_have_text("插件")
@@ -93,6 +109,7 @@ def test_the_plugins_page_lists_plugins_and_disables_one(served, page):
 def test_signing_out_ends_the_session(served, page):
     panel = served()
     sign_in(page, panel)
+    expect(page.locator("#ai-updated")).to_contain_text("Updated")  # the page has settled
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#token")).to_be_visible()
     page.goto(panel.url + "/ai/")

@@ -35,9 +35,11 @@
   }
 
   /* The /ai Socket.IO link (one per page), signed in by the browser session. It subscribes
-     again to every topic after a reconnect. */
+     again to every topic after a reconnect. A handler is attached to its event only once,
+     however many topics it is used for. */
   var socket = null;
   var topics = [];
+  var handlers = [];
   function live(topic, event, handler) {
     if (!socket) {
       socket = window.io("/ai", { transports: ["websocket", "polling"] });
@@ -49,7 +51,11 @@
       topics.push(topic);
       if (socket.connected) socket.emit("subscribe", { topic: topic });
     }
-    socket.on(event, handler);
+    var known = handlers.some(function (pair) { return pair[0] === event && pair[1] === handler; });
+    if (!known) {
+      handlers.push([event, handler]);
+      socket.on(event, handler);
+    }
     return socket;
   }
 
