@@ -98,7 +98,12 @@ class Supervised:
         self._stop.set()
         self._kick.set()
         self._set("stopping")
-        self._thread.join(self.timing.stop_grace + 10)
+        with self._lock:
+            process = self.process
+        if process is not None:
+            # Stopped from here rather than by the thread, which may be waiting on a probe.
+            self._terminate(process)
+        self._thread.join(self.timing.probe_timeout + 5)
         self._kill_group()
         self._set("stopped")
 
