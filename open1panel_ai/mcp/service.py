@@ -99,6 +99,8 @@ class MCPService:
     def close(self) -> None:
         self._closing.set()
         self._wake.set()
+        if self._monitor.is_alive():
+            self._monitor.join(5)
         for stop in list(self._followers.values()):
             stop.set()
         provider = self._provider(required=False)
