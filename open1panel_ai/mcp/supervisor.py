@@ -44,6 +44,10 @@ class Timing:
     unhealthy_restart: int = 3    # failed probes in a row that restart the process
     stop_grace: float = 5.0       # SIGTERM, then SIGKILL after this
 
+    def delay(self, failures: int) -> float:
+        """The wait before restart number ``failures`` in a row."""
+        return min(self.backoff * 2 ** (failures - 1), self.backoff_max)
+
     @classmethod
     def from_settings(cls, settings: Mapping[str, str]) -> Timing:
         values = {}
@@ -173,7 +177,7 @@ class Supervised:
             if self.server.get("restart_policy") == "never" or failures > self.timing.tries:
                 self._set("error", error)
                 return
-            delay = min(self.timing.backoff * 2 ** (failures - 1), self.timing.backoff_max)
+            delay = self.timing.delay(failures)
             with self._lock:
                 self.restarts += 1
             self._set("restarting", error)

@@ -354,3 +354,28 @@ def test_the_served_panel_stops_its_servers_and_a_killed_panel_leaves_none(serve
     while any(pid_alive(pid) for pid in members):
         assert time.monotonic() < deadline, "a bridge outlived its killed panel"
         time.sleep(0.2)
+
+
+def test_the_restart_count_starts_again_after_stable_running(mcp_env, make_host, auth_headers):
+    # Three restarts in a row are allowed here; stable for a second, the count starts again.
+    mcp_env.setenv("OPEN1PANEL_AI_MCP_STABLE", "1")
+    client = make_host().app.test_client()
+
+    def api(method, path, **kwargs):
+        response = getattr(client, method)("/api/v2/ai/mcp" + path, headers=auth_headers, **kwargs)
+        return response.status_code, response.get_json()
+
+    server = start_time_server(api)
+    for kill in range(1, 6):
+        time.sleep(1.2)  # longer than "stable"
+        [child] = child_pids(server["pid"])
+        os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            server = api("get", f"/servers/{server['id']}")[1]
+            if server["status"] == "running" and server["restarts"] == kill:
+                break
+            assert server["status"] != "error", server
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"not back after kill {kill}: {server}")
