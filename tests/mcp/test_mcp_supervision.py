@@ -192,6 +192,11 @@ def test_a_bound_domain_is_accepted_without_restarting_anything(mcp_host, mcp_ap
     assert httpx.post(url, json=initialize, headers=headers, timeout=5).status_code == 200
     evil = {**headers, "Host": "evil.test"}
     assert httpx.post(url, json=initialize, headers=evil, timeout=5).status_code == 421
+    # A page on another site cannot drive the server from a browser either.
+    foreign = {**headers, "Origin": "https://evil.test"}
+    assert httpx.post(url, json=initialize, headers=foreign, timeout=5).status_code == 403
+    own = {**headers, "Origin": "https://mcp.example.test"}
+    assert httpx.post(url, json=initialize, headers=own, timeout=5).status_code == 200
     assert mcp_api("get", f"/servers/{server['id']}")[1]["pid"] == server["pid"]
     assert mcp_api("get", f"/servers/{other['id']}")[1]["pid"] == other["pid"]
     assert mcp_api("get", f"/servers/{server['id']}")[1]["extra_hosts"] == ["mcp.example.test"]
