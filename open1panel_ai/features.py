@@ -30,7 +30,6 @@ Features use each other only through these service methods (all plain values, no
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from types import ModuleType
 
 #: In the order of the menu and the landing page's cards.
@@ -38,9 +37,5 @@ FEATURE_NAMES = ("ollama", "mcp", "gpu", "domain")
 
 
 def load() -> dict[str, ModuleType]:
-    """The ``feature`` modules of the features present in this install, by name."""
-    modules = {}
-    for name in FEATURE_NAMES:
-        if importlib.util.find_spec(f"open1panel_ai.{name}") is not None:
-            modules[name] = importlib.import_module(f"open1panel_ai.{name}.feature")
-    return modules
+    """The ``feature`` module of every feature, by name."""
+    return {name: importlib.import_module(f"open1panel_ai.{name}.feature") for name in FEATURE_NAMES}

@@ -62,9 +62,9 @@ def operation(
         @functools.wraps(view)
         def wrapper(**kwargs: Any):
             if query is not None:
-                kwargs["query"] = _load(query, request.args.to_dict(flat=True), "query")
+                kwargs["query"] = load_input(query, request.args.to_dict(flat=True), "query")
             if body is not None:
-                kwargs["body"] = _load(body, _json_body(), "body")
+                kwargs["body"] = load_input(body, json_body(), "body")
             result = view(**kwargs)
             if isinstance(result, Response):
                 return result
@@ -80,7 +80,8 @@ def operation(
     return decorate
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
+    """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable."""
     if not request.is_json and request.content_length:
         raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
                                 code="unsupported_media_type")
@@ -92,7 +93,9 @@ def _json_body() -> Any:
     return data
 
 
-def _load(schema: marshmallow.Schema, data: Any, where: str) -> Any:
+def load_input(schema: marshmallow.Schema, data: Any, where: str) -> Any:
+    """Load ``data`` (from the ``body`` or the ``query``) through ``schema``; field errors
+    become a 400 envelope."""
     if where == "body" and not isinstance(data, dict):
         raise errors.BadRequest("The JSON body must be an object.", code="invalid_body")
     try:

@@ -137,10 +137,12 @@ class ServedPanel:
         return httpx.request(method, self.url + "/api/v2/ai" + path, headers=headers, timeout=10, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(sig)
+        if self.process is None:
+            return 0
         try:
+            if self.process.poll() is not None:
+                return self.process.returncode
+            self.process.send_signal(sig)
             return self.process.wait(timeout)
         finally:
             if self.process.poll() is None:

@@ -9,8 +9,8 @@ from open1panel_ai.ollama import schemas
 from open1panel_ai.schemas import TaskSchema
 from open1panel_ai.web import (
     API_PREFIX,
-    _json_body,
-    _load,
+    json_body,
+    load_input,
     blueprint,
     current_ai,
     operation,
@@ -122,13 +122,13 @@ def start_pull(body):
            response=TaskSchema(), status=202, errors_=(404, 507))
 def start_import():
     if request.mimetype == "application/json":
-        body = _load(schemas.ImportBodySchema(), _json_body(), "body")
+        body = load_input(schemas.ImportBodySchema(), json_body(), "body")
         return service().start_import(body.pop("endpoint"), body.pop("name"), body,
                                       path=body.pop("path", None))
     if request.mimetype not in ("application/octet-stream", ""):
         raise errors.BadRequest("Send JSON with a path, or the file as application/octet-stream.",
                                 code="unsupported_media_type")
-    query = _load(schemas.ImportUploadQuerySchema(), request.args.to_dict(flat=True), "query")
+    query = load_input(schemas.ImportUploadQuerySchema(), request.args.to_dict(flat=True), "query")
     return service().start_import(query.pop("endpoint"), query.pop("name"), query,
                                   upload=request.stream, filename=query.pop("filename"),
                                   length=request.content_length)
