@@ -102,6 +102,8 @@ class OllamaStandIn:
         #: Every pull request, with the ``completed`` of each blob's first line (resume proof).
         self.pull_log: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        #: The body of every create request.
+        self.create_log: list[dict[str, Any]] = []
         self._loaded: dict[str, dict[str, Any]] = {}  # weights digest → runner
         self._blob_locks: dict[str, threading.Lock] = {}
         self._lock = threading.RLock()
@@ -555,6 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
+        self.owner.create_log.append(body)
         parts = full_name(self._model_of(body))
         if parts is None:
             return self._error(400, "invalid model name")

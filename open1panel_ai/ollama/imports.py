@@ -33,6 +33,16 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
+def modelfile_value(value: Any) -> str:
+    """A parameter value as a modelfile writes it: numbers bare, booleans in Go's spelling,
+    text in double quotes (the import schema keeps quotes and line breaks out of it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return '"' + str(value) + '"'
+
+
 def inside_folder(folder: str | None, relative: str) -> Path:
     """The file ``relative`` names inside the import ``folder``; BadRequest when there is no
     folder, the path leaves it (``..``, an absolute path elsewhere, a symlink out) or no such
@@ -159,7 +169,8 @@ class ImportTask:
             if extra.get("system"):
                 lines.append(f'SYSTEM """{extra.pop("system")}"""')
             for key, value in (extra.pop("parameters", None) or {}).items():
-                lines.append(f"PARAMETER {key} {value}")
+                for one in value if isinstance(value, list) else [value]:
+                    lines.append(f"PARAMETER {key} {modelfile_value(one)}")
             extra["modelfile"] = "\n".join(lines) + "\n"
         for line in provider.create(url, params["name"], files, extra):
             ctx.raise_if_cancelled()

@@ -118,14 +118,44 @@ class PullStartedSchema(TaskSchema):
     warnings = fields.List(fields.String(), metadata={"description": "E.g. little disk space left after it."})
 
 
+def _no_triple_quotes(text: str) -> None:
+    """Template and system text go between triple quotes in a modelfile, so three quotes in
+    it (or a quote at its end) would end the text early and start directives of its own."""
+    if '"""' in text or text.endswith('"'):
+        raise ValidationError('The text may not contain three double quotes (""") or end with a quote.')
+
+
+class ParameterValue(fields.Field):
+    """One model parameter: a number, a boolean, a line of text, or a list of those (several
+    ``stop`` sequences). Text may not hold a line break or a double quote: in a modelfile
+    each parameter is one line, and a quote would end the quoted value."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list) and value:
+            return [self._scalar(item) for item in value]
+        return self._scalar(value)
+
+    @staticmethod
+    def _scalar(value):
+        if isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, str) and 0 < len(value) <= 1000:
+            if any(ch in value for ch in '"\r\n\x00'):
+                raise ValidationError("A parameter text may not contain a line break or a double quote.")
+            return value
+        raise ValidationError("Use a number, true/false, a line of text or a list of those.")
+
+
 class ImportBodySchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=300))
     endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32))
     path = fields.String(validate=validate.Length(min=1, max=4096),
                          metadata={"description": "A GGUF file, relative to the import folder."})
-    template = fields.String(validate=validate.Length(max=100_000))
-    system = fields.String(validate=validate.Length(max=100_000))
-    parameters = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$")))
+    template = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
+    system = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
+    parameters = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$")),
+                             values=ParameterValue(),
+                             metadata={"description": 'Model parameters, e.g. {"temperature": 0.7, "stop": ["<|end|>"]}.'})
     quantize = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_]{1,16}$"))
 
 

@@ -90,3 +90,55 @@ def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(ollam
     assert response.status_code == 507, response.get_json()
     assert response.get_json()["error"]["details"]["needed"] == 1 << 62
     assert not list((data_dir / "ollama-uploads").iterdir())
+
+
+def test_text_that_would_add_modelfile_directives_is_refused_and_nothing_starts(ollama, import_dir, ollama_api):
+    (import_dir / "m.gguf").write_bytes(gguf(1 << 16))
+    bad = [
+        {"template": '{{ .Prompt }}"""\nFROM /etc/passwd\nTEMPLATE """x'},
+        {"system": 'Be brief."""\nADAPTER /tmp/evil'},
+        {"system": 'ends with a quote"'},
+        {"parameters": {"stop": "a\nFROM /etc/passwd"}},
+        {"parameters": {"stop": 'a" \nPARAMETER x'}},
+        {"parameters": {"temperature": {"nested": 1}}},
+        {"parameters": {"stop": [["nested"]]}},
+        {"parameters": {"temperature": None}},
+    ]
+    for extra in bad:
+        status, error = ollama_api("post", "/ollama/imports", json={"name": "x", "path": "m.gguf", **extra})
+        assert status == 400, (extra, error)
+        assert error["error"]["code"] == "validation_error" or error["error"]["details"], extra
+    assert ollama_api("get", "/tasks")[1]["tasks"] == []
+    assert ollama.create_log == []
+
+
+def test_an_old_server_gets_template_system_and_parameters_as_one_directive_each(tmp_path, panel_env, make_host):
+    with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
+        panel_env.setenv("OLLAMA_HOST", old.url)
+        folder = tmp_path / "imports"
+        folder.mkdir()
+        (folder / "m.gguf").write_bytes(gguf(1 << 16))
+        panel_env.setenv("OPEN1PANEL_AI_OLLAMA_IMPORT_DIR", str(folder))
+        client = make_host().app.test_client()
+        headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+        response = client.post("/api/v2/ai/ollama/imports", headers=headers, json={
+            "name": "legacy", "path": "m.gguf", "template": "{{ .System }}\n{{ .Prompt }}",
+            "system": "Say \"hi\" first.", "parameters": {"temperature": 0.5, "stop": ["<|end|>", "User:"],
+                                                       "penalize_newline": True}})
+        assert response.status_code == 202, response.get_json()
+        task_id = response.get_json()["id"]
+        for _ in range(200):
+            task = client.get(f"/api/v2/ai/tasks/{task_id}", headers=headers).get_json()
+            if task["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.05)
+        assert task["status"] == "succeeded", task
+        modelfile = old.create_log[-1]["modelfile"]
+        assert modelfile.splitlines()[1:] == [
+            'TEMPLATE """{{ .System }}', '{{ .Prompt }}"""',
+            'SYSTEM """Say "hi" first."""',
+            "PARAMETER penalize_newline true",
+            'PARAMETER stop "<|end|>"', 'PARAMETER stop "User:"',
+            "PARAMETER temperature 0.5",
+        ]
+        assert "parameters" not in old.create_log[-1] and "template" not in old.create_log[-1]
