@@ -438,8 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         partial = final.with_name(final.name + "-partial")
         part_file = final.with_name(final.name + "-partial-0")
-        done = json.loads(part_file.read_text())["completed"] if part_file.exists() else 0
-        partial.touch()
+        done = json.loads(part_file.read_text())["Completed"] if part_file.exists() else 0
+        if not partial.exists():
+            with open(partial, "wb") as out:
+                out.truncate(size)  # Ollama sizes the partial blob in full before it downloads
         record["first_completed"][digest] = done
         while done < size:
             if emit:
@@ -450,9 +452,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(TICK if emit else 0)
             done = min(size, done + max(1, int(owner.pull_speed * TICK)))
             temp = part_file.with_name(part_file.name + ".tmp")
-            temp.write_text(json.dumps({"completed": done}))
+            # Ollama's part file: its Go struct's field names, capitalised.
+            temp.write_text(json.dumps({"N": 0, "Offset": 0, "Size": size, "Completed": done}))
             temp.replace(part_file)  # readers never see a half-written part file
-        os.truncate(partial, size)  # sparse: the real size, no real bytes
         partial.rename(final)
         part_file.unlink()
 

@@ -82,7 +82,10 @@ def _blob_size(models_dir: Path, digest: str) -> int:
 
 
 def partial_downloads(models_dir: Path) -> list[dict[str, Any]]:
-    """Interrupted downloads Ollama keeps to resume: digest, bytes done, last change."""
+    """Interrupted downloads Ollama keeps to resume: digest, bytes done, last change.
+
+    The bytes done come from the part files: the partial blob itself is sized in full before
+    the download starts, so its size says nothing."""
     found = []
     for path in (models_dir / "blobs").glob("sha256-*-partial"):
         done = 0
@@ -90,12 +93,13 @@ def partial_downloads(models_dir: Path) -> list[dict[str, Any]]:
             if not part.name[len(path.name) + 1:].isdigit():
                 continue  # only Ollama's part files, sha256-<hex>-partial-<n>
             try:
-                done += int(json.loads(part.read_text()).get("completed") or 0)
+                # Ollama writes its Go struct as is: {"N", "Offset", "Size", "Completed"}.
+                done += int(json.loads(part.read_text()).get("Completed") or 0)
             except (OSError, ValueError, AttributeError):
                 continue
         stat = path.stat()
         found.append({"digest": path.name[:-len("-partial")].replace("-", ":", 1),
-                      "bytes": done or stat.st_size,
+                      "bytes": done,
                       "modified_at": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()})
     return found
 

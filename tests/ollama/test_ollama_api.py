@@ -196,6 +196,10 @@ def test_storage_shows_disk_partials_and_what_each_deletion_really_frees(ollama,
     assert status == 200 and report["visible"]
     assert report["free"] > 0 and report["total"] >= report["free"]
     assert report["partial_bytes"] > 0 and len(report["partial_downloads"]) == 1
+    # Ollama sizes the partial blob in full at once; only its part files say what is done.
+    (partial_blob,) = (ollama.state_dir / "blobs").glob("*-partial")
+    assert partial_blob.stat().st_size == 5_000_000
+    assert report["partial_bytes"] < 5_000_000
     frees = {m["name"]: m["frees"] for m in report["models"]}
     # alone and its copy share every blob: deleting one of them frees nothing.
     assert frees["alone:latest"] == 0 and frees["alone-copy:latest"] == 0

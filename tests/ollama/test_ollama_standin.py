@@ -120,7 +120,10 @@ def test_a_cut_pull_resumes_from_its_partial_file_after_a_restart(tmp_path):
             if json.loads(line).get("completed", 0) > 300_000:
                 break
     standin.stop()
-    assert list((state / "blobs").glob("*-partial"))
+    (partial,) = (state / "blobs").glob("*-partial")
+    assert partial.stat().st_size == 5_000_000  # sized in full before the download, as Ollama does
+    part = json.loads(partial.with_name(partial.name + "-0").read_text())
+    assert set(part) == {"N", "Offset", "Size", "Completed"} and 300_000 < part["Completed"] < 5_000_000
 
     with OllamaStandIn(state, pull_speed=50_000_000) as again:
         again.publish("big", [5_000_000])
