@@ -194,6 +194,14 @@ class DomainService:
             record["allowlist"] = json.dumps(sorted(set(fields["allowlist"]), key=fields["allowlist"].index))
         if "auth" in fields or current is None:
             self._merge_auth(record, current, fields.get("auth") or {}, for_preview)
+        if record["target_kind"] == "mcp" and record["auth_mode"] != "none":
+            # Basic and bearer auth at the proxy read the same Authorization header that the
+            # MCP bridge checks for its own token, so no request could ever pass both.
+            raise errors.BadRequest(
+                "An MCP server's bridge already asks for its own bearer token; the proxy cannot "
+                "ask for another in the same Authorization header. Set auth.mode to none.",
+                code="auth_not_for_mcp",
+                details={"fields": {"auth": {"mode": ["MCP targets take auth.mode none."]}}})
         return record
 
     @staticmethod

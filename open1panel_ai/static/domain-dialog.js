@@ -98,6 +98,7 @@
     var authMode = select([["bearer", t("domain.auth.bearer")], ["basic", t("domain.auth.basic")], ["none", t("domain.auth.none")]], "bearer");
     var username = el("input", { type: "text", autocomplete: "off" });
     var password = el("input", { type: "password", autocomplete: "new-password" });
+    var authMcpNote = el("p", { "class": "muted domain-auth-mcp", hidden: true, text: t("domain.dialog.auth_mcp") });
 
     var stateBadge = el("span", { "class": "domain-state", "data-state": "new", text: t("domain.state.new") });
     var errorBox = el("p", { "class": "domain-error", role: "alert", hidden: true });
@@ -133,7 +134,7 @@
             el("label", { "class": "domain-check" }, [forceHttps, document.createTextNode(" " + t("domain.field.force_https"))])]),
           field("allowlist", t("domain.field.allowlist"), allowlist, t("domain.field.allowlist_hint")),
           el("fieldset", {}, [el("legend", { text: t("domain.dialog.auth") }),
-            field("auth.mode", t("domain.field.auth_mode"), authMode), basicFields])
+            field("auth.mode", t("domain.field.auth_mode"), authMode), authMcpNote, basicFields])
         ]),
         el("div", { "class": "domain-side" }, [
           el("h3", { text: t("domain.dialog.url") }), el("p", {}, [urlText, document.createTextNode(" "), copyUrl]),
@@ -167,6 +168,14 @@
     function showModes() {
       tlsFiles.hidden = tlsMode.value !== "existing";
       forceHttps.parentNode.hidden = tlsMode.value === "none";
+      // An MCP bridge checks its own bearer token in the Authorization header, so the proxy
+      // cannot ask for another one there: MCP targets take no auth at the proxy.
+      var mcp = targetKind.value === "mcp";
+      Array.prototype.forEach.call(authMode.options, function (option) {
+        option.disabled = option.hidden = mcp && option.value !== "none";
+      });
+      if (mcp) authMode.value = "none";
+      authMcpNote.hidden = !mcp;
       basicFields.hidden = authMode.value !== "basic";
     }
 

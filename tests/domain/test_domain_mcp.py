@@ -71,3 +71,36 @@ def test_each_mcp_server_gets_its_own_domain_without_restarting_any(panel):
     assert panel.api("delete", f"/domains/{binding['id']}")[0] == 204
     assert panel.context.services["mcp"].server(first["id"])["extra_hosts"] == []
     assert panel.context.services["mcp"].server(second["id"])["extra_hosts"] == ["time-b.example.test"]
+
+
+def test_auth_at_the_proxy_is_refused_for_mcp_targets_and_nothing_changes(nginx_panel):
+    panel = nginx_panel
+    status, server = mcp_api(panel)("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    assert status == 201, server
+    target = {"kind": "mcp", "name": server["id"]}
+    basic = {"mode": "basic", "username": "ops", "password": "a long enough secret"}
+
+    for auth in ({"mode": "bearer"}, basic):
+        for path in ("/domains", "/domains/preview"):
+            status, reply = panel.api("post", path, json={
+                "domains": ["time.example.test"], "target": target, "auth": auth})
+            assert status == 400, reply
+            assert reply["error"]["code"] == "auth_not_for_mcp"
+            assert reply["error"]["details"]["fields"]["auth"]["mode"]
+    assert panel.api("get", "/domains")[1]["bindings"] == []
+    assert list(panel.proxy.sites.iterdir()) == []
+
+    # An Ollama binding with its bearer token cannot be moved onto an MCP server either.
+    status, created = panel.api("post", "/domains", json={
+        "domains": ["llm.example.test"], "target": {"kind": "ollama", "name": "local"}})
+    assert status == 201, created
+    site = (panel.proxy.sites / f"open1panel-ai-{created['id']}.conf").read_text()
+    status, reply = panel.api("put", f"/domains/{created['id']}", json={"target": target})
+    assert status == 400 and reply["error"]["code"] == "auth_not_for_mcp"
+    kept = panel.api("get", f"/domains/{created['id']}")[1]
+    assert kept["target"] == {"kind": "ollama", "name": "local"} and kept["auth"]["mode"] == "bearer"
+    assert (panel.proxy.sites / f"open1panel-ai-{created['id']}.conf").read_text() == site
+
+    status, moved = panel.api("put", f"/domains/{created['id']}", json={"target": target,
+                                                                      "auth": {"mode": "none"}})
+    assert status == 200 and moved["auth"]["mode"] == "none", moved

@@ -69,6 +69,7 @@ def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_
     dialog = page.locator("#domain-dialog")
     expect(dialog.locator("#domain-field-target-name option")).not_to_have_count(0)
     dialog.locator("#domain-field-domains").fill("bad domain;")
+    expect(dialog.locator(".domain-auth-mcp")).to_be_hidden()  # Ollama: the proxy asks for auth
     dialog.locator("#domain-field-auth-mode").select_option("none")
     dialog.get_by_role("button", name="Save and apply").click()
     expect(dialog.locator('[data-field="domains"] .domain-field-error')).to_contain_text("not a domain name")
@@ -115,6 +116,8 @@ def test_the_dialog_binds_an_mcp_server_from_its_row(panel_with_nginx, nginx, pa
     dialog = page.locator("#domain-dialog")
     expect(dialog.locator("#domain-field-target-name")).to_have_value(server["id"])
     expect(dialog.locator("#domain-field-auth-mode")).to_have_value("none")
+    expect(dialog.locator("#domain-field-auth-mode option:not([disabled])")).to_have_count(1)
+    expect(dialog.locator(".domain-auth-mcp")).to_be_visible()
     dialog.locator("#domain-field-domains").fill("time.example.test")
     expect(dialog.locator(".domain-url")).to_have_text(f"http://time.example.test:{nginx.http_port}/mcp")
     dialog.get_by_role("button", name="Save and apply").click()
