@@ -3,7 +3,8 @@
 An apply writes the new site to a temp file, keeps the previous one, moves the new one into
 place and runs ``nginx -t -c MAIN``. When nginx rejects the tree, the previous files come back
 and nothing is reloaded, so the previous site keeps serving; otherwise nginx reloads
-(``-s reload``: workers finish their requests, nothing is dropped).
+(``-s reload``: workers finish their requests, nothing is dropped). When the reload itself
+fails, the previous files come back too, so what is on disk is what nginx serves.
 """
 
 from __future__ import annotations
@@ -218,6 +219,9 @@ class NginxProvider:
                     kept[path] = self._keep(path)
                     path.unlink()
             self._run("-t")
+            # Until nginx has taken the new files, the previous ones are kept: a failed reload
+            # must not leave files behind that the next unrelated reload would activate.
+            self._reload()
         except BaseException:
             for path, previous in kept.items():
                 if previous is not None:
@@ -228,7 +232,6 @@ class NginxProvider:
         for previous in kept.values():
             if previous is not None:
                 previous.unlink(missing_ok=True)
-        self._reload()
 
     def _reload(self) -> None:
         """Reload, and wait (briefly) until only new workers accept connections.

@@ -170,3 +170,21 @@ def test_the_probe_says_what_is_missing(tmp_path, nginx):
     nginx.stop()
     with pytest.raises(ProviderUnavailable, match="not running"):
         NginxProvider(settings).probe()
+
+
+def test_a_failed_reload_puts_the_previous_files_back(provider, nginx, ollama):
+    provider.apply(ollama_binding(ollama))
+    before = provider.site_path("b0a1").read_text()
+    pid_file = nginx.root / "nginx.pid"
+    hidden = pid_file.rename(nginx.root / "nginx.pid.hidden")  # nginx runs, but -s reload fails
+
+    with pytest.raises(ProxyRejected):
+        provider.apply(ollama_binding(ollama, auth_mode="bearer", token="never-activated"))
+
+    assert provider.site_path("b0a1").read_text() == before
+    assert sorted(p.name for p in nginx.sites.iterdir()) == ["open1panel-ai-b0a1.conf"]
+    hidden.rename(pid_file)
+    # The next unrelated reload activates nothing of the failed change.
+    provider.apply(ollama_binding(ollama, id="other", domains=("other.example.test",)))
+    assert nginx.get(DOMAIN, "/api/version").status_code == 200
+    assert nginx.get("other.example.test", "/api/version").status_code == 200
