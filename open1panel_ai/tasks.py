@@ -269,6 +269,14 @@ class TaskRunner:
         self._launch(live)
         return queued
 
+    def active(self, kind: str, target: str) -> dict | None:
+        """The queued or running task of ``kind`` on ``target``, if there is one."""
+        with self._lock:
+            for live in self._live.values():
+                if live.record["kind"] == kind and live.record["target"] == target:
+                    return self._public(live.record)
+        return None
+
     def get(self, task_id: str) -> dict | None:
         with self._lock:
             live = self._live.get(task_id)

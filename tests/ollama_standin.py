@@ -439,9 +439,6 @@ class _Handler(BaseHTTPRequestHandler):
         partial = final.with_name(final.name + "-partial")
         part_file = final.with_name(final.name + "-partial-0")
         done = json.loads(part_file.read_text())["Completed"] if part_file.exists() else 0
-        if not partial.exists():
-            with open(partial, "wb") as out:
-                out.truncate(size)  # Ollama sizes the partial blob in full before it downloads
         record["first_completed"][digest] = done
         while done < size:
             if emit:
@@ -449,6 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if done:
                     line["completed"] = done
                 self._line(line)  # raises OSError when the client has gone
+            if not partial.exists():
+                with open(partial, "wb") as out:
+                    out.truncate(size)  # Ollama sizes the partial blob in full as it starts
             time.sleep(TICK if emit else 0)
             done = min(size, done + max(1, int(owner.pull_speed * TICK)))
             temp = part_file.with_name(part_file.name + ".tmp")

@@ -26,7 +26,7 @@ from open1panel_ai.ollama.imports import (
     version_tuple,
 )
 from open1panel_ai.ollama.pull import PullProgress, PullTask
-from open1panel_ai.tasks import ACTIVE, TaskKind
+from open1panel_ai.tasks import TaskKind
 
 LOCAL = "local"
 ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -209,10 +209,14 @@ class OllamaService:
                 "INSERT OR REPLACE INTO ollama_model_use (endpoint, model, last_loaded_at) VALUES (?, ?, ?)",
                 (endpoint, model.get("name", ""), now))
 
+    @classmethod
+    def _name(cls, text: str) -> str:
+        return cls._parse(text).short
+
     @staticmethod
-    def _name(text: str) -> str:
+    def _parse(text: str) -> names.ModelName:
         try:
-            return names.parse(text).short
+            return names.parse(text)
         except names.InvalidModelName as exc:
             raise errors.BadRequest(str(exc), code="invalid_model_name",
                                     details={"fields": {"name": [str(exc)]}}) from None
@@ -222,12 +226,14 @@ class OllamaService:
     def start_pull(self, endpoint: str, name: str) -> dict[str, Any]:
         """Start (or join) the pull of ``name``; refuse with 507 when it cannot fit on a disk
         the panel can see. Returns the task with ``warnings``."""
-        model = self._name(name)
+        parsed = self._parse(name)
+        model = parsed.short
         found = self.endpoint(endpoint)
-        target = f"{model}@{endpoint}"
-        for task in self._tasks.list(kind=pull.KIND, limit=1000):
-            if task["target"] == target and task["status"] in ACTIVE:
-                return {**task, "warnings": []}
+        # Ollama compares names case-insensitively: Llama3.2 and llama3.2 are one pull.
+        target = f"{parsed.key}@{endpoint}"
+        joined = self._tasks.active(pull.KIND, target)
+        if joined is not None:
+            return {**joined, "warnings": []}
         warnings = []
         if storage.disk_usage(found["models_dir"]) is not None:
             needed = self._first_layer_need(found["url"], model)
@@ -281,7 +287,8 @@ class OllamaService:
                      path: str | None = None, upload: BinaryIO | None = None,
                      filename: str | None = None, length: int | None = None) -> dict[str, Any]:
         """Import a GGUF from a path inside the import folder, or from an upload stream."""
-        model = self._name(name)
+        parsed = self._parse(name)
+        model = parsed.short
         self.endpoint(endpoint)
         params = {"endpoint": endpoint, "name": model, **{k: v for k, v in options.items() if v}}
         if upload is not None:
@@ -294,7 +301,7 @@ class OllamaService:
         else:
             raise errors.BadRequest("Give a path inside the import folder, or upload the file.",
                                     details={"fields": {"path": ["Missing."]}})
-        return self._tasks.submit(imports.KIND, f"{model}@{endpoint}", params)
+        return self._tasks.submit(imports.KIND, f"{parsed.key}@{endpoint}", params)
 
     # -- disk ------------------------------------------------------------------------------
 

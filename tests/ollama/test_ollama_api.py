@@ -106,7 +106,7 @@ def test_pull_reports_percent_over_all_layers_and_succeeds(ollama, ollama_api, w
     ollama.pull_speed = 1_000_000
     ollama.publish("llama3.2", [1_000_000, 200_000])
     status, task = ollama_api("post", "/ollama/pulls", json={"name": "ollama run llama3.2"})
-    assert status == 202 and task["kind"] == "ollama.pull" and task["target"] == "llama3.2:latest@local"
+    assert status == 202 and task["kind"] == "ollama.pull" and task["target"] == "registry.ollama.ai/library/llama3.2:latest@local"
     seen = []
     wait_task(task["id"], lambda t: seen.append(t) or t["status"] not in ("queued", "running"))
     done = seen[-1]
@@ -143,6 +143,10 @@ def test_a_second_pull_joins_the_first_and_cancel_then_retry_continues(ollama, o
     first = ollama_api("post", "/ollama/pulls", json={"name": "big"})[1]
     second = ollama_api("post", "/ollama/pulls", json={"name": "big:latest"})[1]
     assert second["id"] == first["id"]
+    # Ollama compares names case-insensitively, so these are the same pull too.
+    for same in ("BIG", "ollama pull Library/Big:LATEST"):
+        assert ollama_api("post", "/ollama/pulls", json={"name": same})[1]["id"] == first["id"]
+    assert len(ollama_api("get", "/tasks")[1]["tasks"]) == 1
     wait_task(first["id"], lambda t: (t["completed"] or 0) > 500_000)
     status, cancelled = ollama_api("post", f"/tasks/{first['id']}/cancel")
     assert status == 200
