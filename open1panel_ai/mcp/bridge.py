@@ -1,11 +1,11 @@
 """The bridge: one process per running MCP server, serving it over HTTP with a bearer token.
 
 ``python -m open1panel_ai.mcp.bridge CONFIG`` reads a JSON file written by the supervisor
-(``{"id", "name", "command", "env", "cwd", "url", "headers", "bind_host", "port", "token",
-"transports", "allowed_hosts", "log_file", "log_max_bytes", "log_backups"}``). It starts the
-upstream (a stdio child in this process's own process group, or a remote Streamable HTTP
-server), connects to it with the official ``mcp`` client, and serves every client that
-connects through one low-level ``mcp`` server that forwards each request upstream:
+(``{"id", "name", "command", "env", "cwd", "url", "headers", "gateway", "bind_host", "port",
+"token", "transports", "allowed_hosts", "log_file", "log_max_bytes", "log_backups"}``). It
+starts the upstream (a stdio child in this process's own process group, a remote Streamable
+HTTP server, or a ``gateway`` such as supergateway that it starts on an internal port),
+connects to it with the official ``mcp`` client, and serves every client that connects through one low-level ``mcp`` server that forwards each request upstream:
 
 - ``/mcp``: Streamable HTTP; ``/sse`` with ``/messages/``: the legacy HTTP+SSE transport;
 - ``/healthz``: no token needed, answers ``{"ok": true}`` and nothing else.
@@ -27,6 +27,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -233,6 +234,61 @@ async def stdio_upstream(config: Mapping[str, Any]):
 
 
 @contextlib.asynccontextmanager
+async def gateway_upstream(config: Mapping[str, Any]):
+    """Start another gateway (supergateway) on its internal loopback port, in this process
+    group, and connect to it as a remote Streamable HTTP server.
+
+    ``config["gateway"]`` is ``{"argv", "port"}``. The gateway runs the stdio server itself; it
+    gets PATH and HOME plus the server's env, and the server's working folder. Its output goes
+    into the log; when it exits, the bridge ends like it does for a stdio child.
+    """
+    gateway = config["gateway"]
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    env.update(config.get("env") or {})
+    try:
+        process = await anyio.open_process(gateway["argv"], env=env, cwd=config.get("cwd") or None,
+                                           stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise UpstreamFailed(f"cannot run {gateway['argv'][0]!r}: {exc.strerror}") from None
+    log.info("started the gateway %s (pid %d) on internal port %s", gateway["argv"][0], process.pid,
+             gateway["port"])
+    gateway_log = logging.getLogger("gateway")
+
+    async def read_output():
+        buffer = b""
+        async for chunk in process.stdout:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                gateway_log.info("%s", line.decode(errors="replace").rstrip())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read_output)
+        try:
+            await _wait_for_port("127.0.0.1", int(gateway["port"]), process)
+            remote = {"url": f"http://127.0.0.1:{gateway['port']}/mcp", "headers": {}}
+            async with remote_upstream(remote) as (read, write, _):
+                yield read, write, process
+        finally:
+            group.cancel_scope.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+
+
+async def _wait_for_port(host: str, port: int, process) -> None:
+    """Return once ``host:port`` accepts connections; fail if ``process`` exits first."""
+    while process.returncode is None:
+        try:
+            stream = await anyio.connect_tcp(host, port)
+        except OSError:
+            await anyio.sleep(0.2)
+            continue
+        await stream.aclose()
+        return
+    raise UpstreamFailed(f"the gateway exited with status {process.returncode} before it listened")
+
+
+@contextlib.asynccontextmanager
 async def remote_upstream(config: Mapping[str, Any]):
     """Connect to a remote Streamable HTTP server with the configured headers."""
     import httpx2
@@ -265,7 +321,12 @@ def setup_logging(config: Mapping[str, Any]) -> None:
 
 async def serve(config_path: str, config: Mapping[str, Any]) -> int:
     panel_pid = os.getppid()
-    upstream_cm = remote_upstream(config) if config.get("url") else stdio_upstream(config)
+    if config.get("gateway"):
+        upstream_cm = gateway_upstream(config)
+    elif config.get("url"):
+        upstream_cm = remote_upstream(config)
+    else:
+        upstream_cm = stdio_upstream(config)
     async with upstream_cm as (read, write, process), ClientSession(read, write) as upstream:
         initialized = await upstream.initialize()
         log.info("upstream %s %s ready", initialized.server_info.name,

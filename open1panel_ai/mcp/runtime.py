@@ -1,17 +1,19 @@
 """The built-in MCP runtimes: ``process`` (our bridge on the ``mcp`` SDK) and ``supergateway``.
 
-Both supervise one process group per server (see :mod:`open1panel_ai.mcp.supervisor`); they
-differ in the bridge they run. ``process`` runs :mod:`open1panel_ai.mcp.bridge` with the
-panel's own Python, so it works wherever the panel does. ``supergateway`` runs the npm package
-of that name through ``npx`` and is usable only where Node.js is installed.
+Both supervise one process group per server (see :mod:`open1panel_ai.mcp.supervisor`) and
+both run :mod:`open1panel_ai.mcp.bridge` with the panel's own Python, which serves the token,
+the Host check and both transports. ``process`` lets the bridge run the stdio server itself;
+``supergateway`` has the bridge start the npm package of that name through ``npx`` on an
+internal port and forward to it, and is usable only where Node.js is installed and only when
+chosen by setting.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import shlex
 import shutil
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -50,10 +52,6 @@ class ProcessRuntime:
     def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
         return [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)]
 
-    def bridge_env(self, server: Mapping[str, Any]) -> dict[str, str] | None:
-        """The bridge's environment; None: the panel's own (the bridge filters it for the child)."""
-        return None
-
     # -- the MCPProvider protocol --------------------------------------------------------
 
     def start(self, server: Mapping[str, Any]) -> None:
@@ -62,8 +60,7 @@ class ProcessRuntime:
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         config_path = self.run_dir / f"{server['id']}.json"
         supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
-                                self.log_path(server["id"]), self.timing, self._changed,
-                                env=self.bridge_env(server))
+                                self.log_path(server["id"]), self.timing, self._changed)
         with self._lock:
             self._servers[server["id"]] = supervised
         logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
@@ -118,32 +115,47 @@ class ProcessRuntime:
 
 
 class SupergatewayRuntime(ProcessRuntime):
-    """Runs each stdio server behind ``npx -y supergateway`` (Streamable HTTP, stateful).
+    """Runs each stdio server through ``npx -y supergateway`` (Streamable HTTP, stateful), with
+    our bridge in front of it.
 
-    supergateway has no inbound auth, so it is only ever bound to loopback here; put the panel's
-    domain binding (with its auth) in front of it to publish a server.
+    supergateway has no inbound auth and listens on every interface, so it never gets the
+    server's port: it listens on an internal port chosen at each start, and the bridge serves
+    the server's real port with the token, the Host check and both transports, forwarding to
+    it. Only chosen by setting (``mcp_provider = supergateway``), never by ``auto``.
     """
 
     name: ClassVar[str] = "supergateway"
 
     def probe(self) -> None:
+        if self.settings.get("mcp_provider") != self.name:
+            raise ProviderUnavailable(
+                "The supergateway runtime is used only when chosen by name.",
+                "Set OPEN1PANEL_AI_MCP_PROVIDER=supergateway to use it.")
         if shutil.which("npx", path=self.settings.get("mcp_node_path")) is None:
             raise ProviderUnavailable(
                 "Node.js is not installed: the supergateway runtime needs npx.",
                 "Install Node.js 18 or later (which brings npx), or use the 'process' runtime.")
+        super().probe()
 
-    def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
+    def start(self, server: Mapping[str, Any]) -> None:
         if not server.get("command"):
             raise errors.BadRequest("The supergateway runtime runs only command servers, not URLs.")
+        port = _free_loopback_port()
+        super().start({**server, "gateway": {"argv": self.gateway_argv(server, port), "port": port}})
+
+    def gateway_argv(self, server: Mapping[str, Any], port: int) -> list[str]:
+        """supergateway's command line: the stdio server on the internal ``port``."""
         npx = shutil.which("npx", path=self.settings.get("mcp_node_path")) or "npx"
         return [npx, "-y", "supergateway@4", "--stdio", shlex.join(server["command"]),
-                "--outputTransport", "streamableHttp", "--stateful",
-                "--port", str(server["port"]), "--logLevel", "info"]
+                "--outputTransport", "streamableHttp", "--stateful", "--port", str(port),
+                "--logLevel", "info"]
 
-    def bridge_env(self, server: Mapping[str, Any]) -> dict[str, str] | None:
-        # supergateway passes its own environment to the child: PATH and HOME plus the server's.
-        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-        return {**env, **server.get("env_values", {})}
+
+def _free_loopback_port() -> int:
+    """A port nothing listens on now, picked by the kernel."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @hookimpl(trylast=True)

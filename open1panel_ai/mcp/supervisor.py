@@ -66,12 +66,10 @@ class Supervised:
     """One server under supervision: its bridge process, its status and its thread."""
 
     def __init__(self, server: Mapping[str, Any], argv: list[str], config_path: Path,
-                 log_path: Path, timing: Timing, on_change: Callable[[str], None],
-                 env: Mapping[str, str] | None = None) -> None:
+                 log_path: Path, timing: Timing, on_change: Callable[[str], None]) -> None:
         self.server = dict(server)
         self.id = server["id"]
         self.argv = argv
-        self.env = dict(env) if env is not None else None
         self.config_path = config_path
         self.log_path = log_path
         self.timing = timing
@@ -138,7 +136,8 @@ class Supervised:
         config = {
             "id": server["id"], "name": server["name"], "command": server.get("command"),
             "env": server.get("env_values", {}), "cwd": server.get("cwd"), "url": server.get("url"),
-            "headers": server.get("header_values", {}), "bind_host": server["bind_host"],
+            "headers": server.get("header_values", {}), "gateway": server.get("gateway"),
+            "bind_host": server["bind_host"],
             "port": server["port"], "token": server["token"], "transports": server["transports"],
             "allowed_hosts": server.get("extra_hosts", []), "log_file": str(self.log_path),
             "log_max_bytes": logfile.MAX_BYTES, "log_backups": logfile.BACKUPS,
@@ -191,8 +190,7 @@ class Supervised:
         self.write_config()
         with open(self.log_path, "ab") as output:
             process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=output,
-                                       stderr=output, start_new_session=True, close_fds=True,
-                                       env=self.env)
+                                       stderr=output, start_new_session=True, close_fds=True)
         with self._lock:
             self.process = process
         started = time.monotonic()
