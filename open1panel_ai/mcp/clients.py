@@ -23,15 +23,17 @@ def _cursor(name: str, url: str, transport: str, token: str) -> dict[str, Any]:
 
 
 def _vscode(name: str, url: str, transport: str, token: str) -> dict[str, Any]:
-    # VS Code asks for the token once and keeps it in its secret storage.
+    # VS Code asks for the token once and keeps it in its secret storage: the file, often
+    # committed with the project, holds no token; the user types ``prompt_value`` when asked.
     input_id = f"{name}-token"
     document = {
         "servers": {name: {"type": "sse" if transport == "sse" else "http", "url": url,
                            "headers": {"Authorization": f"Bearer ${{input:{input_id}}}"}}},
         "inputs": [{"type": "promptString", "id": input_id, "password": True,
-                    "description": f"Bearer token of the MCP server {name} (value: {token})"}],
+                    "description": f"Bearer token of the MCP server {name}"}],
     }
-    return {"path": ".vscode/mcp.json", "format": "json", "snippet": _json(document)}
+    return {"path": ".vscode/mcp.json", "format": "json", "snippet": _json(document),
+            "prompt_value": token}
 
 
 def _claude_code(name: str, url: str, transport: str, token: str) -> dict[str, Any]:
@@ -68,6 +70,7 @@ CLIENTS: dict[str, Callable[[str, str, str, str], dict[str, Any]]] = {
 
 
 def client_config(client: str, name: str, url: str, transport: str, token: str) -> dict[str, Any]:
-    """The configuration of ``client`` for the server ``name`` at ``url`` over ``transport``."""
-    return {"client": client, "transport": transport, "url": url,
+    """The configuration of ``client`` for the server ``name`` at ``url`` over ``transport``;
+    ``prompt_value`` is what the user types when the client asks (None: it will not ask)."""
+    return {"client": client, "transport": transport, "url": url, "prompt_value": None,
             **CLIENTS[client](name, url, transport, token)}

@@ -192,7 +192,10 @@ class MCPClientConfigSchema(Schema):
     url = fields.String(required=True)
     path = fields.String(allow_none=True, metadata={"description": "Where the client reads it."})
     format = fields.String(required=True, validate=validate.OneOf(["json", "shell"]))
-    snippet = fields.String(required=True, metadata={"description": "Ready to paste; holds the token."})
+    snippet = fields.String(required=True, metadata={
+        "description": "Ready to paste; holds the token unless the client asks for it."})
+    prompt_value = fields.String(allow_none=True, metadata={
+        "description": "What to type when the client asks (VS Code: the token); null if it does not ask."})
 
 
 class MCPImportSchema(Schema):

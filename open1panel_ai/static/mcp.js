@@ -300,6 +300,9 @@
     AI.api("/mcp/servers/" + configFor.id + "/client-config?client=" + clientSelect.value +
            "&transport=" + transportSelect.value).then(function (data) {
       snippet.textContent = data.snippet;
+      var prompt = configDialog.querySelector(".mcp-config-prompt");
+      prompt.hidden = !data.prompt_value;
+      prompt.querySelector("code").textContent = data.prompt_value || "";
       configDialog.querySelector(".mcp-config-path").textContent = data.path ? t("mcp.config.path", { path: data.path }) : "";
     }, function (error) { snippet.textContent = error.message; });
   }

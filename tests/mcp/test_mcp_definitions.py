@@ -148,6 +148,10 @@ def test_client_configs_follow_each_clients_own_format(mcp_api):
     assert vscode["servers"]["time"] == {"type": "http", "url": base + "/mcp",
                                          "headers": {"Authorization": "Bearer ${input:time-token}"}}
     assert vscode["inputs"][0]["id"] == "time-token" and vscode["inputs"][0]["password"] is True
+    # The file holds no token anywhere; it is what the user types when VS Code asks.
+    assert token not in config("vscode")["snippet"]
+    assert config("vscode")["prompt_value"] == token
+    assert config("cursor")["prompt_value"] is None
     assert json.loads(config("vscode", "sse")["snippet"])["servers"]["time"]["type"] == "sse"
     claude_code = config("claude-code")
     assert claude_code["format"] == "shell"
