@@ -31,6 +31,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import mcp_types as types
@@ -43,6 +44,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
+
+from open1panel_ai.mcp.urls import MASK
 
 log = logging.getLogger("open1panel_ai.mcp.bridge")
 
@@ -306,10 +309,36 @@ async def remote_upstream(config: Mapping[str, Any]):
         yield (*streams, None)
 
 
+class MaskedURL(logging.Filter):
+    """Writes a remote URL's userinfo and query string as ``***`` in every log line."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.parts = [part for part in _secret_parts(url) if part]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for part in self.parts:
+            message = message.replace(part, MASK)
+        record.msg, record.args = message, ()
+        return True
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The userinfo and query of ``url``, each as written and decoded."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    found = [userinfo, parts.query]
+    found += [unquote(part) for part in found]
+    return sorted(set(found), key=len, reverse=True)
+
+
 def setup_logging(config: Mapping[str, Any]) -> None:
     handler = logging.handlers.RotatingFileHandler(
         config["log_file"], maxBytes=int(config.get("log_max_bytes", 1 << 20)),
         backupCount=int(config.get("log_backups", 2)), encoding="utf-8")
+    if config.get("url"):
+        handler.addFilter(MaskedURL(config["url"]))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

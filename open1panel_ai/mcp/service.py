@@ -25,6 +25,7 @@ from open1panel_ai import errors
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.clients import client_config
 from open1panel_ai.mcp.schemas import MCPServerInSchema
+from open1panel_ai.mcp.urls import masked
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,8 @@ class MCPService:
             if "name" in data and data["name"] != definition["name"]:
                 self._check_name(data["name"])
             changed = {**definition, **{k: v for k, v in data.items() if k not in ("env", "headers")}}
+            if data.get("url") and data["url"] == masked(definition.get("url")):
+                changed["url"] = definition["url"]  # the form sent back the URL as it was shown
             if data.get("command"):
                 changed["url"] = None
             if data.get("url"):
@@ -440,7 +443,7 @@ class MCPService:
             "command": definition.get("command"),
             "env": [{"key": e["key"], "value": None if e["secret"] else e["value"], "secret": e["secret"]}
                     for e in definition["env"]],
-            "cwd": definition.get("cwd"), "url": definition.get("url"),
+            "cwd": definition.get("cwd"), "url": masked(definition.get("url")),
             "headers": [{"name": h["name"]} for h in definition["headers"]],
             "transports": definition["transports"], "port": definition["port"],
             "bind_host": definition["bind_host"], "restart_policy": definition["restart_policy"],

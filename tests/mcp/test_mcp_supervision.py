@@ -272,6 +272,26 @@ def test_a_remote_server_is_served_through_the_same_bridge_and_token(mcp_api):
     assert "401" in failed["last_error"]
 
 
+def test_a_remote_urls_credentials_never_show_in_routes_or_logs(mcp_api):
+    upstream = start_time_server(mcp_api, name="upstream")
+    secret_url = f"http://user:pw-s3cret@127.0.0.1:{upstream['port']}/mcp?api_key=k3y-s3cret"
+    status, remote = mcp_api("post", "/servers", json={
+        "name": "remote", "url": secret_url, "restart_policy": "never",
+        "headers": [{"name": "Authorization", "value": "Bearer wrong"}]})
+    assert status == 201, remote
+    shown = f"http://***@127.0.0.1:{upstream['port']}/mcp?***"
+    assert remote["url"] == shown
+    assert [s["url"] for s in mcp_api("get", "/servers")[1]["servers"] if s["id"] == remote["id"]] == [shown]
+    # Saving the form unchanged sends the masked URL back: the stored one is kept.
+    assert mcp_api("put", f"/servers/{remote['id']}", json={"url": shown})[0] == 200
+    mcp_api("post", f"/servers/{remote['id']}/start")
+    failed = wait_status(mcp_api, remote["id"], "error")  # the upstream refuses the wrong token
+    assert "401" in failed["last_error"] and shown in failed["last_error"]
+    logs = mcp_api("get", f"/servers/{remote['id']}/logs?tail=500")[1]["lines"]
+    assert not any("s3cret" in line for line in logs), logs
+    assert "s3cret" not in failed["last_error"]
+
+
 HANGING_SERVER = '''
 import sys
 from pathlib import Path
