@@ -419,6 +419,8 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A SIGHUP before the reload handler is installed must not end the bridge.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m open1panel_ai.mcp.bridge CONFIG.json", file=sys.stderr)

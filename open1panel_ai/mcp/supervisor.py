@@ -77,6 +77,7 @@ class Supervised:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._kick = threading.Event()
+        self._hosts_pending = False  # hosts changed while the bridge was not yet answering
         self.process: subprocess.Popen | None = None
         self.status = "starting"
         self.since = _now()
@@ -123,11 +124,20 @@ class Supervised:
         return list_tools(self.base_url, self.server["token"], transport, timeout)
 
     def reload_hosts(self, hosts: list[str]) -> None:
-        """Write the new allowed hosts and tell the running bridge to read them (SIGHUP)."""
+        """Write the new allowed hosts and tell the bridge to read them (SIGHUP).
+
+        Only a bridge that answered a probe has its SIGHUP handler for sure; a starting one
+        is told once it answers, so the signal never kills it and the hosts are never lost.
+        """
         self.server["extra_hosts"] = list(hosts)
         self.write_config()
         with self._lock:
-            process = self.process
+            if self.status == "running":
+                self._hangup(self.process)
+            else:
+                self._hosts_pending = True
+
+    def _hangup(self, process: subprocess.Popen | None) -> None:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGHUP)
 
@@ -226,6 +236,10 @@ class Supervised:
                 failed_probes = 0
                 if running_since is None:
                     running_since = time.monotonic()
+                with self._lock:
+                    if self._hosts_pending:
+                        self._hosts_pending = False
+                        self._hangup(process)
                 self._set("running")
                 next_probe = time.monotonic() + self.timing.probe_interval
             self._kick.wait(0.1 if running_since is None else 0.25)

@@ -202,6 +202,25 @@ def test_a_bound_domain_is_accepted_without_restarting_anything(mcp_host, mcp_ap
     assert mcp_api("get", f"/servers/{server['id']}")[1]["extra_hosts"] == ["mcp.example.test"]
 
 
+def test_hosts_bound_while_the_bridge_starts_neither_kill_it_nor_get_lost(mcp_host, mcp_api):
+    status, server = mcp_api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    assert mcp_api("post", f"/servers/{server['id']}/start")[0] == 200
+    service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
+    hosts = []
+    while mcp_api("get", f"/servers/{server['id']}")[1]["status"] == "starting" and len(hosts) < 400:
+        hosts.append(f"h{len(hosts)}.example.test")
+        service.set_extra_hosts(server["id"], hosts[-1:])
+        time.sleep(0.02)
+    server = wait_status(mcp_api, server["id"], "running")
+    assert server["restarts"] == 0, mcp_api("get", f"/servers/{server['id']}/logs?tail=50")[1]
+    headers = {"Authorization": f"Bearer {token_of(mcp_api, server['id'])}", "Host": hosts[-1],
+               "Accept": "application/json, text/event-stream"}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    response = httpx.post(server["endpoints"]["streamable_http"], json=initialize, headers=headers, timeout=5)
+    assert response.status_code == 200, response.text
+
+
 def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, auth_headers):
     first = make_host()
     client = first.app.test_client()
