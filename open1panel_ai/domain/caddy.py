@@ -1,8 +1,9 @@
 """The ``caddy`` provider: one route per binding in a running Caddy, through its admin API.
 
 Each binding is a route tagged ``"@id": "open1panel-ai-<id>"`` in the HTTP server named by
-``OPEN1PANEL_AI_CADDY_SERVER`` (``open1panel_ai``; created on :80 and :443 if missing). A
-change reads ``/config/apps``, edits it and writes it back with ``If-Match``, so a concurrent
+``OPEN1PANEL_AI_CADDY_SERVER`` (``open1panel_ai``; created if missing on the HTTP app's
+``http_port`` and ``https_port``, 80 and 443 unless set). The ports in ready URLs and redirects
+are read from that server's ``listen``. A change reads ``/config/apps``, edits it and writes it back with ``If-Match``, so a concurrent
 edit by someone else gets a clear conflict instead of being overwritten. Caddy validates and
 provisions the new config before it swaps, and keeps the old one running when that fails: its
 error text becomes the binding's error. TLS certificates come from Caddy's automatic HTTPS
@@ -46,9 +47,44 @@ def etag(path: str, body: bytes) -> str:
     return f'"{path} {value:08x}"'
 
 
-def route(binding: ProxyBinding) -> dict[str, Any]:
-    """The route of ``binding``: access checks first, then the streaming reverse proxy."""
+def listen_port(address: str) -> int | None:
+    """The port of a Caddy listen address (``:80``, ``127.0.0.1:8080``, ``tcp/[::1]:8000-8010``:
+    the first of a range); None for a Unix socket."""
+    host_port = address.split("/", 1)[-1]
+    if ":" not in host_port:
+        return None
+    first = host_port.rsplit(":", 1)[1].split("-", 1)[0]
+    return int(first) if first.isdigit() else None
+
+
+def public_ports(apps: Mapping[str, Any], server_name: str) -> tuple[int, int]:
+    """The ports clients use for plain HTTP and for HTTPS on the server ``server_name``.
+
+    Caddy serves TLS on every port of a server but its HTTP port (``http_port``, 80 unless
+    set) while automatic HTTPS is on; a server that does not exist yet is created on the
+    HTTP app's two ports.
+    """
+    http_app = apps.get("http") or {}
+    http_port, https_port = int(http_app.get("http_port") or 80), int(http_app.get("https_port") or 443)
+    server = (http_app.get("servers") or {}).get(server_name) or {}
+    ports = [p for p in map(listen_port, server.get("listen") or []) if p is not None]
+    automatic = not (server.get("automatic_https") or {}).get("disable")
+    plain = http_port if automatic or not ports or http_port in ports else ports[0]
+    secure = https_port if https_port in ports or not ports else next(
+        (p for p in ports if p != http_port), https_port)
+    return plain, secure
+
+
+def route(binding: ProxyBinding, https_port: int = 443) -> dict[str, Any]:
+    """The route of ``binding``: the HTTPS redirect and access checks first, then the streaming
+    reverse proxy."""
     steps: list[dict[str, Any]] = []
+    if binding.tls and binding.force_https:
+        suffix = "" if https_port == 443 else f":{https_port}"
+        steps.append({"match": [{"protocol": "http"}],
+                      "handle": [{"handler": "static_response", "status_code": 308, "headers": {
+                          "Location": [f"https://{{http.request.host}}{suffix}{{http.request.uri}}"]}}],
+                      "terminal": True})
     if binding.allowlist:
         steps.append({"match": [{"not": [{"remote_ip": {"ranges": list(binding.allowlist)}}]}],
                       "handle": [{"handler": "static_response", "status_code": 403,
@@ -107,7 +143,7 @@ class CaddyProvider:
     # -- the provider contract ----------------------------------------------------------
 
     def preview(self, binding: ProxyBinding) -> str:
-        parts: dict[str, Any] = {"route": route(binding)}
+        parts: dict[str, Any] = {"route": route(binding, self.public_port(True))}
         if binding.tls_mode == "existing":
             parts["certificate"] = certificate(binding)
         return json.dumps(parts, indent=2) + "\n"
@@ -119,8 +155,13 @@ class CaddyProvider:
         self._change(binding_id, None)
 
     def public_port(self, tls: bool) -> int:
-        # Automatic HTTPS serves on the standard ports.
-        return 443 if tls else 80
+        try:
+            read = httpx.get(self.admin + APPS_PATH, timeout=5)
+            read.raise_for_status()
+            plain, secure = public_ports(read.json() or {}, self.server)
+        except (httpx.HTTPError, ValueError):
+            plain, secure = public_ports({}, self.server)
+        return secure if tls else plain
 
     def status(self, binding_id: str) -> dict:
         try:
@@ -159,11 +200,12 @@ class CaddyProvider:
         servers = apps.get("http", {}).get("servers", {})
         if binding is None and self.server not in servers:
             return apps
+        plain, secure = public_ports(apps, self.server)
         servers = apps.setdefault("http", {}).setdefault("servers", {})
-        server = servers.setdefault(self.server, {"listen": [":80", ":443"]})
+        server = servers.setdefault(self.server, {"listen": [f":{plain}", f":{secure}"]})
         routes = server.setdefault("routes", [])
         old = next((r for r in routes if r.get("@id") == our_route), None)
-        new = route(binding) if binding else None
+        new = route(binding, public_ports(apps, self.server)[1]) if binding else None
         if old is not None and new is not None:
             routes[routes.index(old)] = new
         elif old is not None:

@@ -77,11 +77,14 @@ http {{
 
 
 class CaddyServer:
-    """``caddy run`` with an admin API and one loopback HTTP server named ``open1panel_ai``."""
+    """``caddy run`` with an admin API and one loopback HTTP server named ``open1panel_ai``;
+    with ``automatic_https``, that server listens on the HTTPS port, and on the HTTP port as
+    well when ``both_ports``."""
 
-    def __init__(self, root: Path, automatic_https: bool = False) -> None:
+    def __init__(self, root: Path, automatic_https: bool = False, both_ports: bool = False) -> None:
         self.root = root
         self.automatic_https = automatic_https
+        self.both_ports = both_ports
         self.admin_port = free_port()
         self.http_port = free_port()
         self.https_port = free_port()
@@ -99,7 +102,8 @@ class CaddyServer:
         apps = {"http": {"servers": {"open1panel_ai": server}}}
         if self.automatic_https:
             # Automatic HTTPS with Caddy's own CA standing in for an ACME CA (no network here).
-            server = {"listen": [f"127.0.0.1:{self.https_port}"], "routes": []}
+            ports = [self.http_port, self.https_port] if self.both_ports else [self.https_port]
+            server = {"listen": [f"127.0.0.1:{port}" for port in ports], "routes": []}
             apps = {"http": {"http_port": self.http_port, "https_port": self.https_port,
                              "servers": {"open1panel_ai": server}},
                     "tls": {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}}

@@ -36,6 +36,7 @@ def test_an_ollama_binding_gets_a_bearer_token_shown_once(panel):
     assert created["state"] == "online" and created["error"] is None
     assert created["auth"] == {"mode": "bearer", "username": None, "has_secret": True}
     assert created["provider"] == panel.proxy.kind
+    assert created["url"] == f"http://{DOMAIN}:{panel.proxy.http_port}"  # the proxy's real port
 
     assert version_through(panel).status_code == 401
     ok = version_through(panel, headers={"Authorization": f"Bearer {token}"})

@@ -15,6 +15,7 @@ from open1panel_ai.domain.binding import ProxyBinding, Upstream
 from open1panel_ai.domain.caddy import CaddyProvider, ConcurrentChange, etag
 from open1panel_ai.domain.nginx import ProxyRejected
 from tests.conftest import free_port
+from tests.domain.certificates import self_signed
 from tests.domain.conftest import CaddyServer
 
 DOMAIN = "ollama.example.test"
@@ -173,3 +174,42 @@ def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
         assert redirect.status_code in (301, 308) and redirect.headers["location"].startswith(f"https://{DOMAIN}")
     finally:
         caddy.stop()
+
+
+def test_ports_come_from_the_servers_listen_and_force_https_is_honoured(tmp_path, ollama):
+    caddy = CaddyServer(tmp_path / "caddy-both", automatic_https=True, both_ports=True).start()
+    try:
+        provider = CaddyProvider(caddy.settings(tmp_path / "data"))
+        assert (provider.public_port(False), provider.public_port(True)) == (caddy.http_port, caddy.https_port)
+        certificate, key = self_signed(tmp_path / "tls", DOMAIN)
+        secured = ollama_binding(ollama, tls_mode="existing", certificate=str(certificate),
+                                 certificate_key=str(key), force_https=True)
+        provider.apply(secured)
+
+        redirect = caddy.get(DOMAIN, "/api/version?x=1")
+        assert redirect.status_code == 308
+        assert redirect.headers["location"] == f"https://{DOMAIN}:{caddy.https_port}/api/version?x=1"
+        with httpx.Client(verify=False, timeout=10) as client:
+            secure = client.send(client.build_request(
+                "GET", f"https://127.0.0.1:{caddy.https_port}/api/version",
+                headers={"Host": DOMAIN}, extensions={"sni_hostname": DOMAIN}))
+        assert secure.status_code == 200 and secure.json() == {"version": "0.12.6"}
+
+        provider.apply(ProxyBinding(**{**secured.__dict__, "force_https": False}))
+        plain = caddy.get(DOMAIN, "/api/version")
+        assert plain.status_code == 200 and plain.json() == {"version": "0.12.6"}
+    finally:
+        caddy.stop()
+
+
+def test_a_missing_server_is_created_on_the_http_apps_own_ports(caddy, ollama):
+    elsewhere = CaddyProvider({**caddy.settings(caddy.root), "caddy_server": "elsewhere"})
+    http_port, https_port = free_port(), free_port()
+    for name, port in (("http_port", http_port), ("https_port", https_port)):
+        assert httpx.put(f"{caddy.admin}/config/apps/http/{name}", json=port).status_code == 200
+
+    elsewhere.apply(ollama_binding(ollama, domains=("elsewhere.example.test",)))
+
+    server = httpx.get(f"{caddy.admin}/config/apps/http/servers/elsewhere").json()
+    assert server["listen"] == [f":{http_port}", f":{https_port}"]
+    assert elsewhere.public_port(False) == http_port and elsewhere.public_port(True) == https_port
