@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 TOPIC = "gpu"
 EVENT = "gpu"
-#: How long the list of Ollama models on the CPU is reused between samples.
+#: How old the list of Ollama models on the CPU may grow before a sample asks for a new one.
 OLLAMA_REFRESH_SECONDS = 10
 
 
@@ -53,6 +53,7 @@ class GPUService:
         self._sample_lock = threading.Lock()
         self._latest: dict[str, Any] | None = None
         self._ollama_cache: tuple[float, list[dict]] = (-OLLAMA_REFRESH_SECONDS, [])
+        self._ollama_refreshing = threading.Lock()
         self._last_failure: str | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -107,13 +108,14 @@ class GPUService:
     def sample(self) -> dict[str, Any]:
         """Take a sample now, record it in the history and keep it as the latest."""
         provider = self.provider()
+        ollama_cpu_models = self._ollama_on_cpu()
         with self._sample_lock:
             reading = provider.sample()
             now = time.time()
             sample = {"time": now, "provider": provider.name,
                       "mode": "cpu" if "cpu" in reading and not reading["devices"] else "gpu",
                       "interval": self.interval, **reading,
-                      "ollama_cpu_models": self._ollama_on_cpu(now)}
+                      "ollama_cpu_models": ollama_cpu_models}
             sample.setdefault("cpu", None)
             sample.setdefault("reason", None)
             sample.setdefault("fix", None)
@@ -153,16 +155,29 @@ class GPUService:
         return metrics.render(sample, self.hostname, _call(self.context.services.get("ollama"),
                               "running_everywhere"), _call(self.context.services.get("mcp"), "servers"))
 
-    def _ollama_on_cpu(self, now: float) -> list[dict[str, Any]]:
-        """Loaded Ollama models held entirely in system memory (``size_vram`` 0)."""
+    def _ollama_on_cpu(self) -> list[dict[str, Any]]:
+        """Loaded Ollama models held entirely in system memory (``size_vram`` 0), as last known.
+
+        Asking Ollama can take up to its read timeout on every endpoint, so a sample never
+        waits for it: a list older than ``OLLAMA_REFRESH_SECONDS`` is refreshed by a background
+        thread (one at a time) and the next sample shows the new list.
+        """
         fetched_at, models = self._ollama_cache
-        if now - fetched_at >= OLLAMA_REFRESH_SECONDS:
-            running = _call(self.context.services.get("ollama"), "running_everywhere") or []
-            models = [{"endpoint": m.get("endpoint"), "name": m.get("name"), "size": m.get("size")}
-                      for m in running if not m.get("size_vram")]
-            self._ollama_cache = (now, models)
+        if (time.monotonic() - fetched_at >= OLLAMA_REFRESH_SECONDS
+                and self._ollama_refreshing.acquire(blocking=False)):
+            threading.Thread(target=self._refresh_ollama, name="gpu-ollama", daemon=True).start()
         return models
 
+    def _refresh_ollama(self) -> None:
+        """Ask the Ollama service for its loaded models; on failure keep the last known list."""
+        try:
+            running = _call(self.context.services.get("ollama"), "running_everywhere")
+            models = self._ollama_cache[1] if running is None else [
+                {"endpoint": m.get("endpoint"), "name": m.get("name"), "size": m.get("size")}
+                for m in running if not m.get("size_vram")]
+            self._ollama_cache = (time.monotonic(), models)
+        finally:
+            self._ollama_refreshing.release()
 
 def history_readings(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The readings of a sample the history keeps, per device (lost GPUs have none)."""

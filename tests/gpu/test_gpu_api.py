@@ -79,19 +79,6 @@ def test_without_a_driver_the_cpu_provider_takes_over_and_says_why(install_nvml,
     assert [c["name"] for c in checks["checks"]] == ["library", "binding", "driver"]
 
 
-def test_ollama_models_on_the_cpu_are_shown(gpu_host, gpu_api, swap_service):
-    class Ollama:
-        def running_everywhere(self):
-            return [{"endpoint": "local", "name": "llama3:8b", "size": 6_000_000_000, "size_vram": 6_000_000_000},
-                    {"endpoint": "local", "name": "phi3:mini", "size": 2_000_000_000, "size_vram": 0}]
-
-    swap_service("ollama", Ollama())
-    gpu_host.app.extensions["open1panel_ai"].services["gpu"]._ollama_cache = (-1e9, [])
-    time.sleep(0.5)  # past the interval, so the sample is new
-    _, sample = gpu_api("get", "/gpu")
-    assert sample["ollama_cpu_models"] == [{"endpoint": "local", "name": "phi3:mini", "size": 2_000_000_000}]
-
-
 def test_history_returns_the_recorded_samples_and_rejects_bad_ranges(gpu_api):
     for _ in range(3):
         gpu_api("get", "/gpu")

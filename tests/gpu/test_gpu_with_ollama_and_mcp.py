@@ -1,0 +1,122 @@
+"""The GPU feature with the real Ollama and MCP services: Ollama models on the CPU in the
+sample, the Ollama and MCP gauges of ``/metrics``, a hung Ollama that delays no sample, and a
+failing GPU provider that leaves the other gauges in place.
+
+Ollama is the HTTP stand-in of ``tests/ollama_standin.py``; the MCP server is the real
+``mcp-server-time``, created and started through the panel's MCP API."""
+
+import socket
+import time
+
+import pytest
+from ollama_standin import OllamaStandIn
+from prometheus_client.parser import text_string_to_metric_families
+
+from open1panel_ai.gpu import service as gpu_service
+from tests.conftest import TOKEN
+
+
+@pytest.fixture
+def gpu_env(machine, panel_env, monkeypatch):
+    """Quick sampling, no idle sampling, and an Ollama list that may be refreshed every sample."""
+    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "0.5")
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    monkeypatch.setattr(gpu_service, "OLLAMA_REFRESH_SECONDS", 0.2)
+    return panel_env
+
+
+@pytest.fixture
+def ollama(tmp_path, gpu_env):
+    """The stand-in as the panel's ``local`` endpoint, with one model for the GPU and one for
+    the CPU."""
+    with OllamaStandIn(tmp_path / "ollama-models") as server:
+        gpu_env.setenv("OLLAMA_HOST", server.url)
+        gpu_env.setenv("OLLAMA_MODELS", str(server.state_dir))
+        server.seed("llama3.2", [3000], family="llama")
+        server.seed("qwen2:0.5b", [500], family="qwen2")
+        yield server
+
+
+@pytest.fixture
+def call(auth_headers):
+    """``call(host, method, path, **kwargs)`` → (status, JSON or text) on the AI API."""
+
+    def request(host, method, path, **kwargs):
+        response = getattr(host.app.test_client(), method)("/api/v2/ai" + path, headers=auth_headers, **kwargs)
+        body = response.get_json(silent=True)
+        return response.status_code, response.get_data(as_text=True) if body is None else body
+
+    return request
+
+
+@pytest.fixture
+def socketio_events():
+    """``socketio_events(host, topic)`` subscribes a Socket.IO client to ``topic`` and returns a
+    function giving every event of that name received so far."""
+    clients = []
+
+    def subscribe(host, topic):
+        client = host.socketio.test_client(host.app, namespace="/ai", auth={"token": TOKEN})
+        clients.append(client)
+        client.emit("subscribe", {"topic": topic}, namespace="/ai")
+        received = []
+
+        def events():
+            received.extend(e["args"][0] for e in client.get_received("/ai") if e["name"] == topic)
+            return list(received)
+
+        return events
+
+    yield subscribe
+    for client in clients:
+        client.disconnect(namespace="/ai")
+
+
+def load_both(host, call):
+    assert call(host, "post", "/ollama/models/llama3.2/load", json={"keep_alive": "10m"})[0] == 204
+    assert call(host, "post", "/ollama/models/qwen2:0.5b/load",
+                json={"keep_alive": "10m", "cpu_only": True})[0] == 204
+    status, running = call(host, "get", "/ollama/running?endpoint=local")
+    assert status == 200
+    return {m["name"]: m for m in running["models"]}
+
+
+def families(text: str) -> dict:
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+def wait_sample(host, call, predicate, timeout=15):
+    """Poll ``GET /gpu`` until ``predicate(sample)`` holds; return the sample."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, sample = call(host, "get", "/gpu")
+        assert status == 200, sample
+        if predicate(sample):
+            return sample
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the sample never got there: {sample['ollama_cpu_models']}")
+        time.sleep(0.2)
+
+
+def test_a_hung_ollama_holds_up_no_sample(gpu_env, make_host, call, socketio_events):
+    """Ollama accepts the connection and never answers: the sampler keeps pushing samples
+    and ``GET /gpu`` keeps answering while the list refresh waits, and only one waits."""
+    with socket.create_server(("127.0.0.1", 0)) as hung:
+        gpu_env.setenv("OLLAMA_HOST", f"http://127.0.0.1:{hung.getsockname()[1]}")
+        host = make_host()
+        events = socketio_events(host, "gpu")
+        hung.settimeout(15)
+        asked, _ = hung.accept()  # the refresh the first sample started, now waiting
+        with asked:
+            first = len(events())
+            deadline = time.monotonic() + 15
+            while len(events()) < first + 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            pushed = events()
+            assert len(pushed) >= first + 3, "the sampler stopped while Ollama hung"
+            assert all(e["ollama_cpu_models"] == [] for e in pushed)
+            status, sample = call(host, "get", "/gpu")
+            assert status == 200 and len(sample["devices"]) == 3
+            hung.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                hung.accept()  # no second refresh while the first one waits
