@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     PRIMARY KEY (component, version)
 )
 """
+
+
+def timestamp() -> str:
+    """Now, in the one form the tables store times: UTC to the millisecond with a ``Z``
+    (``2026-05-01T12:00:00.123Z``, as SQLite's ``strftime('%Y-%m-%dT%H:%M:%fZ')`` writes it)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Store:

@@ -12,11 +12,11 @@ import logging
 import secrets
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from open1panel_ai import errors
+from open1panel_ai.store import timestamp
 from open1panel_ai.domain import credentials, names
 from open1panel_ai.domain.binding import ProxyBinding, Upstream
 
@@ -56,10 +56,6 @@ URL_PATHS = {"ollama": "", "mcp": "/mcp"}
 #: Shown in previews in place of secrets.
 MASKED_TOKEN = "<token>"
 MASKED_HASH = "$2b$12$<bcrypt-hash-of-the-password>"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class DomainService:
@@ -108,7 +104,7 @@ class DomainService:
         with self._lock:
             record = self._merge(None, fields)
             record["id"] = secrets.token_hex(6)
-            record["created_at"] = record["updated_at"] = _now()
+            record["created_at"] = record["updated_at"] = timestamp()
             self._check_target(record, provider)
             with self.store.transaction() as db:
                 self._check_unique(db, record)
@@ -126,7 +122,7 @@ class DomainService:
             record = self._merge(current, fields)
             self._check_target(record, provider)
             new_token = record["token"] if record["token"] != current["token"] else None
-            record["updated_at"] = _now()
+            record["updated_at"] = timestamp()
             with self.store.transaction() as db:
                 self._check_unique(db, record)
                 columns = [c for c in record if c not in ("domains", "id", "created_at")]
@@ -147,7 +143,7 @@ class DomainService:
                                       "bearer to get a token.", code="not_bearer")
             token = credentials.new_bearer_token()
             self.store.execute("UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
-                               (token, _now(), binding_id))
+                               (token, timestamp(), binding_id))
             self._apply(self._row(binding_id), provider, previous=None)
         return self._public(self._row(binding_id), token=token)
 

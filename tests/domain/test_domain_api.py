@@ -4,9 +4,12 @@ reaches a config file, a rejected change that leaves the old site serving, and r
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
+from open1panel_ai.store import timestamp
 from tests.domain.certificates import self_signed
 
 DOMAIN = "ollama.example.test"
@@ -217,3 +220,12 @@ def test_other_bad_input_is_400_with_field_errors(nginx_panel):
     assert status == 400 and "password" in reply["error"]["details"]["fields"]["auth"]
     assert nginx_panel.api("get", "/domains")[1]["bindings"] == []
     assert list(nginx_panel.proxy.sites.iterdir()) == []
+
+
+def test_times_are_stored_to_the_millisecond_like_the_rest_of_the_panel(nginx_panel):
+    shape = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    created = bind(nginx_panel, auth={"mode": "none"})[1]
+    changed = nginx_panel.api("put", f"/domains/{created['id']}", json={"allowlist": ["10.0.0.0/8"]})[1]
+    for value in (created["created_at"], created["updated_at"], changed["updated_at"], timestamp()):
+        assert shape.match(value), value
+    assert changed["created_at"] == created["created_at"] <= changed["updated_at"]
