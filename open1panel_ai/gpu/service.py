@@ -84,21 +84,29 @@ class GPUService:
             self._wake.clear()
 
     def _tick(self, publish: bool) -> None:
+        sample = self._sample_or_none(self.sample)
+        if sample is not None and publish:
+            self.context.realtime.publish(EVENT, sample, [TOPIC])
+
+    def _sample_or_none(self, take) -> dict[str, Any] | None:
+        """``take()``'s sample, or None when no provider is usable or the provider failed.
+
+        A broken provider fails the same way on every tick and every scrape, so a failure is
+        logged once, and again only when it changes or after a good sample.
+        """
         try:
-            sample = self.sample()
+            sample = take()
         except errors.ApiError as exc:  # no usable provider: nothing to record
-            log.debug("GPU sampler idle: %s", exc.message)
-            return
+            log.debug("no GPU sample: %s", exc.message)
+            return None
         except Exception as exc:
-            # A broken provider fails the same way every tick: log it once, not every tick.
             failure = f"{type(exc).__name__}: {exc}"
             if failure != self._last_failure:
-                log.exception("the GPU sampler failed")
+                log.exception("the GPU provider failed")
             self._last_failure = failure
-            return
+            return None
         self._last_failure = None
-        if publish:
-            self.context.realtime.publish(EVENT, sample, [TOPIC])
+        return sample
 
     # -- readings -----------------------------------------------------------------------------
 
@@ -147,11 +155,9 @@ class GPUService:
         return {"provider": None, "checks": doctor.run()}
 
     def metrics(self) -> bytes:
-        """The Prometheus text of this panel: GPUs, loaded Ollama models, MCP servers."""
-        try:
-            sample = self.current()
-        except errors.ApiError:
-            sample = None
+        """The Prometheus text of this panel: GPUs, loaded Ollama models, MCP servers. Without
+        a GPU sample (no provider, or it failed) the other features' gauges still go out."""
+        sample = self._sample_or_none(self.current)
         return metrics.render(sample, self.hostname, _call(self.context.services.get("ollama"),
                               "running_everywhere"), _call(self.context.services.get("mcp"), "servers"))
 

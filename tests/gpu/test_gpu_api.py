@@ -238,8 +238,8 @@ def test_a_provider_that_fails_every_sample_is_logged_once(make_host, panel_env,
     panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.5")
     make_host(("failing", FailingPlugin()))
     deadline = time.monotonic() + 10
-    while "the GPU sampler failed" not in caplog.text and time.monotonic() < deadline:
+    while "the GPU provider failed" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.2)  # at least two more failing ticks
-    assert caplog.text.count("the GPU sampler failed") == 1
+    assert caplog.text.count("the GPU provider failed") == 1
     assert "vendor tool crashed" in caplog.text

@@ -12,6 +12,7 @@ import pytest
 from ollama_standin import OllamaStandIn
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookspecs import hookimpl
 from open1panel_ai.gpu import service as gpu_service
 from tests.conftest import TOKEN
 
@@ -120,3 +121,37 @@ def test_a_hung_ollama_holds_up_no_sample(gpu_env, make_host, call, socketio_eve
             hung.setblocking(False)
             with pytest.raises(BlockingIOError):
                 hung.accept()  # no second refresh while the first one waits
+
+
+def test_a_failing_gpu_provider_leaves_the_other_gauges(ollama, make_host, call, caplog):
+    class Failing:
+        name = "failing"
+
+        def __init__(self, settings):
+            pass
+
+        def probe(self):
+            pass
+
+        def sample(self):
+            raise RuntimeError("vendor tool crashed")
+
+        def checks(self):
+            return []
+
+    class FailingPlugin:
+        @hookimpl
+        def ai_gpu_providers(self):
+            return [Failing]
+
+    host = make_host(("failing", FailingPlugin()))
+    load_both(host, call)
+    for _ in range(3):
+        status, text = call(host, "get", "/metrics")
+        assert status == 200, text
+        metrics = families(text)
+        assert not any(name.startswith(("DCGM", "open1panel_ai_gpu")) for name in metrics)
+        assert [s.value for s in metrics["open1panel_ai_ollama_models_loaded"]] == [2]
+        assert "open1panel_ai_mcp_server_up" in metrics
+    assert caplog.text.count("the GPU provider failed") == 1
+    assert "vendor tool crashed" in caplog.text
