@@ -5,6 +5,9 @@ failing GPU provider that leaves the other gauges in place.
 Ollama is the HTTP stand-in of ``tests/ollama_standin.py``; the MCP server is the real
 ``mcp-server-time``, created and started through the panel's MCP API."""
 
+import contextlib
+import os
+import signal
 import socket
 import time
 
@@ -15,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hookspecs import hookimpl
 from open1panel_ai.gpu import service as gpu_service
 from tests.conftest import TOKEN
+from tests.mcp.conftest import FAST, TIME_SERVER, wait_status
 
 
 @pytest.fixture
@@ -99,6 +103,43 @@ def wait_sample(host, call, predicate, timeout=15):
         time.sleep(0.2)
 
 
+def test_ollama_models_on_the_cpu_come_from_the_ollama_service(ollama, make_host, call):
+    host = make_host()
+    loaded = load_both(host, call)
+    assert loaded["qwen2:0.5b"]["size_vram"] == 0 and loaded["llama3.2:latest"]["size_vram"] > 0
+    sample = wait_sample(host, call, lambda s: s["ollama_cpu_models"])
+    assert sample["mode"] == "gpu"
+    assert sample["ollama_cpu_models"] == [
+        {"endpoint": "local", "name": "qwen2:0.5b", "size": loaded["qwen2:0.5b"]["size"]}]
+    # Unloaded, it leaves the list on a later refresh.
+    assert call(host, "post", "/ollama/models/qwen2:0.5b/unload")[0] == 204
+    wait_sample(host, call, lambda s: s["ollama_cpu_models"] == [])
+
+
+def test_metrics_carry_every_loaded_ollama_model(ollama, make_host, call):
+    host = make_host()
+    loaded = load_both(host, call)
+    status, text = call(host, "get", "/metrics")
+    assert status == 200
+    metrics = families(text)
+    assert [s.value for s in metrics["open1panel_ai_ollama_models_loaded"]] == [2]
+    memory = {(s.labels["endpoint"], s.labels["model"]): s.value
+              for s in metrics["open1panel_ai_ollama_model_memory_bytes"]}
+    vram = {(s.labels["endpoint"], s.labels["model"]): s.value
+            for s in metrics["open1panel_ai_ollama_model_vram_bytes"]}
+    assert memory == {("local", name): model["size"] for name, model in loaded.items()}
+    assert vram == {("local", "llama3.2:latest"): loaded["llama3.2:latest"]["size"],
+                    ("local", "qwen2:0.5b"): 0}
+    assert all(set(s.labels) == {"endpoint", "model"}
+               for s in metrics["open1panel_ai_ollama_model_memory_bytes"])
+    assert len(metrics["DCGM_FI_DEV_GPU_UTIL"]) == 3  # the GPUs are still there
+    # Unloaded models drop out of the next scrape.
+    assert call(host, "post", "/ollama/models/llama3.2/unload")[0] == 204
+    metrics = families(call(host, "get", "/metrics")[1])
+    assert [s.value for s in metrics["open1panel_ai_ollama_models_loaded"]] == [1]
+    assert [s.labels["model"] for s in metrics["open1panel_ai_ollama_model_vram_bytes"]] == ["qwen2:0.5b"]
+
+
 def test_a_hung_ollama_holds_up_no_sample(gpu_env, make_host, call, socketio_events):
     """Ollama accepts the connection and never answers: the sampler keeps pushing samples
     and ``GET /gpu`` keeps answering while the list refresh waits, and only one waits."""
@@ -155,3 +196,46 @@ def test_a_failing_gpu_provider_leaves_the_other_gauges(ollama, make_host, call,
         assert "open1panel_ai_mcp_server_up" in metrics
     assert caplog.text.count("the GPU provider failed") == 1
     assert "vendor tool crashed" in caplog.text
+
+
+def mcp_call(host, call, method, path, **kwargs):
+    return call(host, method, "/mcp" + path, **kwargs)
+
+
+def test_mcp_gauges_follow_a_real_server(gpu_env, make_host, call):
+    for key, value in FAST.items():
+        gpu_env.setenv(key, value)
+    host = make_host()
+
+    def api(method, path, **kwargs):
+        return mcp_call(host, call, method, path, **kwargs)
+
+    def up():
+        samples = families(call(host, "get", "/metrics")[1])["open1panel_ai_mcp_server_up"]
+        return {s.labels["name"]: (s.labels, s.value) for s in samples}
+
+    status, time_server = api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    assert status == 201, time_server
+    status, idle = api("post", "/servers", json={"name": "idle", "command": TIME_SERVER})
+    assert status == 201, idle
+    assert up() == {"idle": ({"id": idle["id"], "name": "idle", "status": "stopped"}, 0),
+                    "time": ({"id": time_server["id"], "name": "time", "status": "stopped"}, 0)}
+
+    assert api("post", f"/servers/{time_server['id']}/start")[0] == 200
+    running = wait_status(api, time_server["id"], "running")
+    assert up()["time"] == ({"id": time_server["id"], "name": "time", "status": "running"}, 1)
+    assert up()["idle"][1] == 0
+
+    # Frozen, the server lives but fails its probe: unhealthy, and not up.
+    os.killpg(running["pid"], signal.SIGSTOP)
+    try:
+        wait_status(api, time_server["id"], "unhealthy", timeout=15)
+        labels, value = up()["time"]
+        assert labels["status"] in ("unhealthy", "restarting") and value == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # gone if it was restarted meanwhile
+            os.killpg(running["pid"], signal.SIGCONT)
+
+    assert api("post", f"/servers/{time_server['id']}/stop")[0] == 200
+    wait_status(api, time_server["id"], "stopped")
+    assert up()["time"] == ({"id": time_server["id"], "name": "time", "status": "stopped"}, 0)
