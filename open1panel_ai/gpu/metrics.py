@@ -113,7 +113,11 @@ def ollama_families(running: list[dict]) -> list[Metric]:
 
 
 def mcp_families(servers: list[dict]) -> list[Metric]:
-    up = GaugeMetricFamily("open1panel_ai_mcp_server_up", "1 while the MCP server runs, else 0.",
+    """One series per MCP server: up (1) only while ``running``, that is while its probe answers;
+    ``unhealthy`` (the process lives, the probe fails), ``starting``, ``restarting``, ``stopping``,
+    ``stopped`` and ``error`` are down (0), told apart by the ``status`` label."""
+    up = GaugeMetricFamily("open1panel_ai_mcp_server_up",
+                           "1 while the MCP server is running and answers its probe, else 0.",
                            labels=["id", "name", "status"])
     for server in servers:
         up.add_metric([str(server.get("id", "")), str(server.get("name", "")),

@@ -54,13 +54,14 @@ def test_ollama_models_and_mcp_servers_get_gauges():
     running = [{"endpoint": "local", "name": "llama3:8b", "size": 6_000_000_000, "size_vram": 6_000_000_000},
                {"endpoint": "local", "name": "phi3:mini", "size": 2_000_000_000, "size_vram": 0}]
     servers = [{"id": "time", "name": "Time", "status": "running"},
-               {"id": "git", "name": "Git", "status": "stopped"}]
+               {"id": "git", "name": "Git", "status": "stopped"},
+               {"id": "fetch", "name": "Fetch", "status": "unhealthy"}]
     families = parse(metrics.render(None, "box-1", running, servers))
     vram = {s.labels["model"]: s.value for s in families["open1panel_ai_ollama_model_vram_bytes"]}
     assert vram == {"llama3:8b": 6e9, "phi3:mini": 0}
     assert families["open1panel_ai_ollama_models_loaded"][0].value == 2
     up = {s.labels["id"]: s.value for s in families["open1panel_ai_mcp_server_up"]}
-    assert up == {"time": 1, "git": 0}
+    assert up == {"time": 1, "git": 0, "fetch": 0}
     assert not any(name.startswith("DCGM") for name in families)
 
 
