@@ -14,7 +14,7 @@ each ``OPEN1PANEL_AI_<NAME>`` environment variable as ``<name>`` in lower case, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from hookspecs import hookspec
@@ -85,10 +85,12 @@ class OllamaProvider(Provider, Protocol):
     def unload(self, base_url: str, name: str) -> None:
         """Drop a model from memory."""
 
-    def pull(self, base_url: str, name: str) -> Iterator[dict[str, Any]]:
-        """Download a model, yielding progress lines shaped like Ollama's ``/api/pull`` stream.
+    def pull(self, base_url: str, name: str) -> Iterable[dict[str, Any]]:
+        """Download a model: progress lines shaped like Ollama's ``/api/pull`` stream.
 
-        Closing the iterator cancels the download; the server keeps what it has.
+        The result has a ``close()`` that cancels the download (the server keeps what it
+        has). Another thread may call it while a reader waits for a line; the reader's loop
+        then ends without an error.
         """
 
     def blob_exists(self, base_url: str, digest: str) -> bool:
@@ -98,9 +100,9 @@ class OllamaProvider(Provider, Protocol):
         """Send a blob of ``size`` bytes, streamed from ``chunks``, under its digest."""
 
     def create(self, base_url: str, name: str, files: Mapping[str, str],
-               extra: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Create a model from uploaded blobs (file name → ``sha256:<hex>``), yielding progress
-        lines shaped like Ollama's ``/api/create`` stream. ``extra`` holds further fields of
+               extra: Mapping[str, Any] | None = None) -> Iterable[dict[str, Any]]:
+        """Create a model from uploaded blobs (file name → ``sha256:<hex>``): progress lines
+        shaped like Ollama's ``/api/create`` stream, closable as :meth:`pull`'s. ``extra`` holds further fields of
         that request: ``template``, ``system``, ``parameters``, ``quantize``, or ``modelfile``
         (with ``files`` empty) for servers older than 0.5.5."""
 

@@ -172,12 +172,18 @@ class ImportTask:
                 for one in value if isinstance(value, list) else [value]:
                     lines.append(f"PARAMETER {key} {modelfile_value(one)}")
             extra["modelfile"] = "\n".join(lines) + "\n"
-        for line in provider.create(url, params["name"], files, extra):
-            ctx.raise_if_cancelled()
-            if "error" in line:
-                raise TaskError(f"Ollama could not create '{params['name']}': {line['error']}",
-                                {"ollama": line["error"], "url": url})
-            ctx.progress(message=str(line.get("status", "")))
-            if line.get("status") == "success":
-                return
+        stream = provider.create(url, params["name"], files, extra)
+        ctx.on_cancel(stream.close)
+        try:
+            for line in stream:
+                ctx.raise_if_cancelled()
+                if "error" in line:
+                    raise TaskError(f"Ollama could not create '{params['name']}': {line['error']}",
+                                    {"ollama": line["error"], "url": url})
+                ctx.progress(message=str(line.get("status", "")))
+                if line.get("status") == "success":
+                    return
+        finally:
+            stream.close()
+        ctx.raise_if_cancelled()
         raise TaskError(f"Ollama stopped creating '{params['name']}' before it finished.", {"url": url})

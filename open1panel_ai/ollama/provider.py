@@ -8,6 +8,8 @@ object. Failures become the panel's API errors, each naming the server's address
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -68,7 +70,7 @@ class HttpOllamaProvider:
     def unload(self, base_url: str, name: str) -> None:
         self._request("POST", base_url, "/api/generate", {"model": name, "keep_alive": 0, "stream": False})
 
-    def pull(self, base_url: str, name: str) -> Iterator[dict[str, Any]]:
+    def pull(self, base_url: str, name: str) -> LineStream:
         return self._stream(base_url, "/api/pull", {"model": name, "stream": True})
 
     def blob_exists(self, base_url: str, digest: str) -> bool:
@@ -80,7 +82,7 @@ class HttpOllamaProvider:
                       headers={"Content-Length": str(size)}, timeout=None)
 
     def create(self, base_url: str, name: str, files: Mapping[str, str],
-               extra: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+               extra: Mapping[str, Any] | None = None) -> LineStream:
         body = {"model": name, "stream": True, **(extra or {})}
         if files:
             body["files"] = dict(files)
@@ -112,24 +114,73 @@ class HttpOllamaProvider:
             raise answered_badly(base_url, response.status_code, response.text)
         return response
 
-    def _stream(self, base_url: str, path: str, body: dict) -> Iterator[dict[str, Any]]:
+    def _stream(self, base_url: str, path: str, body: dict) -> LineStream:
+        return LineStream(self._client, base_url, path, body)
+
+
+class LineStream:
+    """A streamed Ollama reply, one JSON object per line.
+
+    :meth:`close` may be called from another thread while a reader waits for the next line:
+    it closes the connection, which tells Ollama to stop (a pull keeps its partial data),
+    and the reader's loop ends without an error.
+    """
+
+    def __init__(self, client: httpx.Client, base_url: str, path: str, body: dict) -> None:
+        self._client = client
+        self._base_url = base_url
+        self._path = path
+        self._body = body
+        self._response: httpx.Response | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        base_url = self._base_url
         timeout = httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        request = self._client.build_request("POST", base_url.rstrip("/") + self._path,
+                                             json=self._body, timeout=timeout)
         try:
-            with self._client.stream("POST", base_url.rstrip("/") + path, json=body,
-                                     timeout=timeout) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise answered_badly(base_url, response.status_code, response.text)
-                for line in response.iter_lines():
-                    if line.strip():
-                        try:
-                            yield json.loads(line)
-                        except ValueError:
-                            raise errors.UpstreamError(
-                                f"Ollama at {base_url} sent a line that is not JSON.",
-                                details={"url": base_url, "line": line[:500]}) from None
+            response = self._client.send(request, stream=True)
+            with self._lock:
+                self._response = response
+                closed = self._closed
+            if closed:
+                response.close()
+                return
+            if response.status_code != 200:
+                response.read()
+                raise answered_badly(base_url, response.status_code, response.text)
+            for line in response.iter_lines():
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        raise errors.UpstreamError(
+                            f"Ollama at {base_url} sent a line that is not JSON.",
+                            details={"url": base_url}) from None
         except httpx.TransportError as exc:
-            raise unreachable(base_url, exc, during=path) from None
+            if self._closed:
+                return  # closed on purpose, from another thread
+            raise unreachable(base_url, exc, during=self._path) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            response = self._response
+        if response is None:
+            return
+        # Closing a socket does not wake a thread blocked reading it; shutting it down does.
+        network = response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+        response.close()
 
 
 def unreachable(base_url: str, exc: Exception, during: str | None = None) -> errors.UpstreamUnavailable:

@@ -99,6 +99,7 @@ class PullTask:
     def _pull_once(self, ctx: TaskContext, provider: Any, url: str, name: str) -> None:
         progress = PullProgress()
         stream = provider.pull(url, name)
+        ctx.on_cancel(stream.close)  # a cancel ends the wait for the next line at once
         try:
             for line in stream:
                 ctx.raise_if_cancelled()

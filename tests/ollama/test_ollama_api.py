@@ -287,3 +287,17 @@ def test_running_everywhere_skips_servers_that_do_not_answer(ollama, ollama_api,
     assert status == 200
     assert {(m["endpoint"], m["name"]) for m in body["models"]} == {
         ("local", "llama3.2:latest"), ("second", "qwen2:0.5b")}
+
+
+def test_cancel_closes_a_pull_that_waits_on_a_silent_stream(ollama, ollama_api, wait_task, monkeypatch):
+    from open1panel_ai.ollama import service
+
+    monkeypatch.setattr(service, "PREFLIGHT_SECONDS", 0.3)
+    ollama.manifest_delay = 60.0  # the registry is slow: no line comes for a minute
+    ollama.publish("slow", [1_000_000])
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "slow"})
+    assert status == 202
+    wait_task(task["id"], lambda t: t["message"] == "pulling manifest")
+    assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
+    # The stream is closed at once rather than when Ollama next speaks.
+    assert wait_task(task["id"], timeout=10)["status"] == "cancelled"
