@@ -41,6 +41,7 @@ class ProcessRuntime:
         self.log_dir = root / "logs"
         self._servers: dict[str, Supervised] = {}
         self._lock = threading.Lock()
+        self._server_locks: dict[str, threading.Lock] = {}
         #: Called with a server id whenever that server's status changes (set by the service).
         self.on_change: Callable[[str], None] = lambda server_id: None
 
@@ -55,26 +56,22 @@ class ProcessRuntime:
     # -- the MCPProvider protocol --------------------------------------------------------
 
     def start(self, server: Mapping[str, Any]) -> None:
-        self.stop(server["id"])
-        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        config_path = self.run_dir / f"{server['id']}.json"
-        supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
-                                self.log_path(server["id"]), self.timing, self._changed)
-        with self._lock:
-            self._servers[server["id"]] = supervised
-        logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
-        supervised.start()
+        # Stop-and-replace is one step per server: two starts never leave an untracked bridge.
+        with self._server_lock(server["id"]):
+            self._stop(server["id"])
+            self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            config_path = self.run_dir / f"{server['id']}.json"
+            supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
+                                    self.log_path(server["id"]), self.timing, self._changed)
+            with self._lock:
+                self._servers[server["id"]] = supervised
+            logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
+            supervised.start()
 
     def stop(self, server_id: str) -> None:
-        with self._lock:
-            supervised = self._servers.pop(server_id, None)
-        if supervised is not None:
-            supervised.stop()
-            logfile.note(supervised.log_path, "supervisor: stopped")
-            self._changed(server_id)
-            config_path = supervised.config_path
-            config_path.unlink(missing_ok=True)
+        with self._server_lock(server_id):
+            self._stop(server_id)
 
     def state(self, server_id: str) -> dict[str, Any]:
         supervised = self._servers.get(server_id)
@@ -105,6 +102,20 @@ class ProcessRuntime:
             self.stop(server_id)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _stop(self, server_id: str) -> None:
+        with self._lock:
+            supervised = self._servers.pop(server_id, None)
+        if supervised is not None:
+            supervised.stop()
+            logfile.note(supervised.log_path, "supervisor: stopped")
+            self._changed(server_id)
+            supervised.config_path.unlink(missing_ok=True)
+
+    def _server_lock(self, server_id: str) -> threading.Lock:
+        """The lock that orders starts and stops of one server (others go on meanwhile)."""
+        with self._lock:
+            return self._server_locks.setdefault(server_id, threading.Lock())
 
     def log_path(self, server_id: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -77,6 +77,7 @@ class MCPService:
         self.realtime = context.realtime
         self.store.migrate("mcp", MIGRATIONS)
         self._lock = threading.RLock()
+        self._server_locks: dict[str, threading.RLock] = {}
         self._published: dict[str, tuple] = {}
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -169,82 +170,89 @@ class MCPService:
 
     def update(self, server_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """Change some fields of a server; a running server restarts to take them."""
-        with self._lock:
-            definition = self._row(server_id)
-            if "name" in data and data["name"] != definition["name"]:
-                self._check_name(data["name"])
-            changed = {**definition, **{k: v for k, v in data.items() if k not in ("env", "headers")}}
-            if data.get("url") and data["url"] == masked(definition.get("url")):
-                changed["url"] = definition["url"]  # the form sent back the URL as it was shown
-            if data.get("command"):
-                changed["url"] = None
-            if data.get("url"):
-                changed["command"] = None
-            if bool(changed.get("command")) == bool(changed.get("url")):
-                raise errors.BadRequest("Some fields are not valid.", code="validation_error",
-                                        details={"fields": {"command": ["Give either a command or a url."]}})
-            if data.get("port") is None:
-                changed["port"] = definition["port"]
-            if changed["port"] != definition["port"] or changed["bind_host"] != definition["bind_host"]:
-                changed["port"] = self._claim_port(changed["port"], changed["bind_host"], exclude=server_id,
-                                                   check_bind=changed["port"] != definition["port"])
-            problems = {}
-            if "env" in data:
-                changed["env"], found = self._merge_env(definition["env"], data["env"])
-                problems.update(found)
-            if "headers" in data:
-                changed["headers"], found = self._merge_headers(definition["headers"], data["headers"])
-                problems.update(found)
-            if problems:
-                raise errors.BadRequest("Some fields are not valid.", code="validation_error",
-                                        details={"fields": problems})
-            changed["updated_at"] = _now()
-            self._save(changed)
-        if self._status(server_id) in ACTIVE:
-            self.start_server(server_id)
-        server = self._public(changed)
-        self._announce(server)
-        return server
+        with self._server_lock(server_id):
+            with self._lock:
+                definition = self._row(server_id)
+                if "name" in data and data["name"] != definition["name"]:
+                    self._check_name(data["name"])
+                changed = {**definition, **{k: v for k, v in data.items() if k not in ("env", "headers")}}
+                if data.get("url") and data["url"] == masked(definition.get("url")):
+                    changed["url"] = definition["url"]  # the form sent back the URL as it was shown
+                if data.get("command"):
+                    changed["url"] = None
+                if data.get("url"):
+                    changed["command"] = None
+                if bool(changed.get("command")) == bool(changed.get("url")):
+                    raise errors.BadRequest("Some fields are not valid.", code="validation_error",
+                                            details={"fields": {"command": ["Give either a command or a url."]}})
+                if data.get("port") is None:
+                    changed["port"] = definition["port"]
+                if changed["port"] != definition["port"] or changed["bind_host"] != definition["bind_host"]:
+                    changed["port"] = self._claim_port(changed["port"], changed["bind_host"], exclude=server_id,
+                                                       check_bind=changed["port"] != definition["port"])
+                problems = {}
+                if "env" in data:
+                    changed["env"], found = self._merge_env(definition["env"], data["env"])
+                    problems.update(found)
+                if "headers" in data:
+                    changed["headers"], found = self._merge_headers(definition["headers"], data["headers"])
+                    problems.update(found)
+                if problems:
+                    raise errors.BadRequest("Some fields are not valid.", code="validation_error",
+                                            details={"fields": problems})
+                changed["updated_at"] = _now()
+                self._save(changed)
+            if self._status(server_id) in ACTIVE:
+                self.start_server(server_id)
+            server = self._public(changed)
+            self._announce(server)
+            return server
 
     def delete(self, server_id: str) -> None:
         """Stop the server (its whole process group) and forget it, with its logs."""
-        self._row(server_id)
-        provider = self._provider(required=False)
-        if provider is not None:
-            provider.stop(server_id)
-            log_path = getattr(provider, "log_path", None)
-            if log_path is not None:
-                path = log_path(server_id)
-                for old in [path, *[path.with_name(f"{path.name}.{n}") for n in range(1, logfile.BACKUPS + 1)]]:
-                    old.unlink(missing_ok=True)
-        self.store.execute("DELETE FROM mcp_servers WHERE id = ?", (server_id,))
-        self._published.pop(server_id, None)
-        self.realtime.publish("mcp", {"id": server_id, "deleted": True}, ["mcp"])
+        with self._server_lock(server_id):
+            self._row(server_id)
+            provider = self._provider(required=False)
+            if provider is not None:
+                provider.stop(server_id)
+                log_path = getattr(provider, "log_path", None)
+                if log_path is not None:
+                    path = log_path(server_id)
+                    for old in [path, *[path.with_name(f"{path.name}.{n}") for n in range(1, logfile.BACKUPS + 1)]]:
+                        old.unlink(missing_ok=True)
+            self.store.execute("DELETE FROM mcp_servers WHERE id = ?", (server_id,))
+            self._published.pop(server_id, None)
+            with self._lock:
+                self._server_locks.pop(server_id, None)
+            self.realtime.publish("mcp", {"id": server_id, "deleted": True}, ["mcp"])
 
     def rotate_token(self, server_id: str) -> dict[str, str]:
         """Give the server a new token; a running bridge restarts to use it."""
-        with self._lock:
-            definition = self._row(server_id)
-            definition["token"] = secrets.token_urlsafe(32)
-            definition["updated_at"] = _now()
-            self._save(definition)
-        if self._status(server_id) in ACTIVE:
-            self.start_server(server_id)
-        return {"token": definition["token"]}
+        with self._server_lock(server_id):
+            with self._lock:
+                definition = self._row(server_id)
+                definition["token"] = secrets.token_urlsafe(32)
+                definition["updated_at"] = _now()
+                self._save(definition)
+            if self._status(server_id) in ACTIVE:
+                self.start_server(server_id)
+            return {"token": definition["token"]}
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start_server(self, server_id: str) -> dict[str, Any]:
-        definition = self._row(server_id)
-        self._provider().start(self._runtime(definition))
-        self._wake.set()
-        return self._public(definition)
+        with self._server_lock(server_id):
+            definition = self._row(server_id)
+            self._provider().start(self._runtime(definition))
+            self._wake.set()
+            return self._public(definition)
 
     def stop_server(self, server_id: str) -> dict[str, Any]:
-        definition = self._row(server_id)
-        self._provider().stop(server_id)
-        self._wake.set()
-        return self._public(definition)
+        with self._server_lock(server_id):
+            definition = self._row(server_id)
+            self._provider().stop(server_id)
+            self._wake.set()
+            return self._public(definition)
 
     def logs(self, server_id: str, tail: int) -> list[str]:
         self._row(server_id)
@@ -312,6 +320,12 @@ class MCPService:
             if entry.get("cwd"):
                 data["cwd"] = entry["cwd"]
         return data
+
+    def _server_lock(self, server_id: str) -> threading.RLock:
+        """The lock held while one server is started, stopped, changed or deleted, so that two
+        of these never interleave (other servers go on meanwhile)."""
+        with self._lock:
+            return self._server_locks.setdefault(server_id, threading.RLock())
 
     def _provider(self, required: bool = True):
         if required:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -423,3 +424,47 @@ def test_the_restart_count_starts_again_after_stable_running(mcp_env, make_host,
             time.sleep(0.1)
         else:
             raise AssertionError(f"not back after kill {kill}: {server}")
+
+
+def bridges_of(server_id):
+    """The pids of every bridge process running with this server's config."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    argv = cmdline.read().split(b"\0")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if b"open1panel_ai.mcp.bridge" in argv and any(arg.endswith(f"{server_id}.json".encode()) for arg in argv):
+                if pid_alive(int(entry)):
+                    found.append(int(entry))
+    return found
+
+
+def test_concurrent_starts_and_changes_leave_one_tracked_bridge(mcp_host, mcp_api):
+    status, server = mcp_api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
+    barrier = threading.Barrier(6)
+
+    def start():
+        barrier.wait()
+        service.start_server(server["id"])
+
+    def rotate():
+        barrier.wait()
+        service.rotate_token(server["id"])
+
+    threads = [threading.Thread(target=start) for _ in range(4)] + [threading.Thread(target=rotate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    running = wait_status(mcp_api, server["id"], "running")
+    assert bridges_of(server["id"]) == [running["pid"]]
+    assert '"timezone": "UTC"' in now_in_utc(running, token_of(mcp_api, server["id"]))
+    assert mcp_api("delete", f"/servers/{server['id']}")[0] == 204
+    deadline = time.monotonic() + 10
+    while bridges_of(server["id"]):
+        assert time.monotonic() < deadline, f"bridges left behind: {bridges_of(server['id'])}"
+        time.sleep(0.1)
