@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -75,6 +76,7 @@ class Supervised:
         self.timing = timing
         self._on_change = on_change
         self._lock = threading.Lock()
+        self._config_lock = threading.Lock()
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._hosts_pending = False  # hosts changed while the bridge was not yet answering
@@ -129,7 +131,8 @@ class Supervised:
         Only a bridge that answered a probe has its SIGHUP handler for sure; a starting one
         is told once it answers, so the signal never kills it and the hosts are never lost.
         """
-        self.server["extra_hosts"] = list(hosts)
+        with self._config_lock:
+            self.server["extra_hosts"] = list(hosts)
         self.write_config()
         with self._lock:
             if self.status == "running":
@@ -142,22 +145,30 @@ class Supervised:
             process.send_signal(signal.SIGHUP)
 
     def write_config(self) -> None:
-        server = self.server
-        config = {
-            "id": server["id"], "name": server["name"], "command": server.get("command"),
-            "env": server.get("env_values", {}), "cwd": server.get("cwd"), "url": server.get("url"),
-            "headers": server.get("header_values", {}), "gateway": server.get("gateway"),
-            "bind_host": server["bind_host"],
-            "port": server["port"], "token": server["token"], "transports": server["transports"],
-            "allowed_hosts": server.get("extra_hosts", []), "log_file": str(self.log_path),
-            "log_max_bytes": logfile.MAX_BYTES, "log_backups": logfile.BACKUPS,
-        }
-        # The file holds the token and secret env values: only the panel's user may read it.
-        temporary = self.config_path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(config, file)
-        os.replace(temporary, self.config_path)
+        """Write the bridge's config file atomically; threads writing at once each use their
+        own temporary file, and the last one to finish wins whole."""
+        with self._config_lock:
+            server = self.server
+            config = {
+                "id": server["id"], "name": server["name"], "command": server.get("command"),
+                "env": server.get("env_values", {}), "cwd": server.get("cwd"), "url": server.get("url"),
+                "headers": server.get("header_values", {}), "gateway": server.get("gateway"),
+                "bind_host": server["bind_host"],
+                "port": server["port"], "token": server["token"], "transports": server["transports"],
+                "allowed_hosts": server.get("extra_hosts", []), "log_file": str(self.log_path),
+                "log_max_bytes": logfile.MAX_BYTES, "log_backups": logfile.BACKUPS,
+            }
+            # The file holds the token and secret env values: only the panel's user may read it
+            # (mkstemp creates it with mode 0600).
+            fd, temporary = tempfile.mkstemp(prefix=f".{self.id}.", suffix=".tmp",
+                                             dir=self.config_path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as file:
+                    json.dump(config, file)
+                os.replace(temporary, self.config_path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
 
     # -- the supervising thread -----------------------------------------------------------
 
