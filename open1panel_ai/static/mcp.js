@@ -56,12 +56,22 @@
     order.forEach(function (id) { rows.appendChild(row(servers[id])); });
   }
 
+  /* The argv as one line that the server splits back (shlex) into the same list: an argument
+     with spaces, quotes or other shell characters goes in single quotes, like shlex.quote. */
+  function shellJoin(argv) {
+    return argv.map(function (arg) {
+      if (arg === "") return "''";
+      if (/^[\w@%+=:,.\/-]+$/.test(arg)) return arg;
+      return "'" + arg.replace(/'/g, "'\"'\"'") + "'";
+    }).join(" ");
+  }
+
   function row(server) {
     var tr = el("tr", { "data-id": server.id, "data-status": server.status });
     var name = el("td");
     name.appendChild(el("strong", {}, server.name));
     name.appendChild(el("div", { "class": "muted mcp-source" },
-      server.kind === "remote" ? server.url : server.command.join(" ")));
+      server.kind === "remote" ? server.url : shellJoin(server.command)));
     tr.appendChild(name);
 
     var state = el("td");
@@ -176,7 +186,7 @@
     document.getElementById("mcp-form-title").textContent = t(server ? "mcp.form.title_edit" : "mcp.form.title_new");
     if (server) {
       form.elements.name.value = server.name;
-      form.elements.command.value = server.command ? server.command.join(" ") : "";
+      form.elements.command.value = server.command ? shellJoin(server.command) : "";
       form.elements.url.value = server.url || "";
       form.elements.cwd.value = server.cwd || "";
       form.elements.port.value = server.port;

@@ -139,6 +139,17 @@ def test_a_bad_form_shows_the_field_error_and_keeps_the_dialog_open(panel, page)
     assert panel.api("GET", "/mcp/servers").json() == {"servers": []}
 
 
+def test_editing_keeps_arguments_with_spaces_and_quotes(panel, page):
+    argv = [TIME_SERVER[0], "--local-timezone", "UTC", "a b", "it's", 'say "hi"', ""]
+    made = panel.api("POST", "/mcp/servers", json={"name": "spaced", "command": argv}).json()
+    page.reload()
+    page.locator('#mcp-rows button[data-action="edit"]').click()
+    expect(page.locator('#mcp-form input[name="command"]')).to_have_value(shlex.join(argv))
+    page.locator('#mcp-form button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).to_be_hidden()
+    assert panel.api("GET", f"/mcp/servers/{made['id']}").json()["command"] == argv
+
+
 def test_the_page_speaks_chinese(panel, page):
     page.click('a[data-lang="zh-CN"]')
     expect(page.get_by_role("heading", level=1)).to_have_text("MCP 服务器管理")
