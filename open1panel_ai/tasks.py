@@ -152,6 +152,12 @@ class TaskContext:
     def cancelled(self) -> bool:
         return self._live.cancel.is_set()
 
+    @property
+    def panel_stopping(self) -> bool:
+        """Whether the cancel comes from the panel shutting down (a resumable task continues at
+        the next start) rather than from a person."""
+        return self._live.stopping_panel
+
     def raise_if_cancelled(self) -> None:
         if self.cancelled:
             raise TaskCancelled()

@@ -97,6 +97,8 @@ class OllamaStandIn:
         self.vram = vram
         #: Seconds a pull waits after ``pulling manifest`` (Ollama asking the registry).
         self.manifest_delay = 0.0
+        #: Seconds a streamed create waits after its first line (a large model to convert).
+        self.create_delay = 0.0
         #: The pretend registry: full name → layer sizes, or an error text to fail the pull with.
         self.registry: dict[tuple, list[int] | str] = {}
         #: Every pull request, with the ``completed`` of each blob's first line (resume proof).
@@ -591,21 +593,25 @@ class _Handler(BaseHTTPRequestHandler):
                                                   "model_families": ["llama"], "model_type": "1B",
                                                   "file_type": body.get("quantize") or "F16"})
             return self._json(200, {"status": "success"})
-        self._start_stream()
-        if files:
-            self._line({"status": "parsing GGUF"})
-        for digest, _ in layers:
-            self._line({"status": f"using existing layer {digest}"})
-        for key in ("template", "system", "parameters"):
-            if body.get(key):
-                text = json.dumps(body[key]) if key == "parameters" else body[key]
-                self._line({"status": f"creating new layer {_digest(key + text)}"})
-        owner._write_manifest(parts, layers, {"model_format": "gguf", "model_family": "llama",
-                                              "model_families": ["llama"], "model_type": "1B",
-                                              "file_type": (body.get("quantize") or "F16").upper()})
-        self._line({"status": "writing manifest"})
-        self._line({"status": "success"})
-        self._end_stream()
+        try:
+            self._start_stream()
+            if files:
+                self._line({"status": "parsing GGUF"})
+            time.sleep(owner.create_delay)
+            for digest, _ in layers:
+                self._line({"status": f"using existing layer {digest}"})
+            for key in ("template", "system", "parameters"):
+                if body.get(key):
+                    text = json.dumps(body[key]) if key == "parameters" else body[key]
+                    self._line({"status": f"creating new layer {_digest(key + text)}"})
+            owner._write_manifest(parts, layers, {"model_format": "gguf", "model_family": "llama",
+                                                  "model_families": ["llama"], "model_type": "1B",
+                                                  "file_type": (body.get("quantize") or "F16").upper()})
+            self._line({"status": "writing manifest"})
+            self._line({"status": "success"})
+            self._end_stream()
+        except OSError:
+            self.close_connection = True  # the client went away
 
     def _generate(self, path: str) -> None:
         body = self._body()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from open1panel_ai import errors
-from open1panel_ai.tasks import TaskContext, TaskError
+from open1panel_ai.tasks import TaskContext, TaskError, TaskInterrupted
 
 KIND = "ollama.import"
 CHUNK = 1 << 20
@@ -108,6 +108,17 @@ class ImportTask:
         params = ctx.params
         path = Path(params["path"])
         try:
+            self._import(ctx, params, path)
+        except BaseException:
+            # A failed or interrupted import keeps its upload for Retry; a cancelled one is
+            # not coming back (unless the panel is only stopping, to resume at its next start).
+            if ctx.cancelled and not ctx.panel_stopping:
+                self._forget_upload(params, path)
+            raise
+        self._forget_upload(params, path)
+
+    def _import(self, ctx: TaskContext, params: dict, path: Path) -> None:
+        try:
             url = self._service.endpoint(params["endpoint"])["url"]
             provider = self._service.provider()
             if not path.is_file():
@@ -122,14 +133,11 @@ class ImportTask:
                 provider.upload_blob(url, digest, self._chunks(ctx, path, total - size, total), size)
             ctx.progress(completed=total, total=total, message="creating model")
             self._create(ctx, provider, url, params, digest)
+        except errors.UpstreamUnavailable as exc:
+            # Ollama went away or dropped the connection: Retry is expected to work.
+            raise TaskInterrupted(exc.message, exc.details) from None
         except errors.ApiError as exc:
-            self._forget_upload(params, path)
             raise TaskError(exc.message, exc.details) from None
-        except TaskError:
-            self._forget_upload(params, path)
-            raise
-        # A cancelled or interrupted import keeps its upload, so retry and resume can use it.
-        self._forget_upload(params, path)
 
     @staticmethod
     def _forget_upload(params: dict, path: Path) -> None:

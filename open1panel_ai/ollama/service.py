@@ -7,6 +7,8 @@ endpoint and goes through the chosen Ollama provider.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import queue
 import re
@@ -27,6 +29,8 @@ from open1panel_ai.ollama.imports import (
 )
 from open1panel_ai.ollama.pull import PullProgress, PullTask
 from open1panel_ai.tasks import TaskKind
+
+log = logging.getLogger(__name__)
 
 LOCAL = "local"
 ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -82,6 +86,23 @@ class OllamaService:
             self, retries=int(settings.get("ollama_pull_retries", "3")),
             backoff=float(settings.get("ollama_pull_backoff", "2"))).run, resumable=True))
         self._tasks.register(TaskKind(imports.KIND, ImportTask(self).run, resumable=True))
+        self._clear_orphan_uploads()
+
+    def _clear_orphan_uploads(self) -> None:
+        """Delete uploads no import can use any more: those of a request cut off by a panel
+        crash, and those whose import was cancelled or finished while the panel was down.
+        Uploads of imports that may still run or be retried stay."""
+        if not self._uploads.is_dir():
+            return
+        wanted = set()
+        for row in self._store.query(
+                "SELECT params FROM tasks WHERE kind = ? AND status IN "
+                "('queued', 'running', 'interrupted', 'failed')", (imports.KIND,)):
+            wanted.add(json.loads(row["params"]).get("path"))
+        for path in self._uploads.iterdir():
+            if str(path) not in wanted and path.is_file():
+                log.info("removing the unused upload %s", path)
+                path.unlink(missing_ok=True)
 
     def provider(self) -> Any:
         return self._context.providers.get("ollama")
@@ -290,6 +311,10 @@ class OllamaService:
         parsed = self._parse(name)
         model = parsed.short
         self.endpoint(endpoint)
+        target = f"{parsed.key}@{endpoint}"
+        joined = self._tasks.active(imports.KIND, target)
+        if joined is not None:
+            return joined  # before reading an upload that the running import would not use
         params = {"endpoint": endpoint, "name": model, **{k: v for k, v in options.items() if v}}
         if upload is not None:
             saved, digest, _ = save_upload(upload, self._uploads, length)
@@ -301,7 +326,7 @@ class OllamaService:
         else:
             raise errors.BadRequest("Give a path inside the import folder, or upload the file.",
                                     details={"fields": {"path": ["Missing."]}})
-        return self._tasks.submit(imports.KIND, f"{parsed.key}@{endpoint}", params)
+        return self._tasks.submit(imports.KIND, target, params)
 
     # -- disk ------------------------------------------------------------------------------
 

@@ -142,3 +142,45 @@ def test_an_old_server_gets_template_system_and_parameters_as_one_directive_each
             "PARAMETER temperature 0.5",
         ]
         assert "parameters" not in old.create_log[-1] and "template" not in old.create_log[-1]
+
+
+def upload(client, auth_headers, data, query="name=my-model"):
+    return client.post(f"/api/v2/ai/ollama/imports?{query}", data=data,
+                       headers={**auth_headers, "Content-Type": "application/octet-stream"})
+
+
+def test_an_import_cut_off_by_ollama_is_interrupted_keeps_its_upload_and_retry_finishes_it(
+        ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir):
+    port = ollama.port
+    ollama.stop()
+    response = upload(client, auth_headers, gguf(1 << 18))
+    assert response.status_code == 202, response.get_json()
+    task = wait_task(response.get_json()["id"])
+    assert task["status"] == "interrupted" and ollama.url in task["error"]["message"], task
+    assert len(list((data_dir / "ollama-uploads").iterdir())) == 1  # kept for Retry
+    ollama.start(port)
+    assert ollama_api("post", f"/tasks/{task['id']}/retry")[0] == 200
+    assert wait_task(task["id"])["status"] == "succeeded"
+    assert not list((data_dir / "ollama-uploads").iterdir())
+
+
+def test_a_cancelled_import_deletes_its_upload(ollama, import_dir, client, auth_headers, ollama_api,
+                                               wait_task, data_dir):
+    ollama.create_delay = 60.0
+    response = upload(client, auth_headers, gguf(1 << 18))
+    task_id = response.get_json()["id"]
+    wait_task(task_id, lambda t: t["message"] == "parsing GGUF")
+    # A second upload of the same model joins the running import without storing its file.
+    assert upload(client, auth_headers, gguf(1 << 16)).get_json()["id"] == task_id
+    assert len(list((data_dir / "ollama-uploads").iterdir())) == 1
+    assert ollama_api("post", f"/tasks/{task_id}/cancel")[0] == 200
+    assert wait_task(task_id, timeout=10)["status"] == "cancelled"
+    assert not list((data_dir / "ollama-uploads").iterdir())
+
+
+def test_uploads_no_import_can_use_are_removed_at_start(ollama_env, make_host, data_dir):
+    uploads = data_dir / "ollama-uploads"
+    uploads.mkdir(parents=True)
+    (uploads / "upload-cut-off.gguf").write_bytes(b"GGUF partial")
+    make_host()
+    assert not list(uploads.iterdir())
