@@ -82,7 +82,8 @@ class GPUSampleSchema(Schema):
     reason = fields.String(allow_none=True, metadata={"description": "In CPU mode: why no GPU is used."})
     fix = fields.String(allow_none=True)
     ollama_cpu_models = fields.List(fields.Nested(GPUOllamaCpuModelSchema), required=True, metadata={
-        "description": "Loaded Ollama models with nothing in GPU memory: they run on the CPU."})
+        "description": "Loaded Ollama models with nothing in GPU memory: they run on the CPU. The "
+                       "last known list, refreshed in the background when older than 10 s."})
 
 
 class GPUHistoryQuerySchema(Schema):
