@@ -15,7 +15,9 @@ def menu_item() -> dict:
 
 
 def start(context) -> DomainService:
-    return DomainService(context)
+    service = DomainService(context)
+    service.start()
+    return service
 
 
 def stop(service: DomainService) -> None:

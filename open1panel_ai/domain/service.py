@@ -3,6 +3,10 @@
 A change is saved first, then applied. When the proxy refuses it, the proxy keeps serving the
 previous configuration, and the binding keeps the new settings with state ``error`` and the
 proxy's text, so the user can fix the one wrong value and apply again.
+
+Bindings follow their targets: when an MCP server's address changes its bindings are applied
+again, when it is deleted they are taken out of the proxy and marked ``error``; a binding whose
+target no longer resolves (an Ollama endpoint removed, say) is marked ``error`` when it is read.
 """
 
 from __future__ import annotations
@@ -67,18 +71,24 @@ class DomainService:
         self.store.migrate("domain", MIGRATIONS)
         self._lock = threading.Lock()
 
+    def start(self) -> None:
+        """Mark the bindings whose target went away while the panel was not running."""
+        for record in self._records():
+            self._check_target_exists(record)
+
     # -- reading --------------------------------------------------------------------------
 
     def bindings(self) -> list[dict]:
-        records = {row["id"]: {**dict(row), "domains": []} for row in
-                   self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")}
-        for row in self.store.query("SELECT name, binding_id FROM domain_names ORDER BY position"):
-            records[row["binding_id"]]["domains"].append(row["name"])
-        return [self._public(record) for record in records.values()]
+        records = self._records()
+        for record in records:
+            self._check_target_exists(record)
+        return [self._public(record) for record in records]
 
     def binding(self, binding_id: str) -> dict:
-        """One binding, its state checked against the proxy (a vanished config is an error)."""
+        """One binding, its state checked against its target and the proxy (a target that no
+        longer resolves, or a vanished config, is an error)."""
         row = self._row(binding_id)
+        self._check_target_exists(row)
         provider = self._provider_or_none()
         if provider is not None and row["state"] == "online":
             found = provider.status(binding_id)
@@ -161,7 +171,79 @@ class DomainService:
             if record["target_kind"] == "mcp":
                 self._share_hosts_with_mcp(record["target_name"])
 
+    # -- following the targets ------------------------------------------------------------
+
+    def _mcp_server_changed(self, server_id: str, event: str) -> None:
+        """The MCP service's change notification: ``event`` is ``updated`` or ``deleted``."""
+        try:
+            if event == "deleted":
+                self.retire_target("mcp", server_id, f"The MCP server {server_id!r} was deleted, so "
+                                   "the proxy no longer serves this binding; bind another target "
+                                   "or remove it.")
+            else:
+                self.reapply_target("mcp", server_id)
+        except Exception:
+            # The MCP change is done already; a failure here must not undo or fail it.
+            log.exception("bindings of MCP server %s were not brought up to date", server_id)
+
+    def reapply_target(self, kind: str, name: str) -> None:
+        """Apply every binding of one target again, with the target's address as it is now."""
+        provider = self._provider_or_none()
+        if provider is None:
+            return
+        with self._lock:
+            for binding_id in self._binding_ids(kind, name):
+                record = self._row(binding_id)
+                if self._check_target_exists(record):
+                    self._apply(record, provider, previous=None, share_hosts=False)
+
+    def retire_target(self, kind: str, name: str, reason: str) -> None:
+        """Take every binding of a target that is gone out of the proxy, and mark it ``error``
+        with ``reason``; the binding stays, so it can be pointed at another target."""
+        provider = self._provider_or_none()
+        with self._lock:
+            for binding_id in self._binding_ids(kind, name):
+                error = reason
+                if provider is not None:
+                    try:
+                        provider.remove(binding_id)
+                    except Exception as exc:
+                        error = f"{reason} The proxy could not remove it: {exc}"
+                self._set_state(binding_id, "error", error)
+
+    def _check_target_exists(self, record: dict) -> bool:
+        """Whether the binding's target still resolves; marks the binding (and ``record``)
+        ``error`` if not.
+
+        A feature that is not running says nothing about its targets, so it changes nothing.
+        """
+        try:
+            self._upstream(record)
+        except errors.BadRequest as exc:
+            what = "Ollama endpoint" if record["target_kind"] == "ollama" else "MCP server"
+            error = (f"The {what} {record['target_name']!r} this binding points at no longer "
+                     f"resolves ({exc.message}); bind another target or remove this binding.")
+            if record["state"] != "error" or record["error"] != error:
+                self._set_state(record["id"], "error", error)
+                record.update(state="error", error=error)
+            return False
+        except errors.ApiError:
+            return True
+        return True
+
+    def _binding_ids(self, kind: str, name: str) -> list[str]:
+        return [row["id"] for row in self.store.query(
+            "SELECT id FROM domain_bindings WHERE target_kind = ? AND target_name = ? ORDER BY created_at",
+            (kind, name))]
+
     # -- the pieces -----------------------------------------------------------------------
+
+    def _records(self) -> list[dict]:
+        records = {row["id"]: {**dict(row), "domains": []} for row in
+                   self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")}
+        for row in self.store.query("SELECT name, binding_id FROM domain_names ORDER BY position"):
+            records[row["binding_id"]]["domains"].append(row["name"])
+        return list(records.values())
 
     def _row(self, binding_id: str | None) -> dict:
         row = self.store.query_one("SELECT * FROM domain_bindings WHERE id = ?", (binding_id,))
@@ -286,9 +368,10 @@ class DomainService:
             password_hash=MASKED_HASH if masked and record["password_hash"] else record["password_hash"],
             token=MASKED_TOKEN if masked and record["token"] else record["token"])
 
-    def _apply(self, record: dict, provider: Any, previous: Mapping[str, Any] | None) -> None:
+    def _apply(self, record: dict, provider: Any, previous: Mapping[str, Any] | None,
+               share_hosts: bool = True) -> None:
         """Publish ``record`` through the proxy and record how that went."""
-        if record["target_kind"] == "mcp":
+        if share_hosts and record["target_kind"] == "mcp":
             self._share_hosts_with_mcp(record["target_name"])
         try:
             provider.apply(self._proxy_binding(record))
