@@ -276,32 +276,30 @@ class OllamaService:
         the start of a pull; None when Ollama does not say within :data:`PREFLIGHT_SECONDS`
         (then the pull goes ahead and Ollama reports a full disk itself)."""
         answer: queue.Queue[int | None] = queue.Queue(maxsize=1)
-        provider = self.provider()
+        stream = self.provider().pull(url, model)
 
         def read() -> None:
-            # The reading thread owns the stream and closes it; a late answer is dropped.
             need = None
             try:
-                stream = provider.pull(url, model)
-                try:
-                    for count, line in enumerate(stream):
-                        if "error" in line or count > PREFLIGHT_LINES or line.get("status") == "success":
-                            break
-                        if line.get("digest") and line.get("total"):
-                            progress = PullProgress()
-                            progress.update(line)
-                            need = progress.total - progress.completed
-                            break
-                finally:
-                    stream.close()
+                for count, line in enumerate(stream):
+                    if "error" in line or count > PREFLIGHT_LINES or line.get("status") == "success":
+                        break
+                    if line.get("digest") and line.get("total"):
+                        progress = PullProgress()
+                        progress.update(line)
+                        need = progress.total - progress.completed
+                        break
             except errors.ApiError:
                 need = None
+            finally:
+                stream.close()
             answer.put(need)
 
         threading.Thread(target=read, name="ollama-preflight", daemon=True).start()
         try:
             return answer.get(timeout=PREFLIGHT_SECONDS)
         except queue.Empty:
+            stream.close()  # ends the reading thread and its connection now
             return None
 
     def start_import(self, endpoint: str, name: str, options: dict[str, Any], *,

@@ -1,6 +1,7 @@
 """The Ollama API of the panel against the stand-in: endpoints, models, memory, pulls, disk."""
 
 import httpx
+import psutil
 import pytest
 from ollama_standin import OllamaStandIn
 
@@ -267,10 +268,15 @@ def test_the_disk_check_never_holds_a_pull_request_for_long(ollama, ollama_api, 
     from open1panel_ai.ollama import service
 
     monkeypatch.setattr(service, "PREFLIGHT_SECONDS", 0.3)
-    ollama.manifest_delay = 2.0  # a slow registry: the size is not known in time
+    ollama.manifest_delay = 60.0  # a slow registry: the size is not known in time
     ollama.publish("huge", [1 << 62])
     status, task = ollama_api("post", "/ollama/pulls", json={"name": "huge"})
     assert status == 202
+    wait_task(task["id"], lambda t: t["message"] == "pulling manifest")
+    # Only the task's own pull is connected: the disk check closed its stream when it gave up.
+    connections = [c for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == ollama.port and c.status == psutil.CONN_ESTABLISHED]
+    assert len(connections) == 1, connections
     assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
     assert wait_task(task["id"])["status"] == "cancelled"
 
