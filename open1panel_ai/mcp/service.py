@@ -487,9 +487,10 @@ class MCPService:
                     state = self._state(row["id"])
                     key = (state["status"], state.get("restarts", 0), state.get("last_error"), state.get("pid"))
                     if self._published.get(row["id"]) != key:
-                        self._announce(self.server(row["id"]))
-            except errors.NotFound:
-                continue  # deleted meanwhile
+                        try:
+                            self._announce(self.server(row["id"]))
+                        except errors.NotFound:
+                            continue  # deleted meanwhile; the other servers are still published
             except Exception:
                 log.exception("publishing MCP status failed")
 
@@ -510,12 +511,20 @@ class MCPService:
                 del self._followers[server_id]
 
     def _follow(self, server_id: str, topic: str, stop: threading.Event) -> None:
-        provider = self._provider(required=False)
-        log_path = getattr(provider, "log_path", None)
-        if log_path is None:
-            return
-        follower = logfile.Follower(log_path(server_id))
-        while not stop.wait(0.5):
-            lines = follower.read_new()
-            if lines:
-                self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic])
+        try:
+            provider = self._provider(required=False)
+            log_path = getattr(provider, "log_path", None)
+            if log_path is None:
+                return
+            follower = logfile.Follower(log_path(server_id))
+            while not stop.wait(0.5):
+                lines = follower.read_new()
+                if lines:
+                    self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic])
+        except OSError as exc:
+            log.warning("following the log of MCP server %s stopped: %s", server_id, exc)
+        finally:
+            # However it ends, the next subscriber gets a follower of its own.
+            with self._lock:
+                if self._followers.get(server_id) is stop:
+                    del self._followers[server_id]

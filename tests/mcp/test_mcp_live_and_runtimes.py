@@ -58,6 +58,31 @@ def test_status_changes_and_log_lines_are_pushed_live(mcp_host, mcp_api):
         raise AssertionError("no deletion event")
 
 
+def test_a_follower_that_ended_does_not_keep_later_subscribers_from_log_lines(mcp_host, mcp_api, data_dir):
+    server = mcp_api("post", "/servers", json={"name": "time", "command": TIME_SERVER})[1]
+    log_path = data_dir / "mcp" / "logs" / f"{server['id']}.log"
+    log_path.mkdir(parents=True)
+    first = connect(mcp_host, f"mcp:{server['id']}:logs")
+    time.sleep(0.8)
+    log_path.rmdir()
+    log_path.mkdir()  # a new "log" that cannot be read: the first follower ends
+    time.sleep(1.5)
+    log_path.rmdir()
+    log_path.write_text("")
+    second = connect(mcp_host, f"mcp:{server['id']}:logs")
+    time.sleep(0.6)
+    with log_path.open("a") as log:
+        log.write("a line for the second subscriber\n")
+    lines = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not lines:
+        lines = [line for e in events(second, "mcp_log") for line in e["lines"]]
+        time.sleep(0.1)
+    assert lines == ["a line for the second subscriber"]
+    first.disconnect(namespace="/ai")
+    second.disconnect(namespace="/ai")
+
+
 class RecordingRuntime:
     """A third-party runtime: it keeps servers in memory and records what it was asked."""
 
