@@ -23,6 +23,22 @@ CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0
 #: A stream may pause while Ollama verifies a large blob.
 STREAM_READ_TIMEOUT = 600.0
+#: Loading a large model, or receiving a large blob, may take many minutes, but not forever.
+LONG_READ_TIMEOUT = 3600.0
+
+_client_lock = threading.Lock()
+_client: httpx.Client | None = None
+
+
+def shared_client() -> httpx.Client:
+    """The one HTTP client (and connection pool) of every provider instance: the panel builds
+    providers again (the status page does so each time), and a client per instance would
+    leave its connections open."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+        return _client
 
 
 class HttpOllamaProvider:
@@ -31,7 +47,7 @@ class HttpOllamaProvider:
     name = "http"
 
     def __init__(self, settings: Mapping[str, str]) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+        self._client = shared_client()
 
     def probe(self) -> None:
         """httpx is a dependency, so this provider can always work; each server's own
@@ -64,8 +80,8 @@ class HttpOllamaProvider:
         body: dict[str, Any] = {"model": name, "keep_alive": keep_alive, "stream": False}
         if options:
             body["options"] = dict(options)
-        # Loading a large model can take minutes: no read timeout.
-        self._request("POST", base_url, "/api/generate", body, timeout=None)
+        self._request("POST", base_url, "/api/generate", body,
+                      timeout=httpx.Timeout(LONG_READ_TIMEOUT, connect=CONNECT_TIMEOUT))
 
     def unload(self, base_url: str, name: str) -> None:
         self._request("POST", base_url, "/api/generate", {"model": name, "keep_alive": 0, "stream": False})
@@ -79,7 +95,8 @@ class HttpOllamaProvider:
 
     def upload_blob(self, base_url: str, digest: str, chunks: Iterable[bytes], size: int) -> None:
         self._request("POST", base_url, f"/api/blobs/{digest}", content=chunks,
-                      headers={"Content-Length": str(size)}, timeout=None)
+                      headers={"Content-Length": str(size)},
+                      timeout=httpx.Timeout(LONG_READ_TIMEOUT, connect=CONNECT_TIMEOUT))
 
     def create(self, base_url: str, name: str, files: Mapping[str, str],
                extra: Mapping[str, Any] | None = None) -> LineStream:

@@ -67,6 +67,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _setting(settings: Any, name: str, default: Any, kind: type) -> Any:
+    """A non-negative number from the settings; a bad value falls back to ``default`` with a
+    warning rather than stopping the feature."""
+    raw = settings.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0 or value == float("inf"):
+        log.warning("OPEN1PANEL_AI_%s=%r is not a usable number; using %s", name.upper(), raw, default)
+        return default
+    return value
+
+
 class OllamaService:
     """Everything the Ollama page, API and command line do."""
 
@@ -80,11 +96,11 @@ class OllamaService:
         self._local_models_dir = environ.get("OLLAMA_MODELS") or None
         self._import_dir = settings.get("ollama_import_dir") or None
         self._uploads = Path(context.data_dir) / "ollama-uploads"
-        self._unused_days = int(settings.get("ollama_unused_days", "30"))
+        self._unused_days = _setting(settings, "ollama_unused_days", 30, int)
         self._store.migrate("ollama", MIGRATIONS)
         self._tasks.register(TaskKind(pull.KIND, PullTask(
-            self, retries=int(settings.get("ollama_pull_retries", "3")),
-            backoff=float(settings.get("ollama_pull_backoff", "2"))).run, resumable=True))
+            self, retries=_setting(settings, "ollama_pull_retries", 3, int),
+            backoff=_setting(settings, "ollama_pull_backoff", 2.0, float)).run, resumable=True))
         self._tasks.register(TaskKind(imports.KIND, ImportTask(self).run, resumable=True))
         self._clear_orphan_uploads()
 

@@ -307,3 +307,25 @@ def test_cancel_closes_a_pull_that_waits_on_a_silent_stream(ollama, ollama_api, 
     assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
     # The stream is closed at once rather than when Ollama next speaks.
     assert wait_task(task["id"], timeout=10)["status"] == "cancelled"
+
+
+def test_a_bad_number_in_the_settings_falls_back_to_its_default_with_a_warning(ollama, ollama_env, make_host,
+                                                                               caplog):
+    ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_PULL_RETRIES", "three")
+    ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_PULL_BACKOFF", "-1")
+    ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_UNUSED_DAYS", "nan")
+    client = make_host().app.test_client()
+    response = client.get("/api/v2/ai/ollama/storage",
+                          headers={"Authorization": "Bearer test-admin-token-0123456789"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["unused_days"] == 30
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for name in ("OLLAMA_PULL_RETRIES", "OLLAMA_PULL_BACKOFF", "OLLAMA_UNUSED_DAYS"):
+        assert name in warned
+
+
+def test_every_provider_instance_shares_one_http_client():
+    from open1panel_ai.ollama.provider import HttpOllamaProvider
+
+    first, second = HttpOllamaProvider({}), HttpOllamaProvider({})
+    assert first._client is second._client and not first._client.is_closed
