@@ -24,7 +24,8 @@ Features use each other only through these service methods (all plain values, no
 - ``mcp``: ``servers() -> list[dict]`` and ``server(server_id) -> dict`` (at least ``id``,
   ``name``, ``status``, ``bind_host``, ``port``; NotFound when unknown); ``set_extra_hosts(
   server_id, hosts)``, which makes that server's bridge accept those Host names without
-  restarting any other server.
+  restarting any other server; ``on_server_change(callback)``, which calls ``callback(server_id,
+  event)`` after a server is ``"updated"`` (port, bind host, …) or ``"deleted"``.
 """
 
 from __future__ import annotations

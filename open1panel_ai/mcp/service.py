@@ -15,7 +15,7 @@ import secrets
 import socket
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +78,7 @@ class MCPService:
         self.store.migrate("mcp", MIGRATIONS)
         self._lock = threading.RLock()
         self._server_locks: dict[str, threading.RLock] = {}
+        self._watchers: list[Callable[[str, str], None]] = []
         self._published: dict[str, tuple] = {}
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -138,6 +139,20 @@ class MCPService:
         if provider is not None and hasattr(provider, "set_hosts"):
             provider.set_hosts(server_id, cleaned)
         return self._public(definition)
+
+    def on_server_change(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(server_id, event)`` after a server is changed (``"updated"``: its port,
+        bind host or anything else may be new; read it with :meth:`server`) or deleted
+        (``"deleted"``), so that what another feature built on it (a domain binding) follows.
+        A failing callback is logged and stops nothing."""
+        self._watchers.append(callback)
+
+    def _tell_watchers(self, server_id: str, event: str) -> None:
+        for callback in list(self._watchers):
+            try:
+                callback(server_id, event)
+            except Exception:
+                log.exception("a watcher of MCP server changes failed on %s %s", event, server_id)
 
     # -- definitions ---------------------------------------------------------------------
 
@@ -206,7 +221,8 @@ class MCPService:
                 self.start_server(server_id)
             server = self._public(changed)
             self._announce(server)
-            return server
+        self._tell_watchers(server_id, "updated")
+        return server
 
     def delete(self, server_id: str) -> None:
         """Stop the server (its whole process group) and forget it, with its logs."""
@@ -222,9 +238,10 @@ class MCPService:
                         old.unlink(missing_ok=True)
             self.store.execute("DELETE FROM mcp_servers WHERE id = ?", (server_id,))
             self._published.pop(server_id, None)
+            self.realtime.publish("mcp", {"id": server_id, "deleted": True}, ["mcp"])
             with self._lock:
                 self._server_locks.pop(server_id, None)
-            self.realtime.publish("mcp", {"id": server_id, "deleted": True}, ["mcp"])
+        self._tell_watchers(server_id, "deleted")
 
     def rotate_token(self, server_id: str) -> dict[str, str]:
         """Give the server a new token; a running bridge restarts to use it."""

@@ -231,3 +231,24 @@ def test_extra_hosts_are_validated(mcp_host, mcp_api):
 def test_the_api_needs_the_token(mcp_host):
     response = mcp_host.app.test_client().get("/api/v2/ai/mcp/servers")
     assert response.status_code == 401
+
+
+def test_other_features_are_told_when_a_server_changes_or_goes(mcp_host, mcp_api):
+    service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
+    told = []
+
+    def failing(server_id, event):
+        raise RuntimeError("a broken watcher")
+
+    service.on_server_change(failing)
+    service.on_server_change(lambda server_id, event: told.append(
+        (server_id, event, service.server(server_id)["port"] if event == "updated" else None)))
+    server = create(mcp_api)[1]
+    other = create(mcp_api, name="other")[1]
+    status, moved = mcp_api("put", f"/servers/{server['id']}", json={"port": server["port"] + 500})
+    assert status == 200, moved
+    assert told == [(server["id"], "updated", server["port"] + 500)]
+    # A refused change tells nobody.
+    assert mcp_api("put", f"/servers/{server['id']}", json={"port": other["port"]})[0] == 409
+    assert mcp_api("delete", f"/servers/{server['id']}")[0] == 204
+    assert told == [(server["id"], "updated", server["port"] + 500), (server["id"], "deleted", None)]
