@@ -205,6 +205,7 @@ def test_a_bound_domain_is_accepted_without_restarting_anything(mcp_host, mcp_ap
 
 def test_hosts_bound_while_the_bridge_starts_neither_kill_it_nor_get_lost(mcp_host, mcp_api):
     status, server = mcp_api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    assert status == 201, server
     assert mcp_api("post", f"/servers/{server['id']}/start")[0] == 200
     service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
     hosts = []
@@ -436,14 +437,15 @@ def bridges_of(server_id):
                     argv = cmdline.read().split(b"\0")
             except (FileNotFoundError, ProcessLookupError):
                 continue
-            if b"open1panel_ai.mcp.bridge" in argv and any(arg.endswith(f"{server_id}.json".encode()) for arg in argv):
-                if pid_alive(int(entry)):
-                    found.append(int(entry))
+            mine = any(arg.endswith(f"{server_id}.json".encode()) for arg in argv)
+            if b"open1panel_ai.mcp.bridge" in argv and mine and pid_alive(int(entry)):
+                found.append(int(entry))
     return found
 
 
 def test_concurrent_starts_and_changes_leave_one_tracked_bridge(mcp_host, mcp_api):
     status, server = mcp_api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    assert status == 201, server
     service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
     barrier = threading.Barrier(6)
 
