@@ -114,7 +114,7 @@ class HttpOllamaProvider:
         except ValueError:
             raise errors.UpstreamError(
                 f"Ollama at {base_url} answered {path} with something that is not JSON.",
-                details={"url": base_url, "body": response.text[:500]}) from None
+                details={"url": base_url, "status": response.status_code}) from None
         return data if isinstance(data, dict) else {}
 
     def _request(self, method: str, base_url: str, path: str, body: Any = None, *,
@@ -215,13 +215,32 @@ def unreachable(base_url: str, exc: Exception, during: str | None = None) -> err
     })
 
 
-def answered_badly(base_url: str, status: int, text: str) -> errors.ApiError:
-    """The panel error for an Ollama error reply, with Ollama's own text in details."""
+#: The longest error text of Ollama's passed on; its messages are one short sentence.
+ERROR_TEXT_LIMIT = 300
+
+
+def ollama_error_text(text: str) -> str | None:
+    """The text of an ``{"error": "..."}`` reply, or None when the reply is something else."""
     try:
-        said = json.loads(text).get("error") or text
-    except (ValueError, AttributeError):
-        said = text
-    said = str(said).strip()[:1000]
+        said = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(said, dict) or not isinstance(said.get("error"), str):
+        return None
+    return said["error"].strip()[:ERROR_TEXT_LIMIT] or None
+
+
+def answered_badly(base_url: str, status: int, text: str) -> errors.ApiError:
+    """The panel error for an Ollama error reply, with Ollama's own text in details.
+
+    Only the text of an ``{"error": "..."}`` reply is passed on: whatever else the address
+    answers (a proxy's page, another service) may hold things the panel should not echo, so
+    it becomes a short status line instead."""
+    said = ollama_error_text(text)
+    if said is None:
+        return errors.UpstreamError(
+            f"{base_url} answered {status} without an Ollama error; check that the address is "
+            "Ollama's.", details={"url": base_url, "status": status}, code="ollama_error")
     details = {"url": base_url, "status": status, "ollama": said}
     if status == 404:
         return errors.NotFound(said[:1].upper() + said[1:] + ".", details=details, code="model_not_found")

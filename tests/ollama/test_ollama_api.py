@@ -1,5 +1,9 @@
 """The Ollama API of the panel against the stand-in: endpoints, models, memory, pulls, disk."""
 
+import http.server
+import json
+import threading
+
 import httpx
 import psutil
 import pytest
@@ -329,3 +333,34 @@ def test_every_provider_instance_shares_one_http_client():
 
     first, second = HttpOllamaProvider({}), HttpOllamaProvider({})
     assert first._client is second._client and not first._client.is_closed
+
+
+class _NotOllama(http.server.BaseHTTPRequestHandler):
+    """Something else listening where an endpoint points: a proxy's error page, say."""
+
+    def do_GET(self):
+        body = (b'{"error": "' + b"x" * 5000 + b'"}') if self.path == "/api/ps" else \
+            b"<html>upstream admin page, session=secret-0123</html>"
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_only_ollamas_own_error_text_goes_back_in_details(ollama, ollama_api):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotOllama)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert ollama_api("post", "/ollama/endpoints", json={"name": "other", "url": url})[0] == 201
+        status, error = ollama_api("get", "/ollama/models", query_string={"endpoint": "other"})
+        assert status == 502 and "secret" not in json.dumps(error), error
+        assert error["error"]["details"] == {"url": url, "status": 500}
+        status, error = ollama_api("get", "/ollama/running", query_string={"endpoint": "other"})
+        assert status == 502 and len(error["error"]["details"]["ollama"]) <= 300
+    finally:
+        server.shutdown()
+        server.server_close()
