@@ -109,7 +109,7 @@ class ProviderRegistry:
                 offered = impl.function() or []
             except Exception as exc:
                 log.exception("plugin %s failed in ai_%s_providers", impl.plugin_name, kind)
-                hook_errors.append({"plugin": impl.plugin_name, "error": _describe(exc)})
+                hook_errors.append({"plugin": impl.plugin_name, "error": describe_error(exc)})
                 continue
             for cls in offered:
                 name = getattr(cls, "name", None)
@@ -165,12 +165,16 @@ class ProviderRegistry:
         except Exception as exc:
             log.warning("provider %s from %s failed its probe", candidate.name, candidate.plugin,
                         exc_info=True)
-            candidate.usable, candidate.reason = False, f"its check failed: {_describe(exc)}"
+            candidate.usable, candidate.reason = False, f"its check failed: {describe_error(exc)}"
             return None
         candidate.usable = True
         return provider
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, one per inner exception of a group, for logs and
+    the reasons shown to an admin."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_error(inner) for inner in exc.exceptions)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -118,7 +118,8 @@ class TaskKind:
     resumable: bool = False
 
 
-def _now() -> str:
+def utc_timestamp() -> str:
+    """Now, as the ISO 8601 UTC text every record of the panel uses (milliseconds, ``Z``)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -228,7 +229,7 @@ class TaskRunner:
                 "UPDATE tasks SET status = 'interrupted', resume_on_start = 1, "
                 "bytes_per_second = NULL, eta_seconds = NULL, updated_at = ?, "
                 "error = ? WHERE status IN ('queued', 'running')",
-                (_now(), json.dumps({"message": "The panel stopped while this task was running.",
+                (utc_timestamp(), json.dumps({"message": "The panel stopped while this task was running.",
                                      "details": {}})),
             )
         self._started = True
@@ -258,7 +259,7 @@ class TaskRunner:
             for live in self._live.values():
                 if live.record["kind"] == kind and live.record["target"] == target:
                     return self._public(live.record)
-            now = _now()
+            now = utc_timestamp()
             record = {
                 "id": uuid.uuid4().hex, "kind": kind, "target": target,
                 "params": json.dumps(dict(params or {}), sort_keys=True), "status": "queued",
@@ -385,7 +386,7 @@ class TaskRunner:
         :meth:`_launch` after releasing it."""
         row = dict(self._store.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,)))
         row.update(status="queued", message=message, error=None, bytes_per_second=None,
-                   eta_seconds=None, resume_on_start=0, updated_at=_now())
+                   eta_seconds=None, resume_on_start=0, updated_at=utc_timestamp())
         live = _Live(row)
         self._live[task_id] = live
         self._persist(live)
@@ -402,7 +403,7 @@ class TaskRunner:
                 return
             record["status"] = "running"
             record["attempts"] += 1
-            record["updated_at"] = _now()
+            record["updated_at"] = utc_timestamp()
             self._persist(live)
         self._emit(record["id"], final=False)
         kind = self._kinds[record["kind"]]
@@ -444,7 +445,7 @@ class TaskRunner:
         lock and publishes the returned snapshot after releasing it."""
         record = live.record
         record.update(status=status, bytes_per_second=None, eta_seconds=None,
-                      resume_on_start=int(resume), updated_at=_now())
+                      resume_on_start=int(resume), updated_at=utc_timestamp())
         if message is not None:
             record["message"] = message
         record["error"] = json.dumps(error) if error else None
@@ -483,7 +484,7 @@ class TaskRunner:
                     record["eta_seconds"] = (
                         round((whole - done) / speed, 1) if whole and speed > 0 else None
                     )
-            record["updated_at"] = _now()
+            record["updated_at"] = utc_timestamp()
             if now - live.persisted_at >= PERSIST_INTERVAL:
                 self._persist(live)
                 live.persisted_at = now

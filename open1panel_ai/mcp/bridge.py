@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from open1panel_ai.mcp.urls import MASK
+from open1panel_ai.providers import describe_error
 
 log = logging.getLogger("open1panel_ai.mcp.bridge")
 
@@ -433,14 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         fast_loop = importlib.util.find_spec("uvloop") is not None
         return anyio.run(serve, argv[0], config, backend_options={"use_uvloop": fast_loop})
     except Exception as exc:  # noqa: BLE001 - whatever stopped it goes to the server's log
-        log.error("the bridge stopped: %s", _describe(exc))
+        log.error("the bridge stopped: %s", describe_error(exc))
         return 1
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

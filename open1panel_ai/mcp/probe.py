@@ -16,6 +16,8 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from open1panel_ai.providers import describe_error
+
 
 class ProbeFailed(Exception):
     """The server did not answer the probe correctly; the text says what happened."""
@@ -29,10 +31,12 @@ def list_tools(base_url: str, token: str, transport: str = "streamable-http",
         return anyio.run(_list_tools, base_url, token, transport, timeout)
     except ProbeFailed:
         raise
+    except TimeoutError:
+        raise ProbeFailed("no answer in time") from None
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise ProbeFailed(_describe(exc)) from None
+        raise ProbeFailed(describe_error(exc)) from None
 
 
 async def _list_tools(base_url: str, token: str, transport: str, timeout: float):
@@ -58,11 +62,3 @@ async def _session_tools(read, write) -> list[dict[str, Any]]:
             cursor = page.next_cursor
             if not cursor:
                 return tools
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

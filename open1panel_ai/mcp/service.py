@@ -16,7 +16,6 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError
@@ -25,7 +24,8 @@ from open1panel_ai import errors
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.clients import client_config
 from open1panel_ai.mcp.schemas import MCPServerInSchema
-from open1panel_ai.mcp.urls import masked
+from open1panel_ai.mcp.urls import base_url, masked
+from open1panel_ai.tasks import utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,6 @@ HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z
 #: Imported env keys that look like credentials are stored as secrets.
 SECRET_KEY = re.compile(r"KEY|TOKEN|SECRET|PASS|AUTH|CREDENTIAL", re.IGNORECASE)
 ACTIVE = frozenset({"starting", "running", "unhealthy", "restarting"})
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _port_bindable(host: str, port: int) -> bool:
@@ -172,7 +168,7 @@ class MCPService:
                 "transports": data["transports"], "port": port, "bind_host": data["bind_host"],
                 "restart_policy": data["restart_policy"], "autostart": data["autostart"],
                 "extra_hosts": [], "token": secrets.token_urlsafe(32),
-                "created_at": _now(), "updated_at": _now(),
+                "created_at": utc_timestamp(), "updated_at": utc_timestamp(),
             }
             self.store.execute(
                 "INSERT INTO mcp_servers (id, name, port, token, definition, created_at, updated_at)"
@@ -215,7 +211,7 @@ class MCPService:
                 if problems:
                     raise errors.BadRequest("Some fields are not valid.", code="validation_error",
                                             details={"fields": problems})
-                changed["updated_at"] = _now()
+                changed["updated_at"] = utc_timestamp()
                 self._save(changed)
             if self._status(server_id) in ACTIVE:
                 self.start_server(server_id)
@@ -249,7 +245,7 @@ class MCPService:
             with self._lock:
                 definition = self._row(server_id)
                 definition["token"] = secrets.token_urlsafe(32)
-                definition["updated_at"] = _now()
+                definition["updated_at"] = utc_timestamp()
                 self._save(definition)
             if self._status(server_id) in ACTIVE:
                 self.start_server(server_id)
@@ -436,12 +432,7 @@ class MCPService:
 
     @staticmethod
     def _endpoints(definition: Mapping[str, Any]) -> dict[str, str | None]:
-        host = definition["bind_host"]
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        base = f"http://{host}:{definition['port']}"
+        base = base_url(definition["bind_host"], definition["port"])
         return {"streamable_http": base + "/mcp" if "streamable-http" in definition["transports"] else None,
                 "sse": base + "/sse" if "sse" in definition["transports"] else None}
 

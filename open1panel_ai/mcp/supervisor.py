@@ -21,12 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.probe import ProbeFailed, list_tools
+from open1panel_ai.mcp.urls import base_url
+from open1panel_ai.tasks import utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,6 @@ class Timing:
         return cls(**values)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Supervised:
     """One server under supervision: its bridge process, its status and its thread."""
 
@@ -82,7 +79,7 @@ class Supervised:
         self._hosts_pending = False  # hosts changed while the bridge was not yet answering
         self.process: subprocess.Popen | None = None
         self.status = "starting"
-        self.since = _now()
+        self.since = utc_timestamp()
         self.restarts = 0
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"mcp-{server['name']}", daemon=True)
@@ -112,18 +109,10 @@ class Supervised:
         self._kill_group()
         self._set("stopped")
 
-    @property
-    def base_url(self) -> str:
-        host = self.server["bind_host"]
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.server['port']}"
-
     def probe(self, timeout: float = 10.0) -> list[dict[str, Any]]:
         transport = self.server["transports"][0]
-        return list_tools(self.base_url, self.server["token"], transport, timeout)
+        url = base_url(self.server["bind_host"], self.server["port"])
+        return list_tools(url, self.server["token"], transport, timeout)
 
     def reload_hosts(self, hosts: list[str]) -> None:
         """Write the new allowed hosts and tell the bridge to read them (SIGHUP).
@@ -176,7 +165,7 @@ class Supervised:
         with self._lock:
             changed = status != self.status or (error is not None and error != self.last_error)
             if status != self.status:
-                self.since = _now()
+                self.since = utc_timestamp()
             self.status = status
             if error is not None:
                 self.last_error = error

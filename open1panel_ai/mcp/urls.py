@@ -1,4 +1,4 @@
-"""Remote MCP server URLs as they may be shown.
+"""URLs of MCP servers: where a bridge is reached, and remote URLs as they may be shown.
 
 A remote server's URL can carry a credential in its userinfo (``https://user:pass@host``) or
 its query string (``?api_key=…``). Routes and logs show :func:`masked` instead of the URL.
@@ -10,6 +10,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 #: What replaces a hidden userinfo or query string.
 MASK = "***"
+
+
+def base_url(bind_host: str, port: int) -> str:
+    """The bridge's base URL for a client on this machine: a wildcard bind is reached on
+    loopback, an IPv6 address goes in brackets."""
+    host = bind_host
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def masked(url: str | None) -> str | None:
