@@ -97,10 +97,6 @@ class ProcessRuntime:
         if supervised is not None:
             supervised.reload_hosts(hosts)
 
-    def close(self) -> None:
-        for server_id in list(self._servers):
-            self.stop(server_id)
-
     # -- helpers ------------------------------------------------------------------------
 
     def _stop(self, server_id: str) -> None:
