@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -146,6 +147,22 @@ class ParameterValue(fields.Field):
         raise ValidationError("Use a number, true/false, a line of text or a list of those.")
 
 
+class JsonParameters(fields.Dict):
+    """Model parameters as one JSON object, for the query string of an upload."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValidationError('Give the parameters as a JSON object, e.g. {"temperature": 0.7}.') from None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _parameter_name() -> fields.String:
+    return fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$"))
+
+
 class ImportBodySchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=300))
     endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32))
@@ -153,8 +170,7 @@ class ImportBodySchema(Schema):
                          metadata={"description": "A GGUF file, relative to the import folder."})
     template = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
     system = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
-    parameters = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$")),
-                             values=ParameterValue(),
+    parameters = fields.Dict(keys=_parameter_name(), values=ParameterValue(),
                              metadata={"description": 'Model parameters, e.g. {"temperature": 0.7, "stop": ["<|end|>"]}.'})
     quantize = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_]{1,16}$"))
 
@@ -163,6 +179,8 @@ class ImportUploadQuerySchema(ImportBodySchema):
     """For an upload the file is the raw body and the rest goes in the query string."""
 
     filename = fields.String(load_default="model.gguf", validate=validate.Regexp(r"^[\w.\- ]{1,200}$"))
+    parameters = JsonParameters(keys=_parameter_name(), values=ParameterValue(),
+                                metadata={"description": 'Model parameters as JSON, e.g. {"temperature": 0.7}.'})
 
 
 class StorageSchema(Schema):

@@ -1,7 +1,9 @@
 """Importing a GGUF: a streamed upload or a file in the import folder becomes a model."""
 
 import hashlib
+import json
 import time
+from urllib.parse import urlencode
 
 import pytest
 from ollama_standin import OllamaStandIn
@@ -184,3 +186,19 @@ def test_uploads_no_import_can_use_are_removed_at_start(ollama_env, make_host, d
     (uploads / "upload-cut-off.gguf").write_bytes(b"GGUF partial")
     make_host()
     assert not list(uploads.iterdir())
+
+
+def test_an_upload_takes_its_template_and_parameters_from_the_query_string(
+        ollama, import_dir, client, auth_headers, wait_task):
+    query = urlencode({"name": "tuned", "template": "{{ .Prompt }}",
+                       "parameters": json.dumps({"temperature": 0.5, "stop": ["<|end|>"]})})
+    response = upload(client, auth_headers, gguf(1 << 16), query)
+    assert response.status_code == 202, response.get_json()
+    assert wait_task(response.get_json()["id"])["status"] == "succeeded"
+    sent = ollama.create_log[-1]
+    assert sent["template"] == "{{ .Prompt }}"
+    assert sent["parameters"] == {"temperature": 0.5, "stop": ["<|end|>"]}
+    for bad in ("temperature=0.5", '{"temperature": {"x": 1}}', '{"Bad Name": 1}'):
+        response = upload(client, auth_headers, gguf(1 << 16), urlencode({"name": "x", "parameters": bad}))
+        assert response.status_code == 400, bad
+    assert len(ollama.create_log) == 1
