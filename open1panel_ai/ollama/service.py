@@ -318,10 +318,11 @@ class OllamaService:
             stream.close()  # ends the reading thread and its connection now
             return None
 
-    def start_import(self, endpoint: str, name: str, options: dict[str, Any], *,
-                     path: str | None = None, upload: BinaryIO | None = None,
-                     filename: str | None = None, length: int | None = None) -> dict[str, Any]:
-        """Import a GGUF from a path inside the import folder, or from an upload stream."""
+    def start_import(self, endpoint: str, name: str, *, path: str | None = None,
+                     upload: BinaryIO | None = None, filename: str | None = None,
+                     length: int | None = None, **options: Any) -> dict[str, Any]:
+        """Import a GGUF from a path inside the import folder, or from an upload stream of
+        ``length`` bytes. ``options``: template, system, parameters, quantize."""
         parsed = self._parse(name)
         model = parsed.short
         self.endpoint(endpoint)

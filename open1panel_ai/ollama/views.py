@@ -9,10 +9,10 @@ from open1panel_ai.ollama import schemas
 from open1panel_ai.schemas import TaskSchema
 from open1panel_ai.web import (
     API_PREFIX,
-    json_body,
-    load_input,
     blueprint,
     current_ai,
+    json_body,
+    load_input,
     operation,
 )
 
@@ -121,17 +121,20 @@ def start_pull(body):
                    "as the raw body with the other fields in the query string", tag="ollama",
            response=TaskSchema(), status=202, errors_=(404, 507))
 def start_import():
+    return service().start_import(**import_arguments())
+
+
+def import_arguments() -> dict:
+    """The fields of an import request: a JSON body naming a path in the import folder, or
+    the file as the raw body (streamed, never read whole here) with the fields in the query
+    string."""
     if request.mimetype == "application/json":
-        body = load_input(schemas.ImportBodySchema(), json_body(), "body")
-        return service().start_import(body.pop("endpoint"), body.pop("name"), body,
-                                      path=body.pop("path", None))
+        return load_input(schemas.ImportBodySchema(), json_body(), "body")
     if request.mimetype not in ("application/octet-stream", ""):
         raise errors.BadRequest("Send JSON with a path, or the file as application/octet-stream.",
                                 code="unsupported_media_type")
     query = load_input(schemas.ImportUploadQuerySchema(), request.args.to_dict(flat=True), "query")
-    return service().start_import(query.pop("endpoint"), query.pop("name"), query,
-                                  upload=request.stream, filename=query.pop("filename"),
-                                  length=request.content_length)
+    return {**query, "upload": request.stream, "length": request.content_length}
 
 
 @blueprint.get(PREFIX + "/storage")
