@@ -264,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Small replies go out at once, as Go's net/http sends them; without this a client
+        # that keeps the connection alive (a proxy) waits ~40 ms on each (Nagle + delayed ACK).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.owner._lock:
             self.owner._connections.add(self.connection)
 

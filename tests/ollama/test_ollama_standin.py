@@ -3,6 +3,7 @@ checklist of reference/ollama-api.md, quirks included."""
 
 import hashlib
 import json
+import socket
 
 import httpx
 import ollama
@@ -157,3 +158,13 @@ def test_an_old_server_creates_from_a_modelfile(tmp_path):
         assert ignored.status_code == 400  # files are unknown before 0.5.5
         made = httpx.post(old.url + "/api/create", json={"model": "m", "modelfile": f"FROM @{digest}\n"})
         assert made.text.splitlines()[-1] == '{"status":"success"}'
+
+
+def test_replies_go_out_without_waiting_for_more_data(standin):
+    """TCP_NODELAY on the stand-in's sockets, as Go sets it: a kept-alive client (a proxy)
+    would otherwise wait for a delayed ACK on each small reply."""
+    with httpx.Client() as client:
+        assert client.get(standin.url + "/api/version").status_code == 200
+        with standin._lock:
+            (connection,) = standin._connections
+        assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
