@@ -25,6 +25,9 @@ READ_TIMEOUT = 30.0
 STREAM_READ_TIMEOUT = 600.0
 #: Loading a large model, or receiving a large blob, may take many minutes, but not forever.
 LONG_READ_TIMEOUT = 3600.0
+#: A blob upload whose next chunk Ollama does not take in this time has stalled; it also
+#: bounds how long a cancel waits while a chunk is being sent.
+UPLOAD_WRITE_TIMEOUT = 60.0
 
 _client_lock = threading.Lock()
 _client: httpx.Client | None = None
@@ -96,7 +99,8 @@ class HttpOllamaProvider:
     def upload_blob(self, base_url: str, digest: str, chunks: Iterable[bytes], size: int) -> None:
         self._request("POST", base_url, f"/api/blobs/{digest}", content=chunks,
                       headers={"Content-Length": str(size)},
-                      timeout=httpx.Timeout(LONG_READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+                      timeout=httpx.Timeout(LONG_READ_TIMEOUT, connect=CONNECT_TIMEOUT,
+                                            write=UPLOAD_WRITE_TIMEOUT))
 
     def create(self, base_url: str, name: str, files: Mapping[str, str],
                extra: Mapping[str, Any] | None = None) -> LineStream:
