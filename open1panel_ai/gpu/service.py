@@ -62,6 +62,7 @@ class GPUService:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._ollama_on_cpu()  # ask Ollama now, so the first samples already have the list
         self.context.realtime.watch(TOPIC, self._listeners_changed)
         self._thread.start()
 
