@@ -72,7 +72,11 @@ class DomainService:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Mark the bindings whose target went away while the panel was not running."""
+        """Follow the MCP servers' changes, and mark the bindings whose target went away while
+        the panel was not running."""
+        mcp = self.context.services.get("mcp")
+        if mcp is not None:
+            mcp.on_server_change(self._mcp_server_changed)
         for record in self._records():
             self._check_target_exists(record)
 
@@ -174,25 +178,22 @@ class DomainService:
     # -- following the targets ------------------------------------------------------------
 
     def _mcp_server_changed(self, server_id: str, event: str) -> None:
-        """The MCP service's change notification: ``event`` is ``updated`` or ``deleted``."""
-        try:
-            if event == "deleted":
-                self.retire_target("mcp", server_id, f"The MCP server {server_id!r} was deleted, so "
-                                   "the proxy no longer serves this binding; bind another target "
-                                   "or remove it.")
-            else:
-                self.reapply_target("mcp", server_id)
-        except Exception:
-            # The MCP change is done already; a failure here must not undo or fail it.
-            log.exception("bindings of MCP server %s were not brought up to date", server_id)
+        """The MCP service's change notification (sent after the change, outside its locks):
+        ``event`` is ``updated`` or ``deleted``."""
+        if event == "deleted":
+            self.retire_target("mcp", server_id, f"The MCP server {server_id!r} was deleted, so the "
+                               "proxy no longer serves this binding; bind another target or remove it.")
+        else:
+            self.reapply_target("mcp", server_id)
 
     def reapply_target(self, kind: str, name: str) -> None:
         """Apply every binding of one target again, with the target's address as it is now."""
-        provider = self._provider_or_none()
+        binding_ids = self._binding_ids(kind, name)
+        provider = self._provider_or_none() if binding_ids else None
         if provider is None:
             return
         with self._lock:
-            for binding_id in self._binding_ids(kind, name):
+            for binding_id in binding_ids:
                 record = self._row(binding_id)
                 if self._check_target_exists(record):
                     self._apply(record, provider, previous=None, share_hosts=False)
@@ -200,9 +201,12 @@ class DomainService:
     def retire_target(self, kind: str, name: str, reason: str) -> None:
         """Take every binding of a target that is gone out of the proxy, and mark it ``error``
         with ``reason``; the binding stays, so it can be pointed at another target."""
+        binding_ids = self._binding_ids(kind, name)
+        if not binding_ids:
+            return
         provider = self._provider_or_none()
         with self._lock:
-            for binding_id in self._binding_ids(kind, name):
+            for binding_id in binding_ids:
                 error = reason
                 if provider is not None:
                     try:
@@ -223,7 +227,7 @@ class DomainService:
             what = "Ollama endpoint" if record["target_kind"] == "ollama" else "MCP server"
             error = (f"The {what} {record['target_name']!r} this binding points at no longer "
                      f"resolves ({exc.message}); bind another target or remove this binding.")
-            if record["state"] != "error" or record["error"] != error:
+            if record["state"] != "error":  # an error said already (a deleted server) stays
                 self._set_state(record["id"], "error", error)
                 record.update(state="error", error=error)
             return False
