@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from open1panel_ai import errors
-from open1panel_ai.store import timestamp
 from open1panel_ai.domain import credentials, names
 from open1panel_ai.domain.binding import ProxyBinding, Upstream
+from open1panel_ai.store import timestamp
 
 log = logging.getLogger(__name__)
 

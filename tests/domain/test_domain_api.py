@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 
 from open1panel_ai.store import timestamp
 from tests.domain.certificates import self_signed

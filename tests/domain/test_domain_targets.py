@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from tests.conftest import free_port
 from tests.domain.conftest import _panel
-from tests.domain.test_domain_mcp import bridge_token, current_time_through, mcp_api, start_time_server
+from tests.domain.test_domain_mcp import (
+    bridge_token,
+    current_time_through,
+    mcp_api,
+    start_time_server,
+)
 from tests.mcp.conftest import wait_status
 
 
