@@ -44,7 +44,7 @@ def test_a_pull_continues_by_itself_after_the_panel_is_killed(served, standin, t
     os.killpg(panel.process.pid, signal.SIGKILL)  # the whole panel, workers included
     panel.process.wait()
     time.sleep(0.3)  # the stand-in notices the dropped stream and keeps what it has
-    done_before = json.loads(next((standin.state_dir / "blobs").glob("*-partial-0")).read_text())["completed"]
+    done_before = json.loads(next((standin.state_dir / "blobs").glob("*-partial-0")).read_text())["Completed"]
     assert done_before > 800_000
 
     standin.pull_speed = 20_000_000
