@@ -102,9 +102,9 @@ class OllamaProvider(Provider, Protocol):
     def create(self, base_url: str, name: str, files: Mapping[str, str],
                extra: Mapping[str, Any] | None = None) -> Iterable[dict[str, Any]]:
         """Create a model from uploaded blobs (file name → ``sha256:<hex>``): progress lines
-        shaped like Ollama's ``/api/create`` stream, closable as :meth:`pull`'s. ``extra`` holds further fields of
-        that request: ``template``, ``system``, ``parameters``, ``quantize``, or ``modelfile``
-        (with ``files`` empty) for servers older than 0.5.5."""
+        shaped like Ollama's ``/api/create`` stream, closable as :meth:`pull`'s. ``extra``
+        holds further fields of that request: ``template``, ``system``, ``parameters``,
+        ``quantize``, or ``modelfile`` (with ``files`` empty) for servers older than 0.5.5."""
 
 
 class MCPProvider(Provider, Protocol):
