@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import free_port
 from tests.mcp.conftest import (
     GIT_SERVER,
     TIME_SERVER,
@@ -411,7 +412,9 @@ def test_the_restart_count_starts_again_after_stable_running(mcp_env, make_host,
         response = getattr(client, method)("/api/v2/ai/mcp" + path, headers=auth_headers, **kwargs)
         return response.status_code, response.get_json()
 
-    server = start_time_server(api)
+    # A port of its own, away from the range other panels on this machine hand out: a restart
+    # that lost its port to someone else would count as one more restart.
+    server = start_time_server(api, port=free_port())
     for kill in range(1, 6):
         time.sleep(1.2)  # longer than "stable"
         [child] = child_pids(server["pid"])
