@@ -3,11 +3,12 @@
 Each binding is a route tagged ``"@id": "open1panel-ai-<id>"`` in the HTTP server named by
 ``OPEN1PANEL_AI_CADDY_SERVER`` (``open1panel_ai``; created if missing on the HTTP app's
 ``http_port`` and ``https_port``, 80 and 443 unless set). The ports in ready URLs and redirects
-are read from that server's ``listen``. A change reads ``/config/apps``, edits it and writes it back with ``If-Match``, so a concurrent
-edit by someone else gets a clear conflict instead of being overwritten. Caddy validates and
-provisions the new config before it swaps, and keeps the old one running when that fails: its
-error text becomes the binding's error. TLS certificates come from Caddy's automatic HTTPS
-(ACME) or from files loaded under ``apps.tls.certificates.load_files``.
+are read from that server's ``listen``. A change reads ``/config/apps``, edits it and writes it
+back with ``If-Match``, so a concurrent edit by someone else gets a clear conflict instead of
+being overwritten. Caddy validates and provisions the new config before it swaps, and keeps the
+old one running when that fails: its error text becomes the binding's error. TLS certificates
+come from Caddy's automatic HTTPS (ACME) or from files loaded under
+``apps.tls.certificates.load_files``.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ class CaddyProvider:
         server = servers.setdefault(self.server, {"listen": [f":{plain}", f":{secure}"]})
         routes = server.setdefault("routes", [])
         old = next((r for r in routes if r.get("@id") == our_route), None)
-        new = route(binding, public_ports(apps, self.server)[1]) if binding else None
+        new = route(binding, secure) if binding else None
         if old is not None and new is not None:
             routes[routes.index(old)] = new
         elif old is not None:

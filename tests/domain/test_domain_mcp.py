@@ -8,6 +8,7 @@ import httpx2
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.conftest import free_port
 from tests.mcp.conftest import TIME_SERVER, _session_call, wait_status
 
 
@@ -17,7 +18,8 @@ def mcp_api(panel):
 
 def start_time_server(panel, name):
     api = mcp_api(panel)
-    status, server = api("post", "/servers", json={"name": name, "command": TIME_SERVER})
+    # A free port of its own: the default range may be in use by other panels on this machine.
+    status, server = api("post", "/servers", json={"name": name, "command": TIME_SERVER, "port": free_port()})
     assert status == 201, server
     assert api("post", f"/servers/{server['id']}/start")[0] == 200
     return wait_status(api, server["id"], "running")
