@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hookspecs import hookimpl
 from open1panel_ai.gpu import service as gpu_service
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, free_port
 from tests.mcp.conftest import FAST, TIME_SERVER, wait_status
 
 
@@ -214,9 +214,12 @@ def test_mcp_gauges_follow_a_real_server(gpu_env, make_host, call):
         samples = families(call(host, "get", "/metrics")[1])["open1panel_ai_mcp_server_up"]
         return {s.labels["name"]: (s.labels, s.value) for s in samples}
 
-    status, time_server = api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    # Ports of their own, away from the range other panels on this machine hand out.
+    status, time_server = api("post", "/servers", json={"name": "time", "command": TIME_SERVER,
+                                                        "port": free_port()})
     assert status == 201, time_server
-    status, idle = api("post", "/servers", json={"name": "idle", "command": TIME_SERVER})
+    status, idle = api("post", "/servers", json={"name": "idle", "command": TIME_SERVER,
+                                                 "port": free_port()})
     assert status == 201, idle
     assert up() == {"idle": ({"id": idle["id"], "name": "idle", "status": "stopped"}, 0),
                     "time": ({"id": time_server["id"], "name": "time", "status": "stopped"}, 0)}
