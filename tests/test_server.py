@@ -121,8 +121,9 @@ def test_sigterm_stops_work_reaps_children_and_saves_state(served):
     client.disconnect()
 
 
-#: A stop may take the plugins' few seconds plus gunicorn's own shutdown, never the kill timeout.
-GRACE_SECONDS = 12
+#: A stop takes the plugins' few seconds plus gunicorn's ten-second grace at most; on a loaded
+#: machine allow some slack, but never as long as the 30 s after which the test would kill it.
+GRACE_SECONDS = 25
 
 
 def test_after_a_kill_9_resumable_work_continues_by_itself(served, tmp_path):
