@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from open1panel_ai.store import Store
+from open1panel_ai.store import Store, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,6 @@ class TaskKind:
     name: str
     run: Callable[[TaskContext], None]
     resumable: bool = False
-
-
-def utc_timestamp() -> str:
-    """Now, as the ISO 8601 UTC text every record of the panel uses (milliseconds, ``Z``)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -229,7 +224,7 @@ class TaskRunner:
                 "UPDATE tasks SET status = 'interrupted', resume_on_start = 1, "
                 "bytes_per_second = NULL, eta_seconds = NULL, updated_at = ?, "
                 "error = ? WHERE status IN ('queued', 'running')",
-                (utc_timestamp(), json.dumps({"message": "The panel stopped while this task was running.",
+                (timestamp(), json.dumps({"message": "The panel stopped while this task was running.",
                                      "details": {}})),
             )
         self._started = True
@@ -259,7 +254,7 @@ class TaskRunner:
             for live in self._live.values():
                 if live.record["kind"] == kind and live.record["target"] == target:
                     return self._public(live.record)
-            now = utc_timestamp()
+            now = timestamp()
             record = {
                 "id": uuid.uuid4().hex, "kind": kind, "target": target,
                 "params": json.dumps(dict(params or {}), sort_keys=True), "status": "queued",
@@ -386,7 +381,7 @@ class TaskRunner:
         :meth:`_launch` after releasing it."""
         row = dict(self._store.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,)))
         row.update(status="queued", message=message, error=None, bytes_per_second=None,
-                   eta_seconds=None, resume_on_start=0, updated_at=utc_timestamp())
+                   eta_seconds=None, resume_on_start=0, updated_at=timestamp())
         live = _Live(row)
         self._live[task_id] = live
         self._persist(live)
@@ -403,7 +398,7 @@ class TaskRunner:
                 return
             record["status"] = "running"
             record["attempts"] += 1
-            record["updated_at"] = utc_timestamp()
+            record["updated_at"] = timestamp()
             self._persist(live)
         self._emit(record["id"], final=False)
         kind = self._kinds[record["kind"]]
@@ -445,7 +440,7 @@ class TaskRunner:
         lock and publishes the returned snapshot after releasing it."""
         record = live.record
         record.update(status=status, bytes_per_second=None, eta_seconds=None,
-                      resume_on_start=int(resume), updated_at=utc_timestamp())
+                      resume_on_start=int(resume), updated_at=timestamp())
         if message is not None:
             record["message"] = message
         record["error"] = json.dumps(error) if error else None
@@ -484,7 +479,7 @@ class TaskRunner:
                     record["eta_seconds"] = (
                         round((whole - done) / speed, 1) if whole and speed > 0 else None
                     )
-            record["updated_at"] = utc_timestamp()
+            record["updated_at"] = timestamp()
             if now - live.persisted_at >= PERSIST_INTERVAL:
                 self._persist(live)
                 live.persisted_at = now

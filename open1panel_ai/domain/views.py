@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from flask import Response, render_template
 
-from open1panel_ai.domain.schemas import (BindingChangeSchema, BindingInSchema, BindingListSchema,
-                                          BindingSchema, BindingWithTokenSchema, PreviewSchema)
+from open1panel_ai.domain.schemas import (
+    BindingChangeSchema,
+    BindingInSchema,
+    BindingListSchema,
+    BindingSchema,
+    BindingWithTokenSchema,
+    PreviewSchema,
+)
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
 
 

@@ -25,7 +25,7 @@ from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.clients import client_config
 from open1panel_ai.mcp.schemas import MCPServerInSchema
 from open1panel_ai.mcp.urls import base_url, masked
-from open1panel_ai.tasks import utc_timestamp
+from open1panel_ai.store import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class MCPService:
                 "transports": data["transports"], "port": port, "bind_host": data["bind_host"],
                 "restart_policy": data["restart_policy"], "autostart": data["autostart"],
                 "extra_hosts": [], "token": secrets.token_urlsafe(32),
-                "created_at": utc_timestamp(), "updated_at": utc_timestamp(),
+                "created_at": timestamp(), "updated_at": timestamp(),
             }
             self.store.execute(
                 "INSERT INTO mcp_servers (id, name, port, token, definition, created_at, updated_at)"
@@ -211,7 +211,7 @@ class MCPService:
                 if problems:
                     raise errors.BadRequest("Some fields are not valid.", code="validation_error",
                                             details={"fields": problems})
-                changed["updated_at"] = utc_timestamp()
+                changed["updated_at"] = timestamp()
                 self._save(changed)
             if self._status(server_id) in ACTIVE:
                 self.start_server(server_id)
@@ -245,7 +245,7 @@ class MCPService:
             with self._lock:
                 definition = self._row(server_id)
                 definition["token"] = secrets.token_urlsafe(32)
-                definition["updated_at"] = utc_timestamp()
+                definition["updated_at"] = timestamp()
                 self._save(definition)
             if self._status(server_id) in ACTIVE:
                 self.start_server(server_id)

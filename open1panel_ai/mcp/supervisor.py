@@ -27,7 +27,7 @@ from typing import Any
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.probe import ProbeFailed, list_tools
 from open1panel_ai.mcp.urls import base_url
-from open1panel_ai.tasks import utc_timestamp
+from open1panel_ai.store import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Supervised:
         self._hosts_pending = False  # hosts changed while the bridge was not yet answering
         self.process: subprocess.Popen | None = None
         self.status = "starting"
-        self.since = utc_timestamp()
+        self.since = timestamp()
         self.restarts = 0
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"mcp-{server['name']}", daemon=True)
@@ -165,7 +165,7 @@ class Supervised:
         with self._lock:
             changed = status != self.status or (error is not None and error != self.last_error)
             if status != self.status:
-                self.since = utc_timestamp()
+                self.since = timestamp()
             self.status = status
             if error is not None:
                 self.last_error = error

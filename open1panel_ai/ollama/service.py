@@ -14,7 +14,6 @@ import queue
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,6 +27,7 @@ from open1panel_ai.ollama.imports import (
     version_tuple,
 )
 from open1panel_ai.ollama.pull import PullProgress, PullTask
+from open1panel_ai.store import timestamp
 from open1panel_ai.tasks import TaskKind
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,6 @@ MIGRATIONS = [
     );
     """,
 ]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _setting(settings: Any, name: str, default: Any, kind: type) -> Any:
@@ -170,7 +166,7 @@ class OllamaService:
         if name == LOCAL or self._store.query_one("SELECT 1 FROM ollama_endpoints WHERE name = ?", (name,)):
             raise errors.Conflict(f"An endpoint named {name!r} exists already.", details={"endpoint": name})
         self._store.execute("INSERT INTO ollama_endpoints (name, url, models_dir, created_at) VALUES (?, ?, ?, ?)",
-                            (name, url, models_dir or None, _now()))
+                            (name, url, models_dir or None, timestamp()))
         return self._with_status(self.endpoint(name))
 
     def remove_endpoint(self, name: str) -> None:
@@ -215,7 +211,7 @@ class OllamaService:
         self.provider().load(self.endpoint(endpoint)["url"], self._name(name), keep_alive, options)
         self._store.execute(
             "INSERT OR REPLACE INTO ollama_model_use (endpoint, model, last_loaded_at) VALUES (?, ?, ?)",
-            (endpoint, self._name(name), _now()))
+            (endpoint, self._name(name), timestamp()))
 
     def unload_model(self, endpoint: str, name: str) -> None:
         self.provider().unload(self.endpoint(endpoint)["url"], self._name(name))
@@ -240,7 +236,7 @@ class OllamaService:
             return [model for models in pool.map(running_or_none, names_) for model in models]
 
     def _remember_loaded(self, endpoint: str, running: list[dict[str, Any]]) -> None:
-        now = _now()
+        now = timestamp()
         for model in running:
             self._store.execute(
                 "INSERT OR REPLACE INTO ollama_model_use (endpoint, model, last_loaded_at) VALUES (?, ?, ?)",
