@@ -44,8 +44,9 @@ class ModelName:
 
     @property
     def key(self) -> str:
-        """The case-insensitive identity of the model."""
-        return f"{self.host}/{self.namespace}/{self.model}:{self.tag}".lower()
+        """The case-insensitive identity of the model, readable as its display form
+        (``llama3.2:latest``): the short form drops only defaults, so it stays unique."""
+        return self.short.lower()
 
 
 def parse(text: str) -> ModelName:

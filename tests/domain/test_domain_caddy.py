@@ -69,7 +69,7 @@ def test_a_streamed_pull_arrives_line_by_line(provider, caddy, ollama):
     total = time.monotonic() - started
 
     assert first == {"status": "pulling manifest"} and rest[-1] == {"status": "success"}
-    assert first_after < total / 5, (first_after, total)
+    assert first_after < total / 2, (first_after, total)  # a buffering proxy sends it at the end
 
 
 def test_bearer_and_basic_auth_answer_401_without_credentials(provider, caddy, ollama):

@@ -74,7 +74,7 @@ def test_a_streamed_pull_arrives_line_by_line(provider, nginx, ollama):
     assert first == {"status": "pulling manifest"}
     assert rest[-1] == {"status": "success"}
     # Buffered, the first line would come with the last; streamed, at the start.
-    assert first_after < total / 5, (first_after, total)
+    assert first_after < total / 2, (first_after, total)  # a buffering proxy sends it at the end
 
 
 def test_bearer_auth_answers_401_without_the_token(provider, nginx, ollama):

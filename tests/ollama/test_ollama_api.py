@@ -111,7 +111,7 @@ def test_pull_reports_percent_over_all_layers_and_succeeds(ollama, ollama_api, w
     ollama.pull_speed = 1_000_000
     ollama.publish("llama3.2", [1_000_000, 200_000])
     status, task = ollama_api("post", "/ollama/pulls", json={"name": "ollama run llama3.2"})
-    assert status == 202 and task["kind"] == "ollama.pull" and task["target"] == "registry.ollama.ai/library/llama3.2:latest@local"
+    assert status == 202 and task["kind"] == "ollama.pull" and task["target"] == "llama3.2:latest@local"
     seen = []
     wait_task(task["id"], lambda t: seen.append(t) or t["status"] not in ("queued", "running"))
     done = seen[-1]

@@ -25,7 +25,9 @@ def test_invalid_names_are_refused(text):
 
 
 def test_names_compare_case_insensitively():
-    assert names.parse("Llama3.2:LATEST").key == names.parse("llama3.2").key
+    assert names.parse("Llama3.2:LATEST").key == names.parse("llama3.2").key == "llama3.2:latest"
+    assert names.parse("registry.ollama.ai/library/llama3.2").key == "llama3.2:latest"
+    assert names.parse("hf.co/User/Repo:Q4_K_M").key == "hf.co/user/repo:q4_k_m"
 
 
 @pytest.mark.parametrize("value, url", [
