@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,11 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from open1panel_ai.config import Settings
 from open1panel_ai.standalone.host import create_host
 
 TOKEN = "test-admin-token-0123456789"
+#: Debian's Chromium, started as the project's browser tests need it (never `playwright install`).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TESTS_DIR = Path(__file__).parent
 #: Holds a test plugin installed as a real distribution (a .dist-info with an entry point).
 PLUGINS_DIR = TESTS_DIR / "plugins"
@@ -165,3 +171,21 @@ def served(tmp_path):
     yield start
     for panel in panels:
         panel.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright; one per test module."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh English browser context and page."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    yield page
+    context.close()

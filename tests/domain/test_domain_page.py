@@ -7,7 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_pages import browser, page, sign_in  # noqa: F401  (fixtures)
+from tests.test_pages import sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -2,38 +2,18 @@
 the process table on the landing page and the GPU page; CPU mode said plainly; the checks."""
 
 import os
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import PLUGINS_DIR, TOKEN
 from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 FAKE_SITE = Path(__file__).parent / "fake_site"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="en-US")
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def gpu_panel(served, **env):

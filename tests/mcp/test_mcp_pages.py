@@ -3,29 +3,17 @@ and actions; the form with secret env; logs, tools, client configs, import, the 
 
 import json
 import shlex
-import shutil
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import TOKEN
 from tests.mcp.conftest import FAST, TIME_SERVER
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 #: Stands in for the domain feature's dialog script, to see what the page asks of it.
 DOMAIN_DIALOG = "window.AI.openDomainDialog = function (o) { window.domainCalls = (window.domainCalls || []).concat([o]); };"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
