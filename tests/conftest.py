@@ -142,6 +142,17 @@ class ServedPanel:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         return httpx.request(method, self.url + "/api/v2/ai" + path, headers=headers, timeout=10, **kwargs)
 
+    def wait_task(self, task_id: str, predicate, timeout: float = 30) -> dict:
+        """Poll ``GET /tasks/<id>`` until ``predicate(task)`` holds; return that task."""
+        deadline = time.monotonic() + timeout
+        task = None
+        while time.monotonic() < deadline:
+            task = self.api("GET", f"/tasks/{task_id}").json()
+            if predicate(task):
+                return task
+            time.sleep(0.1)
+        raise AssertionError(f"task {task_id} never got there: {task}")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.process is None:
             return 0

@@ -32,16 +32,6 @@ def submit(panel, kind, target, **params):
     return response.json()
 
 
-def wait_task(panel, task_id, predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = panel.api("GET", f"/tasks/{task_id}").json()
-        if predicate(task):
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task {task_id} never got there: {task}")
-
-
 def child_pid(task) -> int:
     return int(task["message"].rsplit(" ", 1)[1])
 
@@ -108,7 +98,7 @@ def test_sigterm_stops_work_reaps_children_and_saves_state(served):
     client = socketio.Client(reconnection=False)
     client.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": panel.token})
     task = submit(panel, "testkit.child", "keeps-a-child")
-    running = wait_task(panel, task["id"], lambda t: t["status"] == "running" and t["message"])
+    running = panel.wait_task(task["id"], lambda t: t["status"] == "running" and t["message"])
     pid = child_pid(running)
     assert pid_alive(pid)
 
@@ -130,7 +120,7 @@ def test_after_a_kill_9_resumable_work_continues_by_itself(served, tmp_path):
     data_dir = tmp_path / "crashy"
     panel = served(data_dir=data_dir)
     task = submit(panel, "testkit.child", "survives")
-    first_pid = child_pid(wait_task(panel, task["id"], lambda t: t["status"] == "running" and t["message"]))
+    first_pid = child_pid(panel.wait_task(task["id"], lambda t: t["status"] == "running" and t["message"]))
     os.killpg(panel.process.pid, signal.SIGKILL)
     panel.process.wait()
     assert read_task(data_dir, task["id"])[0] == "running"  # what a crash leaves behind
@@ -138,8 +128,8 @@ def test_after_a_kill_9_resumable_work_continues_by_itself(served, tmp_path):
         os.kill(first_pid, signal.SIGTERM)
 
     again = served(data_dir=data_dir)
-    resumed = wait_task(again, task["id"], lambda t: t["status"] == "running" and t["message"]
+    resumed = again.wait_task(task["id"], lambda t: t["status"] == "running" and t["message"]
                         and child_pid(t) != first_pid)
     assert resumed["id"] == task["id"]
     again.api("POST", f"/tasks/{task['id']}/cancel")
-    assert wait_task(again, task["id"], lambda t: t["status"] == "cancelled")["status"] == "cancelled"
+    assert again.wait_task(task["id"], lambda t: t["status"] == "cancelled")["status"] == "cancelled"

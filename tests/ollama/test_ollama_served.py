@@ -25,22 +25,12 @@ def panel_env(standin):
     return {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url, "OLLAMA_MODELS": str(standin.state_dir)}
 
 
-def wait(panel, task_id, predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = panel.api("GET", f"/tasks/{task_id}").json()
-        if predicate(task):
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"the task never got there: {task}")
-
-
 def test_a_pull_continues_by_itself_after_the_panel_is_killed(served, standin, tmp_path):
     standin.publish("llama3.2", [4_000_000])
     data_dir = tmp_path / "panel-data"
     panel = served(env=panel_env(standin), data_dir=data_dir)
     task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
-    wait(panel, task["id"], lambda t: (t["completed"] or 0) > 800_000)
+    panel.wait_task(task["id"], lambda t: (t["completed"] or 0) > 800_000, timeout=60)
     os.killpg(panel.process.pid, signal.SIGKILL)  # the whole panel, workers included
     panel.process.wait()
     time.sleep(0.3)  # the stand-in notices the dropped stream and keeps what it has
@@ -49,7 +39,8 @@ def test_a_pull_continues_by_itself_after_the_panel_is_killed(served, standin, t
 
     standin.pull_speed = 20_000_000
     again = served(env=panel_env(standin), data_dir=data_dir)
-    task = wait(again, task["id"], lambda t: t["status"] not in ("queued", "running", "interrupted"))
+    task = again.wait_task(task["id"], lambda t: t["status"] not in ("queued", "running", "interrupted"),
+                          timeout=60)
     assert task["status"] == "succeeded"
     assert max(standin.pull_log[-1]["first_completed"].values()) >= done_before
     names = {m["name"] for m in again.api("GET", "/ollama/models").json()["models"]}
