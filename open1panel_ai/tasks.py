@@ -251,9 +251,9 @@ class TaskRunner:
         if kind not in self._kinds:
             raise ValueError(f"unknown task kind {kind!r}")
         with self._lock:
-            for live in self._live.values():
-                if live.record["kind"] == kind and live.record["target"] == target:
-                    return self._public(live.record)
+            running = self._find_active(kind, target)
+            if running is not None:
+                return self._public(running.record)
             now = timestamp()
             record = {
                 "id": uuid.uuid4().hex, "kind": kind, "target": target,
@@ -274,10 +274,8 @@ class TaskRunner:
     def active(self, kind: str, target: str) -> dict | None:
         """The queued or running task of ``kind`` on ``target``, if there is one."""
         with self._lock:
-            for live in self._live.values():
-                if live.record["kind"] == kind and live.record["target"] == target:
-                    return self._public(live.record)
-        return None
+            running = self._find_active(kind, target)
+            return self._public(running.record) if running is not None else None
 
     def get(self, task_id: str) -> dict | None:
         with self._lock:
@@ -335,9 +333,9 @@ class TaskRunner:
         if task["kind"] not in self._kinds:
             raise TaskConflict(f"no installed feature runs tasks of kind {task['kind']!r}")
         with self._lock:
-            for live in self._live.values():
-                if live.record["kind"] == task["kind"] and live.record["target"] == task["target"]:
-                    raise TaskConflict(f"task {live.record['id']} is already doing this work")
+            running = self._find_active(task["kind"], task["target"])
+            if running is not None:
+                raise TaskConflict(f"task {running.record['id']} is already doing this work")
             live = self._requeue(task_id, message="Retrying")
         self._launch(live)
         return self.get(task_id)
@@ -375,6 +373,11 @@ class TaskRunner:
             self._emit_timers.clear()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _find_active(self, kind: str, target: str) -> _Live | None:
+        """The queued or running task of ``kind`` on ``target``; the caller holds the lock."""
+        return next((live for live in self._live.values()
+                     if live.record["kind"] == kind and live.record["target"] == target), None)
 
     def _requeue(self, task_id: str, message: str) -> _Live:
         """Put a finished task back in the queue; the caller holds the lock and then calls
