@@ -22,6 +22,7 @@ DEFAULTS: Mapping[str, str] = {
     "gpu_provider": "auto",
     "domain_provider": "auto",
     "task_workers": "4",
+    "threads": "512",
     "disabled_plugins": "",
     "nginx_bin": "nginx",
     "nginx_conf": "/etc/nginx/nginx.conf",

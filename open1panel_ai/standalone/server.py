@@ -43,9 +43,8 @@ class PanelWorker(ThreadWorker):
 
 
 class PanelServer(BaseApplication):
-    def __init__(self, settings: Settings, threads: int = 256) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.threads = threads
         super().__init__()
 
     def load_config(self) -> None:
@@ -55,7 +54,8 @@ class PanelServer(BaseApplication):
             "bind": [bind],
             "workers": 1,
             "worker_class": f"{__name__}.PanelWorker",
-            "threads": self.threads,
+            # Each open WebSocket holds one thread for its lifetime.
+            "threads": self.settings.get_int("threads"),
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "timeout": 60,
             "keepalive": 5,
