@@ -28,7 +28,7 @@ TESTS_DIR = Path(__file__).parent
 PLUGINS_DIR = TESTS_DIR / "plugins"
 #: The test command installs the example plugin; other tests choose their providers themselves,
 #: so panels under test leave it out unless a test enables it.
-EXAMPLE_PLUGINS = "drm"
+EXAMPLE_PLUGINS = "drm,amd"
 
 
 @pytest.fixture
