@@ -110,6 +110,10 @@ class Store:
             )
         for version, script in enumerate(migrations[current:], start=current + 1):
             with self.transaction() as db:
+                applied = db.execute("SELECT max(version) FROM schema_migrations WHERE component = ?",
+                                     (component,)).fetchone()[0] or 0
+                if applied >= version:
+                    continue  # another process sharing the database applied it meanwhile
                 for statement in _split_statements(script):
                     db.execute(statement)
                 db.execute(
