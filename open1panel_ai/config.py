@@ -23,6 +23,8 @@ DEFAULTS: Mapping[str, str] = {
     "domain_provider": "auto",
     "task_workers": "4",
     "threads": "512",
+    "workers": "1",
+    "redis_url": "",
     "disabled_plugins": "",
     "nginx_bin": "nginx",
     "nginx_conf": "/etc/nginx/nginx.conf",
