@@ -1,10 +1,13 @@
-"""The example plugin in examples/open1panel-ai-drm adds a menu page and a GPU provider."""
+"""The example plugins: examples/open1panel-ai-drm adds a menu page and a GPU provider;
+examples/open1panel-ai-amd adds a GPU provider that reads AMD GPUs through amd-smi."""
 
 import importlib.metadata
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TOKEN
 
@@ -80,3 +83,67 @@ def test_its_provider_says_why_it_cannot_work_without_cards(make_host, panel_env
         DrmGPUProvider({"drm_sysfs_root": str(empty)}).probe()
     with pytest.raises(ProviderUnavailable, match="does not exist"):
         DrmGPUProvider({"drm_sysfs_root": str(tmp_path / "missing")}).probe()
+
+
+AMD_EXAMPLE = Path(__file__).parent.parent / "examples" / "open1panel-ai-amd"
+
+
+@pytest.fixture
+def amd_panel(make_host, panel_env, monkeypatch):
+    """Build a panel with the amd example enabled; by default the recorded amd-smi is on PATH."""
+    panel_env.setenv("OPEN1PANEL_AI_DISABLED_PLUGINS", "drm")
+    installed = any(ep.name == "amd" for ep in importlib.metadata.entry_points(group="open1panel.plugins"))
+
+    def make(provider="amd-smi", amd_smi=AMD_EXAMPLE / "tests" / "bin"):
+        panel_env.setenv("OPEN1PANEL_AI_GPU_PROVIDER", provider)
+        monkeypatch.setenv("PATH", str(amd_smi), prepend=os.pathsep)
+        if installed:  # the test command installs the example; its entry point loads it
+            return make_host()
+        monkeypatch.syspath_prepend(str(AMD_EXAMPLE))
+        import open1panel_ai_amd
+
+        return make_host(("amd", open1panel_ai_amd))
+
+    yield make
+    if not installed:
+        sys.modules.pop("open1panel_ai_amd", None)
+
+
+def test_the_amd_provider_serves_the_gpu_api_from_amd_smi(amd_panel):
+    client = amd_panel().app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    status = client.get("/api/v2/ai/status", headers=headers).get_json()
+    gpu = next(p for p in status["providers"] if p["kind"] == "gpu")
+    assert (gpu["provider"], gpu["usable"], gpu["candidates"][0]["plugin"]) == ("amd-smi", True, "amd")
+    sample = client.get("/api/v2/ai/gpu", headers=headers).get_json()
+    assert (sample["provider"], sample["mode"], sample["versions"]) == ("amd-smi", "gpu", {"driver": "6.16.6"})
+    busy, idle = sample["devices"]
+    assert busy["name"] == "AMD Radeon AI PRO R9700" and busy["utilization_gpu"] == 97
+    assert busy["memory_used"] == 29777 * 2**20 and busy["power_draw_w"] == 103 and busy["fan_speed"] == 38.82
+    assert idle["unsupported"] == ["energy_mj", "fan_speed"] and idle["fan_speed"] is None
+    checks = client.get("/api/v2/ai/gpu/checks", headers=headers).get_json()
+    assert checks["provider"] == "amd-smi" and [c["ok"] for c in checks["checks"]] == [True, True]
+
+
+def test_the_amd_provider_feeds_the_prometheus_metrics(amd_panel):
+    response = amd_panel().app.test_client().get(
+        "/api/v2/ai/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    series = {(s.name, s.labels["gpu"]): s for family in text_string_to_metric_families(response.get_data(as_text=True))
+              for s in family.samples if s.name.startswith("DCGM_FI_DEV")}
+    busy = series[("DCGM_FI_DEV_GPU_UTIL", "0")]
+    assert busy.value == 97 and busy.labels["UUID"] == "b4ff7551-0000-1000-8059-a6be8f1c2d3e"
+    assert busy.labels["modelName"] == "AMD Radeon AI PRO R9700" and busy.labels["pci_bus_id"] == "0000:03:00.0"
+    assert series[("DCGM_FI_DEV_FB_USED", "0")].value == 29777  # MiB, as DCGM writes it
+    assert series[("DCGM_FI_DEV_POWER_USAGE", "0")].value == 103
+    assert (series[("DCGM_FI_DEV_GPU_TEMP", "0")].value, series[("DCGM_FI_DEV_FAN_SPEED", "0")].value) == (79, 38.82)
+    assert ("DCGM_FI_DEV_FAN_SPEED", "1") not in series and series[("DCGM_FI_DEV_GPU_UTIL", "1")].value == 0
+
+
+def test_without_amd_smi_the_status_page_says_why_and_auto_goes_on(amd_panel, tmp_path):
+    client = amd_panel(provider="auto", amd_smi=tmp_path).app.test_client()
+    status = client.get("/api/v2/ai/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    gpu = next(p for p in status["providers"] if p["kind"] == "gpu")
+    amd = next(c for c in gpu["candidates"] if c["name"] == "amd-smi")
+    assert amd["usable"] is False and "no 'amd-smi' on the panel's PATH" in amd["reason"]
+    assert "amd-smi-lib" in amd["fix"] and gpu["usable"] is True and gpu["provider"] != "amd-smi"
