@@ -85,7 +85,11 @@ class MCPService:
     # -- startup and shutdown -----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the status monitor and every server marked autostart."""
+        """Start the status monitor and every server marked autostart, in the one process
+        that owns the data dir (see :mod:`open1panel_ai.ownership`)."""
+        self.context.when_owner(self._supervise)
+
+    def _supervise(self) -> None:
         self._monitor.start()
         for row in self.store.query("SELECT id FROM mcp_servers ORDER BY name"):
             definition = self._row(row["id"])
@@ -111,9 +115,10 @@ class MCPService:
     # -- what other features use --------------------------------------------------------
 
     def servers(self) -> list[dict[str, Any]]:
-        """Every server definition with its measured status, by name."""
-        rows = self.store.query("SELECT id FROM mcp_servers ORDER BY name")
-        return [self._public(self._row(row["id"])) for row in rows]
+        """Every server definition with its measured status, by name. One read of the table, so
+        a server deleted meanwhile is left out instead of failing the whole list."""
+        rows = self.store.query("SELECT * FROM mcp_servers ORDER BY name")
+        return [self._public(self._definition(row)) for row in rows]
 
     def server(self, server_id: str) -> dict[str, Any]:
         return self._public(self._row(server_id))
@@ -357,6 +362,10 @@ class MCPService:
         row = self.store.query_one("SELECT * FROM mcp_servers WHERE id = ?", (server_id,))
         if row is None:
             raise errors.NotFound(f"There is no MCP server {server_id!r}.")
+        return self._definition(row)
+
+    @staticmethod
+    def _definition(row: Mapping[str, Any]) -> dict[str, Any]:
         definition = json.loads(row["definition"])
         definition.update(id=row["id"], name=row["name"], port=row["port"], token=row["token"],
                           created_at=row["created_at"], updated_at=row["updated_at"])
@@ -528,7 +537,9 @@ class MCPService:
             while not stop.wait(0.5):
                 lines = follower.read_new()
                 if lines:
-                    self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic])
+                    # Each process follows the log for its own subscribers.
+                    self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic],
+                                          local=True)
         except OSError as exc:
             log.warning("following the log of MCP server %s stopped: %s", server_id, exc)
         finally:

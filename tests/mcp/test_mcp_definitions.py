@@ -4,6 +4,7 @@ client configurations and import. Nothing here starts a server."""
 import json
 import socket
 import sqlite3
+import threading
 
 import pytest
 
@@ -252,3 +253,30 @@ def test_other_features_are_told_when_a_server_changes_or_goes(mcp_host, mcp_api
     assert mcp_api("put", f"/servers/{server['id']}", json={"port": other["port"]})[0] == 409
     assert mcp_api("delete", f"/servers/{server['id']}")[0] == 204
     assert told == [(server["id"], "updated", server["port"] + 500), (server["id"], "deleted", None)]
+
+
+def test_the_list_holds_while_other_servers_are_created_and_deleted(mcp_host, mcp_api, auth_headers):
+    """A server deleted while the list is being read is left out; the list never fails on it."""
+    kept = {create(mcp_api, name=f"kept-{index}")[1]["id"] for index in range(30)}
+    churning = mcp_host.app.test_client()
+    stop = threading.Event()
+    churned = []
+
+    def churn():  # names that sort after the kept ones: a delete lands while the list is read
+        while not stop.is_set():
+            made = churning.post("/api/v2/ai/mcp/servers", headers=auth_headers,
+                                 json={"name": f"zz-churn-{len(churned)}", "command": TIME_SERVER})
+            churned.append(churning.delete(f"/api/v2/ai/mcp/servers/{made.get_json()['id']}",
+                                           headers=auth_headers).status_code)
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        lists = [mcp_api("get", "/servers") for _ in range(150)]
+    finally:
+        stop.set()
+        thread.join()
+    assert churned and set(churned) == {204}
+    failures = [body for status, body in lists if status != 200]
+    assert not failures, failures[0]
+    assert all(kept <= {server["id"] for server in body["servers"]} for _, body in lists)
