@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from open1panel_ai_amd import AmdSmiProvider, gpu_entries, reading
 
 from hookspecs.ai import ProviderUnavailable
-from open1panel_ai_amd import AmdSmiProvider, gpu_entries, reading
 
 RECORDED_AMD_SMI = Path(__file__).parent / "bin"
 MIB = 2**20
@@ -33,7 +33,7 @@ def test_a_sample_has_every_reading_amd_smi_gives(recorded):
     provider = AmdSmiProvider({"data_dir": "/tmp"})
     provider.probe()
     sample = provider.sample()
-    busy, idle = sample["devices"]
+    busy = sample["devices"][0]
     assert (busy["index"], busy["name"], busy["pci_bus_id"]) == (0, "AMD Radeon AI PRO R9700", "0000:03:00.0")
     assert busy["uuid"] == "b4ff7551-0000-1000-8059-a6be8f1c2d3e" and busy["lost"] is False
     assert (busy["utilization_gpu"], busy["utilization_memory"]) == (97, 41)
