@@ -350,7 +350,8 @@ def setup_logging(config: Mapping[str, Any]) -> None:
 
 
 async def serve(config_path: str, config: Mapping[str, Any]) -> int:
-    panel_pid = os.getppid()
+    # The panel names itself: one killed before this line ran is no longer the parent here.
+    panel_pid = int(config.get("panel_pid") or os.getppid())
     if config.get("gateway"):
         upstream_cm = gateway_upstream(config)
     elif config.get("url"):
