@@ -107,6 +107,7 @@ class ProcessRuntime:
             logfile.note(supervised.log_path, "supervisor: stopped")
             self._changed(server_id)
             supervised.config_path.unlink(missing_ok=True)
+            supervised.pid_path.unlink(missing_ok=True)
 
     def _server_lock(self, server_id: str) -> threading.Lock:
         """The lock that orders starts and stops of one server (others go on meanwhile)."""

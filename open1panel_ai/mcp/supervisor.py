@@ -7,6 +7,12 @@ watches it: the status becomes ``running`` only after an MCP probe through the b
 after 5 s, then 10 s, doubling to 60 s, at most 10 times; the count starts again after 30 s of
 stable running. A server out of tries ends in ``error`` with the last lines of its log.
 Stopping kills the whole process group, so nothing the server started is left behind.
+
+The bridge's pid (its process group) is written beside its config. A panel killed outright
+cannot stop its bridges: a serving bridge notices the lost parent and goes, but one still
+waiting for its server's first answer does not, and any of them holds the server's port until
+it has gone. So before a bridge starts, the group recorded by the previous one is killed if it
+is still a bridge of this config: after a restart each server runs exactly once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.probe import ProbeFailed, list_tools
@@ -69,6 +77,7 @@ class Supervised:
         self.id = server["id"]
         self.argv = argv
         self.config_path = config_path
+        self.pid_path = config_path.with_suffix(".pid")
         self.log_path = log_path
         self.timing = timing
         self._on_change = on_change
@@ -146,6 +155,7 @@ class Supervised:
                 "port": server["port"], "token": server["token"], "transports": server["transports"],
                 "allowed_hosts": server.get("extra_hosts", []), "log_file": str(self.log_path),
                 "log_max_bytes": logfile.MAX_BYTES, "log_backups": logfile.BACKUPS,
+                "panel_pid": os.getpid(),
             }
             # The file holds the token and secret env values: only the panel's user may read it
             # (mkstemp creates it with mode 0600).
@@ -197,12 +207,14 @@ class Supervised:
     def _run_once(self) -> float:
         """Run the bridge until it exits (or is stopped); return how long it was running."""
         self._set("starting")
+        self._reap_leftover()
         self.write_config()
         with open(self.log_path, "ab") as output:
             process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=output,
                                        stderr=output, start_new_session=True, close_fds=True)
         with self._lock:
             self.process = process
+        self.pid_path.write_text(f"{process.pid}\n", encoding="ascii")
         started = time.monotonic()
         running_since = None
         failed_probes = 0
@@ -274,5 +286,34 @@ class Supervised:
         except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
             log.warning("the bridge of %s (pid %d) did not exit", self.server["name"], process.pid)
 
+    def _reap_leftover(self) -> None:
+        """Kill the process group of a bridge that a killed panel left running for this config
+        (a pid that now belongs to anything else is left alone), and wait until it is gone."""
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii"))
+            leftover = psutil.Process(pid)
+            if str(self.config_path) not in leftover.cmdline():
+                return
+            members = [leftover, *leftover.children(recursive=True)]
+        except (OSError, ValueError, psutil.Error):
+            return
+        logfile.note(self.log_path, f"supervisor: stopping the bridge (pid {pid}) that a killed "
+                                    "panel left running")
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5
+        while any(_alive(member) for member in members) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def _last_lines(self) -> str:
         return "\n".join(logfile.tail(self.log_path, 12))
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs; a zombie (dead, waiting for whoever adopted it) does not."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
