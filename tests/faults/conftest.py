@@ -1,0 +1,105 @@
+"""Fault fixtures: a served panel killed outright and started again on the same data dir, the
+real parts it talks to (the Ollama stand-in, nginx, MCP servers from PyPI), and checks of what
+a crash leaves behind (the SQLite file, stray bridge processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from open1panel_ai.context import DATABASE_NAME
+from tests.conftest import TOKEN
+from tests.mcp.conftest import FAST, pid_alive
+from tests.ollama_standin import OllamaStandIn
+
+
+def kill_panel(panel) -> None:
+    """``kill -9`` the whole panel (gunicorn's arbiter and its worker), as the OOM killer or a
+    power cut would: nothing of the panel runs any shutdown code."""
+    os.killpg(panel.process.pid, signal.SIGKILL)
+    panel.process.wait()
+
+
+def integrity(data_dir: Path) -> str:
+    """SQLite's own verdict on the panel's database file, read by a separate connection."""
+    with sqlite3.connect(data_dir / DATABASE_NAME) as db:
+        return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
+
+
+def wait_for(check, timeout: float = 30, interval: float = 0.05, what: str = "the condition"):
+    """Poll ``check()`` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} did not happen in {timeout} s")
+
+
+def bridges_of(server_id: str) -> list[int]:
+    """The live bridge processes serving this MCP server's config, whoever started them."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if (b"open1panel_ai.mcp.bridge" in argv and any(a.endswith(f"{server_id}.json".encode()) for a in argv)
+                and pid_alive(int(entry))):
+            found.append(int(entry))
+    return found
+
+
+def list_tools(url: str, token: str) -> list[str]:
+    """The tool names a server lists to the official ``mcp`` client."""
+    return anyio.run(_list_tools, url, token)
+
+
+async def _list_tools(url, token):
+    with anyio.fail_after(20):
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+        async with http, streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return [tool.name for tool in (await session.list_tools()).tools]
+
+
+@pytest.fixture
+def standin(tmp_path):
+    with OllamaStandIn(tmp_path / "ollama") as server:
+        yield server
+
+
+@pytest.fixture
+def panel_env(standin):
+    """The environment every panel here gets: the stand-in as ``local`` Ollama, quick MCP
+    supervision, and no domain provider unless a test names one."""
+    return {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url, "OLLAMA_MODELS": str(standin.state_dir),
+            "OPEN1PANEL_AI_DOMAIN_PROVIDER": "none", **FAST}
+
+
+@pytest.fixture
+def no_stray_bridges():
+    """Server ids a test registers here have every bridge killed at the end, so a failing test
+    leaves no process behind."""
+    ids: list[str] = []
+    yield ids
+    for server_id in ids:
+        for pid in bridges_of(server_id):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,115 @@
+"""``kill -9`` of the served panel in the middle of long work, then a start on the same data
+dir: the pull goes on by itself, the autostart MCP servers come back exactly once, and the
+SQLite file passes its integrity check after the crash and after the restart."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+
+from tests.conftest import free_port
+from tests.faults.conftest import bridges_of, integrity, kill_panel, list_tools, wait_for
+from tests.mcp.conftest import TIME_SERVER, pid_alive
+
+pytestmark = pytest.mark.server
+
+
+def test_a_pull_killed_midway_goes_on_by_itself_from_the_partial_download(served, standin, panel_env, tmp_path):
+    standin.pull_speed = 1_000_000
+    standin.publish("llama3.2", [3_000_000])
+    data_dir = tmp_path / "panel"
+    panel = served(env=panel_env, data_dir=data_dir)
+    task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
+    panel.wait_task(task["id"], lambda t: (t["completed"] or 0) > 500_000)
+    kill_panel(panel)
+    assert integrity(data_dir) == "ok"
+    part = wait_for(lambda: next(standin.blobs.glob("*-partial-0"), None), what="a part file")
+    done_before = json.loads(part.read_text())["Completed"]
+
+    standin.pull_speed = 30_000_000
+    again = served(env=panel_env, data_dir=data_dir)
+    finished = again.wait_task(task["id"], lambda t: t["status"] in ("succeeded", "failed", "cancelled"))
+    assert finished["status"] == "succeeded", finished
+    assert finished["percent"] == 100.0
+    # The same task went on from what Ollama kept, not from zero.
+    assert max(standin.pull_log[-1]["first_completed"].values()) >= done_before > 0
+    assert "llama3.2:latest" in {m["name"] for m in again.api("GET", "/ollama/models").json()["models"]}
+    assert integrity(data_dir) == "ok"
+
+
+def test_a_pull_cancelled_by_its_user_stays_cancelled_after_a_crash(served, standin, panel_env, tmp_path):
+    standin.pull_speed = 500_000
+    standin.publish("qwen2", [5_000_000])
+    data_dir = tmp_path / "panel"
+    panel = served(env=panel_env, data_dir=data_dir)
+    task = panel.api("POST", "/ollama/pulls", json={"name": "qwen2"}).json()
+    panel.wait_task(task["id"], lambda t: (t["completed"] or 0) > 0)
+    panel.api("POST", f"/tasks/{task['id']}/cancel")
+    panel.wait_task(task["id"], lambda t: t["status"] == "cancelled")
+    asked = len(standin.pull_log)
+    kill_panel(panel)
+
+    again = served(env=panel_env, data_dir=data_dir)
+    assert again.api("GET", f"/tasks/{task['id']}").json()["status"] == "cancelled"
+    time.sleep(0.5)  # what a resumed task would have had to ask Ollama by now
+    assert len(standin.pull_log) == asked
+
+
+#: A stdio server that never answers when started while a flag file exists (a ``uvx`` download
+#: that hangs, say), and is mcp-server-time otherwise.
+SLOW_START = """
+import os, sys, time
+while os.path.exists(sys.argv[1]):
+    time.sleep(3600)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
+        served, panel_env, tmp_path, no_stray_bridges):
+    script, hang = tmp_path / "slow_start.py", tmp_path / "hang"
+    script.write_text(SLOW_START)
+    hang.touch()
+    data_dir = tmp_path / "panel"
+    panel = served(env=panel_env, data_dir=data_dir)
+    servers = {}
+    for name, command, autostart in (("kept", [sys.executable, str(script), str(hang), *TIME_SERVER], True),
+                                     ("manual", TIME_SERVER, False)):
+        made = panel.api("POST", "/mcp/servers", json={"name": name, "command": command,
+                                                      "autostart": autostart, "port": free_port()})
+        assert made.status_code == 201, made.text
+        servers[name] = made.json()
+        no_stray_bridges.append(made.json()["id"])
+    kept, manual = servers["kept"]["id"], servers["manual"]["id"]
+    token = panel.api("GET", f"/mcp/servers/{kept}/client-config?client=cursor").json()["snippet"]
+    token = token.split("Bearer ")[1].split('"')[0]
+    for server_id in (kept, manual):
+        assert panel.api("POST", f"/mcp/servers/{server_id}/start").status_code == 200
+    [old_bridge] = wait_for(lambda: bridges_of(kept), what="the bridge to start")
+    old_child = wait_for(lambda: child_pids(old_bridge), what="the stdio server to start")
+    wait_for(lambda: bridges_of(manual), what="the second bridge to start")
+    # Killed while starting: the first bridge still waits for its server's first answer.
+    assert panel.api("GET", f"/mcp/servers/{kept}").json()["status"] == "starting"
+    kill_panel(panel)
+    left_behind = [old_bridge, *old_child, *bridges_of(manual)]
+    assert integrity(data_dir) == "ok"
+
+    hang.unlink()
+    again = served(env=panel_env, data_dir=data_dir)
+    server = wait_for(lambda: (s := again.api("GET", f"/mcp/servers/{kept}").json())["status"] == "running" and s,
+                      what="the autostart server to run")
+    assert bridges_of(kept) == [server["pid"]]  # exactly once: the orphan was stopped
+    assert "get_current_time" in list_tools(server["endpoints"]["streamable_http"], token)
+    # The server not marked autostart stays stopped, and its old bridge went with the panel.
+    assert again.api("GET", f"/mcp/servers/{manual}").json()["status"] == "stopped"
+    wait_for(lambda: not bridges_of(manual), timeout=10, what="the manual server's old bridge to go")
+    assert not any(pid_alive(pid) for pid in left_behind)
+    assert integrity(data_dir) == "ok"
+
+
+def child_pids(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return [int(child) for child in file.read().split()]
