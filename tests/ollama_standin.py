@@ -77,6 +77,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
 
+class _Server(ThreadingHTTPServer):
+    """Queues connections as Ollama's Go listener does, up to the system's backlog rather than
+    Python's default of 5, so a burst of requests waits instead of timing out on connect."""
+
+    request_queue_size = socket.SOMAXCONN
+    daemon_threads = True
+
+
 class OllamaStandIn:
     """A loopback Ollama server whose models, blobs and partial pulls live in ``state_dir``.
 
@@ -122,8 +130,7 @@ class OllamaStandIn:
         class Handler(_Handler):
             owner = standin
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
