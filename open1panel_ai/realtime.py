@@ -32,9 +32,15 @@ class Realtime:
         self._listeners: Counter[str] = Counter()
         self._watchers: list[tuple[str, Callable[[str, int], None]]] = []
 
-    def publish(self, event: str, payload: Any, topics: Iterable[str]) -> None:
-        """Send ``event`` with ``payload`` to every client subscribed to any of ``topics``."""
-        self._socketio.emit(event, payload, namespace=NAMESPACE, to=list(topics))
+    def publish(self, event: str, payload: Any, topics: Iterable[str], local: bool = False) -> None:
+        """Send ``event`` with ``payload`` to every client subscribed to any of ``topics``.
+
+        With a message queue (several panel processes), an event reaches the subscribers of
+        every process. ``local=True`` keeps it to this process's own subscribers: for events
+        that each process produces for its own listeners (see :meth:`watch`), which would
+        otherwise reach a client once per producing process.
+        """
+        self._socketio.emit(event, payload, namespace=NAMESPACE, to=list(topics), ignore_queue=local)
 
     def listeners(self, topic: str) -> int:
         """How many connected clients are subscribed to ``topic`` now."""
@@ -43,7 +49,8 @@ class Realtime:
 
     def watch(self, prefix: str, callback: Callable[[str, int], None]) -> None:
         """Call ``callback(topic, listeners)`` whenever the listener count of a topic starting
-        with ``prefix`` changes (a sampler can run only while somebody watches)."""
+        with ``prefix`` changes (a sampler can run only while somebody watches). Counts are of
+        this process's clients; what such a sampler sends should be published ``local``."""
         self._watchers.append((prefix, callback))
 
     def subscribed(self, sid: str, topic: str) -> None:
