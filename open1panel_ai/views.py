@@ -21,6 +21,14 @@ def _require_user():
     g.ai_user = user
 
 
+@blueprint.before_request
+def _relay_to_owner():
+    """In a process that is not the owner, the owner answers the API (see docs/scaling.md)."""
+    if request.path.startswith(API_PREFIX):
+        return current_ai().relayed(request)
+    return None
+
+
 @blueprint.context_processor
 def _page_helpers():
     language = i18n.negotiate(request.cookies.get(i18n.LANGUAGE_COOKIE),
