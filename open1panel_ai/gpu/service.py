@@ -5,6 +5,9 @@ default) and pushes each sample as a ``gpu`` event, but only while somebody is s
 the ``gpu`` topic. While nobody listens it samples every ``OPEN1PANEL_AI_GPU_HISTORY_INTERVAL``
 seconds (10 by default; 0 stops sampling altogether) so the history has no holes. Every sample
 goes into the round-robin history.
+
+When several processes serve one data dir, each samples and pushes for its own subscribers
+only, and only the owner process (see :mod:`open1panel_ai.ownership`) keeps the history.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class GPUService:
         self._ollama_on_cpu()  # ask Ollama now, so the first samples already have the list
         self.context.realtime.watch(TOPIC, self._listeners_changed)
         self._thread.start()
+        self.context.when_owner(self._wake.set)  # start the history's idle pace
 
     def stop(self) -> None:
         self._stopping.set()
@@ -78,16 +82,17 @@ class GPUService:
     def _run(self) -> None:
         while not self._stopping.is_set():
             listening = self.context.realtime.listeners(TOPIC) > 0
-            if listening or self.idle_interval:
+            idle_interval = self.idle_interval if self.context.is_owner else 0
+            if listening or idle_interval:
                 self._tick(publish=listening)
-            pause = self.interval if listening else (self.idle_interval or None)
+            pause = self.interval if listening else (idle_interval or None)
             self._wake.wait(pause)
             self._wake.clear()
 
     def _tick(self, publish: bool) -> None:
         sample = self._sample_or_none(self.sample)
         if sample is not None and publish:
-            self.context.realtime.publish(EVENT, sample, [TOPIC])
+            self.context.realtime.publish(EVENT, sample, [TOPIC], local=True)
 
     def _sample_or_none(self, take) -> dict[str, Any] | None:
         """``take()``'s sample, or None when no provider is usable or the provider failed.
@@ -128,7 +133,8 @@ class GPUService:
             sample.setdefault("cpu", None)
             sample.setdefault("reason", None)
             sample.setdefault("fix", None)
-            self.history.record(now, history_readings(sample))
+            if self.context.is_owner:
+                self.history.record(now, history_readings(sample))
             self._latest = sample
         return sample
 
