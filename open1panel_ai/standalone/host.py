@@ -68,7 +68,9 @@ class StandaloneHost:
             JSON_SORT_KEYS=False,
         )
         self.app.extensions["panel_host"] = self
-        self.socketio = SocketIO(self.app, async_mode="threading", manage_session=False)
+        # With a Redis URL, events published by one panel process reach every process's clients.
+        self.socketio = SocketIO(self.app, async_mode="threading", manage_session=False,
+                                 message_queue=settings.get("redis_url") or None)
 
         self.plugin_manager = pluggy.PluginManager(PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs.panel)

@@ -1,9 +1,12 @@
-"""Serves the standalone host with gunicorn: one worker process, many threads, WebSockets.
+"""Serves the standalone host with gunicorn: worker processes of many threads, WebSockets.
 
 Socket.IO runs in Flask-SocketIO's threading mode, whose WebSocket transport (simple-websocket)
-works on gunicorn's ``gthread`` worker. There is one worker on purpose: tasks and supervision
-live in one process. On SIGTERM the worker stops the plugins first (tasks are interrupted and
-saved, children reaped, Socket.IO connections closed), then lets in-flight requests finish.
+works on gunicorn's ``gthread`` worker. There is one worker unless ``OPEN1PANEL_AI_WORKERS``
+asks for more; more need ``OPEN1PANEL_AI_REDIS_URL``, the message queue through which every
+worker's clients get every event (see ``docs/scaling.md``). Whatever their number, tasks and
+supervision run in one of them, the owner. On SIGTERM a worker stops the plugins first (tasks
+are interrupted and saved, children reaped, Socket.IO connections closed), then lets in-flight
+requests finish.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from open1panel_ai.config import Settings
+from open1panel_ai.standalone import auth
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class PanelServer(BaseApplication):
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         for name, value in {
             "bind": [bind],
-            "workers": 1,
+            "workers": self.settings.get_int("workers"),
             "worker_class": f"{__name__}.PanelWorker",
             # Each open WebSocket holds one thread for its lifetime.
             "threads": self.settings.get_int("threads"),
@@ -74,5 +78,23 @@ class PanelServer(BaseApplication):
         return create_host(self.settings).app
 
 
+def check_workers(settings: Settings) -> int:
+    """The number of worker processes asked for. A ValueError saying what to change unless it
+    is at least one, and one unless a Redis URL lets the workers share events."""
+    workers = settings.get_int("workers")
+    if workers < 1:
+        raise ValueError(f"OPEN1PANEL_AI_WORKERS must be 1 or more, not {workers}.")
+    if workers > 1 and not settings.get("redis_url"):
+        raise ValueError(
+            f"OPEN1PANEL_AI_WORKERS={workers} needs OPEN1PANEL_AI_REDIS_URL (for example "
+            "redis://127.0.0.1:6379/0): without a message queue a worker's clients miss the "
+            "events of the others. See docs/scaling.md.")
+    return workers
+
+
 def serve(settings: Settings) -> None:
+    """Run the panel until it is stopped; a ValueError for settings it cannot start with."""
+    check_workers(settings)
+    # Made here, before any worker starts, so that every worker reads the same secret.
+    auth.load_or_create_session_secret(settings.data_dir)
     PanelServer(settings).run()
