@@ -41,15 +41,16 @@ def _serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
+    from open1panel_ai.standalone import auth
+    from open1panel_ai.standalone.server import check_workers, serve
+
     settings = Settings.from_environ()
     try:
         settings.get_int("port")
+        check_workers(settings)
     except ValueError as exc:
         print(f"open1panel-ai: {exc}", file=sys.stderr)
         return 2
-
-    from open1panel_ai.standalone import auth
-    from open1panel_ai.standalone.server import serve
 
     token, created = auth.load_or_create_token(settings.data_dir)
     if created:
