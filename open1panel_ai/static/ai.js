@@ -42,7 +42,7 @@
   var handlers = [];
   function live(topic, event, handler) {
     if (!socket) {
-      socket = window.io("/ai", { transports: ["websocket", "polling"] });
+      socket = window.io("/ai", { transports: ["websocket"] });  // no sticky sessions needed (docs/scaling.md)
       socket.on("connect", function () {
         topics.forEach(function (name) { socket.emit("subscribe", { topic: name }); });
       });
