@@ -93,9 +93,11 @@ Each operation below lists the statuses it can answer; 401 and 500 apply to all 
 
 ## Tasks
 
-Long work (pulls, imports, MCP starts, proxy applies) runs as a background task: the route
-answers 202 with the task, and the task's state is kept in the panel's database, so a restart
-loses nothing. A task is `{{id, kind, target, status, completed, total, percent,
+Long work (model pulls and GGUF imports) runs as a background task: the route answers 202
+with the task, and the task's state is kept in the panel's database, so a restart loses
+nothing; pulls and imports continue by themselves at the next start. (MCP starts and proxy
+applies are quick and answer within their request; an MCP server's status then follows what
+is measured.) A task is `{{id, kind, target, status, completed, total, percent,
 bytes_per_second, eta_seconds, message, error, created_at, updated_at}}`; `status` is one of
 `queued`, `running`, `succeeded`, `failed`, `cancelled`, `interrupted` (the panel stopped while
 it ran), and `error` is `{{message, details}}` or null. Follow a task by polling
