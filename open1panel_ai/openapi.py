@@ -50,30 +50,41 @@ def build_spec(app: Flask) -> dict:
     return spec.to_dict()
 
 
+def _path_schema(meta: dict, name: str) -> dict:
+    if name in meta["path"]:
+        return {"type": "string", "pattern": meta["path"][name]}
+    return {"type": "string"}
+
+
 def _operation(meta: dict, arguments: set[str]) -> dict:
     operation: dict = {
         "summary": meta["summary"],
         "tags": [meta["tag"]],
         "security": [{"bearer": []}],
         "parameters": [
-            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            {"in": "path", "name": name, "required": True, "schema": _path_schema(meta, name)}
             for name in sorted(arguments)
         ],
         "responses": {},
     }
     if meta["description"]:
         operation["description"] = " ".join(meta["description"].split())
-    if meta["query"] is not None:
-        operation["parameters"].append({"in": "query", "schema": meta["query"]})
-    if meta["body"] is not None:
-        operation["requestBody"] = {"required": True,
-                                    "content": {"application/json": {"schema": meta["body"]}}}
+    query = meta["query"] or meta["raw_query"]
+    if query is not None:
+        operation["parameters"].append({"in": "query", "schema": query})
+    body = {"application/json": meta["body"]} if meta["body"] is not None else meta["raw_body"]
+    if body:
+        operation["requestBody"] = {"required": True, "content": {
+            media_type: {"schema": schema} for media_type, schema in body.items()}}
     success: dict = {"description": "Success."}
     if meta["response"] is not None:
         success["content"] = {"application/json": {"schema": meta["response"]}}
+    elif meta["raw_response"]:
+        success["content"] = {media_type: {"schema": schema}
+                              for media_type, schema in meta["raw_response"].items()}
     operation["responses"][str(meta["status"])] = success
     codes = {401, 500, *meta["errors"]}
-    if meta["body"] is not None or meta["query"] is not None:
+    if body or query is not None:
         codes.add(400)
     for code in sorted(codes):
         operation["responses"][str(code)] = {

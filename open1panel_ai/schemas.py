@@ -7,6 +7,20 @@ from marshmallow import Schema, fields, validate
 from open1panel_ai.tasks import STATUSES
 
 
+#: A task id (a UUID's 32 hex digits), as the document states it for path arguments.
+TASK_ID = r"^[0-9a-f]{32}$"
+
+
+class JSONBoolean(fields.Boolean):
+    """A boolean in a JSON body: ``true`` or ``false`` only. Marshmallow's own Boolean also
+    takes 1, "yes" or "on", which the OpenAPI document (``type: boolean``) forbids."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={"description": "Stable machine-readable code."})
     message = fields.String(required=True, metadata={"description": "What went wrong, for a person."})

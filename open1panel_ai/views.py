@@ -6,7 +6,7 @@ from flask import Response, current_app, g, jsonify, render_template, request
 
 from open1panel_ai import __version__, errors, i18n
 from open1panel_ai.openapi import build_spec
-from open1panel_ai.schemas import StatusSchema, TaskListSchema, TaskQuerySchema, TaskSchema
+from open1panel_ai.schemas import TASK_ID, StatusSchema, TaskListSchema, TaskQuerySchema, TaskSchema
 from open1panel_ai.tasks import TaskConflict
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
 
@@ -52,6 +52,9 @@ def landing_page():
 
 # -- API --------------------------------------------------------------------------------------
 
+TASK_PATH = {"task_id": TASK_ID}
+
+
 @blueprint.get(API_PREFIX + "/status")
 @operation(summary="Each feature's provider, whether it is usable, and why not",
            tag="status", response=StatusSchema())
@@ -75,7 +78,8 @@ def list_tasks(query):
 
 
 @blueprint.get(API_PREFIX + "/tasks/<task_id>")
-@operation(summary="One background task", tag="tasks", response=TaskSchema(), errors_=(404,))
+@operation(summary="One background task", tag="tasks", response=TaskSchema(), errors_=(404,),
+           path=TASK_PATH)
 def get_task(task_id):
     task = current_ai().tasks.get(task_id)
     if task is None:
@@ -85,14 +89,14 @@ def get_task(task_id):
 
 @blueprint.post(API_PREFIX + "/tasks/<task_id>/cancel")
 @operation(summary="Cancel a queued or running task", tag="tasks", response=TaskSchema(),
-           errors_=(404, 409))
+           errors_=(404, 409), path=TASK_PATH)
 def cancel_task(task_id):
     return _change_task(current_ai().tasks.cancel, task_id)
 
 
 @blueprint.post(API_PREFIX + "/tasks/<task_id>/retry")
 @operation(summary="Run a failed, cancelled or interrupted task again", tag="tasks",
-           response=TaskSchema(), errors_=(404, 409))
+           response=TaskSchema(), errors_=(404, 409), path=TASK_PATH)
 def retry_task(task_id):
     """The task keeps its id; work that can continue where it stopped does so."""
     return _change_task(current_ai().tasks.retry, task_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import marshmallow
@@ -53,10 +53,20 @@ def operation(
     body: marshmallow.Schema | None = None,
     query: marshmallow.Schema | None = None,
     errors_: tuple[int, ...] = (),
+    path: Mapping[str, str] | None = None,
+    raw_body: Mapping[str, marshmallow.Schema | dict] | None = None,
+    raw_query: marshmallow.Schema | None = None,
+    raw_response: Mapping[str, dict] | None = None,
 ) -> Callable:
     """Declare an API view: its input and output schemas, its success status and the error
     statuses it can answer besides 400/401/500. The view receives ``body=`` and ``query=``
-    when those schemas are given, and returns plain data (or a :class:`flask.Response`)."""
+    when those schemas are given, and returns plain data (or a :class:`flask.Response`).
+    ``path`` gives the pattern of each path argument that has one (an id's form).
+
+    A view that reads its input itself (a body of several media types, say) describes it with
+    ``raw_body`` (media type → schema) and ``raw_query``, and an answer that is not dumped
+    through ``response`` (Prometheus text, say) with ``raw_response`` (media type → JSON
+    Schema); those only go into the document."""
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -74,6 +84,8 @@ def operation(
         wrapper.openapi = {  # read by open1panel_ai.openapi
             "summary": summary, "tag": tag, "response": response, "status": status,
             "body": body, "query": query, "errors": errors_, "description": view.__doc__,
+            "path": path or {}, "raw_body": raw_body, "raw_query": raw_query,
+            "raw_response": raw_response,
         }
         return wrapper
 

@@ -43,3 +43,31 @@ def test_every_operation_needs_the_bearer_token_and_documents_its_errors(api):
 def test_the_document_is_served_as_the_status_route_says(api):
     status, body = api("get", "/status")
     assert status == 200 and [p["kind"] for p in body["providers"]] == ["ollama", "mcp", "gpu", "domain"]
+
+
+def test_path_arguments_carry_the_pattern_of_their_ids(api):
+    _, spec = api("get", "/openapi.json")
+
+    def pattern(path, method, name):
+        parameters = spec["paths"][path][method]["parameters"]
+        return next(p for p in parameters if p["in"] == "path" and p["name"] == name)["schema"]["pattern"]
+
+    assert pattern("/tasks/{task_id}", "get", "task_id") == "^[0-9a-f]{32}$"
+    assert pattern("/mcp/servers/{server_id}/start", "post", "server_id") == "^[0-9a-f]{12}$"
+    assert pattern("/domains/{binding_id}", "put", "binding_id") == "^[0-9a-f]{12}$"
+    assert re.fullmatch(pattern("/ollama/models/{name}", "get", "name"), "hf.co/user/repo:Q4_K_M")
+    assert not re.fullmatch(pattern("/ollama/models/{name}", "get", "name"), "two words")
+    assert re.fullmatch(pattern("/ollama/endpoints/{name}", "delete", "name"), "gpu-box-2")
+
+
+def test_bodies_and_answers_that_are_not_plain_json_are_described(api):
+    _, spec = api("get", "/openapi.json")
+    imports = spec["paths"]["/ollama/imports"]["post"]
+    assert set(imports["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    assert {p["name"] for p in imports["parameters"] if p["in"] == "query"} >= {"name", "filename"}
+    assert not any(p.get("required") for p in imports["parameters"])
+    assert "400" in imports["responses"]
+    metrics = spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert [media_type.split(";")[0] for media_type in metrics] == ["text/plain"]
+    show = spec["paths"]["/ollama/models/{name}"]["get"]["responses"]["200"]["content"]
+    assert show["application/json"]["schema"]["type"] == "object"

@@ -9,10 +9,12 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from open1panel_ai.domain import names
 from open1panel_ai.domain.binding import AUTH_MODES, TARGET_KINDS, TLS_MODES
 from open1panel_ai.domain.credentials import MIN_PASSWORD_LENGTH
+from open1panel_ai.schemas import JSONBoolean
 
 #: Ollama endpoint names and MCP server ids: looked up, never written into a config.
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}\Z")
 STATES = ("pending", "online", "error")
+BINDING_ID = r"^[0-9a-f]{12}$"
 
 
 class _Checked(fields.String):
@@ -64,8 +66,8 @@ class TLSSchema(Schema):
     certificate = FilePath(allow_none=True, load_default=None,
                            metadata={"description": "PEM certificate chain, for existing."})
     key = FilePath(allow_none=True, load_default=None, metadata={"description": "PEM key, for existing."})
-    force_https = fields.Boolean(load_default=True,
-                                 metadata={"description": "Redirect plain HTTP to HTTPS."})
+    force_https = JSONBoolean(load_default=True,
+                              metadata={"description": "Redirect plain HTTP to HTTPS."})
 
     @validates_schema
     def _files_for_existing(self, data, partial=None, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, render_template
 
 from open1panel_ai.domain.schemas import (
+    BINDING_ID,
     BindingChangeSchema,
     BindingInSchema,
     BindingListSchema,
@@ -13,6 +14,8 @@ from open1panel_ai.domain.schemas import (
     PreviewSchema,
 )
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
+
+BINDING_PATH = {"binding_id": BINDING_ID}
 
 
 def _service():
@@ -49,14 +52,16 @@ def preview_new_binding(body):
 
 
 @blueprint.get(API_PREFIX + "/domains/<binding_id>")
-@operation(summary="One domain binding, its state checked with the proxy", tag="domains",
+@operation(path=BINDING_PATH,
+           summary="One domain binding, its state checked with the proxy", tag="domains",
            response=BindingSchema(), errors_=(404, 503))
 def get_binding(binding_id):
     return _service().binding(binding_id)
 
 
 @blueprint.put(API_PREFIX + "/domains/<binding_id>")
-@operation(summary="Change a binding (domains included) and apply it", tag="domains",
+@operation(path=BINDING_PATH,
+           summary="Change a binding (domains included) and apply it", tag="domains",
            body=BindingChangeSchema(), response=BindingWithTokenSchema(),
            errors_=(404, 409, 503))
 def update_binding(binding_id, body):
@@ -65,14 +70,16 @@ def update_binding(binding_id, body):
 
 
 @blueprint.post(API_PREFIX + "/domains/<binding_id>/preview")
-@operation(summary="The proxy config a change to a binding would write", tag="domains",
+@operation(path=BINDING_PATH,
+           summary="The proxy config a change to a binding would write", tag="domains",
            body=BindingChangeSchema(), response=PreviewSchema(), errors_=(404, 503))
 def preview_binding_change(binding_id, body):
     return _service().preview(body, binding_id)
 
 
 @blueprint.post(API_PREFIX + "/domains/<binding_id>/token")
-@operation(summary="Rotate a binding's bearer token", tag="domains",
+@operation(path=BINDING_PATH,
+           summary="Rotate a binding's bearer token", tag="domains",
            response=BindingWithTokenSchema(), errors_=(404, 409, 503))
 def rotate_token(binding_id):
     """The new token is in this reply only; the old one stops working at once."""
@@ -80,7 +87,8 @@ def rotate_token(binding_id):
 
 
 @blueprint.delete(API_PREFIX + "/domains/<binding_id>")
-@operation(summary="Remove a binding and its proxy config", tag="domains", status=204,
+@operation(path=BINDING_PATH,
+           summary="Remove a binding and its proxy config", tag="domains", status=204,
            errors_=(404, 502, 503))
 def delete_binding(binding_id):
     _service().delete(binding_id)

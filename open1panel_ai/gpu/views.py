@@ -49,6 +49,6 @@ def gpu_checks():
 
 @blueprint.get(API_PREFIX + "/metrics")
 @operation(summary="Prometheus metrics: GPUs with DCGM exporter names, Ollama models, MCP servers",
-           tag="gpu", errors_=(503,))
+           tag="gpu", errors_=(503,), raw_response={CONTENT_TYPE_LATEST: {"type": "string"}})
 def prometheus_metrics():
     return Response(_service().metrics(), mimetype=None, content_type=CONTENT_TYPE_LATEST)

@@ -15,11 +15,13 @@ from marshmallow import (
 )
 
 from open1panel_ai.mcp.clients import CLIENTS
+from open1panel_ai.schemas import JSONBoolean
 
 STATES = ("starting", "running", "unhealthy", "restarting", "stopping", "stopped", "error")
 TRANSPORTS = ("streamable-http", "sse")
 RESTART_POLICIES = ("on-failure", "never")
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+SERVER_ID = r"^[0-9a-f]{12}$"
 ENV_KEY = r"^[A-Za-z_][A-Za-z0-9_]*$"
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
 
@@ -50,7 +52,7 @@ class MCPEnvEntrySchema(Schema):
     value = fields.String(allow_none=True, validate=validate.Length(max=32768), metadata={
         "description": "Write-only when secret: answers carry null. Leave it out on an update "
                        "to keep the stored secret."})
-    secret = fields.Boolean(load_default=False)
+    secret = JSONBoolean(load_default=False)
 
     @validates("value")
     def _no_nul(self, value, **kwargs):
@@ -82,10 +84,11 @@ class MCPServerInSchema(Schema):
     headers = fields.List(fields.Nested(MCPHeaderSchema), load_default=list)
     transports = fields.List(fields.String(validate=validate.OneOf(TRANSPORTS)),
                              load_default=lambda: list(TRANSPORTS), validate=validate.Length(min=1))
-    port = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1024, max=65535))
+    port = fields.Integer(strict=True, allow_none=True, load_default=None,
+                          validate=validate.Range(min=1024, max=65535))
     bind_host = fields.String(load_default="127.0.0.1")
     restart_policy = fields.String(load_default="on-failure", validate=validate.OneOf(RESTART_POLICIES))
-    autostart = fields.Boolean(load_default=False)
+    autostart = JSONBoolean(load_default=False)
 
     @validates("bind_host")
     def _an_address(self, value, **kwargs):
@@ -200,7 +203,7 @@ class MCPClientConfigSchema(Schema):
 
 class MCPImportSchema(Schema):
     mcpServers = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
-    autostart = fields.Boolean(load_default=False)
+    autostart = JSONBoolean(load_default=False)
 
 
 class MCPImportEntrySchema(Schema):

@@ -9,6 +9,7 @@ from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
 
 PREFIX = API_PREFIX + "/mcp"
 TAG = "mcp"
+SERVER_PATH = {"server_id": schemas.SERVER_ID}
 
 
 def _service():
@@ -37,13 +38,15 @@ def mcp_create_server(body):
 
 
 @blueprint.get(PREFIX + "/servers/<server_id>")
-@operation(summary="One MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404,))
+@operation(path=SERVER_PATH,
+           summary="One MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404,))
 def mcp_get_server(server_id):
     return _service().server(server_id)
 
 
 @blueprint.put(PREFIX + "/servers/<server_id>")
-@operation(summary="Change an MCP server; a running one restarts to take the change", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="Change an MCP server; a running one restarts to take the change", tag=TAG,
            body=schemas.MCPServerUpdateSchema(partial=True), response=schemas.MCPServerSchema(),
            errors_=(404, 409))
 def mcp_update_server(server_id, body):
@@ -53,7 +56,8 @@ def mcp_update_server(server_id, body):
 
 
 @blueprint.delete(PREFIX + "/servers/<server_id>")
-@operation(summary="Stop an MCP server, kill everything it started, and forget it", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="Stop an MCP server, kill everything it started, and forget it", tag=TAG,
            status=204, errors_=(404,))
 def mcp_delete_server(server_id):
     _service().delete(server_id)
@@ -61,27 +65,31 @@ def mcp_delete_server(server_id):
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/start")
-@operation(summary="Start an MCP server; its status follows what is measured", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="Start an MCP server; its status follows what is measured", tag=TAG,
            response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_start_server(server_id):
     return _service().start_server(server_id)
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/stop")
-@operation(summary="Stop an MCP server and its whole process group", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="Stop an MCP server and its whole process group", tag=TAG,
            response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_stop_server(server_id):
     return _service().stop_server(server_id)
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/restart")
-@operation(summary="Restart an MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404, 503))
+@operation(path=SERVER_PATH,
+           summary="Restart an MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_restart_server(server_id):
     return _service().start_server(server_id)
 
 
 @blueprint.post(PREFIX + "/servers/<server_id>/token")
-@operation(summary="Rotate a server's bearer token (shown once)", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="Rotate a server's bearer token (shown once)", tag=TAG,
            response=schemas.MCPTokenSchema(), errors_=(404,))
 def mcp_rotate_token(server_id):
     """A running server restarts to use the new token; the old one stops working."""
@@ -89,7 +97,8 @@ def mcp_rotate_token(server_id):
 
 
 @blueprint.get(PREFIX + "/servers/<server_id>/logs")
-@operation(summary="The last lines of a server's log (its stderr and its bridge)", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="The last lines of a server's log (its stderr and its bridge)", tag=TAG,
            query=schemas.MCPLogQuerySchema(), response=schemas.MCPLogsSchema(), errors_=(404,))
 def mcp_server_logs(server_id, query):
     """Follow new lines live by subscribing to the Socket.IO topic ``mcp:<id>:logs``."""
@@ -97,14 +106,16 @@ def mcp_server_logs(server_id, query):
 
 
 @blueprint.get(PREFIX + "/servers/<server_id>/tools")
-@operation(summary="The live tool list of a running server, with input schemas", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="The live tool list of a running server, with input schemas", tag=TAG,
            response=schemas.MCPToolListSchema(), errors_=(404, 409, 502))
 def mcp_server_tools(server_id):
     return {"tools": _service().tools(server_id)}
 
 
 @blueprint.get(PREFIX + "/servers/<server_id>/client-config")
-@operation(summary="A ready configuration snippet for an MCP client", tag=TAG,
+@operation(path=SERVER_PATH,
+           summary="A ready configuration snippet for an MCP client", tag=TAG,
            query=schemas.MCPClientQuerySchema(), response=schemas.MCPClientConfigSchema(), errors_=(404, 409))
 def mcp_server_client_config(server_id, query):
     """The snippet holds the server's token; treat it as a secret."""

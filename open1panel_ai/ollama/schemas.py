@@ -7,9 +7,15 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from open1panel_ai.schemas import TaskSchema
+from open1panel_ai.schemas import JSONBoolean, TaskSchema
 
 _DURATION = re.compile(r"^-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+#: The name of an endpoint this panel manages.
+ENDPOINT_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"
+#: A model name, ``[host/][namespace/]model[:tag]``: the grammar of :mod:`.names` written as
+#: a JSON Schema pattern (ECMA-262 has no ``(?P<group>…)``).
+MODEL_NAME = (r"^(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}/)??(?:[A-Za-z0-9_][A-Za-z0-9_-]{0,79}/)?"
+              r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,79})?$")
 
 
 class KeepAlive(fields.Field):
@@ -38,7 +44,8 @@ class RunningQuerySchema(Schema):
 
 
 class EndpointBodySchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    name = fields.String(required=True, validate=validate.Regexp(
+        ENDPOINT_NAME, error="An endpoint name is 1–32 lower-case letters, digits or '-'."))
     url = fields.String(required=True, validate=validate.Length(min=1, max=300),
                         metadata={"description": "http://HOST:PORT, or HOST[:PORT] as in OLLAMA_HOST."})
     models_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4096),
@@ -80,6 +87,19 @@ class ModelSchema(Schema):
     expires_at = fields.String(allow_none=True)
 
 
+#: Ollama's show answer, passed on as it came (Ollama adds fields from version to version).
+MODEL_DETAILS = {
+    "type": "object",
+    "properties": {
+        "modelfile": {"type": "string"}, "parameters": {"type": "string"},
+        "template": {"type": "string"}, "system": {"type": "string"},
+        "details": {"type": "object"}, "model_info": {"type": "object"},
+        "capabilities": {"type": "array", "items": {"type": "string"}},
+        "modified_at": {"type": "string"},
+    },
+}
+
+
 class ModelListSchema(Schema):
     models = fields.List(fields.Nested(ModelSchema), required=True)
 
@@ -106,7 +126,7 @@ class CopyBodySchema(Schema):
 
 class LoadBodySchema(Schema):
     keep_alive = KeepAlive(load_default="5m", metadata={"description": "How long to keep it; forever or a negative duration keeps it."})
-    cpu_only = fields.Boolean(load_default=False, metadata={"description": "Load it into system memory only (num_gpu 0)."})
+    cpu_only = JSONBoolean(load_default=False, metadata={"description": "Load it into system memory only (num_gpu 0)."})
 
 
 class PullBodySchema(Schema):

@@ -17,6 +17,7 @@ from open1panel_ai.web import (
 )
 
 PREFIX = API_PREFIX + "/ollama"
+MODEL_PATH = {"name": schemas.MODEL_NAME}
 
 
 def service():
@@ -44,7 +45,9 @@ def add_endpoint(body):
 
 
 @blueprint.delete(PREFIX + "/endpoints/<name>")
-@operation(summary="Stop managing an Ollama server", tag="ollama", status=204, errors_=(404, 409))
+@operation(path={"name": schemas.ENDPOINT_NAME},
+           summary="Stop managing an Ollama server",
+           tag="ollama", status=204, errors_=(404, 409))
 def remove_endpoint(name):
     service().remove_endpoint(name)
     return Response(status=204)
@@ -59,14 +62,17 @@ def list_models(query):
 
 
 @blueprint.get(PREFIX + "/models/<path:name>")
-@operation(summary="One model's details (Ollama's show)", tag="ollama",
-           query=schemas.EndpointQuerySchema(), errors_=(404, 502, 503))
+@operation(path=MODEL_PATH,
+           summary="One model's details (Ollama's show)", tag="ollama",
+           query=schemas.EndpointQuerySchema(), errors_=(404, 502, 503),
+           raw_response={"application/json": schemas.MODEL_DETAILS})
 def show_model(name, query):
     return service().model(query["endpoint"], name)
 
 
 @blueprint.delete(PREFIX + "/models/<path:name>")
-@operation(summary="Delete a model", tag="ollama", query=schemas.EndpointQuerySchema(), status=204,
+@operation(path=MODEL_PATH,
+           summary="Delete a model", tag="ollama", query=schemas.EndpointQuerySchema(), status=204,
            errors_=(404, 502, 503))
 def delete_model(name, query):
     service().delete_model(query["endpoint"], name)
@@ -74,7 +80,8 @@ def delete_model(name, query):
 
 
 @blueprint.post(PREFIX + "/models/<path:name>/copy")
-@operation(summary="Copy a model to a new name", tag="ollama", query=schemas.EndpointQuerySchema(),
+@operation(path=MODEL_PATH,
+           summary="Copy a model to a new name", tag="ollama", query=schemas.EndpointQuerySchema(),
            body=schemas.CopyBodySchema(), status=204, errors_=(404, 502, 503))
 def copy_model(name, query, body):
     service().copy_model(query["endpoint"], name, body["destination"])
@@ -82,7 +89,8 @@ def copy_model(name, query, body):
 
 
 @blueprint.post(PREFIX + "/models/<path:name>/load")
-@operation(summary="Load a model into memory for keep_alive (forever: keep it)", tag="ollama",
+@operation(path=MODEL_PATH,
+           summary="Load a model into memory for keep_alive (forever: keep it)", tag="ollama",
            query=schemas.EndpointQuerySchema(), body=schemas.LoadBodySchema(), status=204,
            errors_=(404, 502, 503))
 def load_model(name, query, body):
@@ -91,7 +99,8 @@ def load_model(name, query, body):
 
 
 @blueprint.post(PREFIX + "/models/<path:name>/unload")
-@operation(summary="Drop a model from memory", tag="ollama", query=schemas.EndpointQuerySchema(),
+@operation(path=MODEL_PATH,
+           summary="Drop a model from memory", tag="ollama", query=schemas.EndpointQuerySchema(),
            status=204, errors_=(404, 502, 503))
 def unload_model(name, query):
     service().unload_model(query["endpoint"], name)
@@ -119,8 +128,13 @@ def start_pull(body):
 @blueprint.post(PREFIX + "/imports")
 @operation(summary="Import a GGUF: a JSON body naming a path in the import folder, or the file "
                    "as the raw body with the other fields in the query string", tag="ollama",
-           response=TaskSchema(), status=202, errors_=(404, 507))
+           response=TaskSchema(), status=202, errors_=(404, 507),
+           raw_body={"application/json": schemas.ImportBodySchema(),
+                     "application/octet-stream": {"type": "string", "format": "binary"}},
+           raw_query=schemas.ImportUploadQuerySchema(partial=True))
 def start_import():
+    """The query string is for uploads only (there ``name`` is required); a JSON body holds
+    every field itself."""
     return service().start_import(**import_arguments())
 
 
@@ -129,6 +143,10 @@ def import_arguments() -> dict:
     the file as the raw body (streamed, never read whole here) with the fields in the query
     string."""
     if request.mimetype == "application/json":
+        if request.args:
+            raise errors.BadRequest("With a JSON body, give every field in the body, not in the "
+                                    "query string.", code="unexpected_query",
+                                    details={"fields": {name: ["Unknown field."] for name in request.args}})
         return load_input(schemas.ImportBodySchema(), json_body(), "body")
     if request.mimetype not in ("application/octet-stream", ""):
         raise errors.BadRequest("Send JSON with a path, or the file as application/octet-stream.",

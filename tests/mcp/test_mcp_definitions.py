@@ -47,6 +47,11 @@ def test_a_string_command_is_split_and_defaults_are_filled_in(mcp_api):
     ({"bind_host": "example.com"}, "bind_host"),
     ({"cwd": "relative/dir"}, "cwd"),
     ({"restart_policy": "sometimes"}, "restart_policy"),
+    # JSON types as the OpenAPI document states them: no 1 for true, no "8000" for 8000
+    ({"autostart": 1}, "autostart"),
+    ({"port": "8000"}, "port"),
+    ({"port": 8000.5}, "port"),
+    ({"env": [{"key": "A", "value": "x", "secret": "yes"}]}, "secret"),
 ])
 def test_bad_input_is_a_400_with_the_field_named_and_nothing_is_stored(mcp_api, fields, field):
     status, body = create(mcp_api, **fields)
@@ -54,6 +59,11 @@ def test_bad_input_is_a_400_with_the_field_named_and_nothing_is_stored(mcp_api, 
     assert body["error"]["code"] == "validation_error"
     assert field in json.dumps(body["error"]["details"])
     assert mcp_api("get", "/servers") == (200, {"servers": []})
+
+
+def test_import_takes_a_json_boolean_for_autostart(mcp_api):
+    status, body = mcp_api("post", "/import", json={"mcpServers": {}, "autostart": 0})
+    assert status == 400 and "autostart" in body["error"]["details"]["fields"]
 
 
 def test_a_body_that_is_not_json_is_refused(mcp_api):

@@ -84,6 +84,8 @@ def test_bad_input_and_missing_models_give_clear_errors_and_change_nothing(ollam
     ollama.seed("llama3.2", [3000])
     status, error = ollama_api("post", "/ollama/models/llama3.2/load", json={"keep_alive": "-1"})
     assert status == 400 and "keep_alive" in error["error"]["details"]["fields"]
+    status, error = ollama_api("post", "/ollama/models/llama3.2/load", json={"cpu_only": 1})
+    assert status == 400 and "cpu_only" in error["error"]["details"]["fields"]
     status, error = ollama_api("get", "/ollama/models/nope")
     assert status == 404 and error["error"]["message"] == "Model 'nope:latest' not found."
     assert error["error"]["details"]["ollama"] == "model 'nope:latest' not found"

@@ -94,6 +94,17 @@ def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(ollam
     assert not list((data_dir / "ollama-uploads").iterdir())
 
 
+def test_a_json_import_with_fields_in_the_query_string_is_refused(ollama, import_dir, ollama_api):
+    """The query string carries the fields of an upload only; with a JSON body it would be
+    ignored, so it is refused instead."""
+    (import_dir / "m.gguf").write_bytes(gguf(1 << 16))
+    status, error = ollama_api("post", "/ollama/imports?quantize=q4_K_M",
+                               json={"name": "x", "path": "m.gguf"})
+    assert status == 400 and error["error"]["code"] == "unexpected_query"
+    assert error["error"]["details"]["fields"] == {"quantize": ["Unknown field."]}
+    assert ollama_api("get", "/tasks")[1]["tasks"] == []
+
+
 def test_text_that_would_add_modelfile_directives_is_refused_and_nothing_starts(ollama, import_dir, ollama_api):
     (import_dir / "m.gguf").write_bytes(gguf(1 << 16))
     bad = [
