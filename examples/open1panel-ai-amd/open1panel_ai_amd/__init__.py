@@ -163,10 +163,19 @@ class AmdSmiProvider:
                                       "Check that the amdgpu driver is loaded: lsmod | grep amdgpu.")
 
     def sample(self) -> dict[str, Any]:
+        """Every GPU ``amd-smi list`` knows. When ``amd-smi metric`` fails, each of them is
+        shown lost with amd-smi's words, so the page says what went wrong."""
         fixed = self._fixed_facts()
-        metrics = {entry["gpu"]: entry for entry in run_amd_smi("metric")}
-        return {"devices": [device(index, fixed[index], metrics.get(index)) for index in sorted(fixed)],
-                "processes": [], "versions": dict(self._versions)}
+        try:
+            metrics = {entry["gpu"]: entry for entry in run_amd_smi("metric")}
+            failure = None
+        except AmdSmiError as exc:
+            metrics, failure = {}, f"{exc}. {ACCESS_FIX}"
+        devices = [device(index, fixed[index], metrics.get(index)) for index in sorted(fixed)]
+        if failure is not None:
+            for lost in devices:
+                lost["error"] = failure
+        return {"devices": devices, "processes": [], "versions": dict(self._versions)}
 
     def checks(self) -> list[dict[str, Any]]:
         program = shutil.which(AMD_SMI)

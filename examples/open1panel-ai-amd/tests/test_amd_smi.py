@@ -74,6 +74,16 @@ def test_a_gpu_missing_from_the_metrics_is_lost_and_the_others_stay(recorded, tm
     assert second["lost"] is True and "dmesg" in second["error"] and second["name"] == "AMD Radeon AI PRO R9700"
 
 
+def test_when_amd_smi_metric_fails_every_gpu_is_lost_with_its_words(recorded, tmp_path, monkeypatch):
+    provider = AmdSmiProvider({})
+    provider.sample()
+    broken_amd_smi(tmp_path, "sys.stderr.write('AMD-SMI: device busy\\n'); sys.exit(16)")
+    monkeypatch.setenv("PATH", str(tmp_path), prepend=":")
+    devices = provider.sample()["devices"]
+    assert [d["lost"] for d in devices] == [True, True]
+    assert all("'amd-smi metric' failed with exit code 16: AMD-SMI: device busy" in d["error"] for d in devices)
+
+
 def test_without_amd_smi_the_probe_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ProviderUnavailable, match="no 'amd-smi' on the panel's PATH") as caught:
