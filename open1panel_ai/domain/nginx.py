@@ -5,11 +5,19 @@ place and runs ``nginx -t -c MAIN``. When nginx rejects the tree, the previous f
 and nothing is reloaded, so the previous site keeps serving; otherwise nginx reloads
 (``-s reload``: workers finish their requests, nothing is dropped). When the reload itself
 fails, the previous files come back too, so what is on disk is what nginx serves.
+
+The previous state of each file is kept as a hard link (``.previous``) or, for a file that did
+not exist, an empty ``.absent`` marker, both made in one step before the file changes and
+removed once nginx has taken the change. A panel killed in between leaves them behind: the next
+apply, before anything else, puts every such file back as it was and reloads nginx, so the
+sites are byte for byte the old ones and nginx serves them; the interrupted binding is then
+applied again from its stored record (see the domain service's start).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -25,7 +33,11 @@ import psutil
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai.domain.binding import ProxyBinding
 
+log = logging.getLogger(__name__)
+
 FILE_PREFIX = "open1panel-ai-"
+#: What an apply leaves beside a site while it runs: the new text, the old file, the old absence.
+NEW, PREVIOUS, ABSENT = ".new", ".previous", ".absent"
 #: nginx's own checks take tens of milliseconds; this bound only catches a hung binary.
 NGINX_TIMEOUT = 30
 #: Streaming upstreams (Ollama's NDJSON, MCP's SSE and Streamable HTTP) wait this long.
@@ -201,37 +213,57 @@ class NginxProvider:
         with self._thread_lock, open(self._lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
+                self._undo_interrupted()
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _replace(self, files: Mapping[Path, str], remove: list[Path]) -> None:
         """Put ``files`` in place and take ``remove`` away, test, then reload or restore."""
-        kept: dict[Path, Path | None] = {}
+        kept: list[Path] = []
         try:
             for path, content in files.items():
-                temp = path.with_name(path.name + ".new")
+                temp = path.with_name(path.name + NEW)
                 _write_new(temp, content, _MODES.get(path.suffix, 0o600))
-                kept[path] = self._keep(path)
+                kept.append(path)
+                _keep(path)
                 os.replace(temp, path)
             for path in remove:
                 if path.exists():
-                    kept[path] = self._keep(path)
+                    kept.append(path)
+                    _keep(path)
                     path.unlink()
             self._run("-t")
             # Until nginx has taken the new files, the previous ones are kept: a failed reload
             # must not leave files behind that the next unrelated reload would activate.
             self._reload()
         except BaseException:
-            for path, previous in kept.items():
-                if previous is not None:
-                    os.replace(previous, path)
-                else:
-                    path.unlink(missing_ok=True)
+            for path in kept:
+                _restore(path)
             raise
-        for previous in kept.values():
-            if previous is not None:
-                previous.unlink(missing_ok=True)
+        for path in kept:
+            _forget(path)
+
+    def _undo_interrupted(self) -> None:
+        """Put back every file an apply of a killed panel left half done, and have nginx serve
+        them again; the caller holds the lock."""
+        leftovers = sorted(self.sites_dir.glob(f"{FILE_PREFIX}*"))
+        for temp in (p for p in leftovers if p.name.endswith(NEW)):
+            temp.unlink(missing_ok=True)
+        kept = {p.with_name(p.name.removesuffix(PREVIOUS).removesuffix(ABSENT))
+                for p in leftovers if p.name.endswith((PREVIOUS, ABSENT))}
+        if not kept:
+            return
+        for path in kept:
+            _restore(path)
+        log.warning("restored %d nginx file(s) an interrupted apply left half done: %s",
+                    len(kept), ", ".join(sorted(p.name for p in kept)))
+        if self._master() is not None:
+            try:
+                self._run("-t")
+                self._reload()
+            except ProxyRejected as exc:
+                log.warning("nginx did not take the restored files: %s", exc)
 
     def _reload(self) -> None:
         """Reload, and wait (briefly) until only new workers accept connections.
@@ -240,10 +272,14 @@ class NginxProvider:
         their listening sockets first; once they have, every new connection sees the new sites.
         """
         master = self._master()
-        old = master.children() if master else []
+        if master is None:
+            raise ProxyRejected("nginx is not running, so it cannot load the change (no live master "
+                                "process in the pid file its main config names). Start nginx, "
+                                "then apply again.")
+        old = master.children()
         self._run("-s", "reload")
         deadline = time.monotonic() + RELOAD_WAIT
-        while master is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             try:
                 started = any(child.pid not in {o.pid for o in old} for child in master.children())
             except psutil.Error:
@@ -261,14 +297,6 @@ class NginxProvider:
         except (OSError, ValueError, psutil.Error):
             return None
 
-    @staticmethod
-    def _keep(path: Path) -> Path | None:
-        if not path.exists():
-            return None
-        previous = path.with_name(path.name + ".previous")
-        shutil.copy2(path, previous)
-        return previous
-
     def _run(self, *arguments: str) -> None:
         command = [self.binary, "-c", str(self.main_conf), *arguments]
         try:
@@ -277,6 +305,33 @@ class NginxProvider:
             raise ProxyRejected(f"nginx could not be run: {exc}") from None
         if done.returncode != 0:
             raise ProxyRejected(_nginx_error(done.stderr) or f"nginx {' '.join(arguments)} failed")
+
+
+def _keep(path: Path) -> None:
+    """Record how ``path`` is before it changes, in one step: a hard link to it, or a marker
+    that it does not exist."""
+    for marker in (path.with_name(path.name + PREVIOUS), path.with_name(path.name + ABSENT)):
+        marker.unlink(missing_ok=True)
+    try:
+        os.link(path, path.with_name(path.name + PREVIOUS))
+    except FileNotFoundError:
+        _write_new(path.with_name(path.name + ABSENT), "", 0o600)
+
+
+def _restore(path: Path) -> None:
+    """Put ``path`` back as :func:`_keep` recorded it."""
+    previous, absent = path.with_name(path.name + PREVIOUS), path.with_name(path.name + ABSENT)
+    if previous.exists():
+        os.replace(previous, path)
+    elif absent.exists():
+        path.unlink(missing_ok=True)
+    absent.unlink(missing_ok=True)
+
+
+def _forget(path: Path) -> None:
+    """Drop what :func:`_keep` recorded once the change is served."""
+    for marker in (path.with_name(path.name + PREVIOUS), path.with_name(path.name + ABSENT)):
+        marker.unlink(missing_ok=True)
 
 
 def _write_new(path: Path, content: str, mode: int) -> None:

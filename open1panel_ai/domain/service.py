@@ -1,8 +1,10 @@
 """Domain bindings: stored in SQLite, resolved to their targets, applied through a provider.
 
-A change is saved first, then applied. When the proxy refuses it, the proxy keeps serving the
-previous configuration, and the binding keeps the new settings with state ``error`` and the
-proxy's text, so the user can fix the one wrong value and apply again.
+A change is saved first, with state ``pending``, then applied. When the proxy refuses it, the
+proxy keeps serving the previous configuration, and the binding keeps the new settings with
+state ``error`` and the proxy's text, so the user can fix the one wrong value and apply again.
+A binding still ``pending`` at start was cut short by a panel that was killed; it is applied
+again then, so the proxy ends up serving what the record says (or the record says why not).
 
 Bindings follow their targets: when an MCP server's address changes its bindings are applied
 again, when it is deleted they are taken out of the proxy and marked ``error``; a binding whose
@@ -73,12 +75,19 @@ class DomainService:
 
     def start(self) -> None:
         """Follow the MCP servers' changes, and mark the bindings whose target went away while
-        the panel was not running."""
+        the panel was not running; apply again the changes a killed panel left unapplied."""
         mcp = self.context.services.get("mcp")
         if mcp is not None:
             mcp.on_server_change(self._mcp_server_changed)
-        for record in self._records():
-            self._check_target_exists(record)
+        interrupted = [record for record in self._records()
+                       if self._check_target_exists(record) and record["state"] == "pending"]
+        provider = self._provider_or_none() if interrupted else None
+        if provider is None:
+            return
+        with self._lock:
+            for record in interrupted:
+                log.info("applying binding %s again: the panel stopped while applying it", record["id"])
+                self._apply(record, provider, previous=None)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -136,7 +145,7 @@ class DomainService:
             record = self._merge(current, fields)
             self._check_target(record, provider)
             new_token = record["token"] if record["token"] != current["token"] else None
-            record["updated_at"] = timestamp()
+            record.update(state="pending", error=None, updated_at=timestamp())
             with self.store.transaction() as db:
                 self._check_unique(db, record)
                 columns = [c for c in record if c not in ("domains", "id", "created_at")]
@@ -156,8 +165,8 @@ class DomainService:
                 raise errors.Conflict("This binding does not use bearer auth; set auth.mode to "
                                       "bearer to get a token.", code="not_bearer")
             token = credentials.new_bearer_token()
-            self.store.execute("UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
-                               (token, timestamp(), binding_id))
+            self.store.execute("UPDATE domain_bindings SET token = ?, state = 'pending', error = NULL, "
+                               "updated_at = ? WHERE id = ?", (token, timestamp(), binding_id))
             self._apply(self._row(binding_id), provider, previous=None)
         return self._public(self._row(binding_id), token=token)
 
@@ -377,9 +386,11 @@ class DomainService:
         """Publish ``record`` through the proxy and record how that went."""
         if share_hosts and record["target_kind"] == "mcp":
             self._share_hosts_with_mcp(record["target_name"])
+        self._set_state(record["id"], "pending", None)
         try:
             provider.apply(self._proxy_binding(record))
-        except errors.ApiError:
+        except errors.ApiError as exc:
+            self._set_state(record["id"], "error", exc.message)
             raise
         except Exception as exc:
             log.warning("the %s provider rejected binding %s: %s", provider.name, record["id"], exc)
