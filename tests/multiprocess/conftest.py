@@ -1,0 +1,75 @@
+"""Fixtures of the multi-process tests: a real Redis, a stand-in Ollama, and panels that share
+one data dir through ``OPEN1PANEL_AI_REDIS_URL``."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from ollama_standin import OllamaStandIn
+
+#: The admin token of every panel of these tests (the ``served`` fixture's default too).
+TOKEN = "test-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """Debian's ``redis-server`` on a free loopback port, with nothing written to disk."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    yield url
+    client.close()
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def standin(tmp_path):
+    with OllamaStandIn(tmp_path / "models", pull_speed=2_000_000) as server:
+        yield server
+
+
+@pytest.fixture
+def shared_env(redis_url, standin):
+    """The settings every panel process of a test shares. Ollama's models folder stays out of
+    sight, so a pull is one request to Ollama (no disk check reads the start of it first)."""
+    return {"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_REDIS_URL": redis_url,
+            "OLLAMA_HOST": standin.url,
+            "OPEN1PANEL_AI_GPU_PROVIDER": "cpu", "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
+            "OPEN1PANEL_AI_THREADS": "32"}
+
+
+
+@pytest.fixture
+def mcp_port():
+    """A port of its own for an MCP server, away from the range other panels share."""
+    return free_port()

@@ -1,0 +1,248 @@
+"""More than one panel process on one data dir, with Redis as the Socket.IO message queue.
+
+Every process serves pages, the API and Socket.IO; one of them, the owner, runs the tasks and
+supervises the MCP servers, and the others relay the API to it. These tests start real
+``open1panel-ai serve`` processes, a real ``redis-server`` and real MCP servers, and prove that
+events cross processes, that work runs once, and that ownership moves when the owner dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import socketio
+
+from open1panel_ai import cli
+
+pytestmark = pytest.mark.server
+
+TIME_SERVER = [str(Path(sys.executable).parent / "mcp-server-time"), "--local-timezone", "UTC"]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def owner_pid(data_dir: Path) -> int | None:
+    """The process id in the data dir's owner lock file (the owner's, or the last one's)."""
+    try:
+        return int((data_dir / "owner.lock").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return int(stat_file.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def children(pid: int) -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and parent_pid(int(entry)) == pid]
+
+
+def bridges_of(data_dir: Path) -> list[int]:
+    """The MCP bridge processes running for servers of ``data_dir``, whoever started them."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"open1panel_ai.mcp.bridge" in argv and any(str(data_dir).encode() in a for a in argv):
+            found.append(int(entry))
+    return found
+
+
+def wait_for(predicate, timeout: float = 20, what: str = "the condition"):
+    """Poll ``predicate()`` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.05)
+
+
+class Listener:
+    """A Socket.IO client of one panel process that records the events it receives."""
+
+    def __init__(self, url: str, token: str, *topics: str) -> None:
+        self.events: dict[str, list] = {"task": [], "gpu": []}
+        self.gpu_arrivals: list[float] = []
+        self._lock = threading.Lock()
+        self.client = socketio.Client(reconnection=False)
+        for name in self.events:
+            self.client.on(name, lambda data, name=name: self._record(name, data), namespace="/ai")
+        self.client.connect(url, namespaces=["/ai"], transports=["websocket"], auth={"token": token})
+        for topic in topics:
+            assert self.client.call("subscribe", {"topic": topic}, namespace="/ai", timeout=5)["ok"]
+
+    def _record(self, name: str, data) -> None:
+        with self._lock:
+            self.events[name].append(data)
+            if name == "gpu":
+                self.gpu_arrivals.append(time.monotonic())
+
+    def task_events(self, task_id: str, status: str | None = None) -> list[dict]:
+        with self._lock:
+            return [e for e in self.events["task"]
+                    if e["id"] == task_id and (status is None or e["status"] == status)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+@pytest.fixture
+def listeners():
+    made = []
+
+    def listen(panel, *topics):
+        listener = Listener(panel.url, panel.token, *topics)
+        made.append(listener)
+        return listener
+
+    yield listen
+    for listener in made:
+        listener.close()
+
+
+def start_together(served, env, data_dir):
+    """Start two panel processes on one data dir at the same time; return them as (owner,
+    other), the owner being the one whose worker holds the lock."""
+    panels = [None, None]
+
+    def start(index):
+        panels[index] = served(env=env, data_dir=data_dir)
+
+    threads = [threading.Thread(target=start, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(panels), "a panel did not start; see the panel logs"
+    owner = wait_for(lambda: next((p for p in panels if parent_pid(owner_pid(data_dir) or 0)
+                                   == p.process.pid), None), what="one process owning the data dir")
+    return owner, next(p for p in panels if p is not owner)
+
+
+def gpu_rate_ok(listener, interval=0.5) -> bool:
+    """Whether the listener got GPU samples at the pace of one sampler (not of two)."""
+    arrivals = listener.gpu_arrivals
+    if len(arrivals) < 3:
+        return False
+    span = arrivals[-1] - arrivals[0]
+    return len(arrivals) - 1 <= span / interval + 2
+
+
+@pytest.fixture
+def autostart_server(make_host, data_dir, mcp_port):
+    """An MCP server marked autostart, defined in ``data_dir`` before any served panel starts."""
+    host = make_host()
+    response = host.app.test_client().post(
+        "/api/v2/ai/mcp/servers", headers={"Authorization": f"Bearer {host.token}"},
+        json={"name": "clock", "command": TIME_SERVER, "autostart": True, "port": mcp_port})
+    assert response.status_code == 201, response.get_json()
+    host.shutdown()
+    return response.get_json()
+
+
+# -- two processes on two ports -----------------------------------------------------------
+
+def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
+        served, shared_env, standin, data_dir, listeners):
+    standin.publish("llama3.2", [1_000_000])
+    standin.publish("qwen3", [3_000_000])
+    owner, other = start_together(served, shared_env, data_dir)
+    socket_path = data_dir / "run" / "owner.sock"
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+
+    on_owner = listeners(owner, "tasks", "gpu")
+    on_other = listeners(other, "tasks", "gpu")
+    accepted = other.api("POST", "/ollama/pulls", json={"name": "llama3.2"})  # relayed
+    assert accepted.status_code == 202, accepted.text
+    task = accepted.json()
+    for listener in (on_owner, on_other):
+        wait_for(lambda listener=listener: listener.task_events(task["id"], "succeeded"),
+                 what="the task's final event")
+    assert other.api("GET", f"/tasks/{task['id']}").json() == owner.api("GET", f"/tasks/{task['id']}").json()
+
+    # Answers come back through the relay unchanged, errors included; credentials are checked
+    # before anything is relayed.
+    missing = other.api("GET", "/tasks/no-such-task")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.headers["content-type"] == "application/json"
+    assert httpx.get(other.url + "/api/v2/ai/tasks").status_code == 401
+
+    # Live GPU samples: each process samples for its own subscriber and pushes to it alone,
+    # so each client gets one sampler's pace, not two.
+    wait_for(lambda: gpu_rate_ok(on_owner) and gpu_rate_ok(on_other), timeout=10,
+             what="GPU samples at one sampler's pace")
+    assert gpu_rate_ok(on_owner) and gpu_rate_ok(on_other)
+
+    # Each client got every event of the pull once; one pull reached Ollama.
+    for listener in (on_owner, on_other):
+        assert len(listener.task_events(task["id"], "succeeded")) == 1
+        assert len(listener.task_events(task["id"], "running")) >= 1
+    assert [pull["name"] for pull in standin.pull_log] == ["llama3.2:latest"]
+
+    # The owner dies in the middle of a pull: the other process takes the lock and resumes it.
+    slow = other.api("POST", "/ollama/pulls", json={"name": "qwen3"}).json()
+    other.wait_task(slow["id"], lambda t: (t["completed"] or 0) > 500_000)
+    os.killpg(owner.process.pid, signal.SIGKILL)  # the owner's whole process group, at once
+    owner.process.wait()
+    wait_for(lambda: parent_pid(owner_pid(data_dir) or 0) == other.process.pid,
+             what="the other process taking the lock")
+    # While it takes over, its API answers 503 (try again), then it answers itself.
+    wait_for(lambda: other.api("GET", f"/tasks/{slow['id']}").status_code == 200, what="the API back")
+    done = other.wait_task(slow["id"], lambda t: t["status"] == "succeeded", timeout=30)
+    assert done["percent"] == 100.0
+    # It picked the pull up where it stopped instead of starting over.
+    qwen = [pull for pull in standin.pull_log if pull["name"] == "qwen3:latest"]
+    assert len(qwen) == 2 and max(qwen[1]["first_completed"].values()) >= 500_000
+    wait_for(lambda: on_other.task_events(slow["id"], "succeeded"), what="the final event")
+
+
+# -- several workers on one port --------------------------------------------------------------
+
+def test_workers_on_one_port_start_the_work_once(
+        served, shared_env, standin, data_dir, autostart_server, listeners):
+    standin.publish("llama3.2", [500_000])
+    panel = served(env={**shared_env, "OPEN1PANEL_AI_WORKERS": "2"}, data_dir=data_dir)
+    wait_for(lambda: len(children(panel.process.pid)) == 2, what="two workers")
+
+    # Each connection lands on either worker; every one of them gets each event once.
+    clients = [listeners(panel, "tasks") for _ in range(4)]
+    task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
+    for client in clients:
+        wait_for(lambda client=client: client.task_events(task["id"], "succeeded"), what="the final event")
+    server = wait_for(lambda: (s := panel.api("GET", f"/mcp/servers/{autostart_server['id']}").json())
+                      ["status"] == "running" and s, what="the autostart server running")
+    assert bridges_of(data_dir) == [server["pid"]]
+    assert parent_pid(owner_pid(data_dir)) == panel.process.pid
+    assert [len(c.task_events(task["id"], "succeeded")) for c in clients] == [1, 1, 1, 1]
+    assert len(standin.pull_log) == 1
+    assert "autostart of MCP server" not in panel.log()
+
+
+def test_more_workers_need_a_redis_url(panel_env, capsys):
+    panel_env.setenv("OPEN1PANEL_AI_WORKERS", "2")
+    for name in ("HOST", "PORT"):  # serve sets them; the fixture puts them back afterwards
+        panel_env.setenv(f"OPEN1PANEL_AI_{name}", "")
+    assert cli.main(["serve", "--host", "127.0.0.1", "--port", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "OPEN1PANEL_AI_WORKERS=2 needs OPEN1PANEL_AI_REDIS_URL" in error
