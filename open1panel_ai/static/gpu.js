@@ -22,6 +22,7 @@
   var plotKeys = "";
   var times = [];
   var columns = {}; // chart → device key → values
+  var waiting = null; // live samples that arrive while the history is on its way
 
   function $(selector) { return root.querySelector(selector); }
   function keyOf(device) { return device.uuid || "gpu" + device.index; }
@@ -215,14 +216,17 @@
       var fresh = !plotKeys;
       buildPlots(sample.devices);
       if (fresh) {
+        waiting = [sample];
         window.AI.api("/gpu/history?since=" + (sample.time - WINDOW_SECONDS) + "&until=" + sample.time)
-          .then(function (history) {
-            if (!times.length) backfill(history);
-            appendIfNewer(sample.time, sample.devices);
+          .then(backfill, function () {})
+          .then(function () {
+            waiting.forEach(function (live) { appendIfNewer(live.time, live.devices); });
+            waiting = null;
           });
         return;
       }
-      appendIfNewer(sample.time, sample.devices);
+      if (waiting) waiting.push(sample);
+      else appendIfNewer(sample.time, sample.devices);
     }
   }
 
