@@ -8,6 +8,10 @@ goes into the round-robin history.
 
 When several processes serve one data dir, each samples and pushes for its own subscribers
 only, and only the owner process (see :mod:`open1panel_ai.ownership`) keeps the history.
+
+A provider whose ``sample()`` raises makes ``GET /gpu`` answer 503 with its words
+(:class:`ProviderFailed`); the sampler logs the failure and keeps its pace, so the history and
+the pushes carry on once the provider reads again.
 """
 
 from __future__ import annotations
@@ -42,6 +46,21 @@ def interval_setting(settings, name: str, default: float, minimum: float) -> flo
                     name.upper(), raw, minimum, default)
         return default
     return value
+
+
+class ProviderFailed(errors.UpstreamUnavailable):
+    """The GPU provider raised while reading the GPUs; the API answers 503 with its words."""
+
+    code = "gpu_provider_failed"
+
+    def __init__(self, provider_name: str, failure: Exception) -> None:
+        words = f"{type(failure).__name__}: {failure}"
+        super().__init__(
+            f"The GPU provider {provider_name!r} could not read the GPUs: {words}",
+            details={"provider": provider_name, "error": words,
+                     "fix": "GET /api/v2/ai/gpu/checks runs the provider's own checks; the "
+                            "panel's log has the full error."})
+        self.words = words
 
 
 class GPUService:
@@ -92,7 +111,10 @@ class GPUService:
     def _tick(self, publish: bool) -> None:
         sample = self._sample_or_none(self.sample)
         if sample is not None and publish:
-            self.context.realtime.publish(EVENT, sample, [TOPIC], local=True)
+            try:
+                self.context.realtime.publish(EVENT, sample, [TOPIC], local=True)
+            except Exception:  # a lost push must not end the sampling (and the history) for good
+                log.exception("pushing a GPU sample failed")
 
     def _sample_or_none(self, take) -> dict[str, Any] | None:
         """``take()``'s sample, or None when no provider is usable or the provider failed.
@@ -102,17 +124,23 @@ class GPUService:
         """
         try:
             sample = take()
+        except ProviderFailed as exc:
+            self._log_failure("the GPU provider failed", exc.words)
+            return None
         except errors.ApiError as exc:  # no usable provider: nothing to record
             log.debug("no GPU sample: %s", exc.message)
             return None
-        except Exception as exc:
-            failure = f"{type(exc).__name__}: {exc}"
-            if failure != self._last_failure:
-                log.exception("the GPU provider failed")
-            self._last_failure = failure
+        except Exception as exc:  # the rest of a sample: the history write, say
+            self._log_failure("taking a GPU sample failed", f"{type(exc).__name__}: {exc}")
             return None
         self._last_failure = None
         return sample
+
+    def _log_failure(self, what: str, failure: str) -> None:
+        """Log the failure being handled, with its traceback, unless it is the last one again."""
+        if failure != self._last_failure:
+            log.exception("%s: %s", what, failure)
+        self._last_failure = failure
 
     # -- readings -----------------------------------------------------------------------------
 
@@ -120,11 +148,17 @@ class GPUService:
         return self.context.providers.get("gpu")
 
     def sample(self) -> dict[str, Any]:
-        """Take a sample now, record it in the history and keep it as the latest."""
+        """Take a sample now, record it in the history and keep it as the latest.
+
+        :raises ProviderFailed: the provider's ``sample()`` raised.
+        """
         provider = self.provider()
         ollama_cpu_models = self._ollama_on_cpu()
         with self._sample_lock:
-            reading = provider.sample()
+            try:
+                reading = provider.sample()
+            except Exception as exc:
+                raise ProviderFailed(provider.name, exc) from exc
             now = time.time()
             sample = {"time": now, "provider": provider.name,
                       "mode": "cpu" if "cpu" in reading and not reading["devices"] else "gpu",
