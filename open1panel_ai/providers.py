@@ -91,10 +91,17 @@ class ProviderRegistry:
         return choice.provider
 
     def choose(self, kind: str, refresh: bool = False) -> Choice:
-        """Choose (once, or again with ``refresh``) the provider of ``kind``."""
+        """Choose (once, or again with ``refresh``) the provider of ``kind``.
+
+        A provider may hold live state (the MCP runtime supervises the running servers), so a
+        refresh that chooses the same provider again keeps the instance in use.
+        """
         with self._lock:
             if refresh or kind not in self._chosen:
-                self._chosen[kind] = self._choose(kind)
+                fresh, kept = self._choose(kind), self._chosen.get(kind)
+                if kept is not None and type(kept.provider) is type(fresh.provider) and kept.provider is not None:
+                    fresh.provider = kept.provider
+                self._chosen[kind] = fresh
             return self._chosen[kind]
 
     def status(self) -> list[dict[str, Any]]:
