@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,16 +35,17 @@ def timestamp() -> str:
 class Store:
     """Thread-safe access to one SQLite database file.
 
-    Every thread gets its own connection (SQLite connections must not be shared while in use);
-    writes go through :meth:`transaction`, which takes the write lock up front so two writers
-    never deadlock on an upgrade from a read lock.
+    Every thread gets its own connection (SQLite connections must not be shared while in use),
+    closed when the thread ends, so short-lived threads (a pool per request, a timer per event)
+    leave no connection behind. Writes go through :meth:`transaction`, which takes the write
+    lock up front so two writers never deadlock on an upgrade from a read lock.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: set[sqlite3.Connection] = set()
         self._lock = threading.Lock()
         self._closed = False
         with self.transaction() as db:
@@ -52,17 +54,25 @@ class Store:
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise RuntimeError("the store is closed")
-        db = getattr(self._local, "db", None)
-        if db is None:
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
+            holder = self._local.holder = _ThreadConnection(db)
             with self._lock:
-                self._connections.append(db)
-        return db
+                self._connections.add(db)
+            # Only this thread's local storage refers to the holder: it goes when the thread ends.
+            weakref.finalize(holder, self._forget, db)
+        return holder.db
+
+    def _forget(self, db: sqlite3.Connection) -> None:
+        """Close the connection of a thread that has ended."""
+        with self._lock:
+            self._connections.discard(db)
+        db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -137,6 +147,15 @@ class Store:
                     pass
                 db.close()
             self._connections.clear()
+
+
+class _ThreadConnection:
+    """One thread's connection; sqlite3 connections cannot be weakly referenced, this can."""
+
+    __slots__ = ("db", "__weakref__")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
 
 
 def _split_statements(script: str) -> list[str]:
