@@ -125,22 +125,23 @@ class GPUService:
         try:
             sample = take()
         except ProviderFailed as exc:
-            self._log_failure("the GPU provider failed", exc.words)
+            if self._is_new_failure(exc.words):
+                log.exception("the GPU provider failed: %s", exc.words)
             return None
         except errors.ApiError as exc:  # no usable provider: nothing to record
             log.debug("no GPU sample: %s", exc.message)
             return None
         except Exception as exc:  # the rest of a sample: the history write, say
-            self._log_failure("taking a GPU sample failed", f"{type(exc).__name__}: {exc}")
+            if self._is_new_failure(f"{type(exc).__name__}: {exc}"):
+                log.exception("taking a GPU sample failed")
             return None
         self._last_failure = None
         return sample
 
-    def _log_failure(self, what: str, failure: str) -> None:
-        """Log the failure being handled, with its traceback, unless it is the last one again."""
-        if failure != self._last_failure:
-            log.exception("%s: %s", what, failure)
-        self._last_failure = failure
+    def _is_new_failure(self, failure: str) -> bool:
+        """Whether ``failure`` differs from the last one, which it becomes."""
+        new, self._last_failure = failure != self._last_failure, failure
+        return new
 
     # -- readings -----------------------------------------------------------------------------
 
