@@ -66,9 +66,25 @@ def test_it_adds_a_gpu_provider_that_auto_chooses_and_reads_the_cards(drm_host):
     assert (gpu["provider"], gpu["usable"]) == ("drm", True)
     sample = drm_host.app.extensions["open1panel_ai"].providers.get("gpu").sample()
     amd, intel = sample["devices"]
-    assert (amd["utilization_gpu"], amd["temperature"], amd["power_draw"]) == (37.0, 54.0, 45.0)
+    assert (amd["utilization_gpu"], amd["temperature"], amd["power_draw_w"]) == (37.0, 54.0, 45.0)
     assert amd["unsupported"] == []
     assert intel["vendor"] == "Intel" and "utilization_gpu" in intel["unsupported"]
+
+
+def test_its_readings_reach_the_gpu_api_and_the_metrics_under_the_cards_names(drm_host):
+    client = drm_host.app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    amd, intel = client.get("/api/v2/ai/gpu", headers=headers).get_json()["devices"]
+    assert (amd["power_draw_w"], amd["temperature"], amd["memory_used"]) == (45.0, 54.0, 1 << 30)
+    assert (amd["lost"], amd["unsupported"]) == (False, [])
+    assert intel["power_draw_w"] is None and intel["unsupported"] == [
+        "memory_total", "memory_used", "power_draw_w", "temperature", "utilization_gpu"]
+    text = client.get("/api/v2/ai/metrics", headers=headers).get_data(as_text=True)
+    series = {(s.name, s.labels["gpu"]): s for family in text_string_to_metric_families(text)
+              for s in family.samples if s.name.startswith(("DCGM_FI_DEV", "open1panel_ai_gpu_up"))}
+    assert series[("DCGM_FI_DEV_POWER_USAGE", "0")].value == 45
+    assert series[("DCGM_FI_DEV_POWER_USAGE", "0")].labels["device"] == "card0"
+    assert series[("open1panel_ai_gpu_up", "1")].labels["device"] == "card1"
 
 
 def test_its_provider_says_why_it_cannot_work_without_cards(make_host, panel_env, tmp_path, monkeypatch):
@@ -134,6 +150,7 @@ def test_the_amd_provider_feeds_the_prometheus_metrics(amd_panel):
     busy = series[("DCGM_FI_DEV_GPU_UTIL", "0")]
     assert busy.value == 97 and busy.labels["UUID"] == "b4ff7551-0000-1000-8059-a6be8f1c2d3e"
     assert busy.labels["modelName"] == "AMD Radeon AI PRO R9700" and busy.labels["pci_bus_id"] == "0000:03:00.0"
+    assert busy.labels["device"] == "amd0" and series[("DCGM_FI_DEV_GPU_UTIL", "1")].labels["device"] == "amd1"
     assert series[("DCGM_FI_DEV_FB_USED", "0")].value == 29777  # MiB, as DCGM writes it
     assert series[("DCGM_FI_DEV_POWER_USAGE", "0")].value == 103
     assert (series[("DCGM_FI_DEV_GPU_TEMP", "0")].value, series[("DCGM_FI_DEV_FAN_SPEED", "0")].value) == (79, 38.82)

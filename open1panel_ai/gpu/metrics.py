@@ -2,8 +2,9 @@
 
 Grafana dashboards built for the DCGM exporter work unchanged: the same metric names, units
 (MiB for framebuffer memory, W for power, mJ for energy) and labels (``gpu``, ``UUID``,
-``pci_bus_id``, ``device``, ``modelName``, ``Hostname``). A reading the GPU does not support has
-no series at all rather than a sentinel value. The panel's own gauges (GPU up, CPU mode, loaded
+``pci_bus_id``, ``device``, ``modelName``, ``Hostname``). ``device`` names the device as its
+provider does (see :func:`device_label`), so only NVIDIA GPUs are called ``nvidia<index>``. A
+reading the GPU does not support has no series at all rather than a sentinel value. The panel's own gauges (GPU up, CPU mode, loaded
 Ollama models, MCP servers) are prefixed ``open1panel_ai_``.
 """
 
@@ -33,6 +34,9 @@ DCGM_GAUGES = {
 }
 ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 DCGM_LABELS = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"]
+#: The ``device`` label's prefix per provider whose devices carry no name of their own: NVML's
+#: is DCGM's ``nvidia``; any other provider's devices are ``gpu<index>``.
+DEVICE_PREFIXES = {"nvml": "nvidia"}
 
 
 class _Snapshot:
@@ -58,6 +62,12 @@ def render(sample: dict[str, Any] | None, hostname: str, ollama_running: list[di
     return generate_latest(registry)
 
 
+def device_label(device: dict[str, Any], provider: str | None) -> str:
+    """The ``device`` label: the name the provider gives the device in its ``device`` field
+    (``card0`` from DRM), else the provider's prefix and the index (``nvidia0`` from NVML)."""
+    return device.get("device") or f"{DEVICE_PREFIXES.get(provider or '', 'gpu')}{device['index']}"
+
+
 def gpu_families(sample: dict[str, Any], hostname: str) -> list[Metric]:
     gauges = {name: GaugeMetricFamily(name, text, labels=DCGM_LABELS)
               for name, (text, _, _) in DCGM_GAUGES.items()}
@@ -68,7 +78,7 @@ def gpu_families(sample: dict[str, Any], hostname: str) -> list[Metric]:
                            labels=DCGM_LABELS)
     for device in sample["devices"]:
         labels = [str(device["index"]), device.get("uuid") or "", device.get("pci_bus_id") or "",
-                  f"nvidia{device['index']}", device.get("name") or "", hostname]
+                  device_label(device, sample.get("provider")), device.get("name") or "", hostname]
         up.add_metric(labels, 0 if device.get("lost") else 1)
         if device.get("lost"):
             continue

@@ -14,7 +14,7 @@ def parse(text: bytes) -> dict[str, list]:
 
 def gpu_sample():
     reading = NvmlProvider({}).sample()
-    return {"mode": "gpu", "cpu": None, **reading}
+    return {"provider": "nvml", "mode": "gpu", "cpu": None, **reading}
 
 
 def test_gpu_gauges_use_dcgm_names_units_and_labels(machine):
@@ -34,6 +34,19 @@ def test_gpu_gauges_use_dcgm_names_units_and_labels(machine):
     assert "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION untyped" in text
     energy = {s.labels["gpu"]: s for s in families["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"]}
     assert energy["0"].name == "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" and energy["0"].value == 9_876_543
+
+
+def test_only_nvidia_gpus_get_an_nvidia_device_label():
+    """NVML keeps DCGM's ``nvidia<index>``; a provider names its devices in ``device``, and a
+    provider that does not gets the neutral ``gpu<index>``."""
+    devices = [{"index": 0, "name": "Radeon", "uuid": "R-0", "lost": False, "utilization_gpu": 5,
+                "device": "card0"},
+               {"index": 1, "name": "Arc", "uuid": "A-1", "lost": False, "utilization_gpu": 6}]
+    sample = {"provider": "drm", "mode": "gpu", "cpu": None, "devices": devices}
+    families = parse(metrics.render(sample, "box-1", None, None))
+    assert {s.labels["gpu"]: s.labels["device"] for s in families["DCGM_FI_DEV_GPU_UTIL"]} == {
+        "0": "card0", "1": "gpu1"}
+    assert {s.labels["device"] for s in families["open1panel_ai_gpu_up"]} == {"card0", "gpu1"}
 
 
 def test_an_unsupported_reading_has_no_series_at_all(machine):

@@ -109,7 +109,8 @@ def identities(listed: list[dict[str, Any]], static: list[dict[str, Any]]) -> di
 
 def device(index: int, fixed: Mapping[str, Any], metric: Mapping[str, Any] | None) -> dict[str, Any]:
     """One GPU in the GPU feature's shape (``hookspecs.ai.GPUProvider.sample``)."""
-    base = {"index": index, "name": fixed["name"], "uuid": fixed["uuid"], "pci_bus_id": fixed["pci_bus_id"]}
+    base = {"index": index, "device": f"amd{index}", "name": fixed["name"], "uuid": fixed["uuid"],
+            "pci_bus_id": fixed["pci_bus_id"]}
     if metric is None:
         return {**base, "lost": True, "unsupported": [],
                 "error": "amd-smi metric reports nothing for this GPU; check 'dmesg | grep amdgpu' "

@@ -33,7 +33,8 @@ def _number(path: Path, scale: float = 1.0) -> float | None:
 
 
 def read_cards(root: Path) -> list[dict[str, Any]]:
-    """Every ``cardN`` under ``root`` with what its driver exposes; missing readings are None."""
+    """Every ``cardN`` under ``root`` in the GPU feature's device shape, with the readings its
+    driver exposes; the others are None and named in ``unsupported``."""
     cards = []
     for entry in sorted(root.glob("card*")):
         if not entry.name[4:].isdigit():
@@ -41,19 +42,26 @@ def read_cards(root: Path) -> list[dict[str, Any]]:
         device = entry / "device"
         uevent = dict(line.split("=", 1) for line in (_read(device / "uevent") or "").splitlines() if "=" in line)
         hwmon = next(iter(sorted((device / "hwmon").glob("hwmon*"))), None) if (device / "hwmon").is_dir() else None
-        card = {
-            "index": int(entry.name[4:]),
-            "vendor": VENDORS.get(_read(device / "vendor") or "", _read(device / "vendor")),
-            "pci_bus_id": uevent.get("PCI_SLOT_NAME"),
-            "driver": uevent.get("DRIVER"),
+        readings = {
             "utilization_gpu": _number(device / "gpu_busy_percent"),
             "memory_total": _number(device / "mem_info_vram_total"),
             "memory_used": _number(device / "mem_info_vram_used"),
             "temperature": _number(hwmon / "temp1_input", 1 / 1000) if hwmon else None,
-            "power_draw": _number(hwmon / "power1_average", 1 / 1_000_000) if hwmon else None,
+            "power_draw_w": _number(hwmon / "power1_average", 1 / 1_000_000) if hwmon else None,
         }
-        card["unsupported"] = sorted(k for k, v in card.items() if v is None)
-        cards.append(card)
+        cards.append({
+            "index": int(entry.name[4:]),
+            "device": entry.name,  # the kernel's name, which the /metrics device label carries
+            "name": None,
+            "uuid": None,
+            "vendor": VENDORS.get(_read(device / "vendor") or "", _read(device / "vendor")),
+            "pci_bus_id": uevent.get("PCI_SLOT_NAME"),
+            "driver": uevent.get("DRIVER"),
+            "lost": False,
+            "error": None,
+            **readings,
+            "unsupported": sorted(name for name, value in readings.items() if value is None),
+        })
     return cards
 
 
