@@ -94,6 +94,7 @@
     }, function (error) {
       state.models = [];
       renderModels();
+      $(".ollama-empty").hidden = true;  // the banner says why there is no list, not "no models"
       banner(error);
     });
   }
@@ -202,7 +203,10 @@
             on: { click: function () { unload(m.name); } } })])]));
       });
       $(".ollama-running-empty").hidden = data.models.length > 0;
-    }, function () { $("#ollama-running tbody").textContent = ""; });
+    }, function () {
+      $("#ollama-running tbody").textContent = "";
+      $(".ollama-running-empty").hidden = true;
+    });
   }
 
   function loadStorage() {
