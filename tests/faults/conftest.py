@@ -5,8 +5,10 @@ a crash leaves behind (the SQLite file, stray bridge processes)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from open1panel_ai.context import DATABASE_NAME
 from tests.conftest import TOKEN
+from tests.domain.conftest import NginxServer
 from tests.mcp.conftest import FAST, pid_alive
 from tests.ollama_standin import OllamaStandIn
 
@@ -103,3 +106,66 @@ def no_stray_bridges():
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+#: Runs the real nginx, but first (and, with ``after-``, afterwards) stops at a step while a
+#: ``pause-<step>`` file exists, having touched ``at-<step>``: the test kills the panel there.
+PAUSING_NGINX = """#!/bin/sh
+case " $* " in *" -t "*) step=test ;; *" reload "*) step=reload ;; *) step=other ;; esac
+hold() {
+    [ -e "{control}/pause-$1" ] || return 0
+    touch "{control}/at-$1"
+    while [ -e "{control}/pause-$1" ]; do sleep 0.02; done
+}
+hold "$step"
+"{nginx}" "$@"
+status=$?
+hold "after-$step"
+exit $status
+"""
+
+
+class PausingNginx:
+    """Debian's nginx on loopback, reached by the panel through a wrapper that can hold an
+    apply at a chosen step (before ``nginx -t``, before or after ``nginx -s reload``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.server = NginxServer(root)
+        self.control = root / "control"
+        self.control.mkdir(parents=True)
+        self.binary = root / "nginx-pausing"
+        self.binary.write_text(PAUSING_NGINX.replace("{control}", str(self.control))
+                               .replace("{nginx}", shutil.which("nginx") or "/usr/sbin/nginx"))
+        self.binary.chmod(0o755)
+
+    def env(self) -> dict[str, str]:
+        settings = self.server.settings(Path("unused"))
+        return {"OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx", "OPEN1PANEL_AI_NGINX_BIN": str(self.binary),
+                **{"OPEN1PANEL_AI_" + key.upper(): value for key, value in settings.items()
+                   if key not in ("data_dir", "nginx_bin")}}
+
+    def pause(self, step: str) -> None:
+        (self.control / f"pause-{step}").touch()
+
+    def wait_paused(self, step: str, timeout: float = 30) -> None:
+        wait_for(lambda: (self.control / f"at-{step}").exists(), timeout, what=f"an apply to reach {step}")
+
+    def release(self) -> None:
+        for path in self.control.iterdir():
+            path.unlink()
+
+    def site_files(self) -> dict[str, bytes]:
+        """Every file in the sites folder, by name."""
+        return {path.name: path.read_bytes() for path in sorted(self.server.sites.iterdir())}
+
+    def config_test(self) -> subprocess.CompletedProcess:
+        return subprocess.run(["nginx", "-t", "-c", str(self.server.conf)], capture_output=True,
+                              text=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def pausing_nginx(tmp_path):
+    nginx = PausingNginx(tmp_path / "nginx")
+    nginx.server.start()
+    yield nginx
+    nginx.server.stop()

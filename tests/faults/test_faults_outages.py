@@ -1,0 +1,124 @@
+"""Outages of the parts the panel relies on, one at a time, with the panel running: Ollama
+stopped, nginx stopped, an MCP server's process killed. Each gives a clear state on its page,
+the other features keep working, and each recovers once its part is back."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import TOKEN, free_port
+from tests.faults.conftest import wait_for
+from tests.mcp.conftest import TIME_SERVER
+from tests.ollama_standin import OllamaStandIn
+
+pytestmark = [pytest.mark.server, pytest.mark.browser]
+
+DOMAIN = "open.example.test"
+
+
+@pytest.fixture
+def panel(served, panel_env, pausing_nginx, standin):
+    """A panel with a running MCP server and an online domain binding for Ollama; the restart
+    delay is long enough to see ``restarting`` on the page."""
+    panel = served(env={**panel_env, **pausing_nginx.env(), "OPEN1PANEL_AI_MCP_BACKOFF": "2"})
+    standin.seed("tiny:latest", [4096])
+    made = panel.api("POST", "/mcp/servers", json={"name": "time", "command": TIME_SERVER, "port": free_port()})
+    assert made.status_code == 201, made.text
+    panel.server_id = made.json()["id"]
+    panel.api("POST", f"/mcp/servers/{panel.server_id}/start")
+    bound = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
+                                                "target": {"kind": "ollama", "name": "local"}})
+    assert bound.status_code == 201 and bound.json()["state"] == "online", bound.text
+    wait_for(lambda: mcp_status(panel) == "running", what="the MCP server to run")
+    return panel
+
+
+@pytest.fixture
+def open_page(page, panel):
+    """Log the browser in once; then ``open_page("/ai/ollama")`` shows that page."""
+    page.goto(panel.url + "/ai/")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+
+    def open_(path: str):
+        page.goto(panel.url + path)
+        return page
+
+    return open_
+
+
+def mcp_status(panel) -> str:
+    return panel.api("GET", f"/mcp/servers/{panel.server_id}").json()["status"]
+
+
+def others_work(panel, but: str) -> None:
+    """The features other than ``but`` answer as before."""
+    checks = {
+        "ollama": lambda: panel.api("GET", "/ollama/models").json()["models"][0]["name"] == "tiny:latest",
+        "mcp": lambda: mcp_status(panel) == "running",
+        "gpu": lambda: panel.api("GET", "/gpu").status_code == 200,
+        "domain": lambda: panel.api("GET", "/domains").json()["bindings"][0]["state"] == "online",
+    }
+    for name, check in checks.items():
+        if name != but:
+            assert check(), name
+
+
+def test_ollama_stopped_says_where_it_cannot_be_reached_and_recovers(panel, standin, open_page):
+    standin.stop()
+    answer = panel.api("GET", "/ollama/models")
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "ollama_unreachable"
+    page = open_page("/ai/ollama/")
+    banner = page.locator("#ollama-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text(f"Ollama at {standin.url} cannot be reached")
+    expect(page.locator(f'#ollama-endpoints tr[data-endpoint="local"]')).to_contain_text("Unreachable")
+    expect(page.locator(".ollama-empty")).to_be_hidden()  # not "no models": we cannot know
+    others_work(panel, but="ollama")
+
+    with OllamaStandIn(standin.state_dir).start(port=standin.port):
+        page.reload()
+        expect(page.locator('tr[data-model="tiny:latest"]')).to_be_visible()
+        expect(banner).to_be_hidden()
+
+
+def test_nginx_stopped_is_said_on_the_domain_page_and_bindings_stay_listed(panel, pausing_nginx, open_page):
+    nginx = pausing_nginx.server
+    nginx.stop()
+    page = open_page("/ai/domains")
+    expect(page.locator("#domain-provider")).to_contain_text("nginx is not running")
+    expect(page.locator("tr[data-binding]")).to_contain_text(DOMAIN)
+    # A change cannot be published now, and says why instead of half applying.
+    binding = panel.api("GET", "/domains").json()["bindings"][0]
+    refused = panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": ["10.0.0.0/8"]})
+    assert refused.status_code == 503 and "nginx is not running" in refused.json()["error"]["message"]
+    others_work(panel, but="domain")
+
+    nginx.start()
+    page.reload()
+    expect(page.locator("#domain-provider")).to_contain_text("Published through nginx")
+    assert nginx.get(DOMAIN, "/api/version").status_code == 200
+    changed = panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": ["10.0.0.0/8"]})
+    assert changed.status_code == 200 and changed.json()["state"] == "online", changed.text
+    assert nginx.get(DOMAIN, "/api/version").status_code == 403
+
+
+def test_a_killed_mcp_server_shows_restarting_then_runs_again(panel, open_page, no_stray_bridges):
+    no_stray_bridges.append(panel.server_id)
+    page = open_page("/ai/mcp/")
+    row = page.locator(f'tr[data-id="{panel.server_id}"]')
+    expect(row).to_have_attribute("data-status", "running")
+    bridge = panel.api("GET", f"/mcp/servers/{panel.server_id}").json()["pid"]
+    with open(f"/proc/{bridge}/task/{bridge}/children") as children:
+        [child] = [int(pid) for pid in children.read().split()]
+    os.kill(child, signal.SIGKILL)
+    expect(row).to_have_attribute("data-status", "restarting")
+    expect(row.locator(".mcp-status")).to_have_text("Restarting")
+    others_work(panel, but="mcp")
+    expect(row).to_have_attribute("data-status", "running", timeout=20_000)
+    expect(row).to_contain_text("Restarted 1 times")
+    assert panel.api("GET", f"/mcp/servers/{panel.server_id}/tools").status_code == 200
