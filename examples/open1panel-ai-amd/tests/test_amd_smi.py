@@ -7,6 +7,7 @@ broken amd-smi of its own) first on PATH. Run with ``pytest examples/open1panel-
 import sys
 from pathlib import Path
 
+import open1panel_ai_amd
 import pytest
 from open1panel_ai_amd import AmdSmiProvider, gpu_entries, reading
 
@@ -102,7 +103,7 @@ def test_a_failing_amd_smi_makes_the_probe_fail_with_its_words(monkeypatch, tmp_
 
 
 def test_a_hung_amd_smi_is_given_up_on(monkeypatch, tmp_path):
-    monkeypatch.setattr("open1panel_ai_amd.TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(open1panel_ai_amd, "TIMEOUT_SECONDS", 0.5)
     broken_amd_smi(tmp_path, "time.sleep(30)")
     monkeypatch.setenv("PATH", str(tmp_path), prepend=":")
     with pytest.raises(ProviderUnavailable, match="did not answer within 0.5 s"):
