@@ -8,6 +8,7 @@ on the Plugins page, and never stops the panel.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -68,9 +69,11 @@ class StandaloneHost:
             JSON_SORT_KEYS=False,
         )
         self.app.extensions["panel_host"] = self
-        # With a Redis URL, events published by one panel process reach every process's clients.
+        # With a Redis URL, events published by one panel process reach every process's clients;
+        # the channel is the data dir's, so panels of other data dirs may share that Redis.
         self.socketio = SocketIO(self.app, async_mode="threading", manage_session=False,
-                                 message_queue=settings.get("redis_url") or None)
+                                 message_queue=settings.get("redis_url") or None,
+                                 channel=message_channel(self.data_dir))
 
         self.plugin_manager = pluggy.PluginManager(PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs.panel)
@@ -197,6 +200,11 @@ class StandaloneHost:
             self.socketio.server.eio.disconnect()
         except Exception:
             log.warning("closing Socket.IO connections failed", exc_info=True)
+
+
+def message_channel(data_dir: Path) -> str:
+    """The Redis channel of the panel processes that serve ``data_dir``."""
+    return "open1panel-ai-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
 
 
 def create_host(settings: Settings | None = None, extra_plugins: list[tuple[str, Any]] = ()) -> StandaloneHost:

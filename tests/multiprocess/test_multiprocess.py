@@ -18,9 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import socketio
 
 from open1panel_ai import cli
+from open1panel_ai.standalone.host import message_channel
 
 pytestmark = pytest.mark.server
 
@@ -163,9 +165,11 @@ def autostart_server(make_host, data_dir, mcp_port):
 # -- two processes on two ports -----------------------------------------------------------
 
 def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
-        served, shared_env, standin, data_dir, listeners):
+        served, shared_env, standin, data_dir, listeners, redis_url):
     standin.publish("llama3.2", [1_000_000])
     standin.publish("qwen3", [3_000_000])
+    queue = redis.Redis.from_url(redis_url).pubsub()
+    queue.subscribe(message_channel(data_dir), "flask-socketio")
     owner, other = start_together(served, shared_env, data_dir)
     socket_path = data_dir / "run" / "owner.sock"
     assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
@@ -199,6 +203,13 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
         assert len(listener.task_events(task["id"], "succeeded")) == 1
         assert len(listener.task_events(task["id"], "running")) >= 1
     assert [pull["name"] for pull in standin.pull_log] == ["llama3.2:latest"]
+    # The events went through Redis on this data dir's own channel, not the shared default.
+    channels = set()
+    while (message := queue.get_message(timeout=0.1)) is not None:
+        if message["type"] == "message":
+            channels.add(message["channel"].decode())
+    assert channels == {message_channel(data_dir)}
+    queue.close()
 
     # The owner dies in the middle of a pull: the other process takes the lock and resumes it.
     slow = other.api("POST", "/ollama/pulls", json={"name": "qwen3"}).json()
