@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 SOCKET_PATH = Path("run") / "owner.sock"
 #: Headers that describe one hop, not the request or answer: never forwarded.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "te", "trailer", "transfer-encoding", "upgrade", "host"})
+                        "te", "trailer", "transfer-encoding", "upgrade"})
 #: Headers of the owner's answer that the relaying server sets itself.
 SET_BY_SERVER = frozenset({"server", "date"})
 CHUNK = 64 * 1024
