@@ -12,7 +12,7 @@ from open1panel_ai import __version__
 from open1panel_ai.schemas import ErrorSchema
 from open1panel_ai.web import API_PREFIX
 
-_RULE_ARGUMENT = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+_RULE_ARGUMENT = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
 _ERROR_TEXT = {
     400: "Bad input; field errors are in details.fields.",
     401: "Missing or wrong credentials.",

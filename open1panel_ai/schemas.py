@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from open1panel_ai.tasks import STATUSES
 
 
 #: A task id (a UUID's 32 hex digits), as the document states it for path arguments.
 TASK_ID = r"^[0-9a-f]{32}$"
+
+
+class Pattern(validate.Regexp):
+    """A ``^…$`` pattern the whole value must match, as the OpenAPI document's ``pattern``
+    means it. ``re.match`` would also let ``$`` match before a final line break, so a name
+    such as ``"time\\n"`` would pass."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class JSONBoolean(fields.Boolean):

@@ -1,5 +1,6 @@
 """GET /openapi.json is generated from the routes and their marshmallow schemas."""
 
+import json
 import re
 
 from open1panel_ai.web import API_PREFIX
@@ -12,7 +13,7 @@ def test_the_document_covers_every_api_route_and_method(host, api):
     routed = set()
     for rule in host.app.url_map.iter_rules():
         if rule.rule.startswith(API_PREFIX + "/"):
-            path = re.sub(r"<(?:[a-z]+:)?(\w+)>", r"{\1}", rule.rule[len(API_PREFIX):])
+            path = re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule[len(API_PREFIX):])
             routed |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed and documented == routed
 
@@ -71,3 +72,12 @@ def test_bodies_and_answers_that_are_not_plain_json_are_described(api):
     assert [media_type.split(";")[0] for media_type in metrics] == ["text/plain"]
     show = spec["paths"]["/ollama/models/{name}"]["get"]["responses"]["200"]["content"]
     assert show["application/json"]["schema"]["type"] == "object"
+
+
+def test_patterns_in_the_document_are_plain_json_schema_patterns(api):
+    """Every pattern is ECMA-262 as well as Python: no (?P<name>…) groups and no \\Z."""
+    _, spec = api("get", "/openapi.json")
+    patterns = re.findall(r'"pattern": ("(?:[^"\\]|\\.)*")', json.dumps(spec))
+    assert patterns
+    for pattern in map(json.loads, patterns):
+        assert "(?P<" not in pattern and "\\Z" not in pattern, pattern

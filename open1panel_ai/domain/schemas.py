@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from open1panel_ai.domain import names
 from open1panel_ai.domain.binding import AUTH_MODES, TARGET_KINDS, TLS_MODES
 from open1panel_ai.domain.credentials import MIN_PASSWORD_LENGTH
-from open1panel_ai.schemas import JSONBoolean
+from open1panel_ai.schemas import JSONBoolean, Pattern
 
 #: Ollama endpoint names and MCP server ids: looked up, never written into a config.
-_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}\Z")
+_TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 STATES = ("pending", "online", "error")
 BINDING_ID = r"^[0-9a-f]{12}$"
 
@@ -54,7 +52,7 @@ def _no_control_characters(value: str) -> None:
 class TargetSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(TARGET_KINDS),
                          metadata={"description": "ollama: an Ollama endpoint; mcp: an MCP server."})
-    name = fields.String(required=True, validate=validate.Regexp(
+    name = fields.String(required=True, validate=Pattern(
         _TARGET_NAME, error="A target is an endpoint name or server id of letters, digits and . _ @ -."),
         metadata={"description": "The Ollama endpoint's name or the MCP server's id."})
 
@@ -89,7 +87,8 @@ class AuthSchema(Schema):
 class BindingInSchema(Schema):
     """A binding as a client writes it. On update, fields left out keep their values."""
 
-    domains = fields.List(DomainName(), required=True, validate=validate.Length(min=1, max=20),
+    domains = fields.List(DomainName(metadata={"minLength": 1}), required=True,
+                          validate=validate.Length(min=1, max=20),
                           metadata={"description": "Domain names; Unicode names become IDNA."})
     target = fields.Nested(TargetSchema, required=True)
     tls = fields.Nested(TLSSchema, load_default=lambda: TLSSchema().load({}))

@@ -15,6 +15,9 @@ from open1panel_ai.domain.schemas import (
 )
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
 
+#: A binding's routes. The id's fixed length keeps ``/domains/preview`` from being taken for
+#: a binding, so a method that route does not have is a 405, not a lookup of "preview".
+BINDING = API_PREFIX + "/domains/<string(length=12):binding_id>"
 BINDING_PATH = {"binding_id": BINDING_ID}
 
 
@@ -51,7 +54,7 @@ def preview_new_binding(body):
     return _service().preview(body)
 
 
-@blueprint.get(API_PREFIX + "/domains/<binding_id>")
+@blueprint.get(BINDING)
 @operation(path=BINDING_PATH,
            summary="One domain binding, its state checked with the proxy", tag="domains",
            response=BindingSchema(), errors_=(404, 503))
@@ -59,7 +62,7 @@ def get_binding(binding_id):
     return _service().binding(binding_id)
 
 
-@blueprint.put(API_PREFIX + "/domains/<binding_id>")
+@blueprint.put(BINDING)
 @operation(path=BINDING_PATH,
            summary="Change a binding (domains included) and apply it", tag="domains",
            body=BindingChangeSchema(), response=BindingWithTokenSchema(),
@@ -69,7 +72,7 @@ def update_binding(binding_id, body):
     return _service().update(binding_id, body)
 
 
-@blueprint.post(API_PREFIX + "/domains/<binding_id>/preview")
+@blueprint.post(BINDING + "/preview")
 @operation(path=BINDING_PATH,
            summary="The proxy config a change to a binding would write", tag="domains",
            body=BindingChangeSchema(), response=PreviewSchema(), errors_=(404, 503))
@@ -77,7 +80,7 @@ def preview_binding_change(binding_id, body):
     return _service().preview(body, binding_id)
 
 
-@blueprint.post(API_PREFIX + "/domains/<binding_id>/token")
+@blueprint.post(BINDING + "/token")
 @operation(path=BINDING_PATH,
            summary="Rotate a binding's bearer token", tag="domains",
            response=BindingWithTokenSchema(), errors_=(404, 409, 503))
@@ -86,7 +89,7 @@ def rotate_token(binding_id):
     return _service().rotate_token(binding_id)
 
 
-@blueprint.delete(API_PREFIX + "/domains/<binding_id>")
+@blueprint.delete(BINDING)
 @operation(path=BINDING_PATH,
            summary="Remove a binding and its proxy config", tag="domains", status=204,
            errors_=(404, 502, 503))

@@ -15,7 +15,7 @@ from marshmallow import (
 )
 
 from open1panel_ai.mcp.clients import CLIENTS
-from open1panel_ai.schemas import JSONBoolean
+from open1panel_ai.schemas import JSONBoolean, Pattern
 
 STATES = ("starting", "running", "unhealthy", "restarting", "stopping", "stopped", "error")
 TRANSPORTS = ("streamable-http", "sse")
@@ -48,7 +48,7 @@ class Command(fields.Field):
 
 
 class MCPEnvEntrySchema(Schema):
-    key = fields.String(required=True, validate=[validate.Regexp(ENV_KEY), validate.Length(max=128)])
+    key = fields.String(required=True, validate=[Pattern(ENV_KEY), validate.Length(max=128)])
     value = fields.String(allow_none=True, validate=validate.Length(max=32768), metadata={
         "description": "Write-only when secret: answers carry null. Leave it out on an update "
                        "to keep the stored secret."})
@@ -61,7 +61,7 @@ class MCPEnvEntrySchema(Schema):
 
 
 class MCPHeaderSchema(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(HEADER_NAME))
+    name = fields.String(required=True, validate=Pattern(HEADER_NAME))
     value = fields.String(allow_none=True, load_only=True, validate=validate.Length(max=8192),
                           metadata={"description": "Write-only; leave it out on an update to keep it."})
 
@@ -74,11 +74,15 @@ class MCPHeaderSchema(Schema):
 class MCPServerInSchema(Schema):
     """A server definition as sent on create (and, with every field optional, on update)."""
 
-    name = fields.String(required=True, validate=validate.Regexp(
+    name = fields.String(required=True, validate=Pattern(
         SLUG, error="Use lower-case letters, digits and dashes (a slug), at most 63 characters."))
-    command = Command(metadata={"description": "argv list, or one string split like a shell."})
+    command = Command(metadata={
+        "description": "argv list, or one string split like a shell.",
+        "oneOf": [{"type": "string", "pattern": r"\S"},
+                  {"type": "array", "items": {"type": "string"}, "minItems": 1}]})
     env = fields.List(fields.Nested(MCPEnvEntrySchema), load_default=list)
-    cwd = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4096))
+    cwd = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4096),
+                        metadata={"pattern": "^/", "description": "An absolute path."})
     url = fields.Url(allow_none=True, load_default=None, schemes={"http", "https"}, require_tld=False,
                      metadata={"description": "A remote Streamable HTTP server, instead of a command."})
     headers = fields.List(fields.Nested(MCPHeaderSchema), load_default=list)
@@ -202,7 +206,9 @@ class MCPClientConfigSchema(Schema):
 
 
 class MCPImportSchema(Schema):
-    mcpServers = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    mcpServers = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), required=True,
+                             metadata={"description": "Entries by name; an entry that is not a "
+                                                      "valid server is reported on its own."})
     autostart = JSONBoolean(load_default=False)
 
 

@@ -7,7 +7,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from open1panel_ai.schemas import JSONBoolean, TaskSchema
+from open1panel_ai.schemas import JSONBoolean, Pattern, TaskSchema
 
 _DURATION = re.compile(r"^-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
 #: The name of an endpoint this panel manages.
@@ -44,12 +44,14 @@ class RunningQuerySchema(Schema):
 
 
 class EndpointBodySchema(Schema):
-    name = fields.String(required=True, validate=validate.Regexp(
+    name = fields.String(required=True, validate=Pattern(
         ENDPOINT_NAME, error="An endpoint name is 1–32 lower-case letters, digits or '-'."))
     url = fields.String(required=True, validate=validate.Length(min=1, max=300),
                         metadata={"description": "http://HOST:PORT, or HOST[:PORT] as in OLLAMA_HOST."})
     models_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4096),
-                               metadata={"description": "Its models folder, when this machine can see it."})
+                               metadata={"description": "Its models folder (an absolute path), when "
+                                                        "this machine can see it.",
+                                         "pattern": "^(?:/|$)"})
 
 
 class EndpointErrorSchema(Schema):
@@ -125,7 +127,10 @@ class CopyBodySchema(Schema):
 
 
 class LoadBodySchema(Schema):
-    keep_alive = KeepAlive(load_default="5m", metadata={"description": "How long to keep it; forever or a negative duration keeps it."})
+    keep_alive = KeepAlive(load_default="5m", metadata={
+        "description": "How long to keep it; forever or a negative duration keeps it.",
+        "oneOf": [{"type": "number"}, {"type": "string", "enum": ["forever"]},
+                  {"type": "string", "pattern": r"^\s*" + _DURATION.pattern[1:-1] + r"\s*$"}]})
     cpu_only = JSONBoolean(load_default=False, metadata={"description": "Load it into system memory only (num_gpu 0)."})
 
 
@@ -180,7 +185,7 @@ class JsonParameters(fields.Dict):
 
 
 def _parameter_name() -> fields.String:
-    return fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$"))
+    return fields.String(validate=Pattern(r"^[a-z_]{1,40}$"))
 
 
 class ImportBodySchema(Schema):
@@ -192,13 +197,13 @@ class ImportBodySchema(Schema):
     system = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
     parameters = fields.Dict(keys=_parameter_name(), values=ParameterValue(),
                              metadata={"description": 'Model parameters, e.g. {"temperature": 0.7, "stop": ["<|end|>"]}.'})
-    quantize = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_]{1,16}$"))
+    quantize = fields.String(validate=Pattern(r"^[A-Za-z0-9_]{1,16}$"))
 
 
 class ImportUploadQuerySchema(ImportBodySchema):
     """For an upload the file is the raw body and the rest goes in the query string."""
 
-    filename = fields.String(load_default="model.gguf", validate=validate.Regexp(r"^[\w.\- ]{1,200}$"))
+    filename = fields.String(load_default="model.gguf", validate=Pattern(r"^[\w.\- ]{1,200}$"))
     parameters = JsonParameters(keys=_parameter_name(), values=ParameterValue(),
                                 metadata={"description": 'Model parameters as JSON, e.g. {"temperature": 0.7}.'})
 

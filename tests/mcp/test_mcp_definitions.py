@@ -49,6 +49,10 @@ def test_a_string_command_is_split_and_defaults_are_filled_in(mcp_api):
     ({"restart_policy": "sometimes"}, "restart_policy"),
     # JSON types as the OpenAPI document states them: no 1 for true, no "8000" for 8000
     ({"autostart": 1}, "autostart"),
+    # a pattern holds for the whole value: "$" does not let a final line break through
+    ({"name": "time\n"}, "name"),
+    ({"env": [{"key": "A\n", "value": "x"}]}, "env"),
+    ({"headers": [{"name": "X-Key\n", "value": "x"}]}, "headers"),
     ({"port": "8000"}, "port"),
     ({"port": 8000.5}, "port"),
     ({"env": [{"key": "A", "value": "x", "secret": "yes"}]}, "secret"),

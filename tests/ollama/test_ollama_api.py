@@ -28,7 +28,8 @@ def test_local_endpoint_comes_from_ollama_host_and_others_can_be_added(ollama, o
 
     for bad in ({"name": "Bad Name", "url": "http://x:1"}, {"name": "ok", "url": "ftp://x"},
                 {"name": "ok", "url": "http://x:1/path"}, {"name": "ok", "url": "http://a b:1"},
-                {"name": "ok", "url": "http://x:1", "models_dir": "relative"}):
+                {"name": "ok", "url": "http://x:1", "models_dir": "relative"},
+                {"name": "ok\n", "url": "http://x:1"}):
         status, error = ollama_api("post", "/ollama/endpoints", json=bad)
         assert status == 400, bad
         assert error["error"]["details"]["fields"]
