@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import TOKEN, free_port
+from tests.conftest import TOKEN, ServedPanel, free_port
+from tests.domain.conftest import NginxServer
 from tests.faults.conftest import wait_for
-from tests.mcp.conftest import TIME_SERVER
+from tests.mcp.conftest import FAST, TIME_SERVER
 from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -20,21 +22,52 @@ pytestmark = [pytest.mark.server, pytest.mark.browser]
 DOMAIN = "open.example.test"
 
 
+class Parts:
+    """One panel and the parts it relies on, shared by the tests here: each test takes one part
+    away and brings it back before it ends."""
+
+    def __init__(self, root: Path) -> None:
+        self.ollama = OllamaStandIn(root / "ollama").start()
+        self.ollama.seed("tiny:latest", [4096])
+        self.nginx = NginxServer(root / "nginx").start()
+        env = {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": self.ollama.url, **FAST,
+               "OPEN1PANEL_AI_MCP_BACKOFF": "2",  # long enough to see "restarting" on the page
+               "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx",
+               **{"OPEN1PANEL_AI_" + key.upper(): value
+                  for key, value in self.nginx.settings(root).items() if key != "data_dir"}}
+        self.panel = ServedPanel(root / "panel", env=env).start()
+
+    def restart_ollama(self) -> None:
+        self.ollama = OllamaStandIn(self.ollama.state_dir).start(port=self.ollama.port)
+
+    def stop(self) -> None:
+        self.panel.stop()
+        self.nginx.stop()
+        self.ollama.stop()
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    parts = Parts(tmp_path_factory.mktemp("outages"))
+    try:
+        panel = parts.panel
+        made = panel.api("POST", "/mcp/servers", json={"name": "time", "command": TIME_SERVER,
+                                                      "port": free_port()})
+        assert made.status_code == 201, made.text
+        panel.server_id = made.json()["id"]
+        panel.api("POST", f"/mcp/servers/{panel.server_id}/start")
+        bound = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
+                                                    "target": {"kind": "ollama", "name": "local"}})
+        assert bound.status_code == 201 and bound.json()["state"] == "online", bound.text
+        wait_for(lambda: mcp_status(panel) == "running", what="the MCP server to run")
+        yield parts
+    finally:
+        parts.stop()
+
+
 @pytest.fixture
-def panel(served, panel_env, pausing_nginx, standin):
-    """A panel with a running MCP server and an online domain binding for Ollama; the restart
-    delay is long enough to see ``restarting`` on the page."""
-    panel = served(env={**panel_env, **pausing_nginx.env(), "OPEN1PANEL_AI_MCP_BACKOFF": "2"})
-    standin.seed("tiny:latest", [4096])
-    made = panel.api("POST", "/mcp/servers", json={"name": "time", "command": TIME_SERVER, "port": free_port()})
-    assert made.status_code == 201, made.text
-    panel.server_id = made.json()["id"]
-    panel.api("POST", f"/mcp/servers/{panel.server_id}/start")
-    bound = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
-                                                "target": {"kind": "ollama", "name": "local"}})
-    assert bound.status_code == 201 and bound.json()["state"] == "online", bound.text
-    wait_for(lambda: mcp_status(panel) == "running", what="the MCP server to run")
-    return panel
+def panel(parts):
+    return parts.panel
 
 
 @pytest.fixture
@@ -68,7 +101,8 @@ def others_work(panel, but: str) -> None:
             assert check(), name
 
 
-def test_ollama_stopped_says_where_it_cannot_be_reached_and_recovers(panel, standin, open_page):
+def test_ollama_stopped_says_where_it_cannot_be_reached_and_recovers(parts, panel, open_page):
+    standin = parts.ollama
     standin.stop()
     answer = panel.api("GET", "/ollama/models")
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "ollama_unreachable"
@@ -80,14 +114,15 @@ def test_ollama_stopped_says_where_it_cannot_be_reached_and_recovers(panel, stan
     expect(page.locator(".ollama-empty")).to_be_hidden()  # not "no models": we cannot know
     others_work(panel, but="ollama")
 
-    with OllamaStandIn(standin.state_dir).start(port=standin.port):
-        page.reload()
-        expect(page.locator('tr[data-model="tiny:latest"]')).to_be_visible()
-        expect(banner).to_be_hidden()
+    parts.restart_ollama()
+    page.reload()
+    expect(page.locator('tr[data-model="tiny:latest"]')).to_be_visible()
+    expect(banner).to_be_hidden()
+    others_work(panel, but="none")
 
 
-def test_nginx_stopped_is_said_on_the_domain_page_and_bindings_stay_listed(panel, pausing_nginx, open_page):
-    nginx = pausing_nginx.server
+def test_nginx_stopped_is_said_on_the_domain_page_and_bindings_stay_listed(parts, panel, open_page):
+    nginx = parts.nginx
     nginx.stop()
     page = open_page("/ai/domains")
     expect(page.locator("#domain-provider")).to_contain_text("nginx is not running")
@@ -105,10 +140,11 @@ def test_nginx_stopped_is_said_on_the_domain_page_and_bindings_stay_listed(panel
     changed = panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": ["10.0.0.0/8"]})
     assert changed.status_code == 200 and changed.json()["state"] == "online", changed.text
     assert nginx.get(DOMAIN, "/api/version").status_code == 403
+    panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": []})
+    others_work(panel, but="none")
 
 
-def test_a_killed_mcp_server_shows_restarting_then_runs_again(panel, open_page, no_stray_bridges):
-    no_stray_bridges.append(panel.server_id)
+def test_a_killed_mcp_server_shows_restarting_then_runs_again(panel, open_page):
     page = open_page("/ai/mcp/")
     row = page.locator(f'tr[data-id="{panel.server_id}"]')
     expect(row).to_have_attribute("data-status", "running")
@@ -122,3 +158,4 @@ def test_a_killed_mcp_server_shows_restarting_then_runs_again(panel, open_page, 
     expect(row).to_have_attribute("data-status", "running", timeout=20_000)
     expect(row).to_contain_text("Restarted 1 times")
     assert panel.api("GET", f"/mcp/servers/{panel.server_id}/tools").status_code == 200
+    others_work(panel, but="none")
