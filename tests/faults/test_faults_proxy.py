@@ -1,14 +1,22 @@
 """``kill -9`` of the served panel in the middle of a domain apply through real nginx, at each
 step of it: the site files are byte for byte the old ones or the new ones (never half), nginx
-accepts them, and after a restart the binding's record agrees with what nginx serves."""
+accepts them, and after a restart the binding's record agrees with what nginx serves. An apply
+cut short is undone by the next one, whatever becomes of that."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 
 import httpx
 import pytest
 
+from open1panel_ai.domain.binding import ProxyBinding, Upstream
+from open1panel_ai.domain.nginx import NginxProvider, ProxyRejected
 from tests.faults.conftest import integrity, kill_panel
 
 pytestmark = pytest.mark.server
@@ -82,3 +90,45 @@ def test_a_domain_apply_killed_at_any_step_leaves_the_old_or_the_new_site(
         checked = nginx.config_test()
         assert checked.returncode == 0, checked.stderr
     assert integrity(data_dir) == "ok"
+
+
+#: Applies one binding through the nginx provider in a process of its own, to be killed.
+APPLY = """
+import json, sys
+from open1panel_ai.domain.binding import ProxyBinding, Upstream
+from open1panel_ai.domain.nginx import NginxProvider
+settings, fields = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+NginxProvider(settings).apply(ProxyBinding(**{**fields, "upstream": Upstream(**fields["upstream"])}))
+"""
+
+
+def test_an_apply_cut_short_is_undone_before_the_next_even_one_nginx_rejects(
+        pausing_nginx, standin, tmp_path):
+    nginx = pausing_nginx
+    settings = {**nginx.server.settings(tmp_path / "data"), "nginx_bin": str(nginx.binary)}
+    upstream = Upstream("http", "127.0.0.1", standin.port)
+    provider = NginxProvider(settings)
+    provider.apply(ProxyBinding(id="kept", domains=(DOMAIN,), target_kind="ollama", upstream=upstream))
+    served_before = nginx.site_files()
+    assert through_nginx(nginx) == 200
+
+    nginx.pause("test")
+    fields = {"id": "kept", "domains": [DOMAIN], "target_kind": "ollama", "allowlist": ["10.0.0.0/8"],
+              "upstream": {"scheme": "http", "host": "127.0.0.1", "port": standin.port}}
+    crashing = subprocess.Popen([sys.executable, "-c", APPLY, json.dumps(settings), json.dumps(fields)],
+                                start_new_session=True)
+    nginx.wait_paused("test")
+    os.killpg(crashing.pid, signal.SIGKILL)
+    crashing.wait()
+    nginx.release()
+    assert nginx.site_files() != served_before  # the new site in place, not yet tested or loaded
+
+    # The next apply, of another binding that nginx refuses, first puts the killed one back.
+    with pytest.raises(ProxyRejected):
+        provider.apply(ProxyBinding(id="broken", domains=("broken.example.test",), target_kind="ollama",
+                                    upstream=upstream, tls_mode="existing",
+                                    certificate=str(tmp_path / "missing.pem"),
+                                    certificate_key=str(tmp_path / "missing.key")))
+    assert nginx.site_files() == served_before
+    assert nginx.config_test().returncode == 0
+    assert through_nginx(nginx) == 200
