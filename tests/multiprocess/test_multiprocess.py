@@ -8,6 +8,7 @@ events cross processes, that work runs once, and that ownership moves when the o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import stat
@@ -191,6 +192,14 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert missing.headers["content-type"] == "application/json"
     assert httpx.get(other.url + "/api/v2/ai/tasks").status_code == 401
+    # An upload streams through the relay, query string and content type intact.
+    gguf = b"GGUF" + bytes(range(256)) * (3 << 12)
+    upload = other.api("POST", "/ollama/imports?name=uploaded&filename=tiny.gguf", content=gguf,
+                       headers={"Content-Type": "application/octet-stream"})
+    assert upload.status_code == 202, upload.text
+    imported = other.wait_task(upload.json()["id"], lambda t: t["status"] not in ("queued", "running"))
+    assert imported["status"] == "succeeded", imported
+    assert standin.blob_path("sha256:" + hashlib.sha256(gguf).hexdigest()).read_bytes() == gguf
 
     # Live GPU samples: each process samples for its own subscriber and pushes to it alone,
     # so each client gets one sampler's pace, not two.
