@@ -11,6 +11,7 @@ requests finish.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -24,6 +25,50 @@ log = logging.getLogger(__name__)
 
 #: Seconds in-flight requests get to finish once the plugins have stopped.
 GRACEFUL_TIMEOUT = 10
+
+
+def websocket_limit(threads: int) -> int:
+    """How many WebSockets a worker keeps open at once: three quarters of its threads, so a
+    quarter always serves pages, API calls and ``/healthz``."""
+    return max(1, threads - threads // 4)
+
+
+class WebSocketLimit:
+    """WSGI middleware that keeps request threads free for HTTP.
+
+    Each open WebSocket holds a ``gthread`` thread for its whole life, and a WebSocket is open
+    before Socket.IO asks for credentials. Without a limit, enough sockets (anyone's) would take
+    every thread and leave the whole panel waiting. Past ``limit`` open WebSockets a new one is
+    refused with a 503, which Socket.IO clients retry later.
+    """
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return self.app(environ, start_response)
+        with self._lock:
+            refused = self._open >= self.limit
+            if not refused:
+                self._open += 1
+        if refused:
+            body = json.dumps({"error": {
+                "code": "too_many_websockets", "details": {"limit": self.limit},
+                "message": f"This panel already holds {self.limit} open WebSockets; try again later, "
+                           "or raise OPEN1PANEL_AI_THREADS."}}).encode()
+            start_response("503 Service Unavailable", [
+                ("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Retry-After", "5")])
+            return [body]
+        try:
+            # In threading mode the WebSocket is served inside this call, until it closes.
+            return self.app(environ, start_response)
+        finally:
+            with self._lock:
+                self._open -= 1
 
 
 class PanelWorker(ThreadWorker):
@@ -75,7 +120,9 @@ class PanelServer(BaseApplication):
     def load(self):
         from open1panel_ai.standalone.host import create_host
 
-        return create_host(self.settings).app
+        app = create_host(self.settings).app
+        app.wsgi_app = WebSocketLimit(app.wsgi_app, websocket_limit(self.settings.get_int("threads")))
+        return app
 
 
 def check_workers(settings: Settings) -> int:
