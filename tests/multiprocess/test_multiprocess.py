@@ -142,6 +142,12 @@ def start_together(served, env, data_dir):
     return owner, next(p for p in panels if p is not owner)
 
 
+def running(panel, server) -> dict | None:
+    """The server as ``panel`` reports it, when it is running."""
+    found = panel.api("GET", f"/mcp/servers/{server['id']}").json()
+    return found if found.get("status") == "running" else None
+
+
 def gpu_rate_ok(listener, interval=0.5) -> bool:
     """Whether the listener got GPU samples at the pace of one sampler (not of two)."""
     arrivals = listener.gpu_arrivals
@@ -166,7 +172,7 @@ def autostart_server(make_host, data_dir, mcp_port):
 # -- two processes on two ports -----------------------------------------------------------
 
 def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
-        served, shared_env, standin, data_dir, listeners, redis_url):
+        served, shared_env, standin, data_dir, listeners, redis_url, autostart_server):
     standin.publish("llama3.2", [1_000_000])
     standin.publish("qwen3", [3_000_000])
     queue = redis.Redis.from_url(redis_url).pubsub()
@@ -220,6 +226,12 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     assert channels == {message_channel(data_dir)}
     queue.close()
 
+    # The autostart server runs once, under the owner, and either process reports it.
+    server = wait_for(lambda: running(other, autostart_server), what="the autostart server running")
+    assert running(owner, autostart_server)["pid"] == server["pid"]
+    assert bridges_of(data_dir) == [server["pid"]]
+    assert parent_pid(server["pid"]) == owner_pid(data_dir)
+
     # The owner dies in the middle of a pull: the other process takes the lock and resumes it.
     slow = other.api("POST", "/ollama/pulls", json={"name": "qwen3"}).json()
     other.wait_task(slow["id"], lambda t: (t["completed"] or 0) > 500_000)
@@ -235,6 +247,11 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     qwen = [pull for pull in standin.pull_log if pull["name"] == "qwen3:latest"]
     assert len(qwen) == 2 and max(qwen[1]["first_completed"].values()) >= 500_000
     wait_for(lambda: on_other.task_events(slow["id"], "succeeded"), what="the final event")
+    # It started the autostart server as a fresh start would; the dead owner's bridge is gone.
+    again = wait_for(lambda: (s := running(other, autostart_server)) and s["pid"] != server["pid"] and s,
+                     what="the autostart server running under the new owner")
+    assert parent_pid(again["pid"]) == owner_pid(data_dir)
+    assert wait_for(lambda: bridges_of(data_dir) == [again["pid"]], what="one bridge left")
 
 
 # -- several workers on one port --------------------------------------------------------------
@@ -250,8 +267,7 @@ def test_workers_on_one_port_start_the_work_once(
     task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
     for client in clients:
         wait_for(lambda client=client: client.task_events(task["id"], "succeeded"), what="the final event")
-    server = wait_for(lambda: (s := panel.api("GET", f"/mcp/servers/{autostart_server['id']}").json())
-                      ["status"] == "running" and s, what="the autostart server running")
+    server = wait_for(lambda: running(panel, autostart_server), what="the autostart server running")
     assert bridges_of(data_dir) == [server["pid"]]
     assert parent_pid(owner_pid(data_dir)) == panel.process.pid
     assert [len(c.task_events(task["id"], "succeeded")) for c in clients] == [1, 1, 1, 1]
