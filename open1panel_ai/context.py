@@ -71,7 +71,8 @@ class AIContext:
                 # One broken feature must not take the others down; its status says why.
                 log.exception("the %s feature did not start", name)
         if self._owner:
-            self._start_owner_work()
+            self._start_tasks()
+            self._open_owner_socket()
         else:
             log.info("another process owns %s; this one relays the API to it", self.data_dir)
             self._relay = Relay(self.data_dir)
@@ -98,19 +99,25 @@ class AIContext:
         with self._ownership_lock:
             if self._stopped:
                 return
+            # The tasks first: once the API is answered here, new tasks must not be taken for
+            # ones the last owner left unfinished.
+            self._start_tasks()
+            self._owner = True
+            self._open_owner_socket()
             for callback in self._until_owner:
                 try:
                     callback()
                 except Exception:
                     log.exception("starting the owner's work failed in %r", callback)
             self._until_owner.clear()
-            self._start_owner_work()
-            self._owner = True  # from now on the API is answered here
 
-    def _start_owner_work(self) -> None:
+    def _start_tasks(self) -> None:
         resumed = self.tasks.start()
         if resumed:
             log.info("resumed %d interrupted task(s)", len(resumed))
+
+    def _open_owner_socket(self) -> None:
+        """Let the other processes relay to this one (only once it answers the API itself)."""
         if self.ownership is not None:
             self._owner_socket = OwnerSocket(self.host.app, self.data_dir)
             self._owner_socket.start()
@@ -118,6 +125,8 @@ class AIContext:
     def stop(self) -> None:
         with self._ownership_lock:
             self._stopped = True
+        if self._owner_socket is not None:
+            self._owner_socket.stop()  # no more relayed requests while the rest stops
         for name in reversed(list(self.services)):
             try:
                 self.features[name].stop(self.services.pop(name))
@@ -125,8 +134,6 @@ class AIContext:
                 log.exception("the %s feature did not stop cleanly", name)
         self.tasks.shutdown()
         self.store.close()
-        if self._owner_socket is not None:
-            self._owner_socket.stop()
         if self._relay is not None:
             self._relay.close()
         if self.ownership is not None:
