@@ -40,9 +40,15 @@ def test_release_stops_waiting_for_the_lock(tmp_path):
     assert not called.wait(1)
 
 
+def history_rows(context) -> int:
+    return context.store.query_one("SELECT count(*) AS n FROM gpu_history")["n"]
+
+
 def test_a_panel_that_is_not_the_owner_relays_and_answers_503_until_it_takes_over(
         panel_env, redis_url, data_dir, auth_headers):
     panel_env.setenv("OPEN1PANEL_AI_REDIS_URL", redis_url)
+    panel_env.setenv("OPEN1PANEL_AI_GPU_PROVIDER", "cpu")
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.5")
     data_dir.mkdir(parents=True)
     # Another process's claim: a lock on the file, and no owner's socket to answer.
     other = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -55,13 +61,15 @@ def test_a_panel_that_is_not_the_owner_relays_and_answers_503_until_it_takes_ove
         assert response.get_json()["error"]["code"] == "owner_unavailable"
         assert client.get("/api/v2/ai/tasks").status_code == 401  # checked before relaying
         assert client.get("/ai/", headers=auth_headers).status_code == 200  # pages are its own
+        context = host.app.extensions["open1panel_ai"]
+        time.sleep(0.6)
+        assert history_rows(context) == 0  # the owner keeps the GPU history, not this one
 
         os.close(other)  # the other process ends
-        context = host.app.extensions["open1panel_ai"]
         deadline = time.monotonic() + 5
-        while not context.is_owner and time.monotonic() < deadline:
+        while not (context.is_owner and history_rows(context)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert context.is_owner
+        assert context.is_owner and history_rows(context) > 0
         assert client.get("/api/v2/ai/tasks", headers=auth_headers).status_code == 200
         assert (data_dir / "run" / "owner.sock").is_socket()
     finally:
