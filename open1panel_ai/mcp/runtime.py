@@ -25,7 +25,7 @@ from hookspecs.ai import ProviderUnavailable
 from open1panel_ai import errors
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.probe import ProbeFailed
-from open1panel_ai.mcp.supervisor import Supervised, Timing
+from open1panel_ai.mcp.supervisor import Supervised, Timing, reap_leftover
 
 
 class ProcessRuntime:
@@ -100,14 +100,18 @@ class ProcessRuntime:
     # -- helpers ------------------------------------------------------------------------
 
     def _stop(self, server_id: str) -> None:
+        """Stop the server's bridge; one this panel does not supervise may still be running,
+        left by a panel that was killed, and is stopped too."""
         with self._lock:
             supervised = self._servers.pop(server_id, None)
-        if supervised is not None:
-            supervised.stop()
-            logfile.note(supervised.log_path, "supervisor: stopped")
-            self._changed(server_id)
-            supervised.config_path.unlink(missing_ok=True)
-            supervised.pid_path.unlink(missing_ok=True)
+        if supervised is None:
+            reap_leftover(self.run_dir / f"{server_id}.json", self.log_path(server_id))
+            return
+        supervised.stop()
+        logfile.note(supervised.log_path, "supervisor: stopped")
+        self._changed(server_id)
+        supervised.config_path.unlink(missing_ok=True)
+        supervised.pid_path.unlink(missing_ok=True)
 
     def _server_lock(self, server_id: str) -> threading.Lock:
         """The lock that orders starts and stops of one server (others go on meanwhile)."""

@@ -12,7 +12,8 @@ The bridge's pid (its process group) is written beside its config. A panel kille
 cannot stop its bridges: a serving bridge notices the lost parent and goes, but one still
 waiting for its server's first answer does not, and any of them holds the server's port until
 it has gone. So before a bridge starts, the group recorded by the previous one is killed if it
-is still a bridge of this config: after a restart each server runs exactly once.
+is still a bridge of this config (and a stop of a server that is not running does the same):
+after a restart each server runs exactly once.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Supervised:
         self.id = server["id"]
         self.argv = argv
         self.config_path = config_path
-        self.pid_path = config_path.with_suffix(".pid")
+        self.pid_path = pid_path(config_path)
         self.log_path = log_path
         self.timing = timing
         self._on_change = on_change
@@ -207,7 +208,7 @@ class Supervised:
     def _run_once(self) -> float:
         """Run the bridge until it exits (or is stopped); return how long it was running."""
         self._set("starting")
-        self._reap_leftover()
+        reap_leftover(self.config_path, self.log_path)
         self.write_config()
         with open(self.log_path, "ab") as output:
             process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=output,
@@ -286,29 +287,37 @@ class Supervised:
         except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
             log.warning("the bridge of %s (pid %d) did not exit", self.server["name"], process.pid)
 
-    def _reap_leftover(self) -> None:
-        """Kill the process group of a bridge that a killed panel left running for this config
-        (a pid that now belongs to anything else is left alone), and wait until it is gone."""
-        try:
-            pid = int(self.pid_path.read_text(encoding="ascii"))
-            leftover = psutil.Process(pid)
-            if str(self.config_path) not in leftover.cmdline():
-                return
-            members = [leftover, *leftover.children(recursive=True)]
-        except (OSError, ValueError, psutil.Error):
-            return
-        logfile.note(self.log_path, f"supervisor: stopping the bridge (pid {pid}) that a killed "
-                                    "panel left running")
+    def _last_lines(self) -> str:
+        return "\n".join(logfile.tail(self.log_path, 12))
+
+
+def pid_path(config_path: Path) -> Path:
+    """Where the pid (and process group) of the bridge started with ``config_path`` is kept."""
+    return config_path.with_suffix(".pid")
+
+
+def reap_leftover(config_path: Path, log_path: Path) -> None:
+    """Kill the process group of a bridge that a killed panel left running with this config (a
+    pid that now belongs to anything else is left alone), and wait until it is gone."""
+    recorded = pid_path(config_path)
+    try:
+        pid = int(recorded.read_text(encoding="ascii"))
+        leftover = psutil.Process(pid)
+        ours = str(config_path) in leftover.cmdline()
+        members = [leftover, *leftover.children(recursive=True)] if ours else []
+    except (OSError, ValueError, psutil.Error):
+        members = []
+    if members:
+        logfile.note(log_path, f"supervisor: stopping the bridge (pid {pid}) that a killed panel "
+                               "left running")
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
-            return
+            pass
         deadline = time.monotonic() + 5
         while any(_alive(member) for member in members) and time.monotonic() < deadline:
             time.sleep(0.05)
-
-    def _last_lines(self) -> str:
-        return "\n".join(logfile.tail(self.log_path, 12))
+    recorded.unlink(missing_ok=True)
 
 
 def _alive(process: psutil.Process) -> bool:
