@@ -93,11 +93,13 @@ class MCPService:
         self._monitor.start()
         for row in self.store.query("SELECT id FROM mcp_servers ORDER BY name"):
             definition = self._row(row["id"])
-            if definition["autostart"]:
-                try:
+            try:
+                if definition["autostart"]:
                     self.start_server(definition["id"])
-                except errors.ApiError as exc:
-                    log.warning("autostart of MCP server %s failed: %s", definition["name"], exc.message)
+                elif self._provider(required=False) is not None:
+                    self.stop_server(definition["id"])  # what a killed panel left of it goes
+            except errors.ApiError as exc:
+                log.warning("autostart or stop of MCP server %s failed: %s", definition["name"], exc.message)
 
     def close(self) -> None:
         self._closing.set()
