@@ -74,10 +74,10 @@ def list_tools(url: str, token: str) -> list[str]:
 async def _list_tools(url, token):
     with anyio.fail_after(20):
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
-        async with http, streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return [tool.name for tool in (await session.list_tools()).tools]
+        async with (http, streamable_http_client(url, http_client=http) as (read, write),
+                    ClientSession(read, write) as session):
+            await session.initialize()
+            return [tool.name for tool in (await session.list_tools()).tools]
 
 
 @pytest.fixture

@@ -67,26 +67,27 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
     hang.touch()
     data_dir = tmp_path / "panel"
     panel = served(env=panel_env, data_dir=data_dir)
+    slow = [sys.executable, str(script), str(hang), *TIME_SERVER]
     servers = {}
-    for name, command, autostart in (("kept", [sys.executable, str(script), str(hang), *TIME_SERVER], True),
-                                     ("manual", TIME_SERVER, False)):
-        made = panel.api("POST", "/mcp/servers", json={"name": name, "command": command,
+    for name, autostart in (("kept", True), ("manual", False)):
+        made = panel.api("POST", "/mcp/servers", json={"name": name, "command": slow,
                                                       "autostart": autostart, "port": free_port()})
         assert made.status_code == 201, made.text
-        servers[name] = made.json()
+        servers[name] = made.json()["id"]
         no_stray_bridges.append(made.json()["id"])
-    kept, manual = servers["kept"]["id"], servers["manual"]["id"]
+    kept, manual = servers["kept"], servers["manual"]
     token = panel.api("GET", f"/mcp/servers/{kept}/client-config?client=cursor").json()["snippet"]
     token = token.split("Bearer ")[1].split('"')[0]
+    left_behind = []
     for server_id in (kept, manual):
         assert panel.api("POST", f"/mcp/servers/{server_id}/start").status_code == 200
-    [old_bridge] = wait_for(lambda: bridges_of(kept), what="the bridge to start")
-    old_child = wait_for(lambda: child_pids(old_bridge), what="the stdio server to start")
-    wait_for(lambda: bridges_of(manual), what="the second bridge to start")
-    # Killed while starting: the first bridge still waits for its server's first answer.
+        [bridge] = wait_for(lambda server_id=server_id: bridges_of(server_id), what="the bridge to start")
+        left_behind += [bridge, *wait_for(lambda bridge=bridge: child_pids(bridge),
+                                          what="the stdio server to start")]
+    # Killed while starting: both bridges still wait for their server's first answer.
     assert panel.api("GET", f"/mcp/servers/{kept}").json()["status"] == "starting"
     kill_panel(panel)
-    left_behind = [old_bridge, *old_child, *bridges_of(manual)]
+    assert all(pid_alive(pid) for pid in left_behind)  # nothing of the panel stopped them
     assert integrity(data_dir) == "ok"
 
     hang.unlink()
@@ -95,9 +96,9 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
                       what="the autostart server to run")
     assert bridges_of(kept) == [server["pid"]]  # exactly once: the orphan was stopped
     assert "get_current_time" in list_tools(server["endpoints"]["streamable_http"], token)
-    # The server not marked autostart stays stopped, and its old bridge went with the panel.
+    # The server not marked autostart stays stopped, and what was left of it is gone too.
     assert again.api("GET", f"/mcp/servers/{manual}").json()["status"] == "stopped"
-    wait_for(lambda: not bridges_of(manual), timeout=10, what="the manual server's old bridge to go")
+    wait_for(lambda: not bridges_of(manual), timeout=5, what="the bridge left of the manual server to go")
     assert not any(pid_alive(pid) for pid in left_behind)
     assert integrity(data_dir) == "ok"
 

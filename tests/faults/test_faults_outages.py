@@ -110,7 +110,7 @@ def test_ollama_stopped_says_where_it_cannot_be_reached_and_recovers(parts, pane
     banner = page.locator("#ollama-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text(f"Ollama at {standin.url} cannot be reached")
-    expect(page.locator(f'#ollama-endpoints tr[data-endpoint="local"]')).to_contain_text("Unreachable")
+    expect(page.locator('#ollama-endpoints tr[data-endpoint="local"]')).to_contain_text("Unreachable")
     expect(page.locator(".ollama-empty")).to_be_hidden()  # not "no models": we cannot know
     others_work(panel, but="ollama")
 
