@@ -251,18 +251,25 @@ class PullPacer(threading.Thread):
             raise RuntimeError(f"delete: {deleted.status_code} {deleted.text[:200]}")
 
 
-class MemoryWatch(threading.Thread):
-    """Reads the panel's memory every second while a phase runs, to tell growth from warm-up."""
+class PhaseWatch(threading.Thread):
+    """Once a second while a phase runs: the panel's memory (to tell growth from warm-up) and
+    how long the Ollama stand-in takes to answer ``/api/tags`` itself (its share of the time
+    of the routes that call it)."""
 
-    def __init__(self, panel: ServedPanel) -> None:
-        super().__init__(name="memory-watch", daemon=True)
-        self.panel = panel
+    def __init__(self, panel: ServedPanel, standin) -> None:
+        super().__init__(name="phase-watch", daemon=True)
+        self.panel, self.standin = panel, standin
         self.readings: list[tuple[float, float, float, int]] = []  # (time, master, worker, threads)
+        self.standin_ms: list[float] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(1.0):
-            self.readings.append((time.monotonic(), *panel_memory(self.panel)))
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.wait(1.0):
+                self.readings.append((time.monotonic(), *panel_memory(self.panel)))
+                started = time.perf_counter()
+                client.get(self.standin.url + "/api/tags").raise_for_status()
+                self.standin_ms.append((time.perf_counter() - started) * 1000)
 
 
 def panel_memory(panel: ServedPanel) -> tuple[float, float, int]:
@@ -415,7 +422,7 @@ def measure(duration: float, api_clients: int, socket_clients: int) -> int:
             loaded = panel_memory(panel)
             baseline = _api_phase(address, api_clients, duration / 3, False, watched)
             before = panel_memory(panel)
-            watch = MemoryWatch(panel)
+            watch = PhaseWatch(panel, standin)
             watch.start()
             measured = _api_phase(address, api_clients, duration, True, watched)
             watch.stop.set()
@@ -457,6 +464,8 @@ def measure(duration: float, api_clients: int, socket_clients: int) -> int:
     print("per route in the measured phase (count, p50, p99):")
     for label, (count, p50, p99) in _by_route(measured).items():
         print(f"  {label:<28} {count:>7} {p50:>7.1f}ms {p99:>7.1f}ms")
+    print(f"  the Ollama stand-in's own /api/tags, once a second: p50 {_percentile(watch.standin_ms, 0.5):.1f}ms, "
+          f"max {max(watch.standin_ms):.1f}ms")
     print("panel memory (RSS, gunicorn master + worker) and worker threads:")
     halfway = min(watch.readings, key=lambda r: abs(r[0] - sum(measured["window"]) / 2))[1:]
     for name, (rss_master, rss_worker, threads) in (
