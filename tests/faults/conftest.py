@@ -9,10 +9,13 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
+import httpx
 import httpx2
 import pytest
 from mcp import ClientSession
@@ -20,7 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from open1panel_ai.context import DATABASE_NAME
 from tests.conftest import TOKEN
-from tests.domain.conftest import NginxServer
+from tests.domain.conftest import CaddyServer, NginxServer
 from tests.mcp.conftest import FAST, pid_alive
 from tests.ollama_standin import OllamaStandIn
 
@@ -169,3 +172,74 @@ def pausing_nginx(tmp_path):
     nginx.server.start()
     yield nginx
     nginx.server.stop()
+
+
+class PausingCaddyAdmin:
+    """Caddy's admin API as the panel sees it, through a loopback relay that can hold a config
+    change (``PATCH``) before Caddy gets it or after Caddy took it, until released."""
+
+    def __init__(self, caddy: CaddyServer) -> None:
+        self.caddy = caddy
+        self.pause_at: str | None = None  # "before" or "after"
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                holding = self.command == "PATCH" and relay.pause_at
+                if holding == "before":
+                    relay._hold()
+                answer = httpx.request(self.command, caddy.admin + self.path, content=body, timeout=10,
+                                       headers={k: v for k, v in self.headers.items()
+                                                if k.lower() in ("content-type", "if-match")})
+                if holding == "after":
+                    relay._hold()
+                try:
+                    self.send_response(answer.status_code)
+                    for name in ("Content-Type", "Etag"):
+                        if name in answer.headers:
+                            self.send_header(name, answer.headers[name])
+                    self.send_header("Content-Length", str(len(answer.content)))
+                    self.end_headers()
+                    self.wfile.write(answer.content)
+                except OSError:
+                    pass  # the panel was killed meanwhile
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _relay
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _hold(self) -> None:
+        self.reached.set()
+        self.released.wait(30)
+
+    def pause(self, at: str) -> None:
+        self.pause_at = at
+        self.reached.clear()
+        self.released.clear()
+
+    def release(self) -> None:
+        self.pause_at = None
+        self.released.set()
+
+    def stop(self) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def pausing_caddy(tmp_path):
+    caddy = CaddyServer(tmp_path / "caddy").start()
+    relay = PausingCaddyAdmin(caddy)
+    yield relay
+    relay.stop()
+    caddy.stop()

@@ -1,7 +1,8 @@
 """``kill -9`` of the served panel in the middle of a domain apply through real nginx, at each
 step of it: the site files are byte for byte the old ones or the new ones (never half), nginx
 accepts them, and after a restart the binding's record agrees with what nginx serves. An apply
-cut short is undone by the next one, whatever becomes of that."""
+cut short is undone by the next one, whatever becomes of that. Caddy takes a change in one
+request, so there the question is only whether the record and Caddy agree after the restart."""
 
 from __future__ import annotations
 
@@ -132,3 +133,33 @@ def test_an_apply_cut_short_is_undone_before_the_next_even_one_nginx_rejects(
     assert nginx.site_files() == served_before
     assert nginx.config_test().returncode == 0
     assert through_nginx(nginx) == 200
+
+
+def test_a_caddy_change_killed_before_or_after_caddy_took_it_ends_applied(
+        served, panel_env, pausing_caddy, tmp_path):
+    relay, caddy = pausing_caddy, pausing_caddy.caddy
+    env = {**panel_env, "OPEN1PANEL_AI_DOMAIN_PROVIDER": "caddy", "OPEN1PANEL_AI_CADDY_ADMIN": relay.url}
+    data_dir = tmp_path / "panel"
+    panel = served(env=env, data_dir=data_dir)
+    made = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
+                                               "target": {"kind": "ollama", "name": "local"}})
+    assert made.status_code == 201 and made.json()["state"] == "online", made.text
+    binding = made.json()["id"]
+    assert caddy.get(DOMAIN, "/api/version").status_code == 200
+
+    # Killed before Caddy got the change, then after Caddy took it but before the panel knew.
+    # The answers through Caddy while the change is held there, and once the panel is back.
+    for at, allowlist, while_held, at_the_end in (("before", ["10.0.0.0/8"], 200, 403),
+                                                  ("after", [], 200, 200)):
+        relay.pause(at)
+        in_background(panel, "PUT", f"/domains/{binding}", json={"allowlist": allowlist})
+        assert relay.reached.wait(30), at
+        assert caddy.get(DOMAIN, "/api/version").status_code == while_held, at
+        kill_panel(panel)
+        assert integrity(data_dir) == "ok"
+        relay.release()
+
+        panel = served(env=env, data_dir=data_dir)
+        shown = panel.api("GET", f"/domains/{binding}").json()
+        assert shown["state"] == "online" and shown["allowlist"] == allowlist, shown
+        assert caddy.get(DOMAIN, "/api/version").status_code == at_the_end, at
