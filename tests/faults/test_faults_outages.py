@@ -76,6 +76,8 @@ def open_page(page, panel):
     page.goto(panel.url + "/ai/")
     page.fill("#token", TOKEN)
     page.click("button[type=submit]")
+    # The landing page has asked for /status (so a later stop of nginx is news to the panel).
+    expect(page.locator('.ai-card[data-kind="domain"]')).to_have_attribute("data-state", "ready")
 
     def open_(path: str):
         page.goto(panel.url + path)
@@ -123,20 +125,29 @@ def test_ollama_stopped_says_where_it_cannot_be_reached_and_recovers(parts, pane
 
 def test_nginx_stopped_is_said_on_the_domain_page_and_bindings_stay_listed(parts, panel, open_page):
     nginx = parts.nginx
+    binding = panel.api("GET", "/domains").json()["bindings"][0]
+    sites = {path.name: path.read_bytes() for path in nginx.sites.iterdir()}
     nginx.stop()
+    # A change made while nginx is down is refused with the reason; nothing is left on disk for
+    # a later reload to pick up.
+    changed = panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": ["10.0.0.0/8"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["state"] == "error" and "nginx is not running" in changed.json()["error"]
+    assert {path.name: path.read_bytes() for path in nginx.sites.iterdir()} == sites
     page = open_page("/ai/domains")
     expect(page.locator("#domain-provider")).to_contain_text("nginx is not running")
-    expect(page.locator("tr[data-binding]")).to_contain_text(DOMAIN)
-    # A change cannot be published now, and says why instead of half applying.
-    binding = panel.api("GET", "/domains").json()["bindings"][0]
+    row = page.locator(f'tr[data-binding="{binding["id"]}"]')
+    expect(row).to_contain_text(DOMAIN)
+    expect(row.locator(".domain-row-error")).to_contain_text("nginx is not running")
+    # Now that the page asked again, the API refuses changes at once, saying why.
     refused = panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": ["10.0.0.0/8"]})
     assert refused.status_code == 503 and "nginx is not running" in refused.json()["error"]["message"]
     others_work(panel, but="domain")
 
     nginx.start()
+    assert nginx.get(DOMAIN, "/api/version").status_code == 200  # the sites it had
     page.reload()
     expect(page.locator("#domain-provider")).to_contain_text("Published through nginx")
-    assert nginx.get(DOMAIN, "/api/version").status_code == 200
     changed = panel.api("PUT", f"/domains/{binding['id']}", json={"allowlist": ["10.0.0.0/8"]})
     assert changed.status_code == 200 and changed.json()["state"] == "online", changed.text
     assert nginx.get(DOMAIN, "/api/version").status_code == 403
