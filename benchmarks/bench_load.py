@@ -433,7 +433,8 @@ def measure(duration: float, api_clients: int, socket_clients: int) -> int:
         finally:
             pacer.stop.set()
             sockets.kill()
-            pacer.join(10)
+            if pacer.is_alive():
+                pacer.join(10)
             panel.stop()
             standin.stop()
             panel_log = panel.log()
