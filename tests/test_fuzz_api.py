@@ -25,13 +25,19 @@ operation and generation mode (default 15); ``FUZZ_EXAMPLES=500`` makes a deep l
 from __future__ import annotations
 
 import os
+import re
 import sys
+import zlib
 
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from open1panel_ai.config import Settings
+from open1panel_ai.domain.schemas import BINDING_ID
+from open1panel_ai.mcp.schemas import SERVER_ID
+from open1panel_ai.ollama.schemas import MODEL_NAME
+from open1panel_ai.schemas import TASK_ID
 from open1panel_ai.standalone.host import create_host
 from tests.conftest import EXAMPLE_PLUGINS, TOKEN
 from tests.domain.conftest import NginxServer
@@ -39,9 +45,12 @@ from tests.gpu.fake_pynvml import three_gpus
 from tests.ollama_standin import OllamaStandIn
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+API = "/api/v2/ai"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: Statuses that are answers, not server errors.
 ANSWERS = ["1XX", "2XX", "3XX", "4XX", "502", "503", "507"]
+#: The patterns of the path arguments that name a resource (``name``: a model).
+ID_PATTERNS = {"server_id": SERVER_ID, "binding_id": BINDING_ID, "task_id": TASK_ID, "name": MODEL_NAME}
 CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "negative_data_rejection", "ignored_auth",
           "unsupported_method"]
@@ -86,7 +95,7 @@ def api_schema(fuzzed_host):
         "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS},
                    "not_a_server_error": {"enabled": True, "expected-statuses": ANSWERS}},
     })
-    return schemathesis.openapi.from_wsgi("/api/v2/ai/openapi.json", fuzzed_host.app,
+    return schemathesis.openapi.from_wsgi(API + "/openapi.json", fuzzed_host.app,
                                           config=config, headers=AUTH)
 
 
@@ -100,11 +109,43 @@ def _node_id_for_schemathesis(request):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.fixture(scope="module")
+def resources(fuzzed_host):
+    """One real resource of each kind, for path arguments (see :func:`_aim_at_resources`)."""
+    client = fuzzed_host.app.test_client()
+
+    def create(path, body):
+        response = client.post(API + path, json=body, headers=AUTH)
+        assert response.status_code in (201, 202), response.get_json()
+        return response.get_json()["id"]
+
+    return {
+        "server_id": create("/mcp/servers", {"name": "fuzzed", "command": ["uvx", "mcp-server-time"]}),
+        "binding_id": create("/domains", {"domains": ["fuzzed.example.com"],
+                                          "target": {"kind": "ollama", "name": "local"}}),
+        "task_id": create("/ollama/pulls", {"name": "smollm:135m"}),
+        "name": "llama3.2",
+    }
+
+
 @schema.parametrize()
-def test_every_operation_holds_to_its_schema(case):
+def test_every_operation_holds_to_its_schema(case, resources):
     if case.operation.label == "POST /ollama/endpoints":
         _keep_on_the_stand_in(case)
+    _aim_at_resources(case, resources)
     case.call_and_validate(headers=AUTH)
+
+
+def _aim_at_resources(case, resources):
+    """Give every other case with a valid id the id of a real resource, so answers about
+    resources that exist are checked too, not only 404s. Deletes keep their random ids, so
+    the resources last the whole run; an invalid id is left alone, so it stays invalid."""
+    if case.operation.method == "delete":
+        return
+    for name, value in (case.path_parameters or {}).items():
+        if (name in resources and isinstance(value, str) and re.fullmatch(ID_PATTERNS[name], value)
+                and zlib.crc32(value.encode()) % 2 == 0):
+            case.path_parameters[name] = resources[name]
 
 
 def _keep_on_the_stand_in(case):

@@ -81,3 +81,10 @@ def test_patterns_in_the_document_are_plain_json_schema_patterns(api):
     assert patterns
     for pattern in map(json.loads, patterns):
         assert "(?P<" not in pattern and "\\Z" not in pattern, pattern
+
+
+def test_mcp_routes_that_ask_the_runtime_document_its_absence(api):
+    """Logs and tools come from the MCP provider; without one they answer 503."""
+    _, spec = api("get", "/openapi.json")
+    for path in ("/mcp/servers/{server_id}/logs", "/mcp/servers/{server_id}/tools"):
+        assert "503" in spec["paths"][path]["get"]["responses"], path

@@ -54,7 +54,8 @@ class TargetSchema(Schema):
                          metadata={"description": "ollama: an Ollama endpoint; mcp: an MCP server."})
     name = fields.String(required=True, validate=Pattern(
         _TARGET_NAME, error="A target is an endpoint name or server id of letters, digits and . _ @ -."),
-        metadata={"description": "The Ollama endpoint's name or the MCP server's id."})
+        metadata={"description": "The Ollama endpoint's name or the MCP server's id.",
+                  "example": "local"})
 
 
 class TLSSchema(Schema):
@@ -89,7 +90,8 @@ class BindingInSchema(Schema):
 
     domains = fields.List(DomainName(metadata={"minLength": 1}), required=True,
                           validate=validate.Length(min=1, max=20),
-                          metadata={"description": "Domain names; Unicode names become IDNA."})
+                          metadata={"description": "Domain names; Unicode names become IDNA.",
+                                    "example": ["ollama.example.com"]})
     target = fields.Nested(TargetSchema, required=True)
     tls = fields.Nested(TLSSchema, load_default=lambda: TLSSchema().load({}))
     allowlist = fields.List(AddressOrNetwork(), load_default=list, validate=validate.Length(max=200),

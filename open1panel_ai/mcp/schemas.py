@@ -75,9 +75,11 @@ class MCPServerInSchema(Schema):
     """A server definition as sent on create (and, with every field optional, on update)."""
 
     name = fields.String(required=True, validate=Pattern(
-        SLUG, error="Use lower-case letters, digits and dashes (a slug), at most 63 characters."))
+        SLUG, error="Use lower-case letters, digits and dashes (a slug), at most 63 characters."),
+        metadata={"example": "time"})
     command = Command(metadata={
         "description": "argv list, or one string split like a shell.",
+        "example": ["uvx", "mcp-server-time"],
         "oneOf": [{"type": "string", "pattern": r"\S"},
                   {"type": "array", "items": {"type": "string"}, "minItems": 1}]})
     env = fields.List(fields.Nested(MCPEnvEntrySchema), load_default=list)

@@ -99,7 +99,7 @@ def mcp_rotate_token(server_id):
 @blueprint.get(PREFIX + "/servers/<server_id>/logs")
 @operation(path=SERVER_PATH,
            summary="The last lines of a server's log (its stderr and its bridge)", tag=TAG,
-           query=schemas.MCPLogQuerySchema(), response=schemas.MCPLogsSchema(), errors_=(404,))
+           query=schemas.MCPLogQuerySchema(), response=schemas.MCPLogsSchema(), errors_=(404, 503))
 def mcp_server_logs(server_id, query):
     """Follow new lines live by subscribing to the Socket.IO topic ``mcp:<id>:logs``."""
     return {"lines": _service().logs(server_id, query["tail"])}
@@ -108,7 +108,7 @@ def mcp_server_logs(server_id, query):
 @blueprint.get(PREFIX + "/servers/<server_id>/tools")
 @operation(path=SERVER_PATH,
            summary="The live tool list of a running server, with input schemas", tag=TAG,
-           response=schemas.MCPToolListSchema(), errors_=(404, 409, 502))
+           response=schemas.MCPToolListSchema(), errors_=(404, 409, 502, 503))
 def mcp_server_tools(server_id):
     return {"tools": _service().tools(server_id)}
 

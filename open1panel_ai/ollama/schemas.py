@@ -45,9 +45,11 @@ class RunningQuerySchema(Schema):
 
 class EndpointBodySchema(Schema):
     name = fields.String(required=True, validate=Pattern(
-        ENDPOINT_NAME, error="An endpoint name is 1–32 lower-case letters, digits or '-'."))
+        ENDPOINT_NAME, error="An endpoint name is 1–32 lower-case letters, digits or '-'."),
+        metadata={"example": "gpu-box"})
     url = fields.String(required=True, validate=validate.Length(min=1, max=300),
-                        metadata={"description": "http://HOST:PORT, or HOST[:PORT] as in OLLAMA_HOST."})
+                        metadata={"description": "http://HOST:PORT, or HOST[:PORT] as in OLLAMA_HOST.",
+                                  "example": "http://192.168.1.20:11434"})
     models_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4096),
                                metadata={"description": "Its models folder (an absolute path), when "
                                                         "this machine can see it.",
@@ -123,7 +125,8 @@ class RunningListSchema(Schema):
 
 
 class CopyBodySchema(Schema):
-    destination = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    destination = fields.String(required=True, validate=validate.Length(min=1, max=500),
+                                metadata={"example": "llama3.2:backup"})
 
 
 class LoadBodySchema(Schema):
@@ -136,7 +139,8 @@ class LoadBodySchema(Schema):
 
 class PullBodySchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=600),
-                         metadata={"description": "A model name; a pasted 'ollama run NAME' works too."})
+                         metadata={"description": "A model name; a pasted 'ollama run NAME' works too.",
+                                   "example": "llama3.2"})
     endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32))
 
 
