@@ -5,8 +5,8 @@ A real ``open1panel-ai serve`` runs with the fake three-GPU NVML of the tests sa
 every two seconds (then deleted), so ``gpu`` and ``tasks`` events flow all the time. Against
 it run ``--api-clients`` HTTP clients, each in a loop without pauses, and ``--socket-clients``
 Socket.IO clients (WebSocket transport, token in ``auth``) subscribed to ``gpu`` and
-``tasks``. The load generator runs in two processes of its own (API clients, Socket.IO
-clients), on the same machine as the panel.
+``tasks``. The load generator runs in processes of its own (one for the API clients, two
+for the Socket.IO clients), on the same machine as the panel.
 
 Two phases, with every Socket.IO client connected and the same background traffic in both:
 
