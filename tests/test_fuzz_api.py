@@ -10,7 +10,9 @@ they report an upstream's trouble, and the document lists them where they can ha
 
 Real parts stand behind the API: the Ollama stand-in (two models, one more to pull) as the
 ``local`` endpoint, a temporary nginx for domain bindings, and the fake ``pynvml`` with three
-GPUs. Two things keep the fuzzer from doing harm:
+GPUs. An MCP server, a domain binding and a pull task are created first; every other request
+with a valid id is aimed at one of them (or at a seeded model), so answers about resources
+that exist are checked as well as 404s. Two things keep the fuzzer from doing harm:
 
 - MCP server definitions hold an argv that ``/start`` would run. The MCP provider is ``none``
   here: definitions are validated and stored as usual, but nothing can start them, so no
