@@ -79,13 +79,20 @@ class DomainService:
         mcp = self.context.services.get("mcp")
         if mcp is not None:
             mcp.on_server_change(self._mcp_server_changed)
-        interrupted = [record for record in self._records()
-                       if self._check_target_exists(record) and record["state"] == "pending"]
-        provider = self._provider_or_none() if interrupted else None
-        if provider is None:
-            return
+        for record in self._records():
+            self._check_target_exists(record)
+        self.context.when_owner(self._apply_interrupted)
+
+    def _apply_interrupted(self) -> None:
+        """Apply again the bindings a killed panel left ``pending``; in the process that applies
+        changes (the owner of the data dir), once it is the owner."""
         with self._lock:
-            for record in interrupted:
+            pending = [record for record in self._records()
+                       if record["state"] == "pending" and self._check_target_exists(record)]
+            provider = self._provider_or_none() if pending else None
+            if provider is None:
+                return
+            for record in pending:
                 log.info("applying binding %s again: the panel stopped while applying it", record["id"])
                 self._apply(record, provider, previous=None)
 
