@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import marshmallow
+import werkzeug.exceptions
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -93,16 +94,19 @@ def operation(
 
 
 def json_body() -> Any:
-    """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable."""
-    if not request.is_json and request.content_length:
-        raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
-                                code="unsupported_media_type")
+    """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable
+    (nested too deeply to parse included)."""
+    if not request.is_json:
+        if request.content_length or request.get_data(cache=True):
+            raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
+                                    code="unsupported_media_type")
+        raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
     if not request.get_data(cache=True):
         raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise errors.BadRequest("The body is not valid JSON.", code="invalid_json")
-    return data
+    try:
+        return request.get_json()
+    except (werkzeug.exceptions.BadRequest, RecursionError):
+        raise errors.BadRequest("The body is not valid JSON.", code="invalid_json") from None
 
 
 def load_input(schema: marshmallow.Schema, data: Any, where: str) -> Any:

@@ -98,6 +98,9 @@ def test_unexpected_exceptions_are_500_envelopes_without_details(probe, auth_hea
 @pytest.mark.parametrize("kwargs, code", [
     ({}, "missing_body"),
     ({"data": "{not json", "content_type": "application/json"}, "invalid_json"),
+    ({"data": b'{"name": "\xff"}', "content_type": "application/json"}, "invalid_json"),
+    ({"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, "invalid_json"),
+    ({"data": "null", "content_type": "application/json"}, "invalid_body"),
     ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, "unsupported_media_type"),
     ({"json": ["a", "list"]}, "invalid_body"),
     ({"json": {"count": "many"}}, "validation_error"),

@@ -183,7 +183,7 @@ class JsonParameters(fields.Dict):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ValidationError('Give the parameters as a JSON object, e.g. {"temperature": 0.7}.') from None
         return super()._deserialize(value, attr, data, **kwargs)
 

@@ -94,6 +94,13 @@ def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(ollam
     assert not list((data_dir / "ollama-uploads").iterdir())
 
 
+def test_upload_parameters_nested_too_deeply_to_parse_are_a_400(ollama, client, auth_headers):
+    response = client.post("/api/v2/ai/ollama/imports?name=x&parameters=" + "[" * 3000, data=b"GGUF",
+                           headers={**auth_headers, "Content-Type": "application/octet-stream"})
+    assert response.status_code == 400, response.get_json()
+    assert "parameters" in response.get_json()["error"]["details"]["fields"]
+
+
 def test_a_json_import_with_fields_in_the_query_string_is_refused(ollama, import_dir, ollama_api):
     """The query string carries the fields of an upload only; with a JSON body it would be
     ignored, so it is refused instead."""
