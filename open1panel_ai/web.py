@@ -96,11 +96,9 @@ def operation(
 def json_body() -> Any:
     """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable
     (nested too deeply to parse included)."""
-    if not request.is_json:
-        if request.content_length or request.get_data(cache=True):
-            raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
-                                    code="unsupported_media_type")
-        raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
+    if not request.is_json and (request.content_length or request.get_data(cache=True)):
+        raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
+                                code="unsupported_media_type")
     if not request.get_data(cache=True):
         raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
     try:
