@@ -490,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-clients", type=int, default=100)
     parser.add_argument("--socket-clients", type=int, default=200)
     options = parser.parse_args(argv or [])
+    if options.duration < 3 or options.api_clients < 1 or options.socket_clients < 1:
+        parser.error("give at least 3 seconds, one API client and one Socket.IO client")
     return measure(options.duration, options.api_clients, options.socket_clients)
 
 
