@@ -117,7 +117,12 @@ class MCPServerInSchema(Schema):
 
 
 class MCPServerUpdateSchema(MCPServerInSchema):
-    """A server update: every field optional; fields left out keep their value."""
+    """A server update: every field optional; fields left out keep their value. Only the
+    top-level fields are optional: an env entry or a header given is whole, as on create
+    (``partial=True`` would reach into them and let ``{}`` through)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=tuple(MCPServerInSchema._declared_fields), **kwargs)
 
 
 class MCPEnvOutSchema(Schema):

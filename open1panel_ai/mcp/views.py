@@ -47,7 +47,7 @@ def mcp_get_server(server_id):
 @blueprint.put(PREFIX + "/servers/<server_id>")
 @operation(path=SERVER_PATH,
            summary="Change an MCP server; a running one restarts to take the change", tag=TAG,
-           body=schemas.MCPServerUpdateSchema(partial=True), response=schemas.MCPServerSchema(),
+           body=schemas.MCPServerUpdateSchema(), response=schemas.MCPServerSchema(),
            errors_=(404, 409))
 def mcp_update_server(server_id, body):
     """Fields left out keep their value; a secret env entry sent without a value keeps its

@@ -65,6 +65,15 @@ def test_bad_input_is_a_400_with_the_field_named_and_nothing_is_stored(mcp_api, 
     assert mcp_api("get", "/servers") == (200, {"servers": []})
 
 
+@pytest.mark.parametrize("fields", [{"env": [{}]}, {"headers": [{"value": "x"}]}, {"env": [{"value": "x"}]}])
+def test_an_update_needs_whole_env_entries_and_headers(mcp_api, fields):
+    """Fields of an update are optional; the parts of an entry it gives are not."""
+    server = create(mcp_api)[1]
+    status, body = mcp_api("put", f"/servers/{server['id']}", json=fields)
+    assert status == 400 and body["error"]["code"] == "validation_error", body
+    assert mcp_api("get", f"/servers/{server['id']}")[1] == server
+
+
 def test_import_takes_a_json_boolean_for_autostart(mcp_api):
     status, body = mcp_api("post", "/import", json={"mcpServers": {}, "autostart": 0})
     assert status == 400 and "autostart" in body["error"]["details"]["fields"]
