@@ -4,7 +4,9 @@ An apply writes the new site to a temp file, keeps the previous one, moves the n
 place and runs ``nginx -t -c MAIN``. When nginx rejects the tree, the previous files come back
 and nothing is reloaded, so the previous site keeps serving; otherwise nginx reloads
 (``-s reload``: workers finish their requests, nothing is dropped). When the reload itself
-fails, the previous files come back too, so what is on disk is what nginx serves.
+fails, the previous files come back too, so what is on disk is what nginx serves. A change is
+refused while nginx is not running, but a removal that passes ``nginx -t`` is kept: nginx
+reads the tree when it starts, so the binding is gone then.
 
 The previous state of each file is kept as a hard link (``.previous``) or, for a file that did
 not exist, an empty ``.absent`` marker, both made in one step before the file changes and
@@ -234,9 +236,12 @@ class NginxProvider:
                     _keep(path)
                     path.unlink()
             self._run("-t")
-            # Until nginx has taken the new files, the previous ones are kept: a failed reload
-            # must not leave files behind that the next unrelated reload would activate.
-            self._reload()
+            # A removal stands while nginx is down: it serves nothing of the binding once it
+            # starts and reads the tree. A change is refused then, as nginx cannot confirm it.
+            if files or self._master() is not None:
+                # Until nginx has taken the new files, the previous ones are kept: a failed
+                # reload must not leave files behind that the next unrelated reload would activate.
+                self._reload()
         except BaseException:
             for path in kept:
                 _restore(path)

@@ -188,3 +188,22 @@ def test_a_failed_reload_puts_the_previous_files_back(provider, nginx, ollama):
     provider.apply(ollama_binding(ollama, id="other", domains=("other.example.test",)))
     assert nginx.get(DOMAIN, "/api/version").status_code == 200
     assert nginx.get("other.example.test", "/api/version").status_code == 200
+
+
+def test_a_binding_can_be_removed_while_nginx_is_stopped(provider, nginx, ollama):
+    provider.apply(ollama_binding(ollama))
+    provider.apply(ollama_binding(ollama, id="kept", domains=("kept.example.test",)))
+    nginx.stop()
+    # A change cannot be confirmed by a stopped nginx, so it is refused and leaves nothing behind...
+    before = provider.site_path("b0a1").read_bytes()
+    with pytest.raises(ProxyRejected, match="not running"):
+        provider.apply(ollama_binding(ollama, auth_mode="bearer", token="never-activated"))
+    assert provider.site_path("b0a1").read_bytes() == before
+    # ...but a removal stands: nginx reads the tree when it starts.
+    provider.remove("b0a1")
+    assert sorted(p.name for p in nginx.sites.iterdir()) == ["open1panel-ai-kept.conf"]
+    assert provider.status("b0a1")["state"] == "absent"
+
+    nginx.start()
+    assert nginx.get(DOMAIN, "/api/version").status_code == 421
+    assert nginx.get("kept.example.test", "/api/version").status_code == 200
