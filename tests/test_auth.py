@@ -3,10 +3,13 @@
 import os
 import re
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from open1panel_ai.config import Settings
+from open1panel_ai.standalone import auth
 from open1panel_ai.standalone.host import create_host
 from tests.conftest import TOKEN
 
@@ -52,6 +55,51 @@ def test_a_generated_token_is_stored_owner_only_and_reused(panel_env, data_dir):
     second = create_host(Settings.from_environ())
     assert (second.token, second.token_created) == (first.token, False)
     second.shutdown()
+
+
+def test_panels_starting_together_all_read_the_one_token_made(tmp_path):
+    """Processes starting at once on a new data dir race to make the token file: exactly one
+    makes it, and every other one reads it whole, never empty."""
+    for attempt in range(10):
+        data_dir = tmp_path / str(attempt)
+        start = threading.Barrier(8)
+
+        def load():
+            start.wait()
+            return auth.load_or_create_token(data_dir, environ={})
+
+        with ThreadPoolExecutor(8) as pool:
+            results = [future.result() for future in [pool.submit(load) for _ in range(8)]]
+        tokens = {token for token, _ in results}
+        assert len(tokens) == 1 and "" not in tokens
+        assert sum(created for _, created in results) == 1
+        assert os.listdir(data_dir) == ["admin-token"]  # no draft left beside it
+
+
+def test_an_empty_token_file_is_refused_not_matched(data_dir, monkeypatch):
+    monkeypatch.setattr(auth, "EMPTY_SECRET_WAIT", 0.2)
+    data_dir.mkdir()
+    (data_dir / "admin-token").write_text("\n")
+    with pytest.raises(ValueError, match="admin-token is empty"):
+        auth.load_or_create_token(data_dir, environ={})
+    with pytest.raises(ValueError, match="must not be empty"):
+        auth.TokenAuth("")
+
+
+def test_an_empty_token_file_being_filled_is_waited_for(data_dir):
+    data_dir.mkdir()
+    path = data_dir / "admin-token"
+    path.write_text("")
+    threading.Timer(0.2, path.write_text, ["filled-in-a-moment\n"]).start()
+    assert auth.load_or_create_token(data_dir, environ={}) == ("filled-in-a-moment", False)
+
+
+def test_empty_credentials_sign_nobody_in(client):
+    assert not auth.TokenAuth(TOKEN).matches("")
+    assert client.get("/api/v2/ai/status", headers={"Authorization": "Bearer "}).status_code == 401
+    assert client.get("/api/v2/ai/status", headers={"Authorization": "Bearer"}).status_code == 401
+    assert client.post("/login", data={"token": ""}).status_code == 401
+    assert client.get("/api/v2/ai/status").status_code == 401
 
 
 def _csrf_from(html: str) -> str:

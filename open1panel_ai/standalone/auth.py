@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,51 @@ TOKEN_ENV = "OPEN1PANEL_AI_TOKEN"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Seconds to wait for an empty secret file to be filled before refusing it.
+EMPTY_SECRET_WAIT = 2.0
 
 
 def _read_or_create_secret(path: Path, nbytes: int = 32) -> tuple[str, bool]:
-    """Read a secret file, or create it with owner-only permissions. Returns (secret, created)."""
-    try:
-        return path.read_text().strip(), False
-    except FileNotFoundError:
-        pass
+    """Read a secret file, or create it with owner-only permissions. Returns (secret, created).
+
+    Several panel processes may start on one data dir at once. The file appears whole (written
+    beside it, then linked into place), so no process ever reads it half written; the processes
+    that lose the race read the one that won. An empty file is refused: an empty secret would
+    sign anyone in.
+    """
+    deadline = time.monotonic() + EMPTY_SECRET_WAIT
+    while True:
+        try:
+            secret = path.read_text().strip()
+        except FileNotFoundError:
+            secret = secrets.token_urlsafe(nbytes)
+            if _create_whole(path, secret):
+                return secret, True
+            continue  # another process made it first: read theirs
+        if secret:
+            return secret, False
+        if time.monotonic() > deadline:
+            raise ValueError(f"{path} is empty. Delete it to have a new secret made at the next "
+                             f"start, or set {TOKEN_ENV}.")
+        time.sleep(0.05)  # a file written in place by something else may still be filling
+
+
+def _create_whole(path: Path, secret: str) -> bool:
+    """Put ``secret`` at ``path`` (mode 0600) unless a file is there already; True if it did."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    return secret, True
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(draft)
 
 
 def load_or_create_token(data_dir: Path, environ=os.environ) -> tuple[str, bool]:
@@ -56,12 +89,15 @@ class TokenAuth:
     """Checks credentials against the admin token."""
 
     def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("The admin token must not be empty.")
         self._token = token
         # Sessions remember which token signed them in, so a new token signs everyone out.
         self._fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
 
     def matches(self, candidate: Any) -> bool:
-        return isinstance(candidate, str) and hmac.compare_digest(candidate.encode(), self._token.encode())
+        """Whether ``candidate`` is the admin token (never true for an empty one)."""
+        return isinstance(candidate, str) and bool(candidate) and hmac.compare_digest(candidate.encode(), self._token.encode())
 
     def authenticate(self, request, auth: Any = None) -> dict[str, str] | None:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
