@@ -48,6 +48,10 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
 class UpstreamError(ApiError):
     """The upstream (Ollama, a proxy, an MCP server) answered, but badly."""
 
