@@ -71,10 +71,13 @@ class Ownership:
         self._waiter.start()
 
     def release(self) -> None:
-        """Give up the lock (or stop waiting for it). Call once, when the process stops."""
+        """Give up the lock (or stop waiting for it), for good; later calls do nothing."""
+        if self._fd is None:
+            return
         self._closing.set()
         if self._waiter is not None and self._waiter is not threading.current_thread():
             self._waiter.join(timeout=10)
         self._held = False
         os.close(self._fd)  # closing the last descriptor of the file releases the lock
+        self._fd = None
 
