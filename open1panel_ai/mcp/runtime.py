@@ -25,7 +25,12 @@ from hookspecs.ai import ProviderUnavailable
 from open1panel_ai import errors
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.probe import ProbeFailed
-from open1panel_ai.mcp.supervisor import Supervised, Timing, reap_leftover
+from open1panel_ai.mcp.supervisor import (
+    BRIDGE_MODULE,
+    Supervised,
+    Timing,
+    reap_leftover,
+)
 
 
 class ProcessRuntime:
@@ -51,7 +56,7 @@ class ProcessRuntime:
                                       "pip install 'mcp>=2' in the panel's environment.")
 
     def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
-        return [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)]
+        return [sys.executable, "-m", BRIDGE_MODULE, str(config_path)]
 
     # -- the MCPProvider protocol --------------------------------------------------------
 
@@ -111,7 +116,6 @@ class ProcessRuntime:
         logfile.note(supervised.log_path, "supervisor: stopped")
         self._changed(server_id)
         supervised.config_path.unlink(missing_ok=True)
-        supervised.pid_path.unlink(missing_ok=True)
 
     def _server_lock(self, server_id: str) -> threading.Lock:
         """The lock that orders starts and stops of one server (others go on meanwhile)."""

@@ -8,12 +8,13 @@ after 5 s, then 10 s, doubling to 60 s, at most 10 times; the count starts again
 stable running. A server out of tries ends in ``error`` with the last lines of its log.
 Stopping kills the whole process group, so nothing the server started is left behind.
 
-The bridge's pid (its process group) is written beside its config. A panel killed outright
-cannot stop its bridges: a serving bridge notices the lost parent and goes, but one still
-waiting for its server's first answer does not, and any of them holds the server's port until
-it has gone. So before a bridge starts, the group recorded by the previous one is killed if it
-is still a bridge of this config (and a stop of a server that is not running does the same):
-after a restart each server runs exactly once.
+A panel killed outright cannot stop its bridges: a serving bridge notices the lost parent and
+goes, but one still waiting for its server's first answer does not, and any of them holds the
+server's port until it has gone. So before a bridge starts, every bridge still running with
+this server's config is killed with its process group (and a stop of a server that is not
+running does the same): after a restart each server runs exactly once. Bridges are found by
+their command line, which names the config, rather than by a pid written after the start: a
+panel killed between starting a bridge and writing its pid would leave one nobody finds.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from open1panel_ai.mcp.urls import base_url
 from open1panel_ai.store import timestamp
 
 log = logging.getLogger(__name__)
+
+#: The module every bridge runs as (``python -m``), with its config path as the last argument.
+BRIDGE_MODULE = "open1panel_ai.mcp.bridge"
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,6 @@ class Supervised:
         self.id = server["id"]
         self.argv = argv
         self.config_path = config_path
-        self.pid_path = pid_path(config_path)
         self.log_path = log_path
         self.timing = timing
         self._on_change = on_change
@@ -215,7 +218,6 @@ class Supervised:
                                        stderr=output, start_new_session=True, close_fds=True)
         with self._lock:
             self.process = process
-        self.pid_path.write_text(f"{process.pid}\n", encoding="ascii")
         started = time.monotonic()
         running_since = None
         failed_probes = 0
@@ -291,33 +293,40 @@ class Supervised:
         return "\n".join(logfile.tail(self.log_path, 12))
 
 
-def pid_path(config_path: Path) -> Path:
-    """Where the pid (and process group) of the bridge started with ``config_path`` is kept."""
-    return config_path.with_suffix(".pid")
-
-
 def reap_leftover(config_path: Path, log_path: Path) -> None:
-    """Kill the process group of a bridge that a killed panel left running with this config (a
-    pid that now belongs to anything else is left alone), and wait until it is gone."""
-    recorded = pid_path(config_path)
-    try:
-        pid = int(recorded.read_text(encoding="ascii"))
-        leftover = psutil.Process(pid)
-        ours = str(config_path) in leftover.cmdline()
-        members = [leftover, *leftover.children(recursive=True)] if ours else []
-    except (OSError, ValueError, psutil.Error):
-        members = []
-    if members:
-        logfile.note(log_path, f"supervisor: stopping the bridge (pid {pid}) that a killed panel "
-                               "left running")
+    """Kill the process group of every bridge that a killed panel left running with this
+    config, and wait until they are gone.
+
+    The config lies in this panel's data dir and is named after the server, so only that
+    server's bridges match, never another server's or another data dir's.
+    """
+    leftovers = _bridges_of(config_path)
+    members = []
+    for leftover in leftovers:
         try:
-            os.killpg(pid, signal.SIGKILL)
+            members += [leftover, *leftover.children(recursive=True)]
+        except psutil.Error:
+            continue
+        logfile.note(log_path, f"supervisor: stopping the bridge (pid {leftover.pid}) that a killed "
+                               "panel left running")
+        try:
+            os.killpg(leftover.pid, signal.SIGKILL)  # each bridge leads its own process group
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + 5
-        while any(_alive(member) for member in members) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    recorded.unlink(missing_ok=True)
+    deadline = time.monotonic() + 5
+    while any(_alive(member) for member in members) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _bridges_of(config_path: Path) -> list[psutil.Process]:
+    """The live bridge processes started with ``config_path``, whoever started them."""
+    wanted = ["-m", BRIDGE_MODULE, str(config_path)]
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        argv = process.info["cmdline"] or []
+        if argv[-len(wanted):] == wanted and _alive(process):
+            found.append(process)
+    return found
 
 
 def _alive(process: psutil.Process) -> bool:

@@ -2,6 +2,7 @@
 both transports with the token, 401 without, measured status, crash restarts, a crash loop
 ending in ``error``, isolation, bound Host names, autostart, and a clean stop."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.helpers import bridge_pids, wait_for
 from tests.mcp.conftest import (
     GIT_SERVER,
     TIME_SERVER,
@@ -222,6 +224,43 @@ def test_hosts_bound_while_the_bridge_starts_neither_kill_it_nor_get_lost(mcp_ho
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
     response = httpx.post(server["endpoints"]["streamable_http"], json=initialize, headers=headers, timeout=5)
     assert response.status_code == 200, response.text
+
+
+def unrecorded_bridge(config_path, log_path):
+    """A real bridge for ``config_path`` started outside the panel, as one whose panel was killed
+    right after starting it: nothing recorded it, and its server never answers, so it waits."""
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps({
+        "id": config_path.stem, "name": "orphan", "command": [sys.executable, "-c", "import time; time.sleep(120)"],
+        "bind_host": "127.0.0.1", "port": free_port(), "token": "t" * 32,
+        "transports": ["streamable-http"], "log_file": str(log_path)}))
+    bridge = subprocess.Popen([sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)],
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: child_pids(bridge.pid), what="the bridge to start its server")
+    return bridge
+
+
+def test_a_bridge_left_without_a_record_is_stopped_before_its_server_starts(mcp_api, data_dir, tmp_path):
+    status, server = mcp_api("post", "/servers", json={"name": "time", "command": TIME_SERVER})
+    assert status == 201, server
+    orphan = unrecorded_bridge(data_dir / "mcp" / "run" / f"{server['id']}.json", tmp_path / "orphan.log")
+    orphan_group = group_members(orphan.pid)
+    # Bridges of another server and of another data dir are not this server's to stop.
+    others = [unrecorded_bridge(tmp_path / "elsewhere" / "mcp" / "run" / f"{server['id']}.json",
+                                tmp_path / "elsewhere.log"),
+              unrecorded_bridge(data_dir / "mcp" / "run" / "other.json", tmp_path / "other.log")]
+    try:
+        assert mcp_api("post", f"/servers/{server['id']}/start")[0] == 200
+        running = wait_status(mcp_api, server["id"], "running")
+        assert orphan.wait(5) == -signal.SIGKILL
+        assert not any(pid_alive(pid) for pid in orphan_group)  # its server went with it
+        assert bridge_pids(f"{data_dir}/mcp/run/{server['id']}.json") == [running["pid"]]
+        assert all(other.poll() is None for other in others)
+    finally:
+        for bridge in (orphan, *others):
+            if bridge.poll() is None:
+                os.killpg(bridge.pid, signal.SIGKILL)
+                bridge.wait()
 
 
 def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, auth_headers):
