@@ -8,6 +8,7 @@ relay the API to it (:mod:`open1panel_ai.relay`). Without it, this process is th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -19,7 +20,7 @@ from open1panel_ai.config import Settings
 from open1panel_ai.ownership import Ownership
 from open1panel_ai.providers import ProviderRegistry
 from open1panel_ai.realtime import Realtime
-from open1panel_ai.relay import OwnerSocket, Relay
+from open1panel_ai.relay import OwnerSocket, Relay, check_socket_path
 from open1panel_ai.store import Store
 from open1panel_ai.tasks import TaskRunner
 
@@ -33,6 +34,8 @@ class AIContext:
 
     def __init__(self, host: PanelHost, settings: Settings,
                  features: Mapping[str, ModuleType] | None = None) -> None:
+        if settings.get("redis_url"):
+            check_socket_path(host.data_dir)  # before anything opens, as processes share it
         self.host = host
         self.settings = settings
         self.features = dict(features or {})
@@ -63,19 +66,26 @@ class AIContext:
         return self._owner
 
     def start(self) -> None:
-        self._owner = self.ownership is None or self.ownership.try_acquire()
+        """Start the features, then decide whether this process is the owner of the data dir.
+
+        The owner (the only process, or the one that takes the owner lock) starts the tasks,
+        opens its socket to the others and runs the features' owner work. Any other process
+        relays the API to the owner, and waits in a thread to take over when it ends.
+        """
         for name, feature in self.features.items():
             try:
                 self.services[name] = feature.start(self)
             except Exception:
                 # One broken feature must not take the others down; its status says why.
                 log.exception("the %s feature did not start", name)
-        if self._owner:
-            self._start_tasks()
-            self._open_owner_socket()
+        if self.ownership is None:
+            self._become_owner()
+            return
+        self._relay = Relay(self.data_dir)
+        if self.ownership.try_acquire():
+            self._take_over()
         else:
             log.info("another process owns %s; this one relays the API to it", self.data_dir)
-            self._relay = Relay(self.data_dir)
             self.ownership.acquire_later(self._take_over)
 
     def when_owner(self, callback: Callable[[], None]) -> None:
@@ -95,10 +105,28 @@ class AIContext:
         return self._relay.forward(request)
 
     def _take_over(self) -> None:
-        """Become the owner after the last one ended: start its work as a fresh start would."""
+        """Become the owner, having just taken the lock. When that fails part way (the owner's
+        socket cannot be bound, the tasks cannot start), undo what started and give the lock
+        up, so that another process can be the owner; this one goes on relaying."""
         with self._ownership_lock:
             if self._stopped:
                 return
+            try:
+                self._become_owner()
+            except Exception:
+                log.exception("process %d could not become the owner of %s; it gives the owner "
+                              "lock up for another process to take, and relays the API",
+                              os.getpid(), self.data_dir)
+                self._owner = False
+                if self._owner_socket is not None:
+                    self._owner_socket.stop()
+                    self._owner_socket = None
+                self.tasks.shutdown()
+                self.ownership.release()
+
+    def _become_owner(self) -> None:
+        """Start the owner's work as a fresh start would."""
+        with self._ownership_lock:
             # The tasks first: once the API is answered here, new tasks must not be taken for
             # ones the last owner left unfinished.
             self._start_tasks()

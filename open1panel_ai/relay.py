@@ -31,9 +31,24 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "te", "trailer", "transfer-encoding", "upgrade"})
 #: Headers of the owner's answer that the relaying server sets itself.
 SET_BY_SERVER = frozenset({"server", "date"})
+#: Body types a request guard may have parsed before the relay (a form's CSRF field, say).
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 CHUNK = 64 * 1024
+#: The longest path a unix socket address holds (``sun_path`` less its closing NUL byte).
+MAX_SOCKET_PATH = 107
 #: Seconds the owner may take to answer; uploads and model loads can take minutes.
 ANSWER_TIMEOUT = 600
+
+
+def check_socket_path(data_dir: Path) -> None:
+    """A ValueError saying what to change when the owner's socket path in ``data_dir`` is too
+    long for a unix socket address (the kernel's limit is 107 bytes)."""
+    path = data_dir / SOCKET_PATH
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ValueError(
+            f"The data dir {data_dir} is too deep for processes to share it: the owner's socket "
+            f"{path} would be {len(os.fsencode(path))} bytes long, and a unix socket path holds "
+            f"at most {MAX_SOCKET_PATH}. Choose a shorter OPEN1PANEL_AI_DATA_DIR.")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -52,15 +67,18 @@ class OwnerSocket:
         self._server: BaseWSGIServer | None = None
 
     def start(self) -> None:
+        """Listen on the socket and answer its requests in a daemon thread. The socket's
+        folder is made owner-only first, and a socket left by an owner that died is replaced.
+        Raises OSError when the socket cannot be bound."""
         self.path.parent.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
-        # A socket left by an owner that died is replaced.
         self._server = make_server(f"unix://{self.path}", 0, self.app, threaded=True,
                                    request_handler=_QuietHandler)
         os.chmod(self.path, 0o600)
         threading.Thread(target=self._server.serve_forever, name="owner-socket", daemon=True).start()
 
     def stop(self) -> None:
+        """Stop answering, close the socket and remove its file; nothing when not started."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -85,10 +103,15 @@ class Relay:
             url += "?" + request.query_string.decode("latin-1")
         headers = [(name, value) for name, value in request.headers.items()
                    if name.lower() not in HOP_BY_HOP]
-        has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
-        outgoing = self._client.build_request(
-            request.method, url, headers=headers,
-            content=_chunks(request) if has_body else None)
+        content = None
+        if request.mimetype in FORM_TYPES:
+            # The guard may have read the form already; Werkzeug then keeps the body it read.
+            # Its length is the one sent on, in case a guard read the form without keeping it.
+            content = request.get_data()
+            headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        elif request.content_length or request.headers.get("Transfer-Encoding"):
+            content = _chunks(request)
+        outgoing = self._client.build_request(request.method, url, headers=headers, content=content)
         try:
             answer = self._client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
@@ -103,6 +126,7 @@ class Relay:
         return response
 
     def close(self) -> None:
+        """Close the connections to the owner; call once, when the process stops."""
         self._client.close()
 
 

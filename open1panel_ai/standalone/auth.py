@@ -25,6 +25,8 @@ TOKEN_ENV = "OPEN1PANEL_AI_TOKEN"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Body types whose fields Werkzeug parses into ``request.form``.
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 #: Seconds to wait for an empty secret file to be filled before refusing it.
 EMPTY_SECRET_WAIT = 2.0
 
@@ -125,6 +127,11 @@ def csrf_token() -> str:
 
 
 def csrf_ok(request) -> bool:
+    """Whether ``request`` carries its session's CSRF token, in the header or a form field.
+    A form's body is read so that it is kept, and can still be relayed to the owner process."""
     expected = session.get("csrf")
-    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
+    sent = request.headers.get(CSRF_HEADER)
+    if not sent and request.mimetype in FORM_TYPES:
+        request.get_data()
+        sent = request.form.get(CSRF_FIELD)
     return bool(expected and sent) and hmac.compare_digest(str(sent), str(expected))
