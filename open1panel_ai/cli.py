@@ -42,17 +42,15 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     from open1panel_ai.standalone import auth
-    from open1panel_ai.standalone.server import check_workers, serve
+    from open1panel_ai.standalone.server import check_settings, serve
 
     settings = Settings.from_environ()
     try:
-        settings.get_int("port")
-        check_workers(settings)
+        check_settings(settings)
+        token, created = auth.load_or_create_token(settings.data_dir)
     except ValueError as exc:
         print(f"open1panel-ai: {exc}", file=sys.stderr)
         return 2
-
-    token, created = auth.load_or_create_token(settings.data_dir)
     if created:
         print(f"Admin token (shown once; also stored in {settings.data_dir / auth.TOKEN_FILE}):\n"
               f"  {token}", flush=True)

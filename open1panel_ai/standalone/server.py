@@ -18,7 +18,8 @@ import threading
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from open1panel_ai.config import Settings
+from open1panel_ai.config import ENV_PREFIX, Settings
+from open1panel_ai.relay import check_socket_path
 from open1panel_ai.standalone import auth
 
 log = logging.getLogger(__name__)
@@ -125,23 +126,27 @@ class PanelServer(BaseApplication):
         return app
 
 
-def check_workers(settings: Settings) -> int:
-    """The number of worker processes asked for. A ValueError saying what to change unless it
-    is at least one, and one unless a Redis URL lets the workers share events."""
+def check_settings(settings: Settings) -> None:
+    """Refuse settings the server cannot start with, before anything starts: a ValueError that
+    says what to change. Workers and threads must be at least one, more than one worker needs
+    a Redis URL (the workers share events through it), and with Redis the owner's socket path
+    must fit a unix socket address."""
+    settings.get_int("port")
+    for name in ("workers", "threads"):
+        if (count := settings.get_int(name)) < 1:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be 1 or more, not {count}.")
     workers = settings.get_int("workers")
-    if workers < 1:
-        raise ValueError(f"OPEN1PANEL_AI_WORKERS must be 1 or more, not {workers}.")
     if workers > 1 and not settings.get("redis_url"):
         raise ValueError(
             f"OPEN1PANEL_AI_WORKERS={workers} needs OPEN1PANEL_AI_REDIS_URL (for example "
             "redis://127.0.0.1:6379/0): without a message queue a worker's clients miss the "
             "events of the others. See docs/scaling.md.")
-    return workers
+    if settings.get("redis_url"):
+        check_socket_path(settings.data_dir)
 
 
 def serve(settings: Settings) -> None:
-    """Run the panel until it is stopped; a ValueError for settings it cannot start with."""
-    check_workers(settings)
+    """Run the panel until it is stopped, with settings :func:`check_settings` accepted."""
     # Made here, before any worker starts, so that every worker reads the same secret.
     auth.load_or_create_session_secret(settings.data_dir)
     PanelServer(settings).run()
