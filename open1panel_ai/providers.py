@@ -94,14 +94,13 @@ class ProviderRegistry:
         """Choose (once, or again with ``refresh``) the provider of ``kind``.
 
         A provider may hold live state (the MCP runtime supervises the running servers), so a
-        refresh that chooses the same provider again keeps the instance in use.
+        refresh probes the instance in use again rather than building another of its class,
+        and keeps it when it is chosen again.
         """
         with self._lock:
             if refresh or kind not in self._chosen:
-                fresh, kept = self._choose(kind), self._chosen.get(kind)
-                if kept is not None and type(kept.provider) is type(fresh.provider) and kept.provider is not None:
-                    fresh.provider = kept.provider
-                self._chosen[kind] = fresh
+                in_use = self._chosen[kind].provider if kind in self._chosen else None
+                self._chosen[kind] = self._choose(kind, in_use)
             return self._chosen[kind]
 
     def status(self) -> list[dict[str, Any]]:
@@ -127,7 +126,7 @@ class ProviderRegistry:
                 candidates.append(Candidate(name=name, plugin=impl.plugin_name, cls=cls))
         return candidates, hook_errors
 
-    def _choose(self, kind: str) -> Choice:
+    def _choose(self, kind: str, in_use: Any = None) -> Choice:
         setting = self._setting_of.get(kind, "auto")
         title = KIND_TITLES.get(kind, kind)
         candidates, hook_errors = self._candidates(kind)
@@ -147,7 +146,7 @@ class ProviderRegistry:
         else:
             to_try = candidates
         for candidate in to_try:
-            provider = self._try(candidate)
+            provider = self._try(candidate, in_use)
             if provider is not None:
                 choice.provider = provider
                 return choice
@@ -162,9 +161,11 @@ class ProviderRegistry:
             choice.fix = next((c.fix for c in to_try if c.fix), None)
         return choice
 
-    def _try(self, candidate: Candidate) -> Any:
+    def _try(self, candidate: Candidate, in_use: Any = None) -> Any:
+        """The candidate's provider if its probe passes, else None with the reason recorded.
+        ``in_use``, the provider chosen before, is probed itself when it is of this class."""
         try:
-            provider = candidate.cls(self._settings)
+            provider = in_use if type(in_use) is candidate.cls else candidate.cls(self._settings)
             provider.probe()
         except ProviderUnavailable as exc:
             candidate.usable, candidate.reason, candidate.fix = False, exc.reason, exc.fix or None

@@ -159,3 +159,37 @@ def test_each_kind_has_its_own_registration_hook():
     chosen = {p["kind"]: (p["provider"], p["usable"]) for p in registry(("every", EveryKind())).status()}
     assert chosen == {"ollama": ("stand-in-ollama", True), "mcp": ("stand-in-mcp", True),
                       "gpu": ("stand-in-gpu", True), "domain": (None, False)}
+
+
+def test_a_refresh_probes_the_provider_in_use_and_builds_none_to_throw_away():
+    built, probed = [], []
+
+    class Counted(provider("counted")):
+        def __init__(self, settings):
+            built.append(self)
+
+        def probe(self):
+            probed.append(self)
+
+    chosen = registry(("p", Plugin(Counted)))
+    in_use = chosen.get("gpu")
+    for _ in range(3):
+        assert gpu_status(chosen)["provider"] == "counted"
+    assert built == [in_use] and probed == [in_use] * 4
+    assert chosen.get("gpu") is in_use
+
+
+def test_a_refresh_switches_to_a_first_choice_that_became_usable():
+    ready = []
+
+    class Preferred(provider("preferred")):
+        def probe(self):
+            if not ready:
+                raise ProviderUnavailable("not yet")
+
+    fallback = provider("fallback")
+    chosen = registry(("first", Plugin(Preferred)), ("last", Plugin(fallback, trylast=True)))
+    assert isinstance(chosen.get("gpu"), fallback)
+    ready.append(True)
+    assert gpu_status(chosen)["provider"] == "preferred"
+    assert isinstance(chosen.get("gpu"), Preferred)
