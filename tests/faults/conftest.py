@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from mcp.client.streamable_http import streamable_http_client
 from open1panel_ai.context import DATABASE_NAME
 from tests.conftest import TOKEN
 from tests.domain.conftest import CaddyServer, NginxServer
-from tests.mcp.conftest import FAST, pid_alive
+from tests.helpers import bridge_pids, wait_for
+from tests.mcp.conftest import FAST
 from tests.ollama_standin import OllamaStandIn
 
 
@@ -39,34 +39,6 @@ def integrity(data_dir: Path) -> str:
     """SQLite's own verdict on the panel's database file, read by a separate connection."""
     with sqlite3.connect(data_dir / DATABASE_NAME) as db:
         return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
-
-
-def wait_for(check, timeout: float = 30, interval: float = 0.05, what: str = "the condition"):
-    """Poll ``check()`` until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} did not happen in {timeout} s")
-
-
-def bridges_of(server_id: str) -> list[int]:
-    """The live bridge processes serving this MCP server's config, whoever started them."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                argv = cmdline.read().split(b"\0")
-        except OSError:
-            continue
-        if (b"open1panel_ai.mcp.bridge" in argv and any(a.endswith(f"{server_id}.json".encode()) for a in argv)
-                and pid_alive(int(entry))):
-            found.append(int(entry))
-    return found
 
 
 def list_tools(url: str, token: str) -> list[str]:
@@ -104,7 +76,7 @@ def no_stray_bridges():
     ids: list[str] = []
     yield ids
     for server_id in ids:
-        for pid in bridges_of(server_id):
+        for pid in bridge_pids(f"{server_id}.json"):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -176,13 +148,15 @@ def pausing_nginx(tmp_path):
 
 class PausingCaddyAdmin:
     """Caddy's admin API as the panel sees it, through a loopback relay that can hold a config
-    change (``PATCH``) before Caddy gets it or after Caddy took it, until released."""
+    change (``PATCH``) before Caddy gets it or after Caddy took it, until released; a change
+    held before Caddy got it can be dropped instead, as a kill of its sender would."""
 
     def __init__(self, caddy: CaddyServer) -> None:
         self.caddy = caddy
         self.pause_at: str | None = None  # "before" or "after"
         self.reached = threading.Event()
         self.released = threading.Event()
+        self.forward = True
         relay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -194,6 +168,9 @@ class PausingCaddyAdmin:
                 holding = self.command == "PATCH" and relay.pause_at
                 if holding == "before":
                     relay._hold()
+                    if not relay.forward:
+                        self.close_connection = True
+                        return
                 answer = httpx.request(self.command, caddy.admin + self.path, content=body, timeout=10,
                                        headers={k: v for k, v in self.headers.items()
                                                 if k.lower() in ("content-type", "if-match")})
@@ -223,10 +200,14 @@ class PausingCaddyAdmin:
 
     def pause(self, at: str) -> None:
         self.pause_at = at
+        self.forward = True
         self.reached.clear()
         self.released.clear()
 
-    def release(self) -> None:
+    def release(self, forward: bool = True) -> None:
+        """Let the held change go on; with ``forward=False`` one held before Caddy got it is
+        dropped, its connection closed without an answer."""
+        self.forward = forward
         self.pause_at = None
         self.released.set()
 

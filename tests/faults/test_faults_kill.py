@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from tests.conftest import free_port
-from tests.faults.conftest import bridges_of, integrity, kill_panel, list_tools, wait_for
-from tests.mcp.conftest import TIME_SERVER, pid_alive
+from tests.faults.conftest import integrity, kill_panel, list_tools
+from tests.helpers import TIME_SERVER, bridge_pids, wait_for
+from tests.mcp.conftest import pid_alive
 
 pytestmark = pytest.mark.server
 
@@ -81,7 +82,8 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
     left_behind = []
     for server_id in (kept, manual):
         assert panel.api("POST", f"/mcp/servers/{server_id}/start").status_code == 200
-        [bridge] = wait_for(lambda server_id=server_id: bridges_of(server_id), what="the bridge to start")
+        [bridge] = wait_for(lambda server_id=server_id: bridge_pids(f"{server_id}.json"),
+                            what="the bridge to start")
         left_behind += [bridge, *wait_for(lambda bridge=bridge: child_pids(bridge),
                                           what="the stdio server to start")]
     # Killed while starting: both bridges still wait for their server's first answer.
@@ -94,11 +96,12 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
     again = served(env=panel_env, data_dir=data_dir)
     server = wait_for(lambda: (s := again.api("GET", f"/mcp/servers/{kept}").json())["status"] == "running" and s,
                       what="the autostart server to run")
-    assert bridges_of(kept) == [server["pid"]]  # exactly once: the orphan was stopped
+    assert bridge_pids(f"{kept}.json") == [server["pid"]]  # exactly once: the orphan was stopped
     assert "get_current_time" in list_tools(server["endpoints"]["streamable_http"], token)
     # The server not marked autostart stays stopped, and what was left of it is gone too.
     assert again.api("GET", f"/mcp/servers/{manual}").json()["status"] == "stopped"
-    wait_for(lambda: not bridges_of(manual), timeout=5, what="the bridge left of the manual server to go")
+    wait_for(lambda: not bridge_pids(f"{manual}.json"), timeout=5,
+             what="the bridge left of the manual server to go")
     assert not any(pid_alive(pid) for pid in left_behind)
     assert integrity(data_dir) == "ok"
 

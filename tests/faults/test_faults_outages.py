@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 
 from tests.conftest import TOKEN, ServedPanel, free_port
 from tests.domain.conftest import NginxServer
-from tests.faults.conftest import wait_for
-from tests.mcp.conftest import FAST, TIME_SERVER
+from tests.helpers import TIME_SERVER, wait_for
+from tests.mcp.conftest import FAST
 from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -31,7 +31,8 @@ class Parts:
         self.ollama.seed("tiny:latest", [4096])
         self.nginx = NginxServer(root / "nginx").start()
         env = {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": self.ollama.url, **FAST,
-               "OPEN1PANEL_AI_MCP_BACKOFF": "2",  # long enough to see "restarting" on the page
+               # A restart waits long enough for a busy browser to show "restarting" first.
+               "OPEN1PANEL_AI_MCP_BACKOFF": "6", "OPEN1PANEL_AI_MCP_BACKOFF_MAX": "6",
                "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx",
                **{"OPEN1PANEL_AI_" + key.upper(): value
                   for key, value in self.nginx.settings(root).items() if key != "data_dir"}}
