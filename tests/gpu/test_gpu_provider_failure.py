@@ -3,19 +3,22 @@ history and ``/metrics`` still answer, and the sampler logs the failure and keep
 pushes and history resume as soon as the provider reads again."""
 
 import threading
-import time
 
 import pytest
 
 from hookspecs import hookimpl
 from tests.conftest import TOKEN
+from tests.helpers import wait_for
 
 
 class FlakyGPU:
-    """A provider that raises while ``broken`` is set and reads one GPU otherwise."""
+    """A provider that raises while ``broken`` is set and reads one GPU otherwise; ``samples``
+    counts the calls of ``sample()``, failing or not."""
 
     name = "flaky"
     broken = threading.Event()
+    samples = 0
+    _counting = threading.Lock()
 
     def __init__(self, settings):
         pass
@@ -24,6 +27,8 @@ class FlakyGPU:
         pass
 
     def sample(self):
+        with FlakyGPU._counting:
+            FlakyGPU.samples += 1
         if self.broken.is_set():
             raise OSError("flaky-smi: device or resource busy")
         return {"devices": [{"index": 0, "name": "Flaky F1", "uuid": "FL-0", "lost": False,
@@ -47,15 +52,9 @@ def flaky_host(make_host, panel_env):
     panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "0.5")
     panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.5")
     FlakyGPU.broken.set()
+    FlakyGPU.samples = 0
     yield make_host(("flaky", FlakyPlugin()))
     FlakyGPU.broken.clear()
-
-
-def wait_for(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
 
 
 def test_the_api_answers_503_with_the_providers_error_and_recovers(flaky_host, auth_headers):
@@ -85,15 +84,22 @@ def test_the_sampler_logs_the_failure_and_keeps_sampling(flaky_host, auth_header
         return [record.getMessage() for when in ("setup", "call") for record in caplog.get_records(when)
                 if record.getMessage().startswith("the GPU provider failed")]
 
-    assert wait_for(failures)
-    time.sleep(1.1)  # two more failing ticks
+    wait_for(failures, timeout=10, what="the first failure to be logged")
+    failed_so_far = FlakyGPU.samples
+    wait_for(lambda: FlakyGPU.samples >= failed_so_far + 2, timeout=10, what="two more failing samples")
     assert [e for e in listener.get_received("/ai") if e["name"] == "gpu"] == []
     assert failures() == ["the GPU provider failed: OSError: flaky-smi: device or resource busy"]
 
     FlakyGPU.broken.clear()
     events = []
-    assert wait_for(lambda: len(events.extend(e["args"][0] for e in listener.get_received("/ai")
-                                              if e["name"] == "gpu") or events) >= 2)
+
+    def pushed_twice():
+        for event in listener.get_received("/ai"):
+            if event["name"] == "gpu":
+                events.append(event["args"][0])
+        return len(events) >= 2
+
+    wait_for(pushed_twice, timeout=10, what="two pushes once the provider reads again")
     assert events[-1]["provider"] == "flaky" and events[-1]["devices"][0]["utilization_gpu"] == 12
     history = flaky_host.app.test_client().get("/api/v2/ai/gpu/history", headers=auth_headers).get_json()
     assert [series["device"] for series in history["devices"]] == ["FL-0"]
