@@ -28,7 +28,7 @@ from open1panel_ai.context import DATABASE_NAME
 from open1panel_ai.gpu.history import History
 from open1panel_ai.store import Store
 from tests.conftest import PLUGINS_DIR, TOKEN, free_port
-from tests.domain.conftest import NginxServer
+from tests.domain import conftest as domain_fixtures
 from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -123,12 +123,8 @@ def ollama(tmp_path):
         yield standin
 
 
-@pytest.fixture
-def nginx(tmp_path):
-    """nginx on loopback ports, publishing the sites the panel writes."""
-    server = NginxServer(tmp_path / "nginx").start()
-    yield server
-    server.stop()
+#: nginx on loopback ports, publishing the sites the panel writes: the domain tests' fixture.
+nginx = domain_fixtures.nginx
 
 
 @pytest.fixture
