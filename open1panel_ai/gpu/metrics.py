@@ -4,8 +4,8 @@ Grafana dashboards built for the DCGM exporter work unchanged: the same metric n
 (MiB for framebuffer memory, W for power, mJ for energy) and labels (``gpu``, ``UUID``,
 ``pci_bus_id``, ``device``, ``modelName``, ``Hostname``). ``device`` names the device as its
 provider does (see :func:`device_label`), so only NVIDIA GPUs are called ``nvidia<index>``. A
-reading the GPU does not support has no series at all rather than a sentinel value. The panel's own gauges (GPU up, CPU mode, loaded
-Ollama models, MCP servers) are prefixed ``open1panel_ai_``.
+reading the GPU does not support has no series at all rather than a sentinel value. The panel's
+own gauges (GPU up, CPU mode, loaded Ollama models, MCP servers) are prefixed ``open1panel_ai_``.
 """
 
 from __future__ import annotations
