@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import marshmallow
-import werkzeug.exceptions
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -24,6 +23,9 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v2/ai"
 EXTENSION_KEY = "open1panel_ai"
+#: The largest JSON body a route reads: far above any real request, and small enough that a
+#: flood of them cannot fill the memory. GGUF uploads are streamed and have no such limit.
+MAX_JSON_BODY = 1024 * 1024
 
 blueprint = Blueprint(
     "ai",
@@ -95,16 +97,36 @@ def operation(
 
 def json_body() -> Any:
     """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable
-    (nested too deeply to parse included)."""
-    if not request.is_json and (request.content_length or request.get_data(cache=True)):
+    (nested too deeply to parse included), and a 413 when it is over :data:`MAX_JSON_BODY`."""
+    data = _body_up_to(MAX_JSON_BODY)
+    if not request.is_json and data:
         raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
                                 code="unsupported_media_type")
-    if not request.get_data(cache=True):
+    if not data:
         raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
     try:
-        return request.get_json()
-    except (werkzeug.exceptions.BadRequest, RecursionError):
+        return current_app.json.loads(data)
+    except (ValueError, RecursionError):
         raise errors.BadRequest("The body is not valid JSON.", code="invalid_json") from None
+
+
+def _body_up_to(limit: int) -> bytes:
+    """The raw body, or a 413 when it is longer than ``limit`` bytes: told by Content-Length
+    before anything is read, or, for a chunked body, as soon as ``limit`` bytes are passed."""
+    if (request.content_length or 0) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    while chunk := request.stream.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"The JSON body is larger than {limit // 1024} KiB; send less.",
+                                  details={"limit_bytes": limit})
 
 
 def load_input(schema: marshmallow.Schema, data: Any, where: str) -> Any:

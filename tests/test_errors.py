@@ -1,5 +1,8 @@
 """Every API failure is the JSON error envelope with a fitting status, never HTML."""
 
+import io
+import json
+
 import pytest
 from flask import Blueprint
 
@@ -55,7 +58,7 @@ def test_outside_the_api_the_host_keeps_its_own_error_pages(client, auth_headers
 # the envelope for bodies and for unexpected exceptions in any view there.
 from marshmallow import Schema, fields  # noqa: E402
 
-from open1panel_ai.web import API_PREFIX, operation  # noqa: E402
+from open1panel_ai.web import API_PREFIX, MAX_JSON_BODY, operation  # noqa: E402
 
 
 class EchoSchema(Schema):
@@ -118,3 +121,68 @@ def test_field_errors_name_each_field(probe, auth_headers):
 def test_a_good_body_passes_through(probe, auth_headers):
     response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, json={"name": "x"})
     assert response.status_code == 200 and response.get_json() == {"name": "x", "count": 1}
+
+
+def chunked(headers):
+    """The request a WSGI server such as gunicorn hands over for a body sent in chunks: no
+    length, and a stream the server ends itself."""
+    return {"headers": {**headers, "Transfer-Encoding": "chunked"},
+            "environ_overrides": {"wsgi.input_terminated": True}}
+
+
+class CountingStream(io.BytesIO):
+    """A request body that counts the bytes the panel reads from it."""
+
+    read_bytes = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def big_echo_body(size):
+    return json.dumps({"name": "x" * size}).encode()
+
+
+def test_a_json_body_over_the_limit_is_413_unread(probe, auth_headers):
+    body = CountingStream(big_echo_body(20 * 1024 * 1024))
+    response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, input_stream=body,
+                          content_type="application/json", content_length=len(body.getvalue()))
+    error = assert_envelope(response, 413, "payload_too_large")
+    assert error["details"] == {"limit_bytes": MAX_JSON_BODY} and "1024 KiB" in error["message"]
+    assert body.read_bytes == 0 and len(response.get_data()) < 1000
+
+
+def test_a_chunked_json_body_is_read_no_further_than_the_limit(probe, auth_headers):
+    body = CountingStream(big_echo_body(20 * 1024 * 1024))
+    response = probe.post(API_PREFIX + "/_probe/echo", input_stream=body,
+                          content_type="application/json", **chunked(auth_headers))
+    assert_envelope(response, 413, "payload_too_large")
+    assert body.read_bytes == MAX_JSON_BODY + 1
+
+
+def test_a_json_body_at_the_limit_is_taken(probe, auth_headers):
+    data = big_echo_body(MAX_JSON_BODY - len(big_echo_body(0)))
+    assert len(data) == MAX_JSON_BODY
+    for extra in ({"headers": auth_headers}, chunked(auth_headers)):
+        response = probe.post(API_PREFIX + "/_probe/echo", input_stream=io.BytesIO(data),
+                              content_type="application/json", **extra)
+        assert response.status_code == 200 and len(response.get_json()["name"]) == len(data) - 12
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"domains": ["a;" * 250_000]}, ("domains", "0")),
+    ({"allowlist": ["10.0.0.0/" + "9" * 500_000]}, ("allowlist", "0")),
+    ({"tls": {"mode": "existing", "certificate": "/" + "$" * 500_000, "key": "/k.pem"}},
+     ("tls", "certificate")),
+])
+def test_a_refused_value_is_quoted_by_its_start_only(client, auth_headers, body, where):
+    response = client.post(API_PREFIX + "/domains", headers=auth_headers, json={
+        "domains": ["ai.example.com"], "target": {"kind": "ollama", "name": "local"}, **body})
+    error = assert_envelope(response, 400, "validation_error")
+    messages = error["details"]["fields"]
+    for key in where:
+        messages = messages[key]
+    assert len(messages) == 1 and "characters)" in messages[0], messages
+    assert len(response.get_data()) < 1000

@@ -13,10 +13,14 @@ from open1panel_ai.schemas import JSONBoolean, Pattern
 _TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 STATES = ("pending", "online", "error")
 BINDING_ID = r"^[0-9a-f]{12}$"
+#: How much of a refused value a field error repeats: enough to recognise it, never all of a
+#: value that may be a megabyte long.
+SHOWN_CHARACTERS = 40
 
 
 class _Checked(fields.String):
-    """A string passed through one of :mod:`names`' parsers; its refusal becomes a field error."""
+    """A string passed through one of :mod:`names`' parsers; its refusal becomes a field error
+    that quotes at most the start of the value."""
 
     parser = staticmethod(lambda value: value)
 
@@ -25,7 +29,14 @@ class _Checked(fields.String):
         try:
             return self.parser(text)
         except names.InvalidValue as exc:
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(str(exc).replace(repr(text), _shown(text))) from None
+
+
+def _shown(text: str) -> str:
+    """``text`` as a field error quotes it: whole when short, else its start and its length."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARACTERS]!r}… ({len(text)} characters)"
 
 
 class DomainName(_Checked):
