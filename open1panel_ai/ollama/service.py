@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,6 +45,8 @@ VERSION_WARNINGS = [
 #: of the first layer (Ollama first fetches the manifest from the registry).
 PREFLIGHT_SECONDS = 15.0
 PREFLIGHT_LINES = 50
+#: The most endpoints asked at the same time by one listing.
+PARALLEL_ENDPOINTS = 8
 
 MIGRATIONS = [
     """
@@ -61,6 +64,16 @@ MIGRATIONS = [
     );
     """,
 ]
+
+
+def _for_each_at_once(function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``function`` of every item, in order. Several items run at the same time in threads that
+    live only for this call (endpoints are few and rarely many); one runs in the caller's
+    thread, so the common single-server panel starts no thread at all."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_ENDPOINTS, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def _setting(settings: Any, name: str, default: Any, kind: type) -> Any:
@@ -136,9 +149,7 @@ class OllamaService:
 
     def endpoints_status(self) -> list[dict[str, Any]]:
         """The endpoints, each asked for its version at the same time."""
-        endpoints = self.endpoints()
-        with ThreadPoolExecutor(max_workers=min(8, len(endpoints))) as pool:
-            return list(pool.map(self._with_status, endpoints))
+        return _for_each_at_once(self._with_status, self.endpoints())
 
     def _with_status(self, endpoint: dict[str, Any]) -> dict[str, Any]:
         status = {**endpoint, "reachable": False, "version": None, "error": None, "warnings": []}
@@ -232,8 +243,7 @@ class OllamaService:
                 return []
 
         names_ = [endpoint["name"] for endpoint in self.endpoints()]
-        with ThreadPoolExecutor(max_workers=min(8, len(names_))) as pool:
-            return [model for models in pool.map(running_or_none, names_) for model in models]
+        return [model for models in _for_each_at_once(running_or_none, names_) for model in models]
 
     def _remember_loaded(self, endpoint: str, running: list[dict[str, Any]]) -> None:
         now = timestamp()

@@ -302,6 +302,23 @@ def test_running_everywhere_skips_servers_that_do_not_answer(ollama, ollama_api,
         ("local", "llama3.2:latest"), ("second", "qwen2:0.5b")}
 
 
+def test_one_endpoint_is_asked_in_the_calling_thread(ollama, ollama_env, host, monkeypatch):
+    """A panel with one Ollama server starts no thread to list its endpoints or what is loaded."""
+    service = host.app.extensions["open1panel_ai"].services["ollama"]
+    ollama.seed("llama3.2", [1000])
+    service.load_model("local", "llama3.2", "5m", cpu_only=False)
+    asked_from = []
+    for method in ("running", "_with_status"):
+        def record(*args, _original=getattr(service, method), **kwargs):
+            asked_from.append(threading.get_ident())
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(service, method, record)
+    [running] = service.running_everywhere()
+    [local] = service.endpoints_status()
+    assert running["name"] == "llama3.2:latest" and local["reachable"]
+    assert asked_from == [threading.get_ident()] * 2
+
+
 def test_cancel_closes_a_pull_that_waits_on_a_silent_stream(ollama, ollama_api, wait_task, monkeypatch):
     from open1panel_ai.ollama import service
 
