@@ -142,8 +142,11 @@ class GPUProvider(Provider, Protocol):
         ``memory_used`` in bytes, ``temperature`` in °C, ``power_draw_w`` in W, …). A reading
         a device does not support is None and its name is listed in that device's
         ``unsupported``; one failing device never hides the others: it is ``lost`` with an
-        ``error``. A provider that reads the host instead of accelerators (CPU mode) returns no
-        devices and adds ``cpu`` (its readings), ``reason`` (why no GPU is used) and ``fix``.
+        ``error``. A device may name itself in an optional ``device`` field (``card0``, the
+        kernel's name), which ``/metrics`` uses as its ``device`` label; without it the label
+        is the provider's prefix and the index (``nvidia0``, or ``gpu0`` for a plugin). A
+        provider that reads the host instead of accelerators (CPU mode) returns no devices and
+        adds ``cpu`` (its readings), ``reason`` (why no GPU is used) and ``fix``.
         """
 
     def checks(self) -> list[dict[str, Any]]:
