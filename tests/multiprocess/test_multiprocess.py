@@ -12,22 +12,21 @@ import hashlib
 import os
 import signal
 import stat
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import redis
 import socketio
 
 from open1panel_ai import cli
 from open1panel_ai.standalone.host import message_channel
+from tests.helpers import TIME_SERVER, bridge_pids, wait_for
 
 pytestmark = pytest.mark.server
-
-TIME_SERVER = [str(Path(sys.executable).parent / "mcp-server-time"), "--local-timezone", "UTC"]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -51,33 +50,6 @@ def parent_pid(pid: int) -> int | None:
 def children(pid: int) -> list[int]:
     return [int(entry) for entry in os.listdir("/proc")
             if entry.isdigit() and parent_pid(int(entry)) == pid]
-
-
-def bridges_of(data_dir: Path) -> list[int]:
-    """The MCP bridge processes running for servers of ``data_dir``, whoever started them."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"open1panel_ai.mcp.bridge" in argv and any(str(data_dir).encode() in a for a in argv):
-            found.append(int(entry))
-    return found
-
-
-def wait_for(predicate, timeout: float = 20, what: str = "the condition"):
-    """Poll ``predicate()`` until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
-        time.sleep(0.05)
 
 
 class Listener:
@@ -106,7 +78,8 @@ class Listener:
                     if e["id"] == task_id and (status is None or e["status"] == status)]
 
     def close(self) -> None:
-        self.client.disconnect()
+        if self.client.connected:
+            self.client.disconnect()
 
 
 @pytest.fixture
@@ -229,7 +202,7 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     # The autostart server runs once, under the owner, and either process reports it.
     server = wait_for(lambda: running(other, autostart_server), what="the autostart server running")
     assert running(owner, autostart_server)["pid"] == server["pid"]
-    assert bridges_of(data_dir) == [server["pid"]]
+    assert bridge_pids(str(data_dir)) == [server["pid"]]
     assert parent_pid(server["pid"]) == owner_pid(data_dir)
 
     # The owner dies in the middle of a pull: the other process takes the lock and resumes it.
@@ -251,26 +224,50 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     again = wait_for(lambda: (s := running(other, autostart_server)) and s["pid"] != server["pid"] and s,
                      what="the autostart server running under the new owner")
     assert parent_pid(again["pid"]) == owner_pid(data_dir)
-    assert wait_for(lambda: bridges_of(data_dir) == [again["pid"]], what="one bridge left")
+    assert wait_for(lambda: bridge_pids(str(data_dir)) == [again["pid"]], what="one bridge left")
 
 
 # -- several workers on one port --------------------------------------------------------------
 
-def test_workers_on_one_port_start_the_work_once(
+def worker_of(listener, workers: list[int]) -> int | None:
+    """Which of the ``workers`` holds ``listener``'s WebSocket connection."""
+    port = listener.client.eio.ws.sock.getsockname()[1]
+    for pid in workers:
+        for connection in psutil.Process(pid).net_connections(kind="tcp"):
+            if connection.raddr and connection.raddr.port == port:
+                return pid
+    return None
+
+
+def test_workers_on_one_port_start_the_work_once_and_share_events(
         served, shared_env, standin, data_dir, autostart_server, listeners):
     standin.publish("llama3.2", [500_000])
     panel = served(env={**shared_env, "OPEN1PANEL_AI_WORKERS": "2"}, data_dir=data_dir)
-    wait_for(lambda: len(children(panel.process.pid)) == 2, what="two workers")
+    workers = wait_for(lambda: len(found := children(panel.process.pid)) == 2 and found,
+                       what="two workers")
 
-    # Each connection lands on either worker; every one of them gets each event once.
-    clients = [listeners(panel, "tasks") for _ in range(4)]
+    # Connections land on either worker as the kernel hands them out, mostly on one: connect
+    # until each worker holds one (closing the extra ones), so that events must cross workers.
+    clients: dict[int, Listener] = {}
+    for _ in range(100):
+        client = listeners(panel, "tasks")
+        worker = wait_for(lambda client=client: worker_of(client, workers),
+                          what="a worker holding the connection")
+        if worker in clients:
+            client.close()
+        else:
+            clients[worker] = client
+        if len(clients) == 2:
+            break
+    assert len(clients) == 2, "100 connections in a row all went to one worker"
+    clients = list(clients.values())
     task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
     for client in clients:
         wait_for(lambda client=client: client.task_events(task["id"], "succeeded"), what="the final event")
     server = wait_for(lambda: running(panel, autostart_server), what="the autostart server running")
-    assert bridges_of(data_dir) == [server["pid"]]
+    assert bridge_pids(str(data_dir)) == [server["pid"]]
     assert parent_pid(owner_pid(data_dir)) == panel.process.pid
-    assert [len(c.task_events(task["id"], "succeeded")) for c in clients] == [1, 1, 1, 1]
+    assert [len(c.task_events(task["id"], "succeeded")) for c in clients] == [1] * len(clients)
     assert len(standin.pull_log) == 1
     assert "autostart of MCP server" not in panel.log()
 
@@ -282,3 +279,13 @@ def test_more_workers_need_a_redis_url(panel_env, capsys):
     assert cli.main(["serve", "--host", "127.0.0.1", "--port", "1"]) == 2
     error = capsys.readouterr().err
     assert "OPEN1PANEL_AI_WORKERS=2 needs OPEN1PANEL_AI_REDIS_URL" in error
+
+
+@pytest.mark.parametrize("name", ["WORKERS", "THREADS"])
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_workers_and_threads_below_one_are_refused_with_the_reason(panel_env, capsys, name, count):
+    panel_env.setenv(f"OPEN1PANEL_AI_{name}", count)
+    for setting in ("HOST", "PORT"):
+        panel_env.setenv(f"OPEN1PANEL_AI_{setting}", "")
+    assert cli.main(["serve", "--host", "127.0.0.1", "--port", "1"]) == 2
+    assert f"OPEN1PANEL_AI_{name} must be 1 or more, not {count}." in capsys.readouterr().err
