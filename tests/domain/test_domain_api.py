@@ -135,6 +135,21 @@ def test_delete_removes_the_site(panel):
     assert panel.api("delete", f"/domains/{created['id']}")[0] == 404
 
 
+def test_a_binding_is_removed_while_nginx_is_stopped_and_stays_gone_once_it_starts(nginx_panel):
+    created = bind(nginx_panel, auth={"mode": "none"})[1]
+    nginx = nginx_panel.proxy
+    nginx.stop()
+    # A change cannot be loaded, so the binding ends in error; removing it still works.
+    status, changed = nginx_panel.api("put", f"/domains/{created['id']}", json={"allowlist": ["10.0.0.0/8"]})
+    assert status == 200 and changed["state"] == "error" and "nginx is not running" in changed["error"]
+    assert nginx_panel.api("delete", f"/domains/{created['id']}")[0] == 204
+    assert nginx_panel.api("get", f"/domains/{created['id']}")[0] == 404
+    assert list(nginx.sites.iterdir()) == []
+
+    nginx.start()
+    assert version_through(nginx_panel).status_code == 421  # nginx came up without the site
+
+
 def test_the_preview_shows_what_will_be_written_with_the_secret_masked(panel):
     status, preview = panel.api("post", "/domains/preview", json={
         "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["10.1.0.0/16"]})
