@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from open1panel_ai.openapi import build_spec
-from open1panel_ai.web import API_PREFIX
+from open1panel_ai.web import API_PREFIX, MAX_JSON_BODY
 
 COMMAND = "python -m open1panel_ai.apidocs > docs/api.md"
 
@@ -85,6 +85,7 @@ what applies (field errors, the upstream's own text, the fix).
 | 404 | no such thing, or no such route |
 | 405 | the route does not take that method (`details.allowed` lists those it takes) |
 | 409 | conflicts with the current state (cancel a finished task, a name already taken, …) |
+| 413 | a JSON body larger than {MAX_JSON_BODY / 2**20:g} MiB (`details.limit_bytes`); a GGUF upload has no such limit |
 | 502 | the upstream (Ollama, an MCP server, the proxy) answered badly |
 | 503 | the upstream cannot be reached, or no provider of the feature is usable (`code` `provider_unavailable`, with `details.fix`) |
 | 507 | not enough disk |
@@ -207,13 +208,21 @@ def _operation(path: str, method: str, operation: Mapping[str, Any], schemas: Ma
     for status, response in sorted(operation["responses"].items()):
         if status in EVERYWHERE:
             continue
-        schema = response.get("content", {}).get("application/json", {}).get("schema")
         if status.startswith("2"):
-            answer = _type(schema) if schema is not None else "no JSON body"
+            answer = _answer(status, response.get("content", {}))
         else:
             answer = _text(response["description"])
         lines.append(f"| {status} | {answer} |")
     return "\n".join(lines) + "\n"
+
+
+def _answer(status: str, content: Mapping[str, Any]) -> str:
+    """A success answer in words: a JSON answer by its type, any other by its media type."""
+    if not content:
+        return "no body" if status == "204" else "not described"
+    return "; ".join(_type(media["schema"]) if media_type == "application/json"
+                     else f"`{media_type}` ({_type(media['schema'])})"
+                     for media_type, media in content.items())
 
 
 def _fields(schema: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
@@ -246,9 +255,14 @@ def _type(schema: Mapping[str, Any]) -> str:
     name = _ref_name(schema)
     if name is not None:
         return f"[{name}](#{anchor(name + ' object')})"
-    if "anyOf" in schema:  # a nested schema that may be null: [{nullable object}, {$ref}]
-        kinds = [_type(s) for s in schema["anyOf"] if not (s.get("nullable") and s.get("type") == "object")]
-        nullable = any(s.get("nullable") for s in schema["anyOf"])
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if alternatives:  # a nested schema that may be null is [{nullable object}, {$ref}]
+        kinds = []
+        for alternative in alternatives:
+            text = _type({**alternative, "nullable": False})
+            if not _null_placeholder(alternative) and text not in kinds:
+                kinds.append(text)
+        nullable = schema.get("nullable") or any(s.get("nullable") for s in alternatives)
         return " or ".join(kinds) + (" or null" if nullable else "")
     kind = schema.get("type", "any")
     if kind == "array":
@@ -258,6 +272,11 @@ def _type(schema: Mapping[str, Any]) -> str:
     else:
         text = kind + (f" ({schema['format']})" if schema.get("format") else "")
     return text + (" or null" if schema.get("nullable") else "")
+
+
+def _null_placeholder(schema: Mapping[str, Any]) -> bool:
+    """Whether an alternative only says "or null" (``{"type": "object", "nullable": true}``)."""
+    return schema.get("nullable") is True and schema.get("type") == "object" and len(schema) == 2
 
 
 def _notes(schema: Mapping[str, Any], description: str | None) -> str:

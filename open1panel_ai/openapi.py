@@ -10,7 +10,7 @@ from flask import Flask
 
 from open1panel_ai import __version__
 from open1panel_ai.schemas import ErrorSchema
-from open1panel_ai.web import API_PREFIX
+from open1panel_ai.web import API_PREFIX, MAX_JSON_BODY
 
 _RULE_ARGUMENT = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
 _ERROR_TEXT = {
@@ -18,6 +18,7 @@ _ERROR_TEXT = {
     401: "Missing or wrong credentials.",
     404: "Not found.",
     409: "Conflicts with the current state.",
+    413: f"The JSON body is larger than {MAX_JSON_BODY / 2**20:g} MiB.",
     500: "Unexpected error.",
     502: "The upstream answered badly.",
     503: "The upstream or its provider cannot be reached.",
@@ -86,6 +87,8 @@ def _operation(meta: dict, arguments: set[str]) -> dict:
     codes = {401, 500, *meta["errors"]}
     if body or query is not None:
         codes.add(400)
+    if body and "application/json" in body:
+        codes.add(413)
     for code in sorted(codes):
         operation["responses"][str(code)] = {
             "description": _ERROR_TEXT.get(code, "Error."),

@@ -125,7 +125,7 @@ def _body_up_to(limit: int) -> bytes:
 
 
 def _too_large(limit: int) -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(f"The JSON body is larger than {limit // 1024} KiB; send less.",
+    return errors.PayloadTooLarge(f"The JSON body is larger than {limit / 2**20:g} MiB; send less.",
                                   details={"limit_bytes": limit})
 
 

@@ -36,3 +36,31 @@ def test_a_request_body_lists_its_fields_with_their_constraints(api):
     tasks = text[text.index("### `GET /tasks`"):]
     assert "| `status` | query | string | no | one of `queued`, `running`, `succeeded`" in tasks
     assert "| `limit` | query | integer | no | 1–1000; default `100` |" in tasks
+
+
+def section(text, heading):
+    start = text.index(heading)
+    return text[start:text.index("\n### ", start)]
+
+
+def test_alternatives_and_answers_that_are_not_json_are_shown_as_they_are(api):
+    _, spec = api("get", "/openapi.json")
+    text = apidocs.render(spec)
+    server = section(text, "### MCPServerIn object")
+    assert "| `command` | string or array of string | no | argv list" in server
+    assert "| `keep_alive` | number or string | no |" in section(text, "### LoadBody object")
+    assert "| `error` | [TaskError](#taskerror-object) or null | no |" in section(text, "### Task object")
+    metrics = section(text, "### `GET /metrics`")
+    assert "| 200 | `text/plain; version=1.0.0; charset=utf-8` (string) |" in metrics
+    assert "| 204 | no body |" in section(text, "### `DELETE /ollama/models/{name}`")
+
+
+def test_every_json_body_may_be_refused_as_too_large(api):
+    _, spec = api("get", "/openapi.json")
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            takes_json = "application/json" in operation.get("requestBody", {}).get("content", {})
+            assert ("413" in operation["responses"]) == takes_json, (method, path)
+    text = apidocs.render(spec)
+    assert "| 413 | The JSON body is larger than 1 MiB. |" in section(text, "### `POST /ollama/pulls`")
+    assert "| 413 | a JSON body larger than 1 MiB" in text

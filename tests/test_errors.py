@@ -150,7 +150,7 @@ def test_a_json_body_over_the_limit_is_413_unread(probe, auth_headers):
     response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, input_stream=body,
                           content_type="application/json", content_length=len(body.getvalue()))
     error = assert_envelope(response, 413, "payload_too_large")
-    assert error["details"] == {"limit_bytes": MAX_JSON_BODY} and "1024 KiB" in error["message"]
+    assert error["details"] == {"limit_bytes": MAX_JSON_BODY} and "1 MiB" in error["message"]
     assert body.read_bytes == 0 and len(response.get_data()) < 1000
 
 
