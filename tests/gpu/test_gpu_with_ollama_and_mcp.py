@@ -12,13 +12,13 @@ import socket
 import time
 
 import pytest
-from ollama_standin import OllamaStandIn
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookspecs import hookimpl
 from open1panel_ai.gpu import service as gpu_service
 from tests.conftest import TOKEN, free_port
 from tests.mcp.conftest import FAST, TIME_SERVER, wait_status
+from tests.ollama_standin import OllamaStandIn
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from ollama_standin import OllamaStandIn
+
+from tests.ollama_standin import OllamaStandIn
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import threading
 import httpx
 import psutil
 import pytest
-from ollama_standin import OllamaStandIn
+
+from tests.ollama_standin import OllamaStandIn
 
 
 def test_local_endpoint_comes_from_ollama_host_and_others_can_be_added(ollama, ollama_api, tmp_path):

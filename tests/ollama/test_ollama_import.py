@@ -6,7 +6,8 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from ollama_standin import OllamaStandIn
+
+from tests.ollama_standin import OllamaStandIn
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """OllamaModelsPage and its dialogs in real Chromium (Debian's, driven by Playwright)."""
 
 import pytest
-from ollama_standin import OllamaStandIn
 from playwright.sync_api import expect
+
+from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

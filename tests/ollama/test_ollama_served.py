@@ -9,7 +9,8 @@ import sys
 import time
 
 import pytest
-from ollama_standin import OllamaStandIn
+
+from tests.ollama_standin import OllamaStandIn
 
 pytestmark = pytest.mark.server
 TOKEN = "test-admin-token-0123456789"

@@ -8,7 +8,8 @@ import socket
 import httpx
 import ollama
 import pytest
-from ollama_standin import OllamaStandIn
+
+from tests.ollama_standin import OllamaStandIn
 
 
 @pytest.fixture
