@@ -24,6 +24,7 @@ DEFAULTS: Mapping[str, str] = {
     "task_workers": "4",
     "threads": "512",
     "workers": "1",
+    "sign_in_seconds": "10",
     "redis_url": "",
     "disabled_plugins": "",
     "nginx_bin": "nginx",
