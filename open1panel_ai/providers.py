@@ -35,6 +35,7 @@ class Candidate:
     usable: bool | None = None  # None: not tried
     reason: str | None = None
     fix: str | None = None
+    down: Any = None  # the instance whose probe said it cannot work now
 
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "plugin": self.plugin, "usable": self.usable,
@@ -52,6 +53,9 @@ class Choice:
     hook_errors: list[dict[str, str]] = field(default_factory=list)
     reason: str | None = None
     fix: str | None = None
+    #: When no provider is usable: the one meant for this kind (the one in use before, or the
+    #: only one tried) whose probe failed. Some work needs less than a probe asks for.
+    down: Any = None
 
     @property
     def usable(self) -> bool:
@@ -89,6 +93,15 @@ class ProviderRegistry:
                 choice.reason or f"No {KIND_TITLES.get(kind, kind)} provider is usable.",
                 details={"kind": kind, "fix": choice.fix}, code="provider_unavailable")
         return choice.provider
+
+    def get_even_if_down(self, kind: str) -> Any:
+        """The chosen provider of ``kind`` or, when its probe failed, that provider anyway
+        (:attr:`Choice.down`), for work that needs less than its probe asks for: nginx's files
+        can lose a binding while nginx is stopped. A 503 like :meth:`get` when there is none."""
+        choice = self.choose(kind)
+        if choice.provider is None and choice.down is not None:
+            return choice.down
+        return self.get(kind)
 
     def choose(self, kind: str, refresh: bool = False) -> Choice:
         """Choose (once, or again with ``refresh``) the provider of ``kind``.
@@ -150,6 +163,8 @@ class ProviderRegistry:
             if provider is not None:
                 choice.provider = provider
                 return choice
+        choice.down = next((c.down for c in to_try if c.down is not None and c.down is in_use),
+                           to_try[0].down if len(to_try) == 1 else None)
         if not candidates:
             choice.reason = f"No {title} provider is installed."
             choice.fix = f"Install a plugin that offers one for the {title} feature."
@@ -164,11 +179,13 @@ class ProviderRegistry:
     def _try(self, candidate: Candidate, in_use: Any = None) -> Any:
         """The candidate's provider if its probe passes, else None with the reason recorded.
         ``in_use``, the provider chosen before, is probed itself when it is of this class."""
+        provider = None
         try:
             provider = in_use if type(in_use) is candidate.cls else candidate.cls(self._settings)
             provider.probe()
         except ProviderUnavailable as exc:
             candidate.usable, candidate.reason, candidate.fix = False, exc.reason, exc.fix or None
+            candidate.down = provider
             return None
         except Exception as exc:
             log.warning("provider %s from %s failed its probe", candidate.name, candidate.plugin,

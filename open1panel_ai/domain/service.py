@@ -178,7 +178,9 @@ class DomainService:
         return self._public(self._row(binding_id), token=token)
 
     def delete(self, binding_id: str) -> None:
-        provider = self.context.providers.get("domain")
+        """Take the binding out of the proxy, then forget it. This works with a proxy whose
+        probe failed too, where the proxy can take it (a stopped nginx's sites folder)."""
+        provider = self.context.providers.get_even_if_down("domain")
         with self._lock:
             record = self._row(binding_id)
             try:
@@ -220,7 +222,10 @@ class DomainService:
         binding_ids = self._binding_ids(kind, name)
         if not binding_ids:
             return
-        provider = self._provider_or_none()
+        try:
+            provider = self.context.providers.get_even_if_down("domain")
+        except errors.ApiError:
+            provider = None
         with self._lock:
             for binding_id in binding_ids:
                 error = reason

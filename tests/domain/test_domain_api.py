@@ -150,6 +150,27 @@ def test_a_binding_is_removed_while_nginx_is_stopped_and_stays_gone_once_it_star
     assert version_through(nginx_panel).status_code == 421  # nginx came up without the site
 
 
+def test_once_the_status_knows_nginx_is_stopped_changes_are_refused_but_removals_go_through(nginx_panel):
+    removed = bind(nginx_panel, auth={"mode": "none"})[1]
+    kept = bind(nginx_panel, domains=["kept.example.test"], auth={"mode": "none"})[1]
+    nginx = nginx_panel.proxy
+    nginx.stop()
+    domain = next(kind for kind in nginx_panel.api("get", "/status")[1]["providers"]
+                  if kind["kind"] == "domain")
+    assert not domain["usable"] and "nginx is not running" in domain["reason"]
+    status, refused = nginx_panel.api("put", f"/domains/{kept['id']}", json={"allowlist": ["10.0.0.0/8"]})
+    assert status == 503 and "nginx is not running" in refused["error"]["message"]
+
+    assert nginx_panel.api("delete", f"/domains/{removed['id']}")[0] == 204
+    assert nginx_panel.api("get", f"/domains/{removed['id']}")[0] == 404
+    assert [b["id"] for b in nginx_panel.api("get", "/domains")[1]["bindings"]] == [kept["id"]]
+    assert sorted(p.name for p in nginx.sites.iterdir()) == [f"open1panel-ai-{kept['id']}.conf"]
+
+    nginx.start()
+    assert version_through(nginx_panel).status_code == 421  # nginx came up without the site
+    assert version_through(nginx_panel, host="kept.example.test").status_code == 200
+
+
 def test_the_preview_shows_what_will_be_written_with_the_secret_masked(panel):
     status, preview = panel.api("post", "/domains/preview", json={
         "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["10.1.0.0/16"]})
