@@ -48,6 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         check_settings(settings)
         token, created = auth.load_or_create_token(settings.data_dir)
+        # Made here, before any worker starts, so that every worker reads the same secret.
+        auth.load_or_create_session_secret(settings.data_dir)
     except ValueError as exc:
         print(f"open1panel-ai: {exc}", file=sys.stderr)
         return 2

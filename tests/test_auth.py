@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from open1panel_ai import cli
 from open1panel_ai.config import Settings
 from open1panel_ai.standalone import auth
 from open1panel_ai.standalone.host import create_host
@@ -92,6 +93,31 @@ def test_an_empty_token_file_being_filled_is_waited_for(data_dir):
     path.write_text("")
     threading.Timer(0.2, path.write_text, ["filled-in-a-moment\n"]).start()
     assert auth.load_or_create_token(data_dir, environ={}) == ("filled-in-a-moment", False)
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda path: path.write_text("\n"), "is empty"),
+    (lambda path: path.write_bytes(b"\xff\xfe\x00"), "(it is not text)"),
+    (lambda path: path.mkdir(), "(Is a directory)"),
+])
+def test_serve_refuses_an_empty_or_unreadable_session_secret_with_a_clear_error(
+        panel_env, data_dir, capsys, monkeypatch, spoil, reason):
+    monkeypatch.setattr(auth, "EMPTY_SECRET_WAIT", 0.2)
+    data_dir.mkdir()
+    spoil(data_dir / "session-secret")
+    for name in ("HOST", "PORT"):  # serve sets them; the fixture puts them back afterwards
+        panel_env.setenv(f"OPEN1PANEL_AI_{name}", "")
+    assert cli.main(["serve", "--host", "127.0.0.1", "--port", "1"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("open1panel-ai: ") and reason in error and "Traceback" not in error
+    assert f"{data_dir / 'session-secret'}" in error and "delete it" in error.lower()
+    assert "OPEN1PANEL_AI_TOKEN" not in error  # the token has nothing to do with this file
+
+
+def test_an_unreadable_token_file_is_a_clear_error(data_dir):
+    (data_dir / "admin-token").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"Cannot read .*admin-token \(Is a directory\).*OPEN1PANEL_AI_TOKEN"):
+        auth.load_or_create_token(data_dir, environ={})
 
 
 def test_empty_credentials_sign_nobody_in(client):

@@ -31,13 +31,14 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 EMPTY_SECRET_WAIT = 2.0
 
 
-def _read_or_create_secret(path: Path, nbytes: int = 32) -> tuple[str, bool]:
+def _read_or_create_secret(path: Path, nbytes: int = 32, other_way: str = "") -> tuple[str, bool]:
     """Read a secret file, or create it with owner-only permissions. Returns (secret, created).
 
     Several panel processes may start on one data dir at once. The file appears whole (written
     beside it, then linked into place), so no process ever reads it half written; the processes
     that lose the race read the one that won. An empty file is refused: an empty secret would
-    sign anyone in.
+    sign anyone in. An empty or unreadable file is a ValueError that says what to do, ending
+    with ``other_way`` (another way to give the secret, if there is one).
     """
     deadline = time.monotonic() + EMPTY_SECRET_WAIT
     while True:
@@ -48,11 +49,15 @@ def _read_or_create_secret(path: Path, nbytes: int = 32) -> tuple[str, bool]:
             if _create_whole(path, secret):
                 return secret, True
             continue  # another process made it first: read theirs
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not text"
+            raise ValueError(f"Cannot read {path} ({reason}). Make it readable to this user, or "
+                             f"delete it to have a new secret made at the next start{other_way}.") from None
         if secret:
             return secret, False
         if time.monotonic() > deadline:
             raise ValueError(f"{path} is empty. Delete it to have a new secret made at the next "
-                             f"start, or set {TOKEN_ENV}.")
+                             f"start{other_way}.")
         time.sleep(0.05)  # a file written in place by something else may still be filling
 
 
@@ -80,10 +85,12 @@ def load_or_create_token(data_dir: Path, environ=os.environ) -> tuple[str, bool]
     from_env = environ.get(TOKEN_ENV, "").strip()
     if from_env:
         return from_env, False
-    return _read_or_create_secret(data_dir / TOKEN_FILE)
+    return _read_or_create_secret(data_dir / TOKEN_FILE, other_way=f", or set {TOKEN_ENV}")
 
 
 def load_or_create_session_secret(data_dir: Path) -> str:
+    """The key that signs browser sessions: the data dir's secret file, created (mode 0600) on
+    first start. A new one signs every browser out."""
     return _read_or_create_secret(data_dir / SECRET_FILE, 48)[0]
 
 
