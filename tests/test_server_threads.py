@@ -1,14 +1,16 @@
-"""Request threads of the served panel: open WebSockets never take the last of them."""
+"""Request threads of the served panel: open WebSockets never take the last of them, and one
+that does not sign in is closed."""
 
 import time
 
 import httpx
 import pytest
+import socketio
 import websocket
 
+from open1panel_ai.config import Settings
+from open1panel_ai.standalone.server import check_settings
 from tests.conftest import TOKEN
-
-pytestmark = pytest.mark.server
 
 
 def open_websocket(panel) -> websocket.WebSocket:
@@ -31,8 +33,11 @@ def eventually_open_websocket(panel, timeout: float = 10) -> websocket.WebSocket
             time.sleep(0.1)
 
 
+@pytest.mark.server
 def test_websockets_past_three_quarters_of_the_threads_are_refused_and_http_still_answers(served):
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "8"})
+    # The sockets here never sign in: a long sign-in deadline keeps them open for the test.
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "8",
+                        "OPEN1PANEL_AI_SIGN_IN_SECONDS": "600"})
     sockets = [open_websocket(panel) for _ in range(6)]
     try:
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -46,3 +51,47 @@ def test_websockets_past_three_quarters_of_the_threads_are_refused_and_http_stil
     finally:
         for ws in sockets:
             ws.close()
+
+
+def closed_by_server(ws: websocket.WebSocket) -> None:
+    """Read until the server closes ``ws``; a read that times out means it was left open."""
+    while True:
+        try:
+            if not ws.recv():
+                return
+        except websocket.WebSocketConnectionClosedException:
+            return
+
+
+@pytest.mark.server
+def test_websockets_that_never_sign_in_are_closed_and_free_their_places(served):
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "4",
+                        "OPEN1PANEL_AI_SIGN_IN_SECONDS": "1"})  # three places for WebSockets
+    client = socketio.Client(reconnection=False)
+    client.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN})
+    try:
+        opened = time.monotonic()
+        idle = [open_websocket(panel) for _ in range(2)]  # with the client, every place is taken
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            open_websocket(panel)
+        assert refused.value.status_code == 503
+        idle[1].send('40/ai,{"token": "wrong"}')  # a refused sign-in keeps no place either
+        assert idle[1].recv().startswith("44/ai,")
+        for ws in idle:
+            closed_by_server(ws)
+            ws.close()
+        assert 1 <= time.monotonic() - opened < 4  # at the deadline, not before
+        idle = [eventually_open_websocket(panel) for _ in range(2)]  # their places are free again
+        for ws in idle:
+            ws.close()
+        time.sleep(1.5)  # past the deadline: the signed-in client is still served
+        assert client.connected
+        assert client.call("subscribe", {"topic": "tasks"}, namespace="/ai", timeout=5)["ok"] is True
+    finally:
+        client.disconnect()
+
+
+@pytest.mark.parametrize("seconds, error", [("0", "must be 1 or more"), ("soon", "must be a whole number")])
+def test_a_sign_in_deadline_below_one_second_is_refused(seconds, error):
+    with pytest.raises(ValueError, match=f"OPEN1PANEL_AI_SIGN_IN_SECONDS {error}"):
+        check_settings(Settings.from_environ({"OPEN1PANEL_AI_SIGN_IN_SECONDS": seconds}))

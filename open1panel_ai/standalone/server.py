@@ -6,7 +6,8 @@ asks for more; more need ``OPEN1PANEL_AI_REDIS_URL``, the message queue through 
 worker's clients get every event (see ``docs/scaling.md``). Whatever their number, tasks and
 supervision run in one of them, the owner. On SIGTERM a worker stops the plugins first (tasks
 are interrupted and saved, children reaped, Socket.IO connections closed), then lets in-flight
-requests finish.
+requests finish. A WebSocket that does not sign in to a Socket.IO namespace in time is closed
+(:class:`SignInDeadline`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from open1panel_ai.config import ENV_PREFIX, Settings
 from open1panel_ai.relay import check_socket_path
-from open1panel_ai.standalone import auth
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,51 @@ class WebSocketLimit:
                 self._open -= 1
 
 
+class SignInDeadline:
+    """Closes Engine.IO sessions that have not joined a Socket.IO namespace in time.
+
+    Credentials are checked when a client connects to a namespace (``/ai``), not when it opens
+    its Engine.IO session, yet an open WebSocket already holds a thread and a place under
+    :class:`WebSocketLimit`. A client that opens sockets and never signs in would keep those
+    places, and live updates would stop for everyone. A background task looks at the sessions
+    four times per deadline and closes those that are past it with no namespace, so such a
+    session lives from ``seconds`` to about 1.25 × ``seconds``. Clients that sign in (the pages, Socket.IO
+    clients) connect to their namespace at once and are never touched; a refused or ended
+    namespace connection leaves the session to be closed like one that never tried.
+    """
+
+    def __init__(self, server, seconds: float) -> None:
+        self.server = server  # a python-socketio Server
+        self.seconds = seconds
+        self._first_seen: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.server.start_background_task(self._run)
+
+    def _run(self) -> None:
+        while True:
+            self.server.sleep(self.seconds / 4)
+            try:
+                self.sweep(time.monotonic())
+            except Exception:  # a sweep must never end the task that guards every later one
+                log.exception("sign-in deadline sweep failed")
+
+    def sweep(self, now: float) -> None:
+        """Close every session first seen ``seconds`` or more before ``now`` that has no namespace."""
+        engine = self.server.eio
+        self._first_seen = {sid: self._first_seen.get(sid, now) for sid in engine.sockets.copy()}
+        for sid, first_seen in self._first_seen.items():
+            if now - first_seen >= self.seconds and not self._in_a_namespace(sid):
+                log.info("closing Socket.IO session %s: no sign-in within %s s", sid, self.seconds)
+                engine.disconnect(sid)
+
+    def _in_a_namespace(self, eio_sid: str) -> bool:
+        """Whether the session has joined a namespace, or is being let into one now."""
+        manager = self.server.manager
+        return any(manager.sid_from_eio_sid(eio_sid, namespace) is not None
+                   for namespace in list(manager.get_namespaces()))
+
+
 class PanelWorker(ThreadWorker):
     """A gthread worker that stops the panel's plugins as soon as it is asked to exit."""
 
@@ -121,18 +167,19 @@ class PanelServer(BaseApplication):
     def load(self):
         from open1panel_ai.standalone.host import create_host
 
-        app = create_host(self.settings).app
-        app.wsgi_app = WebSocketLimit(app.wsgi_app, websocket_limit(self.settings.get_int("threads")))
-        return app
+        host = create_host(self.settings)
+        host.app.wsgi_app = WebSocketLimit(host.app.wsgi_app, websocket_limit(self.settings.get_int("threads")))
+        SignInDeadline(host.socketio.server, self.settings.get_int("sign_in_seconds")).start()
+        return host.app
 
 
 def check_settings(settings: Settings) -> None:
     """Refuse settings the server cannot start with, before anything starts: a ValueError that
-    says what to change. Workers and threads must be at least one, more than one worker needs
-    a Redis URL (the workers share events through it), and with Redis the owner's socket path
-    must fit a unix socket address."""
+    says what to change. Workers, threads and the sign-in deadline's seconds must be at least
+    one, more than one worker needs a Redis URL (the workers share events through it), and with
+    Redis the owner's socket path must fit a unix socket address."""
     settings.get_int("port")
-    for name in ("workers", "threads"):
+    for name in ("workers", "threads", "sign_in_seconds"):
         if (count := settings.get_int(name)) < 1:
             raise ValueError(f"{ENV_PREFIX}{name.upper()} must be 1 or more, not {count}.")
     workers = settings.get_int("workers")
@@ -146,7 +193,7 @@ def check_settings(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run the panel until it is stopped, with settings :func:`check_settings` accepted."""
-    # Made here, before any worker starts, so that every worker reads the same secret.
-    auth.load_or_create_session_secret(settings.data_dir)
+    """Run the panel until it is stopped, with settings :func:`check_settings` accepted and the
+    session secret made (:func:`auth.load_or_create_session_secret`), before any worker starts,
+    so that every worker reads the same secret."""
     PanelServer(settings).run()
