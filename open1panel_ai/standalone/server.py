@@ -81,9 +81,10 @@ class SignInDeadline:
     :class:`WebSocketLimit`. A client that opens sockets and never signs in would keep those
     places, and live updates would stop for everyone. A background task looks at the sessions
     four times per deadline and closes those that are past it with no namespace, so such a
-    session lives from ``seconds`` to about 1.25 × ``seconds``. Clients that sign in (the pages, Socket.IO
-    clients) connect to their namespace at once and are never touched; a refused or ended
-    namespace connection leaves the session to be closed like one that never tried.
+    session lives from ``seconds`` to about 1.25 × ``seconds``. Clients that sign in (the
+    pages, Socket.IO clients) connect to their namespace at once and are never touched; a
+    refused or ended namespace connection leaves the session to be closed like one that never
+    tried.
     """
 
     def __init__(self, server, seconds: float) -> None:
