@@ -169,8 +169,20 @@ class BindingWithTokenSchema(BindingSchema):
         "description": "The bearer token, shown once; rotate it to get a new one."})
 
 
+class PendingRemovalSchema(Schema):
+    """A removed binding its proxy has still to take out: it was down at the removal."""
+
+    id = fields.String(required=True, metadata={"description": "The removed binding's id."})
+    domains = fields.List(fields.String(), required=True)
+    note = fields.String(required=True, metadata={
+        "description": "Why the proxy still has it, and when it is taken out."})
+    since = fields.String(required=True, metadata={"description": "When the binding was removed."})
+
+
 class BindingListSchema(Schema):
     bindings = fields.List(fields.Nested(BindingSchema), required=True)
+    removals = fields.List(fields.Nested(PendingRemovalSchema), required=True, metadata={
+        "description": "Bindings removed while their proxy was down, which it has still to take out."})
 
 
 class PreviewSchema(Schema):

@@ -6,6 +6,11 @@ state ``error`` and the proxy's text, so the user can fix the one wrong value an
 A binding still ``pending`` at start was cut short by a panel that was killed; it is applied
 again then, so the proxy ends up serving what the record says (or the record says why not).
 
+A binding is removed even while its proxy is down. Where the proxy can take the removal then
+(nginx's sites folder), it is done at once. Where it cannot (Caddy's admin API does not
+answer), the record goes and a pending removal with a note takes its place; the removal is
+done when the proxy answers again: at the panel's start, or when the bindings are listed.
+
 Bindings follow their targets: when an MCP server's address changes its bindings are applied
 again, when it is deleted they are taken out of the proxy and marked ``error``; a binding whose
 target no longer resolves (an Ollama endpoint removed, say) is marked ``error`` when it is read.
@@ -55,6 +60,14 @@ MIGRATIONS = [
     );
     CREATE INDEX domain_names_by_binding ON domain_names (binding_id);
     """,
+    """
+    CREATE TABLE domain_removals (
+        binding_id TEXT PRIMARY KEY,
+        domains TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 #: Where each target kind answers on its upstream: MCP bridges serve ``/mcp`` (and ``/sse``).
@@ -84,8 +97,10 @@ class DomainService:
         self.context.when_owner(self._apply_interrupted)
 
     def _apply_interrupted(self) -> None:
-        """Apply again the bindings a killed panel left ``pending``; in the process that applies
-        changes (the owner of the data dir), once it is the owner."""
+        """Apply again the bindings a killed panel left ``pending``, and finish the removals a
+        proxy that was down could not take; in the process that applies changes (the owner of
+        the data dir), once it is the owner."""
+        self._finish_removals()
         with self._lock:
             pending = [record for record in self._records()
                        if record["state"] == "pending" and self._check_target_exists(record)]
@@ -103,6 +118,13 @@ class DomainService:
         for record in records:
             self._check_target_exists(record)
         return [self._public(record) for record in records]
+
+    def removals(self) -> list[dict]:
+        """The removals a proxy that was down has still to take; each tried again first."""
+        self._finish_removals()
+        return [{"id": row["binding_id"], "domains": json.loads(row["domains"]), "note": row["note"],
+                 "since": row["created_at"]}
+                for row in self.store.query("SELECT * FROM domain_removals ORDER BY created_at")]
 
     def binding(self, binding_id: str) -> dict:
         """One binding, its state checked against its target and the proxy (a target that no
@@ -186,12 +208,47 @@ class DomainService:
             try:
                 provider.remove(binding_id)
             except Exception as exc:
-                self._set_state(binding_id, "error", str(exc))
-                raise errors.UpstreamError(f"The proxy could not remove the binding: {exc}",
-                                           code="proxy_rejected") from None
-            self.store.execute("DELETE FROM domain_bindings WHERE id = ?", (binding_id,))
+                if self.context.providers.choose("domain", refresh=True).usable:
+                    self._set_state(binding_id, "error", str(exc))
+                    raise errors.UpstreamError(f"The proxy could not remove the binding: {exc}",
+                                               code="proxy_rejected") from None
+                self._remove_later(record, provider, exc)
+            else:
+                self.store.execute("DELETE FROM domain_bindings WHERE id = ?", (binding_id,))
             if record["target_kind"] == "mcp":
                 self._share_hosts_with_mcp(record["target_name"])
+
+    def _remove_later(self, record: Mapping[str, Any], provider: Any, exc: Exception) -> None:
+        """Forget a binding its proxy, being down, could not take out: a pending removal with a
+        note takes its place until the proxy answers again."""
+        note = (f"{provider.name} could not take this binding out while it is down ({exc}); it is "
+                f"taken out once {provider.name} answers again.")
+        log.warning("binding %s removed while %s is down: %s", record["id"], provider.name, exc)
+        with self.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO domain_removals (binding_id, domains, note, created_at) "
+                       "VALUES (?, ?, ?, ?)",
+                       (record["id"], json.dumps(record["domains"]), note, timestamp()))
+            db.execute("DELETE FROM domain_bindings WHERE id = ?", (record["id"],))
+
+    def _finish_removals(self) -> None:
+        """Have a usable proxy take the removals it was down for; one it still refuses keeps its
+        row, with the proxy's latest answer in its note."""
+        pending = [row["binding_id"] for row in self.store.query("SELECT binding_id FROM domain_removals")]
+        provider = self._provider_or_none() if pending else None
+        if provider is None:
+            return
+        with self._lock:
+            for binding_id in pending:
+                try:
+                    provider.remove(binding_id)
+                except Exception as exc:
+                    note = (f"{provider.name} did not take this binding out: {exc}. It is tried "
+                            "again when the bindings are listed.")
+                    self.store.execute("UPDATE domain_removals SET note = ? WHERE binding_id = ?",
+                                       (note, binding_id))
+                    continue
+                log.info("binding %s is now out of %s too", binding_id, provider.name)
+                self.store.execute("DELETE FROM domain_removals WHERE binding_id = ?", (binding_id,))
 
     # -- following the targets ------------------------------------------------------------
 

@@ -34,7 +34,8 @@ def domains_page():
 @blueprint.get(API_PREFIX + "/domains")
 @operation(summary="Domain bindings", tag="domains", response=BindingListSchema(), errors_=(503,))
 def list_bindings():
-    return {"bindings": _service().bindings()}
+    service = _service()
+    return {"bindings": service.bindings(), "removals": service.removals()}
 
 
 @blueprint.post(API_PREFIX + "/domains")
@@ -94,5 +95,7 @@ def rotate_token(binding_id):
            summary="Remove a binding and its proxy config", tag="domains", status=204,
            errors_=(404, 502, 503))
 def delete_binding(binding_id):
+    """Works while the proxy is down too: what it cannot take out then is listed under
+    ``removals`` in ``GET /domains`` until it answers again."""
     _service().delete(binding_id)
     return Response(status=204)

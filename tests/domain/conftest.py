@@ -94,7 +94,9 @@ class CaddyServer:
     def settings(self, data_dir: Path) -> dict[str, str]:
         return {"data_dir": str(data_dir), "caddy_admin": self.admin}
 
-    def start(self) -> CaddyServer:
+    def start(self, resume: bool = False) -> CaddyServer:
+        """Start Caddy; with ``resume``, on the config it last held (its autosave), as a Caddy
+        run with ``--resume`` comes back after a stop."""
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "caddy.json"
         server = {"listen": [f"127.0.0.1:{self.http_port}"], "automatic_https": {"disable": True},
@@ -110,7 +112,8 @@ class CaddyServer:
         config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}, "apps": apps}))
         env = {**os.environ, "HOME": str(self.root), "XDG_DATA_HOME": str(self.root / "data"),
                "XDG_CONFIG_HOME": str(self.root / "config")}
-        self.process = subprocess.Popen(["caddy", "run", "--config", str(config)], env=env,
+        command = ["caddy", "run", "--config", str(config), *(["--resume"] if resume else [])]
+        self.process = subprocess.Popen(command, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_port(self.admin_port, self.process)
         if not self.automatic_https:
@@ -209,3 +212,9 @@ def panel(proxy, panel_env, make_host, ollama, data_dir):
 def nginx_panel(nginx, panel_env, make_host, ollama, data_dir):
     """A panel publishing through a real nginx."""
     return _panel(nginx, "nginx", panel_env, make_host, ollama, data_dir)
+
+
+@pytest.fixture
+def caddy_panel(caddy, panel_env, make_host, ollama, data_dir):
+    """A panel publishing through a real Caddy."""
+    return _panel(caddy, "caddy", panel_env, make_host, ollama, data_dir)

@@ -10,6 +10,7 @@ import httpx
 
 from open1panel_ai.store import timestamp
 from tests.domain.certificates import self_signed
+from tests.domain.conftest import DomainPanel
 
 DOMAIN = "ollama.example.test"
 
@@ -169,6 +170,47 @@ def test_once_the_status_knows_nginx_is_stopped_changes_are_refused_but_removals
     nginx.start()
     assert version_through(nginx_panel).status_code == 421  # nginx came up without the site
     assert version_through(nginx_panel, host="kept.example.test").status_code == 200
+
+
+def caddy_route_ids(caddy) -> list[str]:
+    routes = httpx.get(caddy.admin + "/config/apps/http/servers/open1panel_ai/routes").json() or []
+    return [route["@id"] for route in routes]
+
+
+def test_a_binding_removed_while_caddy_is_down_is_taken_out_once_caddy_answers(caddy_panel):
+    removed = bind(caddy_panel, auth={"mode": "none"})[1]
+    kept = bind(caddy_panel, domains=["kept.example.test"], auth={"mode": "none"})[1]
+    caddy = caddy_panel.proxy
+    caddy.stop()
+    assert caddy_panel.api("delete", f"/domains/{removed['id']}")[0] == 204
+    status, listed = caddy_panel.api("get", "/domains")
+    assert [b["id"] for b in listed["bindings"]] == [kept["id"]]
+    [pending] = listed["removals"]
+    assert pending["id"] == removed["id"] and pending["domains"] == [DOMAIN]
+    assert "caddy could not take this binding out while it is down" in pending["note"]
+    assert "once caddy answers again" in pending["note"]
+
+    caddy.start(resume=True)  # back on the config it held, the removed route included
+    assert caddy_route_ids(caddy) == [f"open1panel-ai-{kept['id']}", f"open1panel-ai-{removed['id']}"]
+    assert caddy_panel.api("get", "/status")[0] == 200  # the panel sees Caddy answer again
+    assert caddy_panel.api("get", "/domains")[1]["removals"] == []
+    assert caddy_route_ids(caddy) == [f"open1panel-ai-{kept['id']}"]
+    assert version_through(caddy_panel, host="kept.example.test").status_code == 200
+
+
+def test_a_removal_caddy_was_down_for_is_done_by_the_restarted_panel(caddy_panel, make_host):
+    removed = bind(caddy_panel, auth={"mode": "none"})[1]
+    caddy = caddy_panel.proxy
+    caddy.stop()
+    caddy_panel.api("get", "/status")  # the panel knows Caddy is down: DELETE goes on anyway
+    assert caddy_panel.api("delete", f"/domains/{removed['id']}")[0] == 204
+    caddy_panel.host.shutdown()
+
+    caddy.start(resume=True)
+    assert caddy_route_ids(caddy) == [f"open1panel-ai-{removed['id']}"]
+    restarted = DomainPanel(make_host(), caddy)
+    assert caddy_route_ids(caddy) == []
+    assert restarted.api("get", "/domains")[1] == {"bindings": [], "removals": []}
 
 
 def test_the_preview_shows_what_will_be_written_with_the_secret_masked(panel):
