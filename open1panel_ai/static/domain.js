@@ -56,7 +56,10 @@
 
   function load() {
     AI.api("/domains").then(function (data) {
-      banner.hidden = true;
+      // Bindings removed while the proxy was down, which it has still to take out.
+      var pending = data.removals.map(function (r) { return r.domains.join(", ") + ": " + r.note; });
+      banner.hidden = pending.length === 0;
+      banner.textContent = pending.join(" ");
       render(data.bindings);
     }, function (error) {
       banner.hidden = false;
