@@ -102,6 +102,36 @@ def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_
     assert nginx.get(DOMAIN, "/api/version").status_code == 421
 
 
+def test_a_binding_removed_while_caddy_is_down_shows_its_note_until_caddy_took_it_out(
+        served, caddy, ollama, page, tmp_path):
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": "page-test-token-0123456789", "OLLAMA_HOST": ollama.url,
+                        "OPEN1PANEL_AI_DOMAIN_PROVIDER": "caddy", "OPEN1PANEL_AI_CADDY_ADMIN": caddy.admin})
+    headers = {"Authorization": f"Bearer {panel.token}"}
+    created = httpx.post(panel.url + "/api/v2/ai/domains", headers=headers, json={
+        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}})
+    assert created.status_code == 201, created.text
+    caddy.stop()
+    sign_in(page, panel)
+    page.goto(panel.url + "/ai/domains")
+    expect(page.locator("#domain-provider")).to_contain_text("does not answer")
+    page.locator("#domain-bindings tbody tr").get_by_role("button", name="Edit").click()
+    page.once("dialog", lambda confirm: confirm.accept())
+    page.locator("#domain-dialog").get_by_role("button", name="Remove binding").click()
+    expect(page.locator("#domain-empty")).to_be_visible()
+    banner = page.locator("#domain-banner")
+    expect(banner).to_contain_text(f"{DOMAIN}: caddy could not take this binding out while it is down")
+    expect(banner).to_contain_text("taken out once caddy answers again")
+
+    route = f"{caddy.admin}/id/open1panel-ai-{created.json()['id']}"
+    caddy.start(resume=True)
+    assert httpx.get(route).status_code == 200  # Caddy resumed on the config with the route
+    assert httpx.get(panel.url + "/api/v2/ai/status", headers=headers).status_code == 200
+    page.reload()
+    expect(page.locator("#domain-empty")).to_be_visible()  # the list has loaded
+    expect(banner).to_be_hidden()
+    assert httpx.get(route).status_code == 404
+
+
 def test_the_dialog_binds_an_mcp_server_from_its_row(panel_with_nginx, nginx, page):
     panel = panel_with_nginx
 
