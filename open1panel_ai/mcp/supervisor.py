@@ -304,7 +304,7 @@ def reap_leftover(config_path: Path, log_path: Path) -> None:
     members = []
     for leftover in leftovers:
         try:
-            members += [leftover, *leftover.children(recursive=True)]
+            group = [leftover, *leftover.children(recursive=True)]
         except psutil.Error:
             continue
         logfile.note(log_path, f"supervisor: stopping the bridge (pid {leftover.pid}) that a killed "
@@ -312,10 +312,26 @@ def reap_leftover(config_path: Path, log_path: Path) -> None:
         try:
             os.killpg(leftover.pid, signal.SIGKILL)  # each bridge leads its own process group
         except ProcessLookupError:
-            pass
+            continue
+        except PermissionError:
+            # Another user's panel runs it on this data dir; it is theirs to stop, and waiting
+            # for it to go would only delay this start.
+            log.warning("the bridge with config %s (pid %d) belongs to another user; it is left "
+                        "running", config_path, leftover.pid)
+            logfile.note(log_path, f"supervisor: the bridge (pid {leftover.pid}) belongs to "
+                                   "another user and may not be stopped; it is left running")
+            continue
+        members += group
     deadline = time.monotonic() + 5
     while any(_alive(member) for member in members) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def remove_stale_pid_files(run_dir: Path) -> None:
+    """Delete the ``*.pid`` files that earlier versions wrote beside each bridge's config:
+    bridges are now found by their command line, and nothing reads those files any more."""
+    for stale in run_dir.glob("*.pid"):
+        stale.unlink(missing_ok=True)
 
 
 def _bridges_of(config_path: Path) -> list[psutil.Process]:
