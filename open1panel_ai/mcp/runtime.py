@@ -30,6 +30,7 @@ from open1panel_ai.mcp.supervisor import (
     Supervised,
     Timing,
     reap_leftover,
+    remove_stale_pid_files,
 )
 
 
@@ -44,6 +45,7 @@ class ProcessRuntime:
         root = Path(settings["data_dir"]) / "mcp"
         self.run_dir = root / "run"
         self.log_dir = root / "logs"
+        remove_stale_pid_files(self.run_dir)
         self._servers: dict[str, Supervised] = {}
         self._lock = threading.Lock()
         self._server_locks: dict[str, threading.Lock] = {}
