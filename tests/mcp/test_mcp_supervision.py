@@ -13,6 +13,8 @@ import time
 import httpx
 import pytest
 
+from open1panel_ai.mcp import supervisor
+from open1panel_ai.mcp.runtime import ProcessRuntime
 from tests.conftest import free_port
 from tests.helpers import bridge_pids, wait_for
 from tests.mcp.conftest import (
@@ -261,6 +263,44 @@ def test_a_bridge_left_without_a_record_is_stopped_before_its_server_starts(mcp_
             if bridge.poll() is None:
                 os.killpg(bridge.pid, signal.SIGKILL)
                 bridge.wait()
+
+
+def test_a_bridge_of_another_user_is_left_running_without_delaying_the_start(
+        data_dir, tmp_path, monkeypatch, caplog):
+    """The kernel refuses to kill another user's process. The tests run as one user, so that
+    refusal is what ``killpg`` answers here for the one real leftover bridge."""
+    config_path = data_dir / "mcp" / "run" / "theirs.json"
+    bridge = unrecorded_bridge(config_path, tmp_path / "theirs.log")
+    real_killpg = os.killpg
+
+    def refused_for_theirs(pgid, sig):
+        if pgid == bridge.pid:
+            raise PermissionError(1, "Operation not permitted")
+        real_killpg(pgid, sig)
+
+    monkeypatch.setattr(supervisor.os, "killpg", refused_for_theirs)
+    log_path = tmp_path / "server.log"
+    try:
+        started = time.monotonic()
+        supervisor.reap_leftover(config_path, log_path)
+        assert time.monotonic() - started < 2  # not the 5 s wait for a group that never goes
+        assert bridge.poll() is None
+        assert f"pid {bridge.pid}" in caplog.text and "another user" in caplog.text
+        assert "belongs to another user" in log_path.read_text()
+    finally:
+        monkeypatch.undo()
+        os.killpg(bridge.pid, signal.SIGKILL)
+        bridge.wait()
+
+
+def test_pid_files_of_earlier_versions_are_removed_when_the_runtime_starts(tmp_path):
+    run_dir = tmp_path / "mcp" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "old.pid").write_text("12345\n")
+    (run_dir / "old.json").write_text("{}")
+    ProcessRuntime({"data_dir": str(tmp_path)})
+    assert sorted(path.name for path in run_dir.iterdir()) == ["old.json"]
+    ProcessRuntime({"data_dir": str(tmp_path / "fresh")})  # no run folder yet: nothing to do
 
 
 def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, auth_headers):
