@@ -97,17 +97,39 @@ def operation(
 
 def json_body() -> Any:
     """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable
-    (nested too deeply to parse included), and a 413 when it is over :data:`MAX_JSON_BODY`."""
+    (nested too deeply to parse included), and a 413 when it is over :data:`MAX_JSON_BODY`.
+    The media type is checked before anything is read, so that a body of another type is
+    refused for what it is, even when a guard has read it already."""
+    if request.mimetype and not request.is_json:
+        raise _not_json()
     data = _body_up_to(MAX_JSON_BODY)
-    if not request.is_json and data:
-        raise errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
-                                code="unsupported_media_type")
     if not data:
         raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
+    if not request.is_json:
+        raise _not_json()
     try:
         return current_app.json.loads(data)
     except (ValueError, RecursionError):
         raise errors.BadRequest("The body is not valid JSON.", code="invalid_json") from None
+
+
+def read_form_body() -> None:
+    """Read a form's body and keep it, so that ``request.form`` parses it and a relay can still
+    send it on; a 413 envelope when it is over :data:`MAX_JSON_BODY`: told by Content-Length
+    before anything is read, or, for a chunked body, as soon as the limit is passed. A form
+    is a few fields, so the JSON body's limit is ample for it too."""
+    if (request.content_length or 0) > MAX_JSON_BODY:
+        raise _too_large(MAX_JSON_BODY, "form")
+    # Werkzeug stops reading a chunked body quietly at this cap, so one byte past the limit
+    # is allowed in: a body that fills it is over the limit, not cut short at it.
+    request.max_content_length = MAX_JSON_BODY + 1
+    if len(request.get_data()) > MAX_JSON_BODY:
+        raise _too_large(MAX_JSON_BODY, "form")
+
+
+def _not_json() -> errors.BadRequest:
+    return errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
+                             code="unsupported_media_type")
 
 
 def _body_up_to(limit: int) -> bytes:
@@ -124,8 +146,8 @@ def _body_up_to(limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(f"The JSON body is larger than {limit / 2**20:g} MiB; send less.",
+def _too_large(limit: int, kind: str = "JSON") -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"The {kind} body is larger than {limit / 2**20:g} MiB; send less.",
                                   details={"limit_bytes": limit})
 
 

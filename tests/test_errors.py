@@ -2,11 +2,13 @@
 
 import io
 import json
+import re
 
 import pytest
 from flask import Blueprint
 
 from hookspecs import hookimpl
+from tests.conftest import TOKEN
 
 
 def assert_envelope(response, status, code=None):
@@ -140,6 +142,11 @@ class CountingStream(io.BytesIO):
         self.read_bytes += len(data)
         return data
 
+    def readinto(self, buffer):
+        size = super().readinto(buffer)
+        self.read_bytes += size
+        return size
+
 
 def big_echo_body(size):
     return json.dumps({"name": "x" * size}).encode()
@@ -169,6 +176,58 @@ def test_a_json_body_at_the_limit_is_taken(probe, auth_headers):
         response = probe.post(API_PREFIX + "/_probe/echo", input_stream=io.BytesIO(data),
                               content_type="application/json", **extra)
         assert response.status_code == 200 and len(response.get_json()["name"]) == len(data) - 12
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def big_form(size, csrf="x"):
+    """A urlencoded form of exactly ``size`` bytes (at least 30) whose CSRF field comes last,
+    so that it is only found in a body read whole."""
+    end = f"&csrf_token={csrf}".encode()
+    return b"note=" + b"n" * (size - len(end) - 5) + end
+
+
+def sign_in(client):
+    """Sign ``client`` in as a browser does; returns the session's CSRF token."""
+    client.post("/login", data={"token": TOKEN, "next": "/ai/"})
+    return re.search(r'name="csrf-token" content="([^"]+)"',
+                     client.get("/ai/").get_data(as_text=True)).group(1)
+
+
+def test_a_big_form_from_a_token_client_is_refused_as_not_json_unread(probe, auth_headers):
+    body = CountingStream(big_form(20 * 1024 * 1024))
+    response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, input_stream=body,
+                          content_type=FORM, content_length=len(body.getvalue()))
+    assert_envelope(response, 400, "unsupported_media_type")
+    assert body.read_bytes == 0
+
+
+def test_a_signed_in_form_over_the_limit_is_413_before_it_is_read(probe):
+    """A session's form is read for its CSRF field; one over the limit is refused unread when
+    its length is told, and read no further than about the limit when it comes in chunks."""
+    sign_in(probe)
+    data = big_form(20 * 1024 * 1024)
+    for extra, most_read in (({"content_length": len(data)}, 0),
+                             (chunked({}), MAX_JSON_BODY + 64 * 1024)):
+        body = CountingStream(data)
+        response = probe.post(API_PREFIX + "/_probe/echo", input_stream=body, content_type=FORM,
+                              **extra)
+        error = assert_envelope(response, 413, "payload_too_large")
+        assert error["details"] == {"limit_bytes": MAX_JSON_BODY} and "form body" in error["message"]
+        assert body.read_bytes <= most_read
+
+
+def test_a_signed_in_form_at_the_limit_passes_the_csrf_check_and_is_refused_as_not_json(probe):
+    """The guard has read the form by then; the route still names the wrong media type rather
+    than a missing body."""
+    csrf = sign_in(probe)
+    for extra in ({}, chunked({})):
+        response = probe.post(API_PREFIX + "/_probe/echo", content_type=FORM,
+                              input_stream=io.BytesIO(big_form(MAX_JSON_BODY, csrf)), **extra)
+        assert_envelope(response, 400, "unsupported_media_type")
+    wrong = probe.post(API_PREFIX + "/_probe/echo", data={"csrf_token": "wrong", "name": "x"})
+    assert_envelope(wrong, 403, "csrf_failed")
 
 
 @pytest.mark.parametrize("body, where", [

@@ -19,6 +19,8 @@ from typing import Any
 
 from flask import session
 
+from open1panel_ai.web import read_form_body
+
 TOKEN_FILE = "admin-token"
 SECRET_FILE = "session-secret"
 TOKEN_ENV = "OPEN1PANEL_AI_TOKEN"
@@ -135,10 +137,11 @@ def csrf_token() -> str:
 
 def csrf_ok(request) -> bool:
     """Whether ``request`` carries its session's CSRF token, in the header or a form field.
-    A form's body is read so that it is kept, and can still be relayed to the owner process."""
+    A form's body is read so that it is kept, and can still be relayed to the owner process;
+    one over the body limit is a 413 envelope, refused before it is read into memory."""
     expected = session.get("csrf")
     sent = request.headers.get(CSRF_HEADER)
     if not sent and request.mimetype in FORM_TYPES:
-        request.get_data()
+        read_form_body()
         sent = request.form.get(CSRF_FIELD)
     return bool(expected and sent) and hmac.compare_digest(str(sent), str(expected))
