@@ -32,6 +32,11 @@ DEFAULT_SERVER = "open1panel_ai"
 ADMIN_TIMEOUT = 60
 
 
+class AdminUnreachable(ProxyRejected, ConnectionError):
+    """Caddy's admin API did not answer (refused, timed out); a ``ConnectionError`` so callers
+    can tell a proxy that is away from one that refused."""
+
+
 class ConcurrentChange(ProxyRejected):
     """Someone else changed Caddy's config between our read and our write."""
 
@@ -128,6 +133,9 @@ class CaddyProvider:
     name = "caddy"
     #: Caddy obtains and renews certificates itself (automatic HTTPS).
     acme = True
+    #: A new route goes before the others, so it wins over an old route for the same names
+    #: that is still to be taken out.
+    new_routes_first = True
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.admin = settings.get("caddy_admin", "http://127.0.0.1:2019").rstrip("/")
@@ -187,6 +195,8 @@ class CaddyProvider:
                     return
                 write = httpx.patch(self.admin + APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
                                     headers={"If-Match": tag})
+            except httpx.TransportError as exc:
+                raise AdminUnreachable(f"Caddy's admin API at {self.admin} failed: {exc}") from None
             except httpx.HTTPError as exc:
                 raise ProxyRejected(f"Caddy's admin API at {self.admin} failed: {exc}") from None
             if write.status_code == 412:
@@ -214,7 +224,7 @@ class CaddyProvider:
         elif new is not None:
             # Before any catch-all route the server already had.
             routes.insert(0, new)
-        self._edit_https_skip(server, old, binding)
+        self._edit_https_skip(server, our_route, old, binding)
         tls = apps.get("tls", {})
         loaded = tls.get("certificates", {}).get("load_files", [])
         loaded[:] = [c for c in loaded if c.get("@id") != our_certificate]
@@ -226,15 +236,26 @@ class CaddyProvider:
         return apps
 
     @staticmethod
-    def _edit_https_skip(server: dict, old: dict | None, binding: ProxyBinding | None) -> None:
-        """Keep Caddy's automatic HTTPS away from the names of bindings without TLS."""
+    def _edit_https_skip(server: dict, our_route: str, old: dict | None,
+                         binding: ProxyBinding | None) -> None:
+        """Keep Caddy's automatic HTTPS away from the names of bindings without TLS.
+
+        The old route's names leave the skip list unless another route still matches them (a
+        new binding without TLS that took a name over while this route waited to be taken out);
+        a binding with TLS takes its own names out of it.
+        """
         automatic = server.get("automatic_https") or {}
         if automatic.get("disable"):
             return
         old_hosts = set(old["match"][0]["host"]) if old else set()
-        skip = [name for name in automatic.get("skip", []) if name not in old_hosts]
+        other_hosts = {host for other in server.get("routes", []) if other.get("@id") != our_route
+                       for match in other.get("match", []) for host in match.get("host", [])}
+        skip = [name for name in automatic.get("skip", [])
+                if name not in old_hosts or name in other_hosts]
         if binding is not None and binding.tls_mode == "none":
-            skip += list(binding.domains)
+            skip += [name for name in binding.domains if name not in skip]
+        elif binding is not None:
+            skip = [name for name in skip if name not in binding.domains]
         if skip or automatic:
             server["automatic_https"] = {**automatic, "skip": skip}
 

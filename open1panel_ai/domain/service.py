@@ -68,6 +68,11 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     """,
+    # The provider a pending removal is for: only that one can take it out. Removals recorded
+    # before it have none, and are taken by whichever provider is in use.
+    """
+    ALTER TABLE domain_removals ADD COLUMN provider TEXT;
+    """,
 ]
 
 #: Where each target kind answers on its upstream: MCP bridges serve ``/mcp`` (and ``/sse``).
@@ -160,6 +165,7 @@ class DomainService:
             self._check_target(record, provider)
             with self.store.transaction() as db:
                 self._check_unique(db, record)
+                self._check_not_being_removed(db, record, provider)
                 columns = [c for c in record if c != "domains"]
                 db.execute(f"INSERT INTO domain_bindings ({', '.join(columns)}) "
                            f"VALUES ({', '.join('?' for _ in columns)})", [record[c] for c in columns])
@@ -177,6 +183,7 @@ class DomainService:
             record.update(state="pending", error=None, updated_at=timestamp())
             with self.store.transaction() as db:
                 self._check_unique(db, record)
+                self._check_not_being_removed(db, record, provider)
                 columns = [c for c in record if c not in ("domains", "id", "created_at")]
                 db.execute(f"UPDATE domain_bindings SET {', '.join(c + ' = ?' for c in columns)} "
                            "WHERE id = ?", [record[c] for c in columns] + [binding_id])
@@ -225,19 +232,29 @@ class DomainService:
                 f"taken out once {provider.name} answers again.")
         log.warning("binding %s removed while %s is down: %s", record["id"], provider.name, exc)
         with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO domain_removals (binding_id, domains, note, created_at) "
-                       "VALUES (?, ?, ?, ?)",
-                       (record["id"], json.dumps(record["domains"]), note, timestamp()))
+            db.execute("INSERT OR REPLACE INTO domain_removals "
+                       "(binding_id, domains, note, provider, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (record["id"], json.dumps(record["domains"]), note, provider.name, timestamp()))
             db.execute("DELETE FROM domain_bindings WHERE id = ?", (record["id"],))
 
     def _finish_removals(self) -> None:
-        """Have a usable proxy take the removals it was down for; one it still refuses keeps its
-        row, with the proxy's latest answer in its note."""
-        pending = [row["binding_id"] for row in self.store.query("SELECT binding_id FROM domain_removals")]
-        provider = self._provider_or_none() if pending else None
+        """Have the proxy each pending removal was recorded for take it, once that proxy answers.
+
+        The proxy is probed afresh (the choice kept since the removal says it was down), and
+        only when removals are pending. A removal of another provider than the one in use stays
+        pending: only its own proxy has its route. One the proxy refuses keeps its row, with the
+        proxy's latest answer in its note; a proxy that stops answering ends the round, so a
+        hung proxy costs one timeout, not one per removal.
+        """
+        if self.store.query_one("SELECT 1 FROM domain_removals LIMIT 1") is None:
+            return
+        provider = self.context.providers.choose("domain", refresh=True).provider
         if provider is None:
             return
         with self._lock:
+            pending = [row["binding_id"] for row in self.store.query(
+                "SELECT binding_id FROM domain_removals WHERE provider IS NULL OR provider = ? "
+                "ORDER BY created_at", (provider.name,))]
             for binding_id in pending:
                 try:
                     provider.remove(binding_id)
@@ -246,6 +263,8 @@ class DomainService:
                             "again when the bindings are listed.")
                     self.store.execute("UPDATE domain_removals SET note = ? WHERE binding_id = ?",
                                        (note, binding_id))
+                    if isinstance(exc, ConnectionError):
+                        break
                     continue
                 log.info("binding %s is now out of %s too", binding_id, provider.name)
                 self.store.execute("DELETE FROM domain_removals WHERE binding_id = ?", (binding_id,))
@@ -399,6 +418,24 @@ class DomainService:
             raise errors.Conflict(
                 "These domains are bound already: " + ", ".join(r["name"] for r in taken) + ".",
                 details={"domains": {r["name"]: r["binding_id"] for r in taken}}, code="domain_taken")
+
+    @staticmethod
+    def _check_not_being_removed(db, record: Mapping[str, Any], provider: Any) -> None:
+        """Refuse domains whose old config the proxy still holds, as a removal still pending,
+        where a new config for them would not win over it (nginx keeps serving the site file
+        it read first); Caddy puts a new route first, so it needs no wait."""
+        if getattr(provider, "new_routes_first", False):
+            return
+        rows = db.execute("SELECT domains FROM domain_removals WHERE provider IS NULL OR provider = ?",
+                          (provider.name,)).fetchall()
+        held = {name for row in rows for name in json.loads(row["domains"])}
+        waiting = [name for name in record["domains"] if name in held]
+        if waiting:
+            raise errors.Conflict(
+                f"{provider.name} still holds the config of a removed binding for "
+                + ", ".join(waiting) + "; it is taken out when the bindings are listed once "
+                f"{provider.name} takes it (see removals in GET /domains).",
+                details={"domains": waiting}, code="domain_being_removed")
 
     @staticmethod
     def _write_names(db, record: Mapping[str, Any]) -> None:

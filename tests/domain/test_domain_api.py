@@ -5,12 +5,14 @@ reaches a config file, a rejected change that leaves the old site serving, and r
 from __future__ import annotations
 
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 from open1panel_ai.store import timestamp
 from tests.domain.certificates import self_signed
-from tests.domain.conftest import DomainPanel
+from tests.domain.conftest import DomainPanel, _panel
 
 DOMAIN = "ollama.example.test"
 
@@ -192,7 +194,7 @@ def test_a_binding_removed_while_caddy_is_down_is_taken_out_once_caddy_answers(c
 
     caddy.start(resume=True)  # back on the config it held, the removed route included
     assert caddy_route_ids(caddy) == [f"open1panel-ai-{kept['id']}", f"open1panel-ai-{removed['id']}"]
-    assert caddy_panel.api("get", "/status")[0] == 200  # the panel sees Caddy answer again
+    # The listing itself asks Caddy again; nothing else has to notice that it is back.
     assert caddy_panel.api("get", "/domains")[1]["removals"] == []
     assert caddy_route_ids(caddy) == [f"open1panel-ai-{kept['id']}"]
     assert version_through(caddy_panel, host="kept.example.test").status_code == 200
@@ -211,6 +213,94 @@ def test_a_removal_caddy_was_down_for_is_done_by_the_restarted_panel(caddy_panel
     restarted = DomainPanel(make_host(), caddy)
     assert caddy_route_ids(caddy) == []
     assert restarted.api("get", "/domains")[1] == {"bindings": [], "removals": []}
+
+
+class HungCaddyAdmin(BaseHTTPRequestHandler):
+    """An admin API that answers the probe, then never answers the config read of a change,
+    as a Caddy stuck provisioning does; it counts those reads."""
+
+    changes_asked = 0
+    released = threading.Event()
+
+    def do_GET(self):
+        if self.path == "/config/":
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
+        type(self).changes_asked += 1
+        self.released.wait(10)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_hung_caddy_costs_one_timeout_when_the_bindings_are_listed_not_one_per_removal(
+        caddy_panel, monkeypatch):
+    monkeypatch.setattr("open1panel_ai.domain.caddy.ADMIN_TIMEOUT", 0.5)
+    first = bind(caddy_panel, auth={"mode": "none"})[1]
+    second = bind(caddy_panel, domains=["second.example.test"], auth={"mode": "none"})[1]
+    caddy = caddy_panel.proxy
+    caddy.stop()
+    for binding in (first, second):
+        assert caddy_panel.api("delete", f"/domains/{binding['id']}")[0] == 204
+
+    admin = ThreadingHTTPServer(("127.0.0.1", caddy.admin_port), HungCaddyAdmin)
+    threading.Thread(target=admin.serve_forever, daemon=True).start()
+    try:
+        removals = caddy_panel.api("get", "/domains")[1]["removals"]
+    finally:
+        HungCaddyAdmin.released.set()
+        admin.shutdown()
+        admin.server_close()
+    assert HungCaddyAdmin.changes_asked == 1
+    assert sorted(r["id"] for r in removals) == sorted([first["id"], second["id"]])
+    assert sum("did not take this binding out" in r["note"] for r in removals) == 1
+
+
+def test_a_removal_waits_for_its_own_proxy_when_the_panel_moved_to_another(
+        caddy_panel, nginx, panel_env, make_host, ollama, data_dir):
+    removed = bind(caddy_panel, auth={"mode": "none"})[1]
+    caddy = caddy_panel.proxy
+    caddy.stop()
+    assert caddy_panel.api("delete", f"/domains/{removed['id']}")[0] == 204
+    caddy_panel.host.shutdown()
+
+    on_nginx = _panel(nginx, "nginx", panel_env, make_host, ollama, data_dir)
+    [pending] = on_nginx.api("get", "/domains")[1]["removals"]  # nginx never had Caddy's route
+    assert pending["id"] == removed["id"] and "once caddy answers again" in pending["note"]
+    on_nginx.host.shutdown()
+
+    caddy.start(resume=True)
+    assert caddy_route_ids(caddy) == [f"open1panel-ai-{removed['id']}"]
+    back_on_caddy = _panel(caddy, "caddy", panel_env, make_host, ollama, data_dir)
+    assert caddy_route_ids(caddy) == []
+    assert back_on_caddy.api("get", "/domains")[1]["removals"] == []
+
+
+def test_a_domain_whose_nginx_site_is_still_to_be_removed_cannot_be_bound_again_until_it_is(nginx_panel):
+    removed = bind(nginx_panel, auth={"mode": "none"})[1]
+    nginx = nginx_panel.proxy
+    nginx.stop()
+    broken = nginx.sites / "broken.conf"
+    broken.write_text("this is not nginx config\n")  # nginx -t fails, with or without our site
+    assert nginx_panel.api("delete", f"/domains/{removed['id']}")[0] == 204
+    site = nginx.sites / f"open1panel-ai-{removed['id']}.conf"
+    assert site.exists()
+
+    broken.unlink()
+    nginx.start()  # on the old site, which still serves the domain
+    assert nginx_panel.api("get", "/status")[0] == 200  # the panel sees nginx running again
+    status, refused = bind(nginx_panel, auth={"mode": "none"})
+    assert status == 409 and refused["error"]["code"] == "domain_being_removed"
+    assert refused["error"]["details"] == {"domains": [DOMAIN]}
+
+    assert nginx_panel.api("get", "/domains")[1]["removals"] == []  # nginx takes it out now
+    assert not site.exists()
+    status, created = bind(nginx_panel, auth={"mode": "none"})
+    assert status == 201 and created["state"] == "online"
+    assert version_through(nginx_panel).status_code == 200
 
 
 def test_the_preview_shows_what_will_be_written_with_the_secret_masked(panel):

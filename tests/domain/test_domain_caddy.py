@@ -176,6 +176,27 @@ def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
         caddy.stop()
 
 
+def test_an_old_route_taken_out_leaves_the_skip_of_a_name_a_newer_route_without_tls_serves(
+        tmp_path, ollama):
+    caddy = CaddyServer(tmp_path / "caddy-https", automatic_https=True).start()
+    try:
+        provider = CaddyProvider(caddy.settings(tmp_path / "data"))
+        provider.apply(ollama_binding(ollama, id="old"))
+        # A new binding took the name over while the old one waited to be taken out.
+        provider.apply(ollama_binding(ollama, id="new"))
+        provider.remove("old")
+
+        server = httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai").json()
+        assert [r["@id"] for r in server["routes"]] == ["open1panel-ai-new"]
+        assert server["automatic_https"]["skip"] == [DOMAIN]  # still plain HTTP, no certificate
+
+        provider.apply(ollama_binding(ollama, id="new", tls_mode="acme"))
+        server = httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai").json()
+        assert server["automatic_https"]["skip"] == []
+    finally:
+        caddy.stop()
+
+
 def test_ports_come_from_the_servers_listen_and_force_https_is_honoured(tmp_path, ollama):
     caddy = CaddyServer(tmp_path / "caddy-both", automatic_https=True, both_ports=True).start()
     try:
