@@ -31,7 +31,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "te", "trailer", "transfer-encoding", "upgrade"})
 #: Headers of the owner's answer that the relaying server sets itself.
 SET_BY_SERVER = frozenset({"server", "date"})
-#: Body types a request guard may have parsed before the relay (a form's CSRF field, say).
+#: Body types a request guard may have read before the relay (a form's CSRF field, say).
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 CHUNK = 64 * 1024
 #: The longest path a unix socket address holds (``sun_path`` less its closing NUL byte).
@@ -104,9 +104,9 @@ class Relay:
         headers = [(name, value) for name, value in request.headers.items()
                    if name.lower() not in HOP_BY_HOP]
         content = None
-        if request.mimetype in FORM_TYPES:
-            # The guard may have read the form already; Werkzeug then keeps the body it read.
-            # Its length is the one sent on, in case a guard read the form without keeping it.
+        if request.mimetype in FORM_TYPES and _body_was_read(request):
+            # A guard read the form (its CSRF field) and Werkzeug kept the body it read, within
+            # the body limit; any other body, a form's included, is streamed unread.
             content = request.get_data()
             headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
         elif request.content_length or request.headers.get("Transfer-Encoding"):
@@ -128,6 +128,11 @@ class Relay:
     def close(self) -> None:
         """Close the connections to the owner; call once, when the process stops."""
         self._client.close()
+
+
+def _body_was_read(request: Request) -> bool:
+    """Whether the body was read and kept already (Werkzeug keeps what ``get_data`` read)."""
+    return getattr(request, "_cached_data", None) is not None
 
 
 def _chunks(request: Request) -> Iterator[bytes]:

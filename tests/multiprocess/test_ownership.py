@@ -20,6 +20,7 @@ from open1panel_ai.ownership import LOCK_FILE, Ownership
 from open1panel_ai.standalone.host import create_host
 from tests.conftest import TOKEN
 from tests.helpers import wait_for
+from tests.test_errors import FORM, CountingStream, big_form, sign_in
 
 
 def test_one_claim_holds_the_lock_and_the_next_takes_it_when_it_goes(tmp_path):
@@ -74,7 +75,7 @@ def test_a_panel_that_is_not_the_owner_relays_and_answers_503_until_it_takes_ove
 
         os.close(other)  # the other process ends
         other = None
-        wait_for(lambda: context.is_owner and history_rows(context), timeout=5,
+        wait_for(lambda: context.is_owner and history_rows(context),
                  what="the panel taking over and keeping the GPU history")
         assert client.get("/api/v2/ai/tasks", headers=auth_headers).status_code == 200
         assert (data_dir / "run" / "owner.sock").is_socket()
@@ -119,9 +120,9 @@ def test_a_panel_that_cannot_take_over_gives_the_lock_up_and_relays(
         block_owner_socket(data_dir)
         os.close(other)  # the owner ends; taking over fails at the socket
         other = None
-        wait_for(lambda: "could not become the owner" in caplog.text, timeout=5,
+        wait_for(lambda: "could not become the owner" in caplog.text,
                  what="the failed takeover")
-        assert wait_for(lambda: lock_is_free(data_dir), timeout=5, what="the lock given up")
+        assert wait_for(lambda: lock_is_free(data_dir), what="the lock given up")
         assert not context.is_owner
         response = host.app.test_client().get("/api/v2/ai/tasks", headers=auth_headers)
         assert response.status_code == 503
@@ -178,3 +179,30 @@ def test_a_signed_in_form_post_is_relayed_with_its_body(shared_dir_env, make_hos
     assert answer.get_json()["error"]["code"] == "not_found"
     refused = browser.post("/api/v2/ai/tasks/no-such-task/cancel", data={"csrf_token": "wrong"})
     assert refused.status_code == 403
+
+
+def test_a_big_form_is_refused_by_the_relaying_panel_or_streamed_to_the_owner(
+        shared_dir_env, make_host, auth_headers):
+    """A signed-in browser's form is read for its CSRF field before it is relayed: over the
+    body limit it is refused there, unread. A token client's form is not read there at all:
+    the owner has its request while most of the body is still unsent, and its JSON route
+    refuses the media type."""
+    owner, relaying = make_host(), make_host()
+    assert not relaying.app.extensions["open1panel_ai"].is_owner
+    data = big_form(20 * 1024 * 1024)
+    sent_when_the_owner_began = []
+    owner.app.before_request(lambda: sent_when_the_owner_began.append(body.read_bytes) and None)
+    browser = relaying.app.test_client()
+    sign_in(browser)
+    body = CountingStream(data)
+    refused = browser.post("/api/v2/ai/ollama/pulls", input_stream=body, content_type=FORM,
+                           content_length=len(data))
+    assert refused.status_code == 413 and refused.get_json()["error"]["code"] == "payload_too_large"
+    assert body.read_bytes == 0 and sent_when_the_owner_began == []
+    body = CountingStream(data)
+    answer = relaying.app.test_client().post(
+        "/api/v2/ai/ollama/pulls", headers=auth_headers, input_stream=body, content_type=FORM,
+        content_length=len(data))
+    assert answer.status_code == 400, answer.get_data(as_text=True)  # the owner's answer
+    assert answer.get_json()["error"]["code"] == "unsupported_media_type"
+    assert sent_when_the_owner_began[0] < len(data) // 4
