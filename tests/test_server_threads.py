@@ -80,7 +80,8 @@ def test_websockets_that_never_sign_in_are_closed_and_free_their_places(served):
         for ws in idle:
             closed_by_server(ws)
             ws.close()
-        assert 1 <= time.monotonic() - opened < 4  # at the deadline, not before
+        # At the deadline, not before; the upper bound leaves room for a loaded machine.
+        assert 1 <= time.monotonic() - opened < 15
         idle = [eventually_open_websocket(panel) for _ in range(2)]  # their places are free again
         for ws in idle:
             ws.close()
