@@ -17,6 +17,7 @@ from hookspecs import hookimpl
 from open1panel_ai import __version__, i18n
 from open1panel_ai.errors import envelope
 from open1panel_ai.standalone import auth
+from open1panel_ai.web import read_form_body
 
 OPEN_ENDPOINTS = frozenset({"healthz"})
 
@@ -65,6 +66,8 @@ def guard():
         return None
     user = _host().auth.authenticate(request)
     if user is None:
+        if request.mimetype in auth.FORM_TYPES:
+            read_form_body()  # the sign-in form and page read its fields: within the body limit
         if request.endpoint == "login" and request.method == "POST":
             return None  # the sign-in form checks the token itself
         if _wants_json():
