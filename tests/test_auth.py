@@ -12,7 +12,9 @@ from open1panel_ai import cli
 from open1panel_ai.config import Settings
 from open1panel_ai.standalone import auth
 from open1panel_ai.standalone.host import create_host
+from open1panel_ai.web import MAX_JSON_BODY
 from tests.conftest import TOKEN
+from tests.test_errors import FORM, CountingStream, big_form, chunked
 
 SAMPLE_ARGUMENTS = {"task_id": "abc", "name": "ai", "filename": "ai.js", "path": "x"}
 
@@ -205,3 +207,16 @@ def test_a_new_token_signs_existing_sessions_out(make_host, panel_env):
     moved = second.app.test_client()
     moved.set_cookie("open1panel_session", browser.get_cookie("open1panel_session").value)
     assert moved.get("/api/v2/ai/status").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/login", "/plugins/ai"])
+def test_forms_from_the_signed_out_are_read_only_within_the_body_limit(client, path):
+    """The sign-in form and page read a form's fields before anyone is signed in."""
+    data = big_form(20 * 1024 * 1024)
+    for extra, most_read in (({"content_length": len(data)}, 0),
+                             (chunked({}), MAX_JSON_BODY + 64 * 1024)):
+        body = CountingStream(data)
+        response = client.post(path, input_stream=body, content_type=FORM, **extra)
+        assert response.status_code == 413
+        assert response.get_json()["error"]["code"] == "payload_too_large"
+        assert body.read_bytes <= most_read
