@@ -85,7 +85,7 @@ what applies (field errors, the upstream's own text, the fix).
 | 404 | no such thing, or no such route |
 | 405 | the route does not take that method (`details.allowed` lists those it takes) |
 | 409 | conflicts with the current state (cancel a finished task, a name already taken, …) |
-| 413 | a JSON body larger than {MAX_JSON_BODY / 2**20:g} MiB (`details.limit_bytes`); a GGUF upload has no such limit |
+| 413 | a JSON or form body larger than {MAX_JSON_BODY / 2**20:g} MiB (`details.limit_bytes`); a GGUF upload has no such limit |
 | 502 | the upstream (Ollama, an MCP server, the proxy) answered badly |
 | 503 | the upstream cannot be reached, or no provider of the feature is usable (`code` `provider_unavailable`, with `details.fix`) |
 | 507 | not enough disk |

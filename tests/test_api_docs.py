@@ -63,4 +63,4 @@ def test_every_json_body_may_be_refused_as_too_large(api):
             assert ("413" in operation["responses"]) == takes_json, (method, path)
     text = apidocs.render(spec)
     assert "| 413 | The JSON body is larger than 1 MiB. |" in section(text, "### `POST /ollama/pulls`")
-    assert "| 413 | a JSON body larger than 1 MiB" in text
+    assert "| 413 | a JSON or form body larger than 1 MiB" in text
