@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ from open1panel_ai import errors
 KIND_TITLES = {"ollama": "Ollama", "mcp": "MCP", "gpu": "GPU", "domain": "domain"}
 
 log = logging.getLogger(__name__)
+
+#: Seconds a kind with no usable provider waits before a call probes it again, so a proxy or
+#: server that comes back is noticed by the next call, not only by the status page.
+RECHECK_SECONDS = 5.0
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Choice:
     #: When no provider is usable: the one meant for this kind (the one in use before, or the
     #: only one tried) whose probe failed. Some work needs less than a probe asks for.
     down: Any = None
+    #: When it was chosen (``time.monotonic()``).
+    chosen_at: float = field(default_factory=time.monotonic)
 
     @property
     def usable(self) -> bool:
@@ -86,8 +93,11 @@ class ProviderRegistry:
         self._lock = threading.Lock()
 
     def get(self, kind: str) -> Any:
-        """The chosen provider of ``kind``; raises a 503 :class:`~errors.ApiError` if none."""
+        """The chosen provider of ``kind``; raises a 503 :class:`~errors.ApiError` if none.
+        A kind found unusable more than :data:`RECHECK_SECONDS` ago is probed again first."""
         choice = self.choose(kind)
+        if not choice.usable and time.monotonic() - choice.chosen_at >= RECHECK_SECONDS:
+            choice = self.choose(kind, refresh=True)
         if not choice.usable:
             raise errors.UpstreamUnavailable(
                 choice.reason or f"No {KIND_TITLES.get(kind, kind)} provider is usable.",

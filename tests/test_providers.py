@@ -193,3 +193,21 @@ def test_a_refresh_switches_to_a_first_choice_that_became_usable():
     ready.append(True)
     assert gpu_status(chosen)["provider"] == "preferred"
     assert isinstance(chosen.get("gpu"), Preferred)
+
+
+def test_a_kind_found_unusable_is_probed_again_by_a_later_call(monkeypatch):
+    back = []
+
+    class Proxy(provider("proxy")):
+        def probe(self):
+            if not back:
+                raise ProviderUnavailable("proxy is not running")
+
+    chosen = registry(("p", Plugin(Proxy)))
+    with pytest.raises(UpstreamUnavailable, match="not running"):
+        chosen.get("gpu")
+    back.append(True)
+    with pytest.raises(UpstreamUnavailable):  # within the re-check interval: the cached answer
+        chosen.get("gpu")
+    monkeypatch.setattr("open1panel_ai.providers.RECHECK_SECONDS", 0)
+    assert isinstance(chosen.get("gpu"), Proxy)
