@@ -209,16 +209,6 @@ async def stdio_upstream(config: Mapping[str, Any]):
                         continue
                     await read_writer.send(SessionMessage(message))
 
-    async def read_stderr():
-        buffer = b""
-        async for chunk in process.stderr:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                child_log.info("%s", line.decode(errors="replace").rstrip())
-        if buffer:
-            child_log.info("%s", buffer.decode(errors="replace").rstrip())
-
     async def write_stdin():
         async with write_reader:
             async for message in write_reader:
@@ -227,7 +217,7 @@ async def stdio_upstream(config: Mapping[str, Any]):
 
     async with anyio.create_task_group() as group:
         group.start_soon(read_stdout)
-        group.start_soon(read_stderr)
+        group.start_soon(_log_lines, process.stderr, child_log)
         group.start_soon(write_stdin)
         try:
             yield read_stream, write_stream, process
@@ -256,18 +246,8 @@ async def gateway_upstream(config: Mapping[str, Any]):
         raise UpstreamFailed(f"cannot run {gateway['argv'][0]!r}: {exc.strerror}") from None
     log.info("started the gateway %s (pid %d) on internal port %s", gateway["argv"][0], process.pid,
              gateway["port"])
-    gateway_log = logging.getLogger("gateway")
-
-    async def read_output():
-        buffer = b""
-        async for chunk in process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                gateway_log.info("%s", line.decode(errors="replace").rstrip())
-
     async with anyio.create_task_group() as group:
-        group.start_soon(read_output)
+        group.start_soon(_log_lines, process.stdout, logging.getLogger("gateway"))
         try:
             await _wait_for_port("127.0.0.1", int(gateway["port"]), process)
             remote = {"url": f"http://127.0.0.1:{gateway['port']}/mcp", "headers": {}}
@@ -277,6 +257,18 @@ async def gateway_upstream(config: Mapping[str, Any]):
             group.cancel_scope.cancel()
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
+
+
+async def _log_lines(stream, logger: logging.Logger) -> None:
+    """Log each line a child writes to ``stream``, the last one even without its newline."""
+    buffer = b""
+    async for chunk in stream:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            logger.info("%s", line.decode(errors="replace").rstrip())
+    if buffer:
+        logger.info("%s", buffer.decode(errors="replace").rstrip())
 
 
 async def _wait_for_port(host: str, port: int, process) -> None:
