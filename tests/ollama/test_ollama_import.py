@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -63,26 +62,25 @@ def test_paths_outside_the_import_folder_are_refused(ollama, import_dir, ollama_
     assert ollama_api("get", "/tasks")[1]["tasks"] == []
 
 
-def test_an_old_server_gets_the_modelfile_form(tmp_path, panel_env, make_host, wait_task):
+@pytest.fixture
+def old_ollama(tmp_path, panel_env):
+    """An Ollama older than 0.5.5 (its create takes a Modelfile) as the panel's ``local``, with
+    ``m.gguf`` in the import folder."""
     with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
         panel_env.setenv("OLLAMA_HOST", old.url)
         folder = tmp_path / "imports"
         folder.mkdir()
         (folder / "m.gguf").write_bytes(gguf(1 << 16))
         panel_env.setenv("OPEN1PANEL_AI_OLLAMA_IMPORT_DIR", str(folder))
-        client = make_host().app.test_client()
-        headers = {"Authorization": "Bearer test-admin-token-0123456789"}
-        response = client.post("/api/v2/ai/ollama/imports", json={"name": "legacy", "path": "m.gguf"},
-                               headers=headers)
-        assert response.status_code == 202
-        task_id = response.get_json()["id"]
-        for _ in range(200):
-            task = client.get(f"/api/v2/ai/tasks/{task_id}", headers=headers).get_json()
-            if task["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.05)
-        assert task["status"] == "succeeded", task
-        assert "legacy:latest" in {m["name"] for m in old.tags()["models"]}
+        yield old
+
+
+def test_an_old_server_gets_the_modelfile_form(old_ollama, api, wait_task):
+    status, task = api("post", "/ollama/imports", json={"name": "legacy", "path": "m.gguf"})
+    assert status == 202, task
+    task = wait_task(task["id"])
+    assert task["status"] == "succeeded", task
+    assert "legacy:latest" in {m["name"] for m in old_ollama.tags()["models"]}
 
 
 def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(ollama, import_dir, client,
@@ -133,36 +131,23 @@ def test_text_that_would_add_modelfile_directives_is_refused_and_nothing_starts(
     assert ollama.create_log == []
 
 
-def test_an_old_server_gets_template_system_and_parameters_as_one_directive_each(tmp_path, panel_env, make_host):
-    with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
-        panel_env.setenv("OLLAMA_HOST", old.url)
-        folder = tmp_path / "imports"
-        folder.mkdir()
-        (folder / "m.gguf").write_bytes(gguf(1 << 16))
-        panel_env.setenv("OPEN1PANEL_AI_OLLAMA_IMPORT_DIR", str(folder))
-        client = make_host().app.test_client()
-        headers = {"Authorization": "Bearer test-admin-token-0123456789"}
-        response = client.post("/api/v2/ai/ollama/imports", headers=headers, json={
-            "name": "legacy", "path": "m.gguf", "template": "{{ .System }}\n{{ .Prompt }}",
-            "system": "Say \"hi\" first.", "parameters": {"temperature": 0.5, "stop": ["<|end|>", "User:"],
-                                                       "penalize_newline": True}})
-        assert response.status_code == 202, response.get_json()
-        task_id = response.get_json()["id"]
-        for _ in range(200):
-            task = client.get(f"/api/v2/ai/tasks/{task_id}", headers=headers).get_json()
-            if task["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.05)
-        assert task["status"] == "succeeded", task
-        modelfile = old.create_log[-1]["modelfile"]
-        assert modelfile.splitlines()[1:] == [
-            'TEMPLATE """{{ .System }}', '{{ .Prompt }}"""',
-            'SYSTEM """Say "hi" first."""',
-            "PARAMETER penalize_newline true",
-            'PARAMETER stop "<|end|>"', 'PARAMETER stop "User:"',
-            "PARAMETER temperature 0.5",
-        ]
-        assert "parameters" not in old.create_log[-1] and "template" not in old.create_log[-1]
+def test_an_old_server_gets_template_system_and_parameters_as_one_directive_each(old_ollama, api, wait_task):
+    status, task = api("post", "/ollama/imports", json={
+        "name": "legacy", "path": "m.gguf", "template": "{{ .System }}\n{{ .Prompt }}",
+        "system": "Say \"hi\" first.", "parameters": {"temperature": 0.5, "stop": ["<|end|>", "User:"],
+                                                     "penalize_newline": True}})
+    assert status == 202, task
+    task = wait_task(task["id"])
+    assert task["status"] == "succeeded", task
+    modelfile = old_ollama.create_log[-1]["modelfile"]
+    assert modelfile.splitlines()[1:] == [
+        'TEMPLATE """{{ .System }}', '{{ .Prompt }}"""',
+        'SYSTEM """Say "hi" first."""',
+        "PARAMETER penalize_newline true",
+        'PARAMETER stop "<|end|>"', 'PARAMETER stop "User:"',
+        "PARAMETER temperature 0.5",
+    ]
+    assert "parameters" not in old_ollama.create_log[-1] and "template" not in old_ollama.create_log[-1]
 
 
 def upload(client, auth_headers, data, query="name=my-model"):
