@@ -9,7 +9,8 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import free_port
-from tests.mcp.conftest import TIME_SERVER, _session_call, wait_status
+from tests.helpers import TIME_SERVER
+from tests.mcp.conftest import _session_call, wait_status
 
 
 def mcp_api(panel):

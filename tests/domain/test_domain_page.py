@@ -160,7 +160,8 @@ def test_the_dialog_binds_an_mcp_server_from_its_row(panel_with_nginx, nginx, pa
 
 def start_time_server_via(api):
     from tests.conftest import free_port
-    from tests.mcp.conftest import TIME_SERVER, wait_status
+    from tests.helpers import TIME_SERVER
+    from tests.mcp.conftest import wait_status
 
     status, server = api("post", "/servers", json={"name": "time", "command": TIME_SERVER, "port": free_port()})
     assert status == 201, server

@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from hookspecs import hookimpl
 from open1panel_ai.gpu import service as gpu_service
 from tests.conftest import TOKEN, free_port
-from tests.mcp.conftest import FAST, TIME_SERVER, wait_status
+from tests.helpers import TIME_SERVER, wait_for
+from tests.mcp.conftest import FAST, wait_status
 from tests.ollama_standin import OllamaStandIn
 
 
@@ -92,15 +93,13 @@ def families(text: str) -> dict:
 
 def wait_sample(host, call, predicate, timeout=15):
     """Poll ``GET /gpu`` until ``predicate(sample)`` holds; return the sample."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def matching_sample():
         status, sample = call(host, "get", "/gpu")
         assert status == 200, sample
-        if predicate(sample):
-            return sample
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the sample never got there: {sample['ollama_cpu_models']}")
-        time.sleep(0.2)
+        return sample if predicate(sample) else None
+
+    return wait_for(matching_sample, timeout, interval=0.2, what="a GPU sample that matches")
 
 
 def test_ollama_models_on_the_cpu_come_from_the_ollama_service(ollama, make_host, call):

@@ -15,7 +15,6 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 BIN = Path(sys.executable).parent
-TIME_SERVER = [str(BIN / "mcp-server-time"), "--local-timezone", "UTC"]
 GIT_SERVER = str(BIN / "mcp-server-git")
 
 #: Restart delays of a fraction of a second instead of 5 s to 60 s, and a quick probe.

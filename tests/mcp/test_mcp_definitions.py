@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.mcp.conftest import TIME_SERVER
+from tests.helpers import TIME_SERVER
 
 
 def create(api, **fields):

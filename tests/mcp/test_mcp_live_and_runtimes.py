@@ -6,7 +6,8 @@ from typing import ClassVar
 
 from hookspecs import hookimpl
 from tests.conftest import TOKEN
-from tests.mcp.conftest import TIME_SERVER, wait_status
+from tests.helpers import TIME_SERVER
+from tests.mcp.conftest import wait_status
 
 
 def events(client, name):

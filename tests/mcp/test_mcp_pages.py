@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import TOKEN
-from tests.mcp.conftest import FAST, TIME_SERVER
+from tests.helpers import TIME_SERVER
+from tests.mcp.conftest import FAST
 
 pytestmark = pytest.mark.browser
 

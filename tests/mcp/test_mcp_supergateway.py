@@ -11,7 +11,8 @@ import pytest
 
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai.mcp.runtime import SupergatewayRuntime
-from tests.mcp.conftest import TIME_SERVER, call_tool, wait_status
+from tests.helpers import TIME_SERVER
+from tests.mcp.conftest import call_tool, wait_status
 from tests.mcp.test_mcp_supervision import token_of
 
 

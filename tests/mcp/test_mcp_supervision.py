@@ -16,10 +16,9 @@ import pytest
 from open1panel_ai.mcp import supervisor
 from open1panel_ai.mcp.runtime import ProcessRuntime
 from tests.conftest import free_port
-from tests.helpers import bridge_pids, wait_for
+from tests.helpers import TIME_SERVER, bridge_pids, wait_for
 from tests.mcp.conftest import (
     GIT_SERVER,
-    TIME_SERVER,
     call_tool,
     group_members,
     pid_alive,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.helpers import wait_for
 from tests.ollama_standin import OllamaStandIn
 
 
@@ -35,14 +34,11 @@ def wait_task(api):
     """Poll ``GET /tasks/<id>`` until ``predicate`` holds (by default: the task ended)."""
 
     def wait(task_id, predicate=lambda t: t["status"] not in ("queued", "running"), timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
+        def task_there():
             status, task = api("get", f"/tasks/{task_id}")
             assert status == 200, task
-            if predicate(task):
-                return task
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the task never got there: {task}")
-            time.sleep(0.05)
+            return task if predicate(task) else None
+
+        return wait_for(task_there, timeout, what=f"task {task_id} reaching the state asked for")
 
     return wait
