@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+#: Seconds :meth:`Store.close` waits for a thread to finish with its connection.
+CLOSE_WAIT = 10
+
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     component TEXT NOT NULL,
@@ -37,7 +40,8 @@ class Store:
 
     Every thread gets its own connection (SQLite connections must not be shared while in use),
     closed when the thread ends, so short-lived threads (a pool per request, a timer per event)
-    leave no connection behind. Writes go through :meth:`transaction`, which takes the write
+    leave no connection behind. :meth:`close` waits for a connection another thread is using
+    (closing it under that thread crashes the interpreter). Writes go through :meth:`transaction`, which takes the write
     lock up front so two writers never deadlock on an upgrade from a read lock.
     """
 
@@ -45,13 +49,23 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connections: set[sqlite3.Connection] = set()
+        #: Every open connection, with the lock its thread holds while using it.
+        self._connections: dict[sqlite3.Connection, threading.RLock] = {}
         self._lock = threading.Lock()
         self._closed = False
         with self.transaction() as db:
             db.execute(_BOOKKEEPING)
 
-    def _connection(self) -> sqlite3.Connection:
+    @contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, kept from :meth:`close` while the block runs."""
+        holder = self._holder()
+        with holder.in_use:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            yield holder.db
+
+    def _holder(self) -> _ThreadConnection:
         if self._closed:
             raise RuntimeError("the store is closed")
         holder = getattr(self._local, "holder", None)
@@ -63,35 +77,37 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             holder = self._local.holder = _ThreadConnection(db)
             with self._lock:
-                self._connections.add(db)
+                self._connections[db] = holder.in_use
             # Only this thread's local storage refers to the holder: it goes when the thread ends.
             weakref.finalize(holder, self._forget, db)
-        return holder.db
+        return holder
 
     def _forget(self, db: sqlite3.Connection) -> None:
         """Close the connection of a thread that has ended."""
         with self._lock:
-            self._connections.discard(db)
+            self._connections.pop(db, None)
         db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run a block in one write transaction: committed on success, rolled back on error."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+        with self._using() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, params).fetchall()
+        with self._using() as db:
+            return db.execute(sql, params).fetchall()
 
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
-        return self._connection().execute(sql, params).fetchone()
+        with self._using() as db:
+            return db.execute(sql, params).fetchone()
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one statement in its own transaction; return the number of rows changed."""
@@ -137,25 +153,35 @@ class Store:
         return "; ".join(row[0] for row in self.query("PRAGMA integrity_check"))
 
     def close(self) -> None:
-        """Close every connection. A final checkpoint folds the WAL back into the file."""
+        """Close every connection, each once its thread is done with it; one still busy after
+        :data:`CLOSE_WAIT` seconds is left for its thread's end to close. A final checkpoint
+        folds the WAL back into the file."""
         with self._lock:
             self._closed = True
-            for db in self._connections:
+            connections = list(self._connections.items())
+            self._connections.clear()
+        for db, in_use in connections:
+            if not in_use.acquire(timeout=CLOSE_WAIT):
+                continue
+            try:
                 try:
                     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 except sqlite3.Error:
                     pass
                 db.close()
-            self._connections.clear()
+            finally:
+                in_use.release()
 
 
 class _ThreadConnection:
-    """One thread's connection; sqlite3 connections cannot be weakly referenced, this can."""
+    """One thread's connection and the lock held while it is used; sqlite3 connections cannot
+    be weakly referenced, this can."""
 
-    __slots__ = ("db", "__weakref__")
+    __slots__ = ("__weakref__", "db", "in_use")
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        self.in_use = threading.RLock()
 
 
 def _split_statements(script: str) -> list[str]:

@@ -103,3 +103,34 @@ def test_killing_a_writer_mid_transaction_loses_nothing_committed(tmp_path):
     assert store.integrity_check() == "ok"
     assert [r[0] for r in store.query("SELECT n FROM rows ORDER BY n")] == list(range(200))
     store.close()
+
+
+def test_closing_waits_for_a_transaction_another_thread_is_in(tmp_path):
+    store = Store(tmp_path / "a.sqlite3")
+    store.execute("CREATE TABLE t (x INTEGER)")
+    inside, finish, outcome = threading.Event(), threading.Event(), []
+
+    def writer():
+        with store.transaction() as db:
+            inside.set()
+            finish.wait(10)
+            db.execute("INSERT INTO t VALUES (1)")
+        outcome.append("committed")
+        try:
+            store.query("SELECT x FROM t")
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close() must wait for the writer's transaction"
+    finish.set()
+    closer.join(10)
+    thread.join(10)
+    assert outcome == ["committed", "the store is closed"]
+    with sqlite3.connect(tmp_path / "a.sqlite3") as db:
+        assert db.execute("SELECT x FROM t").fetchall() == [(1,)]
