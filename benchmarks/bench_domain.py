@@ -28,7 +28,7 @@ from tests.domain.conftest import CaddyServer, NginxServer
 from tests.ollama_standin import OllamaStandIn
 
 DOMAIN = "ollama.example.test"
-TOKEN = "benchmark-token"
+TOKEN = "benchmark-token-0123456789abcdefghijklmnop"
 REQUESTS = 300
 APPLIES = 10
 OTHER_SITES = 200

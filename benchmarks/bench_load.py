@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import ollama_standin
 from conftest import ServedPanel
 
-TOKEN = "benchmark-token-0123456789"
+TOKEN = "benchmark-token-0123456789abcdefghijklmnop"
 GPU_INTERVAL = 0.5
 #: A pull of one 20 MB layer at 10 MB/s: two seconds of progress events, then the next one.
 PULL_EVERY = 2.0

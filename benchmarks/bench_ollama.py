@@ -24,7 +24,7 @@ sys.path.insert(0, str(TESTS))
 import ollama_standin
 from conftest import ServedPanel
 
-TOKEN = "benchmark-token-0123456789"
+TOKEN = "benchmark-token-0123456789abcdefghijklmnop"
 LAYER = 40_000_000
 LIST_MODELS = 1000
 LIST_REPEAT = 20

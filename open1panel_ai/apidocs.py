@@ -28,11 +28,13 @@ TAG_TITLES = {
     "mcp": "MCP servers",
     "gpu": "GPU monitoring",
     "domains": "Domain bindings",
+    "alerts": "Alerts",
 }
 #: Statuses every operation can answer; the head says so once instead of every table.
 EVERYWHERE = {"401", "500"}
 #: Which guide explains each tag's feature in words.
-TAG_GUIDES = {"ollama": "ollama.md", "mcp": "mcp.md", "gpu": "gpu.md", "domains": "domains.md"}
+TAG_GUIDES = {"ollama": "ollama.md", "mcp": "mcp.md", "gpu": "gpu.md", "domains": "domains.md",
+              "alerts": "alerts.md"}
 
 HEAD = f"""\
 # The HTTP API
@@ -121,6 +123,8 @@ stops it. Events carry the same objects the HTTP API returns:
 | `gpu` | `gpu` | a GPU sample (as `GET /gpu`), every `OPEN1PANEL_AI_GPU_INTERVAL` seconds while someone listens |
 | `mcp` | `mcp` | an MCP server (as `GET /mcp/servers/<id>`) when its state changes; `{{"id", "deleted": true}}` when removed |
 | `mcp:<id>:logs` | `mcp_log` | `{{"server_id", "lines"}}`: new log lines of that server |
+| `alerts` | `alerts` | `{{"unread", "firing", "alert"}}`: the counts, and the alert raised, resolved or acknowledged (null when several were) |
+| `alerts` | `alert_channel` | an alert channel (as `GET /alerts/channels`) when its delivery state changes |
 
 ```python
 import socketio

@@ -7,8 +7,11 @@ import logging
 import os
 import sys
 
-from open1panel_ai import __version__, features
+from open1panel_ai import __version__, features, private
 from open1panel_ai.config import ENV_PREFIX, Settings
+from open1panel_ai.terminal import InertFormatter, inert
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Log lines quote what came from elsewhere (MCP server names, Ollama's errors): inert.
+    handler = logging.StreamHandler()
+    handler.setFormatter(InertFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     return args.run(args)
 
 
@@ -44,14 +50,17 @@ def _serve(args: argparse.Namespace) -> int:
     from open1panel_ai.standalone import auth
     from open1panel_ai.standalone.server import check_settings, serve
 
+    # What the panel creates (its data, configs, an MCP server's files) is its own to read.
+    os.umask(private.UMASK)
     settings = Settings.from_environ()
     try:
+        private.repair(settings.data_dir)
         check_settings(settings)
         token, created = auth.load_or_create_token(settings.data_dir)
         # Made here, before any worker starts, so that every worker reads the same secret.
         auth.load_or_create_session_secret(settings.data_dir)
     except ValueError as exc:
-        print(f"open1panel-ai: {exc}", file=sys.stderr)
+        print(f"open1panel-ai: {inert(exc, lines=True)}", file=sys.stderr)
         return 2
     if created:
         print(f"Admin token (shown once; also stored in {settings.data_dir / auth.TOKEN_FILE}):\n"

@@ -13,6 +13,9 @@ from pathlib import Path
 
 ENV_PREFIX = "OPEN1PANEL_AI_"
 
+#: Variables that hold secrets: read where they are needed, never handed to providers.
+SECRET_VARIABLES = frozenset({ENV_PREFIX + "TOKEN", ENV_PREFIX + "METRICS_TOKEN"})
+
 #: Values used when a variable is not set (names in lower case, without the prefix).
 DEFAULTS: Mapping[str, str] = {
     "host": "127.0.0.1",
@@ -51,7 +54,7 @@ class Settings:
         environ = os.environ if environ is None else environ
         values = dict(DEFAULTS)
         for key, value in environ.items():
-            if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "TOKEN":
+            if key.startswith(ENV_PREFIX) and key not in SECRET_VARIABLES:
                 values[key[len(ENV_PREFIX):].lower()] = value
         values.setdefault("data_dir", str(default_data_dir()))
         values["data_dir"] = str(Path(values["data_dir"]).expanduser())

@@ -16,10 +16,11 @@ from typing import Any
 
 from hookspecs.ai import PROVIDER_KINDS
 from hookspecs.panel import PanelHost, PanelUser
+from open1panel_ai import private
 from open1panel_ai.config import Settings
 from open1panel_ai.ownership import Ownership
 from open1panel_ai.providers import ProviderRegistry
-from open1panel_ai.realtime import Realtime
+from open1panel_ai.realtime import Realtime, sign_message_queue
 from open1panel_ai.relay import OwnerSocket, Relay, check_socket_path
 from open1panel_ai.store import Store
 from open1panel_ai.tasks import TaskRunner
@@ -42,7 +43,10 @@ class AIContext:
         #: Each started feature's service, by feature name.
         self.services: dict[str, Any] = {}
         self.data_dir = host.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private.repair(self.data_dir)
+        # With a message queue, this process signs what it publishes there and drops what no
+        # process of this data dir signed, before anything is published or received.
+        sign_message_queue(host.socketio, self.data_dir)
         self.store = Store(self.data_dir / DATABASE_NAME)
         self.realtime = Realtime(host.socketio)
         self.tasks = TaskRunner(self.store, self._publish_task, workers=settings.get_int("task_workers"))
@@ -107,13 +111,18 @@ class AIContext:
     def _take_over(self) -> None:
         """Become the owner, having just taken the lock. When that fails part way (the owner's
         socket cannot be bound, the tasks cannot start), undo what started and give the lock
-        up, so that another process can be the owner; this one goes on relaying."""
+        up, so that another process can be the owner; this one goes on relaying.
+
+        No failure ends this process or the thread that took the lock while the lock is held:
+        a ``SystemExit`` raised on the way (a library that exits instead of raising) is given
+        up on like any error, so a worker cannot reboot in a loop, nor a takeover thread die
+        holding the lock."""
         with self._ownership_lock:
             if self._stopped:
                 return
             try:
                 self._become_owner()
-            except Exception:
+            except (Exception, SystemExit):
                 log.exception("process %d could not become the owner of %s; it gives the owner "
                               "lock up for another process to take, and relays the API",
                               os.getpid(), self.data_dir)
@@ -127,11 +136,15 @@ class AIContext:
     def _become_owner(self) -> None:
         """Start the owner's work as a fresh start would."""
         with self._ownership_lock:
-            # The tasks first: once the API is answered here, new tasks must not be taken for
+            # The socket first, as it is what fails when the data dir is in a bad state, and
+            # nothing is started yet then; it answers only once this process answers the API.
+            self._listen_owner_socket()
+            # The tasks next: once the API is answered here, new tasks must not be taken for
             # ones the last owner left unfinished.
             self._start_tasks()
             self._owner = True
-            self._open_owner_socket()
+            if self._owner_socket is not None:
+                self._owner_socket.serve()
             for callback in self._until_owner:
                 try:
                     callback()
@@ -144,11 +157,11 @@ class AIContext:
         if resumed:
             log.info("resumed %d interrupted task(s)", len(resumed))
 
-    def _open_owner_socket(self) -> None:
-        """Let the other processes relay to this one (only once it answers the API itself)."""
+    def _listen_owner_socket(self) -> None:
+        """Bind the socket the other processes relay to (an OwnerSocketError when it cannot)."""
         if self.ownership is not None:
             self._owner_socket = OwnerSocket(self.host.app, self.data_dir)
-            self._owner_socket.start()
+            self._owner_socket.listen()
 
     def stop(self) -> None:
         with self._ownership_lock:
@@ -171,11 +184,12 @@ class AIContext:
     def service(self, name: str) -> Any:
         """The running service of feature ``name``; a 503 error when it is not running."""
         from open1panel_ai import errors
+        from open1panel_ai.i18n import Message
 
         service = self.services.get(name)
         if service is None:
-            raise errors.UpstreamUnavailable(
-                f"The {name} feature is not running; see the panel's log.", code="feature_not_running")
+            raise errors.UpstreamUnavailable(Message("error.feature_not_running", feature=name),
+                                             code="feature_not_running")
         return service
 
     def authenticate(self, request: Any, auth: Any = None) -> PanelUser | None:

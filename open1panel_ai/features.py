@@ -33,8 +33,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-#: In the order of the menu and the landing page's cards.
-FEATURE_NAMES = ("ollama", "mcp", "gpu", "domain")
+#: In the order of the menu and the landing page's cards. Alerts come last: its rules read the
+#: services of the others, which start first.
+FEATURE_NAMES = ("ollama", "mcp", "gpu", "domain", "alerts")
 
 
 def load() -> dict[str, ModuleType]:

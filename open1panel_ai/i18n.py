@@ -5,13 +5,22 @@ The catalog of a language is ``translations/<lang>.json`` joined with each featu
 ``<feature>/translations/<lang>.json``; a key may be defined only once.
 The reader's language comes from the ``lang`` cookie (the switch in the header), else the
 browser's ``Accept-Language``, else English.
+
+Text that the server composes for a person (an API error, a provider's reason, a task's
+message) is a :class:`Message`: a ``str`` holding the English text, which also remembers its
+key and values, so that whoever shows it renders it again in the reader's language.
+A key with plural forms is written as ``key.one`` and ``key.other`` and used as ``key`` with a
+``count``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 CATALOG_DIR = Path(__file__).parent / "translations"
 DEFAULT_LANGUAGE = "en"
@@ -62,13 +71,103 @@ def negotiate(cookie: str | None, accept_language: str | None, chosen: str | Non
     return DEFAULT_LANGUAGE
 
 
-def translate(key: str, language: str = DEFAULT_LANGUAGE, **params: object) -> str:
+def translate(key: str, language: str = DEFAULT_LANGUAGE, /, **params: object) -> str:
     """The text of ``key`` in ``language`` (English when missing there), with ``{name}``
-    placeholders filled from ``params``."""
-    text = catalog(language).get(key) or catalog(DEFAULT_LANGUAGE).get(key)
+    placeholders filled from ``params``. A key with plural forms picks the one for ``count``."""
+    text = _lookup(key, language, params.get("count"))
     if text is None:
         raise KeyError(f"no UI string {key!r} in the catalog")
     return text.format(**params) if params else text
+
+
+def plural_category(language: str, count: object) -> str:
+    """``"one"`` or ``"other"``: the plural form of ``count`` (Chinese has only ``other``)."""
+    return "one" if language == "en" and count == 1 else "other"
+
+
+def _lookup(key: str, language: str, count: object) -> str | None:
+    for lang in (language, DEFAULT_LANGUAGE):
+        strings = catalog(lang)
+        if key in strings:
+            return strings[key]
+        if isinstance(count, int | float) and not isinstance(count, bool):
+            form = strings.get(f"{key}.{plural_category(lang, count)}") or strings.get(f"{key}.other")
+            if form is not None:
+                return form
+    return None
+
+
+def has(key: str) -> bool:
+    """Whether ``key`` (or its plural forms) is in the English catalog."""
+    english = catalog(DEFAULT_LANGUAGE)
+    return key in english or f"{key}.other" in english
+
+
+class Message(str):
+    """Text for a person, composed on the server: the English text of ``key`` with ``params``
+    filled in, that can be rendered again in another language with :meth:`render`.
+
+    Being a ``str``, a Message goes wherever a message string goes (exceptions, logs, the
+    store); the places that show it to someone (the API's error envelope, the status page,
+    task records) keep the key and values and render them in the reader's language."""
+
+    key: str
+    params: dict[str, object]
+
+    def __new__(cls, key: str, /, **params: object) -> Message:
+        text = super().__new__(cls, _render_message(key, params, DEFAULT_LANGUAGE))
+        text.key = key
+        text.params = dict(params)
+        return text
+
+    def render(self, language: str) -> str:
+        """This message in ``language``; values that are Messages (or lists of them, joined
+        with "; ") are rendered in it too."""
+        return _render_message(self.key, self.params, language)
+
+    def public(self) -> dict[str, object]:
+        """Key and values, for a page that renders the message itself: ``{"key", "params"}``.
+        Values are sent as text, except numbers (which choose plural forms)."""
+        return {"key": self.key, "params": {
+            name: value if isinstance(value, int | float) and not isinstance(value, bool)
+            else str(_render_value(value, DEFAULT_LANGUAGE))
+            for name, value in self.params.items()}}
+
+    def __reduce__(self):  # a Message survives pickling (and copying) as itself
+        return (_rebuild, (self.key, self.params))
+
+
+def _render_value(value: object, language: str) -> object:
+    if isinstance(value, Message):
+        return value.render(language)
+    if isinstance(value, list | tuple):  # sentences joined into one: "a; b"
+        return "; ".join(str(_render_value(item, language)).rstrip(".。") for item in value)
+    return value
+
+
+def _render_message(key: str, params: dict[str, object], language: str) -> str:
+    values = {name: _render_value(value, language) for name, value in params.items()}
+    try:
+        return translate(key, language, **values)
+    except (KeyError, IndexError, ValueError):
+        # A key missing from the catalog (tests/test_i18n.py keeps that from shipping) must
+        # not turn an error into a crash: show the key and its values.
+        log.error("UI string %r is missing or does not take %s", key, sorted(values))
+        return " ".join([key, *(f"{name}={value}" for name, value in values.items())])
+
+
+def _rebuild(key: str, params: dict[str, object]) -> Message:
+    return Message(key, **params)
+
+
+def render(text: object, language: str) -> object:
+    """``text`` in ``language`` when it is a :class:`Message`; anything else as it is."""
+    return text.render(language) if isinstance(text, Message) else text
+
+
+def public(text: object) -> dict[str, object] | None:
+    """The ``{"key", "params"}`` of a :class:`Message`, else None."""
+    return text.public() if isinstance(text, Message) else None
 
 
 def titles(key: str) -> dict[str, str]:

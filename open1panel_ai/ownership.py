@@ -58,13 +58,21 @@ class Ownership:
 
     def acquire_later(self, on_acquired: Callable[[], None]) -> None:
         """Wait in a daemon thread until the owner goes away, take the lock, then call
-        ``on_acquired()`` in that thread. :meth:`release` stops the waiting."""
+        ``on_acquired()`` in that thread. :meth:`release` stops the waiting.
+
+        The thread never ends holding the lock by accident: when ``on_acquired()`` raises
+        anything (``SystemExit`` included), the lock is released for another process to take."""
 
         def wait() -> None:
             while not self._closing.wait(TAKEOVER_INTERVAL):
                 if self.try_acquire():
                     log.info("process %d is now the owner of %s", os.getpid(), self.path.parent)
-                    on_acquired()
+                    try:
+                        on_acquired()
+                    except BaseException:
+                        log.exception("process %d could not start as the owner of %s; it gives "
+                                      "the owner lock up", os.getpid(), self.path.parent)
+                        self.release()
                     return
 
         self._waiter = threading.Thread(target=wait, name="owner-takeover", daemon=True)

@@ -18,10 +18,9 @@ from typing import Any
 import pluggy
 
 from hookspecs.ai import PROVIDER_KINDS, ProviderUnavailable
-from open1panel_ai import errors
+from open1panel_ai import errors, i18n
+from open1panel_ai.i18n import Message
 
-#: How the status texts name each kind.
-KIND_TITLES = {"ollama": "Ollama", "mcp": "MCP", "gpu": "GPU", "domain": "domain"}
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,9 @@ class Candidate:
     fix: str | None = None
     down: Any = None  # the instance whose probe said it cannot work now
 
-    def public(self) -> dict[str, Any]:
+    def public(self, language: str = i18n.DEFAULT_LANGUAGE) -> dict[str, Any]:
         return {"name": self.name, "plugin": self.plugin, "usable": self.usable,
-                "reason": self.reason, "fix": self.fix}
+                "reason": i18n.render(self.reason, language), "fix": i18n.render(self.fix, language)}
 
 
 @dataclass
@@ -68,15 +67,17 @@ class Choice:
     def usable(self) -> bool:
         return self.provider is not None
 
-    def public(self) -> dict[str, Any]:
+    def public(self, language: str = i18n.DEFAULT_LANGUAGE) -> dict[str, Any]:
+        """What the status page shows, its reasons and fixes in ``language`` where the
+        provider wrote them as Messages."""
         return {
             "kind": self.kind,
             "setting": self.setting,
             "provider": getattr(self.provider, "name", None),
             "usable": self.usable,
-            "reason": self.reason,
-            "fix": self.fix,
-            "candidates": [c.public() for c in self.candidates],
+            "reason": i18n.render(self.reason, language),
+            "fix": i18n.render(self.fix, language),
+            "candidates": [c.public(language) for c in self.candidates],
             "errors": self.hook_errors,
         }
 
@@ -100,7 +101,7 @@ class ProviderRegistry:
             choice = self.choose(kind, refresh=True)
         if not choice.usable:
             raise errors.UpstreamUnavailable(
-                choice.reason or f"No {KIND_TITLES.get(kind, kind)} provider is usable.",
+                choice.reason or Message("provider.none_usable", kind=_title(kind)),
                 details={"kind": kind, "fix": choice.fix}, code="provider_unavailable")
         return choice.provider
 
@@ -126,9 +127,9 @@ class ProviderRegistry:
                 self._chosen[kind] = self._choose(kind, in_use)
             return self._chosen[kind]
 
-    def status(self) -> list[dict[str, Any]]:
-        """Every kind's choice, probed afresh: what the status page shows."""
-        return [self.choose(kind, refresh=True).public() for kind in PROVIDER_KINDS]
+    def status(self, language: str = i18n.DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+        """Every kind's choice, probed afresh: what the status page shows, in ``language``."""
+        return [self.choose(kind, refresh=True).public(language) for kind in PROVIDER_KINDS]
 
     def _candidates(self, kind: str) -> tuple[list[Candidate], list[dict[str, str]]]:
         hook = getattr(self._pm.hook, f"ai_{kind}_providers")
@@ -151,19 +152,20 @@ class ProviderRegistry:
 
     def _choose(self, kind: str, in_use: Any = None) -> Choice:
         setting = self._setting_of.get(kind, "auto")
-        title = KIND_TITLES.get(kind, kind)
+        title = _title(kind)
         candidates, hook_errors = self._candidates(kind)
         choice = Choice(kind=kind, setting=setting, candidates=candidates, hook_errors=hook_errors)
         if setting == "none":
-            choice.reason = f"The {title} feature is turned off (provider 'none')."
+            choice.reason = Message("provider.turned_off", kind=title)
             return choice
         if setting != "auto":
             named = [c for c in candidates if c.name == setting]
             if not named:
                 offered = ", ".join(c.name for c in candidates) or "none"
-                choice.reason = f"The {title} provider {setting!r} is not installed (installed: {offered})."
-                choice.fix = (f"Install the plugin that provides it, or set "
-                              f"OPEN1PANEL_AI_{kind.upper()}_PROVIDER to 'auto'.")
+                choice.reason = Message("provider.not_installed", kind=title, name=setting,
+                                        installed=offered)
+                choice.fix = Message("provider.fix.install_or_auto",
+                                     setting=f"OPEN1PANEL_AI_{kind.upper()}_PROVIDER")
                 return choice
             to_try = named[:1]
         else:
@@ -176,13 +178,13 @@ class ProviderRegistry:
         choice.down = next((c.down for c in to_try if c.down is not None and c.down is in_use),
                            to_try[0].down if len(to_try) == 1 else None)
         if not candidates:
-            choice.reason = f"No {title} provider is installed."
-            choice.fix = f"Install a plugin that offers one for the {title} feature."
+            choice.reason = Message("provider.none_installed", kind=title)
+            choice.fix = Message("provider.fix.install_one", kind=title)
         elif len(to_try) == 1:
             choice.reason, choice.fix = to_try[0].reason, to_try[0].fix
         else:
-            choice.reason = f"None of the {title} providers can work here: " + "; ".join(
-                f"{c.name}: {c.reason}" for c in to_try)
+            choice.reason = Message("provider.none_can_work", kind=title, reasons=[
+                Message("provider.candidate_reason", name=c.name, reason=c.reason) for c in to_try])
             choice.fix = next((c.fix for c in to_try if c.fix), None)
         return choice
 
@@ -200,10 +202,16 @@ class ProviderRegistry:
         except Exception as exc:
             log.warning("provider %s from %s failed its probe", candidate.name, candidate.plugin,
                         exc_info=True)
-            candidate.usable, candidate.reason = False, f"its check failed: {describe_error(exc)}"
+            candidate.usable = False
+            candidate.reason = Message("provider.check_failed", error=describe_error(exc))
             return None
         candidate.usable = True
         return provider
+
+
+def _title(kind: str) -> Message:
+    """How the status texts name a kind: "GPU", "domain"."""
+    return Message(f"provider.kind.{kind}")
 
 
 def describe_error(exc: BaseException) -> str:

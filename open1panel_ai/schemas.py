@@ -44,9 +44,18 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
 
 
+class TranslatableSchema(Schema):
+    """A message's key in the UI catalog and the values it is filled with, so that a page
+    shows it in its reader's language."""
+
+    key = fields.String(required=True)
+    params = fields.Dict(required=True)
+
+
 class TaskErrorSchema(Schema):
-    message = fields.String(required=True)
+    message = fields.String(required=True, metadata={"description": "In English."})
     details = fields.Dict(required=True)
+    i18n = fields.Nested(TranslatableSchema, metadata={"description": "The message's key and values, when it has one."})
 
 
 class TaskSchema(Schema):
@@ -61,7 +70,9 @@ class TaskSchema(Schema):
     percent = fields.Float(allow_none=True, metadata={"description": "0–100, never decreasing while it runs."})
     bytes_per_second = fields.Float(allow_none=True)
     eta_seconds = fields.Float(allow_none=True)
-    message = fields.String(allow_none=True)
+    message = fields.String(allow_none=True, metadata={"description": "In English."})
+    message_i18n = fields.Nested(TranslatableSchema, allow_none=True,
+                                 metadata={"description": "The message's key and values, when it has one."})
     error = fields.Nested(TaskErrorSchema, allow_none=True)
     created_at = fields.String(required=True, metadata={"description": "RFC 3339, UTC."})
     updated_at = fields.String(required=True, metadata={"description": "RFC 3339, UTC."})
@@ -106,3 +117,107 @@ class StatusSchema(Schema):
     providers = fields.List(fields.Nested(ProviderStatusSchema), required=True)
     plugin_errors = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
                                 metadata={"description": "Plugins the host could not load, with why."})
+
+
+# -- the overview (GET /overview): the health of what runs, for the landing page ----------------
+
+_OVERVIEW_STATES = ["ready", "attention", "cpu"]
+
+
+class OllamaEndpointOverviewSchema(Schema):
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    reachable = fields.Boolean(required=True)
+    error = fields.String(allow_none=True, metadata={"description": "Why it cannot be reached."})
+    models = fields.Integer(allow_none=True, metadata={"description": "Models on it; null when unreachable."})
+    loaded = fields.Integer(allow_none=True, metadata={"description": "Models loaded in memory now."})
+    loaded_models = fields.List(fields.String(), required=True)
+
+
+class OllamaOverviewSchema(Schema):
+    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
+                          metadata={"description": "attention when a server cannot be reached."})
+    endpoints = fields.List(fields.Nested(OllamaEndpointOverviewSchema), required=True)
+
+
+class MCPFailingSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "error, unhealthy or restarting."})
+    error = fields.String(allow_none=True, metadata={"description": "Its last error."})
+    error_i18n = fields.Nested(TranslatableSchema, allow_none=True)
+
+
+class MCPUnisolatedSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    mode = fields.String(required=True, metadata={"description": "partial or none."})
+    missing = fields.List(fields.String(), required=True, metadata={
+        "description": "The layers not in effect (user, filesystem, processes, network, limits)."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why the first of them is not."})
+    reason_i18n = fields.Nested(TranslatableSchema, allow_none=True)
+    fix = fields.String(allow_none=True)
+    fix_i18n = fields.Nested(TranslatableSchema, allow_none=True)
+
+
+class MCPOverviewSchema(Schema):
+    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
+                          metadata={"description": "attention when a server is failing."})
+    total = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    stopped = fields.Integer(required=True)
+    changing = fields.Integer(required=True, metadata={"description": "Starting or stopping."})
+    failing = fields.List(fields.Nested(MCPFailingSchema), required=True)
+    unisolated = fields.List(fields.Nested(MCPUnisolatedSchema), required=True, metadata={
+        "description": "Running stdio servers whose sandbox is not wholly in effect, with why."})
+
+
+class GPUOverviewSchema(Schema):
+    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
+                          metadata={"description": "cpu in CPU mode; attention when a GPU is lost "
+                                                   "or the provider cannot read."})
+    mode = fields.String(required=True, validate=validate.OneOf(["gpu", "cpu", "unavailable"]))
+    provider = fields.String(allow_none=True)
+    devices = fields.Integer(required=True)
+    lost = fields.Integer(required=True)
+    reason = fields.String(allow_none=True, metadata={"description": "Why no GPU is used, or why it cannot be read."})
+    fix = fields.String(allow_none=True)
+
+
+class DomainFailingSchema(Schema):
+    id = fields.String(required=True)
+    domains = fields.List(fields.String(), required=True)
+    error = fields.String(allow_none=True)
+    error_i18n = fields.Nested(TranslatableSchema, allow_none=True)
+
+
+class ProviderWarningSchema(Schema):
+    warning = fields.String(required=True, metadata={"description": "In the reader's language."})
+    fix = fields.String(allow_none=True)
+
+
+class DomainOverviewSchema(Schema):
+    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
+                          metadata={"description": "attention when a binding is in error or a "
+                                                   "removal waits for its proxy."})
+    provider = fields.String(allow_none=True)
+    total = fields.Integer(required=True)
+    online = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    error = fields.Integer(required=True)
+    removals = fields.Integer(required=True, metadata={"description": "Removals a proxy that was down has still to take."})
+    failing = fields.List(fields.Nested(DomainFailingSchema), required=True)
+    warnings = fields.List(fields.Nested(ProviderWarningSchema), required=True, metadata={
+        "description": "How the proxy is set up that needs a look (an admin API others can reach)."})
+
+
+class OverviewSchema(StatusSchema):
+    """The status report, and the health of what each usable feature runs. A feature's part is
+    null when it is not running or its provider cannot be used. Each part's ``state``: ready
+    (all is well), attention (something named in it needs a look) or cpu (GPU monitoring
+    watches the CPU, as no GPU is used here)."""
+
+    ollama = fields.Nested(OllamaOverviewSchema, allow_none=True, required=True)
+    mcp = fields.Nested(MCPOverviewSchema, allow_none=True, required=True)
+    gpu = fields.Nested(GPUOverviewSchema, allow_none=True, required=True)
+    domain = fields.Nested(DomainOverviewSchema, allow_none=True, required=True)

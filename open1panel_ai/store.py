@@ -7,6 +7,7 @@ transaction, and records them in ``schema_migrations``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import weakref
@@ -15,6 +16,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from open1panel_ai import private
 
 #: Seconds :meth:`Store.close` waits for a thread to finish with its connection.
 CLOSE_WAIT = 10
@@ -47,7 +50,9 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private.private_dir(self.path.parent)
+        # SQLite gives the -wal and -shm files the database file's mode: 0600 from the start.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, private.FILE_MODE))
         self._local = threading.local()
         #: Every open connection, with the lock its thread holds while using it.
         self._connections: dict[sqlite3.Connection, threading.RLock] = {}

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from open1panel_ai import i18n
+from open1panel_ai.i18n import Message
 from open1panel_ai.store import Store, timestamp
 
 log = logging.getLogger(__name__)
@@ -63,11 +65,13 @@ MIGRATIONS = [
     CREATE INDEX tasks_by_status ON tasks (status);
     CREATE INDEX tasks_by_created ON tasks (created_at);
     """,
+    # The key and values of a message the pages translate ({"key", "params"}), or NULL.
+    "ALTER TABLE tasks ADD COLUMN message_i18n TEXT;",
 ]
 
 _PUBLIC_FIELDS = (
     "id", "kind", "target", "status", "completed", "total", "percent", "bytes_per_second",
-    "eta_seconds", "message", "error", "created_at", "updated_at",
+    "eta_seconds", "message", "message_i18n", "error", "created_at", "updated_at",
 )
 
 
@@ -78,7 +82,8 @@ class TaskCancelled(Exception):
 class TaskError(Exception):
     """Raised by a task function to fail with a message a person understands.
 
-    :param message: what went wrong and, where possible, what to do.
+    :param message: what went wrong and, where possible, what to do; a
+        :class:`~open1panel_ai.i18n.Message` is shown in the reader's language.
     :param details: machine-readable context, such as the upstream's own error text.
     """
 
@@ -224,8 +229,7 @@ class TaskRunner:
                 "UPDATE tasks SET status = 'interrupted', resume_on_start = 1, "
                 "bytes_per_second = NULL, eta_seconds = NULL, updated_at = ?, "
                 "error = ? WHERE status IN ('queued', 'running')",
-                (timestamp(), json.dumps({"message": "The panel stopped while this task was running.",
-                                     "details": {}})),
+                (timestamp(), json.dumps(_panel_stopped_error())),
             )
         self._started = True
         return [task_id for kind in self._kinds.values() if kind.resumable
@@ -238,7 +242,7 @@ class TaskRunner:
             "AND kind = ? ORDER BY created_at", (kind,)
         ):
             with self._lock:
-                live = self._requeue(row["id"], message="Resuming after a panel restart")
+                live = self._requeue(row["id"], message=Message("task.message.resuming"))
             self._launch(live)
             resumed.append(row["id"])
         return resumed
@@ -259,7 +263,7 @@ class TaskRunner:
                 "id": uuid.uuid4().hex, "kind": kind, "target": target,
                 "params": json.dumps(dict(params or {}), sort_keys=True), "status": "queued",
                 "completed": None, "total": None, "percent": None, "bytes_per_second": None,
-                "eta_seconds": None, "message": None, "error": None, "resume_on_start": 0,
+                "eta_seconds": None, "message": None, "message_i18n": None, "error": None, "resume_on_start": 0,
                 "attempts": 0, "created_at": now, "updated_at": now,
             }
             columns = ", ".join(record)
@@ -308,12 +312,13 @@ class TaskRunner:
                 task = self.get(task_id)
                 if task is None:
                     raise KeyError(task_id)
-                raise TaskConflict(f"the task has already ended ({task['status']})")
+                raise TaskConflict(Message("task.error.not_cancellable", status=task["status"]))
             live.cancel.set()
             callbacks = list(live.on_cancel)
             ended = None
             if live.record["status"] == "queued":
-                ended = self._finish(live, "cancelled", message="Cancelled before it started")
+                ended = self._finish(live, "cancelled",
+                                     message=Message("task.message.cancelled_before_start"))
         if ended is not None:
             self._emit(task_id, final=True, snapshot=ended)
         for callback in callbacks:
@@ -328,15 +333,14 @@ class TaskRunner:
         if task is None:
             raise KeyError(task_id)
         if task["status"] not in RETRYABLE:
-            raise TaskConflict(f"only failed, cancelled or interrupted tasks can be retried, "
-                               f"this one is {task['status']}")
+            raise TaskConflict(Message("task.error.not_retryable", status=task["status"]))
         if task["kind"] not in self._kinds:
-            raise TaskConflict(f"no installed feature runs tasks of kind {task['kind']!r}")
+            raise TaskConflict(Message("task.error.unknown_kind", kind=task["kind"]))
         with self._lock:
             running = self._find_active(task["kind"], task["target"])
             if running is not None:
-                raise TaskConflict(f"task {running.record['id']} is already doing this work")
-            live = self._requeue(task_id, message="Retrying")
+                raise TaskConflict(Message("task.error.duplicate", id=running.record["id"]))
+            live = self._requeue(task_id, message=Message("task.message.retrying"))
         self._launch(live)
         return self.get(task_id)
 
@@ -379,12 +383,13 @@ class TaskRunner:
         return next((live for live in self._live.values()
                      if live.record["kind"] == kind and live.record["target"] == target), None)
 
-    def _requeue(self, task_id: str, message: str) -> _Live:
+    def _requeue(self, task_id: str, message: Message) -> _Live:
         """Put a finished task back in the queue; the caller holds the lock and then calls
         :meth:`_launch` after releasing it."""
         row = dict(self._store.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,)))
-        row.update(status="queued", message=message, error=None, bytes_per_second=None,
+        row.update(status="queued", error=None, bytes_per_second=None,
                    eta_seconds=None, resume_on_start=0, updated_at=timestamp())
+        _set_message(row, message)
         live = _Live(row)
         self._live[task_id] = live
         self._persist(live)
@@ -408,23 +413,22 @@ class TaskRunner:
         try:
             kind.run(TaskContext(self, live))
         except TaskCancelled:
-            self._end(live, "cancelled", message="Cancelled")
+            self._end(live, "cancelled", message=Message("task.message.cancelled"))
         except TaskError as exc:
             if live.cancel.is_set():
-                self._end(live, "cancelled", message="Cancelled")
+                self._end(live, "cancelled", message=Message("task.message.cancelled"))
             else:
-                self._end(live, exc.status, error={"message": exc.message, "details": exc.details})
+                self._end(live, exc.status, error=_error(exc.message, exc.details))
         except Exception as exc:
             if live.cancel.is_set():
-                self._end(live, "cancelled", message="Cancelled")
+                self._end(live, "cancelled", message=Message("task.message.cancelled"))
             else:
                 log.exception("task %s (%s) crashed", record["id"], record["kind"])
-                self._end(live, "failed", error={
-                    "message": f"The task stopped on an unexpected error: {type(exc).__name__}",
-                    "details": {"exception": str(exc)},
-                })
+                self._end(live, "failed", error=_error(
+                    Message("task.error.unexpected", error=type(exc).__name__),
+                    {"exception": str(exc)}))
         else:
-            self._end(live, "succeeded", message="Done")
+            self._end(live, "succeeded", message=Message("task.message.done"))
 
     def _end(self, live: _Live, status: str, message: str | None = None,
              error: dict | None = None) -> None:
@@ -445,7 +449,7 @@ class TaskRunner:
         record.update(status=status, bytes_per_second=None, eta_seconds=None,
                       resume_on_start=int(resume), updated_at=timestamp())
         if message is not None:
-            record["message"] = message
+            _set_message(record, message)
         record["error"] = json.dumps(error) if error else None
         if status == "succeeded" and record["total"] is not None:
             record["completed"] = record["total"]
@@ -466,7 +470,7 @@ class TaskRunner:
             if completed is not None:
                 record["completed"] = completed
             if message is not None:
-                record["message"] = message
+                _set_message(record, message)
             done, whole = record["completed"], record["total"]
             if done is not None and whole:
                 percent = round(min(100.0, 100.0 * done / whole), 1)
@@ -545,8 +549,25 @@ class TaskRunner:
     def _public(record: Mapping[str, Any]) -> dict[str, Any]:
         task = {name: record[name] for name in _PUBLIC_FIELDS}
         task["error"] = json.loads(task["error"]) if task["error"] else None
+        task["message_i18n"] = json.loads(task["message_i18n"]) if task["message_i18n"] else None
         return task
 
 
+def _set_message(record: dict[str, Any], message: str) -> None:
+    """Set a task record's message, with its key and values when it is a Message."""
+    record["message"] = str(message)
+    translatable = i18n.public(message)
+    record["message_i18n"] = json.dumps(translatable) if translatable else None
+
+
+def _error(message: str, details: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's error: ``{"message", "details"}``, and ``"i18n"`` when the message is a Message."""
+    error = {"message": str(message), "details": dict(details)}
+    translatable = i18n.public(message)
+    if translatable:
+        error["i18n"] = translatable
+    return error
+
+
 def _panel_stopped_error() -> dict:
-    return {"message": "The panel stopped while this task was running.", "details": {}}
+    return _error(Message("task.error.panel_stopped"), {})

@@ -9,7 +9,10 @@ records all of it for the OpenAPI document. Error handlers turn every failure un
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +20,8 @@ import marshmallow
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from open1panel_ai import errors
+from open1panel_ai import errors, i18n
+from open1panel_ai.i18n import Message
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +44,15 @@ def current_ai():
     """The running :class:`~open1panel_ai.context.AIContext` of the current app."""
     ctx = current_app.extensions.get(EXTENSION_KEY)
     if ctx is None:
-        raise errors.UpstreamUnavailable(
-            "The AI module did not start; see the host's log and its Plugins page.",
-            code="module_not_started",
-        )
+        raise errors.UpstreamUnavailable(Message("error.module_not_started"), code="module_not_started")
     return ctx
+
+
+def request_language() -> str:
+    """The language of whoever sent the current request: the switch's ``?lang=``, its cookie,
+    else the browser's ``Accept-Language`` (an API client that sends none reads English)."""
+    return i18n.negotiate(request.cookies.get(i18n.LANGUAGE_COOKIE),
+                          request.headers.get("Accept-Language"), request.args.get("lang"))
 
 
 def operation(
@@ -104,13 +112,35 @@ def json_body() -> Any:
         raise _not_json()
     data = _body_up_to(MAX_JSON_BODY)
     if not data:
-        raise errors.BadRequest("The request needs a JSON body.", code="missing_body")
+        raise errors.BadRequest(Message("error.missing_body"), code="missing_body")
     if not request.is_json:
         raise _not_json()
     try:
-        return current_app.json.loads(data)
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise errors.BadRequest(Message("error.not_finite", value=exc.text),
+                                code="invalid_json") from None
     except (ValueError, RecursionError):
-        raise errors.BadRequest("The body is not valid JSON.", code="invalid_json") from None
+        raise errors.BadRequest(Message("error.invalid_json"), code="invalid_json") from None
+
+
+class _NotFinite(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text[:40]
+
+
+def _refuse_constant(text: str) -> float:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON, though Python reads them."""
+    raise _NotFinite(text)
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number; one too large for a float (``1e400``) would read as infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
 
 
 def read_form_body() -> None:
@@ -128,8 +158,7 @@ def read_form_body() -> None:
 
 
 def _not_json() -> errors.BadRequest:
-    return errors.BadRequest("Send the body as JSON with Content-Type: application/json.",
-                             code="unsupported_media_type")
+    return errors.BadRequest(Message("error.unsupported_media_type"), code="unsupported_media_type")
 
 
 def _body_up_to(limit: int) -> bytes:
@@ -147,7 +176,8 @@ def _body_up_to(limit: int) -> bytes:
 
 
 def _too_large(limit: int, kind: str = "JSON") -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(f"The {kind} body is larger than {limit / 2**20:g} MiB; send less.",
+    return errors.PayloadTooLarge(Message(f"error.payload_too_large.{kind.lower()}",
+                                          mebibytes=f"{limit / 2**20:g}"),
                                   details={"limit_bytes": limit})
 
 
@@ -155,14 +185,88 @@ def load_input(schema: marshmallow.Schema, data: Any, where: str) -> Any:
     """Load ``data`` (from the ``body`` or the ``query``) through ``schema``; field errors
     become a 400 envelope."""
     if where == "body" and not isinstance(data, dict):
-        raise errors.BadRequest("The JSON body must be an object.", code="invalid_body")
+        raise errors.BadRequest(Message("error.invalid_body"), code="invalid_body")
     try:
         return schema.load(data)
     except marshmallow.ValidationError as exc:
+        fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise errors.BadRequest(
-            f"Some {where} fields are not valid.", details={"fields": exc.messages},
-            code="validation_error",
+            Message(f"error.validation_error.{where}", fields=", ".join(_field_names(fields))),
+            details={"fields": fields}, code="validation_error",
         ) from None
+
+
+def _field_names(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of the fields that hold messages (``env.0.name``), for the sentence
+    that names them; ``_schema`` (the body as a whole) is left out."""
+    names = []
+    for name, value in fields.items():
+        if name == "_schema":
+            continue
+        path = f"{prefix}{name}"
+        nested = isinstance(value, Mapping)
+        names.extend(_field_names(value, path + ".") if nested else [path])
+    return names
+
+
+#: marshmallow's own messages (and those of its validators), as catalog keys: a key and the
+#: pattern whose named groups fill it in.
+_MARSHMALLOW_MESSAGES = [(re.compile(pattern), key) for pattern, key in [
+    (r"Missing data for required field\.", "validation.required"),
+    (r"Field may not be null\.", "validation.null"),
+    (r"Unknown field\.", "validation.unknown"),
+    (r"Not a valid (?P<type>[\w ]+)\.", "validation.type"),
+    (r"Invalid input type\.", "validation.type_any"),
+    (r"Shorter than minimum length (?P<min>\d+)\.", "validation.too_short"),
+    (r"Longer than maximum length (?P<max>\d+)\.", "validation.too_long"),
+    (r"Length must be between (?P<min>\d+) and (?P<max>\d+)\.", "validation.length_between"),
+    (r"Length must be (?P<equal>\d+)\.", "validation.length_equal"),
+    (r"Must be greater than or equal to (?P<min>[-\d.]+) and less than or equal to (?P<max>[-\d.]+)\.",
+     "validation.range_between"),
+    (r"Must be greater than or equal to (?P<min>[-\d.]+)\.", "validation.at_least"),
+    (r"Must be less than or equal to (?P<max>[-\d.]+)\.", "validation.at_most"),
+    (r"Must be one of: (?P<choices>.*)\.", "validation.one_of"),
+    (r"String does not match expected pattern\.", "validation.pattern"),
+]]
+
+
+def _render_field_messages(value: Any, language: str) -> Any:
+    """Validation messages in ``language``: Messages rendered, marshmallow's own translated."""
+    if isinstance(value, Mapping):
+        return {name: _render_field_messages(item, language) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_render_field_messages(item, language) for item in value]
+    if isinstance(value, Message):
+        return value.render(language)
+    if isinstance(value, str) and language != i18n.DEFAULT_LANGUAGE:
+        for pattern, key in _MARSHMALLOW_MESSAGES:
+            match = pattern.fullmatch(value)
+            if match:
+                kind = match.groupdict().get("type", "").lower().replace(" ", "_")
+                if kind and i18n.has(f"{key}.{kind}"):
+                    key = f"{key}.{kind}"
+                return i18n.translate(key, language, **match.groupdict())
+    return value
+
+
+def in_language(value: Any, language: str) -> Any:
+    """``value`` with every Message in it rendered in ``language``: for answers that hold
+    reasons and errors the panel composed outside an error envelope."""
+    if isinstance(value, dict):
+        return {key: in_language(item, language) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [in_language(item, language) for item in value]
+    return i18n.render(value, language)
+
+
+def localized_envelope(exc: errors.ApiError, language: str) -> dict[str, Any]:
+    """``exc``'s envelope with its message, the field messages of a validation error and any
+    other Message in its details in ``language``."""
+    details = dict(exc.details)
+    if "fields" in details:
+        details["fields"] = _render_field_messages(details["fields"], language)
+    return errors.envelope(exc.code, str(i18n.render(exc.message, language)),
+                           in_language(details, language))
 
 
 def _envelope_response(status: int, payload: dict) -> Response:
@@ -177,7 +281,7 @@ def _is_api_request() -> bool:
 
 @blueprint.app_errorhandler(errors.ApiError)
 def _api_error(exc: errors.ApiError):
-    return _envelope_response(exc.status, exc.envelope())
+    return _envelope_response(exc.status, localized_envelope(exc, request_language()))
 
 
 @blueprint.app_errorhandler(HTTPException)
@@ -185,10 +289,12 @@ def _http_error(exc: HTTPException):
     if not _is_api_request():
         return exc
     code = (exc.name or "error").lower().replace(" ", "_")
+    language = request_language()
     message = {
-        404: "No such API route. See /api/v2/ai/openapi.json for the routes.",
-        405: f"This route does not accept {request.method}.",
+        404: Message("error.no_route"),
+        405: Message("error.method_not_allowed", method=request.method),
     }.get(exc.code, exc.description or exc.name)
+    message = str(i18n.render(message, language))
     details = {"allowed": sorted(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
     response = _envelope_response(exc.code or 500, errors.envelope(code, message, details))
     if exc.code == 405 and details:
@@ -204,4 +310,4 @@ def _unexpected_error(exc: Exception):
     if not _is_api_request():
         return Response("Internal server error\n", status=500, mimetype="text/plain")
     return _envelope_response(500, errors.envelope(
-        "internal_error", "The panel hit an unexpected error; it has been logged."))
+        "internal_error", i18n.translate("error.internal_error", request_language())))

@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 from open1panel_ai.config import Settings
 from open1panel_ai.standalone.host import create_host
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
 #: Debian's Chromium, started as the project's browser tests need it (never `playwright install`).
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,6 +45,7 @@ def panel_env(monkeypatch, data_dir):
     monkeypatch.setenv("OPEN1PANEL_AI_DATA_DIR", str(data_dir))
     monkeypatch.setenv("OPEN1PANEL_AI_TOKEN", TOKEN)
     monkeypatch.setenv("OPEN1PANEL_AI_DISABLED_PLUGINS", EXAMPLE_PLUGINS)
+    monkeypatch.setenv("OPEN1PANEL_AI_MCP_HOMES", str(data_dir.parent / "mcp-homes"))
     return monkeypatch
 
 
@@ -105,6 +106,7 @@ class ServedPanel:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OPEN1PANEL_AI_")}
         self.env["OPEN1PANEL_AI_DISABLED_PLUGINS"] = EXAMPLE_PLUGINS
+        self.env["OPEN1PANEL_AI_MCP_HOMES"] = str(data_dir.parent / f"mcp-homes-{data_dir.name}")
         if with_test_plugin:
             self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS_DIR), self.env.get("PYTHONPATH")]))
         self.env.update(env or {})

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from open1panel_ai.mcp.supervisor import BRIDGE_MODULES
+
 #: argv of the real ``mcp-server-time`` from the test environment, answering in UTC.
 TIME_SERVER = [str(Path(sys.executable).parent / "mcp-server-time"), "--local-timezone", "UTC"]
 
@@ -37,6 +39,6 @@ def bridge_pids(config_part: str) -> list[int]:
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if state != "Z" and b"open1panel_ai.mcp.bridge" in argv and any(wanted in a for a in argv):
+        if state != "Z" and any(module.encode() in argv for module in BRIDGE_MODULES) and any(wanted in a for a in argv):
             found.append(int(entry))
     return found

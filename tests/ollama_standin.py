@@ -3,12 +3,15 @@
 Its ``state_dir`` is laid out like Ollama's models folder (``manifests/<host>/<namespace>/
 <model>/<tag>`` and ``blobs/sha256-<hex>``), with blobs written as sparse files of their real
 size, so the panel's disk views read it exactly as they would read ``OLLAMA_MODELS``. Partial
-downloads are ``blobs/sha256-<hex>-partial`` plus a ``-partial-0`` JSON part file holding the
-bytes done, so a pull continues where it stopped across the stand-in's own restarts.
+downloads are as Ollama leaves them: ``blobs/sha256-<hex>-partial``, sized in full at once and
+filled as bytes arrive, plus one ``-partial-<n>`` JSON file per part that records the bytes
+done of its part only when the part ends or the download is cut. So a pull continues where it
+stopped across the stand-in's own restarts, and a download under way shows on disk before its
+part files say so.
 
 Quirks kept on purpose: zero fields omitted from pull lines, the last line of a blob never
 reaching its total, an unknown model answered 200 plus an error line (500 without streaming),
-empty-bodied delete/copy, the three 404 texts with their quote styles, single-object
+empty-bodied delete/copy, a copy that replaces its destination without a word, the three 404 texts with their quote styles, single-object
 load/unload, plain-text 404/405 for unknown routes and methods.
 
     with OllamaStandIn(tmp_path / "ollama") as ollama:
@@ -33,6 +36,7 @@ from typing import Any, ClassVar, Self
 
 DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG = "registry.ollama.ai", "library", "latest"
 TICK = 0.06  # Ollama reports download progress about every 60 ms
+PARTS = 16  # Ollama downloads a blob in at most 16 parts
 
 _PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
 _NAME = re.compile(
@@ -114,8 +118,17 @@ class OllamaStandIn:
         self.requests: list[tuple[str, str]] = []
         #: The body of every create request.
         self.create_log: list[dict[str, Any]] = []
+        #: Entries ``/api/tags`` and ``/api/ps`` list as they are, after the real ones: what a
+        #: server that only pretends to be Ollama could answer (see :meth:`list_as_is`).
+        self.listed_as_is: dict[str, list[dict[str, Any]]] = {"tags": [], "ps": []}
         self._loaded: dict[str, dict[str, Any]] = {}  # weights digest → runner
         self._blob_locks: dict[str, threading.Lock] = {}
+        #: The least bytes per part of a blob's download (a blob has at most 16 parts). Ollama's
+        #: parts are 100 MB to 1 GB; these are small so that a test blob of a few MB has
+        #: several, and a part ends now and then. Raise it to keep a blob in one part.
+        self.part_size = 256_000
+        self._downloads = threading.Condition()
+        self._active_downloads = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -138,7 +151,9 @@ class OllamaStandIn:
         return self
 
     def stop(self) -> None:
-        """Stop as a crash would: open streams are cut, partial downloads stay on disk."""
+        """Stop as a crash would: open streams are cut, partial downloads stay on disk. It
+        returns once every cut download has recorded its progress in its part files, as
+        Ollama does when its client goes away."""
         if self._server is None:
             return
         self._server.shutdown()
@@ -150,6 +165,8 @@ class OllamaStandIn:
                 except OSError:
                     pass
             self._connections.clear()
+        with self._downloads:
+            self._downloads.wait_for(lambda: self._active_downloads == 0, timeout=5)
         self._server = None
 
     def __enter__(self) -> Self:
@@ -180,6 +197,22 @@ class OllamaStandIn:
         config = {"model_format": "gguf", "model_family": family, "model_families": [family],
                   "model_type": parameter_size, "file_type": quantization_level}
         return self._write_manifest(parts, list(zip(digests, layer_sizes)), config, modified_at)
+
+    def list_as_is(self, name: str, *, running: bool = False, size: int = 4096) -> dict[str, Any]:
+        """List a model called ``name`` in ``/api/tags`` (and ``/api/ps`` when ``running``)
+        exactly as given, unchecked: Ollama itself never lists a name outside its grammar, but
+        a hostile server at an endpoint may (``../../mcp/servers/<id>``). Nothing of it is on
+        disk, so Ollama's other routes answer for it as for any unknown model."""
+        entry = {"name": name, "model": name, "modified_at": _timestamp(), "size": size,
+                 "digest": hashlib.sha256(name.encode()).hexdigest(),
+                 "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": None,
+                             "parameter_size": "1B", "quantization_level": "Q4_K_M"}}
+        self.listed_as_is["tags"].append(entry)
+        if running:
+            expires = _timestamp(datetime.now() + timedelta(minutes=5))
+            self.listed_as_is["ps"].append({**entry, "size_vram": 0, "expires_at": expires,
+                                            "context_length": 4096})
+        return entry
 
     # -- disk ----------------------------------------------------------------------------
 
@@ -247,7 +280,7 @@ class OllamaStandIn:
             "name": short_name(parts), "model": short_name(parts),
             "modified_at": _timestamp(info["mtime"]), "size": self._size(info["manifest"]),
             "digest": info["digest"], "details": self._details(info["manifest"]),
-        } for parts, info in local]}
+        } for parts, info in local] + list(self.listed_as_is["tags"])}
 
     def ps(self) -> dict:
         with self._lock:
@@ -258,7 +291,7 @@ class OllamaStandIn:
                 "name": r["name"], "model": r["name"], "size": r["size"],
                 "size_vram": r["size_vram"], "digest": r["digest"], "details": r["details"],
                 "expires_at": _timestamp(r["expires"]), "context_length": 4096,
-            } for r in self._loaded.values()]}
+            } for r in self._loaded.values()] + list(self.listed_as_is["ps"])}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -442,6 +475,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._download_blob(digest, size, record, emit, status, final)
 
     def _download_blob(self, digest, size, record, emit, status, final) -> None:
+        """Download one blob as Ollama does: the partial blob is sized in full at once, the
+        bytes land in it part after part, and each part's JSON file says how much of that part
+        is saved only when the part ends or the download stops (a cut stream); while a part is
+        being written its file still says what it said before."""
         owner = self.owner
         if final.exists():
             record["first_completed"][digest] = size
@@ -449,26 +486,68 @@ class _Handler(BaseHTTPRequestHandler):
                 self._line({"status": status, "digest": digest, "total": size, "completed": size})
             return
         partial = final.with_name(final.name + "-partial")
-        part_file = final.with_name(final.name + "-partial-0")
-        done = json.loads(part_file.read_text())["Completed"] if part_file.exists() else 0
+        parts = self._parts(final, size)
+        done = sum(part["Completed"] for part in parts)
         record["first_completed"][digest] = done
-        while done < size:
-            if emit:
-                line = {"status": status, "digest": digest, "total": size}
-                if done:
-                    line["completed"] = done
-                self._line(line)  # raises OSError when the client has gone
-            if not partial.exists():
-                with open(partial, "wb") as out:
-                    out.truncate(size)  # Ollama sizes the partial blob in full as it starts
-            time.sleep(TICK if emit else 0)
-            done = min(size, done + max(1, int(owner.pull_speed * TICK)))
-            temp = part_file.with_name(part_file.name + ".tmp")
-            # Ollama's part file: its Go struct's field names, capitalised.
-            temp.write_text(json.dumps({"N": 0, "Offset": 0, "Size": size, "Completed": done}))
-            temp.replace(part_file)  # readers never see a half-written part file
+        with owner._downloads:
+            owner._active_downloads += 1
+        writing = out = None
+        try:
+            for part in parts:
+                writing = part
+                while part["Completed"] < part["Size"]:
+                    if emit:
+                        line = {"status": status, "digest": digest, "total": size}
+                        if done:
+                            line["completed"] = done
+                        self._line(line)  # raises OSError when the client has gone
+                    if out is None:
+                        if not partial.exists():
+                            with open(partial, "wb") as new:
+                                new.truncate(size)  # sparse: no byte of it is on disk yet
+                        out = open(partial, "r+b")  # noqa: SIM115 (closed below)
+                    time.sleep(TICK if emit else 0)
+                    step = min(part["Size"] - part["Completed"], max(1, int(owner.pull_speed * TICK)))
+                    out.seek(part["Offset"] + part["Completed"])
+                    out.write(b"\xa5" * step)
+                    out.flush()
+                    part["Completed"] += step
+                    done += step
+                self._write_part(final, part)
+                writing = None
+        finally:
+            if out is not None:
+                out.close()
+            if writing is not None:
+                self._write_part(final, writing)  # a cut download keeps what it wrote
+            with owner._downloads:
+                owner._active_downloads -= 1
+                owner._downloads.notify_all()
         partial.rename(final)
-        part_file.unlink()
+        for part in parts:
+            final.with_name(f"{final.name}-partial-{part['N']}").unlink()
+
+    def _parts(self, final: Path, size: int) -> list[dict[str, int]]:
+        """The parts of a blob's download: read back from their files when a download of it
+        was cut, else laid out (each of ``part_size`` bytes) and written with nothing done."""
+        found = sorted(final.parent.glob(final.name + "-partial-*"))
+        parts = [json.loads(path.read_text()) for path in found if path.name.rsplit("-", 1)[1].isdigit()]
+        if parts:
+            return sorted(parts, key=lambda part: part["N"])
+        step = max(1, self.owner.part_size, -(-size // PARTS))  # at most PARTS parts, as Ollama
+        parts = [{"N": n, "Offset": offset, "Size": min(step, size - offset), "Completed": 0}
+                 for n, offset in enumerate(range(0, size, step))]
+        for part in parts:
+            self._write_part(final, part)
+        return parts
+
+    @staticmethod
+    def _write_part(final: Path, part: dict[str, int]) -> None:
+        path = final.with_name(f"{final.name}-partial-{part['N']}")
+        temp = path.with_name(path.name + ".tmp")
+        # Ollama's part file: its Go struct's field names, capitalised.
+        temp.write_text(json.dumps({key: part[key] for key in ("N", "Offset", "Size", "Completed")}))
+        temp.replace(path)  # readers never see a half-written part file
 
     def _finish_pull(self, parts, sizes) -> None:
         layers = self._layers(parts, sizes)

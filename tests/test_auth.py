@@ -93,8 +93,9 @@ def test_an_empty_token_file_being_filled_is_waited_for(data_dir):
     data_dir.mkdir()
     path = data_dir / "admin-token"
     path.write_text("")
-    threading.Timer(0.2, path.write_text, ["filled-in-a-moment\n"]).start()
-    assert auth.load_or_create_token(data_dir, environ={}) == ("filled-in-a-moment", False)
+    filled = "filled-in-a-moment-0123456789abcdef"
+    threading.Timer(0.2, path.write_text, [filled + "\n"]).start()
+    assert auth.load_or_create_token(data_dir, environ={}) == (filled, False)
 
 
 @pytest.mark.parametrize("spoil, reason", [
@@ -202,7 +203,7 @@ def test_a_new_token_signs_existing_sessions_out(make_host, panel_env):
     _sign_in(browser)
     assert browser.get("/api/v2/ai/status").status_code == 200
     first.shutdown()
-    panel_env.setenv("OPEN1PANEL_AI_TOKEN", "a-brand-new-token-abcdefghijkl")
+    panel_env.setenv("OPEN1PANEL_AI_TOKEN", "a-brand-new-token-abcdefghijklmnopqrstuvwxyz")
     second = make_host()
     moved = second.app.test_client()
     moved.set_cookie("open1panel_session", browser.get_cookie("open1panel_session").value)

@@ -218,7 +218,7 @@ def start_an_mcp_server_and_copy_its_cursor_config(page, panel, shots) -> None:
     page.get_by_role("button", name="Add server").click()
     form = page.locator("#mcp-form")
     form.locator('input[name="name"]').fill("time")
-    form.locator('input[name="command"]').fill("mcp-server-time --local-timezone UTC")
+    form.locator('textarea[name="command"]').fill("mcp-server-time\n--local-timezone\nUTC")
     form.locator('input[name="port"]').fill(str(free_port()))
     form.locator('button[type="submit"]').click()
 
@@ -258,7 +258,8 @@ def start_an_mcp_server_and_copy_its_cursor_config(page, panel, shots) -> None:
     assert httpx.post(url, json=initialize, headers=accept, timeout=10).status_code == 401
     answer = httpx.post(url, json=initialize, headers={**accept, **entry["headers"]}, timeout=10)
     assert answer.status_code == 200
-    assert answer.json()["result"]["serverInfo"]["name"] == "time"
+    # The bridge passes the server's own answer through: it names itself.
+    assert answer.json()["result"]["serverInfo"]["name"] == "mcp-time"
     config.get_by_role("button", name="Close").click()
 
 

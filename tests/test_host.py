@@ -94,8 +94,15 @@ def test_the_plugins_page_disables_a_plugin_from_the_next_start(make_host, on_pa
     on_path(PLUGINS_DIR)
     first = make_host()
     client = signed_in(first)
+    # A disable that was not confirmed in the dialog shows the dialog, and changes nothing.
     response = client.post("/plugins/testkit", data={"action": "disable", "csrf_token": csrf(client)})
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.headers["Location"] == "/plugins?disable=testkit#plugin-confirm"
+    assert "Disabled from the next start" not in client.get("/plugins").get_data(as_text=True)
+    asked = client.get("/plugins?disable=testkit").get_data(as_text=True)
+    assert '<dialog open id="plugin-confirm"' in asked and "Disable testkit?" in asked
+    response = client.post("/plugins/testkit", data={"action": "disable", "confirm": "yes",
+                                                    "csrf_token": csrf(client)})
+    assert response.status_code == 303 and response.headers["Location"] == "/plugins"
     assert "Disabled from the next start" in client.get("/plugins").get_data(as_text=True)
     first.shutdown()
     second = make_host()
@@ -199,3 +206,43 @@ def test_the_home_page_opens_the_first_menu_entry(host):
 def test_the_host_is_a_pluggy_manager_of_the_open1panel_project(host):
     assert isinstance(host.plugin_manager, pluggy.PluginManager)
     assert host.plugin_manager.project_name == "open1panel"
+
+
+#: Every page of the standalone panel and the AI module, as its menu writes it.
+PAGES = ["/login", "/plugins", "/ai/", "/ai/ollama/", "/ai/mcp/", "/ai/gpu/", "/ai/domains/"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_answers_with_and_without_a_trailing_slash(host, path):
+    client = host.app.test_client() if path == "/login" else signed_in(host)  # signed in, it moves on
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    for spelling in (path, other):
+        response = client.get(spelling, follow_redirects=True)
+        # The sign-in page answers 401, as every page does for someone not signed in.
+        assert response.status_code == (401 if path == "/login" else 200), spelling
+        assert response.request.path in (path, other)
+        assert "<h1>" in response.get_data(as_text=True), spelling
+
+
+def test_the_disable_dialog_names_the_pages_that_go_in_the_readers_language(host):
+    client = signed_in(host)
+    page = client.get("/plugins?disable=ai", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "停用 ai？" in page and "面板下次启动后，以下页面将不再可用" in page
+    assert '<a href="/ai/domains/">域名</a>' in page
+    assert "保持启用" in page
+    # No dialog for the host itself, nor for a plugin that is not there.
+    for name in ("panel", "nobody"):
+        assert "<dialog" not in client.get(f"/plugins?disable={name}").get_data(as_text=True)
+
+
+def test_the_sign_in_page_and_the_host_errors_speak_chinese(host):
+    client = host.app.test_client()
+    page = client.get("/plugins/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "<h1>登录</h1>" in page and "管理员令牌" in page
+    refused = client.get("/api/v2/ai/status", headers={"Accept-Language": "zh-CN"})
+    assert refused.status_code == 401 and refused.get_json()["error"]["message"] != \
+        client.get("/api/v2/ai/status").get_json()["error"]["message"]
+    signed = signed_in(host)
+    forbidden = signed.post("/plugins/ai", data={"action": "disable"}, headers={"Accept-Language": "zh-CN"})
+    assert forbidden.status_code == 403 and "CSRF" in forbidden.get_data(as_text=True)
+    assert "请刷新页面" in forbidden.get_data(as_text=True)

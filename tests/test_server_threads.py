@@ -1,5 +1,6 @@
 """Request threads of the served panel: open WebSockets never take the last of them, and one
-that does not sign in is closed."""
+that does not sign in is closed. (tests/security/test_host_sockets.py adds long-polls and
+clients that never sign in.)"""
 
 import time
 
@@ -13,20 +14,26 @@ from open1panel_ai.standalone.server import check_settings
 from tests.conftest import TOKEN
 
 
-def open_websocket(panel) -> websocket.WebSocket:
-    """An Engine.IO WebSocket without credentials: it holds a thread all the same."""
+#: The handshake header of a client that shows the admin token before it signs in to ``/ai``.
+WITH_TOKEN = [f"Authorization: Bearer {TOKEN}"]
+
+
+def open_websocket(panel, header=()) -> websocket.WebSocket:
+    """An Engine.IO WebSocket that has not signed in to a namespace: it holds a thread all the
+    same. ``header=WITH_TOKEN`` shows the token in the handshake, which lets it past the bound
+    on clients that show no credentials."""
     ws = websocket.create_connection(f"ws://127.0.0.1:{panel.port}/socket.io/?EIO=4&transport=websocket",
-                                     timeout=5)
+                                     header=list(header), timeout=5)
     assert ws.recv().startswith("0{")  # the Engine.IO open packet
     return ws
 
 
-def eventually_open_websocket(panel, timeout: float = 10) -> websocket.WebSocket:
+def eventually_open_websocket(panel, timeout: float = 10, header=WITH_TOKEN) -> websocket.WebSocket:
     """A WebSocket once the server has let go of one that was just closed."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return open_websocket(panel)
+            return open_websocket(panel, header)
         except websocket.WebSocketBadStatusException:
             if time.monotonic() > deadline:
                 raise
@@ -38,10 +45,10 @@ def test_websockets_past_three_quarters_of_the_threads_are_refused_and_http_stil
     # The sockets here never sign in: a long sign-in deadline keeps them open for the test.
     panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "8",
                         "OPEN1PANEL_AI_SIGN_IN_SECONDS": "600"})
-    sockets = [open_websocket(panel) for _ in range(6)]
+    sockets = [open_websocket(panel, WITH_TOKEN) for _ in range(6)]
     try:
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            open_websocket(panel)
+            open_websocket(panel, WITH_TOKEN)
         assert refused.value.status_code == 503
         assert b"too_many_websockets" in refused.value.resp_body
         assert httpx.get(panel.url + "/healthz", timeout=2).status_code == 200
@@ -71,12 +78,14 @@ def test_websockets_that_never_sign_in_are_closed_and_free_their_places(served):
     client.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN})
     try:
         opened = time.monotonic()
-        idle = [open_websocket(panel) for _ in range(2)]  # with the client, every place is taken
+        # With the client every place is taken; one of them shows no credentials at all (the
+        # one place of the three that such clients may have).
+        idle = [open_websocket(panel), open_websocket(panel, WITH_TOKEN)]
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            open_websocket(panel)
+            open_websocket(panel, WITH_TOKEN)
         assert refused.value.status_code == 503
-        idle[1].send('40/ai,{"token": "wrong"}')  # a refused sign-in keeps no place either
-        assert idle[1].recv().startswith("44/ai,")
+        idle[0].send('40/ai,{"token": "wrong"}')  # a refused sign-in keeps no place either
+        assert idle[0].recv().startswith("44/ai,")
         for ws in idle:
             closed_by_server(ws)
             ws.close()

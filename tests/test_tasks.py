@@ -88,10 +88,13 @@ def test_a_task_runs_to_success_with_the_documented_shape(make_runner):
     assert task["status"] == "queued"
     done = wait_status(runner, task["id"], "succeeded")
     assert set(done) == {"id", "kind", "target", "status", "completed", "total", "percent",
-                         "bytes_per_second", "eta_seconds", "message", "error", "created_at",
-                         "updated_at"}
+                         "bytes_per_second", "eta_seconds", "message", "message_i18n", "error",
+                         "created_at", "updated_at"}
     assert (done["completed"], done["total"], done["percent"]) == (5000, 5000, 100.0)
     assert done["error"] is None and done["created_at"].endswith("Z")
+    # The page shows "Done" in the reader's language from the message's key.
+    assert done["message"] == "Done"
+    assert done["message_i18n"] == {"key": "task.message.done", "params": {}}
 
 
 def test_state_is_persisted_and_read_back_by_a_new_runner(make_runner, store):
@@ -200,6 +203,8 @@ def test_errors_end_failed_or_interrupted_with_their_message(make_runner):
         "the connection dropped"
     crashed = wait_status(runner, runner.submit("crashes", "x")["id"], "failed")
     assert "ZeroDivisionError" in crashed["error"]["message"]
+    assert crashed["error"]["i18n"] == {"key": "task.error.unexpected",
+                                        "params": {"error": "ZeroDivisionError"}}
 
 
 def test_retry_runs_the_same_task_again(make_runner):
@@ -216,7 +221,7 @@ def test_retry_runs_the_same_task_again(make_runner):
     assert runner.retry(task["id"])["id"] == task["id"]
     wait_status(runner, task["id"], "succeeded")
     assert attempts == [1, 2]
-    with pytest.raises(TaskConflict, match="only failed"):
+    with pytest.raises(TaskConflict, match="Only a failed"):
         runner.retry(task["id"])
 
 

@@ -8,13 +8,22 @@ back with ``If-Match``, so a concurrent edit by someone else gets a clear confli
 being overwritten. Caddy validates and provisions the new config before it swaps, and keeps the
 old one running when that fails: its error text becomes the binding's error. TLS certificates
 come from Caddy's automatic HTTPS (ACME) or from files loaded under
-``apps.tls.certificates.load_files``.
+``apps.tls.certificates.load_files``. A Caddy started without an ``apps`` section (or without
+``http`` or ``servers`` in it) gets them created by the first binding.
+
+Caddy's admin API has no authentication, and Caddy's config holds the bearer tokens and
+password hashes: whoever can reach the API can read them or change the routes. So the panel
+talks to it over a unix socket (``unix//run/caddy/admin.sock``, Caddy's own notation) when
+``OPEN1PANEL_AI_CADDY_ADMIN`` names one, and warns (see :meth:`CaddyProvider.warnings`) while it
+is on TCP, which every local user reaches, or on a socket other users may open.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -24,12 +33,20 @@ import httpx
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai.domain.binding import ProxyBinding
 from open1panel_ai.domain.nginx import ProxyRejected
+from open1panel_ai.i18n import Message
 
 ID_PREFIX = "open1panel-ai-"
 APPS_PATH = "/config/apps"
 DEFAULT_SERVER = "open1panel_ai"
+ROOT_PATH = "/config/"
 #: Caddy answers its admin API in milliseconds, but provisioning TLS may take a while.
 ADMIN_TIMEOUT = 60
+DEFAULT_ADMIN = "http://127.0.0.1:2019"
+#: Where docs/domains.md puts the admin socket.
+SUGGESTED_SOCKET = "unix//run/caddy/admin.sock"
+
+_clients_lock = threading.Lock()
+_clients: dict[str, httpx.Client] = {}
 
 
 class AdminUnreachable(ProxyRejected, ConnectionError):
@@ -39,6 +56,75 @@ class AdminUnreachable(ProxyRejected, ConnectionError):
 
 class ConcurrentChange(ProxyRejected):
     """Someone else changed Caddy's config between our read and our write."""
+
+
+class AdminAddress:
+    """Where Caddy's admin API listens, from ``OPEN1PANEL_AI_CADDY_ADMIN``, written as Caddy
+    writes it: ``unix//run/caddy/admin.sock`` (a unix socket; Caddy 2.8 and later take a file
+    mode after it, ``…|0600``, which is ignored here), or ``http://127.0.0.1:2019``,
+    ``localhost:2019`` or ``tcp/localhost:2019`` (TCP)."""
+
+    def __init__(self, value: str) -> None:
+        text = value.strip()
+        if not text.startswith("unix/"):
+            text = text.rstrip("/")
+        self.text = text
+        self.socket: str | None = None
+        self.url = "http://localhost"
+        if text.startswith("unix/"):
+            path = text.removeprefix("unix/").split("|", 1)[0]
+            self.socket = path if path.startswith("/") else None
+            self.valid = self.socket is not None
+        else:
+            text = text.removeprefix("tcp/")
+            self.url = text if "://" in text else f"http://{text}"
+            self.valid = self.url.startswith(("http://", "https://")) and len(self.url) > 8
+
+    def client(self) -> httpx.Client:
+        """The one HTTP client of this address, shared by every provider instance (the status
+        page builds providers afresh; a client each would leave connections open). Over a unix
+        socket the Host header is empty, the one value every Caddy 2 release allows there."""
+        with _clients_lock:
+            client = _clients.get(self.text)
+            if client is None:
+                if self.socket is not None:
+                    client = httpx.Client(transport=httpx.HTTPTransport(uds=self.socket),
+                                          base_url=self.url, headers={"Host": ""})
+                else:
+                    client = httpx.Client(base_url=self.url)
+                _clients[self.text] = client
+            return client
+
+    def warnings(self) -> list[dict[str, Message]]:
+        """What makes the admin API reachable by other local users: TCP, or a socket whose mode
+        lets others connect (write permission) in a folder they may enter."""
+        if self.socket is None:
+            return [{"warning": Message("domain.caddy.warning.tcp_admin", admin=self.text),
+                     "fix": Message("domain.caddy.fix.tcp_admin", socket=SUGGESTED_SOCKET)}]
+        try:
+            mode = os.stat(self.socket).st_mode
+            folders = [os.stat(folder).st_mode for folder in _folders_above(self.socket)]
+        except OSError:
+            return []  # the probe says the API does not answer
+        # Connecting takes write permission on the socket and search permission on each folder.
+        group = mode & stat.S_IWGRP and all(folder & (stat.S_IXGRP | stat.S_IXOTH) for folder in folders)
+        others = mode & stat.S_IWOTH and all(folder & stat.S_IXOTH for folder in folders)
+        if group or others:
+            return [{"warning": Message("domain.caddy.warning.open_socket", socket=self.socket,
+                                        mode=f"{stat.S_IMODE(mode):04o}"),
+                     "fix": Message("domain.caddy.fix.open_socket", socket=self.socket)}]
+        return []
+
+
+def _folders_above(path: str) -> list[str]:
+    """Every folder from ``path``'s own up to ``/``."""
+    folders, folder = [], os.path.dirname(path)
+    while True:
+        folders.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return folders
+        folder = parent
 
 
 def etag(path: str, body: bytes) -> str:
@@ -138,16 +224,32 @@ class CaddyProvider:
     new_routes_first = True
 
     def __init__(self, settings: Mapping[str, str]) -> None:
-        self.admin = settings.get("caddy_admin", "http://127.0.0.1:2019").rstrip("/")
+        self._address = AdminAddress(settings.get("caddy_admin") or DEFAULT_ADMIN)
+        self.admin = self._address.text
         self.server = settings.get("caddy_server", DEFAULT_SERVER)
         self._lock = threading.Lock()
 
     def probe(self) -> None:
+        if not self._address.valid:
+            raise ProviderUnavailable(Message("domain.caddy.bad_admin", admin=self.admin),
+                                      Message("domain.caddy.fix.bad_admin", socket=SUGGESTED_SOCKET))
         try:
-            httpx.get(self.admin + "/config/", timeout=0.5).raise_for_status()
+            self._get(ROOT_PATH, timeout=0.5).raise_for_status()
         except httpx.HTTPError as exc:
-            raise ProviderUnavailable(f"Caddy's admin API at {self.admin} does not answer ({exc}).",
-                                      "Start Caddy, or set OPEN1PANEL_AI_CADDY_ADMIN.") from None
+            raise ProviderUnavailable(Message("domain.caddy.no_admin", admin=self.admin, error=str(exc)),
+                                      Message("domain.caddy.fix.no_admin")) from None
+
+    def warnings(self) -> list[dict[str, Message]]:
+        """What the Domains and status pages show as warnings while Caddy is in use: an admin
+        API other local users can reach (it holds the bindings' tokens and hashes)."""
+        return self._address.warnings()
+
+    def settings_in_use(self) -> list[dict[str, str]]:
+        """What the panel talks to, and the setting that changes it (see docs/domains.md)."""
+        return [{"label": Message("domain.caddy.item.admin"), "value": self.admin,
+                 "setting": "OPEN1PANEL_AI_CADDY_ADMIN"},
+                {"label": Message("domain.caddy.item.server"), "value": self.server,
+                 "setting": "OPEN1PANEL_AI_CADDY_SERVER"}]
 
     # -- the provider contract ----------------------------------------------------------
 
@@ -163,9 +265,15 @@ class CaddyProvider:
     def remove(self, binding_id: str) -> None:
         self._change(binding_id, None)
 
+    def remove_many(self, binding_ids: list[str]) -> None:
+        """Take several bindings out in one config load: Caddy provisions the whole config, so
+        each of them may fail a load that still holds the others (a certificate file that is
+        gone, say)."""
+        self._change(binding_ids, None)
+
     def public_port(self, tls: bool) -> int:
         try:
-            read = httpx.get(self.admin + APPS_PATH, timeout=5)
+            read = self._get(APPS_PATH, timeout=5)
             read.raise_for_status()
             plain, secure = public_ports(read.json() or {}, self.server)
         except (httpx.HTTPError, ValueError):
@@ -174,34 +282,59 @@ class CaddyProvider:
 
     def status(self, binding_id: str) -> dict:
         try:
-            response = httpx.get(f"{self.admin}/id/{ID_PREFIX}{binding_id}", timeout=5)
+            response = self._get(f"/id/{ID_PREFIX}{binding_id}", timeout=5)
         except httpx.HTTPError as exc:
-            return {"state": "error", "error": f"Caddy's admin API does not answer: {exc}"}
+            return {"state": "error",
+                    "error": Message("domain.caddy.no_admin", admin=self.admin, error=str(exc))}
         if response.status_code == 200:
             return {"state": "online", "error": None}
         return {"state": "absent", "error": None}
 
     # -- the one change -------------------------------------------------------------------
 
-    def _change(self, binding_id: str, binding: ProxyBinding | None) -> None:
+    def _get(self, path: str, timeout: float) -> httpx.Response:
+        return self._address.client().get(path, timeout=timeout)
+
+    def _change(self, binding_id: str | list[str], binding: ProxyBinding | None) -> None:
+        """Put ``binding`` in place of the binding ``binding_id`` (None: take it out; then
+        ``binding_id`` may be a list of ids, all taken out at once)."""
+        removed = binding_id if isinstance(binding_id, list) else [binding_id]
         with self._lock:
             try:
-                read = httpx.get(self.admin + APPS_PATH, timeout=ADMIN_TIMEOUT)
+                client = self._address.client()
+                path, read = APPS_PATH, client.get(APPS_PATH, timeout=ADMIN_TIMEOUT)
+                if read.status_code == 400:
+                    # A Caddy with no config at all: /config/apps is no path yet, the root is.
+                    path, read = ROOT_PATH, client.get(ROOT_PATH, timeout=ADMIN_TIMEOUT)
                 read.raise_for_status()
-                apps = read.json() or {}
-                tag = etag(APPS_PATH, read.content)
-                edited = self._edit(json.loads(json.dumps(apps)), binding_id, binding)
+                current = read.json()
+                apps = (current.get("apps") if path == ROOT_PATH and isinstance(current, dict)
+                        else current) or {}
+                if not isinstance(apps, dict):
+                    raise ProxyRejected(Message("domain.caddy.answered", status=read.status_code))
+                tag = etag(path, read.content)
+                edited = json.loads(json.dumps(apps))
+                for one in removed:
+                    edited = self._edit(edited, one, binding)
                 if edited == apps:
                     return
-                write = httpx.patch(self.admin + APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
-                                    headers={"If-Match": tag})
+                if path == ROOT_PATH:  # the whole config is null: it becomes the apps
+                    write = client.patch(ROOT_PATH, json={"apps": edited}, timeout=ADMIN_TIMEOUT,
+                                         headers={"If-Match": tag})
+                elif current is None:  # a config without apps: create them
+                    write = client.put(APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
+                                       headers={"If-Match": tag})
+                else:
+                    write = client.patch(APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
+                                         headers={"If-Match": tag})
             except httpx.TransportError as exc:
-                raise AdminUnreachable(f"Caddy's admin API at {self.admin} failed: {exc}") from None
-            except httpx.HTTPError as exc:
-                raise ProxyRejected(f"Caddy's admin API at {self.admin} failed: {exc}") from None
+                raise AdminUnreachable(Message("domain.caddy.failed", admin=self.admin,
+                                               error=str(exc))) from None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise ProxyRejected(Message("domain.caddy.failed", admin=self.admin,
+                                            error=str(exc))) from None
             if write.status_code == 412:
-                raise ConcurrentChange("Caddy's config was changed by someone else meanwhile; "
-                                       "apply again.")
+                raise ConcurrentChange(Message("domain.caddy.concurrent_change"))
             if write.status_code >= 400:
                 raise ProxyRejected(_caddy_error(write))
 
@@ -264,4 +397,4 @@ def _caddy_error(response: httpx.Response) -> str:
     try:
         return str(response.json().get("error") or response.text).strip()
     except ValueError:
-        return response.text.strip() or f"Caddy answered {response.status_code}"
+        return response.text.strip() or Message("domain.caddy.answered", status=response.status_code)

@@ -13,6 +13,8 @@ import bcrypt
 #: bcrypt's cost factor: about a quarter of a second per check on a small server.
 BCRYPT_ROUNDS = 12
 MIN_PASSWORD_LENGTH = 12
+#: bcrypt reads at most this many bytes of a password (and refuses more).
+MAX_PASSWORD_BYTES = 72
 
 
 def new_bearer_token() -> str:

@@ -10,7 +10,7 @@ BUILTIN_PROVIDERS = [builtin]
 
 
 def menu_item() -> dict:
-    return {"id": "ai-domain", "title": i18n.titles("domain.menu"), "url": "/ai/domains",
+    return {"id": "ai-domain", "title": i18n.titles("domain.menu"), "url": "/ai/domains/",
             "icon": "globe"}
 
 

@@ -34,6 +34,7 @@ import psutil
 
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai.domain.binding import ProxyBinding
+from open1panel_ai.i18n import Message
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ _MODES = {".conf": 0o600, ".htpasswd": 0o644}
 RELOAD_WAIT = 5.0
 DEFAULT_PID_FILE = Path("/run/nginx.pid")
 _PID = re.compile(r"^\s*pid\s+([^;]+);", re.MULTILINE)
+#: What nginx puts before its complaint: a time (when it logs to stderr), the level, pid#tid.
+_LEVEL = re.compile(r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?"
+                    r"\[(?:emerg|alert|crit|error|warn|notice|info)\]\s*(?:\d+#\d+: )?")
 _LISTEN = re.compile(r"^(?:(?P<host>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?P<port>\d{1,5})$")
 
 
@@ -63,8 +67,8 @@ def listen_address(value: str, setting: str) -> str:
     match = _LISTEN.match(value.strip())
     if not match or not 0 < int(match["port"]) < 65536:
         raise ProviderUnavailable(
-            f"OPEN1PANEL_AI_{setting.upper()} is {value!r}, not a port or address:port.",
-            "Set it to a port such as 443, or to 127.0.0.1:8443.")
+            Message("domain.nginx.bad_listen", setting=f"OPEN1PANEL_AI_{setting.upper()}", value=value),
+            Message("domain.nginx.fix.bad_listen"))
     return value.strip()
 
 
@@ -151,18 +155,35 @@ class NginxProvider:
         listen_address(self._http, "nginx_http_port")
         listen_address(self._https, "nginx_https_port")
         if shutil.which(self.binary) is None:
-            raise ProviderUnavailable(f"The nginx binary {self.binary!r} was not found.",
-                                      "Install nginx, or set OPEN1PANEL_AI_NGINX_BIN.")
+            raise ProviderUnavailable(Message("domain.nginx.no_binary", binary=self.binary),
+                                      Message("domain.nginx.fix.no_binary"))
         if not os.access(self.main_conf, os.R_OK):
-            raise ProviderUnavailable(f"The nginx config {self.main_conf} cannot be read.",
-                                      "Set OPEN1PANEL_AI_NGINX_CONF to nginx's main config.")
+            raise ProviderUnavailable(Message("domain.nginx.no_conf", conf=str(self.main_conf)),
+                                      Message("domain.nginx.fix.no_conf"))
         if not (self.sites_dir.is_dir() and os.access(self.sites_dir, os.W_OK)):
-            raise ProviderUnavailable(f"The sites folder {self.sites_dir} is missing or not writable.",
-                                      "Run the panel as a user that may write it, or set "
-                                      "OPEN1PANEL_AI_NGINX_SITES_DIR.")
+            raise ProviderUnavailable(Message("domain.nginx.no_sites", sites_dir=str(self.sites_dir)),
+                                      Message("domain.nginx.fix.no_sites"))
         if self._master() is None:
-            raise ProviderUnavailable("nginx is not running (no live master process in the pid "
-                                      "file its main config names).", "Start nginx.")
+            raise ProviderUnavailable(Message("domain.nginx.not_running", pid_file=str(self.pid_file)),
+                                      Message("domain.nginx.fix.not_running", conf=str(self.main_conf)))
+
+    def settings_in_use(self) -> list[dict[str, str]]:
+        """What the panel reads and writes of nginx, and the setting that changes each, for the
+        Domains page to show when nginx cannot be used (see docs/domains.md)."""
+        return [
+            {"label": Message("domain.nginx.item.binary"), "value": self.binary,
+             "setting": "OPEN1PANEL_AI_NGINX_BIN"},
+            {"label": Message("domain.nginx.item.conf"), "value": str(self.main_conf),
+             "setting": "OPEN1PANEL_AI_NGINX_CONF"},
+            {"label": Message("domain.nginx.item.pid_file"), "value": str(self.pid_file),
+             "setting": Message("domain.nginx.item.pid_setting")},
+            {"label": Message("domain.nginx.item.sites_dir"), "value": str(self.sites_dir),
+             "setting": "OPEN1PANEL_AI_NGINX_SITES_DIR"},
+            {"label": Message("domain.nginx.item.http"), "value": self._http,
+             "setting": "OPEN1PANEL_AI_NGINX_HTTP_PORT"},
+            {"label": Message("domain.nginx.item.https"), "value": self._https,
+             "setting": "OPEN1PANEL_AI_NGINX_HTTPS_PORT"},
+        ]
 
     # -- the provider contract ----------------------------------------------------------
 
@@ -178,7 +199,13 @@ class NginxProvider:
             self._replace(files, remove=[] if binding.auth_mode == "basic" else [htpasswd])
 
     def remove(self, binding_id: str) -> None:
-        paths = [self.site_path(binding_id), self.htpasswd_path(binding_id)]
+        self.remove_many([binding_id])
+
+    def remove_many(self, binding_ids: list[str]) -> None:
+        """Take several bindings out in one test and reload: each of them may fail nginx's test
+        of a tree that still holds the others (a certificate file that is gone, say)."""
+        paths = [path for binding_id in binding_ids
+                 for path in (self.site_path(binding_id), self.htpasswd_path(binding_id))]
         with self._locked():
             if any(path.exists() for path in paths):
                 self._replace({}, remove=paths)
@@ -278,9 +305,7 @@ class NginxProvider:
         """
         master = self._master()
         if master is None:
-            raise ProxyRejected("nginx is not running, so it cannot load the change (no live master "
-                                "process in the pid file its main config names). Start nginx, "
-                                "then apply again.")
+            raise ProxyRejected(Message("domain.nginx.not_running_apply", pid_file=str(self.pid_file)))
         old = master.children()
         self._run("-s", "reload")
         deadline = time.monotonic() + RELOAD_WAIT
@@ -293,12 +318,19 @@ class NginxProvider:
                 return
             time.sleep(0.01)
 
+    @property
+    def pid_file(self) -> Path:
+        """The pid file the main config names (its ``pid`` directive), else nginx's default."""
+        try:
+            match = _PID.search(self.main_conf.read_text(errors="replace"))
+        except OSError:
+            match = None
+        return Path(match[1].strip().strip('"')) if match else DEFAULT_PID_FILE
+
     def _master(self) -> psutil.Process | None:
         """nginx's master process, from the pid file the main config names."""
         try:
-            match = _PID.search(self.main_conf.read_text(errors="replace"))
-            pid_file = Path(match[1].strip().strip('"')) if match else DEFAULT_PID_FILE
-            return psutil.Process(int(pid_file.read_text().strip()))
+            return psutil.Process(int(self.pid_file.read_text().strip()))
         except (OSError, ValueError, psutil.Error):
             return None
 
@@ -307,9 +339,10 @@ class NginxProvider:
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=NGINX_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ProxyRejected(f"nginx could not be run: {exc}") from None
+            raise ProxyRejected(Message("domain.nginx.cannot_run", error=str(exc))) from None
         if done.returncode != 0:
-            raise ProxyRejected(_nginx_error(done.stderr) or f"nginx {' '.join(arguments)} failed")
+            raise ProxyRejected(_nginx_error(done.stderr)
+                                or Message("domain.nginx.command_failed", command=" ".join(arguments)))
 
 
 def _keep(path: Path) -> None:
@@ -355,7 +388,8 @@ def _listening(worker: psutil.Process) -> bool:
 
 
 def _nginx_error(stderr: str) -> str:
-    """nginx's complaint, without the banner lines it prints around it."""
-    lines = [line.removeprefix("nginx: ") for line in stderr.strip().splitlines()
+    """nginx's complaint as one line, without the banner lines it prints around it, and without
+    the time, ``[emerg]`` level and pid marks: ``cannot load certificate "/x.pem": …``."""
+    lines = [_LEVEL.sub("", line.removeprefix("nginx: ")).strip() for line in stderr.strip().splitlines()
              if "test failed" not in line and "syntax is ok" not in line]
-    return "\n".join(lines).strip()
+    return "; ".join(line for line in lines if line)

@@ -6,8 +6,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from open1panel_ai.domain import names
 from open1panel_ai.domain.binding import AUTH_MODES, TARGET_KINDS, TLS_MODES
-from open1panel_ai.domain.credentials import MIN_PASSWORD_LENGTH
-from open1panel_ai.schemas import JSONBoolean, Pattern
+from open1panel_ai.domain.credentials import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
+from open1panel_ai.i18n import Message
+from open1panel_ai.schemas import JSONBoolean, Pattern, TranslatableSchema
 
 #: Ollama endpoint names and MCP server ids: looked up, never written into a config.
 _TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
@@ -29,7 +30,12 @@ class _Checked(fields.String):
         try:
             return self.parser(text)
         except names.InvalidValue as exc:
-            raise ValidationError(str(exc).replace(repr(text), _shown(text))) from None
+            said = exc.args[0]
+            if isinstance(said, Message):  # the value, wherever it is quoted, by its start only
+                said = Message(said.key, **{name: value.replace(repr(text), _shown(text))
+                                            if type(value) is str else value
+                                            for name, value in said.params.items()})
+            raise ValidationError(said) from None
 
 
 def _shown(text: str) -> str:
@@ -55,16 +61,31 @@ class Username(_Checked):
     parser = staticmethod(names.username)
 
 
+class _TranslatedPattern(Pattern):
+    """A pattern whose error is a Message, kept as one so the reader gets it in their language."""
+
+    def _format_error(self, value: str) -> str:
+        return self.error
+
+
 def _no_control_characters(value: str) -> None:
     if not value.isprintable():
-        raise ValidationError("The password must not hold line breaks or control characters.")
+        raise ValidationError(Message("domain.field.password_control"))
+
+
+def _fits_bcrypt(value: str) -> None:
+    """bcrypt reads at most 72 bytes of a password and refuses a longer one: say so, rather
+    than cut the password silently (every password sharing its first 72 bytes would pass)."""
+    size = len(value.encode("utf-8"))
+    if size > MAX_PASSWORD_BYTES:
+        raise ValidationError(Message("domain.field.password_too_long", max=MAX_PASSWORD_BYTES, size=size))
 
 
 class TargetSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(TARGET_KINDS),
                          metadata={"description": "ollama: an Ollama endpoint; mcp: an MCP server."})
-    name = fields.String(required=True, validate=Pattern(
-        _TARGET_NAME, error="A target is an endpoint name or server id of letters, digits and . _ @ -."),
+    name = fields.String(required=True, validate=_TranslatedPattern(
+        _TARGET_NAME, error=Message("domain.field.target_name")),
         metadata={"description": "The Ollama endpoint's name or the MCP server's id.",
                   "example": "local"})
 
@@ -82,8 +103,7 @@ class TLSSchema(Schema):
     @validates_schema
     def _files_for_existing(self, data, partial=None, **kwargs):
         if data.get("mode") == "existing" and not (data.get("certificate") and data.get("key")):
-            raise ValidationError("An existing certificate needs both certificate and key paths.",
-                                  "certificate")
+            raise ValidationError(Message("domain.field.certificate_and_key"), "certificate")
 
 
 class AuthSchema(Schema):
@@ -92,8 +112,9 @@ class AuthSchema(Schema):
                                                   "for Ollama targets, none for MCP servers."})
     username = Username(allow_none=True, load_default=None)
     password = fields.String(load_only=True, validate=[
-        validate.Length(min=MIN_PASSWORD_LENGTH, max=1024), _no_control_characters],
-        metadata={"description": "Write-only; stored as a bcrypt hash."})
+        validate.Length(min=MIN_PASSWORD_LENGTH), _fits_bcrypt, _no_control_characters],
+        metadata={"description": "Write-only; stored as a bcrypt hash. At least 12 characters "
+                                 "and at most 72 bytes in UTF-8 (what bcrypt reads)."})
 
 
 class BindingInSchema(Schema):
@@ -114,7 +135,7 @@ class BindingInSchema(Schema):
     def _distinct_domains(self, data, partial=None, **kwargs):
         domains = data.get("domains") or []
         if len(set(domains)) != len(domains):
-            raise ValidationError("A domain is listed twice.", "domains")
+            raise ValidationError(Message("domain.field.domain_twice"), "domains")
 
 
 class BindingChangeSchema(BindingInSchema):
@@ -156,6 +177,9 @@ class BindingSchema(Schema):
     state = fields.String(required=True, validate=validate.OneOf(STATES),
                           metadata={"description": "online, or error with the proxy's text in error."})
     error = fields.String(allow_none=True)
+    error_i18n = fields.Nested(TranslatableSchema, allow_none=True, metadata={
+        "description": "The key and values of an error the panel composed, for pages that show "
+                       "it in their own language; null for the proxy's own text."})
     provider = fields.String(allow_none=True, metadata={"description": "nginx or caddy."})
     url = fields.String(required=True, metadata={"description": "The public URL to give clients."})
     created_at = fields.String(required=True)
@@ -176,6 +200,8 @@ class PendingRemovalSchema(Schema):
     domains = fields.List(fields.String(), required=True)
     note = fields.String(required=True, metadata={
         "description": "Why the proxy still has it, and when it is taken out."})
+    note_i18n = fields.Nested(TranslatableSchema, allow_none=True, metadata={
+        "description": "The note's key and values, for pages that show it in their language."})
     since = fields.String(required=True, metadata={"description": "When the binding was removed."})
 
 
@@ -190,3 +216,42 @@ class PreviewSchema(Schema):
     config = fields.String(required=True, metadata={
         "description": "What will be written, with secrets masked."})
     url = fields.String(required=True)
+
+
+class ProxySettingSchema(Schema):
+    label = fields.String(required=True, metadata={"description": "What it is, in the reader's language."})
+    value = fields.String(required=True, metadata={"description": "What the panel uses now."})
+    setting = fields.String(required=True, metadata={"description": "The setting that changes it."})
+
+
+class ProxyCandidateSchema(Schema):
+    name = fields.String(required=True)
+    usable = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True)
+    fix = fields.String(allow_none=True)
+    settings = fields.List(fields.Nested(ProxySettingSchema), required=True, metadata={
+        "description": "What the panel reads and writes of this proxy, and the setting for each."})
+
+
+class ProxyWarningSchema(Schema):
+    warning = fields.String(required=True, metadata={"description": "What is wrong, in the reader's language."})
+    fix = fields.String(allow_none=True)
+
+
+class ProxySchema(Schema):
+    """The reverse proxy bindings are applied through, probed afresh."""
+
+    setting = fields.String(required=True, metadata={"description": "OPEN1PANEL_AI_DOMAIN_PROVIDER."})
+    provider = fields.String(allow_none=True, metadata={
+        "description": "The proxy in use; null when none can be used."})
+    usable = fields.Boolean(required=True, metadata={
+        "description": "Whether bindings can be created and changed now; removals work either way."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why not, in the reader's language."})
+    fix = fields.String(allow_none=True)
+    preview_provider = fields.String(allow_none=True, metadata={
+        "description": "The proxy previews are written for; it need not be running."})
+    candidates = fields.List(fields.Nested(ProxyCandidateSchema), required=True, metadata={
+        "description": "Each proxy tried, with why it cannot be used and what the panel checks of it."})
+    warnings = fields.List(fields.Nested(ProxyWarningSchema), required=True, metadata={
+        "description": "How the proxy in use is set up unsafely, with what to do: Caddy's admin "
+                       "API (which holds the bindings' tokens) within reach of other local users."})

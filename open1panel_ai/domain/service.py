@@ -14,6 +14,14 @@ done when the proxy answers again: at the panel's start, or when the bindings ar
 Bindings follow their targets: when an MCP server's address changes its bindings are applied
 again, when it is deleted they are taken out of the proxy and marked ``error``; a binding whose
 target no longer resolves (an Ollama endpoint removed, say) is marked ``error`` when it is read.
+
+A change that did not reach the proxy is never answered as done: the caller gets an error
+(502 ``proxy_rejected``, 503 ``proxy_unreachable``) that says what the proxy serves instead. A
+token rotation either takes effect or says the old token is still valid, and why. Since the
+proxy checks its whole configuration on each change, one binding whose certificate a renewal
+moved away would fail the changes of all the others: before each change, every file the proxy
+would load is checked, and a binding whose files are gone is left out of the proxy (marked
+``error``, saying which files) until they are back, when it is applied again by itself.
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from open1panel_ai import errors
-from open1panel_ai.domain import credentials, names
+from open1panel_ai import errors, i18n
+from open1panel_ai.domain import credentials, files, names
 from open1panel_ai.domain.binding import ProxyBinding, Upstream
+from open1panel_ai.i18n import Message
 from open1panel_ai.store import timestamp
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,22 @@ MIGRATIONS = [
     """
     ALTER TABLE domain_removals ADD COLUMN provider TEXT;
     """,
+    # The key and values of an error or note the panel composed (a Message), so that a page
+    # shows it in its reader's language; NULL for a proxy's own text.
+    """
+    ALTER TABLE domain_bindings ADD COLUMN error_i18n TEXT;
+    ALTER TABLE domain_removals ADD COLUMN note_i18n TEXT;
+    """,
+    # The files the config the proxy serves for a binding makes it load (a JSON list, empty
+    # without them; NULL: the proxy serves nothing of the binding), and the files whose absence
+    # made the panel leave the binding out of the proxy (NULL: not left out). Bindings from
+    # before are taken to be served as recorded.
+    """
+    ALTER TABLE domain_bindings ADD COLUMN served_files TEXT;
+    ALTER TABLE domain_bindings ADD COLUMN left_out TEXT;
+    UPDATE domain_bindings SET served_files = CASE WHEN tls_mode = 'existing'
+        THEN json_array(certificate, certificate_key) ELSE '[]' END;
+    """,
 ]
 
 #: Where each target kind answers on its upstream: MCP bridges serve ``/mcp`` (and ``/sse``).
@@ -114,11 +139,20 @@ class DomainService:
                 return
             for record in pending:
                 log.info("applying binding %s again: the panel stopped while applying it", record["id"])
-                self._apply(record, provider, previous=None)
+                try:
+                    self._apply(record, provider, previous=None)
+                except errors.ApiError as exc:
+                    log.warning("binding %s is in error: %s", record["id"], exc.message)
 
     # -- reading --------------------------------------------------------------------------
 
     def bindings(self) -> list[dict]:
+        """Every binding. Bindings whose files are gone are left out of the proxy first, and
+        those left out whose files are back are applied again (see :meth:`_isolate`)."""
+        provider = self._provider_or_none()
+        if provider is not None:
+            with self._lock:
+                self._isolate(provider)
         records = self._records()
         for record in records:
             self._check_target_exists(record)
@@ -128,7 +162,7 @@ class DomainService:
         """The removals a proxy that was down has still to take; each tried again first."""
         self._finish_removals()
         return [{"id": row["binding_id"], "domains": json.loads(row["domains"]), "note": row["note"],
-                 "since": row["created_at"]}
+                 "note_i18n": _loads(row["note_i18n"]), "since": row["created_at"]}
                 for row in self.store.query("SELECT * FROM domain_removals ORDER BY created_at")]
 
     def binding(self, binding_id: str) -> dict:
@@ -140,14 +174,15 @@ class DomainService:
         if provider is not None and row["state"] == "online":
             found = provider.status(binding_id)
             if found["state"] != "online":
-                error = found["error"] or "The proxy no longer has this binding's configuration; apply it again."
+                error = found["error"] or Message("domain.error.config_gone")
                 self._set_state(binding_id, "error", error)
                 row = self._row(binding_id)
         return self._public(row)
 
     def preview(self, fields: Mapping[str, Any], binding_id: str | None = None) -> dict:
-        """The config ``fields`` would be written as (secrets masked), and the public URL."""
-        provider = self.context.providers.get("domain")
+        """The config ``fields`` would be written as (secrets masked), and the public URL.
+        A preview needs no running proxy, so a proxy that is down previews too."""
+        provider = self._preview_provider()
         current = self._row(binding_id) if binding_id else None
         record = self._merge(current, fields, for_preview=True)
         proxy = self._proxy_binding(record, masked=True)
@@ -163,6 +198,7 @@ class DomainService:
             record["id"] = secrets.token_hex(6)
             record["created_at"] = record["updated_at"] = timestamp()
             self._check_target(record, provider)
+            self._check_files(record)
             with self.store.transaction() as db:
                 self._check_unique(db, record)
                 self._check_not_being_removed(db, record, provider)
@@ -170,7 +206,7 @@ class DomainService:
                 db.execute(f"INSERT INTO domain_bindings ({', '.join(columns)}) "
                            f"VALUES ({', '.join('?' for _ in columns)})", [record[c] for c in columns])
                 self._write_names(db, record)
-            self._apply(record, provider, previous=None)
+            self._apply_or_raise(record, provider, previous=None, token=record["token"])
         return self._public(self._row(record["id"]), token=record["token"])
 
     def update(self, binding_id: str, fields: Mapping[str, Any]) -> dict:
@@ -179,8 +215,9 @@ class DomainService:
             current = self._row(binding_id)
             record = self._merge(current, fields)
             self._check_target(record, provider)
+            self._check_files(record)
             new_token = record["token"] if record["token"] != current["token"] else None
-            record.update(state="pending", error=None, updated_at=timestamp())
+            record.update(state="pending", error=None, error_i18n=None, updated_at=timestamp())
             with self.store.transaction() as db:
                 self._check_unique(db, record)
                 self._check_not_being_removed(db, record, provider)
@@ -189,22 +226,58 @@ class DomainService:
                            "WHERE id = ?", [record[c] for c in columns] + [binding_id])
                 db.execute("DELETE FROM domain_names WHERE binding_id = ?", (binding_id,))
                 self._write_names(db, record)
-            self._apply(record, provider, previous=current)
+            self._apply_or_raise(record, provider, previous=current, token=new_token)
         return self._public(self._row(binding_id), token=new_token)
 
     def rotate_token(self, binding_id: str) -> dict:
-        """Give a bearer binding a new token; the old one stops working once applied."""
+        """Give a bearer binding a new token; the old one stops working once it is applied.
+
+        When the proxy does not take the new token, the binding keeps the old one, which the
+        proxy still serves, and the error says so and why (details ``old_token_valid: true``).
+        A binding left out of the proxy because its files are gone serves no token at all: it
+        keeps the new one, so the old one never comes back, and the error says to make a new
+        token once the files are back (``old_token_valid: false``).
+        """
         provider = self.context.providers.get("domain")
         with self._lock:
             current = self._row(binding_id)
             if current["auth_mode"] != "bearer":
-                raise errors.Conflict("This binding does not use bearer auth; set auth.mode to "
-                                      "bearer to get a token.", code="not_bearer")
+                raise errors.Conflict(Message("domain.error.not_bearer"), code="not_bearer")
             token = credentials.new_bearer_token()
             self.store.execute("UPDATE domain_bindings SET token = ?, state = 'pending', error = NULL, "
-                               "updated_at = ? WHERE id = ?", (token, timestamp(), binding_id))
-            self._apply(self._row(binding_id), provider, previous=None)
+                               "error_i18n = NULL, updated_at = ? WHERE id = ?", (token, timestamp(), binding_id))
+            try:
+                self._apply(self._row(binding_id), provider, previous=None)
+            except errors.ApiError as exc:
+                raise self._rotation_failed(current, provider, exc) from None
         return self._public(self._row(binding_id), token=token)
+
+    def _rotation_failed(self, current: Mapping[str, Any], provider: Any,
+                         exc: errors.ApiError) -> errors.ApiError:
+        """The error of a rotation the proxy did not take, with the binding put back as the
+        proxy serves it: with its old token where the proxy still serves that."""
+        binding_id = current["id"]
+        row = self._row(binding_id)
+        said = _loads(row["error_i18n"])
+        # Why: the proxy's own words where it refused, else what the panel found.
+        why = Message(said["key"], **said["params"]) if said else row["error"] or exc.message
+        if row["served_files"] is None:
+            message = Message("domain.error.rotation_left_out", provider=provider.name, error=why)
+            failure: errors.ApiError = errors.Conflict(message, code=exc.code)
+            old_token_valid = False
+        else:
+            self.store.execute("UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
+                               (current["token"], current["updated_at"], binding_id))
+            if exc.code != "files_missing":  # the proxy serves the binding as it was
+                self.store.execute("UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? "
+                                   "WHERE id = ?", (current["state"], current["error"],
+                                                    current["error_i18n"], binding_id))
+            message = Message("domain.error.rotation_failed", provider=provider.name, error=why)
+            failure = type(exc)(message, code=exc.code)
+            old_token_valid = True
+        log.warning("the token of binding %s was not rotated: %s", binding_id, exc.message)
+        failure.details.update(old_token_valid=old_token_valid, binding=self._public(self._row(binding_id)))
+        return failure
 
     def delete(self, binding_id: str) -> None:
         """Take the binding out of the proxy, then forget it. This works with a proxy whose
@@ -212,12 +285,14 @@ class DomainService:
         provider = self.context.providers.get_even_if_down("domain")
         with self._lock:
             record = self._row(binding_id)
+            # Another binding's missing file would fail the proxy's check of this removal too.
+            self._isolate(provider, keep=binding_id, bring_back=provider is self._provider_or_none())
             try:
                 provider.remove(binding_id)
             except Exception as exc:
                 if self.context.providers.choose("domain", refresh=True).usable:
-                    self._set_state(binding_id, "error", str(exc))
-                    raise errors.UpstreamError(f"The proxy could not remove the binding: {exc}",
+                    self._set_state(binding_id, "error", _text(exc))
+                    raise errors.UpstreamError(Message("domain.error.remove_failed", error=_text(exc)),
                                                code="proxy_rejected") from None
                 self._remove_later(record, provider, exc)
             else:
@@ -228,13 +303,13 @@ class DomainService:
     def _remove_later(self, record: Mapping[str, Any], provider: Any, exc: Exception) -> None:
         """Forget a binding its proxy, being down, could not take out: a pending removal with a
         note takes its place until the proxy answers again."""
-        note = (f"{provider.name} could not take this binding out while it is down ({exc}); it is "
-                f"taken out once {provider.name} answers again.")
+        note = Message("domain.removal.while_down", provider=provider.name, error=_text(exc))
         log.warning("binding %s removed while %s is down: %s", record["id"], provider.name, exc)
         with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO domain_removals "
-                       "(binding_id, domains, note, provider, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (record["id"], json.dumps(record["domains"]), note, provider.name, timestamp()))
+            db.execute("INSERT OR REPLACE INTO domain_removals (binding_id, domains, note, note_i18n, "
+                       "provider, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       (record["id"], json.dumps(record["domains"]), note, _dumps(note),
+                        provider.name, timestamp()))
             db.execute("DELETE FROM domain_bindings WHERE id = ?", (record["id"],))
 
     def _finish_removals(self) -> None:
@@ -259,10 +334,9 @@ class DomainService:
                 try:
                     provider.remove(binding_id)
                 except Exception as exc:
-                    note = (f"{provider.name} did not take this binding out: {exc}. It is tried "
-                            "again when the bindings are listed.")
-                    self.store.execute("UPDATE domain_removals SET note = ? WHERE binding_id = ?",
-                                       (note, binding_id))
+                    note = Message("domain.removal.refused", provider=provider.name, error=_text(exc))
+                    self.store.execute("UPDATE domain_removals SET note = ?, note_i18n = ? "
+                                       "WHERE binding_id = ?", (note, _dumps(note), binding_id))
                     if isinstance(exc, ConnectionError):
                         break
                     continue
@@ -275,8 +349,7 @@ class DomainService:
         """The MCP service's change notification (sent after the change, outside its locks):
         ``event`` is ``updated`` or ``deleted``."""
         if event == "deleted":
-            self.retire_target("mcp", server_id, f"The MCP server {server_id!r} was deleted, so the "
-                               "proxy no longer serves this binding; bind another target or remove it.")
+            self.retire_target("mcp", server_id, Message("domain.error.mcp_deleted", server=repr(server_id)))
         else:
             self.reapply_target("mcp", server_id)
 
@@ -289,10 +362,14 @@ class DomainService:
         with self._lock:
             for binding_id in binding_ids:
                 record = self._row(binding_id)
-                if self._check_target_exists(record):
+                if not self._check_target_exists(record):
+                    continue
+                try:
                     self._apply(record, provider, previous=None, share_hosts=False)
+                except errors.ApiError as exc:
+                    log.warning("binding %s is in error: %s", binding_id, exc.message)
 
-    def retire_target(self, kind: str, name: str, reason: str) -> None:
+    def retire_target(self, kind: str, name: str, reason: Message) -> None:
         """Take every binding of a target that is gone out of the proxy, and mark it ``error``
         with ``reason``; the binding stays, so it can be pointed at another target."""
         binding_ids = self._binding_ids(kind, name)
@@ -309,7 +386,10 @@ class DomainService:
                     try:
                         provider.remove(binding_id)
                     except Exception as exc:
-                        error = f"{reason} The proxy could not remove it: {exc}"
+                        error = Message(reason.key + ".not_removed", **reason.params, error=_text(exc))
+                    else:
+                        self.store.execute("UPDATE domain_bindings SET served_files = NULL, left_out = NULL "
+                                           "WHERE id = ?", (binding_id,))
                 self._set_state(binding_id, "error", error)
 
     def _check_target_exists(self, record: dict) -> bool:
@@ -321,12 +401,12 @@ class DomainService:
         try:
             self._upstream(record)
         except errors.BadRequest as exc:
-            what = "Ollama endpoint" if record["target_kind"] == "ollama" else "MCP server"
-            error = (f"The {what} {record['target_name']!r} this binding points at no longer "
-                     f"resolves ({exc.message}); bind another target or remove this binding.")
+            kind = record["target_kind"]
+            error = Message(f"domain.error.target_gone.{kind}", name=repr(record["target_name"]),
+                            error=exc.message)
             if record["state"] != "error":  # an error said already (a deleted server) stays
                 self._set_state(record["id"], "error", error)
-                record.update(state="error", error=error)
+                record.update(state="error", error=error, error_i18n=_dumps(error))
             return False
         except errors.ApiError:
             return True
@@ -349,7 +429,7 @@ class DomainService:
     def _row(self, binding_id: str | None) -> dict:
         row = self.store.query_one("SELECT * FROM domain_bindings WHERE id = ?", (binding_id,))
         if row is None:
-            raise errors.NotFound(f"There is no domain binding {binding_id!r}.")
+            raise errors.NotFound(Message("domain.error.not_found", id=str(binding_id)))
         record = dict(row)
         record["domains"] = [r["name"] for r in self.store.query(
             "SELECT name FROM domain_names WHERE binding_id = ? ORDER BY position", (binding_id,))]
@@ -377,10 +457,8 @@ class DomainService:
             # Basic and bearer auth at the proxy read the same Authorization header that the
             # MCP bridge checks for its own token, so no request could ever pass both.
             raise errors.BadRequest(
-                "An MCP server's bridge already asks for its own bearer token; the proxy cannot "
-                "ask for another in the same Authorization header. Set auth.mode to none.",
-                code="auth_not_for_mcp",
-                details={"fields": {"auth": {"mode": ["MCP targets take auth.mode none."]}}})
+                Message("domain.error.auth_not_for_mcp"), code="auth_not_for_mcp",
+                details={"fields": {"auth": {"mode": [Message("domain.field.auth_not_for_mcp")]}}})
         return record
 
     @staticmethod
@@ -396,8 +474,9 @@ class DomainService:
             username = auth.get("username") or (current["username"] if current else None)
             password = auth.get("password")
             if not username:
-                raise errors.BadRequest("Basic auth needs a username.", code="validation_error",
-                                        details={"fields": {"auth": {"username": ["Required for basic auth."]}}})
+                raise errors.BadRequest(Message("domain.error.basic_username"), code="validation_error",
+                                        details={"fields": {"auth": {"username": [
+                                            Message("domain.field.basic_required")]}}})
             if password:
                 record["password_hash"] = MASKED_HASH if for_preview else credentials.hash_password(password)
             elif current and current["auth_mode"] == "basic" and current["username"] == username:
@@ -405,8 +484,9 @@ class DomainService:
             elif for_preview:
                 record["password_hash"] = MASKED_HASH
             else:
-                raise errors.BadRequest("Basic auth needs a password.", code="validation_error",
-                                        details={"fields": {"auth": {"password": ["Required for basic auth."]}}})
+                raise errors.BadRequest(Message("domain.error.basic_password"), code="validation_error",
+                                        details={"fields": {"auth": {"password": [
+                                            Message("domain.field.basic_required")]}}})
             record["username"] = username
 
     @staticmethod
@@ -416,7 +496,7 @@ class DomainService:
                            "AND binding_id != ?", [*record["domains"], record["id"]]).fetchall()
         if taken:
             raise errors.Conflict(
-                "These domains are bound already: " + ", ".join(r["name"] for r in taken) + ".",
+                Message("domain.error.taken", domains=", ".join(r["name"] for r in taken)),
                 details={"domains": {r["name"]: r["binding_id"] for r in taken}}, code="domain_taken")
 
     @staticmethod
@@ -432,9 +512,7 @@ class DomainService:
         waiting = [name for name in record["domains"] if name in held]
         if waiting:
             raise errors.Conflict(
-                f"{provider.name} still holds the config of a removed binding for "
-                + ", ".join(waiting) + "; it is taken out when the bindings are listed once "
-                f"{provider.name} takes it (see removals in GET /domains).",
+                Message("domain.error.being_removed", provider=provider.name, domains=", ".join(waiting)),
                 details={"domains": waiting}, code="domain_being_removed")
 
     @staticmethod
@@ -445,9 +523,8 @@ class DomainService:
     def _check_target(self, record: Mapping[str, Any], provider: Any) -> None:
         if record["tls_mode"] == "acme" and not getattr(provider, "acme", False):
             raise errors.BadRequest(
-                f"The {provider.name} provider serves existing certificates only; use the caddy "
-                "provider for ACME, or give a certificate and key.", code="acme_unsupported",
-                details={"fields": {"tls": {"mode": ["ACME needs the caddy provider."]}}})
+                Message("domain.error.acme_unsupported", provider=provider.name), code="acme_unsupported",
+                details={"fields": {"tls": {"mode": [Message("domain.field.acme_needs_caddy")]}}})
         self._upstream(record)
 
     def _upstream(self, record: Mapping[str, Any]) -> Upstream:
@@ -456,25 +533,32 @@ class DomainService:
         service = self.context.services.get(kind)
         if service is None:
             raise errors.UpstreamUnavailable(
-                f"The {kind} feature is not running here, so its targets cannot be bound.",
-                code="target_unavailable")
+                Message(f"domain.error.target_feature_off.{kind}"), code="target_unavailable")
         try:
             if kind == "ollama":
-                url = urlsplit(service.endpoint(name)["url"])
-                scheme, host = url.scheme or "http", url.hostname or "127.0.0.1"
-                port = url.port or (443 if scheme == "https" else 80)
+                url = service.endpoint(name)["url"]
             else:
                 server = service.server(name)
-                scheme, host, port = "http", server["bind_host"], int(server["port"])
         except errors.NotFound as exc:
             raise errors.BadRequest(exc.message, code="unknown_target",
                                     details={"fields": {"target": {"name": [exc.message]}}}) from None
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         try:
+            # What the target's feature hands over is parsed again here, never trusted: an
+            # address stored by an earlier version may hold anything (an IPv6 zone, say).
+            if kind == "ollama":
+                parts = urlsplit(url)
+                scheme, host = parts.scheme or "http", parts.hostname or "127.0.0.1"
+                port = parts.port or (443 if scheme == "https" else 80)
+            else:
+                scheme, host, port = "http", server["bind_host"], int(server["port"])
+            if scheme not in ("http", "https") or not 0 < port < 65536:
+                raise ValueError(f"{scheme}://…:{port}")
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
             return Upstream(scheme, names.upstream_host(host), port)
-        except names.InvalidValue as exc:
-            raise errors.BadRequest(f"The target's address cannot be proxied: {exc}",
-                                    code="unknown_target") from None
+        except (ValueError, TypeError, KeyError) as exc:
+            message = Message("domain.error.bad_upstream", error=_text(exc))
+            raise errors.BadRequest(message, code="unknown_target",
+                                    details={"fields": {"target": {"name": [message]}}}) from None
 
     def _proxy_binding(self, record: Mapping[str, Any], masked: bool = False) -> ProxyBinding:
         return ProxyBinding(
@@ -489,7 +573,18 @@ class DomainService:
 
     def _apply(self, record: dict, provider: Any, previous: Mapping[str, Any] | None,
                share_hosts: bool = True) -> None:
-        """Publish ``record`` through the proxy and record how that went."""
+        """Publish ``record`` through the proxy and record how that went.
+
+        Other bindings whose files are gone are left out first, so that they cannot fail this
+        change. Raises an :class:`~errors.ApiError` when the change did not reach the proxy:
+        the binding is ``error`` then, with the reason, and the proxy serves what it served.
+        """
+        self._isolate(provider, keep=record["id"])
+        gone = files.missing(_files(record))
+        if gone:  # its own files went away since it was saved (a renewal moved them, say)
+            self._leave_out(provider, {record["id"]: gone})
+            raise errors.Conflict(Message("domain.error.files_gone", files=", ".join(gone)),
+                                  code="files_missing", details={"files": gone})
         if share_hosts and record["target_kind"] == "mcp":
             self._share_hosts_with_mcp(record["target_name"])
         self._set_state(record["id"], "pending", None)
@@ -500,12 +595,115 @@ class DomainService:
             raise
         except Exception as exc:
             log.warning("the %s provider rejected binding %s: %s", provider.name, record["id"], exc)
-            self._set_state(record["id"], "error", str(exc) or type(exc).__name__)
-            return
-        self._set_state(record["id"], "online", None)
+            self._set_state(record["id"], "error", _text(exc))
+            if isinstance(exc, ConnectionError):
+                raise errors.UpstreamUnavailable(
+                    Message("domain.error.proxy_unreachable", provider=provider.name, error=_text(exc)),
+                    code="proxy_unreachable") from None
+            raise errors.UpstreamError(
+                Message("domain.error.proxy_rejected", provider=provider.name, error=_text(exc)),
+                code="proxy_rejected") from None
+        self._mark_served(record)
         if previous and previous["target_kind"] == "mcp" and (
                 previous["target_name"] != record["target_name"] or record["target_kind"] != "mcp"):
             self._share_hosts_with_mcp(previous["target_name"])
+
+    def _apply_or_raise(self, record: dict, provider: Any, previous: Mapping[str, Any] | None,
+                        token: str | None) -> None:
+        """:meth:`_apply` for a create or a change: the binding keeps its new settings when the
+        proxy did not take them, and the error carries it (with a token made for it) under
+        ``details.binding``, so the user can correct one value and save again."""
+        try:
+            self._apply(record, provider, previous)
+        except errors.ApiError as exc:
+            exc.details["binding"] = self._public(self._row(record["id"]), token=token)
+            raise
+
+    def _mark_served(self, record: Mapping[str, Any]) -> None:
+        """Record that the proxy serves ``record`` now, with the files it names."""
+        self.store.execute(
+            "UPDATE domain_bindings SET state = 'online', error = NULL, error_i18n = NULL, "
+            "served_files = ?, left_out = NULL WHERE id = ?", (json.dumps(_files(record)), record["id"]))
+
+    # -- keeping one binding's missing files from failing every change ---------------------
+
+    def _isolate(self, provider: Any, keep: str | None = None, bring_back: bool = True) -> None:
+        """Leave out of the proxy every binding (but ``keep``) whose served config names a file
+        that is gone, and, with ``bring_back``, apply again those left out whose files are back.
+        The caller holds the lock; a proxy that cannot be reached ends the round."""
+        records = [record for record in self._records() if record["id"] != keep]
+        broken = {}
+        for record in records:
+            gone = files.missing(_loads(record["served_files"]) or [])
+            if gone:
+                broken[record["id"]] = gone
+        if broken and not self._leave_out(provider, broken):
+            return
+        for record in records:
+            if (bring_back and record["id"] not in broken and record["left_out"] is not None
+                    and not files.missing(_files(record))):
+                self._bring_back(record, provider)
+
+    def _leave_out(self, provider: Any, broken: Mapping[str, list[str]]) -> bool:
+        """Take the bindings whose files are gone (``broken``: id → those files) out of the
+        proxy, all in one change where the provider can (each would fail a check of a config
+        that still holds another), and mark them ``error``; False when the proxy could not be
+        reached."""
+        failures: dict[str, Exception] = {}
+        remove_many = getattr(provider, "remove_many", None)
+        if callable(remove_many):
+            try:
+                remove_many(list(broken))
+            except Exception as exc:
+                failures = dict.fromkeys(broken, exc)
+        else:
+            for binding_id in broken:
+                try:
+                    provider.remove(binding_id)
+                except Exception as exc:
+                    failures[binding_id] = exc
+        for binding_id, gone in broken.items():
+            exc = failures.get(binding_id)
+            if exc is not None:
+                log.warning("binding %s names missing files (%s), and %s could not leave it out: %s",
+                            binding_id, ", ".join(gone), provider.name, exc)
+                self._set_state(binding_id, "error", Message(
+                    "domain.error.files_missing.not_removed", files=", ".join(gone), error=_text(exc)))
+                continue
+            log.warning("binding %s is left out of %s: these files are gone: %s",
+                        binding_id, provider.name, ", ".join(gone))
+            self.store.execute("UPDATE domain_bindings SET served_files = NULL, left_out = ? WHERE id = ?",
+                               (json.dumps(gone), binding_id))
+            self._set_state(binding_id, "error", Message("domain.error.files_missing", files=", ".join(gone)))
+        return not any(isinstance(exc, ConnectionError) for exc in failures.values())
+
+    def _bring_back(self, record: dict, provider: Any) -> None:
+        """Apply again a binding left out whose files are back. If the proxy refuses it, it
+        stays ``error`` with the proxy's text, and is not tried again until it is saved."""
+        if not self._check_target_exists(record):
+            return
+        try:
+            provider.apply(self._proxy_binding(record))
+        except Exception as exc:
+            log.warning("binding %s, whose files are back, was refused by %s: %s",
+                        record["id"], provider.name, exc)
+            self.store.execute("UPDATE domain_bindings SET left_out = NULL WHERE id = ?", (record["id"],))
+            self._set_state(record["id"], "error", _text(exc))
+            return
+        log.info("binding %s is served again: its files are back", record["id"])
+        self._mark_served(record)
+
+    def _check_files(self, record: Mapping[str, Any]) -> None:
+        """A 400 naming the certificate or key file of ``record`` that does not exist: the
+        proxy could not load it. Nothing is saved then."""
+        gone = files.missing(_files(record))
+        if not gone:
+            return
+        fields = {name: [Message("domain.field.file_missing", path=path)]
+                  for name, path in (("certificate", record["certificate"]), ("key", record["certificate_key"]))
+                  if path in gone}
+        raise errors.BadRequest(Message("domain.error.file_missing", files=", ".join(gone)),
+                                code="file_missing", details={"fields": {"tls": fields}})
 
     def _share_hosts_with_mcp(self, server_id: str) -> None:
         """Tell one MCP server which public names reach it (every binding that targets it)."""
@@ -521,12 +719,65 @@ class DomainService:
             log.info("MCP server %s is gone; its hosts were not updated", server_id)
 
     def _set_state(self, binding_id: str, state: str, error: str | None) -> None:
-        self.store.execute("UPDATE domain_bindings SET state = ?, error = ? WHERE id = ?",
-                           (state, error, binding_id))
+        """Record a binding's state; an ``error`` the panel composed (a Message) keeps its key
+        and values beside its English text."""
+        self.store.execute("UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? WHERE id = ?",
+                           (state, error, _dumps(error), binding_id))
 
     def _provider_or_none(self) -> Any:
         choice = self.context.providers.choose("domain")
         return choice.provider
+
+    def _preview_provider(self) -> Any:
+        """The provider that writes previews: the one in use, else the one meant to be in use
+        whose probe failed (a stopped nginx still renders its sites), else the first one tried.
+        A 503 when there is none at all (the feature turned off, no provider installed)."""
+        choice = self.context.providers.choose("domain")
+        provider = choice.provider or choice.down or next(
+            (c.down for c in choice.candidates if c.down is not None), None)
+        return provider if provider is not None else self.context.providers.get("domain")
+
+    # -- the proxy and the summary ----------------------------------------------------------
+
+    def proxy(self) -> dict:
+        """The reverse proxy, probed afresh: whether changes can be applied now, why not, and,
+        for each provider tried, what the panel reads and writes of it and which setting
+        changes that (a provider without ``settings_in_use()`` lists nothing); and the warnings
+        of the provider in use (Caddy's admin API within other users' reach, say)."""
+        choice = self.context.providers.choose("domain", refresh=True)
+        tried = []
+        for candidate in choice.candidates:
+            instance = choice.provider if candidate.name == getattr(choice.provider, "name", None) \
+                else candidate.down
+            if candidate.usable is None or instance is None:
+                continue
+            describe = getattr(instance, "settings_in_use", None)
+            tried.append({"name": candidate.name, "usable": bool(candidate.usable),
+                          "reason": candidate.reason, "fix": candidate.fix,
+                          "settings": list(describe()) if callable(describe) else []})
+        try:
+            preview = self._preview_provider().name
+        except errors.ApiError:
+            preview = None
+        return {"setting": choice.setting, "provider": getattr(choice.provider, "name", None),
+                "usable": choice.usable, "reason": choice.reason, "fix": choice.fix,
+                "preview_provider": preview, "candidates": tried,
+                "warnings": _warnings(choice.provider)}
+
+    def summary(self) -> dict:
+        """How the bindings fare, for the landing page: counts by state, the bindings in error
+        (named, with their error), and the removals a proxy that was down has still to take."""
+        bindings = self.bindings()
+        count = {state: sum(1 for b in bindings if b["state"] == state)
+                 for state in ("online", "pending", "error")}
+        removals = self.store.query_one("SELECT COUNT(*) AS n FROM domain_removals")["n"]
+        choice = self.context.providers.choose("domain")
+        warnings = _warnings(choice.provider)
+        return {"state": "attention" if count["error"] or removals or warnings else "ready",
+                "total": len(bindings), **count, "removals": removals,
+                "provider": getattr(choice.provider, "name", None), "warnings": warnings,
+                "failing": [{"id": b["id"], "domains": b["domains"], "error": b["error"],
+                             "error_i18n": b["error_i18n"]} for b in bindings if b["state"] == "error"]}
 
     def _url(self, record: Mapping[str, Any], provider: Any) -> str:
         tls = record["tls_mode"] != "none"
@@ -545,10 +796,46 @@ class DomainService:
             "allowlist": json.loads(row["allowlist"]),
             "auth": {"mode": row["auth_mode"], "username": row["username"],
                      "has_secret": bool(row["password_hash"] or row["token"])},
-            "state": row["state"], "error": row["error"],
+            "state": row["state"], "error": row["error"], "error_i18n": _loads(row["error_i18n"]),
             "provider": getattr(provider, "name", None), "url": self._url(row, provider),
             "created_at": row["created_at"], "updated_at": row["updated_at"],
         }
         if token is not None:
             public["token"] = token
         return public
+
+
+def _warnings(provider: Any) -> list[dict]:
+    """The provider's optional ``warnings()``: ``{warning, fix}`` Messages about how it is set
+    up (none when it has no such method, or when there is no provider)."""
+    describe = getattr(provider, "warnings", None)
+    if not callable(describe):
+        return []
+    try:
+        return [{"warning": item["warning"], "fix": item.get("fix")} for item in describe()]
+    except Exception:  # a plugin's warnings must not take the page down
+        log.exception("the %s provider's warnings() failed", getattr(provider, "name", "?"))
+        return []
+
+
+def _files(record: Mapping[str, Any]) -> list[str]:
+    """The files the proxy loads for ``record``: its certificate and key, if it has them."""
+    if record["tls_mode"] != "existing":
+        return []
+    return [path for path in (record["certificate"], record["certificate_key"]) if path]
+
+
+def _text(exc: Exception) -> str:
+    """What a provider's exception says: its Message when it carries one, else its text."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, Message) else (str(exc) or type(exc).__name__)
+
+
+def _dumps(text: str | None) -> str | None:
+    """The ``{key, params}`` of a Message as JSON, for its ``*_i18n`` column; else None."""
+    public = i18n.public(text)
+    return json.dumps(public) if public is not None else None
+
+
+def _loads(column: str | None) -> dict | None:
+    return json.loads(column) if column else None

@@ -15,6 +15,7 @@ import psutil
 
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai.gpu import doctor, nvml
+from open1panel_ai.i18n import Message
 
 
 class CpuProvider:
@@ -59,5 +60,4 @@ def why_no_gpu() -> tuple[str, str]:
         nvml.NvmlProvider({}).probe()
     except ProviderUnavailable as exc:
         return exc.reason, exc.fix
-    return ("An NVIDIA GPU is usable, but the CPU provider was chosen (OPEN1PANEL_AI_GPU_PROVIDER=cpu).",
-            "Set OPEN1PANEL_AI_GPU_PROVIDER to 'auto' or 'nvml' to monitor the GPU.")
+    return Message("gpu.cpu.chosen"), Message("gpu.cpu.fix.chosen")

@@ -13,6 +13,7 @@ from typing import Any
 
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai.gpu import nvml as nvml_provider
+from open1panel_ai.terminal import inert
 
 #: The pynvml reinstall that replaces an old copy by NVIDIA's binding.
 REINSTALL = "pip uninstall -y pynvml && pip install --force-reinstall nvidia-ml-py"
@@ -101,11 +102,12 @@ def in_container() -> bool:
 
 
 def render(checks: list[dict[str, Any]]) -> str:
-    """The checks as text for the command line."""
+    """The checks as text for the command line. Details quote the driver, device names and
+    file paths, so each is made :func:`~open1panel_ai.terminal.inert` for the terminal."""
     marks = {True: "ok ", False: "!! ", None: "?  "}
     lines = []
     for item in checks:
-        lines.append(f"{marks[item['ok']]} {item['name']:<13} {item['detail']}")
+        lines.append(f"{marks[item['ok']]} {item['name']:<13} {inert(item['detail'])}")
         if item["fix"] and item["ok"] is not True:
-            lines.append(f"{'':17}fix: {item['fix']}")
+            lines.append(f"{'':17}fix: {inert(item['fix'])}")
     return "\n".join(lines)

@@ -10,7 +10,8 @@ own gauges (GPU up, CPU mode, loaded Ollama models, MCP servers) are prefixed ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -57,6 +58,7 @@ def render(sample: dict[str, Any] | None, hostname: str, ollama_running: list[di
         families += ollama_families(ollama_running)
     if mcp_servers is not None:
         families += mcp_families(mcp_servers)
+    families += added_families()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))
     return generate_latest(registry)
@@ -133,3 +135,32 @@ def mcp_families(servers: list[dict]) -> list[Metric]:
         up.add_metric([str(server.get("id", "")), str(server.get("name", "")),
                        str(server.get("status", ""))], 1 if server.get("status") == "running" else 0)
     return [up]
+
+
+# -- families other features add (the alerts' states) ----------------------------------------
+
+log = logging.getLogger(__name__)
+#: Callables, each returning metric families for the same scrape; see :func:`add_families`.
+_ADDED: list[Callable[[], list[Metric]]] = []
+
+
+def add_families(source: Callable[[], list[Metric]]) -> None:
+    """Have ``/metrics`` include what ``source()`` returns at each scrape, until
+    :func:`remove_families`. A feature that exports gauges of its own calls it at start."""
+    _ADDED.append(source)
+
+
+def remove_families(source: Callable[[], list[Metric]]) -> None:
+    if source in _ADDED:
+        _ADDED.remove(source)
+
+
+def added_families() -> list[Metric]:
+    """The families of every added source; one that fails is logged and left out."""
+    families: list[Metric] = []
+    for source in list(_ADDED):
+        try:
+            families += source()
+        except Exception:
+            log.exception("a metrics source failed: %r", source)
+    return families

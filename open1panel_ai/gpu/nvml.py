@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import psutil
 
 from hookspecs.ai import ProviderUnavailable
+from open1panel_ai.i18n import Message
 
 #: NVML's compute modes by number.
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
@@ -28,9 +29,8 @@ def load_module() -> ModuleType:
     try:
         return importlib.import_module("pynvml")
     except ImportError:
-        raise ProviderUnavailable(
-            "The NVML binding (the nvidia-ml-py package, imported as pynvml) is not installed.",
-            "Install it into the panel's environment: pip install nvidia-ml-py") from None
+        raise ProviderUnavailable(Message("gpu.nvml.not_installed"),
+                                  Message("gpu.nvml.fix.not_installed")) from None
 
 
 class Session:
@@ -82,25 +82,14 @@ def init_failure(nvml: ModuleType, exc: Exception) -> tuple[str, str]:
     """Why ``nvmlInit`` failed, in words, and what to do about it."""
     code = getattr(exc, "value", None)
     known = {
-        nvml.NVML_ERROR_LIBRARY_NOT_FOUND: (
-            ("The NVIDIA driver's library (libnvidia-ml.so.1) is not installed, so no NVIDIA GPU "
-             "can be used here."),
-            ("Install the NVIDIA driver (on Debian: apt install nvidia-driver). In a container, "
-             "start it with the NVIDIA Container Toolkit (docker run --gpus all).")),
-        nvml.NVML_ERROR_DRIVER_NOT_LOADED: (
-            "The NVIDIA driver is installed but its kernel module is not loaded.",
-            ("Load it with 'modprobe nvidia' or reboot; if that fails, 'dmesg | grep -i nvidia' "
-             "says why (often Secure Boot refusing an unsigned module).")),
-        nvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: (
-            ("The NVIDIA library and the running kernel driver are different versions, which "
-             "happens after a driver update until the next reboot."),
-            "Reboot so the updated kernel driver is loaded."),
-        nvml.NVML_ERROR_NO_PERMISSION: (
-            "The panel's user may not open the NVIDIA devices (/dev/nvidia*).",
-            "Give the panel's user access to /dev/nvidia* (usually the 'video' group)."),
-    }
-    return known.get(code, (f"NVML could not start: {exc}.",
-                            "Run nvidia-smi to see whether the driver works."))
+        nvml.NVML_ERROR_LIBRARY_NOT_FOUND: "library_not_found",
+        nvml.NVML_ERROR_DRIVER_NOT_LOADED: "driver_not_loaded",
+        nvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "version_mismatch",
+        nvml.NVML_ERROR_NO_PERMISSION: "no_permission",
+    }.get(code)
+    if known is None:
+        return Message("gpu.nvml.init_failed", error=str(exc)), Message("gpu.nvml.fix.init_failed")
+    return Message(f"gpu.nvml.{known}"), Message(f"gpu.nvml.fix.{known}")
 
 
 class NvmlProvider:
@@ -114,9 +103,7 @@ class NvmlProvider:
     def probe(self) -> None:
         current = session()
         if current.count == 0:
-            raise ProviderUnavailable(
-                "The NVIDIA driver is running but reports no GPU.",
-                "Check that the card is seated and powered and that nvidia-smi lists it.")
+            raise ProviderUnavailable(Message("gpu.nvml.no_gpu"), Message("gpu.nvml.fix.no_gpu"))
 
     def sample(self) -> dict[str, Any]:
         current = session()

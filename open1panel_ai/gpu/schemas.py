@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from open1panel_ai.schemas import TranslatableSchema
+
 
 def _n(description: str, kind=fields.Float) -> fields.Field:
     return kind(allow_none=True, metadata={"description": description + " null: not available."})
@@ -81,6 +83,9 @@ class GPUSampleSchema(Schema):
     cpu = fields.Nested(GPUCpuSchema, allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "In CPU mode: why no GPU is used."})
     fix = fields.String(allow_none=True)
+    reason_i18n = fields.Nested(TranslatableSchema, allow_none=True, metadata={
+        "description": "The reason's key and values, for pages that show it in their language."})
+    fix_i18n = fields.Nested(TranslatableSchema, allow_none=True)
     ollama_cpu_models = fields.List(fields.Nested(GPUOllamaCpuModelSchema), required=True, metadata={
         "description": "Loaded Ollama models with nothing in GPU memory: they run on the CPU. The "
                        "last known list, refreshed in the background when older than 10 s."})

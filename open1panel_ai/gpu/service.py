@@ -22,9 +22,10 @@ import threading
 import time
 from typing import Any
 
-from open1panel_ai import errors
+from open1panel_ai import errors, i18n
 from open1panel_ai.gpu import doctor, metrics
 from open1panel_ai.gpu.history import History
+from open1panel_ai.i18n import Message
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,9 @@ class ProviderFailed(errors.UpstreamUnavailable):
     def __init__(self, provider_name: str, failure: Exception) -> None:
         words = f"{type(failure).__name__}: {failure}"
         super().__init__(
-            f"The GPU provider {provider_name!r} could not read the GPUs: {words}",
+            Message("gpu.error.provider_failed", provider=repr(provider_name), error=words),
             details={"provider": provider_name, "error": words,
-                     "fix": "GET /api/v2/ai/gpu/checks runs the provider's own checks; the "
-                            "panel's log has the full error."})
+                     "fix": Message("gpu.error.provider_failed_fix")})
         self.words = words
 
 
@@ -168,6 +168,8 @@ class GPUService:
             sample.setdefault("cpu", None)
             sample.setdefault("reason", None)
             sample.setdefault("fix", None)
+            sample["reason_i18n"] = i18n.public(sample["reason"])  # pages show it in their language
+            sample["fix_i18n"] = i18n.public(sample["fix"])
             if self.context.is_owner:
                 self.history.record(now, history_readings(sample))
             self._latest = sample
@@ -185,9 +187,25 @@ class GPUService:
         until = now if until is None else until
         since = until - 3600 if since is None else since
         if since >= until:
-            raise errors.BadRequest("'since' must be before 'until'.",
+            raise errors.BadRequest(Message("gpu.error.bad_range"),
                                     details={"since": since, "until": until}, code="bad_range")
         return self.history.query(since, until, now)
+
+    def summary(self) -> dict[str, Any]:
+        """What the landing page says of the GPUs: ``mode`` is ``gpu``, ``cpu`` (no GPU is
+        used here, so the CPU is watched instead) or ``unavailable`` (no provider, or it
+        failed; ``reason`` says why), with the count of GPUs and of lost ones."""
+        try:
+            sample = self.current()
+        except errors.ApiError as exc:
+            return {"state": "attention", "mode": "unavailable", "provider": None, "devices": 0, "lost": 0,
+                    "reason": exc.message, "fix": exc.details.get("fix")}
+        devices = sample["devices"]
+        lost = sum(1 for device in devices if device.get("lost"))
+        state = "cpu" if sample["mode"] == "cpu" else ("attention" if lost else "ready")
+        return {"state": state, "mode": sample["mode"], "provider": sample["provider"],
+                "devices": len(devices), "lost": lost,
+                "reason": sample.get("reason"), "fix": sample.get("fix")}
 
     def checks(self) -> dict[str, Any]:
         """The provider in use and its compatibility checks (NVML's when none is usable)."""

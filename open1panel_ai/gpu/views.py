@@ -12,7 +12,9 @@ from open1panel_ai.gpu.schemas import (
     GPUHistorySchema,
     GPUSampleSchema,
 )
-from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
+from open1panel_ai.web import (
+    API_PREFIX, blueprint, current_ai, in_language, operation, request_language,
+)
 
 
 def _service():
@@ -44,11 +46,15 @@ def gpu_history(query):
 @operation(summary="The GPU compatibility check: what was checked and how to fix what is missing",
            tag="gpu", response=GPUChecksSchema(), errors_=(503,))
 def gpu_checks():
-    return _service().checks()
+    """Details and fixes the panel composed are in the reader's language."""
+    return in_language(_service().checks(), request_language())
 
 
 @blueprint.get(API_PREFIX + "/metrics")
 @operation(summary="Prometheus metrics: GPUs with DCGM exporter names, Ollama models, MCP servers",
            tag="gpu", errors_=(503,), raw_response={CONTENT_TYPE_LATEST: {"type": "string"}})
 def prometheus_metrics():
+    """Besides the admin token, the standalone panel takes its scrape token here
+    (`<data dir>/metrics-token` or `OPEN1PANEL_AI_METRICS_TOKEN`), which opens this route and
+    nothing else: give Prometheus that one."""
     return Response(_service().metrics(), mimetype=None, content_type=CONTENT_TYPE_LATEST)

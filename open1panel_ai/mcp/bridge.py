@@ -12,9 +12,10 @@ connects to it with the official ``mcp`` client, and serves every client that co
 
 Everything else needs ``Authorization: Bearer <token>``. On SIGHUP the bridge reads the config
 again and takes its new ``allowed_hosts`` (the Host names of bound domains) without a restart.
-The child's stderr and the bridge's own log go to one size-bounded, rotating log file. The
-bridge exits when its upstream goes away, so the supervisor sees the crash and restarts it,
-and when the panel that started it is gone, so a killed panel leaves no bridge behind.
+The child's stderr and the bridge's own log go to one rotating log file, bounded in bytes,
+whose lines are cut at 8 KiB whatever the child writes (see :mod:`open1panel_ai.mcp.logfile`).
+The bridge exits when its upstream goes away, so the supervisor sees the crash and restarts
+it, and when the panel that started it is gone, so a killed panel leaves no bridge behind.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import hmac
 import importlib.util
 import json
 import logging
-import logging.handlers
 import os
 import signal
 import subprocess
@@ -45,6 +45,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
+from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.urls import MASK
 from open1panel_ai.providers import describe_error
 
@@ -175,11 +176,15 @@ def forwarding_server(name: str, upstream: ClientSession,
 async def stdio_upstream(config: Mapping[str, Any]):
     """Start the stdio child in this process group and yield its message streams.
 
-    The child gets PATH and HOME from the bridge's environment plus the server's own env; its
-    stdout carries JSON-RPC lines, its stderr goes line by line into the log.
+    A sandboxed child (``env_exact``) gets exactly the env of its config; any other gets PATH
+    and HOME from the bridge's environment plus the server's own env. Its stdout carries
+    JSON-RPC lines, its stderr goes line by line into the log.
     """
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
-    env.update(config.get("env") or {})
+    if config.get("env_exact"):
+        env = dict(config.get("env") or {})  # a sandboxed child's whole environment
+    else:
+        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+        env.update(config.get("env") or {})
     argv = config["command"]
     try:
         process = await anyio.open_process(argv, env=env, cwd=config.get("cwd") or None)
@@ -195,10 +200,17 @@ async def stdio_upstream(config: Mapping[str, Any]):
 
     async def read_stdout():
         async with read_writer:
-            buffer = b""
+            # Each byte is looked at once however long a message is: only the part not yet
+            # scanned is searched for a newline, and only whole lines are taken off the front.
+            buffer = bytearray()
             async for chunk in process.stdout:
+                scanned = len(buffer)
                 buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
+                lines, start = [], 0
+                while (end := buffer.find(b"\n", scanned)) >= 0:
+                    lines.append(bytes(buffer[start:end]))
+                    start = scanned = end + 1
+                del buffer[:start]
                 for line in lines:
                     if not line.strip():
                         continue
@@ -260,15 +272,17 @@ async def gateway_upstream(config: Mapping[str, Any]):
 
 
 async def _log_lines(stream, logger: logging.Logger) -> None:
-    """Log each line a child writes to ``stream``, the last one even without its newline."""
-    buffer = b""
+    """Log each line a child writes to ``stream``, the last one even without its newline.
+
+    Lines are split in linear time and each is cut at :data:`logfile.LINE_LIMIT` bytes and
+    marked (see :class:`logfile.LineSplitter`): one endless line costs no more than its size,
+    and puts 8 KiB into the log."""
+    splitter = logfile.LineSplitter()
     async for chunk in stream:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            logger.info("%s", line.decode(errors="replace").rstrip())
-    if buffer:
-        logger.info("%s", buffer.decode(errors="replace").rstrip())
+        for line in splitter.feed(chunk):
+            logger.info("%s", line.rstrip())
+    for line in splitter.end():
+        logger.info("%s", line.rstrip())
 
 
 async def _wait_for_port(host: str, port: int, process) -> None:
@@ -327,9 +341,8 @@ def _secret_parts(url: str) -> list[str]:
 
 
 def setup_logging(config: Mapping[str, Any]) -> None:
-    handler = logging.handlers.RotatingFileHandler(
-        config["log_file"], maxBytes=int(config.get("log_max_bytes", 1 << 20)),
-        backupCount=int(config.get("log_backups", 2)), encoding="utf-8")
+    handler = logfile.Handler(config["log_file"], int(config.get("log_max_bytes", logfile.MAX_BYTES)),
+                              int(config.get("log_backups", logfile.BACKUPS)))
     if config.get("url"):
         handler.addFilter(MaskedURL(config["url"]))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"))

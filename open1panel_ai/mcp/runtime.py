@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 from hookspecs import hookimpl
 from hookspecs.ai import ProviderUnavailable
 from open1panel_ai import errors
-from open1panel_ai.mcp import logfile
+from open1panel_ai.i18n import Message
+from open1panel_ai.mcp import logfile, sandbox
 from open1panel_ai.mcp.probe import ProbeFailed
 from open1panel_ai.mcp.supervisor import (
     BRIDGE_MODULE,
@@ -45,6 +46,11 @@ class ProcessRuntime:
         root = Path(settings["data_dir"]) / "mcp"
         self.run_dir = root / "run"
         self.log_dir = root / "logs"
+        #: Each sandboxed server's private home (npx and uvx caches go there).
+        self.homes_dir = sandbox.homes_of(settings)
+        #: What this machine offers for sandboxing, looked up once.
+        self.sandbox_host = sandbox.Host.detect(settings.get("mcp_bwrap") or "bwrap")
+        self._hidden = sandbox.hidden_folders(settings)
         remove_stale_pid_files(self.run_dir)
         self._servers: dict[str, Supervised] = {}
         self._lock = threading.Lock()
@@ -54,11 +60,21 @@ class ProcessRuntime:
 
     def probe(self) -> None:
         if importlib.util.find_spec("mcp") is None or importlib.util.find_spec("uvicorn") is None:
-            raise ProviderUnavailable("The 'mcp' Python package is not installed.",
-                                      "pip install 'mcp>=2' in the panel's environment.")
+            raise ProviderUnavailable(Message("mcp.provider.no_sdk"), Message("mcp.fix.install_sdk"))
 
     def bridge_argv(self, server: Mapping[str, Any], config_path: Path) -> list[str]:
         return [sys.executable, "-m", BRIDGE_MODULE, str(config_path)]
+
+    def sandbox_plan(self, server: Mapping[str, Any]) -> sandbox.Launch:
+        """How the server's stdio child starts: in its sandbox, under its profile."""
+        return sandbox.plan(server["id"], server["command"], server.get("env_values") or {},
+                            server.get("cwd"), sandbox.Profile.from_mapping(server.get("profile")),
+                            uid=server["sandbox_uid"], host=self.sandbox_host,
+                            homes_dir=self.homes_dir, run_dir=self.run_dir, hidden=self._hidden)
+
+    def forget(self, server_id: str) -> None:
+        """Remove what a deleted server left: its home and caches."""
+        sandbox.remove_home(self.homes_dir, server_id)
 
     # -- the MCPProvider protocol --------------------------------------------------------
 
@@ -70,7 +86,8 @@ class ProcessRuntime:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             config_path = self.run_dir / f"{server['id']}.json"
             supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
-                                    self.log_path(server["id"]), self.timing, self._changed)
+                                    self.log_path(server["id"]), self.timing, self._changed,
+                                    self.sandbox_plan)
             with self._lock:
                 self._servers[server["id"]] = supervised
             logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
@@ -92,12 +109,11 @@ class ProcessRuntime:
     def tools(self, server_id: str) -> list[dict[str, Any]]:
         supervised = self._servers.get(server_id)
         if supervised is None or supervised.state()["status"] not in ("running", "unhealthy"):
-            raise errors.Conflict("The server is not running; start it to see its tools.",
-                                  code="not_running")
+            raise errors.Conflict(Message("mcp.error.not_running"), code="not_running")
         try:
             return supervised.probe()
         except ProbeFailed as exc:
-            raise errors.UpstreamError(f"The server did not list its tools: {exc}") from None
+            raise errors.UpstreamError(Message("mcp.error.tools_failed", reason=str(exc))) from None
 
     def set_hosts(self, server_id: str, hosts: list[str]) -> None:
         supervised = self._servers.get(server_id)
@@ -143,21 +159,21 @@ class SupergatewayRuntime(ProcessRuntime):
     """
 
     name: ClassVar[str] = "supergateway"
+    #: supergateway runs the stdio server itself, from a command line of its own: no sandbox
+    #: wraps it (docs/mcp.md says so; the process runtime is the sandboxed one).
+    sandbox_plan = None
 
     def probe(self) -> None:
         if self.settings.get("mcp_provider") != self.name:
-            raise ProviderUnavailable(
-                "The supergateway runtime is used only when chosen by name.",
-                "Set OPEN1PANEL_AI_MCP_PROVIDER=supergateway to use it.")
+            raise ProviderUnavailable(Message("mcp.provider.supergateway_by_name"),
+                                      Message("mcp.fix.choose_supergateway"))
         if shutil.which("npx", path=self.settings.get("mcp_node_path")) is None:
-            raise ProviderUnavailable(
-                "Node.js is not installed: the supergateway runtime needs npx.",
-                "Install Node.js 18 or later (which brings npx), or use the 'process' runtime.")
+            raise ProviderUnavailable(Message("mcp.provider.no_node"), Message("mcp.fix.install_node"))
         super().probe()
 
     def start(self, server: Mapping[str, Any]) -> None:
         if not server.get("command"):
-            raise errors.BadRequest("The supergateway runtime runs only command servers, not URLs.")
+            raise errors.BadRequest(Message("mcp.error.supergateway_command_only"))
         port = _free_loopback_port()
         super().start({**server, "gateway": {"argv": self.gateway_argv(server, port), "port": port}})
 

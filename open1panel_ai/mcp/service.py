@@ -3,7 +3,13 @@ live side (status events on topic ``mcp``, log lines on ``mcp:<id>:logs``).
 
 Secrets never leave this module through a public object: secret env values and header values
 are stored for the runtime but answered as null, and the token is only shown by
-:meth:`MCPService.client_config` and :meth:`MCPService.rotate_token`.
+:meth:`MCPService.client_config` and :meth:`MCPService.rotate_token`. They are write-only on
+updates too: a stored secret value is kept only while its entry stays secret (turning it
+non-secret takes the value again), and header values only while the URL keeps its origin.
+
+Whether a server should run is kept with its definition: a server stopped by hand stays
+stopped when the panel starts again; every other server marked autostart is started, so one
+that was running when the panel stopped runs again.
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError
 
-from open1panel_ai import errors
-from open1panel_ai.mcp import logfile
+from open1panel_ai import errors, i18n
+from open1panel_ai.i18n import Message
+from open1panel_ai.mcp import logfile, sandbox
 from open1panel_ai.mcp.clients import client_config
-from open1panel_ai.mcp.schemas import MCPServerInSchema
+from open1panel_ai.mcp.program import cannot_run, child_path, find_program
+from open1panel_ai.mcp.schemas import MCPServerInSchema, plain_address
 from open1panel_ai.mcp.urls import base_url, masked
 from open1panel_ai.store import timestamp
 
@@ -72,6 +81,7 @@ class MCPService:
         self.store = context.store
         self.realtime = context.realtime
         self.store.migrate("mcp", MIGRATIONS)
+        self._repair_bind_hosts()
         self._lock = threading.RLock()
         self._server_locks: dict[str, threading.RLock] = {}
         self._watchers: list[Callable[[str, str], None]] = []
@@ -84,9 +94,23 @@ class MCPService:
 
     # -- startup and shutdown -----------------------------------------------------------
 
+    def _repair_bind_hosts(self) -> None:
+        """Rebuild each stored ``bind_host`` that is not a plain address: earlier versions took
+        IPv6 zone IDs (``::1%<anything>``), which carried text into a proxy's config. The
+        address is made again from its packed form, without the zone; 127.0.0.1 if it is none."""
+        rows = self.store.query("SELECT id, name, json_extract(definition, '$.bind_host') AS bind_host"
+                                " FROM mcp_servers")
+        for row in rows:
+            plain = plain_address(row["bind_host"])
+            if plain != row["bind_host"]:
+                log.warning("MCP server %s: its listen address %r is not a plain address; it is now %s",
+                            row["name"], row["bind_host"], plain)
+                self.store.execute("UPDATE mcp_servers SET definition = json_set(definition, '$.bind_host', ?)"
+                                   " WHERE id = ?", (plain, row["id"]))
+
     def start(self) -> None:
-        """Start the status monitor and every server marked autostart, in the one process
-        that owns the data dir (see :mod:`open1panel_ai.ownership`)."""
+        """Start the status monitor and every server marked autostart that was not stopped by
+        hand, in the one process that owns the data dir (see :mod:`open1panel_ai.ownership`)."""
         self.context.when_owner(self._supervise)
 
     def _supervise(self) -> None:
@@ -94,10 +118,11 @@ class MCPService:
         for row in self.store.query("SELECT id FROM mcp_servers ORDER BY name"):
             definition = self._row(row["id"])
             try:
-                if definition["autostart"]:
+                if definition["autostart"] and not definition.get("stopped_by_hand"):
                     self.start_server(definition["id"])
                 elif self._provider(required=False) is not None:
-                    self.stop_server(definition["id"])  # what a killed panel left of it goes
+                    # What a killed panel left of it goes; this is no stop by hand.
+                    self.stop_server(definition["id"], by_hand=False)
             except errors.ApiError as exc:
                 log.warning("autostart or stop of MCP server %s failed: %s", definition["name"], exc.message)
 
@@ -131,7 +156,8 @@ class MCPService:
         cleaned = []
         for host in hosts:
             if not isinstance(host, str) or not HOSTNAME.match(host):
-                raise errors.BadRequest(f"{host!r} is not a host name.", details={"hosts": hosts})
+                raise errors.BadRequest(Message("mcp.error.not_a_host", host=str(host)),
+                                        details={"hosts": hosts})
             if host.lower() not in cleaned:
                 cleaned.append(host.lower())
         with self._lock:
@@ -166,15 +192,18 @@ class MCPService:
             port = self._claim_port(data.get("port"), data["bind_host"])
             env, env_problems = self._merge_env([], data.get("env", []))
             headers, header_problems = self._merge_headers([], data.get("headers", []))
-            if env_problems or header_problems:
-                raise errors.BadRequest("Some fields are not valid.", code="validation_error",
-                                        details={"fields": {**env_problems, **header_problems}})
+            profile_problems = self._profile_problems(data.get("profile"))
+            if env_problems or header_problems or profile_problems:
+                raise _invalid({**env_problems, **header_problems, **profile_problems})
             definition = {
                 "id": uuid.uuid4().hex[:12], "name": data["name"], "command": data.get("command"),
                 "env": env, "cwd": data.get("cwd"), "url": data.get("url"), "headers": headers,
                 "transports": data["transports"], "port": port, "bind_host": data["bind_host"],
                 "restart_policy": data["restart_policy"], "autostart": data["autostart"],
-                "extra_hosts": [], "token": secrets.token_urlsafe(32),
+                "stopped_by_hand": False, "extra_hosts": [], "token": secrets.token_urlsafe(32),
+                "profile": data.get("profile") or sandbox.Profile().as_dict(),
+                "sessions": data.get("sessions", "shared"),
+                "sandbox_uid": self._next_sandbox_uid(),
                 "created_at": timestamp(), "updated_at": timestamp(),
             }
             self.store.execute(
@@ -201,23 +230,27 @@ class MCPService:
                 if data.get("url"):
                     changed["command"] = None
                 if bool(changed.get("command")) == bool(changed.get("url")):
-                    raise errors.BadRequest("Some fields are not valid.", code="validation_error",
-                                            details={"fields": {"command": ["Give either a command or a url."]}})
+                    raise _invalid({"command": [Message("mcp.error.command_or_url")]})
                 if data.get("port") is None:
                     changed["port"] = definition["port"]
                 if changed["port"] != definition["port"] or changed["bind_host"] != definition["bind_host"]:
                     changed["port"] = self._claim_port(changed["port"], changed["bind_host"], exclude=server_id,
                                                        check_bind=changed["port"] != definition["port"])
-                problems = {}
+                problems = self._profile_problems(data.get("profile"))
                 if "env" in data:
                     changed["env"], found = self._merge_env(definition["env"], data["env"])
                     problems.update(found)
+                # Header values go only where they were entered for: to another origin, again.
+                moved = changed.get("url") and _origin(changed["url"]) != _origin(definition.get("url"))
                 if "headers" in data:
-                    changed["headers"], found = self._merge_headers(definition["headers"], data["headers"])
+                    new_origin = _origin_text(changed["url"]) if moved else None
+                    changed["headers"], found = self._merge_headers(definition["headers"], data["headers"],
+                                                                    new_origin)
                     problems.update(found)
+                elif moved and definition["headers"]:
+                    problems["headers"] = [Message("mcp.error.headers_again", origin=_origin_text(changed["url"]))]
                 if problems:
-                    raise errors.BadRequest("Some fields are not valid.", code="validation_error",
-                                            details={"fields": problems})
+                    raise _invalid(problems)
                 changed["updated_at"] = timestamp()
                 self._save(changed)
             if self._status(server_id) in ACTIVE:
@@ -234,10 +267,13 @@ class MCPService:
             provider = self._provider(required=False)
             if provider is not None:
                 provider.stop(server_id)
+                forget = getattr(provider, "forget", None)  # a runtime that keeps homes
+                if forget is not None:
+                    forget(server_id)
                 log_path = getattr(provider, "log_path", None)
                 if log_path is not None:
                     path = log_path(server_id)
-                    for old in [path, *[path.with_name(f"{path.name}.{n}") for n in range(1, logfile.BACKUPS + 1)]]:
+                    for old in [path, *logfile.rotated(path), path.with_name(f"{path.name}.lock")]:
                         old.unlink(missing_ok=True)
             self.store.execute("DELETE FROM mcp_servers WHERE id = ?", (server_id,))
             self._published.pop(server_id, None)
@@ -261,18 +297,45 @@ class MCPService:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start_server(self, server_id: str) -> dict[str, Any]:
+        """Start (or restart) the server; it is no longer stopped by hand."""
         with self._server_lock(server_id):
             definition = self._row(server_id)
             self._provider().start(self._runtime(definition))
+            self._mark_stopped_by_hand(definition, False)
             self._wake.set()
             return self._public(definition)
 
-    def stop_server(self, server_id: str) -> dict[str, Any]:
+    def stop_server(self, server_id: str, by_hand: bool = True) -> dict[str, Any]:
+        """Stop the server. Stopped by hand (the default: a person or a client asked), it
+        stays stopped when the panel starts again, autostart or not, until it is started."""
         with self._server_lock(server_id):
             definition = self._row(server_id)
             self._provider().stop(server_id)
+            if by_hand:
+                self._mark_stopped_by_hand(definition, True)
             self._wake.set()
             return self._public(definition)
+
+    def _mark_stopped_by_hand(self, definition: dict[str, Any], value: bool) -> None:
+        """Persist whether the server was stopped by hand. Only that key of the stored
+        definition changes, under the lock every read-change-write of a definition holds, so
+        neither this nor a concurrent change to another field is lost."""
+        if bool(definition.get("stopped_by_hand")) != value:
+            with self._lock:
+                self.store.execute(
+                    "UPDATE mcp_servers SET definition = json_set(definition, '$.stopped_by_hand', json(?))"
+                    " WHERE id = ?", ("true" if value else "false", definition["id"]))
+        definition["stopped_by_hand"] = value
+
+    def check_command(self, command: list[str], env: list[Mapping[str, Any]] | None = None,
+                      cwd: str | None = None) -> dict[str, Any]:
+        """Whether ``command`` can be run as a server's child would run it (its ``PATH`` is
+        the env's, else the panel's): what ``argv[0]`` resolves to, or why it cannot run."""
+        values = {entry["key"]: entry.get("value") or "" for entry in env or []}
+        reason = cannot_run(command, values, cwd)
+        return {"argv": list(command), "program": command[0], "path": child_path(values),
+                "found": find_program(command, values, cwd), "warning": reason,
+                "warning_i18n": i18n.public(reason)}
 
     def logs(self, server_id: str, tail: int) -> list[str]:
         self._row(server_id)
@@ -285,12 +348,12 @@ class MCPService:
     def client_config(self, server_id: str, client: str, transport: str) -> dict[str, Any]:
         definition = self._row(server_id)
         if transport not in definition["transports"]:
-            raise errors.Conflict(f"The server does not serve {transport}; enable it first.",
+            raise errors.Conflict(Message("mcp.error.transport_disabled", transport=transport),
                                   code="transport_disabled")
         url = self._endpoints(definition)["sse" if transport == "sse" else "streamable_http"]
         return client_config(client, definition["name"], url, transport, definition["token"])
 
-    def import_document(self, servers: Mapping[str, Any], autostart: bool = False) -> list[dict[str, Any]]:
+    def import_document(self, servers: Mapping[str, Any], autostart: bool = True) -> list[dict[str, Any]]:
         """Create a server from every entry of a ``{"mcpServers": {...}}`` document; one bad
         entry is reported and the others are still created."""
         results = []
@@ -303,8 +366,8 @@ class MCPService:
             except (ValidationError, ValueError) as exc:
                 messages = getattr(exc, "messages", None)
                 results.append({"name": name, "ok": False, "server": None, "error": {
-                    "code": "validation_error", "message": "This entry is not valid.",
-                    "details": {"fields": messages} if messages else {"reason": str(exc)}}})
+                    "code": "validation_error", "message": Message("mcp.import.invalid_entry"),
+                    "details": {"fields": messages} if messages else {"reason": exc.args[0]}}})
             else:
                 results.append({"name": name, "ok": True, "server": server, "error": None})
         return results
@@ -314,7 +377,7 @@ class MCPService:
     @staticmethod
     def _from_client_entry(name: str, entry: Any, autostart: bool) -> dict[str, Any]:
         if not isinstance(entry, dict):
-            raise ValueError("An entry must be an object with a command or a url.")  # noqa: TRY004
+            raise ValueError(Message("mcp.import.not_an_object"))  # noqa: TRY004
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-") or "server"
         data: dict[str, Any] = {"name": slug, "autostart": autostart}
         url = entry.get("url") or entry.get("serverUrl") or entry.get("httpUrl")
@@ -322,19 +385,19 @@ class MCPService:
             data["url"] = url
             headers = entry.get("headers") or {}
             if not isinstance(headers, dict):
-                raise ValueError("'headers' must be an object.")
+                raise ValueError(Message("mcp.import.not_a_mapping", field="headers"))
             data["headers"] = [{"name": key, "value": value} for key, value in headers.items()]
             if entry.get("type") == "sse" or str(url).rstrip("/").endswith("/sse"):
-                raise ValueError("Remote servers must speak Streamable HTTP; legacy SSE URLs cannot be bridged.")
+                raise ValueError(Message("mcp.import.sse_remote"))
         else:
             command = entry.get("command")
             args = entry.get("args") or []
             if not isinstance(command, str) or not isinstance(args, list):
-                raise ValueError("'command' must be a string and 'args' a list.")
+                raise ValueError(Message("mcp.import.bad_command"))
             data["command"] = [command, *args] if args else command
             env = entry.get("env") or {}
             if not isinstance(env, dict):
-                raise ValueError("'env' must be an object.")
+                raise ValueError(Message("mcp.import.not_a_mapping", field="env"))
             data["env"] = [{"key": key, "value": value, "secret": bool(SECRET_KEY.search(key))}
                            for key, value in env.items()]
             if entry.get("cwd"):
@@ -363,7 +426,7 @@ class MCPService:
     def _row(self, server_id: str) -> dict[str, Any]:
         row = self.store.query_one("SELECT * FROM mcp_servers WHERE id = ?", (server_id,))
         if row is None:
-            raise errors.NotFound(f"There is no MCP server {server_id!r}.")
+            raise errors.NotFound(Message("mcp.error.no_server", id=server_id))
         return self._definition(row)
 
     @staticmethod
@@ -387,7 +450,7 @@ class MCPService:
 
     def _check_name(self, name: str) -> None:
         if self.store.query_one("SELECT 1 FROM mcp_servers WHERE name = ?", (name,)):
-            raise errors.Conflict(f"A server named {name!r} exists already.", code="name_taken",
+            raise errors.Conflict(Message("mcp.error.name_taken", name=name), code="name_taken",
                                   details={"name": name})
 
     def _claim_port(self, port: int | None, bind_host: str, exclude: str | None = None,
@@ -396,46 +459,56 @@ class MCPService:
             "SELECT port FROM mcp_servers WHERE id != ?", (exclude or "",))}
         if port is not None:
             if port in taken:
-                raise errors.Conflict(f"Port {port} belongs to another MCP server.", code="port_taken",
+                raise errors.Conflict(Message("mcp.error.port_of_server", port=port), code="port_taken",
                                       details={"port": port})
             if check_bind and not _port_bindable(bind_host, port):
-                raise errors.Conflict(f"Port {port} is in use on {bind_host}.", code="port_taken",
-                                      details={"port": port})
+                raise errors.Conflict(Message("mcp.error.port_in_use", port=port, host=bind_host),
+                                      code="port_taken", details={"port": port})
             return port
         for candidate in range(*PORT_RANGE):
             if candidate not in taken and _port_bindable(bind_host, candidate):
                 return candidate
-        raise errors.Conflict("No free port is left for MCP servers; give one.", code="no_free_port")
+        raise errors.Conflict(Message("mcp.error.no_free_port"), code="no_free_port")
 
     @staticmethod
     def _merge_env(old: list[dict], new: list[dict]) -> tuple[list[dict], dict]:
-        """New env entries; a secret sent without a value keeps its stored value."""
+        """New env entries. An entry sent without a value keeps its stored value, unless that
+        would show a secret: a secret value is kept only while its entry stays secret."""
         previous = {entry["key"]: entry for entry in old}
         merged, problems, seen = [], {}, set()
         for index, entry in enumerate(new):
             key, value = entry["key"], entry.get("value")
             if key in seen:
-                problems[f"env.{index}.key"] = [f"{key} is given twice."]
+                problems[f"env.{index}.key"] = [Message("mcp.error.env_twice", key=key)]
                 continue
             seen.add(key)
             if value is None:
-                if key in previous and previous[key].get("value") is not None:
-                    value = previous[key]["value"]
-                else:
-                    problems[f"env.{index}.value"] = ["A value is needed."]
+                stored = previous.get(key)
+                if stored is None or stored.get("value") is None:
+                    problems[f"env.{index}.value"] = [Message("mcp.error.value_needed")]
                     continue
+                if stored.get("secret") and not entry.get("secret"):
+                    problems[f"env.{index}.value"] = [Message("mcp.error.secret_value_again", key=key)]
+                    continue
+                value = stored["value"]
             merged.append({"key": key, "value": value, "secret": bool(entry.get("secret"))})
         return merged, problems
 
     @staticmethod
-    def _merge_headers(old: list[dict], new: list[dict]) -> tuple[list[dict], dict]:
+    def _merge_headers(old: list[dict], new: list[dict], new_origin: str | None = None) -> tuple[list[dict], dict]:
+        """New headers; one sent without a value keeps its stored value, unless the URL now
+        points to ``new_origin``: values are never carried to another origin."""
         previous = {entry["name"].lower(): entry for entry in old}
         merged, problems = [], {}
         for index, entry in enumerate(new):
             value = entry.get("value")
             if value is None:
+                if new_origin is not None:
+                    problems[f"headers.{index}.value"] = [Message("mcp.error.header_value_again",
+                                                                  origin=new_origin)]
+                    continue
                 if entry["name"].lower() not in previous:
-                    problems[f"headers.{index}.value"] = ["A value is needed."]
+                    problems[f"headers.{index}.value"] = [Message("mcp.error.value_needed")]
                     continue
                 value = previous[entry["name"].lower()]["value"]
             merged.append({"name": entry["name"], "value": value})
@@ -447,9 +520,31 @@ class MCPService:
         return {"streamable_http": base + "/mcp" if "streamable-http" in definition["transports"] else None,
                 "sse": base + "/sse" if "sse" in definition["transports"] else None}
 
+    def _profile_problems(self, profile: Mapping[str, Any] | None) -> dict[str, list]:
+        """Grants that reach the panel's data dir or the servers' homes, by field."""
+        hidden = sandbox.hidden_folders(self.context.settings.values
+                                        | {"data_dir": str(self.context.data_dir)})
+        problems = {}
+        for kind in ("read", "write"):
+            for index, path in enumerate((profile or {}).get(kind, [])):
+                if sandbox.refused_path(path, hidden):
+                    problems[f"profile.{kind}.{index}"] = [Message("mcp.validation.hidden_path")]
+        return problems
+
+    def _next_sandbox_uid(self) -> int:
+        taken = [json.loads(row["definition"]).get("sandbox_uid")
+                 for row in self.store.query("SELECT definition FROM mcp_servers")]
+        return sandbox.next_uid([uid for uid in taken if uid], self.context.data_dir)
+
     def _runtime(self, definition: Mapping[str, Any]) -> dict[str, Any]:
         """What the runtime needs to run the server, secrets included."""
+        if not definition.get("sandbox_uid"):  # a server defined before sandboxes
+            with self._lock:
+                definition = {**definition, "sandbox_uid": self._next_sandbox_uid()}
+                self._save(definition)
         return {
+            "profile": definition.get("profile") or sandbox.Profile().as_dict(),
+            "sandbox_uid": definition["sandbox_uid"], "sessions": definition.get("sessions", "shared"),
             "id": definition["id"], "name": definition["name"], "command": definition.get("command"),
             "env_values": {e["key"]: e["value"] for e in definition["env"]}, "cwd": definition.get("cwd"),
             "url": definition.get("url"),
@@ -480,10 +575,15 @@ class MCPService:
             "headers": [{"name": h["name"]} for h in definition["headers"]],
             "transports": definition["transports"], "port": definition["port"],
             "bind_host": definition["bind_host"], "restart_policy": definition["restart_policy"],
-            "autostart": definition["autostart"], "extra_hosts": definition["extra_hosts"],
+            "autostart": definition["autostart"], "stopped_by_hand": bool(definition.get("stopped_by_hand")),
+            "extra_hosts": definition["extra_hosts"],
             "token_hint": definition["token"][-4:], "endpoints": self._endpoints(definition),
             "status": state["status"], "pid": state.get("pid"), "since": state.get("since"),
             "restarts": state.get("restarts", 0), "last_error": state.get("last_error"),
+            "last_error_i18n": i18n.public(state.get("last_error")),
+            "profile": definition.get("profile") or sandbox.Profile().as_dict(),
+            "sessions": definition.get("sessions", "shared"),
+            "isolation": state.get("isolation"),
             "created_at": definition["created_at"], "updated_at": definition["updated_at"],
         }
 
@@ -536,12 +636,15 @@ class MCPService:
             if log_path is None:
                 return
             follower = logfile.Follower(log_path(server_id))
-            while not stop.wait(0.5):
-                lines = follower.read_new()
-                if lines:
-                    # Each process follows the log for its own subscribers.
-                    self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic],
-                                          local=True)
+            try:
+                while not stop.wait(0.5):
+                    # Each process follows the log for its own subscribers; a burst of lines
+                    # goes out in several events of bounded size.
+                    for lines in logfile.batches(follower.read_new()):
+                        self.realtime.publish("mcp_log", {"server_id": server_id, "lines": lines}, [topic],
+                                              local=True)
+            finally:
+                follower.close()
         except OSError as exc:
             log.warning("following the log of MCP server %s stopped: %s", server_id, exc)
         finally:
@@ -549,3 +652,29 @@ class MCPService:
             with self._lock:
                 if self._followers.get(server_id) is stop:
                     del self._followers[server_id]
+
+
+def _origin(url: str | None) -> tuple[str, str, int | None] | None:
+    """Where a remote server's URL sends its requests: scheme, host and port (the scheme's own
+    port when none is written); None for no URL."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _origin_text(url: str) -> str:
+    """The URL's origin as a person reads it, without credentials."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _invalid(problems: Mapping[str, Any]) -> errors.BadRequest:
+    """The 400 for field problems found by the service (not the schema), each under its field."""
+    return errors.BadRequest(Message("error.validation_error.body", fields=", ".join(problems)),
+                             code="validation_error", details={"fields": dict(problems)})

@@ -5,8 +5,13 @@ The thread starts the bridge in a new process group (the stdio child joins that 
 watches it: the status becomes ``running`` only after an MCP probe through the bridge passes,
 ``unhealthy`` when probes fail while the process lives, and a process that exits is restarted
 after 5 s, then 10 s, doubling to 60 s, at most 10 times; the count starts again after 30 s of
-stable running. A server out of tries ends in ``error`` with the last lines of its log.
-Stopping kills the whole process group, so nothing the server started is left behind.
+stable running. A server out of tries ends in ``error``. Each time the server goes down, its
+``last_error`` says why in a few readable lines (what the child last wrote to stderr, trimmed),
+so the row shows the cause while it backs off. A program that cannot be found is ``error`` at
+once, before anything is spawned (see :mod:`open1panel_ai.mcp.program`). Stopping kills the
+whole process group, so nothing the server started is left behind. What the bridge process
+prints reaches the log through a pipe, cut and rotated like every line (see
+:mod:`open1panel_ai.mcp.logfile`), and ``last_error`` stays short whatever the server wrote.
 
 A panel killed outright cannot stop its bridges: a serving bridge notices the lost parent and
 goes, but one still waiting for its server's first answer does not, and any of them holds the
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -34,15 +40,35 @@ from typing import Any
 
 import psutil
 
+from open1panel_ai.config import ENV_PREFIX
+from open1panel_ai.i18n import Message
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.probe import ProbeFailed, list_tools
+from open1panel_ai.mcp.program import cannot_run
+from open1panel_ai.mcp.sandbox import Launch
 from open1panel_ai.mcp.urls import base_url
 from open1panel_ai.store import timestamp
 
 log = logging.getLogger(__name__)
 
 #: The module every bridge runs as (``python -m``), with its config path as the last argument.
-BRIDGE_MODULE = "open1panel_ai.mcp.bridge"
+BRIDGE_MODULE = "open1panel_ai.mcp.passthrough"
+#: Every module a bridge has run as, this one and earlier versions': a bridge left behind by a
+#: panel killed before an upgrade is found and stopped too.
+BRIDGE_MODULES = (BRIDGE_MODULE, "open1panel_ai.mcp.bridge")
+#: A reason quotes at most this many of the child's last lines, each cut to this many characters.
+REASON_LINES = 4
+REASON_WIDTH = 160
+#: Any one value quoted in a ``last_error`` (a reason's output, a program's name, a path) is cut
+#: at this many characters.
+REASON_VALUE = 1000
+#: A log line the bridge wrote for its child (``child``) or gateway: stamp, logger, text.
+_CHILD_LINE = re.compile(r"^\S+ (?:child|gateway) (.*)$")
+#: Any other line but the supervisor's own notes: what the bridge (or uvicorn) reported.
+_BRIDGE_LINE = re.compile(r"^\S+ (?!supervisor:)\S+ (?:the bridge stopped: )?(.*)$")
+#: The bridge's lines that tell of progress, not of what went wrong.
+_PROGRESS = re.compile(r"^(?:started |upstream .* ready$|serving on |allowed hosts now)")
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -73,12 +99,25 @@ class Timing:
         return cls(**values)
 
 
+def bridge_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The bridge's environment: the panel's, without its settings and secrets
+    (``OPEN1PANEL_AI_*``: the admin token among them). The bridge holds its server's token,
+    from its config file, and nothing else of the panel's."""
+    return {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+
+
 class Supervised:
     """One server under supervision: its bridge process, its status and its thread."""
 
     def __init__(self, server: Mapping[str, Any], argv: list[str], config_path: Path,
-                 log_path: Path, timing: Timing, on_change: Callable[[str], None]) -> None:
+                 log_path: Path, timing: Timing, on_change: Callable[[str], None],
+                 sandbox: Callable[[Mapping[str, Any]], Launch] | None = None) -> None:
+        """``sandbox`` plans how the stdio child starts (see :mod:`open1panel_ai.mcp.sandbox`);
+        without one, the bridge starts the command as it is."""
         self.server = dict(server)
+        self._sandbox = sandbox
+        #: How the child was last started, and in what isolation; None before a start.
+        self.launch: Launch | None = None
         self.id = server["id"]
         self.argv = argv
         self.config_path = config_path
@@ -100,13 +139,28 @@ class Supervised:
     # -- what others ask ------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start supervising; a program that cannot be run is ``error`` at once instead."""
+        reason = self.cannot_start()
+        if reason is not None:
+            logfile.note(self.log_path, f"supervisor: not started: {reason}")
+            self._set("error", reason)
+            return
         self._thread.start()
+
+    def cannot_start(self) -> Message | None:
+        """Why the server's command cannot be run (no such program, no working folder), or
+        None; a remote server is always startable."""
+        command = self.server.get("command")
+        if not command:
+            return None
+        return cannot_run(command, self.server.get("env_values"), self.server.get("cwd"))
 
     def state(self) -> dict[str, Any]:
         with self._lock:
             process = self.process
             return {"status": self.status, "pid": process.pid if process and process.poll() is None else None,
-                    "since": self.since, "restarts": self.restarts, "last_error": self.last_error}
+                    "since": self.since, "restarts": self.restarts, "last_error": self.last_error,
+                    "isolation": self.launch.public() if self.launch is not None else None}
 
     def stop(self) -> None:
         """Stop the bridge and its whole process group; returns when they are gone."""
@@ -118,7 +172,8 @@ class Supervised:
         if process is not None:
             # Stopped from here rather than by the thread, which may be waiting on a probe.
             self._terminate(process)
-        self._thread.join(self.timing.probe_timeout + 5)
+        if self._thread.ident is not None:  # a server that could not start has no thread
+            self._thread.join(self.timing.probe_timeout + 5)
         self._kill_group()
         self._set("stopped")
 
@@ -151,9 +206,15 @@ class Supervised:
         own temporary file, and the last one to finish wins whole."""
         with self._config_lock:
             server = self.server
+            launch = self.launch
             config = {
-                "id": server["id"], "name": server["name"], "command": server.get("command"),
-                "env": server.get("env_values", {}), "cwd": server.get("cwd"), "url": server.get("url"),
+                "id": server["id"], "name": server["name"],
+                "command": launch.argv if launch else server.get("command"),
+                "env": launch.env if launch else server.get("env_values", {}),
+                # A sandboxed child's env is whole: the bridge adds nothing of its own.
+                "env_exact": launch is not None,
+                "cwd": launch.cwd if launch else server.get("cwd"), "url": server.get("url"),
+                "sessions": server.get("sessions", "shared"),
                 "headers": server.get("header_values", {}), "gateway": server.get("gateway"),
                 "bind_host": server["bind_host"],
                 "port": server["port"], "token": server["token"], "transports": server["transports"],
@@ -176,6 +237,7 @@ class Supervised:
     # -- the supervising thread -----------------------------------------------------------
 
     def _set(self, status: str, error: str | None = None) -> None:
+        error = bounded(error)
         with self._lock:
             changed = status != self.status or (error is not None and error != self.last_error)
             if status != self.status:
@@ -189,13 +251,12 @@ class Supervised:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            ran_for = self._run_once()
+            ran_for, error = self._run_once()
             if self._stop.is_set():
                 return
             if ran_for >= self.timing.stable:
                 failures = 0
             failures += 1
-            error = self._last_lines()
             logfile.note(self.log_path, f"supervisor: the bridge ended ({failures} in a row)")
             if self.server.get("restart_policy") == "never" or failures > self.timing.tries:
                 self._set("error", error)
@@ -207,15 +268,33 @@ class Supervised:
             logfile.note(self.log_path, f"supervisor: restarting in {delay:g} s")
             if self._stop.wait(delay):
                 return
+            missing = self.cannot_start()  # uninstalled meanwhile: no use trying again
+            if missing is not None:
+                logfile.note(self.log_path, f"supervisor: not started: {missing}")
+                self._set("error", missing)
+                return
 
-    def _run_once(self) -> float:
-        """Run the bridge until it exits (or is stopped); return how long it was running."""
+    def _run_once(self) -> tuple[float, Message | None]:
+        """Run the bridge until it exits (or is stopped); return how long it was running and
+        why it ended, in words (None when it was stopped)."""
         self._set("starting")
         reap_leftover(self.config_path, self.log_path)
+        if self._sandbox is not None and self.server.get("command"):
+            try:
+                self.launch = self._sandbox(self.server)
+            except OSError as exc:
+                return 0.0, Message("mcp.sandbox.reason.cannot_prepare", error=str(exc))
         self.write_config()
-        with open(self.log_path, "ab") as output:
-            process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=output,
-                                       stderr=output, start_new_session=True, close_fds=True)
+        written = logfile.Follower(self.log_path)  # what this run writes is the reason's source
+        cause = "exited"
+        # What the bridge process itself prints goes into the log cut and rotated like every
+        # line, never straight into a file that could grow without bound.
+        process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   env=bridge_env(),
+                                   stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        output = threading.Thread(target=logfile.copy_lines, args=(process.stdout, self.log_path),
+                                  name=f"mcp-output-{self.server['name']}", daemon=True)
+        output.start()
         with self._lock:
             self.process = process
         started = time.monotonic()
@@ -235,6 +314,7 @@ class Supervised:
                             logfile.note(self.log_path, f"supervisor: no answer after "
                                                         f"{self.timing.start_timeout:g} s: {exc}")
                             self._terminate(process)
+                            cause = "no_answer"
                             break
                         next_probe = now + 0.3
                     else:
@@ -243,6 +323,7 @@ class Supervised:
                         self._set("unhealthy")
                         if failed_probes >= self.timing.unhealthy_restart:
                             self._terminate(process)
+                            cause = "stopped_answering"
                             break
                         next_probe = now + min(self.timing.probe_interval, 5)
                     if process.poll() is not None:
@@ -258,11 +339,18 @@ class Supervised:
                 self._set("running")
                 next_probe = time.monotonic() + self.timing.probe_interval
             self._kick.wait(0.1 if running_since is None else 0.25)
+        ran_for = 0.0 if running_since is None else time.monotonic() - running_since
         if self._stop.is_set():
             self._terminate(process)
-        else:
-            self._kill_group()  # anything the crashed bridge left behind
-        return 0.0 if running_since is None else time.monotonic() - running_since
+            output.join(5)
+            written.close()
+            return ran_for, None
+        self._kill_group()  # anything the crashed bridge left behind
+        output.join(5)  # its last words are in the log before they are quoted
+        try:
+            return ran_for, exit_reason(cause, written.read_new(), self.timing)
+        finally:
+            written.close()
 
     def _terminate(self, process: subprocess.Popen) -> None:
         try:
@@ -289,8 +377,56 @@ class Supervised:
         except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
             log.warning("the bridge of %s (pid %d) did not exit", self.server["name"], process.pid)
 
-    def _last_lines(self) -> str:
-        return "\n".join(logfile.tail(self.log_path, 12))
+
+def exit_reason(cause: str, lines: list[str], timing: Timing) -> Message:
+    """Why a run ended, for a person: the cause, and the last few lines the child (or the
+    gateway) wrote, else those the bridge reported, without timestamps or terminal colours
+    and cut to a readable width.
+
+    ``cause`` is ``"exited"`` (the bridge ended by itself), ``"no_answer"`` (no answer within
+    the start timeout) or ``"stopped_answering"`` (health probes failed); ``lines`` are the
+    log lines written during the run."""
+    said = [_readable(match.group(1)) for match in map(_CHILD_LINE.match, lines) if match]
+    output = "\n".join([line for line in said if line][-REASON_LINES:])
+    if cause == "stopped_answering":
+        return Message("mcp.reason.stopped_answering", failed=timing.unhealthy_restart)
+    if cause == "no_answer":
+        if output:
+            return Message("mcp.reason.no_answer_output", seconds=f"{timing.start_timeout:g}", output=output)
+        return Message("mcp.reason.no_answer", seconds=f"{timing.start_timeout:g}")
+    if output:
+        return Message("mcp.reason.output", output=output)
+    # Without a word from the child (a remote server, a silent crash), the bridge's report.
+    reported = [_readable(match.group(1)) for match in map(_BRIDGE_LINE.match, lines)
+                if match and not _PROGRESS.match(match.group(1))]
+    if reported:
+        return Message("mcp.reason.reported", output="\n".join(reported[-REASON_LINES:]))
+    return Message("mcp.reason.ended")
+
+
+def bounded(error: str | None) -> str | None:
+    """``error`` with every value it quotes cut at :data:`REASON_VALUE` characters (plain text
+    as a whole), so that a status, and every ``mcp`` event and list that carries it, stays small
+    whatever a server wrote or a definition holds."""
+    if isinstance(error, Message):
+        def long(value):
+            return isinstance(value, str) and len(value) > REASON_VALUE
+        if not any(map(long, error.params.values())):
+            return error
+        return Message(error.key, **{name: _shortened(value) if long(value) else value
+                                     for name, value in error.params.items()})
+    if isinstance(error, str) and len(error) > REASON_VALUE:
+        return _shortened(error)
+    return error
+
+
+def _shortened(text: str) -> str:
+    return text[:REASON_VALUE - 1].rstrip() + "…"
+
+
+def _readable(line: str) -> str:
+    line = _TERMINAL_CODES.sub("", line).strip()
+    return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 1].rstrip() + "…"
 
 
 def reap_leftover(config_path: Path, log_path: Path) -> None:
@@ -336,11 +472,11 @@ def remove_stale_pid_files(run_dir: Path) -> None:
 
 def _bridges_of(config_path: Path) -> list[psutil.Process]:
     """The live bridge processes started with ``config_path``, whoever started them."""
-    wanted = ["-m", BRIDGE_MODULE, str(config_path)]
     found = []
     for process in psutil.process_iter(["cmdline"]):
         argv = process.info["cmdline"] or []
-        if argv[-len(wanted):] == wanted and _alive(process):
+        if (len(argv) >= 3 and argv[-3] == "-m" and argv[-2] in BRIDGE_MODULES
+                and argv[-1] == str(config_path) and _alive(process)):
             found.append(process)
     return found
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from flask import Response, render_template
 
+from open1panel_ai import errors, i18n
 from open1panel_ai.mcp import schemas
-from open1panel_ai.web import API_PREFIX, blueprint, current_ai, operation
+from open1panel_ai.web import (
+    API_PREFIX,
+    blueprint,
+    current_ai,
+    localized_envelope,
+    operation,
+    request_language,
+)
 
 PREFIX = API_PREFIX + "/mcp"
 TAG = "mcp"
@@ -37,6 +45,19 @@ def mcp_create_server(body):
     return _service().create(body)
 
 
+@blueprint.post(PREFIX + "/command-check")
+@operation(summary="Check that a command's program can be run, before saving it", tag=TAG,
+           body=schemas.MCPCommandCheckInSchema(), response=schemas.MCPCommandCheckSchema())
+def mcp_check_command(body):
+    """Looks the program up as the server's child would (on the env's PATH, else the
+    panel's, from the working folder) and says how to install it when it is missing. A
+    string command comes back split into its list. Nothing is saved or started: a server
+    whose program is missing can still be saved, and is ``error`` at once when started."""
+    checked = _service().check_command(body["command"], body["env"], body["cwd"])
+    checked["warning"] = i18n.render(checked["warning"], request_language())
+    return checked
+
+
 @blueprint.get(PREFIX + "/servers/<server_id>")
 @operation(path=SERVER_PATH,
            summary="One MCP server", tag=TAG, response=schemas.MCPServerSchema(), errors_=(404,))
@@ -50,8 +71,9 @@ def mcp_get_server(server_id):
            body=schemas.MCPServerUpdateSchema(), response=schemas.MCPServerSchema(),
            errors_=(404, 409))
 def mcp_update_server(server_id, body):
-    """Fields left out keep their value; a secret env entry sent without a value keeps its
-    stored value."""
+    """Fields left out keep their value. A secret env entry sent without a value keeps its
+    stored value while it stays secret (made non-secret, it needs its value: 400), and headers
+    sent without values keep theirs while the url keeps its origin (else 400)."""
     return _service().update(server_id, body)
 
 
@@ -77,6 +99,8 @@ def mcp_start_server(server_id):
            summary="Stop an MCP server and its whole process group", tag=TAG,
            response=schemas.MCPServerSchema(), errors_=(404, 503))
 def mcp_stop_server(server_id):
+    """A server stopped here stays stopped when the panel starts again, even with autostart,
+    until it is started (``stopped_by_hand``)."""
     return _service().stop_server(server_id)
 
 
@@ -127,4 +151,17 @@ def mcp_server_client_config(server_id, query):
            body=schemas.MCPImportSchema(), response=schemas.MCPImportResultSchema())
 def mcp_import_servers(body):
     """Entries with ``url`` become remote servers. Each entry succeeds or fails on its own."""
-    return {"results": _service().import_document(body["mcpServers"], body["autostart"])}
+    results = _service().import_document(body["mcpServers"], body["autostart"])
+    return {"results": [_localized(result, request_language()) for result in results]}
+
+
+def _localized(result: dict, language: str) -> dict:
+    """An import result with its error in the reader's language, as an error answer would be."""
+    error = result["error"]
+    if error is None:
+        return result
+    envelope = localized_envelope(errors.ApiError(error["message"], error["details"], error["code"]), language)
+    details = envelope["error"]["details"]
+    if "reason" in details:
+        details["reason"] = str(i18n.render(details["reason"], language))
+    return {**result, "error": envelope["error"]}

@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
+from open1panel_ai.terminal import inert
+
 DEFAULT_URL = "http://127.0.0.1:8788"
 POLL_SECONDS = 0.5
 BAR_WIDTH = 30
@@ -50,7 +52,7 @@ class _Panel:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise SystemExit(f"open1panel-ai: cannot reach the panel: {exc}") from None
+            raise SystemExit(f"open1panel-ai: cannot reach the panel: {inert(exc)}") from None
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -58,7 +60,9 @@ class _Panel:
                 fix = error.get("details", {}).get("fix")
             except (ValueError, KeyError, TypeError):
                 text, fix = response.text, None
-            raise SystemExit(f"open1panel-ai: {text}" + (f"\n  {fix}" if fix else ""))
+            # The panel's messages may quote Ollama's, and the panel may not be the one expected.
+            raise SystemExit(f"open1panel-ai: {inert(text, lines=True)}"
+                             + (f"\n  {inert(fix, lines=True)}" if fix else ""))
         return response.json() if response.content else None
 
 
@@ -77,7 +81,8 @@ def _list(args: argparse.Namespace) -> int:
     models = panel.call("GET", "/ollama/models", params={"endpoint": panel.endpoint})["models"]
     rows = [("NAME", "SIZE", "QUANT", "LOADED")]
     for m in models:
-        rows.append((m["name"], _size(m.get("size")), (m.get("details") or {}).get("quantization_level", ""),
+        rows.append((inert(m["name"]), _size(m.get("size")),
+                     inert((m.get("details") or {}).get("quantization_level", "")),
                      "yes" if m.get("loaded") else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
@@ -87,15 +92,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     panel = _Panel(args)
-    print(json.dumps(panel.call("GET", f"/ollama/models/{quote(args.name)}",
-                                params={"endpoint": panel.endpoint}), indent=2))
+    print(inert(json.dumps(panel.call("GET", f"/ollama/models/{quote(args.name)}",
+                                      params={"endpoint": panel.endpoint}), indent=2), lines=True))
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
     panel = _Panel(args)
     panel.call("DELETE", f"/ollama/models/{quote(args.name)}", params={"endpoint": panel.endpoint})
-    print(f"deleted {args.name}")
+    print(f"deleted {inert(args.name)}")
     return 0
 
 
@@ -103,7 +108,7 @@ def _pull(args: argparse.Namespace) -> int:
     panel = _Panel(args)
     task = panel.call("POST", "/ollama/pulls", json={"name": args.name, "endpoint": panel.endpoint})
     for warning in task.get("warnings") or []:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {inert(warning)}", file=sys.stderr)
     while task["status"] in ("queued", "running"):
         _draw(task)
         time.sleep(POLL_SECONDS)
@@ -112,7 +117,8 @@ def _pull(args: argparse.Namespace) -> int:
     print()
     if task["status"] != "succeeded":
         error = task.get("error") or {}
-        print(f"open1panel-ai: pull {task['status']}: {error.get('message', '')}", file=sys.stderr)
+        print(f"open1panel-ai: pull {inert(task['status'])}: {inert(error.get('message', ''))}",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -122,8 +128,8 @@ def _draw(task: dict[str, Any]) -> None:
     filled = int(BAR_WIDTH * percent / 100)
     speed = task.get("bytes_per_second")
     eta = task.get("eta_seconds")
-    line = (f"\r{task['target']} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:5.1f}% "
+    line = (f"\r{inert(task['target'])} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:5.1f}% "
             f"{_size(speed) + '/s' if speed else ''} {f'ETA {eta:.0f}s' if eta else ''} "
-            f"{task.get('message') or ''}")
+            f"{inert(task.get('message') or '')}")
     sys.stdout.write(line[:120].ljust(120) if sys.stdout.isatty() else line.lstrip("\r") + "\n")
     sys.stdout.flush()

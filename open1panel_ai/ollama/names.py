@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from open1panel_ai.i18n import Message
+
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
@@ -49,14 +51,20 @@ class ModelName:
         return self.short.lower()
 
 
+def is_valid(text: object) -> bool:
+    """Whether ``text``, as it came back from a server, is a model name exactly as the grammar
+    has it: nothing stripped or cleaned first. What Ollama lists is untrusted (a server at an
+    endpoint may be hostile), and no part of a valid name can be ``.`` or ``..``, so a valid
+    name cannot climb out of a URL path it is put in."""
+    return isinstance(text, str) and _NAME.fullmatch(text) is not None
+
+
 def parse(text: str) -> ModelName:
     """Parse a model name a person typed or pasted; raise :class:`InvalidModelName`."""
     cleaned = _COMMAND.sub("", (text or "").strip()).strip()
     match = _NAME.match(cleaned)
     if not match:
-        raise InvalidModelName(
-            f"{text.strip()!r} is not a model name. Use model[:tag], namespace/model[:tag] "
-            "or host/namespace/model[:tag], e.g. llama3.2 or hf.co/user/repo:Q4_K_M.")
+        raise InvalidModelName(Message("ollama.error.invalid_model_name", text=(text or "").strip()))
     parts = match.groupdict()
     return ModelName(parts["host"] or DEFAULT_HOST, parts["namespace"] or DEFAULT_NAMESPACE,
                      parts["model"], parts["tag"] or DEFAULT_TAG)

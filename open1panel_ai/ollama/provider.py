@@ -17,6 +17,7 @@ import httpx
 
 from hookspecs import hookimpl
 from open1panel_ai import errors
+from open1panel_ai.i18n import Message
 
 #: How long to wait for Ollama to accept a connection, and for a quick answer.
 CONNECT_TIMEOUT = 3.0
@@ -117,7 +118,7 @@ class HttpOllamaProvider:
             data = response.json()
         except ValueError:
             raise errors.UpstreamError(
-                f"Ollama at {base_url} answered {path} with something that is not JSON.",
+                Message("ollama.error.not_json", url=base_url, path=path),
                 details={"url": base_url, "status": response.status_code}) from None
         return data if isinstance(data, dict) else {}
 
@@ -131,6 +132,8 @@ class HttpOllamaProvider:
             response = self._client.request(method, base_url.rstrip("/") + path, **kwargs)
         except httpx.TransportError as exc:
             raise unreachable(base_url, exc) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise unusable_address(base_url) from exc
         if response.status_code not in accept:
             raise answered_badly(base_url, response.status_code, response.text)
         return response
@@ -159,8 +162,11 @@ class LineStream:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         base_url = self._base_url
         timeout = httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-        request = self._client.build_request("POST", base_url.rstrip("/") + self._path,
-                                             json=self._body, timeout=timeout)
+        try:
+            request = self._client.build_request("POST", base_url.rstrip("/") + self._path,
+                                                 json=self._body, timeout=timeout)
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise unusable_address(base_url) from exc
         try:
             response = self._client.send(request, stream=True)
             with self._lock:
@@ -178,7 +184,7 @@ class LineStream:
                         yield json.loads(line)
                     except ValueError:
                         raise errors.UpstreamError(
-                            f"Ollama at {base_url} sent a line that is not JSON.",
+                            Message("ollama.error.bad_line", url=base_url),
                             details={"url": base_url}) from None
         except httpx.TransportError as exc:
             if self._closed:
@@ -204,18 +210,23 @@ class LineStream:
         response.close()
 
 
+def unusable_address(base_url: str) -> errors.Conflict:
+    """The 409 error for a server address no request can be made to (one stored by an earlier
+    version that took what is refused now, such as an IPv6 zone)."""
+    return errors.Conflict(Message("ollama.address.not_address", text=base_url), code="bad_address",
+                           details={"url": base_url})
+
+
 def unreachable(base_url: str, exc: Exception, during: str | None = None) -> errors.UpstreamUnavailable:
     """The 503 error for a server that cannot be reached (or dropped the connection)."""
     reason = str(exc) or type(exc).__name__
     if during:
-        message = f"The connection to Ollama at {base_url} dropped during {during} ({reason})."
+        message = Message("ollama.error.dropped", url=base_url, path=during, reason=reason)
     else:
-        message = f"Ollama at {base_url} cannot be reached ({reason})."
+        message = Message("ollama.error.unreachable", url=base_url, reason=reason)
+    fix = Message("ollama.fix.unreachable")
     return errors.UpstreamUnavailable(message, code="ollama_unreachable", details={
-        "url": base_url, "reason": reason,
-        "fix": "Check that Ollama is running there (ollama serve, or systemctl status ollama), "
-               "that it listens on that address (OLLAMA_HOST on the server) and that no "
-               "firewall is in between.",
+        "url": base_url, "reason": reason, "fix": fix, "fix_i18n": fix.public(),
     })
 
 
@@ -242,19 +253,20 @@ def answered_badly(base_url: str, status: int, text: str) -> errors.ApiError:
     it becomes a short status line instead."""
     said = ollama_error_text(text)
     if said is None:
-        return errors.UpstreamError(
-            f"{base_url} answered {status} without an Ollama error; check that the address is "
-            "Ollama's.", details={"url": base_url, "status": status}, code="ollama_error")
+        return errors.UpstreamError(Message("ollama.error.not_ollama", url=base_url, status=status),
+                                    details={"url": base_url, "status": status}, code="ollama_error")
     details = {"url": base_url, "status": status, "ollama": said}
     if status == 404:
-        return errors.NotFound(said[:1].upper() + said[1:] + ".", details=details, code="model_not_found")
+        return errors.NotFound(Message("ollama.error.not_found", text=said[:1].upper() + said[1:]),
+                               details=details, code="model_not_found")
     if status == 400:
-        return errors.BadRequest(f"Ollama refused the request: {said}.", details=details, code="ollama_bad_request")
+        return errors.BadRequest(Message("ollama.error.refused", text=said), details=details,
+                                 code="ollama_bad_request")
     if status == 503:
-        return errors.UpstreamUnavailable(f"Ollama at {base_url} is busy: {said}.", details=details,
-                                          code="ollama_busy")
-    return errors.UpstreamError(f"Ollama at {base_url} answered {status}: {said}.", details=details,
-                                code="ollama_error")
+        return errors.UpstreamUnavailable(Message("ollama.error.busy", url=base_url, text=said),
+                                          details=details, code="ollama_busy")
+    return errors.UpstreamError(Message("ollama.error.answered", url=base_url, status=status, text=said),
+                                details=details, code="ollama_error")
 
 
 @hookimpl(trylast=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from open1panel_ai import errors
+from open1panel_ai.i18n import Message
 from open1panel_ai.tasks import TaskCancelled, TaskContext, TaskError, TaskInterrupted
 
 KIND = "ollama.pull"
@@ -48,21 +49,36 @@ class PullProgress:
         return sum(t for t, _ in self.blobs.values())
 
 
-def explain(error: str, name: str) -> str:
+def explain(error: str, name: str) -> Message:
     """A sentence a person understands for Ollama's error text of a pull."""
     text = error.lower()
     if "file does not exist" in text or "manifest unknown" in text:
-        return (f"Model '{name}' was not found in the registry. Check the name and tag "
-                "(ollama.com/library, or the Hugging Face repository for hf.co/ names).")
+        return Message("ollama.pull.error.unknown_model", name=name)
     if "no space left" in text:
-        return ("The disk holding Ollama's models is full. Free some space (see Storage), then "
-                "retry: the download continues where it stopped.")
+        return Message("ollama.pull.error.disk_full")
     if "pull model manifest" in text:
-        return ("Ollama could not reach the model registry. Check the Ollama server's internet "
-                "access and proxy settings (HTTPS_PROXY), then retry.")
+        return Message("ollama.pull.error.registry")
     if "invalid model name" in text:
-        return f"Ollama does not accept '{name}' as a model name."
-    return f"Ollama could not pull '{name}': {error}"
+        return Message("ollama.pull.error.invalid_name", name=name)
+    return Message("ollama.pull.error.other", name=name, error=error)
+
+
+def describe(status: str, name: str) -> Message:
+    """What a pull is doing, from Ollama's status line, naming the model rather than a layer
+    digest (``pulling 1a2b3c4d5e6f``)."""
+    if status.startswith("pulling manifest"):
+        return Message("ollama.pull.status.manifest", name=name)
+    if status.startswith("pulling"):
+        return Message("ollama.pull.status.downloading", name=name)
+    if status.startswith("verifying"):
+        return Message("ollama.pull.status.verifying", name=name)
+    if status.startswith("writing manifest"):
+        return Message("ollama.pull.status.writing", name=name)
+    if status.startswith("removing"):
+        return Message("ollama.pull.status.removing", name=name)
+    if status == "success":
+        return Message("ollama.pull.status.success", name=name)
+    return Message("ollama.pull.status.other", name=name, status=status)
 
 
 class PullTask:
@@ -80,6 +96,7 @@ class PullTask:
             provider = self._service.provider()
         except errors.ApiError as exc:
             raise TaskError(exc.message, exc.details) from None
+        ctx.progress(message=Message("ollama.pull.status.starting", name=name))
         failures = 0
         while True:
             try:
@@ -91,8 +108,9 @@ class PullTask:
                 if failures > self._retries:
                     raise TaskInterrupted(exc.message, {**exc.details, "attempts": failures}) from None
                 delay = self._backoff * 2 ** (failures - 1)
-                ctx.progress(message=f"Interrupted: {exc.message} Retrying in {delay:g} s "
-                                     f"({failures} of {self._retries}).")
+                ctx.progress(message=Message("ollama.pull.status.reconnecting", name=name,
+                                             delay=f"{delay:g}", attempt=failures,
+                                             retries=self._retries))
                 if ctx.wait(delay):
                     raise TaskCancelled() from None
 
@@ -108,7 +126,7 @@ class PullTask:
                 progress.update(line)
                 status = str(line.get("status", ""))
                 ctx.progress(completed=progress.completed if progress.blobs else None,
-                             total=progress.total or None, message=status)
+                             total=progress.total or None, message=describe(status, name))
                 if status == "success":
                     return
         except errors.UpstreamUnavailable:
@@ -117,6 +135,5 @@ class PullTask:
             raise TaskError(exc.message, exc.details) from None
         finally:
             stream.close()  # closing the stream tells Ollama to stop; it keeps what it has
-        raise errors.UpstreamUnavailable(
-            f"Ollama at {url} ended the pull of '{name}' without finishing it.",
-            code="ollama_unreachable", details={"url": url})
+        raise errors.UpstreamUnavailable(Message("ollama.pull.error.unfinished", url=url, name=name),
+                                         code="ollama_unreachable", details={"url": url})

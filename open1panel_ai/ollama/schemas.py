@@ -7,6 +7,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from open1panel_ai.i18n import Message
 from open1panel_ai.schemas import JSONBoolean, Pattern, TaskSchema
 
 _DURATION = re.compile(r"^-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
@@ -24,13 +25,16 @@ class KeepAlive(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if value == "forever":
             return -1
-        if isinstance(value, bool):
-            raise ValidationError("Use seconds, a duration such as 10m, or forever.")
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and _DURATION.match(value.strip()):
             return value.strip()
-        raise ValidationError("Use seconds, a duration with a unit such as 10m or 2h, or forever.")
+        raise ValidationError(Message("ollama.validation.keep_alive"))
+
+
+def _endpoint_name(text: str) -> None:
+    if not re.fullmatch(ENDPOINT_NAME, text):
+        raise ValidationError(Message("ollama.validation.endpoint_name"))
 
 
 class EndpointQuerySchema(Schema):
@@ -44,9 +48,8 @@ class RunningQuerySchema(Schema):
 
 
 class EndpointBodySchema(Schema):
-    name = fields.String(required=True, validate=Pattern(
-        ENDPOINT_NAME, error="An endpoint name is 1–32 lower-case letters, digits or '-'."),
-        metadata={"example": "gpu-box"})
+    name = fields.String(required=True, validate=_endpoint_name,
+                         metadata={"example": "gpu-box", "pattern": ENDPOINT_NAME})
     url = fields.String(required=True, validate=validate.Length(min=1, max=300),
                         metadata={"description": "http://HOST:PORT, or HOST[:PORT] as in OLLAMA_HOST.",
                                   "example": "http://192.168.1.20:11434"})
@@ -79,6 +82,11 @@ class EndpointListSchema(Schema):
 
 class ModelSchema(Schema):
     name = fields.String(required=True)
+    name_valid = fields.Boolean(metadata={
+        "description": "Whether the name the server listed is a valid model name, exactly as "
+                       "listed. A server that is not Ollama may list any text (such as "
+                       "../../mcp/servers/ID); a model whose name is not valid is shown, and "
+                       "nothing should act on it."})
     model = fields.String()
     endpoint = fields.String()
     size = fields.Integer(metadata={"description": "Bytes on disk."})
@@ -110,6 +118,11 @@ class ModelListSchema(Schema):
 
 class RunningModelSchema(Schema):
     name = fields.String(required=True)
+    name_valid = fields.Boolean(metadata={
+        "description": "Whether the name the server listed is a valid model name, exactly as "
+                       "listed. A server that is not Ollama may list any text (such as "
+                       "../../mcp/servers/ID); a model whose name is not valid is shown, and "
+                       "nothing should act on it."})
     model = fields.String()
     endpoint = fields.String()
     size = fields.Integer(metadata={"description": "Bytes of memory in use."})
@@ -127,6 +140,9 @@ class RunningListSchema(Schema):
 class CopyBodySchema(Schema):
     destination = fields.String(required=True, validate=validate.Length(min=1, max=500),
                                 metadata={"example": "llama3.2:backup"})
+    overwrite = JSONBoolean(load_default=False, metadata={
+        "description": "Replace a model that already has the destination name. Without it such "
+                       "a copy is refused with 409 model_exists."})
 
 
 class LoadBodySchema(Schema):
@@ -152,7 +168,7 @@ def _no_triple_quotes(text: str) -> None:
     """Template and system text go between triple quotes in a modelfile, so three quotes in
     it (or a quote at its end) would end the text early and start directives of its own."""
     if '"""' in text or text.endswith('"'):
-        raise ValidationError('The text may not contain three double quotes (""") or end with a quote.')
+        raise ValidationError(Message("ollama.validation.triple_quotes"))
 
 
 class ParameterValue(fields.Field):
@@ -171,9 +187,9 @@ class ParameterValue(fields.Field):
             return value
         if isinstance(value, str) and 0 < len(value) <= 1000:
             if any(ch in value for ch in '"\r\n\x00'):
-                raise ValidationError("A parameter text may not contain a line break or a double quote.")
+                raise ValidationError(Message("ollama.validation.parameter_text"))
             return value
-        raise ValidationError("Use a number, true/false, a line of text or a list of those.")
+        raise ValidationError(Message("ollama.validation.parameter_value"))
 
 
 class JsonParameters(fields.Dict):
@@ -184,7 +200,7 @@ class JsonParameters(fields.Dict):
             try:
                 value = json.loads(value)
             except (ValueError, RecursionError):
-                raise ValidationError('Give the parameters as a JSON object, e.g. {"temperature": 0.7}.') from None
+                raise ValidationError(Message("ollama.validation.parameters_json")) from None
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -195,19 +211,28 @@ def _parameter_name() -> fields.String:
 class ImportBodySchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=300))
     endpoint = fields.String(load_default="local", validate=validate.Length(min=1, max=32))
-    path = fields.String(validate=validate.Length(min=1, max=4096),
+    path = fields.String(required=True, validate=validate.Length(min=1, max=4096),
                          metadata={"description": "A GGUF file, relative to the import folder."})
     template = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
     system = fields.String(validate=[validate.Length(max=100_000), _no_triple_quotes])
     parameters = fields.Dict(keys=_parameter_name(), values=ParameterValue(),
                              metadata={"description": 'Model parameters, e.g. {"temperature": 0.7, "stop": ["<|end|>"]}.'})
     quantize = fields.String(validate=Pattern(r"^[A-Za-z0-9_]{1,16}$"))
+    overwrite = JSONBoolean(load_default=False, metadata={
+        "description": "Replace a model that already has this name. Without it such an import "
+                       "is refused with 409 model_exists before anything is read."})
 
 
 class ImportUploadQuerySchema(ImportBodySchema):
     """For an upload the file is the raw body and the rest goes in the query string."""
 
+    class Meta:
+        exclude = ("path",)  # the file is the body
+
     filename = fields.String(load_default="model.gguf", validate=Pattern(r"^[\w.\- ]{1,200}$"))
+    overwrite = fields.Boolean(load_default=False, truthy={"true"}, falsy={"false"}, metadata={
+        "description": "true: replace a model that already has this name (else 409 model_exists, "
+                       "before the body is read)."})
     parameters = JsonParameters(keys=_parameter_name(), values=ParameterValue(),
                                 metadata={"description": 'Model parameters as JSON, e.g. {"temperature": 0.7}.'})
 
@@ -219,8 +244,16 @@ class StorageSchema(Schema):
     free = fields.Integer(allow_none=True)
     total = fields.Integer(allow_none=True)
     used_by_models = fields.Integer()
-    partial_bytes = fields.Integer()
-    partial_downloads = fields.List(fields.Dict())
+    partial_bytes = fields.Integer(metadata={"description": "Bytes partial downloads hold on disk, those being "
+                                                             "written included."})
+    partial_active = fields.Integer(metadata={"description": "How many partial downloads are being written now."})
+    partial_downloads = fields.List(fields.Dict(), metadata={
+        "description": "Each with digest, size, bytes (on disk), recorded (in Ollama's part files), "
+                       "active and modified_at."})
     unused_days = fields.Integer()
-    models = fields.List(fields.Dict(), metadata={"description": "Each with frees: the bytes deleting it frees."})
-    suggestions = fields.List(fields.Dict())
+    models = fields.List(fields.Dict(), metadata={
+        "description": "Each with frees (the bytes deleting it frees: blobs no other model uses), "
+                       "shared_bytes and shared_with (the models it shares blobs with)."})
+    suggestions = fields.List(fields.Dict(), metadata={
+        "description": "Each with reason (large: frees at least 3 times the median of the server's "
+                       "models; unused; copy: another name for the same model), name, size and frees."})

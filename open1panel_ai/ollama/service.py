@@ -13,21 +13,18 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from open1panel_ai import errors
+from open1panel_ai.i18n import Message
 from open1panel_ai.ollama import address, imports, names, pull, storage
-from open1panel_ai.ollama.imports import (
-    FILES_VERSION,
-    ImportTask,
-    inside_folder,
-    save_upload,
-    version_tuple,
-)
+from open1panel_ai.ollama.imports import FILES_VERSION, ImportTask, check_in_folder, version_tuple
 from open1panel_ai.ollama.pull import PullProgress, PullTask
+from open1panel_ai.ollama.uploads import UploadFolder
 from open1panel_ai.store import timestamp
 from open1panel_ai.tasks import TaskKind
 
@@ -37,9 +34,9 @@ LOCAL = "local"
 ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 #: A version check when the endpoint list is shown: (minimum, what needs it).
 VERSION_WARNINGS = [
-    (FILES_VERSION, "Importing a GGUF uses the older modelfile form below Ollama 0.5.5."),
-    ((0, 6, 4), "Model capabilities (tools, vision) are shown from Ollama 0.6.4."),
-    ((0, 9, 7), "The context length of loaded models is shown from Ollama 0.9.7."),
+    (FILES_VERSION, "ollama.warning.version_files"),
+    ((0, 6, 4), "ollama.warning.version_capabilities"),
+    ((0, 9, 7), "ollama.warning.version_context"),
 ]
 #: How long, and for how many lines, the disk check waits for Ollama to announce the size
 #: of the first layer (Ollama first fetches the manifest from the registry).
@@ -76,6 +73,30 @@ def _for_each_at_once(function: Callable[[Any], Any], items: list[Any]) -> list[
         return list(pool.map(function, items))
 
 
+#: Invalid names already logged (each once, and a bounded number of them).
+_REPORTED_NAMES: set[str] = set()
+
+
+def _listed(entries: Any) -> list[dict[str, Any]]:
+    """The models a server listed, each with ``name_valid``: whether its name is one the API
+    takes (:func:`names.is_valid`). A server at an endpoint may be hostile and list a name such
+    as ``../../mcp/servers/<id>``, which a page would put in a request path; such a model is
+    kept, to be seen, but flagged, and nothing acts on it. Entries that are not objects with a
+    text name cannot even be shown, and are left out."""
+    if not isinstance(entries, list):
+        return []
+    listed = []
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            valid = names.is_valid(entry["name"])
+            if not valid and entry["name"] not in _REPORTED_NAMES and len(_REPORTED_NAMES) < 1000:
+                _REPORTED_NAMES.add(entry["name"])
+                log.warning("an Ollama server listed a model whose name is not valid, shown flagged "
+                            "and without actions: %r", entry["name"][:200])
+            listed.append({**entry, "name_valid": valid})
+    return listed
+
+
 def _setting(settings: Any, name: str, default: Any, kind: type) -> Any:
     """A non-negative number from the settings; a bad value falls back to ``default`` with a
     warning rather than stopping the feature."""
@@ -105,6 +126,10 @@ class OllamaService:
         self._local_models_dir = environ.get("OLLAMA_MODELS") or None
         self._import_dir = settings.get("ollama_import_dir") or None
         self._uploads = Path(context.data_dir) / "ollama-uploads"
+        self._upload_folder = UploadFolder(self._uploads, _setting(settings, "ollama_upload_margin", None, int))
+        #: Targets (``name@endpoint``) whose import request is being received now.
+        self._importing: set[str] = set()
+        self._importing_lock = threading.Lock()
         self._unused_days = _setting(settings, "ollama_unused_days", 30, int)
         self._store.migrate("ollama", MIGRATIONS)
         self._tasks.register(TaskKind(pull.KIND, PullTask(
@@ -144,8 +169,8 @@ class OllamaService:
         for endpoint in self.endpoints():
             if endpoint["name"] == name:
                 return endpoint
-        raise errors.NotFound(f"There is no Ollama endpoint {name!r}.", code="endpoint_not_found",
-                              details={"endpoint": name})
+        raise errors.NotFound(Message("ollama.error.endpoint_not_found", endpoint=name),
+                              code="endpoint_not_found", details={"endpoint": name})
 
     def endpoints_status(self) -> list[dict[str, Any]]:
         """The endpoints, each asked for its version at the same time."""
@@ -154,36 +179,44 @@ class OllamaService:
     def _with_status(self, endpoint: dict[str, Any]) -> dict[str, Any]:
         status = {**endpoint, "reachable": False, "version": None, "error": None, "warnings": []}
         try:
+            if not endpoint["builtin"]:  # stored by an earlier version, it may be unusable now
+                address.normalise(endpoint["url"])
+        except address.InvalidAddress as exc:
+            status["error"] = {"code": "bad_address", "message": exc.args[0], "details": {"url": endpoint["url"]}}
+            return status
+        try:
             version = self.provider().version(endpoint["url"])
         except errors.ApiError as exc:
             status["error"] = {"code": exc.code, "message": exc.message, "details": exc.details}
             return status
         status.update(reachable=True, version=version)
-        status["warnings"] = [text for minimum, text in VERSION_WARNINGS
+        status["warnings"] = [Message(key) for minimum, key in VERSION_WARNINGS
                               if version and version_tuple(version) < minimum]
         return status
 
     def add_endpoint(self, name: str, url: str, models_dir: str | None = None) -> dict[str, Any]:
         if not ENDPOINT_NAME.match(name or ""):
-            raise errors.BadRequest("An endpoint name is 1–32 lower-case letters, digits or '-'.",
-                                    details={"fields": {"name": ["Not a valid endpoint name."]}})
+            message = Message("ollama.validation.endpoint_name")
+            raise errors.BadRequest(message, details={"fields": {"name": [message]}})
         try:
             url = address.normalise(url)
         except address.InvalidAddress as exc:
-            raise errors.BadRequest(str(exc), details={"fields": {"url": [str(exc)]}}) from None
+            message = exc.args[0]
+            raise errors.BadRequest(message, details={"fields": {"url": [message]}}) from None
         if models_dir and not Path(models_dir).is_absolute():
-            raise errors.BadRequest("The models folder must be an absolute path.",
-                                    details={"fields": {"models_dir": ["Use an absolute path."]}})
+            message = Message("ollama.validation.models_dir")
+            raise errors.BadRequest(message, details={"fields": {"models_dir": [message]}})
         if name == LOCAL or self._store.query_one("SELECT 1 FROM ollama_endpoints WHERE name = ?", (name,)):
-            raise errors.Conflict(f"An endpoint named {name!r} exists already.", details={"endpoint": name})
+            message = Message("ollama.error.endpoint_exists", endpoint=name)
+            raise errors.Conflict(message, code="endpoint_exists",
+                                  details={"endpoint": name, "fields": {"name": [message]}})
         self._store.execute("INSERT INTO ollama_endpoints (name, url, models_dir, created_at) VALUES (?, ?, ?, ?)",
                             (name, url, models_dir or None, timestamp()))
         return self._with_status(self.endpoint(name))
 
     def remove_endpoint(self, name: str) -> None:
         if name == LOCAL:
-            raise errors.Conflict("The local endpoint comes from OLLAMA_HOST and cannot be removed.",
-                                  code="builtin_endpoint")
+            raise errors.Conflict(Message("ollama.error.builtin_endpoint"), code="builtin_endpoint")
         self.endpoint(name)
         self._store.execute("DELETE FROM ollama_endpoints WHERE name = ?", (name,))
 
@@ -194,8 +227,8 @@ class OllamaService:
         A copy shares its original's loaded instance (loaded models are keyed by weights)."""
         url = self.endpoint(endpoint)["url"]
         provider = self.provider()
-        models = provider.list_models(url)
-        running = provider.running_models(url)
+        models = _listed(provider.list_models(url))
+        running = _listed(provider.running_models(url))
         self._remember_loaded(endpoint, running)
         by_name = {r.get("name", "").lower(): r for r in running}
         by_digest = {r.get("digest"): r for r in running}
@@ -214,8 +247,38 @@ class OllamaService:
     def delete_model(self, endpoint: str, name: str) -> None:
         self.provider().delete(self.endpoint(endpoint)["url"], self._name(name))
 
-    def copy_model(self, endpoint: str, name: str, destination: str) -> None:
-        self.provider().copy(self.endpoint(endpoint)["url"], self._name(name), self._name(destination))
+    def copy_model(self, endpoint: str, name: str, destination: str, overwrite: bool = False) -> None:
+        """Give model ``name`` a second name. Ollama's copy replaces a model that already has
+        the destination name without a word, so that is refused (409 ``model_exists``) unless
+        ``overwrite`` says the replacement is meant."""
+        url = self.endpoint(endpoint)["url"]
+        source = self._parse(name)
+        target = self._parse(destination, field="destination")
+        if source.key == target.key:
+            message = Message("ollama.error.same_name", name=target.short)
+            raise errors.BadRequest(message, code="same_name",
+                                    details={"fields": {"destination": [message]}})
+        if not overwrite:
+            self._refuse_existing(url, endpoint, target, field="destination")
+        self.provider().copy(url, source.short, target.short)
+
+    def existing_model(self, url: str, name: names.ModelName) -> dict[str, Any] | None:
+        """The endpoint's model called ``name`` (compared as Ollama compares names), if any."""
+        for model in _listed(self.provider().list_models(url)):
+            if model["name_valid"] and names.parse(model["name"]).key == name.key:
+                return model
+        return None
+
+    def _refuse_existing(self, url: str, endpoint: str, name: names.ModelName, field: str) -> None:
+        """409 ``model_exists`` when the endpoint has a model called ``name``: the operation
+        would replace it. The details name it, with its size and digest, so a page can ask."""
+        found = self.existing_model(url, name)
+        if found is None:
+            return
+        message = Message("ollama.error.model_exists", name=found.get("name", name.short), endpoint=endpoint)
+        raise errors.Conflict(message, code="model_exists", details={
+            "name": found.get("name", name.short), "endpoint": endpoint, "size": found.get("size"),
+            "digest": found.get("digest"), "fields": {field: [message]}})
 
     def load_model(self, endpoint: str, name: str, keep_alive: str | int, cpu_only: bool) -> None:
         options = {"num_gpu": 0} if cpu_only else {}
@@ -228,7 +291,7 @@ class OllamaService:
         self.provider().unload(self.endpoint(endpoint)["url"], self._name(name))
 
     def running(self, endpoint: str) -> list[dict[str, Any]]:
-        running = self.provider().running_models(self.endpoint(endpoint)["url"])
+        running = _listed(self.provider().running_models(self.endpoint(endpoint)["url"]))
         self._remember_loaded(endpoint, running)
         return [{**r, "endpoint": endpoint} for r in running]
 
@@ -248,6 +311,8 @@ class OllamaService:
     def _remember_loaded(self, endpoint: str, running: list[dict[str, Any]]) -> None:
         now = timestamp()
         for model in running:
+            if not model["name_valid"]:
+                continue
             self._store.execute(
                 "INSERT OR REPLACE INTO ollama_model_use (endpoint, model, last_loaded_at) VALUES (?, ?, ?)",
                 (endpoint, model.get("name", ""), now))
@@ -257,12 +322,13 @@ class OllamaService:
         return cls._parse(text).short
 
     @staticmethod
-    def _parse(text: str) -> names.ModelName:
+    def _parse(text: str, field: str = "name") -> names.ModelName:
         try:
             return names.parse(text)
         except names.InvalidModelName as exc:
-            raise errors.BadRequest(str(exc), code="invalid_model_name",
-                                    details={"fields": {"name": [str(exc)]}}) from None
+            message = exc.args[0]
+            raise errors.BadRequest(message, code="invalid_model_name",
+                                    details={"fields": {field: [message]}}) from None
 
     # -- pulls and imports -------------------------------------------------------------------
 
@@ -278,6 +344,15 @@ class OllamaService:
         if joined is not None:
             return {**joined, "warnings": []}
         warnings = []
+        try:
+            existing = self.existing_model(found["url"], parsed)
+        except errors.ApiError:
+            existing = None  # the task reports an unreachable server itself, with retries
+        if existing is not None:
+            # A pull of a name the server has updates that model from the registry (what
+            # ``ollama pull`` is for): allowed, but said, since it may replace a local model
+            # that only shares the name.
+            warnings.append(Message("ollama.pull.warning.updates", name=existing.get("name", model)))
         if storage.disk_usage(found["models_dir"]) is not None:
             needed = self._first_layer_need(found["url"], model)
             if needed:
@@ -285,8 +360,9 @@ class OllamaService:
                 if not fits:
                     free, _ = storage.disk_usage(found["models_dir"])
                     raise errors.InsufficientStorage(
-                        f"'{model}' needs {needed} more bytes but only {free} are free in "
-                        f"{found['models_dir']}. Free space (see Storage) and try again.",
+                        Message("ollama.error.insufficient_storage", name=model,
+                                needed=storage.human_bytes(needed), free=storage.human_bytes(free),
+                                folder=found["models_dir"]),
                         details={"needed": needed, "free": free, "models_dir": found["models_dir"]})
                 if warning:
                     warnings.append(warning)
@@ -324,30 +400,81 @@ class OllamaService:
             stream.close()  # ends the reading thread and its connection now
             return None
 
+    @property
+    def import_folder(self) -> str | None:
+        """The folder imports may read from (``OPEN1PANEL_AI_OLLAMA_IMPORT_DIR``), or None."""
+        return self._import_dir
+
     def start_import(self, endpoint: str, name: str, *, path: str | None = None,
                      upload: BinaryIO | None = None, filename: str | None = None,
-                     length: int | None = None, **options: Any) -> dict[str, Any]:
+                     length: int | None = None, overwrite: bool = False,
+                     **options: Any) -> dict[str, Any]:
         """Import a GGUF from a path inside the import folder, or from an upload stream of
-        ``length`` bytes. ``options``: template, system, parameters, quantize."""
+        ``length`` bytes. ``options``: template, system, parameters, quantize. A model that
+        already has the name is replaced only with ``overwrite`` (else 409 ``model_exists``,
+        before an upload is read). A request for a model whose import request is still being
+        received is refused with 409 ``import_in_progress``; an upload that would leave less
+        than the margin free on the data folder's disk, with 507 (:mod:`.uploads`)."""
         parsed = self._parse(name)
         model = parsed.short
-        self.endpoint(endpoint)
+        url = self.endpoint(endpoint)["url"]
         target = f"{parsed.key}@{endpoint}"
-        joined = self._tasks.active(imports.KIND, target)
-        if joined is not None:
-            return joined  # before reading an upload that the running import would not use
-        params = {"endpoint": endpoint, "name": model, **{k: v for k, v in options.items() if v}}
-        if upload is not None:
-            saved, digest, _ = save_upload(upload, self._uploads, length)
-            params.update(path=str(saved), digest=digest, uploaded=True,
-                          filename=Path(filename or "model.gguf").name)
-        elif path:
-            found = inside_folder(self._import_dir, path)
-            params.update(path=str(found), filename=found.name)
-        else:
-            raise errors.BadRequest("Give a path inside the import folder, or upload the file.",
-                                    details={"fields": {"path": ["Missing."]}})
-        return self._tasks.submit(imports.KIND, target, params)
+        with self._receiving(target, model, endpoint):
+            joined = self._tasks.active(imports.KIND, target)
+            if joined is not None:
+                return joined  # before reading an upload that the running import would not use
+            if not overwrite:
+                try:
+                    self._refuse_existing(url, endpoint, parsed, field="name")
+                except errors.UpstreamUnavailable:
+                    pass  # Ollama is away: the task asks again before it creates the model
+            params = {"endpoint": endpoint, "name": model, **{k: v for k, v in options.items() if v}}
+            if overwrite:
+                params["overwrite"] = True
+            if upload is not None:
+                saved, digest, _ = self._upload_folder.save(upload, length)
+                params.update(path=str(saved), digest=digest, uploaded=True,
+                              filename=Path(filename or "model.gguf").name)
+            elif path:
+                found = check_in_folder(self._import_dir, path)
+                params.update(path=str(found), filename=found.name)
+            else:
+                message = Message("ollama.import.error.no_source")
+                raise errors.BadRequest(message, code="validation_error",
+                                        details={"fields": {"path": [message]}})
+            return self._submit_import(target, params, model, endpoint)
+
+    @contextmanager
+    def _receiving(self, target: str, model: str, endpoint: str) -> Iterator[None]:
+        """Hold ``target`` while its import request is checked and its upload received: a
+        second request for it meanwhile (another upload of the same name, say) is refused with
+        409 ``import_in_progress`` before its body is read, so two requests never make one
+        task and a file left over."""
+        with self._importing_lock:
+            if target in self._importing:
+                message = Message("ollama.import.error.in_progress", name=model, endpoint=endpoint)
+                raise errors.Conflict(message, code="import_in_progress",
+                                      details={"name": model, "endpoint": endpoint,
+                                               "fields": {"name": [message]}})
+            self._importing.add(target)
+        try:
+            yield
+        finally:
+            with self._importing_lock:
+                self._importing.discard(target)
+
+    def _submit_import(self, target: str, params: dict[str, Any], model: str, endpoint: str) -> dict[str, Any]:
+        """Start the import task. Should the task of another request come back instead (one
+        retried meanwhile), this request's upload is removed and the answer is 409."""
+        task = self._tasks.submit(imports.KIND, target, params)
+        row = self._store.query_one("SELECT params FROM tasks WHERE id = ?", (task["id"],))
+        if row is not None and json.loads(row["params"]).get("path") != params["path"]:
+            if params.get("uploaded"):
+                Path(params["path"]).unlink(missing_ok=True)
+            message = Message("ollama.import.error.in_progress", name=model, endpoint=endpoint)
+            raise errors.Conflict(message, code="import_in_progress",
+                                  details={"name": model, "endpoint": endpoint, "task": task["id"]})
+        return task
 
     # -- disk ------------------------------------------------------------------------------
 

@@ -10,17 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import statistics
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from open1panel_ai.i18n import Message
 from open1panel_ai.ollama.names import DEFAULT_HOST, DEFAULT_NAMESPACE
 
 #: Warn before a pull that would leave less than this much free space.
 LOW_SPACE_BYTES = 5 << 30
-#: How many of the largest models the clean-up suggestions name.
-LARGEST_COUNT = 5
+#: A model is suggested as unusually large when deleting it frees this many times the median
+#: of what deleting each model frees...
+LARGE_FACTOR = 3
+#: ...among at least this many models (with fewer, no size is unusual).
+LARGE_MIN_MODELS = 3
+#: A partial download changed within this many seconds is being written now (Ollama counts a
+#: part silent for 30 s as stalled and starts it again).
+ACTIVE_SECONDS = 60
 
 
 def disk_usage(models_dir: str | None) -> tuple[int, int] | None:
@@ -31,7 +39,18 @@ def disk_usage(models_dir: str | None) -> tuple[int, int] | None:
     return usage.free, usage.total
 
 
-def fit_check(models_dir: str | None, needed: int) -> tuple[bool, str | None]:
+def human_bytes(count: int) -> str:
+    """``count`` bytes as a person reads them (``4.4 GiB``), for sentences the server writes;
+    the units read the same in every language of the panel."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def fit_check(models_dir: str | None, needed: int) -> tuple[bool, Message | None]:
     """Whether ``needed`` more bytes fit in the models folder, and a warning when they leave
     little room. A folder the panel cannot see always "fits" (Ollama will say when not)."""
     usage = disk_usage(models_dir)
@@ -42,7 +61,7 @@ def fit_check(models_dir: str | None, needed: int) -> tuple[bool, str | None]:
         return False, None
     left = free - needed
     if left < min(LOW_SPACE_BYTES, total // 10):
-        return True, f"After this download only {left} bytes stay free on the disk of {models_dir}."
+        return True, Message("ollama.pull.warning.low_space", left=human_bytes(left), folder=models_dir)
     return True, None
 
 
@@ -81,26 +100,40 @@ def _blob_size(models_dir: Path, digest: str) -> int:
         return 0
 
 
-def partial_downloads(models_dir: Path) -> list[dict[str, Any]]:
-    """Interrupted downloads Ollama keeps to resume: digest, bytes done, last change.
+def partial_downloads(models_dir: Path, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Downloads Ollama keeps to resume, or is writing now: digest, size, bytes on disk, bytes
+    its part files record, last change and whether it is being written.
 
-    The bytes done come from the part files: the partial blob itself is sized in full before
-    the download starts, so its size says nothing."""
+    Ollama sizes ``sha256-<hex>-partial`` in full (a sparse file) before the first byte
+    arrives, and records a part's progress in its ``-partial-<n>`` JSON file only when the part
+    ends or the download stops; a part is 100 MB to 1 GB, so during a download the part files
+    may say 0 for minutes. What the partial blob really holds on disk (its allocated blocks)
+    counts the bytes written so far; where a file system does not report blocks, the part
+    files' sum stands in."""
+    now = now or datetime.now(UTC)
     found = []
     for path in (models_dir / "blobs").glob("sha256-*-partial"):
-        done = 0
+        recorded = 0
         for part in path.parent.glob(path.name + "-*"):
             if not part.name[len(path.name) + 1:].isdigit():
                 continue  # only Ollama's part files, sha256-<hex>-partial-<n>
             try:
                 # Ollama writes its Go struct as is: {"N", "Offset", "Size", "Completed"}.
-                done += int(json.loads(part.read_text()).get("Completed") or 0)
-            except (OSError, ValueError, AttributeError):
+                recorded += int(json.loads(part.read_text()).get("Completed") or 0)
+            except (OSError, ValueError, AttributeError, TypeError):
                 continue
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # finished (renamed) while we looked
+        on_disk = min(stat.st_blocks * 512, stat.st_size) if hasattr(stat, "st_blocks") else 0
+        changed = datetime.fromtimestamp(stat.st_mtime, UTC)
         found.append({"digest": path.name[:-len("-partial")].replace("-", ":", 1),
-                      "bytes": done,
-                      "modified_at": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()})
+                      "size": stat.st_size,
+                      "bytes": max(on_disk, recorded),
+                      "recorded": recorded,
+                      "active": now - changed < timedelta(seconds=ACTIVE_SECONDS),
+                      "modified_at": changed.isoformat()})
     return found
 
 
@@ -116,24 +149,29 @@ def report(models_dir: str | None, models: list[dict[str, Any]], last_loaded: di
     usage = disk_usage(models_dir)
     folder = Path(models_dir) if usage is not None else None
     manifests = read_manifests(folder) if folder else {}
-    users: dict[str, int] = defaultdict(int)
+    users: dict[str, set[str]] = defaultdict(set)
     for info in manifests.values():
-        for blob in set(info["blobs"]):
-            users[blob] += 1
+        for blob in info["blobs"]:
+            users[blob].add(info["name"])
     rows = []
     for model in models:
         info = manifests.get(model["name"].lower())
-        frees = None
+        frees = shared_bytes = None
+        shared_with: list[str] = []
         if info is not None:
-            frees = sum(_blob_size(folder, b) for b in set(info["blobs"]) if users[b] == 1)
+            own = set(info["blobs"])
+            frees = sum(_blob_size(folder, b) for b in own if len(users[b]) == 1)
+            shared_bytes = sum(_blob_size(folder, b) for b in own if len(users[b]) > 1)
+            shared_with = sorted({other for b in own for other in users[b]} - {info["name"]})
         rows.append({"name": model["name"], "size": model.get("size", 0), "digest": model.get("digest"),
-                     "frees": frees, "loaded": bool(model.get("loaded")),
+                     "frees": frees, "shared_bytes": shared_bytes, "shared_with": shared_with,
+                     "loaded": bool(model.get("loaded")),
                      "last_loaded_at": last_loaded.get(model["name"]),
                      "modified_at": model.get("modified_at")})
     used = None
     if folder is not None:
         used = sum(_blob_size(folder, b) for b in users)
-    partials = partial_downloads(folder) if folder else []
+    partials = partial_downloads(folder, now) if folder else []
     return {
         "models_dir": models_dir,
         "visible": folder is not None,
@@ -142,16 +180,36 @@ def report(models_dir: str | None, models: list[dict[str, Any]], last_loaded: di
         "used_by_models": used if used is not None else sum(m.get("size", 0) for m in models),
         "partial_downloads": partials,
         "partial_bytes": sum(p["bytes"] for p in partials),
+        "partial_active": sum(1 for p in partials if p["active"]),
         "models": rows,
-        "suggestions": _suggestions(rows, unused_days, now),
+        "suggestions": suggestions(rows, unused_days, now),
     }
 
 
-def _suggestions(rows: list[dict[str, Any]], unused_days: int, now: datetime) -> list[dict[str, Any]]:
-    suggestions = []
-    for row in sorted(rows, key=lambda r: r["size"], reverse=True)[:LARGEST_COUNT]:
-        suggestions.append({"reason": "largest", "name": row["name"], "size": row["size"],
-                            "frees": row["frees"]})
+def _weight(row: dict[str, Any]) -> int:
+    """What deleting a model frees, or its size when the folder is not visible."""
+    return row["frees"] if row["frees"] is not None else row["size"]
+
+
+def suggestions(rows: list[dict[str, Any]], unused_days: int, now: datetime) -> list[dict[str, Any]]:
+    """What is worth deleting, and why; each suggestion says what deleting it really frees.
+
+    - ``large``: an outlier, a model whose deletion frees at least :data:`LARGE_FACTOR` times
+      the median of what deleting each model frees, among at least :data:`LARGE_MIN_MODELS`
+      models that free anything. A server whose models are all of a size has none, whatever
+      their size; a model whose blobs other models use is measured by what it alone holds.
+    - ``unused``: not loaded (as far as the panel saw) for ``unused_days``, nor modified since.
+    - ``copy``: another name for the same model (the same manifest digest) as an older one;
+      it holds no blob of its own, so deleting it frees nothing but tidies the list.
+    """
+    found = []
+    weighed = [row for row in rows if _weight(row) > 0]
+    if len(weighed) >= LARGE_MIN_MODELS:
+        typical = statistics.median(_weight(row) for row in weighed)
+        for row in sorted(weighed, key=_weight, reverse=True):
+            if _weight(row) >= LARGE_FACTOR * typical:
+                found.append({"reason": "large", "name": row["name"], "size": row["size"],
+                              "frees": row["frees"], "typical": int(typical)})
     cutoff = now - timedelta(days=unused_days)
     for row in rows:
         seen = row["last_loaded_at"] or row["modified_at"]
@@ -164,16 +222,17 @@ def _suggestions(rows: list[dict[str, Any]], unused_days: int, now: datetime) ->
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         if when < cutoff:
-            suggestions.append({"reason": "unused", "name": row["name"], "size": row["size"],
-                                "frees": row["frees"], "since": seen})
+            found.append({"reason": "unused", "name": row["name"], "size": row["size"],
+                          "frees": row["frees"], "since": seen})
     by_digest: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["digest"]:
             by_digest[row["digest"]].append(row)
     for copies in by_digest.values():
-        if len(copies) > 1:
-            for row in copies:
-                suggestions.append({"reason": "copy", "name": row["name"], "size": row["size"],
-                                    "frees": row["frees"],
-                                    "copies": [c["name"] for c in copies if c is not row]})
-    return suggestions
+        if len(copies) < 2:
+            continue
+        original, *others = sorted(copies, key=lambda r: (r["modified_at"] or "", r["name"]))
+        for row in others:
+            found.append({"reason": "copy", "name": row["name"], "size": row["size"],
+                          "frees": row["frees"], "copies": [original["name"]]})
+    return found

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, render_template, request
 
-from open1panel_ai import errors
+from open1panel_ai import errors, i18n
+from open1panel_ai.i18n import Message
 from open1panel_ai.ollama import schemas
 from open1panel_ai.schemas import TaskSchema
 from open1panel_ai.web import (
@@ -14,6 +15,7 @@ from open1panel_ai.web import (
     json_body,
     load_input,
     operation,
+    request_language,
 )
 
 PREFIX = API_PREFIX + "/ollama"
@@ -24,24 +26,43 @@ def service():
     return current_ai().service("ollama")
 
 
+def localized(value):
+    """``value`` with every Message in it (version warnings, an endpoint's error, a pull's
+    warnings) rendered in the reader's language; an ApiError's own envelope is rendered by
+    the blueprint already."""
+    language = request_language()
+
+    def render(item):
+        if isinstance(item, Message):
+            return i18n.render(item, language)
+        if isinstance(item, dict):
+            return {key: render(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [render(inner) for inner in item]
+        return item
+
+    return render(value)
+
+
 @blueprint.get("/ai/ollama/")
 def ollama_page():
-    """OllamaModelsPage: endpoints, models, running models, storage, pulls and imports."""
-    return render_template("ai/ollama/page.html")
+    """OllamaModelsPage: endpoints, models, running models, storage, pulls and imports. The
+    import dialog offers a path field only when an import folder is configured."""
+    return render_template("ai/ollama/page.html", import_folder=service().import_folder)
 
 
 @blueprint.get(PREFIX + "/endpoints")
 @operation(summary="Ollama servers this panel manages, each with its reachability and version",
            tag="ollama", response=schemas.EndpointListSchema())
 def list_endpoints():
-    return {"endpoints": service().endpoints_status()}
+    return localized({"endpoints": service().endpoints_status()})
 
 
 @blueprint.post(PREFIX + "/endpoints")
 @operation(summary="Add an Ollama server", tag="ollama", body=schemas.EndpointBodySchema(),
            response=schemas.EndpointSchema(), status=201, errors_=(409,))
 def add_endpoint(body):
-    return service().add_endpoint(**body)
+    return localized(service().add_endpoint(**body))
 
 
 @blueprint.delete(PREFIX + "/endpoints/<name>")
@@ -81,10 +102,11 @@ def delete_model(name, query):
 
 @blueprint.post(PREFIX + "/models/<path:name>/copy")
 @operation(path=MODEL_PATH,
-           summary="Copy a model to a new name", tag="ollama", query=schemas.EndpointQuerySchema(),
-           body=schemas.CopyBodySchema(), status=204, errors_=(404, 502, 503))
+           summary="Copy a model to a new name; a name already in use is refused (409 model_exists) "
+                   "unless overwrite is true", tag="ollama", query=schemas.EndpointQuerySchema(),
+           body=schemas.CopyBodySchema(), status=204, errors_=(404, 409, 502, 503))
 def copy_model(name, query, body):
-    service().copy_model(query["endpoint"], name, body["destination"])
+    service().copy_model(query["endpoint"], name, body["destination"], overwrite=body["overwrite"])
     return Response(status=204)
 
 
@@ -122,13 +144,14 @@ def running(query):
            body=schemas.PullBodySchema(), response=schemas.PullStartedSchema(), status=202,
            errors_=(404, 507))
 def start_pull(body):
-    return service().start_pull(body["endpoint"], body["name"])
+    return localized(service().start_pull(body["endpoint"], body["name"]))
 
 
 @blueprint.post(PREFIX + "/imports")
 @operation(summary="Import a GGUF: a JSON body naming a path in the import folder, or the file "
-                   "as the raw body with the other fields in the query string", tag="ollama",
-           response=TaskSchema(), status=202, errors_=(404, 507),
+                   "as the raw body with the other fields in the query string; a name already in "
+                   "use is refused (409 model_exists) unless overwrite is true", tag="ollama",
+           response=TaskSchema(), status=202, errors_=(404, 409, 507),
            raw_body={"application/json": schemas.ImportBodySchema(),
                      "application/octet-stream": {"type": "string", "format": "binary"}},
            raw_query=schemas.ImportUploadQuerySchema(partial=True))
@@ -144,13 +167,11 @@ def import_arguments() -> dict:
     string."""
     if request.mimetype == "application/json":
         if request.args:
-            raise errors.BadRequest("With a JSON body, give every field in the body, not in the "
-                                    "query string.", code="unexpected_query",
+            raise errors.BadRequest(Message("ollama.error.unexpected_query"), code="unexpected_query",
                                     details={"fields": {name: ["Unknown field."] for name in request.args}})
         return load_input(schemas.ImportBodySchema(), json_body(), "body")
     if request.mimetype not in ("application/octet-stream", ""):
-        raise errors.BadRequest("Send JSON with a path, or the file as application/octet-stream.",
-                                code="unsupported_media_type")
+        raise errors.BadRequest(Message("ollama.error.import_media_type"), code="unsupported_media_type")
     query = load_input(schemas.ImportUploadQuerySchema(), request.args.to_dict(flat=True), "query")
     return {**query, "upload": request.stream, "length": request.content_length}
 

@@ -1,9 +1,12 @@
-"""The standalone host's authentication: one admin token, bearer headers and browser sessions.
+"""The standalone host's authentication: the admin token, bearer headers, browser sessions,
+and the scrape token of ``/metrics``.
 
 API clients send ``Authorization: Bearer <token>``; Socket.IO clients send it in the ``auth``
 payload (``{"token": ...}``) or the same header. Browsers sign in once with the token and then
-carry a signed session cookie; state-changing requests from a session must also carry the
-session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``).
+carry a signed session cookie naming a session the server keeps (:mod:`.sessions`), so signing
+out ends it for good; state-changing requests from a session must also carry the session's
+CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``). A Prometheus server sends the
+scrape token, which opens ``GET /api/v2/ai/metrics`` and nothing else.
 """
 
 from __future__ import annotations
@@ -12,18 +15,28 @@ import hashlib
 import hmac
 import os
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import flask
 from flask import session
+from flask.sessions import SecureCookieSessionInterface
 
+from open1panel_ai import private
+from open1panel_ai.standalone.sessions import SessionStore
 from open1panel_ai.web import read_form_body
 
 TOKEN_FILE = "admin-token"
 SECRET_FILE = "session-secret"
+METRICS_TOKEN_FILE = "metrics-token"
 TOKEN_ENV = "OPEN1PANEL_AI_TOKEN"
+METRICS_TOKEN_ENV = "OPEN1PANEL_AI_METRICS_TOKEN"
+TRUST_PROXY_SETTING = "trust_proxy"
+#: The fewest characters a token may have: 32 random characters cannot be guessed online.
+MIN_TOKEN_LENGTH = 32
+#: The one route the scrape token opens, for GET (and HEAD) only.
+METRICS_PATH = "/api/v2/ai/metrics"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -48,7 +61,7 @@ def _read_or_create_secret(path: Path, nbytes: int = 32, other_way: str = "") ->
             secret = path.read_text().strip()
         except FileNotFoundError:
             secret = secrets.token_urlsafe(nbytes)
-            if _create_whole(path, secret):
+            if private.create_whole(path, secret):
                 return secret, True
             continue  # another process made it first: read theirs
         except (OSError, UnicodeDecodeError) as exc:
@@ -63,31 +76,78 @@ def _read_or_create_secret(path: Path, nbytes: int = 32, other_way: str = "") ->
         time.sleep(0.05)  # a file written in place by something else may still be filling
 
 
-def _create_whole(path: Path, secret: str) -> bool:
-    """Put ``secret`` at ``path`` (mode 0600) unless a file is there already; True if it did."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secret + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(draft)
-
-
 def load_or_create_token(data_dir: Path, environ=os.environ) -> tuple[str, bool]:
     """The admin token: from ``OPEN1PANEL_AI_TOKEN``, else the data dir's token file, created
-    (mode 0600) on first start. Returns (token, created_now)."""
+    (mode 0600) on first start. Returns (token, created_now). A token shorter than
+    :data:`MIN_TOKEN_LENGTH` is a ValueError that says how to make a good one."""
     from_env = environ.get(TOKEN_ENV, "").strip()
     if from_env:
-        return from_env, False
-    return _read_or_create_secret(data_dir / TOKEN_FILE, other_way=f", or set {TOKEN_ENV}")
+        return _long_enough(from_env, TOKEN_ENV, f"unset {TOKEN_ENV} to have one made"), False
+    token, created = _read_or_create_secret(data_dir / TOKEN_FILE, other_way=f", or set {TOKEN_ENV}")
+    return _long_enough(token, str(data_dir / TOKEN_FILE), "delete the file to have one made"), created
+
+
+def load_or_create_metrics_token(data_dir: Path, environ=os.environ) -> str:
+    """The scrape token of ``/metrics``: from ``OPEN1PANEL_AI_METRICS_TOKEN``, else the data
+    dir's ``metrics-token`` file, created (mode 0600) on first start."""
+    if environ.get(METRICS_TOKEN_ENV, "").strip():
+        return _metrics_token_from(data_dir, environ)[0]
+    path = data_dir / METRICS_TOKEN_FILE
+    token = _read_or_create_secret(path, other_way=f", or set {METRICS_TOKEN_ENV}")[0]
+    return _long_enough(token, str(path), "delete the file to have one made")
+
+
+def check_metrics_token(data_dir: Path, environ=os.environ) -> None:
+    """Refuse, as a ValueError, a scrape token the panel cannot start with, creating nothing:
+    one that is too short, or that is the admin token (every scraper would be an admin)."""
+    metrics, where = _metrics_token_from(data_dir, environ)
+    admin = environ.get(TOKEN_ENV, "").strip() or _existing(data_dir / TOKEN_FILE)
+    if _same(metrics, admin):
+        raise ValueError(f"{where} holds the admin token; the scrape token of /metrics must be "
+                         "another one, so that a Prometheus server cannot act as the admin.")
+
+
+def _metrics_token_from(data_dir: Path, environ) -> tuple[str, str]:
+    """(the scrape token, where it came from): the variable, else the file ("" when neither
+    holds one); a ValueError when it is too short."""
+    from_env = environ.get(METRICS_TOKEN_ENV, "").strip()
+    if from_env:
+        return (_long_enough(from_env, METRICS_TOKEN_ENV, f"unset {METRICS_TOKEN_ENV} to have one made"),
+                METRICS_TOKEN_ENV)
+    path = data_dir / METRICS_TOKEN_FILE
+    token = _existing(path)
+    return (_long_enough(token, str(path), "delete the file to have one made") if token else ""), str(path)
+
+
+def _existing(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""  # missing or unreadable: the start reports it when it reads the file
+
+
+def _long_enough(token: str, where: str, otherwise: str) -> str:
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"{where} holds a token of {len(token)} characters; a token must have at least "
+            f"{MIN_TOKEN_LENGTH}, so that it cannot be guessed. Make one with "
+            f"`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or {otherwise}.")
+    return token
+
+
+def trusted_proxies(settings) -> int:
+    """How many reverse proxies in front of the panel to believe (``OPEN1PANEL_AI_TRUST_PROXY``):
+    their ``X-Forwarded-For`` names the client, their ``X-Forwarded-Proto`` says whether it came
+    over HTTPS. 0, the default, believes no such header."""
+    raw = (settings.get(TRUST_PROXY_SETTING) or "0").strip()
+    try:
+        count = int(raw)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(f"OPEN1PANEL_AI_TRUST_PROXY must be the number of reverse proxies in front of "
+                         f"the panel (0 or more), not {raw!r}.")
+    return count
 
 
 def load_or_create_session_secret(data_dir: Path) -> str:
@@ -96,36 +156,91 @@ def load_or_create_session_secret(data_dir: Path) -> str:
     return _read_or_create_secret(data_dir / SECRET_FILE, 48)[0]
 
 
-class TokenAuth:
-    """Checks credentials against the admin token."""
+def token_check(token: str, secret: str) -> str:
+    """A keyed hash of the admin token, kept beside the sessions (never in a cookie): when it
+    changes, the token changed, and every session ends."""
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
-    def __init__(self, token: str) -> None:
+
+class TokenAuth:
+    """Checks credentials: the admin token, browser sessions kept in ``sessions``, and the
+    scrape token, which opens :data:`METRICS_PATH` only."""
+
+    def __init__(self, token: str, sessions: SessionStore | None = None, metrics_token: str | None = None) -> None:
         if not token:
             raise ValueError("The admin token must not be empty.")
         self._token = token
-        # Sessions remember which token signed them in, so a new token signs everyone out.
-        self._fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
+        self._metrics_token = metrics_token or None
+        self.sessions = sessions
+        #: (namespace, Socket.IO sid) → the browser session that let the connection in.
+        self._sockets: dict[tuple[str, str], str] = {}
 
     def matches(self, candidate: Any) -> bool:
         """Whether ``candidate`` is the admin token (never true for an empty one)."""
-        return isinstance(candidate, str) and bool(candidate) and hmac.compare_digest(candidate.encode(), self._token.encode())
+        return _same(candidate, self._token)
 
     def authenticate(self, request, auth: Any = None) -> dict[str, str] | None:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and self.matches(credentials.strip()):
+        bearer = credentials.strip() if scheme.lower() == "bearer" else None
+        if self.matches(bearer):
             return {"name": "admin", "via": "token"}
         if isinstance(auth, dict) and self.matches(auth.get("token")):
             return {"name": "admin", "via": "token"}
-        if session.get("user") and session.get("token") == self._fingerprint:
+        if session.get("user") and self.sessions is not None and self.sessions.alive(session.get("sid")):
+            socket_sid = getattr(request, "sid", None)  # set by Flask-SocketIO while a client connects
+            if isinstance(socket_sid, str):
+                self._sockets[(getattr(request, "namespace", "/"), socket_sid)] = session["sid"]
             return {"name": session["user"], "via": "session"}
+        if (auth is None and self._metrics_token and request.method in ("GET", "HEAD")
+                and request.path == METRICS_PATH and _same(bearer, self._metrics_token)):
+            return {"name": "metrics", "via": "metrics-token"}
         return None
 
+    def ended_sockets(self, connected) -> list[tuple[str, str]]:
+        """The (namespace, sid) of Socket.IO connections let in by a browser session that has
+        ended since (signed out, expired, or the token changed). ``connected(namespace, sid)``
+        tells whether a connection is still open; closed ones are forgotten."""
+        ended = []
+        for key, session_id in list(self._sockets.items()):
+            if not connected(*key):
+                self._sockets.pop(key, None)
+            elif self.sessions is None or not self.sessions.alive(session_id):
+                self._sockets.pop(key, None)
+                ended.append(key)
+        return ended
+
     def sign_in(self) -> None:
+        """Start a new browser session: a new id, kept on the server, and a new CSRF token."""
+        if self.sessions is None:
+            raise RuntimeError("this host keeps no browser sessions")
         session.clear()
         session.permanent = True
+        session_id = secrets.token_urlsafe(32)
+        self.sessions.create(session_id)
         session["user"] = "admin"
-        session["token"] = self._fingerprint
+        session["sid"] = session_id
         session["csrf"] = secrets.token_urlsafe(24)
+
+    def sign_out(self) -> None:
+        """End the browser session on the server, so that its cookie opens nothing any more."""
+        if self.sessions is not None:
+            self.sessions.end(session.get("sid"))
+        session.clear()
+
+
+def _same(candidate: Any, token: str | None) -> bool:
+    """Whether ``candidate`` is ``token``, compared in constant time (never for empty ones)."""
+    return (isinstance(candidate, str) and bool(candidate) and bool(token)
+            and hmac.compare_digest(candidate.encode(), token.encode()))
+
+
+class PanelSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed session cookie, marked ``Secure`` whenever the request came over HTTPS:
+    directly, or through a reverse proxy the panel trusts (``OPEN1PANEL_AI_TRUST_PROXY``) that
+    says so in ``X-Forwarded-Proto``. The browser then never sends it over plain HTTP."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return flask.request.is_secure or super().get_cookie_secure(app)
 
 
 def csrf_token() -> str:

@@ -21,18 +21,27 @@ from typing import Any
 import flask
 import pluggy
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import hookspecs.panel
 from hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME
-from open1panel_ai import __version__
+from open1panel_ai import __version__, private
 from open1panel_ai.config import Settings
-from open1panel_ai.standalone import auth, views
+from open1panel_ai.realtime import message_queue
+from open1panel_ai.standalone import auth, sessions, views
+from open1panel_ai.standalone.sockets import close_session
 
 log = logging.getLogger(__name__)
 
 #: The host registers itself as a plugin under this name; it cannot be disabled.
 HOST_PLUGIN_NAME = "panel"
 DISABLED_FILE = "disabled-plugins.json"
+#: How long a browser stays signed in.
+SESSION_LIFETIME = timedelta(days=7)
+#: Wrong tokens a client address may send to the sign-in form per window (seconds) before it
+#: must wait for the window's end.
+SIGN_IN_ATTEMPTS = 10
+SIGN_IN_WINDOW = 15 * 60
 
 
 @dataclass
@@ -53,27 +62,46 @@ class StandaloneHost:
     def __init__(self, settings: Settings, extra_plugins: list[tuple[str, Any]] = ()) -> None:
         self.settings = settings
         self.data_dir: Path = settings.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private.repair(self.data_dir)  # 0700, its files 0600: it holds every secret
         self.token, self.token_created = auth.load_or_create_token(self.data_dir)
-        self.auth = auth.TokenAuth(self.token)
+        self.metrics_token = auth.load_or_create_metrics_token(self.data_dir)
+        auth.check_metrics_token(self.data_dir)
+        secret = auth.load_or_create_session_secret(self.data_dir)
+        database = sessions.HostDatabase(self.data_dir / sessions.DATABASE_FILE)
+        self.sign_in_throttle = sessions.SignInThrottle(database, SIGN_IN_ATTEMPTS, SIGN_IN_WINDOW)
+        self.auth = auth.TokenAuth(
+            self.token,
+            sessions.SessionStore(database, SESSION_LIFETIME.total_seconds(), auth.token_check(self.token, secret)),
+            self.metrics_token)
         self.plugins: dict[str, PluginInfo] = {}
         self._stopped = threading.Event()
 
         self.app = flask.Flask("open1panel_ai.standalone")
         self.app.config.update(
-            SECRET_KEY=auth.load_or_create_session_secret(self.data_dir),
+            SECRET_KEY=secret,
             SESSION_COOKIE_NAME="open1panel_session",
             SESSION_COOKIE_HTTPONLY=True,
             SESSION_COOKIE_SAMESITE="Lax",
-            PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+            PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
             JSON_SORT_KEYS=False,
         )
+        self.app.session_interface = auth.PanelSessionInterface()
         self.app.extensions["panel_host"] = self
         # With a Redis URL, events published by one panel process reach every process's clients;
         # the channel is the data dir's, so panels of other data dirs may share that Redis.
+        redis_url = settings.get("redis_url")
+        # Events between panel processes go through Redis, each message signed with the data
+        # dir's key (open1panel_ai.realtime), over redis://, rediss:// or unix://.
+        queue = message_queue(redis_url, message_channel(self.data_dir), self.data_dir) if redis_url else None
         self.socketio = SocketIO(self.app, async_mode="threading", manage_session=False,
-                                 message_queue=settings.get("redis_url") or None,
-                                 channel=message_channel(self.data_dir))
+                                 client_manager=queue)
+        # Only namespaces that plugins serve may be joined (python-socketio would also let
+        # anyone into "/", where nobody checks credentials and the sign-in deadline sees a
+        # signed-in client).
+        self.socketio.server.namespaces = []
+        proxies = auth.trusted_proxies(settings)
+        if proxies:  # believe X-Forwarded-For and -Proto of that many proxies, no more
+            self.app.wsgi_app = ProxyFix(self.app.wsgi_app, x_for=proxies, x_proto=proxies)
 
         self.plugin_manager = pluggy.PluginManager(PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs.panel)
@@ -91,6 +119,12 @@ class StandaloneHost:
     @property
     def plugin_errors(self) -> dict[str, str]:
         return {p.name: p.error for p in self.plugins.values() if p.error}
+
+    def has_credentials(self, environ: dict) -> bool:
+        """Whether a raw WSGI request carries the admin token or a live browser session (the
+        Socket.IO gate asks before a client has joined a namespace)."""
+        with self.app.request_context(environ):
+            return self.auth.authenticate(flask.request) is not None
 
     # -- plugin loading -------------------------------------------------------------------
 
@@ -179,14 +213,24 @@ class StandaloneHost:
                 info.hooks = sorted(caller.name for caller in callers)
 
     def menu_items(self, language: str) -> list[dict[str, Any]]:
+        items = [item for _, item in self._menu(language)]
+        return sorted(items, key=lambda item: (item.get("order", 100), item["title"]))
+
+    def menu_items_of(self, plugin: str, language: str) -> list[dict[str, Any]]:
+        """The menu items one plugin adds: the pages that go when it is disabled."""
+        items = [item for name, item in self._menu(language) if name == plugin]
+        return sorted(items, key=lambda item: (item.get("order", 100), item["title"]))
+
+    def _menu(self, language: str) -> list[tuple[str, dict[str, Any]]]:
+        """(plugin name, menu item with its title in ``language``) for every item offered."""
         items = []
-        for _, offered in self._each("panel_menu_items"):
+        for name, offered in self._each("panel_menu_items"):
             for item in offered or []:
                 title = item.get("title", item.get("id", "?"))
                 if isinstance(title, dict):
                     title = title.get(language) or title.get("en") or next(iter(title.values()), "?")
-                items.append({**item, "title": title})
-        return sorted(items, key=lambda item: (item.get("order", 100), item["title"]))
+                items.append((name, {**item, "title": title}))
+        return items
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -197,7 +241,9 @@ class StandaloneHost:
         self._stopped.set()
         self._each("panel_shutdown", host=self)
         try:
-            self.socketio.server.eio.disconnect()
+            engine = self.socketio.server.eio
+            for sid in list(engine.sockets):
+                close_session(engine, sid)  # never waits for a client that went away
         except Exception:
             log.warning("closing Socket.IO connections failed", exc_info=True)
 

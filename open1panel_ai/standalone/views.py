@@ -8,7 +8,9 @@ CSRF token for anything that changes state.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import logging
+import math
+from urllib.parse import quote, urlsplit
 
 import flask
 from flask import current_app, g, jsonify, redirect, render_template, request
@@ -17,7 +19,10 @@ from hookspecs import hookimpl
 from open1panel_ai import __version__, i18n
 from open1panel_ai.errors import envelope
 from open1panel_ai.standalone import auth
+from open1panel_ai.standalone.sessions import client_key
 from open1panel_ai.web import read_form_body
+
+log = logging.getLogger(__name__)
 
 OPEN_ENDPOINTS = frozenset({"healthz"})
 
@@ -71,11 +76,11 @@ def guard():
         if request.endpoint == "login" and request.method == "POST":
             return None  # the sign-in form checks the token itself
         if _wants_json():
-            return jsonify(envelope("unauthorized", "Send 'Authorization: Bearer <token>' or sign in.")), 401
+            return jsonify(envelope("unauthorized", i18n.translate("error.unauthorized", _language()))), 401
         return _login_page()
     g.user = user
     if user["via"] == "session" and request.method not in auth.SAFE_METHODS and not auth.csrf_ok(request):
-        message = "The form or request is missing its CSRF token; reload the page and try again."
+        message = i18n.translate("panel.csrf_failed", _language())
         if _wants_json():
             return jsonify(envelope("csrf_failed", message)), 403
         return flask.Response(message + "\n", status=403, mimetype="text/plain")
@@ -85,7 +90,8 @@ def guard():
 def remember_language(response):
     chosen = request.args.get("lang")
     if chosen in i18n.LANGUAGES:
-        response.set_cookie(i18n.LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax")
+        response.set_cookie(i18n.LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax",
+                            secure=request.is_secure)
     return response
 
 
@@ -125,33 +131,66 @@ def home():
 
 
 def login():
+    """The sign-in form. Each client address (an IPv6 /64) may send a few wrong tokens per
+    window; past that it gets 429 with ``Retry-After`` until the window ends, and the panel's
+    log says so."""
     host = _host()
     if request.method == "GET":
         if getattr(g, "user", None):
             return redirect(_safe_next(request.args.get("next")))
         return _login_page()
+    client = client_key(request.remote_addr)
+    throttle = host.sign_in_throttle
+    wait = throttle.retry_after(client)
+    if wait:
+        return _sign_in_blocked(wait)
     if not host.auth.matches(request.form.get("token", "").strip()):
+        count, wait = throttle.failed(client)
+        if wait:
+            log.warning("sign-in from %s refused for %d s: %d wrong tokens", client, wait, count)
+            return _sign_in_blocked(wait)
+        log.warning("wrong token at sign-in from %s (%d of %d)", client, count, throttle.attempts)
         return _login_page(error=i18n.translate("login.wrong_token", _language()))
+    throttle.succeeded(client)
     host.auth.sign_in()
     return redirect(_safe_next(request.form.get("next")), code=303)
 
 
+def _sign_in_blocked(seconds: int):
+    minutes = math.ceil(seconds / 60)
+    page, status = _login_page(error=i18n.translate("panel.sign_in_blocked", _language(), count=minutes), status=429)
+    return page, status, {"Retry-After": str(seconds)}
+
+
 def logout():
-    flask.session.clear()
+    """Sign out: the session ends on the server, so its cookie opens nothing any more."""
+    _host().auth.sign_out()
     return redirect("/login", code=303)
 
 
 def plugins_page():
+    """Every plugin; with ``?disable=<name>``, the dialog that asks before that plugin is
+    disabled, naming the pages that stop working."""
     host = _host()
+    language = _language()
+    confirm = request.args.get("disable")
+    if confirm == "panel" or confirm not in host.plugins or confirm in host.disabled_plugins:
+        confirm = None
     return render_template("standalone/plugins.html", plugins=sorted(host.plugins.values(), key=lambda p: p.name),
-                           disabled=host.disabled_plugins, host_plugin="panel")
+                           disabled=host.disabled_plugins, host_plugin="panel", confirm=confirm,
+                           confirm_pages=host.menu_items_of(confirm, language) if confirm else [])
 
 
 def set_plugin_state(name: str):
+    """Enable a plugin, or disable it once the admin confirmed (``confirm=yes``, the dialog's
+    button); a disable without it shows the dialog instead, so no single click stops one."""
     host = _host()
     if name == "panel" or name not in host.plugins:
         flask.abort(404)
-    host.set_disabled(name, request.form.get("action") == "disable")
+    disable = request.form.get("action") == "disable"
+    if disable and request.form.get("confirm") != "yes":
+        return redirect(f"/plugins?disable={quote(name)}#plugin-confirm", code=303)
+    host.set_disabled(name, disable)
     return redirect("/plugins", code=303)
 
 
@@ -163,7 +202,8 @@ def install(host) -> None:
     app.context_processor(page_helpers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/", "home", home)
-    app.add_url_rule("/login", "login", login, methods=["GET", "POST"])
-    app.add_url_rule("/logout", "logout", logout, methods=["POST"])
-    app.add_url_rule("/plugins", "plugins", plugins_page)
+    # Every page answers with and without a trailing slash.
+    app.add_url_rule("/login", "login", login, methods=["GET", "POST"], strict_slashes=False)
+    app.add_url_rule("/logout", "logout", logout, methods=["POST"], strict_slashes=False)
+    app.add_url_rule("/plugins", "plugins", plugins_page, strict_slashes=False)
     app.add_url_rule("/plugins/<name>", "plugin_state", set_plugin_state, methods=["POST"])

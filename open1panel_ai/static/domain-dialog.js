@@ -54,13 +54,13 @@
     return text.split(/[\n,]+/).map(function (s) { return s.trim(); }).filter(Boolean);
   }
 
+  /* Field errors by dotted name ("tls.key"); an item of a list counts for the list. */
   function flatErrors(fields, prefix, out) {
     Object.keys(fields || {}).forEach(function (key) {
-      var value = fields[key], name = prefix ? prefix + "." + key : key;
-      if (Array.isArray(value)) out[prefix || key] = (out[prefix || key] || []).concat(value.filter(function (v) { return typeof v === "string"; }));
-      else if (value && typeof value === "object") {
-        if (/^\d+$/.test(key)) flatErrors(value, prefix, out); else flatErrors(value, name, out);
-      }
+      var value = fields[key], item = /^\d+$/.test(key) && prefix;
+      var name = item ? prefix : (prefix ? prefix + "." + key : key);
+      if (Array.isArray(value)) out[name] = (out[name] || []).concat(value.filter(function (v) { return typeof v === "string"; }));
+      else if (value && typeof value === "object") flatErrors(value, name, out);
     });
     return out;
   }
@@ -101,6 +101,7 @@
     var authMcpNote = el("p", { "class": "muted domain-auth-mcp", hidden: true, text: t("domain.dialog.auth_mcp") });
 
     var stateBadge = el("span", { "class": "domain-state", "data-state": "new", text: t("domain.state.new") });
+    var proxyDown = el("p", { "class": "domain-proxy-down", role: "alert", hidden: true });
     var errorBox = el("p", { "class": "domain-error", role: "alert", hidden: true });
     var urlText = el("code", { "class": "domain-url" });
     var copyUrl = el("button", { type: "button", "class": "domain-copy-url", text: t("domain.dialog.copy") });
@@ -122,6 +123,7 @@
 
     var form = el("form", { method: "dialog", novalidate: true }, [
       el("div", { "class": "domain-head" }, [el("h2", { text: t("domain.dialog.title") }), stateBadge]),
+      proxyDown,
       errorBox,
       el("div", { "class": "domain-grid" }, [
         el("div", { "class": "domain-fields" }, [
@@ -184,18 +186,25 @@
       formError.hidden = true;
     }
 
+    /* The error's message under the form; a validation error's field messages beside their
+       fields, and the form's message naming those fields by their labels. */
     function showError(error) {
       clearErrors();
       var fields = flatErrors(error.details && error.details.fields, "", {});
-      var placed = false;
+      var labels = [];
       Object.keys(fields).forEach(function (name) {
-        var slot = form.querySelector('[data-field="' + name + '"] .domain-field-error') ||
-                   form.querySelector('[data-field="' + name.split(".")[0] + '"] .domain-field-error');
-        if (slot) { slot.textContent = fields[name].join(" "); placed = true; }
+        var box = form.querySelector('[data-field="' + name + '"]') ||
+                  form.querySelector('[data-field="' + name.split(".")[0] + '"]');
+        if (!box) return;
+        box.querySelector(".domain-field-error").textContent = fields[name].join(" ");
+        var label = box.querySelector("label").textContent;
+        if (labels.indexOf(label) < 0) labels.push(label);
       });
-      formError.textContent = error.message || String(error);
+      formError.textContent = labels.length
+        ? t("ai.error.fields", { fields: labels.join(AI.lang === "en" ? ", " : "、") })
+        : (error.message || String(error));
       formError.hidden = false;
-      return placed;
+      return labels.length > 0;
     }
 
     function showBinding(data, token) {
@@ -203,7 +212,7 @@
       stateBadge.dataset.state = data.state;
       stateBadge.textContent = t("domain.state." + data.state);
       errorBox.hidden = !data.error;
-      errorBox.textContent = data.error ? t("domain.dialog.error", { error: data.error }) : "";
+      errorBox.textContent = data.error ? t("domain.dialog.error", { error: AI.text(data.error, data.error_i18n) }) : "";
       urlText.textContent = data.url;
       rotate.hidden = data.auth.mode !== "bearer";
       remove.hidden = false;
@@ -289,12 +298,26 @@
         showBinding(data, data.token);
         window.dispatchEvent(new CustomEvent("domain-binding-changed", { detail: data }));
         refreshPreview();
-      }, showError).then(function () { save.disabled = false; });
+      }, function (error) {
+        // Saved, but the proxy did not take it: the binding as saved, in error, and why.
+        var saved = error.details && error.details.binding;
+        if (saved) {
+          password.value = "";
+          showBinding(saved, saved.token);
+          window.dispatchEvent(new CustomEvent("domain-binding-changed", { detail: saved }));
+        }
+        showError(error);
+      }).then(function () { save.disabled = !proxyDown.hidden; });
     });
     rotate.addEventListener("click", function () {
       AI.api("/domains/" + binding.id + "/token", { method: "POST" }).then(function (data) {
+        clearErrors();
         showBinding(data, data.token);
-      }, showError);
+      }, function (error) {
+        // Not rotated: the error says whether the old token still works, and why.
+        if (error.details && error.details.binding) showBinding(error.details.binding);
+        showError(error);
+      });
     });
     remove.addEventListener("click", function () {
       if (!window.confirm(t("domain.dialog.delete_confirm", { domain: binding.domains[0] }))) return;
@@ -306,6 +329,13 @@
     });
 
     dialog.showModal();
+    // A proxy that cannot apply changes: say so at the top, and Save waits until it can.
+    AI.api("/domains/proxy").then(function (proxy) {
+      proxyDown.hidden = proxy.usable;
+      proxyDown.textContent = proxy.usable ? "" : t("domain.dialog.proxy_down", { reason: proxy.reason || "" });
+      save.disabled = !proxy.usable;
+      save.title = proxy.usable ? "" : proxyDown.textContent;
+    }, function () { /* the save itself says what is wrong */ });
     var ready;
     if (options.binding) {
       ready = AI.api("/domains/" + encodeURIComponent(options.binding)).then(fill);

@@ -27,19 +27,28 @@
     return tr;
   }
 
-  window.AI.api("/gpu/checks").then(function (report) {
-    body.textContent = "";
-    report.checks.forEach(function (check) { body.appendChild(row(check)); });
-    var problems = report.checks.filter(function (check) { return check.ok === false; }).length;
-    document.querySelector("#gpu-checks .gpu-checks-summary").textContent = problems
-      ? t("gpu.checks.problems", { count: problems }) : t("gpu.checks.all_ok");
-  }, function (error) {
-    body.textContent = "";
-    var tr = document.createElement("tr");
-    var td = document.createElement("td");
-    td.colSpan = 3;
-    td.textContent = error.message;
-    tr.appendChild(td);
-    body.appendChild(tr);
+  function load() {
+    window.AI.api("/gpu/checks").then(function (report) {
+      body.textContent = "";
+      report.checks.forEach(function (check) { body.appendChild(row(check)); });
+      var problems = report.checks.filter(function (check) { return check.ok === false; }).length;
+      document.querySelector("#gpu-checks .gpu-checks-summary").textContent = problems
+        ? t("gpu.checks.problems", { count: problems }) : t("gpu.checks.all_ok");
+    }, function (error) {
+      body.textContent = "";
+      var tr = document.createElement("tr");
+      tr.className = "gpu-checks-error";
+      var td = document.createElement("td");
+      td.colSpan = 3;
+      td.textContent = error.message;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    });
+  }
+
+  load();
+  // A reading that failed while the panel could not be reached is taken again once it can.
+  window.AI.connection(function (up, cameBack) {
+    if (cameBack && body.querySelector(".gpu-checks-error")) load();
   });
 })();

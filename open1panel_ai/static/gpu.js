@@ -192,13 +192,15 @@
   function render(sample) {
     root.dataset.mode = sample.mode;
     var cpuMode = sample.mode === "cpu";
+    showLive();
     $(".gpu-cards").hidden = cpuMode;
     $(".gpu-charts").hidden = cpuMode;
     $(".gpu-processes").hidden = cpuMode;
     $(".gpu-cpu").hidden = !cpuMode;
     renderOllamaOnCpu(sample.ollama_cpu_models || []);
     if (cpuMode) {
-      notice(t("gpu.cpu_mode"), sample.reason, sample.fix);
+      notice(t("gpu.cpu_mode"), window.AI.text(sample.reason, sample.reason_i18n),
+             window.AI.text(sample.fix, sample.fix_i18n));
       var cpu = sample.cpu;
       $('[data-reading="utilization"]').textContent = cpu.utilization.toFixed(1) + " %";
       $('[data-reading="load"]').textContent = cpu.load.map(function (v) {
@@ -231,13 +233,32 @@
   }
 
   function unavailable(error) {
+    if (error.code === "network_error") return;  // the connection banner says so
     root.dataset.mode = "unavailable";
+    showLive();
     notice(t("gpu.unavailable"), error.message, error.details && error.details.fix);
   }
 
-  window.AI.api("/gpu").then(render, unavailable);
-  var socket = window.AI.live("gpu", "gpu", render);
+  /* The badge beside the title: "live" (green) while GPU samples stream in, "CPU mode" when
+     no GPU is used here (the CPU readings stream, but nothing GPU is live), "not live" while
+     the panel cannot be reached or GPUs cannot be read. */
   var badge = root.querySelector(".gpu-live");
-  socket.on("connect", function () { badge.dataset.live = "on"; badge.textContent = t("gpu.live"); });
-  socket.on("disconnect", function () { badge.dataset.live = "off"; badge.textContent = t("gpu.offline"); });
+  var connected = false;
+  function showLive() {
+    var state = !connected || root.dataset.mode === "unavailable" ? "off"
+      : (root.dataset.mode === "cpu" ? "cpu" : "on");
+    badge.dataset.live = state;
+    badge.textContent = t({ on: "gpu.live", cpu: "gpu.cpu_badge", off: "gpu.offline" }[state]);
+  }
+
+  window.AI.api("/gpu").then(render, unavailable);
+  window.AI.live("gpu", "gpu", render);
+  window.AI.connection(function (up, cameBack) {
+    connected = up;
+    showLive();
+    if (cameBack) {
+      $(".gpu-notice").hidden = true;  // what the drop caused goes; a fresh reading says the rest
+      window.AI.api("/gpu").then(render, unavailable);
+    }
+  });
 })();

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,47 +77,67 @@ http {{
                          timeout=10, **kwargs)
 
 
+#: The config a test's Caddy starts with when it is given no ``apps``.
+DEFAULT = object()
+
+
 class CaddyServer:
     """``caddy run`` with an admin API and one loopback HTTP server named ``open1panel_ai``;
     with ``automatic_https``, that server listens on the HTTPS port, and on the HTTP port as
-    well when ``both_ports``."""
+    well when ``both_ports``. With ``admin_socket`` the admin API listens on a unix socket, as
+    docs/domains.md advises (``unix//…``), in a folder of its own that only its user may
+    enter; else on a loopback port."""
 
-    def __init__(self, root: Path, automatic_https: bool = False, both_ports: bool = False) -> None:
+    def __init__(self, root: Path, automatic_https: bool = False, both_ports: bool = False,
+                 admin_socket: bool = False) -> None:
         self.root = root
         self.automatic_https = automatic_https
         self.both_ports = both_ports
         self.admin_port = free_port()
         self.http_port = free_port()
         self.https_port = free_port()
-        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.admin_socket: Path | None = None
+        if admin_socket:
+            # A short path of its own: a unix socket's path holds at most 107 bytes.
+            self.admin_socket = Path(tempfile.mkdtemp(prefix="caddy-admin-")) / "admin.sock"
+            self.admin = f"unix/{self.admin_socket}"
+        else:
+            self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.process: subprocess.Popen | None = None
 
     def settings(self, data_dir: Path) -> dict[str, str]:
         return {"data_dir": str(data_dir), "caddy_admin": self.admin}
 
-    def start(self, resume: bool = False) -> CaddyServer:
+    def start(self, resume: bool = False, apps=DEFAULT) -> CaddyServer:
         """Start Caddy; with ``resume``, on the config it last held (its autosave), as a Caddy
-        run with ``--resume`` comes back after a stop."""
+        run with ``--resume`` comes back after a stop; with ``apps``, on that ``apps`` section
+        (None: a config without one)."""
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "caddy.json"
         server = {"listen": [f"127.0.0.1:{self.http_port}"], "automatic_https": {"disable": True},
                   "routes": []}
-        apps = {"http": {"servers": {"open1panel_ai": server}}}
-        if self.automatic_https:
+        default = apps is DEFAULT
+        if default:
+            apps = {"http": {"servers": {"open1panel_ai": server}}}
+        if default and self.automatic_https:
             # Automatic HTTPS with Caddy's own CA standing in for an ACME CA (no network here).
             ports = [self.http_port, self.https_port] if self.both_ports else [self.https_port]
             server = {"listen": [f"127.0.0.1:{port}" for port in ports], "routes": []}
             apps = {"http": {"http_port": self.http_port, "https_port": self.https_port,
                              "servers": {"open1panel_ai": server}},
                     "tls": {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}}
-        config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}, "apps": apps}))
+        listen = f"unix/{self.admin_socket}" if self.admin_socket else f"127.0.0.1:{self.admin_port}"
+        document = {"admin": {"listen": listen}}
+        if apps is not None:
+            document["apps"] = apps
+        config.write_text(json.dumps(document))
         env = {**os.environ, "HOME": str(self.root), "XDG_DATA_HOME": str(self.root / "data"),
                "XDG_CONFIG_HOME": str(self.root / "config")}
         command = ["caddy", "run", "--config", str(config), *(["--resume"] if resume else [])]
         self.process = subprocess.Popen(command, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for_port(self.admin_port, self.process)
-        if not self.automatic_https:
+        self._wait_for_admin()
+        if default and not self.automatic_https:
             _wait_for_port(self.http_port, self.process)
         return self
 
@@ -124,6 +145,36 @@ class CaddyServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+    def close(self) -> None:
+        """Stop Caddy and remove the admin socket's folder."""
+        self.stop()
+        if self.admin_socket is not None:
+            shutil.rmtree(self.admin_socket.parent, ignore_errors=True)
+
+    def admin_request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """A request to Caddy's admin API, over its unix socket or its port."""
+        if self.admin_socket is None:
+            return httpx.request(method, self.admin + path, timeout=10, **kwargs)
+        transport = httpx.HTTPTransport(uds=str(self.admin_socket))
+        with httpx.Client(transport=transport, base_url="http://localhost", headers={"Host": ""}) as client:
+            return client.request(method, path, timeout=10, **kwargs)
+
+    def config(self, path: str = "/config/"):
+        """What Caddy's config holds at ``path``."""
+        return self.admin_request("GET", path).json()
+
+    def _wait_for_admin(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("caddy exited early")
+            try:
+                self.admin_request("GET", "/config/")
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"Caddy's admin API did not answer in {timeout}s")
 
     def get(self, host: str, path: str = "/", **kwargs) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}
@@ -153,9 +204,10 @@ def nginx(tmp_path):
 
 @pytest.fixture
 def caddy(tmp_path):
-    server = CaddyServer(tmp_path / "caddy").start()
+    """A real Caddy whose admin API is on a unix socket, as docs/domains.md advises."""
+    server = CaddyServer(tmp_path / "caddy", admin_socket=True).start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture
@@ -187,10 +239,10 @@ class DomainPanel:
 def proxy(request, tmp_path):
     """Each real proxy in turn."""
     server = (NginxServer(tmp_path / "nginx") if request.param == "nginx"
-              else CaddyServer(tmp_path / "caddy")).start()
+              else CaddyServer(tmp_path / "caddy", admin_socket=True)).start()
     server.kind = request.param
     yield server
-    server.stop()
+    getattr(server, "close", server.stop)()
 
 
 def _panel(proxy, kind, panel_env, make_host, ollama, data_dir):

@@ -5,10 +5,10 @@ reaches a config file, a rejected change that leaves the old site serving, and r
 from __future__ import annotations
 
 import re
+import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import httpx
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 from open1panel_ai.store import timestamp
 from tests.domain.certificates import self_signed
@@ -28,7 +28,7 @@ def config_text(panel) -> str:
     proxy = panel.proxy
     if hasattr(proxy, "sites"):
         return "".join(p.read_text() for p in sorted(proxy.sites.iterdir()))
-    return "\n".join(_strings(httpx.get(proxy.admin + "/config/").json()))
+    return "\n".join(_strings(proxy.config()))
 
 
 def _strings(value) -> list[str]:
@@ -113,19 +113,40 @@ def test_the_allowlist_answers_403_and_basic_auth_401(panel):
 
 def test_a_change_the_proxy_rejects_keeps_the_old_site_and_records_the_error(panel, tmp_path):
     created = bind(panel, auth={"mode": "none"})[1]
-    missing = tmp_path / "missing" / "cert.pem"
-    status, changed = panel.api("put", f"/domains/{created['id']}", json={
-        "tls": {"mode": "existing", "certificate": str(missing), "key": str(missing)}})
-    assert status == 200
-    assert changed["state"] == "error" and str(missing) in changed["error"]
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    status, refused = panel.api("put", f"/domains/{created['id']}", json={
+        "tls": {"mode": "existing", "certificate": str(garbage), "key": str(garbage)}})
+    # Never a 2xx for a change the proxy did not take; the binding keeps the new settings.
+    assert status == 502 and refused["error"]["code"] == "proxy_rejected", refused
+    assert "did not take the change" in refused["error"]["message"]
+    changed = refused["error"]["details"]["binding"]
+    assert changed["state"] == "error" and changed["tls"]["certificate"] == str(garbage)
     assert version_through(panel).status_code == 200  # the previous site still serves
     assert panel.api("get", f"/domains/{created['id']}")[1]["state"] == "error"
 
     certificate, key = self_signed(tmp_path / "tls", DOMAIN)
     status, fixed = panel.api("put", f"/domains/{created['id']}", json={
         "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False}})
-    assert fixed["state"] == "online" and fixed["error"] is None
+    assert status == 200 and fixed["state"] == "online" and fixed["error"] is None
     assert fixed["url"].startswith("https://ollama.example.test")
+
+
+def test_a_certificate_that_does_not_exist_is_a_400_naming_the_field_and_nothing_changes(panel, tmp_path):
+    created = bind(panel, auth={"mode": "none"})[1]
+    missing = tmp_path / "missing" / "cert.pem"
+    certificate, _ = self_signed(tmp_path / "tls", DOMAIN)
+    status, refused = panel.api("put", f"/domains/{created['id']}", json={
+        "tls": {"mode": "existing", "certificate": str(certificate), "key": str(missing)}})
+    assert status == 400 and refused["error"]["code"] == "file_missing", refused
+    assert refused["error"]["details"]["fields"] == {"tls": {"key": [f"{missing} does not exist."]}}
+    shown = panel.api("get", f"/domains/{created['id']}")[1]
+    assert shown["state"] == "online" and shown["tls"]["mode"] == "none"
+    assert version_through(panel).status_code == 200
+    status, refused = bind(panel, domains=["new.example.test"],
+                           tls={"mode": "existing", "certificate": str(missing), "key": str(missing)})
+    assert status == 400 and set(refused["error"]["details"]["fields"]["tls"]) == {"certificate", "key"}
+    assert len(panel.api("get", "/domains")[1]["bindings"]) == 1
 
 
 def test_delete_removes_the_site(panel):
@@ -143,8 +164,10 @@ def test_a_binding_is_removed_while_nginx_is_stopped_and_stays_gone_once_it_star
     nginx = nginx_panel.proxy
     nginx.stop()
     # A change cannot be loaded, so the binding ends in error; removing it still works.
-    status, changed = nginx_panel.api("put", f"/domains/{created['id']}", json={"allowlist": ["10.0.0.0/8"]})
-    assert status == 200 and changed["state"] == "error" and "nginx is not running" in changed["error"]
+    status, refused = nginx_panel.api("put", f"/domains/{created['id']}", json={"allowlist": ["10.0.0.0/8"]})
+    assert status == 502 and "nginx is not running" in refused["error"]["message"]
+    changed = refused["error"]["details"]["binding"]
+    assert changed["state"] == "error" and "nginx is not running" in changed["error"]
     assert nginx_panel.api("delete", f"/domains/{created['id']}")[0] == 204
     assert nginx_panel.api("get", f"/domains/{created['id']}")[0] == 404
     assert list(nginx.sites.iterdir()) == []
@@ -175,7 +198,7 @@ def test_once_the_status_knows_nginx_is_stopped_changes_are_refused_but_removals
 
 
 def caddy_route_ids(caddy) -> list[str]:
-    routes = httpx.get(caddy.admin + "/config/apps/http/servers/open1panel_ai/routes").json() or []
+    routes = caddy.config("/config/apps/http/servers/open1panel_ai/routes") or []
     return [route["@id"] for route in routes]
 
 
@@ -215,6 +238,16 @@ def test_a_removal_caddy_was_down_for_is_done_by_the_restarted_panel(caddy_panel
     assert restarted.api("get", "/domains")[1] == {"bindings": [], "removals": []}
 
 
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """An HTTP server on a unix socket, as Caddy's admin API is."""
+
+    daemon_threads = True
+
+    def server_bind(self):
+        Path(self.server_address).unlink(missing_ok=True)
+        super().server_bind()
+
+
 class HungCaddyAdmin(BaseHTTPRequestHandler):
     """An admin API that answers the probe, then never answers the config read of a change,
     as a Caddy stuck provisioning does; it counts those reads."""
@@ -246,7 +279,7 @@ def test_a_hung_caddy_costs_one_timeout_when_the_bindings_are_listed_not_one_per
     for binding in (first, second):
         assert caddy_panel.api("delete", f"/domains/{binding['id']}")[0] == 204
 
-    admin = ThreadingHTTPServer(("127.0.0.1", caddy.admin_port), HungCaddyAdmin)
+    admin = UnixHTTPServer(str(caddy.admin_socket), HungCaddyAdmin)  # where Caddy's admin API was
     threading.Thread(target=admin.serve_forever, daemon=True).start()
     try:
         removals = caddy_panel.api("get", "/domains")[1]["removals"]

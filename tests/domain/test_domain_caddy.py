@@ -35,7 +35,7 @@ def ollama_binding(ollama, **changes) -> ProxyBinding:
 
 
 def routes(caddy) -> list[dict]:
-    return httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai/routes").json() or []
+    return caddy.config("/config/apps/http/servers/open1panel_ai/routes") or []
 
 
 def test_a_binding_is_one_tagged_route_that_reaches_ollama(provider, caddy, ollama):
@@ -109,11 +109,11 @@ def test_a_change_caddy_rejects_keeps_the_previous_route_serving(provider, caddy
 def test_a_concurrent_edit_is_refused_not_overwritten(provider, caddy, ollama):
     provider.apply(ollama_binding(ollama))
     path = "/config/apps"
-    body = httpx.get(caddy.admin + path).content
+    body = caddy.admin_request("GET", path).content
     stale = etag(path, body)
-    httpx.post(caddy.admin + "/config/apps/http/servers/open1panel_ai/routes",
-               json={"@id": "someone-else", "handle": [{"handler": "static_response", "body": "x"}]})
-    refused = httpx.patch(caddy.admin + path, content=body, headers={
+    caddy.admin_request("POST", "/config/apps/http/servers/open1panel_ai/routes",
+                        json={"@id": "someone-else", "handle": [{"handler": "static_response", "body": "x"}]})
+    refused = caddy.admin_request("PATCH", path, content=body, headers={
         "If-Match": stale, "Content-Type": "application/json"})
     assert refused.status_code == 412
     assert ConcurrentChange.__mro__[1] is ProxyRejected
@@ -131,7 +131,7 @@ def test_remove_takes_the_route_away_and_leaves_others(provider, caddy, ollama):
     provider.remove("c0ffee")
     elsewhere = CaddyProvider({**caddy.settings(caddy.root), "caddy_server": "elsewhere"})
     elsewhere.remove("c0ffee")  # creates no server just to remove nothing from it
-    assert list(httpx.get(f"{caddy.admin}/config/apps/http/servers").json()) == ["open1panel_ai"]
+    assert list(caddy.config("/config/apps/http/servers")) == ["open1panel_ai"]
 
 
 def test_the_probe_fails_when_the_admin_api_does_not_answer(tmp_path):
@@ -155,7 +155,7 @@ def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
         provider.apply(ollama_binding(ollama, tls_mode="acme"))
         provider.apply(ollama_binding(ollama, id="plain", domains=("plain.example.test",)))
 
-        server = httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai").json()
+        server = caddy.config("/config/apps/http/servers/open1panel_ai")
         assert server["automatic_https"]["skip"] == ["plain.example.test"]  # no certificate for it
         deadline = time.monotonic() + 20
         while True:  # Caddy obtains the certificate in the background
@@ -186,12 +186,12 @@ def test_an_old_route_taken_out_leaves_the_skip_of_a_name_a_newer_route_without_
         provider.apply(ollama_binding(ollama, id="new"))
         provider.remove("old")
 
-        server = httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai").json()
+        server = caddy.config("/config/apps/http/servers/open1panel_ai")
         assert [r["@id"] for r in server["routes"]] == ["open1panel-ai-new"]
         assert server["automatic_https"]["skip"] == [DOMAIN]  # still plain HTTP, no certificate
 
         provider.apply(ollama_binding(ollama, id="new", tls_mode="acme"))
-        server = httpx.get(f"{caddy.admin}/config/apps/http/servers/open1panel_ai").json()
+        server = caddy.config("/config/apps/http/servers/open1panel_ai")
         assert server["automatic_https"]["skip"] == []
     finally:
         caddy.stop()
@@ -227,10 +227,10 @@ def test_a_missing_server_is_created_on_the_http_apps_own_ports(caddy, ollama):
     elsewhere = CaddyProvider({**caddy.settings(caddy.root), "caddy_server": "elsewhere"})
     http_port, https_port = free_port(), free_port()
     for name, port in (("http_port", http_port), ("https_port", https_port)):
-        assert httpx.put(f"{caddy.admin}/config/apps/http/{name}", json=port).status_code == 200
+        assert caddy.admin_request("PUT", f"/config/apps/http/{name}", json=port).status_code == 200
 
     elsewhere.apply(ollama_binding(ollama, domains=("elsewhere.example.test",)))
 
-    server = httpx.get(f"{caddy.admin}/config/apps/http/servers/elsewhere").json()
+    server = caddy.config("/config/apps/http/servers/elsewhere")
     assert server["listen"] == [f":{http_port}", f":{https_port}"]
     assert elsewhere.public_port(False) == http_port and elsewhere.public_port(True) == https_port

@@ -7,16 +7,19 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.domain.certificates import self_signed
+from tests.domain.conftest import CaddyServer
 from tests.test_pages import sign_in
 
 pytestmark = pytest.mark.browser
 
 DOMAIN = "ollama.example.test"
+PAGE_TOKEN = "page-test-token-0123456789abcdefghij"
 
 
 @pytest.fixture
 def panel_with_nginx(served, nginx, ollama, tmp_path):
-    env = {"OPEN1PANEL_AI_TOKEN": "page-test-token-0123456789", "OLLAMA_HOST": ollama.url,
+    env = {"OPEN1PANEL_AI_TOKEN": PAGE_TOKEN, "OLLAMA_HOST": ollama.url,
            "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx"}
     for key, value in nginx.settings(tmp_path / "unused").items():
         if key != "data_dir":
@@ -57,6 +60,21 @@ def test_the_dialog_binds_an_ollama_endpoint_from_its_row(panel_with_nginx, ngin
     expect(page.locator("#domain-dialog #domain-field-domains")).to_have_value(DOMAIN)
     expect(page.locator("#domain-dialog .domain-token")).to_be_hidden()
 
+    # A new token nginx does not take (another site's certificate became unloadable): the
+    # dialog says the old token is still valid and why, and it is.
+    certificate, key = self_signed(tmp_path / "tls", "other.example.test")
+    other = panel.api("POST", "/domains", json={
+        "domains": ["other.example.test"], "target": {"kind": "ollama", "name": "local"},
+        "auth": {"mode": "none"}, "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key)}})
+    assert other.status_code == 201, other.text
+    certificate.write_text("not a certificate\n")
+    page.locator("#domain-dialog").get_by_role("button", name="New token").click()
+    expect(page.locator("#domain-dialog .domain-form-error")).to_contain_text(
+        "The token was not changed: the old token is still valid, because nginx did not take the new one:")
+    expect(page.locator("#domain-dialog .domain-state")).to_have_text("Online")
+    expect(page.locator("#domain-dialog .domain-token")).to_be_hidden()
+    assert nginx.get(DOMAIN, "/api/version", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
 
 def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_nginx, nginx, page, tmp_path):
     panel = panel_with_nginx
@@ -91,8 +109,20 @@ def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_
     dialog.locator("#domain-field-tls-key").fill(missing)
     expect(dialog.locator(".domain-preview")).to_contain_text(f'ssl_certificate "{missing}";')
     dialog.get_by_role("button", name="Save and apply").click()
+    # A file that does not exist is refused beside its field, and nothing is saved.
+    expect(dialog.locator('[data-field="tls.key"] .domain-field-error')).to_have_text(f"{missing} does not exist.")
+    expect(dialog.locator(".domain-form-error")).to_contain_text("Key file (PEM)")
+    expect(dialog.locator(".domain-state")).to_have_text("Online")
+
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    dialog.locator("#domain-field-tls-certificate").fill(str(garbage))
+    dialog.locator("#domain-field-tls-key").fill(str(garbage))
+    dialog.get_by_role("button", name="Save and apply").click()
+    # One nginx refuses: saved in error, and the page says the proxy serves what it served.
     expect(dialog.locator(".domain-state")).to_have_text("Error")
-    expect(dialog.locator(".domain-error")).to_contain_text(missing)
+    expect(dialog.locator(".domain-error")).to_contain_text(str(garbage))
+    expect(dialog.locator(".domain-form-error")).to_contain_text("serves the binding as it was before")
     expect(page.locator("#domain-bindings tbody tr")).to_have_attribute("data-state", "error")
     assert nginx.get(DOMAIN, "/api/version").status_code == 200  # the previous site serves
 
@@ -102,18 +132,91 @@ def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_
     assert nginx.get(DOMAIN, "/api/version").status_code == 421
 
 
-def test_a_binding_removed_while_caddy_is_down_shows_its_note_until_caddy_took_it_out(
-        served, caddy, ollama, page, tmp_path):
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": "page-test-token-0123456789", "OLLAMA_HOST": ollama.url,
+def test_a_stopped_nginx_is_a_warning_that_says_what_to_check_and_the_preview_still_works(
+        panel_with_nginx, nginx, page):
+    panel = panel_with_nginx
+    created = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
+                                                  "target": {"kind": "ollama", "name": "local"}}).json()
+    nginx.stop()
+    sign_in(page, panel)
+    page.goto(panel.url + "/ai/domains/")
+    pid_file = str(nginx.root / "nginx.pid")
+    reason = f"nginx is not running: no live nginx process has the pid written in {pid_file}."
+    expect(page.locator("#domain-provider")).to_have_text(f"No reverse proxy can be used: {reason}")
+    warning = page.locator("#domain-proxy")
+    expect(warning).to_be_visible()
+    expect(warning.get_by_role("heading", level=2)).to_have_text(
+        "No reverse proxy can apply changes now, so bindings cannot be created or changed; "
+        "removing one still works.")
+    expect(warning.locator(".domain-proxy-reason")).to_have_text(f"nginx: {reason}")
+    expect(warning.locator(".domain-proxy-fix")).to_contain_text("Start nginx")
+    # Which config and pid file the panel checks, and the setting that changes each.
+    rows = warning.locator(".domain-proxy-settings tbody tr")
+    expect(rows.filter(has_text="tested with nginx -t")).to_contain_text(str(nginx.conf))
+    expect(rows.filter(has_text="tested with nginx -t")).to_contain_text("OPEN1PANEL_AI_NGINX_CONF")
+    expect(rows.filter(has_text="pid file")).to_contain_text(pid_file)
+    expect(rows.filter(has_text="pid file")).to_contain_text("the pid directive of the main config")
+    expect(rows.filter(has_text="Sites folder")).to_contain_text("OPEN1PANEL_AI_NGINX_SITES_DIR")
+    expect(warning).to_contain_text("docs/standalone.md")
+    # "Bind a domain" is disabled, and says why.
+    bind = page.get_by_role("button", name="Bind a domain")
+    expect(bind).to_be_disabled()
+    expect(bind).to_have_accessible_description(
+        "Binding a domain needs a reverse proxy that can apply changes; see the warning above.")
+    row = page.locator(f'tr[data-binding="{created["id"]}"]')
+    expect(row).to_have_attribute("data-state", "online")
+
+    # The dialog says so too and Save waits; the preview needs no running nginx.
+    row.get_by_role("button", name="Edit").click()
+    dialog = page.locator("#domain-dialog")
+    expect(dialog.locator(".domain-proxy-down")).to_have_text(
+        f"The reverse proxy cannot apply changes now: {reason}")
+    expect(dialog.get_by_role("button", name="Save and apply")).to_be_disabled()
+    expect(dialog.locator(".domain-preview")).to_contain_text(f"server_name {DOMAIN};")
+    dialog.locator("#domain-field-domains").fill(f"{DOMAIN}\nmore.example.test")
+    expect(dialog.locator(".domain-preview")).to_contain_text(f"server_name {DOMAIN} more.example.test;")
+    dialog.get_by_role("button", name="Close").click()
+
+    nginx.start()
+    page.get_by_role("button", name="Check again").click()
+    expect(warning).to_be_hidden()
+    expect(bind).to_be_enabled()
+    expect(page.locator("#domain-provider")).to_have_text("Published through nginx.")
+
+
+@pytest.fixture
+def tcp_caddy(tmp_path):
+    """A Caddy whose admin API is on a loopback port, where every local user reaches it."""
+    server = CaddyServer(tmp_path / "tcp-caddy").start()
+    yield server
+    server.stop()
+
+
+def test_a_caddy_admin_api_on_tcp_is_a_warning_and_a_removal_while_caddy_is_down_shows_its_note(
+        served, tcp_caddy, ollama, page):
+    caddy = tcp_caddy
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": PAGE_TOKEN, "OLLAMA_HOST": ollama.url,
                         "OPEN1PANEL_AI_DOMAIN_PROVIDER": "caddy", "OPEN1PANEL_AI_CADDY_ADMIN": caddy.admin})
     headers = {"Authorization": f"Bearer {panel.token}"}
     created = httpx.post(panel.url + "/api/v2/ai/domains", headers=headers, json={
         "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}})
     assert created.status_code == 201, created.text
-    caddy.stop()
     sign_in(page, panel)
-    page.goto(panel.url + "/ai/domains")
+    page.goto(panel.url + "/ai/domains/")
+    expect(page.locator("#domain-provider")).to_have_text("Published through caddy.")
+    warnings = page.locator("#domain-warnings")
+    expect(warnings.get_by_role("heading", level=2)).to_have_text("Warning about caddy")
+    expect(warnings.locator(".domain-warning-text")).to_have_text(
+        f"Caddy's admin API is on TCP ({caddy.admin}) and has no authentication: every local user "
+        "can read the bindings' bearer tokens and password hashes in its config, or change its routes.")
+    expect(warnings.locator(".domain-warning-fix")).to_contain_text("unix//run/caddy/admin.sock")
+    expect(warnings.locator(".domain-warning-fix")).to_contain_text("OPEN1PANEL_AI_CADDY_ADMIN")
+    expect(page.get_by_role("button", name="Bind a domain")).to_be_enabled()  # a warning only
+
+    caddy.stop()
+    page.reload()
     expect(page.locator("#domain-provider")).to_contain_text("does not answer")
+    expect(warnings).to_be_hidden()  # about the proxy in use: none is now
     page.locator("#domain-bindings tbody tr").get_by_role("button", name="Edit").click()
     page.once("dialog", lambda confirm: confirm.accept())
     page.locator("#domain-dialog").get_by_role("button", name="Remove binding").click()
@@ -122,14 +225,14 @@ def test_a_binding_removed_while_caddy_is_down_shows_its_note_until_caddy_took_i
     expect(banner).to_contain_text(f"{DOMAIN}: caddy could not take this binding out while it is down")
     expect(banner).to_contain_text("taken out once caddy answers again")
 
-    route = f"{caddy.admin}/id/open1panel-ai-{created.json()['id']}"
+    route = f"/id/open1panel-ai-{created.json()['id']}"
     caddy.start(resume=True)
-    assert httpx.get(route).status_code == 200  # Caddy resumed on the config with the route
+    assert caddy.admin_request("GET", route).status_code == 200  # resumed on the config with the route
     assert httpx.get(panel.url + "/api/v2/ai/status", headers=headers).status_code == 200
     page.reload()
     expect(page.locator("#domain-empty")).to_be_visible()  # the list has loaded
     expect(banner).to_be_hidden()
-    assert httpx.get(route).status_code == 404
+    assert caddy.admin_request("GET", route).status_code == 404
 
 
 def test_the_dialog_binds_an_mcp_server_from_its_row(panel_with_nginx, nginx, page):

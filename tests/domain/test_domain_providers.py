@@ -7,6 +7,7 @@ from hookspecs import hookimpl
 from open1panel_ai.domain import builtin
 from open1panel_ai.domain.caddy import CaddyProvider
 from open1panel_ai.domain.nginx import NginxProvider
+from tests.conftest import TOKEN
 from tests.ollama_standin import OllamaStandIn
 
 
@@ -55,7 +56,7 @@ def test_a_provider_plugin_is_chosen_before_the_built_ins(make_host, panel_env, 
         panel_env.setenv("OLLAMA_HOST", ollama.url)
         host = make_host(("listproxy", ListProxyPlugin()))
         client = host.app.test_client()
-        headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+        headers = {"Authorization": f"Bearer {TOKEN}"}
         status = client.get("/api/v2/ai/status", headers=headers).get_json()
         domain = next(p for p in status["providers"] if p["kind"] == "domain")
         assert domain["provider"] == "list"
@@ -73,7 +74,7 @@ def test_no_usable_proxy_is_a_503_that_says_why(make_host, panel_env, tmp_path):
     panel_env.setenv("OPEN1PANEL_AI_DOMAIN_PROVIDER", "nginx")
     panel_env.setenv("OPEN1PANEL_AI_NGINX_SITES_DIR", str(tmp_path / "missing"))
     client = make_host().app.test_client()
-    headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/api/v2/ai/domains", headers=headers).status_code == 200
     reply = client.post("/api/v2/ai/domains", headers=headers, json={
         "domains": ["ai.example.test"], "target": {"kind": "ollama", "name": "local"}})

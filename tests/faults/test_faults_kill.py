@@ -63,7 +63,9 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
         served, panel_env, tmp_path, no_stray_bridges):
-    script, hang = tmp_path / "slow_start.py", tmp_path / "hang"
+    scripts = tmp_path / "scripts"  # granted to the servers' sandbox, which sees "hang" go
+    scripts.mkdir()
+    script, hang = scripts / "slow_start.py", scripts / "hang"
     script.write_text(SLOW_START)
     hang.touch()
     data_dir = tmp_path / "panel"
@@ -72,7 +74,8 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
     servers = {}
     for name, autostart in (("kept", True), ("manual", False)):
         made = panel.api("POST", "/mcp/servers", json={"name": name, "command": slow,
-                                                      "autostart": autostart, "port": free_port()})
+                                                      "autostart": autostart, "port": free_port(),
+                                                      "profile": {"read": [str(scripts)]}})
         assert made.status_code == 201, made.text
         servers[name] = made.json()["id"]
         no_stray_bridges.append(made.json()["id"])

@@ -17,6 +17,8 @@ from tests.gpu.fake_pynvml import FakeNVML
 def gpu_host(machine, make_host, panel_env):
     panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "0.5")
     panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    # The alert rules read the GPU too (tests/alerts covers that); here only the sampler does.
+    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
     return make_host()
 
 

@@ -65,7 +65,7 @@ def test_the_landing_page_shows_gpu_cards_live_charts_and_processes(served, page
     expect(widget.locator(".gpu-notice")).to_be_hidden()
     # The compatibility check, folded on the landing page: one problem, the hidden pid.
     checks = widget.locator("#gpu-checks")
-    expect(checks.locator(".gpu-checks-summary")).to_have_text("1 problem(s) found")
+    expect(checks.locator(".gpu-checks-summary")).to_have_text("1 problem found")  # not "problem(s)"
     expect(checks).not_to_have_attribute("open", "")
     expect(checks.locator("tr[data-check=process_info]")).to_have_attribute("data-ok", "false")
     page.screenshot(path=str(tmp_path / "gpu-widget.png"), full_page=True)
@@ -96,6 +96,7 @@ def test_a_lost_gpu_is_shown_lost_while_the_others_keep_reporting(served, page):
     expect(cards.nth(0)).to_have_attribute("data-state", "ok")
     expect(cards.nth(2)).to_contain_text("45 %")
     expect(page.locator("#gpu-checks tr[data-check=devices]")).to_have_attribute("data-ok", "false")
+    expect(page.locator("#gpu-checks .gpu-checks-summary")).to_have_text("2 problems found")
 
 
 def test_cpu_mode_says_so_plainly_and_the_checks_give_the_fix(served, page):
@@ -103,6 +104,10 @@ def test_cpu_mode_says_so_plainly_and_the_checks_give_the_fix(served, page):
     sign_in(page, panel, "/ai/gpu/")
     widget = page.locator("#gpu-monitor")
     expect(widget).to_have_attribute("data-mode", "cpu")
+    # Connected, but nothing GPU is live: the badge says CPU mode, not a green "live".
+    expect(widget.locator(".gpu-live")).to_have_text("CPU mode")
+    expect(widget.locator(".gpu-live")).to_have_attribute("data-live", "cpu")
+    expect(widget.locator(".gpu-live")).not_to_have_css("color", "rgb(22, 163, 74)")
     notice = widget.locator(".gpu-notice")
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("CPU mode: no GPU is used on this server")
@@ -116,6 +121,7 @@ def test_cpu_mode_says_so_plainly_and_the_checks_give_the_fix(served, page):
     expect(checks.first).to_have_attribute("data-check", "library")
     expect(checks).to_have_count(3)  # library, binding, driver: the driver rules NVML out here
     expect(page.locator("#gpu-checks tr[data-check=binding]")).to_have_attribute("data-ok", "true")
+    expect(page.locator("#gpu-checks .gpu-checks-summary")).to_have_text("1 problem found")
 
 
 def test_the_gpu_page_lists_the_checks_in_chinese(served, browser):

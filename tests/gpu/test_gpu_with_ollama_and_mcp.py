@@ -27,6 +27,9 @@ def gpu_env(machine, panel_env, monkeypatch):
     """Quick sampling, no idle sampling, and an Ollama list that may be refreshed every sample."""
     panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "0.5")
     panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    # The alert rules ask Ollama and the GPU too (tests/alerts covers that); here only the
+    # sampler does, so a hung Ollama is asked once.
+    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
     monkeypatch.setattr(gpu_service, "OLLAMA_REFRESH_SECONDS", 0.2)
     return panel_env
 

@@ -24,12 +24,35 @@ def test_a_string_command_is_split_and_defaults_are_filled_in(mcp_api):
     assert server["status"] == "stopped" and server["pid"] is None
     assert server["transports"] == ["streamable-http", "sse"]
     assert server["bind_host"] == "127.0.0.1"
-    assert server["restart_policy"] == "on-failure" and server["autostart"] is False
+    # A new server starts with the panel unless told otherwise; nobody has stopped it yet.
+    assert server["restart_policy"] == "on-failure" and server["autostart"] is True
+    assert server["stopped_by_hand"] is False
+    assert server["last_error"] is None and server["last_error_i18n"] is None
     port = server["port"]
     assert server["endpoints"] == {"streamable_http": f"http://127.0.0.1:{port}/mcp",
                                    "sse": f"http://127.0.0.1:{port}/sse"}
     assert len(server["token_hint"]) == 4
     assert mcp_api("get", "/servers") == (200, {"servers": [server]})
+
+
+def test_the_argv_is_kept_exactly_as_given(mcp_api):
+    argv = ["python3", "-c", "print('a b')", "say \"hi\"", "it's", "", "  padded  ", "$HOME", "*"]
+    status, server = create(mcp_api, command=argv)
+    assert status == 201 and server["command"] == argv
+    status, updated = mcp_api("put", f"/servers/{server['id']}", json={"command": argv, "autostart": False})
+    assert status == 200 and updated["command"] == argv and updated["autostart"] is False
+    assert mcp_api("get", f"/servers/{server['id']}")[1]["command"] == argv
+
+
+def test_the_openapi_document_says_new_servers_start_with_the_panel(mcp_api, mcp_host, auth_headers):
+    document = mcp_host.app.test_client().get("/api/v2/ai/openapi.json", headers=auth_headers).get_json()
+    schemas = document["components"]["schemas"]
+    assert schemas["MCPServerIn"]["properties"]["autostart"]["default"] is True
+    assert schemas["MCPImport"]["properties"]["autostart"]["default"] is True
+    # On an update a field left out keeps its value: no default is claimed there.
+    assert "default" not in schemas["MCPServerUpdate"]["properties"]["autostart"]
+    assert "default" not in schemas["MCPServerUpdate"]["properties"]["bind_host"]
+    assert "stopped_by_hand" in schemas["MCPServer"]["required"]
 
 
 @pytest.mark.parametrize("fields, field", [
@@ -303,3 +326,84 @@ def test_the_list_holds_while_other_servers_are_created_and_deleted(mcp_host, mc
     failures = [body for status, body in lists if status != 200]
     assert not failures, failures[0]
     assert all(kept <= {server["id"] for server in body["servers"]} for _, body in lists)
+
+
+def check(api, **body):
+    return api("post", "/command-check", json=body)
+
+
+def path_env(folder):
+    """A server env whose PATH is ``folder`` alone: none of this machine's programs."""
+    return [{"key": "PATH", "value": str(folder)}]
+
+
+def test_the_command_check_finds_the_program_on_the_path_the_child_gets(mcp_api, tmp_path):
+    status, found = check(mcp_api, command=TIME_SERVER)
+    assert status == 200, found
+    assert found["found"] == TIME_SERVER[0] and found["warning"] is None and found["warning_i18n"] is None
+    assert found["argv"] == TIME_SERVER and found["program"] == TIME_SERVER[0]
+    # A string is split the way the API splits it, so the form can show the list.
+    status, split = check(mcp_api, command="python3 -c \"print('a b')\"")
+    assert split["argv"] == ["python3", "-c", "print('a b')"] and split["found"]
+    # The server's own PATH is where its child looks: here one without python3.
+    status, answer = check(mcp_api, command=["python3", "-V"], env=path_env(tmp_path))
+    assert answer["found"] is None and answer["path"] == str(tmp_path)
+    assert "python3" in answer["warning"] and "Check the command" in answer["warning"]
+
+
+@pytest.mark.parametrize("program, advice", [
+    ("uvx", "Install uv, which brings uvx"),
+    ("npx", "Install Node.js, which brings npm and npx"),
+    ("mcp-servre-time", "Check the command"),
+])
+def test_a_missing_program_is_named_with_how_to_install_it(mcp_api, tmp_path, program, advice):
+    status, answer = check(mcp_api, command=[program, "some-package"], env=path_env(tmp_path))
+    assert status == 200 and answer["found"] is None
+    assert answer["warning"].startswith(program) and advice in answer["warning"]
+    assert answer["warning_i18n"]["params"]["program"] == program
+
+
+def test_a_relative_program_is_found_from_the_working_folder(mcp_api, tmp_path):
+    script = tmp_path / "server.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    found = check(mcp_api, command=["./server.sh"], cwd=str(tmp_path))[1]["found"]
+    assert found == str(tmp_path / "server.sh")
+    missing = check(mcp_api, command=["./other.sh"], cwd=str(tmp_path))[1]
+    assert missing["found"] is None
+    assert missing["warning"] == "./other.sh does not exist or is not executable. Check the command."
+    gone = check(mcp_api, command=TIME_SERVER, cwd=str(tmp_path / "gone"))[1]
+    assert gone["warning"].startswith(f"The working folder {tmp_path / 'gone'} does not exist")
+
+
+def test_the_command_check_answers_in_the_readers_language_and_refuses_bad_input(mcp_api, tmp_path):
+    chinese = {"Accept-Language": "zh-CN"}
+    status, answer = mcp_api("post", "/command-check", headers=chinese,
+                             json={"command": ["uvx", "x"], "env": path_env(tmp_path)})
+    assert status == 200 and answer["warning"].startswith("未安装 uvx") and "安装 uv" in answer["warning"]
+    assert answer["warning_i18n"]["key"] == "mcp.reason.missing_uv"
+    for body, field in [({"command": "'unbalanced"}, "command"), ({"command": []}, "command"), ({}, "command"),
+                        ({"command": "x", "cwd": "relative"}, "cwd")]:
+        status, error = mcp_api("post", "/command-check", json=body)
+        assert status == 400 and field in error["error"]["details"]["fields"], (body, error)
+    status, error = mcp_api("post", "/command-check", headers=chinese, json={"command": "'unbalanced"})
+    assert error["error"]["details"]["fields"]["command"] == ["无法拆分命令：No closing quotation。"]
+
+
+def test_errors_and_import_results_come_in_the_readers_language(mcp_api):
+    chinese = {"Accept-Language": "zh-CN"}
+    create(mcp_api)
+    status, body = mcp_api("post", "/servers", headers=chinese, json={"name": "time", "command": TIME_SERVER})
+    assert status == 409 and body["error"]["message"] == "名为 time 的服务器已存在，请换一个名称。"
+    status, body = mcp_api("get", "/servers/000000000000", headers=chinese)
+    assert status == 404 and body["error"]["message"] == "没有 ID 为 000000000000 的 MCP 服务器。"
+    status, body = mcp_api("post", "/servers", headers=chinese,
+                           json={"name": "x", "command": TIME_SERVER, "bind_host": "example.com"})
+    assert body["error"]["details"]["fields"]["bind_host"] == ["请填写 IP 地址，例如 127.0.0.1（0.0.0.0 表示对外开放）。"]
+    status, body = mcp_api("post", "/import", headers=chinese, json={"mcpServers": {
+        "bad-env": {"command": "uvx", "env": "not an object"}, "time": {"command": "uvx"}, "nothing": 3}})
+    results = {r["name"]: r["error"] for r in body["results"]}
+    assert results["bad-env"]["message"] == "此条目无效。"
+    assert results["bad-env"]["details"]["reason"] == "“env”必须是对象。"
+    assert results["nothing"]["details"]["reason"] == "每个条目必须是包含 command 或 url 的对象。"
+    assert results["time"]["message"] == "名为 time 的服务器已存在，请换一个名称。"

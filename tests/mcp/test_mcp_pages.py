@@ -1,8 +1,10 @@
-"""MCPServersPage in real Chromium against a served panel: the list with live status, URL copy
-and actions; the form with secret env; logs, tools, client configs, import, the Domain button."""
+"""MCPServersPage in real Chromium against a served panel: the list with live status, why a
+server is down, URL copy and actions; the form (the command one argument per line, checked
+before saving, secret env); logs, tools, client configs, import, the Domain button; dialogs
+that open clean; rows that show an unknown state while the panel is down and come back."""
 
 import json
-import shlex
+import sys
 
 import pytest
 from playwright.sync_api import expect
@@ -22,8 +24,8 @@ def panel(served):
     return served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, **FAST})
 
 
-@pytest.fixture
-def page(browser, panel):
+def signed_in(browser, panel):
+    """A browser page signed in to ``panel`` on the MCP page; close its context afterwards."""
     context = browser.new_context(locale="en-US")
     page = context.new_page()
     page.route("**/ai/static/domain-dialog.js",
@@ -32,8 +34,18 @@ def page(browser, panel):
     page.fill("#token", TOKEN)
     page.click("button[type=submit]")
     page.goto(panel.url + "/ai/mcp/")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, panel):
+    context, page = signed_in(browser, panel)
     yield page
     context.close()
+
+
+def fill_command(page, argv):
+    page.locator('#mcp-form textarea[name="command"]').fill("\n".join(argv))
 
 
 def test_create_a_server_watch_it_run_and_use_every_view(panel, page, tmp_path):
@@ -43,8 +55,9 @@ def test_create_a_server_watch_it_run_and_use_every_view(panel, page, tmp_path):
 
     page.click("#mcp-add")
     form = page.locator("#mcp-form")
+    expect(form.locator('input[name="autostart"]')).to_be_checked()  # on by default
     form.locator('input[name="name"]').fill("clock")
-    form.locator('input[name="command"]').fill(shlex.join(TIME_SERVER))
+    fill_command(page, TIME_SERVER)
     page.click("#mcp-env-add")
     row = page.locator(".mcp-env-row").first
     row.locator(".mcp-env-key").fill("API_KEY")
@@ -58,6 +71,7 @@ def test_create_a_server_watch_it_run_and_use_every_view(panel, page, tmp_path):
     page.locator('#mcp-rows button[data-action="start"]').click()
     expect(server_row.locator(".mcp-status")).to_have_text("Running", timeout=30000)
     [server] = panel.api("GET", "/mcp/servers").json()["servers"]
+    assert server["autostart"] is True and server["command"] == TIME_SERVER
     expect(server_row.locator(".mcp-url").first).to_have_text(server["endpoints"]["streamable_http"])
     assert "sk-page-secret" not in page.content()
 
@@ -75,11 +89,22 @@ def test_create_a_server_watch_it_run_and_use_every_view(panel, page, tmp_path):
 
     page.locator('#mcp-rows button[data-action="config"]').click()
     snippet = page.locator(".mcp-config-snippet")
+    copy_button = page.locator("#mcp-config-copy")
     expect(snippet).to_contain_text('"mcpServers"')
     page.select_option("#mcp-config-client", "claude-desktop")
     expect(snippet).to_contain_text("mcp-remote")
+    copy_button.click()
+    expect(copy_button).to_have_text("Copied")
+    # "Copied" was about the Claude Desktop snippet: another client's is not copied yet.
     page.select_option("#mcp-config-client", "claude-code")
+    expect(copy_button).to_have_text("Copy")
     expect(snippet).to_contain_text("claude mcp add --transport http clock")
+    page.locator("#mcp-config-dialog .mcp-close").click()
+    # Opened again, the dialog starts clean: the first client, its own snippet.
+    page.locator('#mcp-rows button[data-action="config"]').click()
+    expect(page.locator("#mcp-config-client")).to_have_value("cursor")
+    expect(snippet).to_contain_text('"mcpServers"')
+    expect(snippet).not_to_contain_text("claude mcp add")
     page.locator("#mcp-config-dialog .mcp-close").click()
 
     page.locator('#mcp-rows button[data-action="logs"]').click()
@@ -95,6 +120,8 @@ def test_create_a_server_watch_it_run_and_use_every_view(panel, page, tmp_path):
 
     page.locator('#mcp-rows button[data-action="stop"]').click()
     expect(server_row.locator(".mcp-status")).to_have_text("Stopped", timeout=15000)
+    expect(server_row.locator(".mcp-by-hand")).to_have_text(
+        "Stopped by hand: it stays stopped when the panel restarts.")
     page.screenshot(path=str(tmp_path / "mcp-page.png"), full_page=True)
 
 
@@ -112,34 +139,213 @@ def test_import_reports_each_entry_and_adds_the_good_ones(panel, page):
     page.locator("#mcp-import-dialog .mcp-close").click()
     expect(page.locator("#mcp-rows tr")).to_have_count(2)
 
+    # Opened again, the dialog starts clean: no document, no results of the last import.
     page.click("#mcp-import-open")
+    expect(page.locator('#mcp-import-form textarea[name="document"]')).to_have_value("")
+    expect(results).to_have_count(0)
     page.fill('#mcp-import-form textarea[name="document"]', "{not json")
     page.click('#mcp-import-form button[type="submit"]')
-    expect(page.locator(".mcp-import-bad")).to_have_text("That is not valid JSON.")
+    field_error = page.locator("#mcp-import-form .ai-field-error")
+    expect(field_error).to_have_text("That is not valid JSON.")
+    expect(page.locator("#mcp-import-form [data-form-error]")).to_have_text(
+        "Check these fields: Configuration (JSON).")
+    page.locator("#mcp-import-dialog .mcp-close").click()
+    page.click("#mcp-import-open")
+    expect(field_error).to_have_count(0)
+    expect(page.locator("#mcp-import-form [data-form-error]")).to_be_hidden()
 
 
-def test_a_bad_form_shows_the_field_error_and_keeps_the_dialog_open(panel, page):
+def test_a_bad_form_names_its_fields_and_opens_clean_the_next_time(panel, page):
     page.click("#mcp-add")
-    page.locator('#mcp-form input[name="name"]').fill("ok-name")
-    page.locator('#mcp-form input[name="command"]').fill("'unbalanced")
-    page.locator('#mcp-form button[type="submit"]').click()
-    expect(page.locator(".mcp-form-error")).to_contain_text("command")
+    form = page.locator("#mcp-form")
+    form.locator('button[type="submit"]').click()  # nothing filled in
+    expect(form.locator("[data-form-error]")).to_contain_text("Name (lower-case letters, digits, dashes)")
+    expect(form.locator('input[name="name"]')).to_have_attribute("aria-invalid", "true")
+    expect(form.locator(".ai-field-error").first).to_be_visible()
     expect(page.locator("#mcp-form-dialog")).to_be_visible()
+    # A pasted command line that cannot be split: the error stands beside that field.
+    form.locator('input[name="command_line"]').fill("uvx 'unbalanced")
+    page.click("#mcp-split")
+    expect(form.locator('input[name="command_line"]')).to_have_attribute("aria-invalid", "true")
+    expect(form.locator('.ai-field-error[data-field="command_line"]')).to_contain_text("Cannot split the command")
     assert panel.api("GET", "/mcp/servers").json() == {"servers": []}
+    page.locator("#mcp-form-dialog .mcp-close").click()
+
+    page.click("#mcp-add")
+    expect(form.locator(".ai-field-error")).to_have_count(0)
+    expect(form.locator("[data-form-error]")).to_be_hidden()
+    expect(form.locator('input[name="command_line"]')).to_have_value("")
+    # A line that splits fills in one argument per line, exactly as it will be stored.
+    form.locator('input[name="command_line"]').fill("""python3 -c "print('a b')" """)
+    page.click("#mcp-split")
+    expect(form.locator('textarea[name="command"]')).to_have_value("python3\n-c\nprint('a b')")
+    expect(form.locator(".mcp-command-check")).to_contain_text("Found: /")
 
 
-def test_editing_keeps_arguments_with_spaces_and_quotes(panel, page):
-    argv = [TIME_SERVER[0], "--local-timezone", "UTC", "a b", "it's", 'say "hi"', ""]
-    made = panel.api("POST", "/mcp/servers", json={"name": "spaced", "command": argv}).json()
-    page.reload()
-    page.locator('#mcp-rows button[data-action="edit"]').click()
-    expect(page.locator('#mcp-form input[name="command"]')).to_have_value(shlex.join(argv))
-    page.locator('#mcp-form button[type="submit"]').click()
+def test_the_command_round_trips_exactly_through_the_form(panel, page):
+    page.click("#mcp-add")
+    form = page.locator("#mcp-form")
+    form.locator('input[name="name"]').fill("script")
+    fill_command(page, ["python3", "-c", "print('a b')"])
+    form.locator('button[type="submit"]').click()
     expect(page.locator("#mcp-form-dialog")).to_be_hidden()
-    assert panel.api("GET", f"/mcp/servers/{made['id']}").json()["command"] == argv
+    [made] = panel.api("GET", "/mcp/servers").json()["servers"]
+    assert made["command"] == ["python3", "-c", "print('a b')"]
+    # The row shows it as a shell would read it, without quoting soup.
+    expect(page.locator("#mcp-rows .mcp-source")).to_have_text('python3 -c "print(\'a b\')"')
+    page.locator('#mcp-rows button[data-action="edit"]').click()
+    expect(form.locator('textarea[name="command"]')).to_have_value("python3\n-c\nprint('a b')")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).to_be_hidden()
+    assert panel.api("GET", f"/mcp/servers/{made['id']}").json()["command"] == made["command"]
+
+    # Spaces, quotes, a dollar and an empty argument last: each line as it is, no quoting.
+    argv = [TIME_SERVER[0], "--local-timezone", "UTC", "a b", "it's", 'say "hi"', "$HOME", ""]
+    spaced = panel.api("POST", "/mcp/servers", json={"name": "spaced", "command": argv}).json()
+    # An argument with a line break cannot be a line: shown read-only and kept as it is.
+    multi = ["python3", "-c", "import sys\nprint(sys.argv)"]
+    multiline = panel.api("POST", "/mcp/servers", json={"name": "zz-multi", "command": multi}).json()
+    page.reload()
+    page.locator('#mcp-rows tr[data-id="%s"] button[data-action="edit"]' % spaced["id"]).click()
+    expect(form.locator('textarea[name="command"]')).to_have_value("\n".join(argv) + "\n")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).to_be_hidden()
+    assert panel.api("GET", f"/mcp/servers/{spaced['id']}").json()["command"] == argv
+    page.locator('#mcp-rows tr[data-id="%s"] button[data-action="edit"]' % multiline["id"]).click()
+    expect(form.locator('textarea[name="command"]')).to_have_js_property("readOnly", True)
+    expect(form.locator(".mcp-command-kept")).to_contain_text("line break")
+    form.locator('input[name="cwd"]').fill("/tmp")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).to_be_hidden()
+    kept = panel.api("GET", f"/mcp/servers/{multiline['id']}").json()
+    assert kept["command"] == multi and kept["cwd"] == "/tmp"
 
 
-def test_the_page_speaks_chinese(panel, page):
+def test_a_missing_program_is_a_warning_before_saving_and_an_error_at_once(panel, page, tmp_path):
+    page.click("#mcp-add")
+    form = page.locator("#mcp-form")
+    form.locator('input[name="name"]').fill("needs-uv")
+    fill_command(page, ["uvx", "mcp-server-time"])
+    page.click("#mcp-env-add")  # the server's own PATH, where uvx is not
+    form.locator(".mcp-env-key").fill("PATH")
+    form.locator(".mcp-env-value").fill(str(tmp_path))
+    form.locator('button[type="submit"]').click()
+    check = form.locator(".mcp-command-check")
+    expect(check).to_contain_text("uvx is not installed")
+    expect(check).to_contain_text("Install uv, which brings uvx")
+    expect(page.locator("#mcp-save")).to_have_text("Save anyway")
+    assert panel.api("GET", "/mcp/servers").json() == {"servers": []}  # not saved yet
+    page.locator("#mcp-save").click()
+    expect(page.locator("#mcp-form-dialog")).to_be_hidden()
+
+    row = page.locator("#mcp-rows tr").first
+    row.locator('button[data-action="start"]').click()
+    expect(row.locator(".mcp-status")).to_have_text("Error")
+    expect(row.locator(".mcp-reason")).to_contain_text("uvx is not installed")
+    expect(row.locator(".mcp-restarts")).to_have_count(0)
+
+
+def test_the_page_speaks_chinese(panel, page, tmp_path):
+    made = panel.api("POST", "/mcp/servers", json={"name": "needs-node", "command": ["npx", "-y", "x"],
+                                                   "env": [{"key": "PATH", "value": str(tmp_path)}]}).json()
+    panel.api("POST", f"/mcp/servers/{made['id']}/start")
     page.click('a[data-lang="zh-CN"]')
     expect(page.get_by_role("heading", level=1)).to_have_text("MCP 服务器管理")
     expect(page.locator("#mcp-add")).to_have_text("添加服务器")
+    # What the server says about a server comes in Chinese too.
+    expect(page.locator("#mcp-rows .mcp-status")).to_have_text("错误")
+    expect(page.locator("#mcp-rows .mcp-reason")).to_contain_text("未安装 npx")
+    expect(page.locator("#mcp-rows .mcp-reason")).to_contain_text("请安装 Node.js")
+    page.click("#mcp-add")
+    page.locator('#mcp-form button[type="submit"]').click()
+    expect(page.locator("#mcp-form [data-form-error]")).to_contain_text("请检查这些字段")
+
+
+@pytest.mark.server
+def test_rows_say_why_a_server_is_down_and_are_unknown_while_the_panel_is(served, browser):
+    """A panel with a backoff long enough to read the row; stopped and started again while the
+    page stays open."""
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, **FAST, "OPEN1PANEL_AI_MCP_BACKOFF": "2",
+                        "OPEN1PANEL_AI_MCP_BACKOFF_MAX": "2", "OPEN1PANEL_AI_MCP_TRIES": "2"})
+    clock = panel.api("POST", "/mcp/servers", json={"name": "clock", "command": TIME_SERVER}).json()
+    broken = panel.api("POST", "/mcp/servers", json={"name": "broken", "command": [
+        sys.executable, "-c", "import sys; print('loading config', file=sys.stderr); "
+                              "sys.exit('missing API key: set FOO_KEY')"]}).json()
+    context, page = signed_in(browser, panel)
+    try:
+        clock_row = page.locator(f'#mcp-rows tr[data-id="{clock["id"]}"]')
+        broken_row = page.locator(f'#mcp-rows tr[data-id="{broken["id"]}"]')
+        clock_row.locator('button[data-action="start"]').click()
+        broken_row.locator('button[data-action="start"]').click()
+        # While it backs off, the row says why in the child's own words, and counts in English.
+        expect(broken_row.locator(".mcp-status")).to_have_text("Restarting", timeout=15000)
+        expect(broken_row.locator(".mcp-restarts")).to_have_text("Restarted once")
+        reason = broken_row.locator(".mcp-reason")
+        expect(reason).to_have_text("It stopped. Its last output:\nloading config\nmissing API key: set FOO_KEY")
+        expect(broken_row.locator(".mcp-restarts")).to_have_text("Restarted 2 times", timeout=15000)
+        expect(broken_row.locator(".mcp-status")).to_have_text("Error", timeout=15000)
+        expect(reason).to_contain_text("missing API key: set FOO_KEY")
+        expect(clock_row.locator(".mcp-status")).to_have_text("Running", timeout=30000)
+
+        panel.stop()
+        # Nothing is known while the panel is down: no row claims to be running.
+        expect(page.locator("#ai-connection")).to_be_visible(timeout=15000)
+        expect(clock_row.locator(".mcp-status")).to_have_text("Unknown")
+        expect(clock_row).to_have_attribute("data-status", "unknown")
+        clock_row.locator('button[data-action="stop"]').click()
+        expect(page.locator("#mcp-banner")).to_contain_text("cannot be reached")
+
+        panel.start()
+        # Back: the list is read again, the outage's error is gone, and the server that was
+        # running when the panel stopped runs again without anyone starting it.
+        expect(page.locator("#ai-connection")).to_be_hidden(timeout=30000)
+        expect(page.locator("#mcp-banner")).to_be_hidden()
+        expect(clock_row.locator(".mcp-status")).to_have_text("Running", timeout=30000)
+        assert panel.api("GET", f"/mcp/servers/{clock['id']}").json()["stopped_by_hand"] is False
+    finally:
+        context.close()
+
+
+def test_the_sandbox_profile_is_set_in_the_form_and_the_isolation_shown_on_the_row(panel, page, tmp_path):
+    page.click("#mcp-add")
+    form = page.locator("#mcp-form")
+    form.locator('input[name="name"]').fill("boxed")
+    fill_command(page, TIME_SERVER)
+    form.locator('textarea[name="profile.read"]').fill(str(panel.data_dir))
+    form.locator('input[name="profile.memory_mb"]').fill("512")
+    form.locator('select[name="sessions"]').select_option("per_client")
+    form.locator('button[type="submit"]').click()
+    # The panel's own folder cannot be granted: the field says so, and nothing is saved.
+    expect(form.locator("[data-form-error]")).to_contain_text("May read (one path a line)")
+    expect(form.locator('.ai-field-error[data-field="profile.read"]')).to_contain_text("data folder")
+    assert panel.api("GET", "/mcp/servers").json()["servers"] == []
+
+    granted = tmp_path / "granted"  # (tmp_path itself holds the panel's data folder)
+    form.locator('textarea[name="profile.read"]').fill(f"{granted}\n{granted}/./docs/")
+    form.locator('button[type="submit"]').click()
+    row = page.locator('#mcp-rows tr:has(strong:text-is("boxed"))')
+    row.get_by_role("button", name="Start").click()
+    expect(row.locator(".mcp-status")).to_have_text("Running", timeout=30000)
+    isolation = row.locator(".mcp-isolation")
+    expect(isolation.locator("summary")).to_have_text("Sandboxed")
+    isolation.locator("summary").click()
+    expect(isolation.locator('li[data-layer="filesystem"]')).to_have_text("File system: in effect")
+
+    row.get_by_role("button", name="Edit").click()
+    expect(form.locator('textarea[name="profile.read"]')).to_have_value(f"{granted}\n{granted}/docs")
+    expect(form.locator('input[name="profile.memory_mb"]')).to_have_value("512")
+    expect(form.locator('select[name="sessions"]')).to_have_value("per_client")
+    [server] = panel.api("GET", "/mcp/servers").json()["servers"]
+    assert server["sessions"] == "per_client"
+    config = json.loads((panel.data_dir / "mcp" / "run" / f"{server['id']}.json").read_text())
+    assert config["sessions"] == "per_client"  # what the bridge runs by
+    warning = form.locator(".mcp-isolation-warning")
+    expect(warning).to_be_hidden()
+    form.locator('select[name="profile.isolation"]').select_option("none")
+    expect(warning).to_be_visible()
+    page.locator("#mcp-form-dialog .mcp-close").click()
+    # Opened again for a new server, the form is back to the defaults.
+    page.click("#mcp-add")
+    expect(form.locator('select[name="profile.isolation"]')).to_have_value("sandbox")
+    expect(form.locator('textarea[name="profile.read"]')).to_have_value("")
+    expect(warning).to_be_hidden()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from open1panel_ai.mcp import supervisor
+from open1panel_ai.mcp.supervisor import BRIDGE_MODULES
 from open1panel_ai.mcp.runtime import ProcessRuntime
 from tests.conftest import free_port
 from tests.helpers import TIME_SERVER, bridge_pids, wait_for
@@ -78,7 +79,9 @@ def test_a_real_server_serves_both_transports_with_the_token_and_refuses_without
 
 
 def test_secret_env_reaches_the_child_and_never_the_log(mcp_api, tmp_path):
-    script = tmp_path / "env_server.py"
+    scripts = tmp_path / "scripts"  # granted to the sandbox (tmp_path holds the data dir)
+    scripts.mkdir()
+    script = scripts / "env_server.py"
     # A stdio server that reports its environment through a tool.
     script.write_text(
         "import os\n"
@@ -89,7 +92,7 @@ def test_secret_env_reaches_the_child_and_never_the_log(mcp_api, tmp_path):
         "    return os.environ.get(name, '<unset>')\n"
         "app.run()\n")
     status, server = mcp_api("post", "/servers", json={
-        "name": "env", "command": [sys.executable, str(script)],
+        "name": "env", "command": [sys.executable, str(script)], "profile": {"read": [str(scripts)]},
         "env": [{"key": "API_KEY", "value": "sk-child-only", "secret": True}]})
     assert status == 201, server
     mcp_api("post", f"/servers/{server['id']}/start")
@@ -97,7 +100,7 @@ def test_secret_env_reaches_the_child_and_never_the_log(mcp_api, tmp_path):
     token = token_of(mcp_api, server["id"])
     url = server["endpoints"]["streamable_http"]
     assert call_tool(url, token, "env", {"name": "API_KEY"}) == "sk-child-only"
-    assert call_tool(url, token, "env", {"name": "HOME"}) == os.environ["HOME"]
+    assert call_tool(url, token, "env", {"name": "HOME"}) == server["isolation"]["home"]
     assert call_tool(url, token, "env", {"name": "PATH"}) == os.environ["PATH"]
     assert call_tool(url, token, "env", {"name": "OPEN1PANEL_AI_TOKEN"}) == "<unset>"
     assert "sk-child-only" not in "\n".join(mcp_api("get", f"/servers/{server['id']}/logs?tail=500")[1]["lines"])
@@ -106,7 +109,10 @@ def test_secret_env_reaches_the_child_and_never_the_log(mcp_api, tmp_path):
 def test_a_killed_child_is_restarted_while_another_server_keeps_serving(mcp_api, tmp_path):
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    status, git = mcp_api("post", "/servers", json={"name": "git", "command": [GIT_SERVER, "--repository", str(repo)]})
+    # This test is about supervision: the git server runs as the panel's user, as the
+    # repository's owner (test_mcp_sandbox.py grants one to a sandboxed git server).
+    status, git = mcp_api("post", "/servers", json={"name": "git", "command": [GIT_SERVER, "--repository", str(repo)],
+                                                    "profile": {"isolation": "none"}})
     assert status == 201
     mcp_api("post", f"/servers/{git['id']}/start")
     git = wait_status(mcp_api, git["id"], "running")
@@ -136,27 +142,77 @@ def test_a_killed_child_is_restarted_while_another_server_keeps_serving(mcp_api,
     assert mcp_api("get", f"/servers/{git['id']}")[1]["pid"] == git_pid
 
 
-def test_a_command_that_exits_at_once_ends_in_error_with_its_stderr(mcp_api):
-    status, server = mcp_api("post", "/servers", json={
+def test_a_command_that_exits_at_once_says_why_while_it_backs_off(mcp_env, make_host, auth_headers):
+    # Long enough a backoff to read the row while it waits.
+    mcp_env.setenv("OPEN1PANEL_AI_MCP_BACKOFF", "2")
+    client = make_host().app.test_client()
+
+    def api(method, path, **kwargs):
+        response = getattr(client, method)("/api/v2/ai/mcp" + path, headers=auth_headers, **kwargs)
+        return response.status_code, response.get_json()
+
+    noise = "\\n".join(f"noise line {n}" for n in range(10))
+    status, server = api("post", "/servers", json={
         "name": "broken", "command": [sys.executable, "-c",
-                                      "import sys; sys.stderr.write('missing API key: set FOO_KEY\\n'); sys.exit(3)"]})
+                                      f"import sys; sys.stderr.write('{noise}\\n\\x1b[31mmissing API key: set FOO_KEY\\x1b[0m\\n"
+                                      f"{'x' * 400}\\n'); sys.exit(3)"]})
     assert status == 201
-    mcp_api("post", f"/servers/{server['id']}/start")
-    server = wait_status(mcp_api, server["id"], "error")
+    api("post", f"/servers/{server['id']}/start")
+    backing_off = wait_status(api, server["id"], "restarting")
+    reason = backing_off["last_error"]
+    # A readable reason: the last few lines the child wrote, without stamps, colours or the
+    # bridge's and supervisor's own lines, each cut to a readable width.
+    lines = reason.splitlines()
+    assert lines[0] == "It stopped. Its last output:"
+    assert lines[1:-2] == ["noise line 8", "noise line 9"] and lines[-2] == "missing API key: set FOO_KEY"
+    assert lines[-1].startswith("xxx") and lines[-1].endswith("…") and len(lines[-1]) == 160
+    assert "supervisor" not in reason and "\x1b" not in reason and "2026-" not in reason
+    assert backing_off["last_error_i18n"]["key"] == "mcp.reason.output"
+
+    server = wait_status(api, server["id"], "error")
     assert server["restarts"] == 3  # OPEN1PANEL_AI_MCP_TRIES in these tests
     assert "missing API key: set FOO_KEY" in server["last_error"]
-    lines = mcp_api("get", f"/servers/{server['id']}/logs?tail=200")[1]["lines"]
-    assert sum("missing API key" in line for line in lines) == 4
-    assert any("restarting in" in line for line in lines)
+    log_lines = api("get", f"/servers/{server['id']}/logs?tail=200")[1]["lines"]
+    assert sum("missing API key" in line for line in log_lines) == 4
+    assert any("restarting in" in line for line in log_lines)
 
 
-def test_a_missing_program_ends_in_error_too(mcp_api):
-    _, server = mcp_api("post", "/servers", json={"name": "nothing", "command": "no-such-mcp-server --x",
-                                                       "restart_policy": "never"})
+def test_a_silent_crash_still_gives_a_reason(mcp_api):
+    _, server = mcp_api("post", "/servers", json={"name": "silent", "restart_policy": "never",
+                                                  "command": [sys.executable, "-c", "raise SystemExit(3)"]})
     mcp_api("post", f"/servers/{server['id']}/start")
     server = wait_status(mcp_api, server["id"], "error")
     assert server["restarts"] == 0
-    assert "no-such-mcp-server" in server["last_error"]
+    reported = server["last_error"].splitlines()
+    assert reported[0] == "It stopped. What the panel's bridge reported:"
+    assert "exited (status 3) before it answered" in reported[1]
+    assert server["last_error_i18n"]["key"] == "mcp.reason.reported"
+
+
+@pytest.mark.parametrize("command, advice", [
+    ("no-such-mcp-server --x", "Check the command"),
+    ("uvx mcp-server-time", "Install uv, which brings uvx"),
+    ("npx -y @modelcontextprotocol/server-filesystem /tmp", "Install Node.js"),
+])
+def test_a_missing_program_is_an_error_at_once_naming_it_and_how_to_install_it(mcp_api, tmp_path, command,
+                                                                               advice):
+    # The server's PATH is a folder without uvx or npx, whatever this machine has installed.
+    _, server = mcp_api("post", "/servers", json={"name": "nothing", "command": command,
+                                                  "env": [{"key": "PATH", "value": str(tmp_path)}]})
+    status, started = mcp_api("post", f"/servers/{server['id']}/start")
+    assert status == 200 and started["status"] == "error" and started["restarts"] == 0
+    program = command.split()[0]
+    assert started["last_error"].startswith(program) and advice in started["last_error"]
+    assert str(tmp_path) in started["last_error"]
+    assert started["last_error_i18n"]["params"]["program"] == program
+    time.sleep(0.5)
+    assert mcp_api("get", f"/servers/{server['id']}")[1]["status"] == "error"
+    lines = mcp_api("get", f"/servers/{server['id']}/logs?tail=50")[1]["lines"]
+    assert any("not started" in line for line in lines)
+    assert not any("bridge" in line for line in lines)  # nothing was spawned
+    # Stop and start again work as for any server.
+    assert mcp_api("post", f"/servers/{server['id']}/stop")[1]["status"] == "stopped"
+    assert mcp_api("post", f"/servers/{server['id']}/start")[1]["status"] == "error"
 
 
 def test_stop_and_delete_leave_no_process_behind(mcp_api, data_dir):
@@ -307,7 +363,8 @@ def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, a
     client = first.app.test_client()
     made = client.post("/api/v2/ai/mcp/servers", headers=auth_headers,
                        json={"name": "auto", "command": TIME_SERVER, "autostart": True}).get_json()
-    client.post("/api/v2/ai/mcp/servers", headers=auth_headers, json={"name": "manual", "command": TIME_SERVER})
+    client.post("/api/v2/ai/mcp/servers", headers=auth_headers,
+                json={"name": "manual", "command": TIME_SERVER, "autostart": False})
     first.shutdown()
     assert not pid_alive(made["pid"]) if made["pid"] else True
 
@@ -420,9 +477,11 @@ anyio.run(main)
 
 
 def test_a_server_that_stops_answering_is_unhealthy_then_restarted(mcp_api, tmp_path):
-    script, flag = tmp_path / "hanging.py", tmp_path / "hang"
+    scripts = tmp_path / "scripts"  # granted to the sandbox, which sees the flag come and go
+    scripts.mkdir()
+    script, flag = scripts / "hanging.py", scripts / "hang"
     script.write_text(HANGING_SERVER)
-    status, server = mcp_api("post", "/servers", json={"name": "hanging",
+    status, server = mcp_api("post", "/servers", json={"name": "hanging", "profile": {"read": [str(scripts)]},
                                                        "command": [sys.executable, str(script), str(flag)]})
     assert status == 201, server
     mcp_api("post", f"/servers/{server['id']}/start")
@@ -447,19 +506,17 @@ def test_a_server_that_stops_answering_is_unhealthy_then_restarted(mcp_api, tmp_
 
 
 @pytest.mark.server
-def test_the_served_panel_stops_its_servers_and_a_killed_panel_leaves_none(served, tmp_path):
+def test_servers_come_back_after_a_panel_restart_unless_stopped_by_hand(served, tmp_path):
+    """A real served panel, stopped and started again: what ran runs again (autostart is on
+    by default), what was stopped by hand stays stopped; and a killed panel leaves nothing."""
     from tests.conftest import TOKEN
     from tests.mcp.conftest import FAST
 
-    def start(panel):
-        made = panel.api("POST", "/mcp/servers", json={"name": "time", "command": TIME_SERVER,
-                                                      "autostart": True})
-        server = made.json() if made.status_code == 201 else panel.api("GET", "/mcp/servers").json()["servers"][0]
-        panel.api("POST", f"/mcp/servers/{server['id']}/start")
+    def status_of(panel, server_id, wanted):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            server = panel.api("GET", f"/mcp/servers/{server['id']}").json()
-            if server["status"] == "running":
+            server = panel.api("GET", f"/mcp/servers/{server_id}").json()
+            if server["status"] == wanted:
                 return server
             time.sleep(0.2)
         raise AssertionError(server)
@@ -467,12 +524,26 @@ def test_the_served_panel_stops_its_servers_and_a_killed_panel_leaves_none(serve
     env = {"OPEN1PANEL_AI_TOKEN": TOKEN, **FAST}
     data_dir = tmp_path / "served"
     panel = served(env=env, data_dir=data_dir)
-    members = group_members(start(panel)["pid"])
+    ids = {}
+    for name in ("time", "by-hand"):
+        made = panel.api("POST", "/mcp/servers", json={"name": name, "command": TIME_SERVER})
+        assert made.status_code == 201 and made.json()["autostart"] is True
+        ids[name] = made.json()["id"]
+        panel.api("POST", f"/mcp/servers/{ids[name]}/start")
+    members = group_members(status_of(panel, ids["time"], "running")["pid"])
+    status_of(panel, ids["by-hand"], "running")
+    stopped = panel.api("POST", f"/mcp/servers/{ids['by-hand']}/stop").json()
+    assert stopped["status"] == "stopped" and stopped["stopped_by_hand"] is True
     assert panel.stop() == 0
     assert not any(pid_alive(pid) for pid in members)
 
     panel = served(env=env, data_dir=data_dir)
-    server = start(panel)  # autostart brought it back
+    server = status_of(panel, ids["time"], "running")  # nobody asked: the panel started it
+    assert server["stopped_by_hand"] is False
+    time.sleep(1)
+    by_hand = panel.api("GET", f"/mcp/servers/{ids['by-hand']}").json()
+    assert by_hand["status"] == "stopped" and by_hand["stopped_by_hand"] is True
+    assert bridge_pids(f"{ids['by-hand']}.json") == []
     members = group_members(server["pid"])
     panel.stop(signal.SIGKILL)
     deadline = time.monotonic() + 15
@@ -519,7 +590,7 @@ def bridges_of(server_id):
             except (FileNotFoundError, ProcessLookupError):
                 continue
             mine = any(arg.endswith(f"{server_id}.json".encode()) for arg in argv)
-            if b"open1panel_ai.mcp.bridge" in argv and mine and pid_alive(int(entry)):
+            if any(module.encode() in argv for module in BRIDGE_MODULES) and mine and pid_alive(int(entry)):
                 found.append(int(entry))
     return found
 

@@ -3,49 +3,19 @@ one data dir through ``OPEN1PANEL_AI_REDIS_URL``."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
-
 import pytest
-import redis
 
 from tests.conftest import TOKEN, free_port
+from tests.multiprocess.redis_server import RedisServer
 from tests.ollama_standin import OllamaStandIn
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     """Debian's ``redis-server`` on a free loopback port, with nothing written to disk."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed (apt-get install redis-server; scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # a CI run must not pass by skipping these tests
-        pytest.skip(message)
-    workdir = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield url
-    client.close()
-    process.terminate()
-    process.wait(10)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import TOKEN
+from tests.helpers import wait_for
 from tests.ollama_standin import OllamaStandIn
 
 
@@ -218,9 +220,13 @@ def test_storage_shows_disk_partials_and_what_each_deletion_really_frees(ollama,
     assert frees["alone:latest"] == 0 and frees["alone-copy:latest"] == 0
     # base and variant share the weights blob: deleting either frees only its own config.
     assert frees["base:latest"] < 4000 and frees["variant:latest"] < 4000
+    shared = {m["name"]: (m["shared_with"], m["shared_bytes"]) for m in report["models"]}
+    assert "variant:latest" in shared["base:latest"][0] and shared["base:latest"][1] >= 4000
+    assert "alone:latest" in shared["alone-copy:latest"][0]
     reasons = {(s["reason"], s["name"]) for s in report["suggestions"]}
-    assert ("largest", "alone:latest") in reasons
-    assert ("copy", "alone-copy:latest") in reasons
+    # alone-copy is the later name of the same model; two models that free anything are too
+    # few for one of them to be unusually large.
+    assert reasons == {("copy", "alone-copy:latest")}
     assert ("copy", "base:latest") not in reasons  # different manifests, a shared blob only
 
 
@@ -238,7 +244,7 @@ def test_models_not_loaded_for_n_days_are_suggested_and_loading_one_clears_it(ol
     ollama.seed("old", [100], modified_at=datetime.now() - timedelta(days=30))
     ollama.seed("fresh", [100], family="qwen2")
     client = make_host().app.test_client()
-    headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
 
     def unused():
         report = client.get("/api/v2/ai/ollama/storage", headers=headers).get_json()
@@ -280,7 +286,7 @@ def test_the_disk_check_never_holds_a_pull_request_for_long(ollama, ollama_api, 
     ollama.publish("huge", [1 << 62])
     status, task = ollama_api("post", "/ollama/pulls", json={"name": "huge"})
     assert status == 202
-    wait_task(task["id"], lambda t: t["message"] == "pulling manifest")
+    wait_task(task["id"], lambda t: (t["message_i18n"] or {}).get("key") == "ollama.pull.status.manifest")
     # Only the task's own pull is connected: the disk check closed its stream when it gave up.
     connections = [c for c in psutil.Process().net_connections("tcp")
                    if c.raddr and c.raddr.port == ollama.port and c.status == psutil.CONN_ESTABLISHED]
@@ -328,7 +334,7 @@ def test_cancel_closes_a_pull_that_waits_on_a_silent_stream(ollama, ollama_api, 
     ollama.publish("slow", [1_000_000])
     status, task = ollama_api("post", "/ollama/pulls", json={"name": "slow"})
     assert status == 202
-    wait_task(task["id"], lambda t: t["message"] == "pulling manifest")
+    wait_task(task["id"], lambda t: (t["message_i18n"] or {}).get("key") == "ollama.pull.status.manifest")
     assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
     # The stream is closed at once rather than when Ollama next speaks.
     assert wait_task(task["id"], timeout=10)["status"] == "cancelled"
@@ -341,7 +347,7 @@ def test_a_bad_number_in_the_settings_falls_back_to_its_default_with_a_warning(o
     ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_UNUSED_DAYS", "nan")
     client = make_host().app.test_client()
     response = client.get("/api/v2/ai/ollama/storage",
-                          headers={"Authorization": "Bearer test-admin-token-0123456789"})
+                          headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["unused_days"] == 30
     warned = " ".join(r.getMessage() for r in caplog.records)
@@ -385,3 +391,99 @@ def test_only_ollamas_own_error_text_goes_back_in_details(ollama, ollama_api):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def models_of(ollama):
+    """The stand-in's own view of its models: name → (digest, size)."""
+    return {m["name"]: (m["digest"], m["size"]) for m in ollama.tags()["models"]}
+
+
+def test_a_copy_onto_a_name_in_use_is_refused_and_the_model_there_is_unchanged(ollama, ollama_api):
+    ollama.seed("qwen2.5:0.5b", [379_000], family="qwen2")
+    ollama.seed("qwen2.5:7b", [4_400_000], family="qwen2")
+    before = models_of(ollama)
+    for destination in ("qwen2.5:7b", "QWEN2.5:7B", "library/qwen2.5:7b"):
+        status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": destination})
+        assert status == 409 and error["error"]["code"] == "model_exists", error
+        details = error["error"]["details"]
+        assert details["name"] == "qwen2.5:7b" and details["size"] == before["qwen2.5:7b"][1]
+        assert "qwen2.5:7b" in error["error"]["message"] and "destination" in details["fields"]
+    assert models_of(ollama) == before
+    assert ("POST", "/api/copy") not in ollama.requests  # Ollama was never asked to copy
+    status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": "qwen2.5:7b"},
+                               headers={"Accept-Language": "zh-CN"})
+    assert status == 409 and "已有名为 qwen2.5:7b 的模型" in error["error"]["message"]
+    status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": "qwen2.5:0.5b"})
+    assert status == 400 and error["error"]["code"] == "same_name"
+    status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy",
+                               json={"destination": "qwen2.5:7b", "overwrite": "yes"})
+    assert status == 400 and "overwrite" in error["error"]["details"]["fields"]
+    assert models_of(ollama) == before
+
+    # Asked for, the replacement happens: the name now holds the copied model.
+    assert ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy",
+                      json={"destination": "qwen2.5:7b", "overwrite": True})[0] == 204
+    after = models_of(ollama)
+    assert after["qwen2.5:7b"] == before["qwen2.5:0.5b"] and after["qwen2.5:0.5b"] == before["qwen2.5:0.5b"]
+
+
+def test_pulling_a_name_the_server_has_says_it_updates_that_model(ollama, ollama_api, wait_task):
+    ollama.seed("llama3.2", [1000])
+    ollama.publish("llama3.2", [2000])
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "llama3.2"})
+    assert status == 202
+    assert any("llama3.2:latest" in w and "updates" in w for w in task["warnings"]), task["warnings"]
+    assert wait_task(task["id"])["status"] == "succeeded"
+    status, task = ollama_api("post", "/ollama/pulls", json={"name": "llama3.2"}, headers={"Accept-Language": "zh-CN"})
+    assert any("更新" in w for w in task["warnings"])
+
+
+def test_a_download_being_written_counts_as_a_partial_download(ollama, ollama_api, wait_task):
+    """Ollama records a part's progress in its part file only when the part ends, so during a
+    download the part files say 0; the partial blob's blocks on disk show what is there."""
+    ollama.part_size = 100_000_000  # as Ollama's: the whole blob is one part
+    ollama.pull_speed = 1_000_000
+    ollama.publish("big", [8_000_000])
+    task = ollama_api("post", "/ollama/pulls", json={"name": "big"})[1]
+    wait_task(task["id"], lambda t: (t["completed"] or 0) > 1_000_000)
+    status, report = ollama_api("get", "/ollama/storage")
+    assert status == 200
+    [partial] = report["partial_downloads"]
+    # (The part file holds only what the disk check's short look at the pull left.)
+    assert partial["recorded"] < 1_000_000 <= partial["bytes"] < 8_000_000
+    assert partial["active"] and partial["size"] == 8_000_000
+    assert report["partial_bytes"] == partial["bytes"] and report["partial_active"] == 1
+    assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
+    assert wait_task(task["id"])["status"] == "cancelled"
+    # Cut off, Ollama records in the part file what was written.
+    wait_for(lambda: ollama_api("get", "/ollama/storage")[1]["partial_downloads"][0]["recorded"] >= 1_000_000,
+             5, what="the part file recording the bytes written")
+
+
+def test_only_real_outliers_are_suggested_and_shared_blobs_count_once(ollama, ollama_api, tmp_path):
+    for name, size in (("small-a", 10_000), ("small-b", 12_000), ("small-c", 11_000), ("huge", 200_000)):
+        ollama.seed(name, [size])
+    weights = ["sha256:" + "b" * 64]
+    ollama.seed("twin-a", [50_000], layers=weights, family="llama")
+    ollama.seed("twin-b", [50_000], layers=weights, family="mistral")
+    report = ollama_api("get", "/ollama/storage")[1]
+    assert report["endpoint"] == "local"
+    large = [s for s in report["suggestions"] if s["reason"] == "large"]
+    assert [s["name"] for s in large] == ["huge:latest"]
+    assert large[0]["frees"] > 3 * large[0]["typical"]
+    rows = {m["name"]: m for m in report["models"]}
+    # Each twin frees only its own config: the weights stay while the other uses them.
+    assert rows["twin-a:latest"]["frees"] < 1000 and rows["twin-a:latest"]["shared_bytes"] >= 50_000
+    assert "twin-b:latest" in rows["twin-a:latest"]["shared_with"]
+    assert rows["huge:latest"]["frees"] >= 200_000
+
+    # Models all of a size have no outlier, however large they are; and each server's
+    # suggestions are its own.
+    with OllamaStandIn(tmp_path / "even") as even:
+        for name in ("one", "two", "three", "four"):
+            even.seed(name, [5_000_000_000 + len(name)])
+        assert ollama_api("post", "/ollama/endpoints", json={
+            "name": "even", "url": even.url, "models_dir": str(even.state_dir)})[0] == 201
+        report = ollama_api("get", "/ollama/storage?endpoint=even")[1]
+    assert report["endpoint"] == "even" and report["suggestions"] == []
+    assert {m["name"] for m in report["models"]} == {"one:latest", "two:latest", "three:latest", "four:latest"}

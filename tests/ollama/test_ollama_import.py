@@ -175,7 +175,7 @@ def test_a_cancelled_import_deletes_its_upload(ollama, import_dir, client, auth_
     ollama.create_delay = 60.0
     response = upload(client, auth_headers, gguf(1 << 18))
     task_id = response.get_json()["id"]
-    wait_task(task_id, lambda t: t["message"] == "parsing GGUF")
+    wait_task(task_id, lambda t: (t["message_i18n"] or {}).get("key") == "ollama.import.status.parsing")
     # A second upload of the same model joins the running import without storing its file.
     assert upload(client, auth_headers, gguf(1 << 16)).get_json()["id"] == task_id
     assert len(list((data_dir / "ollama-uploads").iterdir())) == 1
@@ -206,3 +206,52 @@ def test_an_upload_takes_its_template_and_parameters_from_the_query_string(
         response = upload(client, auth_headers, gguf(1 << 16), urlencode({"name": "x", "parameters": bad}))
         assert response.status_code == 400, bad
     assert len(ollama.create_log) == 1
+
+
+def test_an_import_onto_a_name_in_use_is_refused_before_anything_is_read(
+        ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir):
+    ollama.seed("my-model", [7_000])
+    before = {m["name"]: (m["digest"], m["size"]) for m in ollama.tags()["models"]}
+    (import_dir / "m.gguf").write_bytes(gguf(1 << 16))
+    status, error = ollama_api("post", "/ollama/imports", json={"name": "My-Model", "path": "m.gguf"})
+    assert status == 409 and error["error"]["code"] == "model_exists"
+    assert error["error"]["details"]["name"] == "my-model:latest" and "name" in error["error"]["details"]["fields"]
+    response = upload(client, auth_headers, gguf(1 << 16))
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "model_exists"
+    assert ollama_api("get", "/tasks")[1]["tasks"] == []
+    assert not (data_dir / "ollama-uploads").exists() or not list((data_dir / "ollama-uploads").iterdir())
+    assert {m["name"]: (m["digest"], m["size"]) for m in ollama.tags()["models"]} == before
+
+    response = upload(client, auth_headers, gguf(1 << 16), "name=my-model&overwrite=true")
+    assert response.status_code == 202, response.get_json()
+    assert wait_task(response.get_json()["id"])["status"] == "succeeded"
+    assert {m["name"]: m["digest"] for m in ollama.tags()["models"]}["my-model:latest"] != before["my-model:latest"][0]
+
+
+def test_an_import_started_while_ollama_was_away_asks_before_it_creates(ollama, import_dir, ollama_api, wait_task):
+    """With Ollama away the name cannot be checked at the start; the import asks again right
+    before it creates the model, so a name taken meanwhile is not replaced either."""
+    (import_dir / "m.gguf").write_bytes(gguf(1 << 16))
+    port = ollama.port
+    ollama.stop()
+    status, task = ollama_api("post", "/ollama/imports", json={"name": "late", "path": "m.gguf"})
+    assert status == 202
+    assert wait_task(task["id"])["status"] == "interrupted"
+    ollama.seed("late", [5_000])
+    before = {m["name"]: m["digest"] for m in ollama.tags()["models"]}
+    ollama.start(port)
+    assert ollama_api("post", f"/tasks/{task['id']}/retry")[0] == 200
+    task = wait_task(task["id"])
+    assert task["status"] == "failed" and task["error"]["details"]["code"] == "model_exists"
+    assert task["error"]["i18n"]["key"] == "ollama.error.model_exists"
+    assert {m["name"]: m["digest"] for m in ollama.tags()["models"]} == before
+    assert not [body for body in ollama.create_log if body.get("model") == "late:latest"]
+
+
+def test_an_empty_import_names_every_missing_field(ollama, import_dir, ollama_api):
+    status, error = ollama_api("post", "/ollama/imports", json={"name": "", "path": ""})
+    assert status == 400 and error["error"]["code"] == "validation_error"
+    assert set(error["error"]["details"]["fields"]) == {"name", "path"}
+    assert "name" in error["error"]["message"] and "path" in error["error"]["message"]
+    status, error = ollama_api("post", "/ollama/imports", json={})
+    assert status == 400 and set(error["error"]["details"]["fields"]) == {"name", "path"}

@@ -3,11 +3,10 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import TOKEN
 from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-TOKEN = "test-admin-token-0123456789"
 
 
 @pytest.fixture
@@ -69,6 +68,7 @@ def test_models_can_be_searched_loaded_copied_and_deleted_with_what_it_frees(ser
 
     page.locator('tr[data-model="qwen2:0.5b"] [data-action=load]').click()
     load = page.locator("#ollama-load-dialog")
+    expect(load.locator(".ollama-dialog-model")).to_contain_text("qwen2:0.5b")
     load.locator("[name=keep_alive]").select_option("forever")
     load.locator("[name=cpu_only]").check()
     load.locator("[data-action=load]").click()
@@ -79,12 +79,41 @@ def test_models_can_be_searched_loaded_copied_and_deleted_with_what_it_frees(ser
     running.locator("[data-action=unload]").click()
     expect(page.locator(".ollama-running-empty")).to_be_visible()
 
-    page.locator('tr[data-model="llama3.2:latest"] [data-action=copy]').click()
+    # A copy onto a name in use asks first, in the dialog, and refusing keeps the model there.
+    llama = {m["name"]: m for m in standin.tags()["models"]}["llama3.2:latest"]
+    page.evaluate("() => { window.confirm = function () { window.confirmed = true; return true; }; }")
+    page.locator('tr[data-model="qwen2:0.5b"] [data-action=copy]').click()
     copy = page.locator("#ollama-copy-dialog")
+    expect(copy.locator(".ollama-dialog-model")).to_contain_text("qwen2:0.5b")
+    expect(copy.locator("[name=destination]")).to_have_value("qwen2-copy:0.5b")  # the tag is kept
+    copy.locator("[name=destination]").fill("llama3.2")
+    copy.locator("[data-action=copy]").click()
+    confirm = copy.locator(".ollama-confirm")
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("llama3.2:latest")
+    expect(confirm).to_contain_text("2.9 MiB")
+    confirm.locator("[data-action=keep]").click()
+    expect(confirm).to_be_hidden()
+    after = {m["name"]: m for m in standin.tags()["models"]}["llama3.2:latest"]
+    assert (after["digest"], after["size"]) == (llama["digest"], llama["size"])
+    expect(page.locator('.ollama-model-table tr[data-model="llama3.2:latest"] .ollama-size')).to_have_text("2.9 MiB")
+    assert page.evaluate("window.confirmed === undefined")  # asked in the dialog, not by window.confirm
+
     copy.locator("[name=destination]").fill("mine")
     copy.locator("[data-action=copy]").click()
     expect(page.locator('.ollama-model-table tr[data-model="mine:latest"]')).to_be_visible()
     expect(page.locator('.ollama-suggestions li[data-reason="copy"]').first).to_be_visible()
+
+    # The dialog opens clean for the next model; replacing is possible once confirmed.
+    page.locator('tr[data-model="llama3.2:latest"] [data-action=copy]').click()
+    expect(copy.locator(".ollama-dialog-model")).to_contain_text("llama3.2:latest")
+    expect(copy.locator("[name=destination]")).to_have_value("llama3.2-copy:latest")
+    expect(confirm).to_be_hidden()
+    copy.locator("[name=destination]").fill("mine")
+    copy.locator("[data-action=copy]").click()
+    confirm.locator("[data-action=overwrite]").click()
+    expect(copy).to_be_hidden()
+    expect(page.locator('.ollama-model-table tr[data-model="mine:latest"] .ollama-size')).to_have_text("2.9 MiB")
 
     page.locator('tr[data-model="mine:latest"] [data-action=delete]').click()
     delete = page.locator("#ollama-delete-dialog")
@@ -107,36 +136,164 @@ def test_an_unreachable_server_shows_a_banner_and_the_page_still_works(served, s
     expect(page.locator('#ollama-endpoints tr[data-endpoint="local"]')).to_contain_text("Unreachable")
 
 
-def test_the_import_dialog_uploads_a_gguf_with_progress(served, standin, page, tmp_path):
+def test_the_import_dialog_starts_clean_names_missing_fields_and_asks_before_replacing(served, standin, page, tmp_path):
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"GGUF" + bytes(2 << 20))
+    standin.seed("taken", [9_000])
+    taken = standin.tags()["models"][0]
     open_page(page, served, standin)
     page.click("#ollama-import-open")
     dialog = page.locator("#ollama-import-dialog")
+    # No import folder is configured, so there is no path field to fill in.
+    expect(dialog.locator("[name=path]")).to_have_count(0)
+    expect(dialog.locator(".ollama-no-import-folder")).to_be_visible()
+    dialog.locator("[data-action=start]").click()
+    expect(dialog.locator("[data-form-error]")).to_have_text("Check these fields: Model name, Upload a file.")
+    expect(dialog.locator('.ai-field-error[data-field="name"]')).to_be_visible()
+    expect(dialog.locator('.ai-field-error[data-field="file"]')).to_be_visible()
+
     dialog.locator("[name=name]").fill("tiny-import")
     dialog.locator("[name=file]").set_input_files(str(gguf))
     dialog.locator("[data-action=start]").click()
     expect(dialog).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(dialog.locator(".ollama-import-state")).to_contain_text("100.0%")
+    expect(dialog.locator(".ollama-followed")).to_have_text("Importing tiny-import:latest")
     dialog.locator("button[value=close]").click()
     expect(page.locator('.ollama-model-table tr[data-model="tiny-import:latest"]')).to_be_visible()
 
+    # Opened again, nothing of the last import is left.
+    page.click("#ollama-import-open")
+    expect(dialog.locator("[name=name]")).to_have_value("")
+    expect(dialog.locator(".ollama-import-state")).to_have_text("")
+    expect(dialog.locator("progress")).to_be_hidden()
+    expect(dialog.locator("[data-form-error]")).to_be_hidden()
+    # A name in use is not replaced without asking, and nothing is sent meanwhile.
+    dialog.locator("[name=name]").fill("taken")
+    dialog.locator("[name=file]").set_input_files(str(gguf))
+    dialog.locator("[data-action=start]").click()
+    expect(dialog.locator(".ollama-confirm")).to_contain_text("taken:latest")
+    dialog.locator(".ollama-confirm [data-action=keep]").click()
+    # A new error stands alone: no "100.0%" or "Done" of an earlier import beside it.
+    dialog.locator("[name=name]").fill("bad name!")
+    dialog.locator("[data-action=start]").click()
+    expect(dialog.locator("[data-form-error]")).to_contain_text("Model name")
+    expect(dialog.locator(".ollama-import-state")).to_have_text("")
+    expect(dialog).not_to_have_attribute("data-status", "succeeded")
+    assert [m for m in standin.tags()["models"] if m["name"] == "taken:latest"] == [taken]
+
 
 def test_servers_are_added_with_their_version_and_removed_and_bad_input_is_explained(served, standin, page, tmp_path):
+    for name, size in (("small-a", 10_000), ("small-b", 12_000), ("small-c", 11_000), ("huge", 300_000)):
+        standin.seed(name, [size])
+    weights = ["sha256:" + "c" * 64]
+    standin.seed("twin-a", [40_000], layers=weights, family="qwen2")
+    standin.seed("twin-b", [40_000], layers=weights, family="mistral")
     with OllamaStandIn(tmp_path / "old", version="0.5.1") as old:
+        for name in ("one", "two", "three"):
+            old.seed(name, [20_000])
         open_page(page, served, standin)
+        suggestions = page.locator(".ollama-suggestions li")
+        expect(suggestions).to_have_count(1)
+        expect(suggestions.first).to_have_attribute("data-reason", "large")
+        expect(suggestions.first).to_contain_text("huge:latest is unusually large")
+        # Models that share blobs say what deleting each really frees, and with whom they share.
+        twin = page.locator('.ollama-storage-models tr[data-model="twin-a:latest"]')
+        expect(twin.locator(".ollama-shared")).to_contain_text("twin-b:latest")
+        assert "39.1 KiB" not in twin.locator(".ollama-frees").inner_text()
+
         form = page.locator("#ollama-endpoint-form")
         form.locator("[name=name]").fill("old-box")
         form.locator("[name=url]").fill("http://a b:1")
         form.locator("button[type=submit]").click()
-        expect(form.locator(".ollama-form-error")).to_contain_text("is not a host name")
+        expect(form.locator(".ollama-form-error")).to_have_text("Check these fields: Address.")
+        expect(form.locator('.ai-field-error[data-field="url"]')).to_contain_text("is not an address")
         form.locator("[name=url]").fill(old.url)
+        form.locator("[name=models_dir]").fill(str(old.state_dir))
         form.locator("button[type=submit]").click()
         row = page.locator('#ollama-endpoints tr[data-endpoint="old-box"]')
         expect(row).to_contain_text("Online · 0.5.1")
         expect(row.locator(".ollama-warning").first).to_contain_text("0.5.5")
-        expect(page.locator('#ollama-endpoint option[value="old-box"]')).to_have_count(1)
+        expect(form.locator(".ai-field-error")).to_have_count(0)
+
+        # The suggestions belong to the server picked, and follow the pick.
+        page.select_option("#ollama-endpoint", "old-box")
+        expect(page.locator(".ollama-storage-endpoint")).to_have_text("on old-box")
+        expect(page.locator(".ollama-storage-models tbody tr")).to_have_count(3)
+        expect(suggestions).to_have_count(0)
+        expect(page.locator(".ollama-suggestions-empty")).to_be_visible()
+        page.select_option("#ollama-endpoint", "local")
+        expect(page.locator(".ollama-storage-endpoint")).to_have_text("on local")
+        expect(suggestions).to_have_count(1)
         row.locator("[data-action=remove]").click()
         expect(row).to_have_count(0)
+
+
+def test_downloads_stay_in_view_with_progress_speed_and_cancel_after_a_reload(served, standin, page):
+    standin.pull_speed = 200_000
+    standin.part_size = 100_000_000  # as Ollama's parts: the part files say 0 while it downloads
+    standin.manifest_delay = 1.0     # the request waits for the disk check a moment
+    standin.publish("slow", [30_000_000])
+    standin.publish("other", [30_000_000])
+    panel = open_page(page, served, standin)
+    page.click("#ollama-pull-open")
+    dialog = page.locator("#ollama-pull-dialog")
+    dialog.locator("[name=name]").fill("slow")
+    start = dialog.locator("[data-action=start]")
+    start.click()
+    expect(start).to_have_attribute("aria-busy", "true")
+    expect(start).not_to_have_attribute("aria-busy", "true", timeout=10_000)
+    # The dialog follows the model, in bytes done of the total; no layer digest.
+    expect(dialog.locator(".ollama-followed")).to_have_text("Downloading slow:latest")
+    expect(dialog.locator(".ollama-pull-state")).to_contain_text("MiB of 28.6 MiB", timeout=10_000)
+    expect(dialog.locator(".ollama-pull-state")).to_contain_text("/s")
+    assert "pulling" not in dialog.locator(".ollama-pull-state").inner_text()
+    dialog.locator("button[value=close]").click()
+
+    strip = page.locator("#ollama-downloads")
+    expect(strip.locator('tr[data-model="slow:latest"]')).to_be_visible()
+    page.click("#ollama-pull-open")
+    expect(dialog.locator("[name=name]")).to_have_value("")  # a new download starts clean
+    expect(dialog.locator(".ollama-pull-state")).to_have_text("")
+    dialog.locator("[name=name]").fill("other")
+    dialog.locator("[data-action=start]").click()
+    expect(dialog.locator(".ollama-followed")).to_have_text("Downloading other:latest")
+    dialog.locator("button[value=close]").click()
+    expect(strip.locator("tbody tr")).to_have_count(2)
+
+    # After a reload both are still there, live, with speed and Cancel; storage counts them.
+    page.reload()
+    rows = strip.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    slow = strip.locator('tr[data-model="slow:latest"]')
+    expect(slow.locator(".ollama-task-speed")).to_contain_text("/s")
+    expect(slow.locator(".ollama-task-state")).to_have_text("Downloading slow:latest")
+    first = slow.locator(".ollama-task-bytes").inner_text()
+    expect(slow.locator(".ollama-task-bytes")).not_to_have_text(first, timeout=10_000)
+    expect(page.locator('[data-fact="partial"]')).to_contain_text("2 downloads being written now")
+    assert not page.locator('[data-fact="partial"]').inner_text().startswith("0 B")
+
+    slow.locator("[data-action=cancel]").click()
+    expect(slow).to_have_attribute("data-status", "cancelled")
+    expect(slow.locator("[data-action=retry]")).to_be_visible()
+    slow.locator("[data-action=dismiss]").click()
+    expect(rows).to_have_count(1)
+    # While the panel cannot be reached, what the rows said is unknown, not "running".
+    other = strip.locator('tr[data-model="other:latest"] .ollama-task-state')
+    badge = page.locator('#ollama-endpoints tr[data-endpoint="local"] .ai-badge')
+    panel.stop()
+    expect(page.locator("#ai-connection")).to_be_visible(timeout=15_000)
+    expect(other).to_have_text("Unknown")
+    expect(badge).to_have_text("Unknown")
+    panel.start()
+    expect(page.locator("#ai-connection")).to_be_hidden(timeout=30_000)
+    expect(badge).to_have_text("Online · 0.12.6")
+    expect(other).to_have_text("Downloading other:latest", timeout=15_000)
+    # In Chinese the row reads in Chinese.
+    page.goto(panel.url + "/ai/ollama/?lang=zh-CN")
+    expect(strip.locator('tr[data-model="other:latest"] .ollama-task-state')).to_have_text("正在下载 other:latest")
+    standin.pull_speed = 100_000_000
+    expect(strip).to_be_hidden(timeout=30_000)
+    expect(page.locator('.ollama-model-table tr[data-model="other:latest"]')).to_be_visible()
 
 
 def test_the_download_dialog_cancels_and_retries_from_where_it_stopped(served, standin, page):
@@ -148,9 +305,10 @@ def test_the_download_dialog_cancels_and_retries_from_where_it_stopped(served, s
     dialog.locator("[name=name]").fill("slow")
     dialog.locator("[data-action=start]").click()
     expect(dialog.locator(".ollama-pull-state")).to_contain_text("/s", timeout=10_000)
+    expect(dialog.locator("[data-action=cancel]")).to_have_text("Cancel")
     dialog.locator("[data-action=cancel]").click()
     expect(dialog).to_have_attribute("data-status", "cancelled")
-    expect(dialog.locator("[data-action=retry]")).to_be_visible()
+    expect(dialog.locator("[data-action=retry]")).to_have_text("Retry")
     standin.pull_speed = 100_000_000
     dialog.locator("[data-action=retry]").click()
     expect(dialog).to_have_attribute("data-status", "succeeded", timeout=30_000)

@@ -124,8 +124,11 @@ def test_a_cut_pull_resumes_from_its_partial_file_after_a_restart(tmp_path):
     standin.stop()
     (partial,) = (state / "blobs").glob("*-partial")
     assert partial.stat().st_size == 5_000_000  # sized in full before the download, as Ollama does
-    part = json.loads(partial.with_name(partial.name + "-0").read_text())
-    assert set(part) == {"N", "Offset", "Size", "Completed"} and 300_000 < part["Completed"] < 5_000_000
+    parts = [json.loads(path.read_text()) for path in partial.parent.glob(partial.name + "-*")]
+    assert len(parts) == 16 and all(set(part) == {"N", "Offset", "Size", "Completed"} for part in parts)
+    assert sum(part["Size"] for part in parts) == 5_000_000
+    assert 300_000 < sum(part["Completed"] for part in parts) < 5_000_000
+    assert partial.stat().st_blocks * 512 >= 300_000  # the bytes written are on disk
 
     with OllamaStandIn(state, pull_speed=50_000_000) as again:
         again.publish("big", [5_000_000])
@@ -169,3 +172,30 @@ def test_replies_go_out_without_waiting_for_more_data(standin):
         with standin._lock:
             (connection,) = standin._connections
         assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_part_file_says_what_its_part_holds_only_when_the_part_ends(standin):
+    """As Ollama's parts (100 MB or more) do: while a part downloads its file still says 0, and
+    only the partial blob's blocks on disk show the bytes written."""
+    standin.part_size = 100_000_000
+    standin.pull_speed = 1_000_000
+    standin.publish("big", [3_000_000])
+    with httpx.stream("POST", standin.url + "/api/pull", json={"model": "big"}) as response:
+        for line in response.iter_lines():
+            if json.loads(line).get("completed", 0) > 500_000:
+                (partial,) = standin.blobs.glob("*-partial")
+                (part,) = standin.blobs.glob("*-partial-0")
+                assert json.loads(part.read_text())["Completed"] == 0
+                assert partial.stat().st_blocks * 512 >= 500_000
+                break
+    standin.stop()  # returns once the cut download has recorded its progress
+    assert json.loads(part.read_text())["Completed"] > 500_000
+
+
+def test_a_copy_replaces_its_destination_without_a_word_as_ollamas_does(standin):
+    standin.seed("small", [1_000])
+    standin.seed("large", [9_000], family="qwen2")
+    before = {m["name"]: m["digest"] for m in standin.tags()["models"]}
+    assert httpx.post(standin.url + "/api/copy", json={"source": "small", "destination": "large"}).text == ""
+    after = {m["name"]: m["digest"] for m in standin.tags()["models"]}
+    assert after["large:latest"] == before["small:latest"] != before["large:latest"]
