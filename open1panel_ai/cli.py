@@ -50,8 +50,6 @@ def _serve(args: argparse.Namespace) -> int:
     from open1panel_ai.standalone import auth
     from open1panel_ai.standalone.server import check_settings, serve
 
-    # What the panel creates (its data, configs, an MCP server's files) is its own to read.
-    os.umask(private.UMASK)
     settings = Settings.from_environ()
     try:
         private.repair(settings.data_dir)
@@ -68,6 +66,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = settings.get("host")
     print(f"open1panel-ai {__version__} on http://{host}:{settings.get('port')}/ "
           f"(data in {settings.data_dir})", flush=True)
+    # What the panel creates from here on (its data, configs, an MCP server's files) is its
+    # own to read.
+    os.umask(private.UMASK)
     serve(settings)
     return 0
 

@@ -59,7 +59,8 @@ def regular_file(run, outside):
 
 def run_folder_is_a_link(run, outside):
     run.rmdir()
-    (outside / "elsewhere").mkdir(mode=0o755)
+    (outside / "elsewhere").mkdir()
+    (outside / "elsewhere").chmod(0o755)  # whatever the process's umask
     run.symlink_to(outside / "elsewhere")
     return lambda: run.is_symlink() and list((outside / "elsewhere").iterdir()) == [] \
         and stat.S_IMODE((outside / "elsewhere").stat().st_mode) == 0o755
