@@ -170,6 +170,17 @@ def public(text: object) -> dict[str, object] | None:
     return text.public() if isinstance(text, Message) else None
 
 
+def human_bytes(count: int) -> str:
+    """``count`` bytes as a person reads them (``4.4 GiB``), for sentences the server writes;
+    the units read the same in every language of the panel."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
 def titles(key: str) -> dict[str, str]:
     """``key`` in every language, for places that pick the language later (menu items)."""
     return {language: translate(key, language) for language in LANGUAGES}

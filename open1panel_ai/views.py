@@ -3,14 +3,11 @@ landing page."""
 
 from __future__ import annotations
 
-import logging
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 from flask import Response, current_app, g, jsonify, render_template, request
 
 from open1panel_ai import __version__, errors, i18n
 from open1panel_ai.openapi import build_spec
+from open1panel_ai.overview import overview_of
 from open1panel_ai.schemas import (
     TASK_ID,
     OverviewSchema,
@@ -22,16 +19,6 @@ from open1panel_ai.schemas import (
 from open1panel_ai.i18n import Message
 from open1panel_ai.tasks import TaskConflict
 from open1panel_ai.web import API_PREFIX, blueprint, current_ai, in_language, operation, request_language
-
-log = logging.getLogger(__name__)
-
-#: MCP server statuses the overview counts as failing: they are not serving, and not by choice.
-MCP_FAILING = ("error", "unhealthy", "restarting")
-#: ... and as on their way up or down.
-MCP_CHANGING = ("starting", "stopping")
-#: The most Ollama servers the overview asks at the same time.
-PARALLEL_ENDPOINTS = 8
-
 
 @blueprint.before_request
 def _require_user():
@@ -96,68 +83,8 @@ def overview():
     composed are in the reader's language. It asks every Ollama server, so it costs a moment:
     pages fetch it when something changed (a task, an MCP server), not on a timer."""
     context = current_ai()
-    providers = context.providers.status(request_language())
-    usable = {p["kind"]: p["usable"] for p in providers}
-    parts = {"ollama": _ollama_overview, "mcp": _mcp_overview,
-             "gpu": lambda service: service.summary(), "domain": lambda service: service.summary()}
-    result: dict[str, Any] = {"version": __version__, "providers": providers,
-                              "plugin_errors": dict(context.host.plugin_errors)}
-    for kind, build in parts.items():
-        service = context.services.get(kind)
-        result[kind] = None
-        if service is None or not usable.get(kind):
-            continue
-        try:
-            result[kind] = build(service)
-        except Exception:  # one feature's failure must not hide the others' health
-            log.exception("the overview of the %s feature failed", kind)
-    return in_language(result, request_language())
-
-
-def _ollama_overview(service: Any) -> dict[str, Any]:
-    """Each Ollama server with its model count and loaded models, asked at the same time."""
-
-    def one(endpoint: dict[str, Any]) -> dict[str, Any]:
-        entry = {"name": endpoint["name"], "url": endpoint["url"], "reachable": False,
-                 "error": None, "models": None, "loaded": None, "loaded_models": []}
-        try:
-            models = service.models(endpoint["name"])
-            running = service.running(endpoint["name"])
-        except errors.ApiError as exc:
-            entry["error"] = exc.message
-            return entry
-        entry.update(reachable=True, models=len(models), loaded=len(running),
-                     loaded_models=[model.get("name", "") for model in running])
-        return entry
-
-    endpoints = service.endpoints()
-    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_ENDPOINTS, len(endpoints)))) as pool:
-        listed = list(pool.map(one, endpoints))
-    return {"state": "ready" if all(e["reachable"] for e in listed) else "attention",
-            "endpoints": listed}
-
-
-def _mcp_overview(service: Any) -> dict[str, Any]:
-    """The MCP servers counted by state, the failing ones named with their last error."""
-    servers = service.servers()
-    failing = [{"id": s["id"], "name": s["name"], "status": s["status"],
-                "error": s.get("last_error"), "error_i18n": s.get("last_error_i18n")}
-               for s in servers if s["status"] in MCP_FAILING]
-    unisolated = []
-    for server in servers:
-        isolation = server.get("isolation")
-        if server["status"] == "stopped" or not isolation or isolation["mode"] == "sandbox":
-            continue
-        missing = [layer for layer in isolation["layers"] if not layer["applied"]]
-        first = missing[0] if missing else {}
-        unisolated.append({"id": server["id"], "name": server["name"], "mode": isolation["mode"],
-                           "missing": [layer["name"] for layer in missing],
-                           **{key: first.get(key) for key in ("reason", "reason_i18n", "fix", "fix_i18n")}})
-    return {"state": "attention" if failing or unisolated else "ready", "total": len(servers),
-            "running": sum(1 for s in servers if s["status"] == "running"),
-            "stopped": sum(1 for s in servers if s["status"] == "stopped"),
-            "changing": sum(1 for s in servers if s["status"] in MCP_CHANGING),
-            "failing": failing, "unisolated": unisolated}
+    language = request_language()
+    return in_language(overview_of(context, context.providers.status(language)), language)
 
 
 @blueprint.get(API_PREFIX + "/openapi.json")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from open1panel_ai import errors
-from open1panel_ai.i18n import Message
+from open1panel_ai.i18n import Message, human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -294,15 +294,6 @@ def _epoch(stamp: str) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC).timestamp()
     except (AttributeError, ValueError):
         return 0.0
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
 
 
 #: Every built-in rule, in the order the page lists them.

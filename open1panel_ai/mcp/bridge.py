@@ -46,7 +46,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from open1panel_ai.mcp import logfile
-from open1panel_ai.mcp.urls import MASK
+from open1panel_ai.mcp.urls import MASK, host_patterns
 from open1panel_ai.providers import describe_error
 
 log = logging.getLogger("open1panel_ai.mcp.bridge")
@@ -71,38 +71,6 @@ _FORWARDED = (
 
 class UpstreamFailed(Exception):
     """The MCP server could not be started or reached; the text says why."""
-
-
-def loopback_hosts() -> list[str]:
-    """Host header patterns always accepted: the loopback names on any port."""
-    return ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-
-
-def host_patterns(config: Mapping[str, Any]) -> list[str]:
-    """The Host header values the bridge accepts: loopback, its bind address, bound domains."""
-    hosts = loopback_hosts()
-    bind = config["bind_host"]
-    if bind not in ("0.0.0.0", "::"):
-        hosts += [bind, f"{bind}:*"]
-    else:
-        hosts += _interface_hosts()
-    for name in config.get("allowed_hosts", []):
-        hosts += [name, f"{name}:*"]
-    return hosts
-
-
-def _interface_hosts() -> list[str]:
-    """Every address of this machine's interfaces, for a bridge bound to all of them."""
-    import psutil
-
-    hosts = []
-    for addresses in psutil.net_if_addrs().values():
-        for address in addresses:
-            if address.family.name in ("AF_INET", "AF_INET6"):
-                ip = address.address.split("%")[0]
-                ip = f"[{ip}]" if ":" in ip else ip
-                hosts += [ip, f"{ip}:*"]
-    return hosts
 
 
 def _origins(hosts: list[str]) -> list[str]:

@@ -19,7 +19,7 @@ from marshmallow import (
 from open1panel_ai.i18n import Message
 from open1panel_ai.mcp import sandbox
 from open1panel_ai.mcp.clients import CLIENTS
-from open1panel_ai.schemas import JSONBoolean, Pattern
+from open1panel_ai.schemas import JSONBoolean, Pattern, TranslatableSchema
 
 STATES = ("starting", "running", "unhealthy", "restarting", "stopping", "stopped", "error")
 TRANSPORTS = ("streamable-http", "sse")
@@ -228,20 +228,13 @@ class MCPEndpointsSchema(Schema):
     sse = fields.String(allow_none=True)
 
 
-class MCPMessageSchema(Schema):
-    """A message the server composed: a catalog key and the values that fill it in."""
-
-    key = fields.String(required=True)
-    params = fields.Dict(required=True)
-
-
 class MCPLayerSchema(Schema):
     name = fields.String(required=True, validate=validate.OneOf(sandbox.LAYERS))
     applied = fields.Boolean(required=True)
     reason = fields.String(allow_none=True, metadata={"description": "Why not, when not (English)."})
-    reason_i18n = fields.Nested(MCPMessageSchema, allow_none=True)
+    reason_i18n = fields.Nested(TranslatableSchema, allow_none=True)
     fix = fields.String(allow_none=True, metadata={"description": "What would apply it (English)."})
-    fix_i18n = fields.Nested(MCPMessageSchema, allow_none=True)
+    fix_i18n = fields.Nested(TranslatableSchema, allow_none=True)
 
 
 class MCPIsolationSchema(Schema):
@@ -283,7 +276,7 @@ class MCPServerSchema(Schema):
     last_error = fields.String(allow_none=True, metadata={
         "description": "Why it last went down or cannot start, in a few readable lines (English); "
                        "short whatever the server wrote (4 lines of 160 characters at most)."})
-    last_error_i18n = fields.Nested(MCPMessageSchema, allow_none=True, metadata={
+    last_error_i18n = fields.Nested(TranslatableSchema, allow_none=True, metadata={
         "description": "The same as a catalog key and its values, for a page in another language."})
     profile = fields.Nested(MCPProfileSchema, required=True)
     sessions = fields.String(required=True, validate=validate.OneOf(SESSION_MODES))
@@ -384,4 +377,4 @@ class MCPCommandCheckSchema(Schema):
         "description": "The file the program resolves to; null when it cannot be run."})
     warning = fields.String(allow_none=True, metadata={
         "description": "Why it cannot be run and how to fix it (in the reader's language); null when it can."})
-    warning_i18n = fields.Nested(MCPMessageSchema, allow_none=True)
+    warning_i18n = fields.Nested(TranslatableSchema, allow_none=True)

@@ -1,4 +1,5 @@
-"""URLs of MCP servers: where a bridge is reached, and remote URLs as they may be shown.
+"""URLs of MCP servers: where a bridge is reached, the Host headers it accepts, and remote URLs
+as they may be shown.
 
 A remote server's URL can carry a credential in its userinfo (``https://user:pass@host``) or
 its query string (``?api_key=…``). Routes and logs show :func:`masked` instead of the URL.
@@ -6,6 +7,8 @@ its query string (``?api_key=…``). Routes and logs show :func:`masked` instead
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 #: What replaces a hidden userinfo or query string.
@@ -40,3 +43,35 @@ def masked(url: str | None) -> str | None:
         netloc = f"{MASK}@{netloc}"
     query = MASK if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def loopback_hosts() -> list[str]:
+    """Host header patterns always accepted: the loopback names on any port."""
+    return ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+
+
+def host_patterns(config: Mapping[str, Any]) -> list[str]:
+    """The Host header values the bridge accepts: loopback, its bind address, bound domains."""
+    hosts = loopback_hosts()
+    bind = config["bind_host"]
+    if bind not in ("0.0.0.0", "::"):
+        hosts += [bind, f"{bind}:*"]
+    else:
+        hosts += _interface_hosts()
+    for name in config.get("allowed_hosts") or []:
+        hosts += [name, f"{name}:*"]
+    return hosts
+
+
+def _interface_hosts() -> list[str]:
+    """Every address of this machine's interfaces, for a bridge bound to all of them."""
+    import psutil
+
+    hosts = []
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family.name in ("AF_INET", "AF_INET6"):
+                ip = address.address.split("%")[0]
+                ip = f"[{ip}]" if ":" in ip else ip
+                hosts += [ip, f"{ip}:*"]
+    return hosts

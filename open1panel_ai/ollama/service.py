@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from open1panel_ai import errors
-from open1panel_ai.i18n import Message
+from open1panel_ai.i18n import Message, human_bytes
 from open1panel_ai.ollama import address, imports, names, pull, storage
 from open1panel_ai.ollama.imports import FILES_VERSION, ImportTask, check_in_folder, version_tuple
 from open1panel_ai.ollama.pull import PullProgress, PullTask
@@ -361,7 +361,7 @@ class OllamaService:
                     free, _ = storage.disk_usage(found["models_dir"])
                     raise errors.InsufficientStorage(
                         Message("ollama.error.insufficient_storage", name=model,
-                                needed=storage.human_bytes(needed), free=storage.human_bytes(free),
+                                needed=human_bytes(needed), free=human_bytes(free),
                                 folder=found["models_dir"]),
                         details={"needed": needed, "free": free, "models_dir": found["models_dir"]})
                 if warning:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from open1panel_ai.i18n import Message
+from open1panel_ai.i18n import Message, human_bytes
 from open1panel_ai.ollama.names import DEFAULT_HOST, DEFAULT_NAMESPACE
 
 #: Warn before a pull that would leave less than this much free space.
@@ -37,17 +37,6 @@ def disk_usage(models_dir: str | None) -> tuple[int, int] | None:
         return None
     usage = shutil.disk_usage(models_dir)
     return usage.free, usage.total
-
-
-def human_bytes(count: int) -> str:
-    """``count`` bytes as a person reads them (``4.4 GiB``), for sentences the server writes;
-    the units read the same in every language of the panel."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
 
 
 def fit_check(models_dir: str | None, needed: int) -> tuple[bool, Message | None]:

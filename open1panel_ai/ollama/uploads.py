@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from open1panel_ai import errors
-from open1panel_ai.i18n import Message
-from open1panel_ai.ollama.storage import human_bytes
+from open1panel_ai.i18n import Message, human_bytes
 
 CHUNK = 1 << 20
 #: With no margin set, the disk keeps this much free, or a twentieth of it on a smaller disk.

@@ -19,17 +19,10 @@ import httpx
 import pytest
 
 from open1panel_ai.config import Settings
-from open1panel_ai.ownership import LOCK_FILE, Ownership
+from open1panel_ai.ownership import LOCK_FILE
 from open1panel_ai.standalone.host import create_host
 from tests.helpers import wait_for
-
-
-def lock_is_free(data_dir) -> bool:
-    claim = Ownership(data_dir)
-    try:
-        return claim.try_acquire()
-    finally:
-        claim.release()
+from tests.multiprocess.test_ownership import lock_is_free
 
 
 def context_of(host):

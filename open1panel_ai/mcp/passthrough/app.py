@@ -47,6 +47,7 @@ from open1panel_ai.mcp.passthrough.relay import (
     one_line,
 )
 from open1panel_ai.mcp.passthrough.streams import Exchange, SseSession, StreamableSession
+from open1panel_ai.mcp.urls import host_patterns
 
 log = logging.getLogger("open1panel_ai.mcp.passthrough")
 
@@ -79,38 +80,6 @@ PING_EVERY = 15.0
 _UNAUTHORIZED = dumps({"error": {"code": "unauthorized",
                                  "message": "Send 'Authorization: Bearer <server token>'."}})
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def loopback_hosts() -> list[str]:
-    """Host header patterns always accepted: the loopback names on any port."""
-    return ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-
-
-def host_patterns(config: Mapping[str, Any]) -> list[str]:
-    """The Host header values the bridge accepts: loopback, its bind address, bound domains."""
-    hosts = loopback_hosts()
-    bind = config["bind_host"]
-    if bind not in ("0.0.0.0", "::"):
-        hosts += [bind, f"{bind}:*"]
-    else:
-        hosts += _interface_hosts()
-    for name in config.get("allowed_hosts") or []:
-        hosts += [name, f"{name}:*"]
-    return hosts
-
-
-def _interface_hosts() -> list[str]:
-    """Every address of this machine's interfaces, for a bridge bound to all of them."""
-    import psutil
-
-    hosts = []
-    for addresses in psutil.net_if_addrs().values():
-        for address in addresses:
-            if address.family.name in ("AF_INET", "AF_INET6"):
-                ip = address.address.split("%")[0]
-                ip = f"[{ip}]" if ":" in ip else ip
-                hosts += [ip, f"{ip}:*"]
-    return hosts
 
 
 def _matches(value: str, patterns: list[str]) -> bool:
