@@ -24,8 +24,10 @@ def main(argv: list[str]) -> int:
     if options and len(chosen) != 1:
         print(f"options go to one benchmark; {', '.join(chosen)} match", file=sys.stderr)
         return 2
-    print(f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
     failed = False
     for name in chosen:
         print(f"\n== {name}", flush=True)

@@ -53,8 +53,7 @@ def _first_line(url: str, headers: dict, models: list[str]) -> float:
     samples = []
     for model in models:
         started = time.perf_counter()
-        with httpx.stream("POST", url + "/api/pull", headers=headers, json={"model": model},
-                          timeout=60) as response:
+        with httpx.stream("POST", url + "/api/pull", headers=headers, json={"model": model}, timeout=60) as response:
             lines = response.iter_lines()
             next(lines)
             samples.append(time.perf_counter() - started)
@@ -73,8 +72,10 @@ def _timed(action, times: int = APPLIES) -> float:
 
 
 def _row(what: str, baseline: tuple[str, float], measured: tuple[str, float]) -> None:
-    print(f"{what}: {baseline[0]} {baseline[1]:.2f} ms | {measured[0]} {measured[1]:.2f} ms | "
-          f"ratio {measured[1] / baseline[1]:.2f}")
+    print(
+        f"{what}: {baseline[0]} {baseline[1]:.2f} ms | {measured[0]} {measured[1]:.2f} ms | "
+        f"ratio {measured[1] / baseline[1]:.2f}"
+    )
 
 
 def main() -> None:
@@ -88,9 +89,14 @@ def main() -> None:
         nginx = NginxServer(root / "nginx").start()
         caddy = CaddyServer(root / "caddy").start()
         try:
-            binding = ProxyBinding(id="bench", domains=(DOMAIN,), target_kind="ollama",
-                                   upstream=Upstream("http", "127.0.0.1", ollama.port),
-                                   auth_mode="bearer", token=TOKEN)
+            binding = ProxyBinding(
+                id="bench",
+                domains=(DOMAIN,),
+                target_kind="ollama",
+                upstream=Upstream("http", "127.0.0.1", ollama.port),
+                auth_mode="bearer",
+                token=TOKEN,
+            )
             via_nginx = NginxProvider(nginx.settings(root / "data"))
             via_caddy = CaddyProvider(caddy.settings(root / "data"))
             via_nginx.apply(binding)
@@ -109,17 +115,26 @@ def main() -> None:
 
             first_direct = _first_line(ollama.url, {}, models[0:3])
             print("first line of a streamed pull (0.6 s of progress), median of 3")
-            _row("  nginx", ("direct", first_direct),
-                 ("through the binding", _first_line(nginx_url, headers, models[3:6])))
-            _row("  caddy", ("direct", first_direct),
-                 ("through the binding", _first_line(caddy_url, headers, models[6:9])))
+            _row(
+                "  nginx",
+                ("direct", first_direct),
+                ("through the binding", _first_line(nginx_url, headers, models[3:6])),
+            )
+            _row(
+                "  caddy",
+                ("direct", first_direct),
+                ("through the binding", _first_line(caddy_url, headers, models[6:9])),
+            )
 
             for n in range(OTHER_SITES):
                 other = replace(binding, id=f"other{n}", domains=(f"site{n}.example.test",))
                 via_nginx.site_path(other.id).write_text(via_nginx.preview(other))
                 via_caddy.apply(other)
-            test_only = _timed(lambda: subprocess.run(
-                [via_nginx.binary, "-c", str(via_nginx.main_conf), "-t"], capture_output=True, check=True))
+            test_only = _timed(
+                lambda: subprocess.run(
+                    [via_nginx.binary, "-c", str(via_nginx.main_conf), "-t"], capture_output=True, check=True
+                )
+            )
             apply = _timed(lambda: via_nginx.apply(binding))
             print(f"one apply with {OTHER_SITES} other bindings, median of {APPLIES}")
             _row("  nginx", ("nginx -t alone", test_only), ("apply with reload", apply))

@@ -62,8 +62,10 @@ def nvml_versus_nvidia_smi() -> None:
     devices = len(provider.sample()["devices"])
     nvml = timed(provider.sample, 200)
     smi = timed(nvidia_smi_xml, 10)
-    print(f"{devices} GPU(s): NVML sample {nvml * 1e3:.2f} ms, nvidia-smi -q -x + parse "
-          f"{smi * 1e3:.1f} ms -> NVML is {smi / nvml:.0f}x cheaper")
+    print(
+        f"{devices} GPU(s): NVML sample {nvml * 1e3:.2f} ms, nvidia-smi -q -x + parse "
+        f"{smi * 1e3:.1f} ms -> NVML is {smi / nvml:.0f}x cheaper"
+    )
 
 
 class _Listening:
@@ -88,8 +90,13 @@ def sampler_cpu(provider, store_dir: str) -> tuple[float, int]:
     settings = Settings({"gpu_interval": "1", "gpu_history_interval": "1", "data_dir": store_dir})
     store = Store(os.path.join(store_dir, f"bench-{provider.name}.sqlite3"))
     realtime = _Listening()
-    context = SimpleNamespace(settings=settings, store=store, realtime=realtime, services={},
-                              providers=SimpleNamespace(get=lambda kind: provider))
+    context = SimpleNamespace(
+        settings=settings,
+        store=store,
+        realtime=realtime,
+        services={},
+        providers=SimpleNamespace(get=lambda kind: provider),
+    )
     service = GPUService(context)
     before, start = time.process_time(), time.monotonic()
     service.start()
@@ -136,8 +143,10 @@ def sampler_costs() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             fake, pushes = sampler_cpu(NvmlProvider({}), folder)
-            print(f"nvml provider (fake 3-GPU NVML): {fake * 100:.3f}% over {pushes} samples "
-                  f"-> {fake / baseline:.2f}x the baseline")
+            print(
+                f"nvml provider (fake 3-GPU NVML): {fake * 100:.3f}% over {pushes} samples "
+                f"-> {fake / baseline:.2f}x the baseline"
+            )
     finally:
         if real_pynvml is not None:
             sys.modules["pynvml"] = real_pynvml

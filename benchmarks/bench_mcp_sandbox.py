@@ -31,8 +31,14 @@ class Child:
     """One stdio server, spoken to line by line."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None) -> None:
-        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.next_id = 0
 
     def ask(self, method: str, params: dict) -> dict:
@@ -46,8 +52,10 @@ class Child:
                 return answer
 
     def initialize(self) -> None:
-        self.ask("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                "clientInfo": {"name": "bench", "version": "1"}})
+        self.ask(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        )
         self.process.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
         self.process.stdin.flush()
 
@@ -85,8 +93,12 @@ def measure(argv: list[str], env: dict[str, str] | None) -> dict[str, float]:
         latencies.append(time.perf_counter() - began)
     rss = child.rss()
     child.close()
-    return {"start_ms": statistics.median(starts) * 1000, "p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": statistics.quantiles(latencies, n=100)[98] * 1000, "rss_mib": rss / 2**20}
+    return {
+        "start_ms": statistics.median(starts) * 1000,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": statistics.quantiles(latencies, n=100)[98] * 1000,
+        "rss_mib": rss / 2**20,
+    }
 
 
 def main() -> int:
@@ -98,15 +110,29 @@ def main() -> int:
     try:
         run_dir = work / "run"
         run_dir.mkdir()
-        launch = sandbox.plan("benchmark", SERVER, {}, None, sandbox.Profile(), uid=sandbox.UID_BASE,
-                              host=host, homes_dir=work / "homes", run_dir=run_dir, hidden=[work / "data"])
+        launch = sandbox.plan(
+            "benchmark",
+            SERVER,
+            {},
+            None,
+            sandbox.Profile(),
+            uid=sandbox.UID_BASE,
+            host=host,
+            homes_dir=work / "homes",
+            run_dir=run_dir,
+            hidden=[work / "data"],
+        )
         baseline = measure(SERVER, dict(os.environ))
         boxed = measure(launch.argv, launch.env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"mcp-server-time over stdio, {STARTS} starts, {CALLS} tools/call; sandbox: {launch.mode}")
     print(f"{'':24}{'as it is':>12}{'sandboxed':>12}{'ratio':>8}")
-    for key, label in (("start_ms", "start to initialize, ms"), ("p50_ms", "tools/call p50, ms"),
-                       ("p99_ms", "tools/call p99, ms"), ("rss_mib", "memory (tree), MiB")):
+    for key, label in (
+        ("start_ms", "start to initialize, ms"),
+        ("p50_ms", "tools/call p50, ms"),
+        ("p99_ms", "tools/call p99, ms"),
+        ("rss_mib", "memory (tree), MiB"),
+    ):
         print(f"{label:24}{baseline[key]:>12.2f}{boxed[key]:>12.2f}{boxed[key] / baseline[key]:>8.2f}")
     return 0

@@ -19,10 +19,10 @@ import httpx
 import psutil
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(TESTS))  # the stand-in and the panel fixture of the tests, imported below
 
-import ollama_standin
-from conftest import ServedPanel
+import ollama_standin  # noqa: E402
+from conftest import ServedPanel  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789abcdefghijklmnop"
 LAYER = 40_000_000
@@ -86,8 +86,9 @@ def relay_versus_direct(workdir: Path) -> None:
     ollama_standin.TICK = 0.005  # 200 progress lines a second: the relay works hard
     standin = ollama_standin.OllamaStandIn(workdir / "models", pull_speed=LAYER / 2.0).start()
     standin.publish("bench", [LAYER])
-    panel = ServedPanel(workdir / "panel", env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url},
-                        with_test_plugin=False).start()
+    panel = ServedPanel(
+        workdir / "panel", env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url}, with_test_plugin=False
+    ).start()
     try:
         direct_wall, direct_cpu, lines = direct_pull(standin)
         forget(standin)
@@ -97,8 +98,10 @@ def relay_versus_direct(workdir: Path) -> None:
         panel.stop()
         standin.stop()
     print(f"direct: {lines} lines in {direct_wall:.2f} s wall, {direct_cpu:.3f} s CPU")
-    print(f"relayed: {events} task events in {relay_wall:.2f} s wall, {relay_cpu:.3f} s panel CPU "
-          f"(events coalesced to at most 4 a second)")
+    print(
+        f"relayed: {events} task events in {relay_wall:.2f} s wall, {relay_cpu:.3f} s panel CPU "
+        f"(events coalesced to at most 4 a second)"
+    )
     print(f"ratio wall relayed/direct: {relay_wall / direct_wall:.2f}")
     print(f"ratio CPU panel/direct reader: {relay_cpu / max(direct_cpu, 1e-6):.2f}")
 
@@ -108,16 +111,19 @@ def listing(workdir: Path) -> None:
     standin = ollama_standin.OllamaStandIn(workdir / "many").start()
     for index in range(LIST_MODELS):
         standin.seed(f"model{index}:q{index % 4}", [1000 + index])
-    panel = ServedPanel(workdir / "panel-list", env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url},
-                        with_test_plugin=False).start()
+    panel = ServedPanel(
+        workdir / "panel-list", env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url}, with_test_plugin=False
+    ).start()
     try:
         with httpx.Client(timeout=60) as client:
+
             def direct():
                 assert len(client.get(standin.url + "/api/tags").json()["models"]) == LIST_MODELS
 
             def through_panel():
-                response = client.get(panel.url + "/api/v2/ai/ollama/models",
-                                      headers={"Authorization": f"Bearer {TOKEN}"})
+                response = client.get(
+                    panel.url + "/api/v2/ai/ollama/models", headers={"Authorization": f"Bearer {TOKEN}"}
+                )
                 assert len(response.json()["models"]) == LIST_MODELS
 
             direct_s = timed(direct, LIST_REPEAT)
@@ -125,8 +131,10 @@ def listing(workdir: Path) -> None:
     finally:
         panel.stop()
         standin.stop()
-    print(f"/api/tags: {direct_s * 1000:.1f} ms; panel: {panel_s * 1000:.1f} ms; "
-          f"ratio panel/direct: {panel_s / direct_s:.2f}")
+    print(
+        f"/api/tags: {direct_s * 1000:.1f} ms; panel: {panel_s * 1000:.1f} ms; "
+        f"ratio panel/direct: {panel_s / direct_s:.2f}"
+    )
 
 
 def timed(call, repeat: int) -> float:

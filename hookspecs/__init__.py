@@ -1,9 +1,13 @@
 """The contract between an open1panel host, its plugins, and their provider plugins.
 
-Only markers, hook specifications and typing protocols live here: no Flask app, no I/O.
+Only markers, hook specifications, typing protocols and the typed values they exchange live
+here: no Flask app, no I/O, and nothing of any plugin.
 
 - :mod:`hookspecs.panel` is what a host offers any plugin (``panel_*`` hooks).
-- :mod:`hookspecs.ai` is what the AI plugin offers provider plugins (``ai_*`` hooks).
+- :mod:`hookspecs.ai` is what the AI plugin offers provider plugins (``ai_*`` hooks) and the
+  provider protocols.
+- :mod:`hookspecs.ollama`, :mod:`hookspecs.mcp`, :mod:`hookspecs.gpu`, :mod:`hookspecs.domain`
+  hold every value that crosses a provider method, and :mod:`hookspecs.errors` the errors.
 
 A plugin marks its implementations with :data:`hookimpl`::
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from open1panel_ai import features
 from open1panel_ai.openapi import build_spec
 from open1panel_ai.web import API_PREFIX, MAX_JSON_BODY
 
@@ -24,17 +25,16 @@ COMMAND = "python -m open1panel_ai.apidocs > docs/api.md"
 TAG_TITLES = {
     "status": "Status and the API document",
     "tasks": "Background tasks",
-    "ollama": "Ollama models",
-    "mcp": "MCP servers",
-    "gpu": "GPU monitoring",
-    "domains": "Domain bindings",
-    "alerts": "Alerts",
+    **{
+        feature.api_tag: feature.api_title or feature.api_tag for feature in features.load().values() if feature.api_tag
+    },
 }
 #: Statuses every operation can answer; the head says so once instead of every table.
 EVERYWHERE = {"401", "500"}
 #: Which guide explains each tag's feature in words.
-TAG_GUIDES = {"ollama": "ollama.md", "mcp": "mcp.md", "gpu": "gpu.md", "domains": "domains.md",
-              "alerts": "alerts.md"}
+TAG_GUIDES = {
+    feature.api_tag: feature.guide for feature in features.load().values() if feature.api_tag and feature.guide
+}
 
 HEAD = f"""\
 # The HTTP API
@@ -145,8 +145,11 @@ def spec_of_this_plugin() -> dict[str, Any]:
 
     others = sorted({ep.name for ep in entry_points(group="open1panel.plugins")} - {"ai"})
     with tempfile.TemporaryDirectory() as data_dir:
-        environ = {"OPEN1PANEL_AI_DATA_DIR": data_dir, "OPEN1PANEL_AI_DISABLED_PLUGINS": ",".join(others),
-                   **{f"OPEN1PANEL_AI_{kind}_PROVIDER": "none" for kind in ("OLLAMA", "MCP", "GPU", "DOMAIN")}}
+        environ = {
+            "OPEN1PANEL_AI_DATA_DIR": data_dir,
+            "OPEN1PANEL_AI_DISABLED_PLUGINS": ",".join(others),
+            **{f"OPEN1PANEL_AI_{kind}_PROVIDER": "none" for kind in ("OLLAMA", "MCP", "GPU", "DOMAIN")},
+        }
         host = create_host(Settings.from_environ(environ))
         try:
             return build_spec(host.app)
@@ -164,8 +167,7 @@ def render(spec: Mapping[str, Any]) -> str:
     tags = [t for t in TAG_TITLES if t in by_tag] + sorted(set(by_tag) - set(TAG_TITLES))
     out = [HEAD, "## Routes\n"]
     for tag in tags:
-        links = ", ".join(f"[`{m.upper()} {p}`](#{anchor(f'{m.upper()} {p}')})"
-                          for p, m, _ in _in_order(by_tag[tag]))
+        links = ", ".join(f"[`{m.upper()} {p}`](#{anchor(f'{m.upper()} {p}')})" for p, m, _ in _in_order(by_tag[tag]))
         out.append(f"- **[{TAG_TITLES.get(tag, tag)}](#{anchor(TAG_TITLES.get(tag, tag))})**: {links}")
     out.append("")
     for tag in tags:
@@ -175,8 +177,10 @@ def render(spec: Mapping[str, Any]) -> str:
         for path, method, operation in _in_order(by_tag[tag]):
             out.append(_operation(path, method, operation, schemas))
     out.append("## Schemas\n")
-    out.append("The objects the routes take and return. Fields marked *read-only* only appear "
-               "in answers; *write-only* fields are accepted and never shown again.\n")
+    out.append(
+        "The objects the routes take and return. Fields marked *read-only* only appear "
+        "in answers; *write-only* fields are accepted and never shown again.\n"
+    )
     for name in sorted(schemas):
         out.append(f"### {name} object\n")
         out.append(_fields(schemas[name], schemas))
@@ -199,9 +203,11 @@ def _operation(path: str, method: str, operation: Mapping[str, Any], schemas: Ma
         lines.append("| parameter | in | type | required | notes |\n|---|---|---|---|---|")
         for parameter in parameters:
             schema = parameter.get("schema", {})
-            lines.append(f"| `{parameter['name']}` | {parameter['in']} | {_type(schema)} | "
-                         f"{'yes' if parameter.get('required') else 'no'} | "
-                         f"{_notes(schema, parameter.get('description'))} |")
+            lines.append(
+                f"| `{parameter['name']}` | {parameter['in']} | {_type(schema)} | "
+                f"{'yes' if parameter.get('required') else 'no'} | "
+                f"{_notes(schema, parameter.get('description'))} |"
+            )
         lines.append("")
     for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
         body = content.get("schema", {})
@@ -224,9 +230,10 @@ def _answer(status: str, content: Mapping[str, Any]) -> str:
     """A success answer in words: a JSON answer by its type, any other by its media type."""
     if not content:
         return "no body" if status == "204" else "not described"
-    return "; ".join(_type(media["schema"]) if media_type == "application/json"
-                     else f"`{media_type}` ({_type(media['schema'])})"
-                     for media_type, media in content.items())
+    return "; ".join(
+        _type(media["schema"]) if media_type == "application/json" else f"`{media_type}` ({_type(media['schema'])})"
+        for media_type, media in content.items()
+    )
 
 
 def _fields(schema: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
@@ -238,8 +245,10 @@ def _fields(schema: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
     required = set(schema.get("required", []))
     lines = ["| field | type | required | notes |", "|---|---|---|---|"]
     for field, spec in properties.items():
-        lines.append(f"| `{field}` | {_type(spec)} | {'yes' if field in required else 'no'} | "
-                     f"{_notes(spec, spec.get('description'))} |")
+        lines.append(
+            f"| `{field}` | {_type(spec)} | {'yes' if field in required else 'no'} | "
+            f"{_notes(spec, spec.get('description'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -23,12 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8788)")
     serve.add_argument("--data-dir", help="where the database, logs and tokens live")
     serve.set_defaults(run=_serve)
-    # A feature may add commands: its feature module's add_commands(subparsers) adds parsers
-    # whose defaults set run=<function taking the parsed arguments and returning an exit code>.
-    for feature in features.load().values():
-        add_commands = getattr(feature, "add_commands", None)
-        if add_commands is not None:
-            add_commands(commands)
+    # A feature may add commands: its Feature's add_commands(subparsers) adds parsers whose
+    # defaults set run=<function taking the parsed arguments and returning an exit code>.
+    features.add_commands(commands, features.load())
     return parser
 
 
@@ -61,11 +58,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"open1panel-ai: {inert(exc, lines=True)}", file=sys.stderr)
         return 2
     if created:
-        print(f"Admin token (shown once; also stored in {settings.data_dir / auth.TOKEN_FILE}):\n"
-              f"  {token}", flush=True)
+        print(f"Admin token (shown once; also stored in {settings.data_dir / auth.TOKEN_FILE}):\n  {token}", flush=True)
     host = settings.get("host")
-    print(f"open1panel-ai {__version__} on http://{host}:{settings.get('port')}/ "
-          f"(data in {settings.data_dir})", flush=True)
+    print(
+        f"open1panel-ai {__version__} on http://{host}:{settings.get('port')}/ (data in {settings.data_dir})",
+        flush=True,
+    )
     # What the panel creates from here on (its data, configs, an MCP server's files) is its
     # own to read.
     os.umask(private.UMASK)

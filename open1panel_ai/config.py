@@ -55,7 +55,7 @@ class Settings:
         values = dict(DEFAULTS)
         for key, value in environ.items():
             if key.startswith(ENV_PREFIX) and key not in SECRET_VARIABLES:
-                values[key[len(ENV_PREFIX):].lower()] = value
+                values[key[len(ENV_PREFIX) :].lower()] = value
         values.setdefault("data_dir", str(default_data_dir()))
         values["data_dir"] = str(Path(values["data_dir"]).expanduser())
         return cls(values)

@@ -11,13 +11,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from hookspecs.ai import PROVIDER_KINDS
 from hookspecs.panel import PanelHost, PanelUser
 from open1panel_ai import private
 from open1panel_ai.config import Settings
+from open1panel_ai.features import Feature
 from open1panel_ai.ownership import Ownership
 from open1panel_ai.providers import ProviderRegistry
 from open1panel_ai.realtime import Realtime, sign_message_queue
@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "open1panel-ai.sqlite3"
 
+T = TypeVar("T")
+
 
 class AIContext:
     """Everything the feature services share, created at ``panel_startup``."""
 
-    def __init__(self, host: PanelHost, settings: Settings,
-                 features: Mapping[str, ModuleType] | None = None) -> None:
+    def __init__(self, host: PanelHost, settings: Settings, features: Mapping[str, Feature] | None = None) -> None:
         if settings.get("redis_url"):
             check_socket_path(host.data_dir)  # before anything opens, as processes share it
         self.host = host
@@ -48,11 +49,14 @@ class AIContext:
         # process of this data dir signed, before anything is published or received.
         sign_message_queue(host.socketio, self.data_dir)
         self.store = Store(self.data_dir / DATABASE_NAME)
-        self.realtime = Realtime(host.socketio)
+        self.realtime = Realtime(
+            host.socketio, [topic for feature in self.features.values() for topic in feature.topics]
+        )
         self.tasks = TaskRunner(self.store, self._publish_task, workers=settings.get_int("task_workers"))
         provider_settings = {**settings.values, "data_dir": str(self.data_dir)}
         self.providers = ProviderRegistry(
-            host.plugin_manager, provider_settings,
+            host.plugin_manager,
+            provider_settings,
             {kind: settings.provider_choice(kind) for kind in PROVIDER_KINDS},
         )
         #: The claim on the data dir's owner lock; None when this is the only process.
@@ -106,6 +110,8 @@ class AIContext:
         Flask response); None when it is, and answers itself."""
         if self._owner:
             return None
+        if self._relay is None:
+            raise RuntimeError("AIContext.start() makes the relay before the API is answered")
         return self._relay.forward(request)
 
     def _take_over(self) -> None:
@@ -123,15 +129,19 @@ class AIContext:
             try:
                 self._become_owner()
             except (Exception, SystemExit):
-                log.exception("process %d could not become the owner of %s; it gives the owner "
-                              "lock up for another process to take, and relays the API",
-                              os.getpid(), self.data_dir)
+                log.exception(
+                    "process %d could not become the owner of %s; it gives the owner "
+                    "lock up for another process to take, and relays the API",
+                    os.getpid(),
+                    self.data_dir,
+                )
                 self._owner = False
                 if self._owner_socket is not None:
                     self._owner_socket.stop()
                     self._owner_socket = None
                 self.tasks.shutdown()
-                self.ownership.release()
+                if self.ownership is not None:  # always set when a lock was taken
+                    self.ownership.release()
 
     def _become_owner(self) -> None:
         """Start the owner's work as a fresh start would."""
@@ -181,6 +191,21 @@ class AIContext:
             # Last, so the next owner starts once this one's children and tasks are put away.
             self.ownership.release()
 
+    def find(self, interface: type[T]) -> T | None:
+        """The running service that offers ``interface`` (one of :mod:`open1panel_ai.interfaces`,
+        listed in its feature's ``offers``); None when no running feature offers it."""
+        for found in self.find_all(interface):
+            return found
+        return None
+
+    def find_all(self, interface: type[T]) -> list[T]:
+        """Every running service that offers ``interface``, in the features' order."""
+        return [
+            self.services[name]
+            for name, feature in self.features.items()
+            if interface in feature.offers and name in self.services
+        ]
+
     def service(self, name: str) -> Any:
         """The running service of feature ``name``; a 503 error when it is not running."""
         from open1panel_ai import errors
@@ -188,8 +213,9 @@ class AIContext:
 
         service = self.services.get(name)
         if service is None:
-            raise errors.UpstreamUnavailable(Message("error.feature_not_running", feature=name),
-                                             code="feature_not_running")
+            raise errors.UpstreamUnavailable(
+                Message("error.feature_not_running", feature=name), code="feature_not_running"
+            )
         return service
 
     def authenticate(self, request: Any, auth: Any = None) -> PanelUser | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ def catalog(language: str) -> dict[str, str]:
     if language not in LANGUAGES:
         raise KeyError(language)
     merged: dict[str, str] = {}
-    for path in [CATALOG_DIR / f"{language}.json",
-                 *sorted(CATALOG_DIR.parent.glob(f"*/translations/{language}.json"))]:
+    for path in [CATALOG_DIR / f"{language}.json", *sorted(CATALOG_DIR.parent.glob(f"*/translations/{language}.json"))]:
         part = json.loads(path.read_text(encoding="utf-8"))
         twice = merged.keys() & part.keys()
         if twice:
@@ -128,12 +128,18 @@ class Message(str):
     def public(self) -> dict[str, object]:
         """Key and values, for a page that renders the message itself: ``{"key", "params"}``.
         Values are sent as text, except numbers (which choose plural forms)."""
-        return {"key": self.key, "params": {
-            name: value if isinstance(value, int | float) and not isinstance(value, bool)
-            else str(_render_value(value, DEFAULT_LANGUAGE))
-            for name, value in self.params.items()}}
+        return {
+            "key": self.key,
+            "params": {
+                name: value
+                if isinstance(value, int | float) and not isinstance(value, bool)
+                else str(_render_value(value, DEFAULT_LANGUAGE))
+                for name, value in self.params.items()
+            },
+        }
 
-    def __reduce__(self):  # a Message survives pickling (and copying) as itself
+    def __reduce__(self) -> tuple[Callable[[str, dict[str, object]], Message], tuple[str, dict[str, object]]]:
+        # A Message survives pickling (and copying) as itself.
         return (_rebuild, (self.key, self.params))
 
 

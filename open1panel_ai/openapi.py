@@ -32,8 +32,10 @@ def build_spec(app: Flask) -> dict:
         version=__version__,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": "AI management for a server panel. Every route needs "
-                             "`Authorization: Bearer <token>` or a signed-in browser session."},
+        info={
+            "description": "AI management for a server panel. Every route needs "
+            "`Authorization: Bearer <token>` or a signed-in browser session."
+        },
         servers=[{"url": API_PREFIX}],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
@@ -43,8 +45,8 @@ def build_spec(app: Flask) -> dict:
         meta = getattr(app.view_functions.get(rule.endpoint), "openapi", None)
         if meta is None or not rule.rule.startswith(API_PREFIX):
             continue
-        path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule[len(API_PREFIX):])
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule[len(API_PREFIX) :])
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(meta, rule.arguments)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
@@ -75,14 +77,15 @@ def _operation(meta: dict, arguments: set[str]) -> dict:
         operation["parameters"].append({"in": "query", "schema": query})
     body = {"application/json": meta["body"]} if meta["body"] is not None else meta["raw_body"]
     if body:
-        operation["requestBody"] = {"required": True, "content": {
-            media_type: {"schema": schema} for media_type, schema in body.items()}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {media_type: {"schema": schema} for media_type, schema in body.items()},
+        }
     success: dict = {"description": "Success."}
     if meta["response"] is not None:
         success["content"] = {"application/json": {"schema": meta["response"]}}
     elif meta["raw_response"]:
-        success["content"] = {media_type: {"schema": schema}
-                              for media_type, schema in meta["raw_response"].items()}
+        success["content"] = {media_type: {"schema": schema} for media_type, schema in meta["raw_response"].items()}
     operation["responses"][str(meta["status"])] = success
     codes = {401, 500, *meta["errors"]}
     if body or query is not None:

@@ -1,7 +1,7 @@
 """The overview: the health of what each usable feature runs, beside each feature's provider.
 
-What the landing page shows (``GET /overview``), built from the features' services through
-their public methods; no Flask here.
+What the landing page shows (``GET /overview``): each feature's part, built from its service
+by the ``overview`` of its :class:`~open1panel_ai.features.Feature`; no Flask here.
 """
 
 from __future__ import annotations
@@ -27,51 +27,72 @@ def overview_of(context: Any, providers: list[dict[str, Any]]) -> dict[str, Any]
     usable feature's part; a feature that is not running, or whose provider cannot be used,
     has None. Reasons and errors are left as Messages for the caller to render."""
     usable = {p["kind"]: p["usable"] for p in providers}
-    parts = {"ollama": _ollama_overview, "mcp": _mcp_overview,
-             "gpu": lambda service: service.summary(), "domain": lambda service: service.summary()}
-    result: dict[str, Any] = {"version": __version__, "providers": providers,
-                              "plugin_errors": dict(context.host.plugin_errors)}
-    for kind, build in parts.items():
-        service = context.services.get(kind)
-        result[kind] = None
-        if service is None or not usable.get(kind):
+    result: dict[str, Any] = {
+        "version": __version__,
+        "providers": providers,
+        "plugin_errors": dict(context.host.plugin_errors),
+    }
+    for feature in context.features.values():
+        if feature.overview is None or feature.kind is None:
+            continue
+        service = context.services.get(feature.name)
+        result[feature.kind] = None
+        if service is None or not usable.get(feature.kind):
             continue
         try:
-            result[kind] = build(service)
+            result[feature.kind] = feature.overview(service)
         except Exception:  # one feature's failure must not hide the others' health
-            log.exception("the overview of the %s feature failed", kind)
+            log.exception("the overview of the %s feature failed", feature.name)
     return result
 
 
-def _ollama_overview(service: Any) -> dict[str, Any]:
+def ollama_overview(service: Any) -> dict[str, Any]:
     """Each Ollama server with its model count and loaded models, asked at the same time."""
 
     def one(endpoint: dict[str, Any]) -> dict[str, Any]:
-        entry = {"name": endpoint["name"], "url": endpoint["url"], "reachable": False,
-                 "error": None, "models": None, "loaded": None, "loaded_models": []}
+        entry = {
+            "name": endpoint["name"],
+            "url": endpoint["url"],
+            "reachable": False,
+            "error": None,
+            "models": None,
+            "loaded": None,
+            "loaded_models": [],
+        }
         try:
             models = service.models(endpoint["name"])
             running = service.running(endpoint["name"])
         except errors.ApiError as exc:
             entry["error"] = exc.message
             return entry
-        entry.update(reachable=True, models=len(models), loaded=len(running),
-                     loaded_models=[model.get("name", "") for model in running])
+        entry.update(
+            reachable=True,
+            models=len(models),
+            loaded=len(running),
+            loaded_models=[model.get("name", "") for model in running],
+        )
         return entry
 
     endpoints = service.endpoints()
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_ENDPOINTS, len(endpoints)))) as pool:
         listed = list(pool.map(one, endpoints))
-    return {"state": "ready" if all(e["reachable"] for e in listed) else "attention",
-            "endpoints": listed}
+    return {"state": "ready" if all(e["reachable"] for e in listed) else "attention", "endpoints": listed}
 
 
-def _mcp_overview(service: Any) -> dict[str, Any]:
+def mcp_overview(service: Any) -> dict[str, Any]:
     """The MCP servers counted by state, the failing ones named with their last error."""
     servers = service.servers()
-    failing = [{"id": s["id"], "name": s["name"], "status": s["status"],
-                "error": s.get("last_error"), "error_i18n": s.get("last_error_i18n")}
-               for s in servers if s["status"] in MCP_FAILING]
+    failing = [
+        {
+            "id": s["id"],
+            "name": s["name"],
+            "status": s["status"],
+            "error": s.get("last_error"),
+            "error_i18n": s.get("last_error_i18n"),
+        }
+        for s in servers
+        if s["status"] in MCP_FAILING
+    ]
     unisolated = []
     for server in servers:
         isolation = server.get("isolation")
@@ -79,11 +100,21 @@ def _mcp_overview(service: Any) -> dict[str, Any]:
             continue
         missing = [layer for layer in isolation["layers"] if not layer["applied"]]
         first = missing[0] if missing else {}
-        unisolated.append({"id": server["id"], "name": server["name"], "mode": isolation["mode"],
-                           "missing": [layer["name"] for layer in missing],
-                           **{key: first.get(key) for key in ("reason", "reason_i18n", "fix", "fix_i18n")}})
-    return {"state": "attention" if failing or unisolated else "ready", "total": len(servers),
-            "running": sum(1 for s in servers if s["status"] == "running"),
-            "stopped": sum(1 for s in servers if s["status"] == "stopped"),
-            "changing": sum(1 for s in servers if s["status"] in MCP_CHANGING),
-            "failing": failing, "unisolated": unisolated}
+        unisolated.append(
+            {
+                "id": server["id"],
+                "name": server["name"],
+                "mode": isolation["mode"],
+                "missing": [layer["name"] for layer in missing],
+                **{key: first.get(key) for key in ("reason", "reason_i18n", "fix", "fix_i18n")},
+            }
+        )
+    return {
+        "state": "attention" if failing or unisolated else "ready",
+        "total": len(servers),
+        "running": sum(1 for s in servers if s["status"] == "running"),
+        "stopped": sum(1 for s in servers if s["status"] == "stopped"),
+        "changing": sum(1 for s in servers if s["status"] in MCP_CHANGING),
+        "failing": failing,
+        "unisolated": unisolated,
+    }

@@ -33,7 +33,8 @@ class Ownership:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / LOCK_FILE
         # Opened without inheritance (Python's default), so no child process keeps the lock.
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        #: None once released, for good.
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         self._held = False
         self._closing = threading.Event()
         self._waiter: threading.Thread | None = None
@@ -47,13 +48,16 @@ class Ownership:
         """Take the lock if nobody holds it; True when this process is (now) the owner."""
         if self._held:
             return True
+        fd = self._fd
+        if fd is None:  # released for good
+            return False
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         self._held = True
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return True
 
     def acquire_later(self, on_acquired: Callable[[], None]) -> None:
@@ -70,8 +74,11 @@ class Ownership:
                     try:
                         on_acquired()
                     except BaseException:
-                        log.exception("process %d could not start as the owner of %s; it gives "
-                                      "the owner lock up", os.getpid(), self.path.parent)
+                        log.exception(
+                            "process %d could not start as the owner of %s; it gives the owner lock up",
+                            os.getpid(),
+                            self.path.parent,
+                        )
                         self.release()
                     return
 
@@ -88,4 +95,3 @@ class Ownership:
         self._held = False
         os.close(self._fd)  # closing the last descriptor of the file releases the lock
         self._fd = None
-

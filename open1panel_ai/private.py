@@ -45,8 +45,13 @@ def _restrict(path: Path, mode: int) -> None:
     if stat.S_IMODE(info.st_mode) & ~mode == 0:
         return
     if info.st_uid != os.geteuid():
-        log.warning("%s is mode %o and owned by uid %d, not this user; make it private (%o)",
-                    path, stat.S_IMODE(info.st_mode), info.st_uid, mode)
+        log.warning(
+            "%s is mode %o and owned by uid %d, not this user; make it private (%o)",
+            path,
+            stat.S_IMODE(info.st_mode),
+            info.st_uid,
+            mode,
+        )
         return
     os.chmod(path, stat.S_IMODE(info.st_mode) & mode)
     log.info("made %s private (mode %o)", path, stat.S_IMODE(info.st_mode) & mode)

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from hookspecs.ai import PROVIDER_KINDS, ProviderUnavailable
+from hookspecs.ai import DEFAULTS, OPTIONAL_MEMBERS, PROVIDER_KINDS
+from hookspecs.errors import ProviderUnavailable
 from open1panel_ai import errors, i18n
 from open1panel_ai.i18n import Message
-
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,21 @@ class Candidate:
 
     name: str
     plugin: str
-    cls: type | None = None
+    #: The provider class a plugin offered (with :func:`with_defaults` applied).
+    cls: Callable[..., Any]
     usable: bool | None = None  # None: not tried
     reason: str | None = None
     fix: str | None = None
     down: Any = None  # the instance whose probe said it cannot work now
 
     def public(self, language: str = i18n.DEFAULT_LANGUAGE) -> dict[str, Any]:
-        return {"name": self.name, "plugin": self.plugin, "usable": self.usable,
-                "reason": i18n.render(self.reason, language), "fix": i18n.render(self.fix, language)}
+        return {
+            "name": self.name,
+            "plugin": self.plugin,
+            "usable": self.usable,
+            "reason": i18n.render(self.reason, language),
+            "fix": i18n.render(self.fix, language),
+        }
 
 
 @dataclass
@@ -85,8 +91,9 @@ class Choice:
 class ProviderRegistry:
     """Finds, chooses and caches one provider instance per kind."""
 
-    def __init__(self, plugin_manager: pluggy.PluginManager, settings: Mapping[str, str],
-                 choices: Mapping[str, str]) -> None:
+    def __init__(
+        self, plugin_manager: pluggy.PluginManager, settings: Mapping[str, str], choices: Mapping[str, str]
+    ) -> None:
         self._pm = plugin_manager
         self._settings = settings
         self._setting_of = dict(choices)
@@ -102,7 +109,9 @@ class ProviderRegistry:
         if not choice.usable:
             raise errors.UpstreamUnavailable(
                 choice.reason or Message("provider.none_usable", kind=_title(kind)),
-                details={"kind": kind, "fix": choice.fix}, code="provider_unavailable")
+                details={"kind": kind, "fix": choice.fix},
+                code="provider_unavailable",
+            )
         return choice.provider
 
     def get_even_if_down(self, kind: str) -> Any:
@@ -133,10 +142,12 @@ class ProviderRegistry:
 
     def _candidates(self, kind: str) -> tuple[list[Candidate], list[dict[str, str]]]:
         hook = getattr(self._pm.hook, f"ai_{kind}_providers")
-        candidates, hook_errors = [], []
-        for impl in reversed(hook.get_hookimpls()):  # pluggy's own call order
+        candidates: list[Candidate] = []
+        hook_errors: list[dict[str, str]] = []
+        for impl, offered_by in self._each_plugin(hook):
             try:
-                offered = impl.function() or []
+                results = offered_by()
+                offered = (results[0] if results else None) or []
             except Exception as exc:
                 log.exception("plugin %s failed in ai_%s_providers", impl.plugin_name, kind)
                 hook_errors.append({"plugin": impl.plugin_name, "error": describe_error(exc)})
@@ -144,11 +155,20 @@ class ProviderRegistry:
             for cls in offered:
                 name = getattr(cls, "name", None)
                 if not isinstance(name, str) or not name:
-                    hook_errors.append({"plugin": impl.plugin_name,
-                                        "error": f"{cls!r} has no 'name' attribute"})
+                    hook_errors.append({"plugin": impl.plugin_name, "error": f"{cls!r} has no 'name' attribute"})
                     continue
-                candidates.append(Candidate(name=name, plugin=impl.plugin_name, cls=cls))
+                candidates.append(Candidate(name=name, plugin=impl.plugin_name, cls=with_defaults(kind, cls)))
         return candidates, hook_errors
+
+    def _each_plugin(self, hook: pluggy.HookCaller) -> list[tuple[Any, Callable[[], list[Any]]]]:
+        """Each plugin's implementation of ``hook``, in pluggy's call order, with a caller that
+        runs it alone through pluggy (its tracing and the plugins' wrappers included), so one
+        plugin that raises does not hide what the others offer."""
+        impls = [impl for impl in hook.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
+        return [
+            (impl, self._pm.subset_hook_caller(hook.name, [other.plugin for other in impls if other is not impl]))
+            for impl in reversed(impls)
+        ]
 
     def _choose(self, kind: str, in_use: Any = None) -> Choice:
         setting = self._setting_of.get(kind, "auto")
@@ -162,10 +182,8 @@ class ProviderRegistry:
             named = [c for c in candidates if c.name == setting]
             if not named:
                 offered = ", ".join(c.name for c in candidates) or "none"
-                choice.reason = Message("provider.not_installed", kind=title, name=setting,
-                                        installed=offered)
-                choice.fix = Message("provider.fix.install_or_auto",
-                                     setting=f"OPEN1PANEL_AI_{kind.upper()}_PROVIDER")
+                choice.reason = Message("provider.not_installed", kind=title, name=setting, installed=offered)
+                choice.fix = Message("provider.fix.install_or_auto", setting=f"OPEN1PANEL_AI_{kind.upper()}_PROVIDER")
                 return choice
             to_try = named[:1]
         else:
@@ -175,23 +193,28 @@ class ProviderRegistry:
             if provider is not None:
                 choice.provider = provider
                 return choice
-        choice.down = next((c.down for c in to_try if c.down is not None and c.down is in_use),
-                           to_try[0].down if len(to_try) == 1 else None)
+        choice.down = next(
+            (c.down for c in to_try if c.down is not None and c.down is in_use),
+            to_try[0].down if len(to_try) == 1 else None,
+        )
         if not candidates:
             choice.reason = Message("provider.none_installed", kind=title)
             choice.fix = Message("provider.fix.install_one", kind=title)
         elif len(to_try) == 1:
             choice.reason, choice.fix = to_try[0].reason, to_try[0].fix
         else:
-            choice.reason = Message("provider.none_can_work", kind=title, reasons=[
-                Message("provider.candidate_reason", name=c.name, reason=c.reason) for c in to_try])
+            choice.reason = Message(
+                "provider.none_can_work",
+                kind=title,
+                reasons=[Message("provider.candidate_reason", name=c.name, reason=c.reason) for c in to_try],
+            )
             choice.fix = next((c.fix for c in to_try if c.fix), None)
         return choice
 
     def _try(self, candidate: Candidate, in_use: Any = None) -> Any:
         """The candidate's provider if its probe passes, else None with the reason recorded.
         ``in_use``, the provider chosen before, is probed itself when it is of this class."""
-        provider = None
+        provider: Any = None
         try:
             provider = in_use if type(in_use) is candidate.cls else candidate.cls(self._settings)
             provider.probe()
@@ -200,13 +223,40 @@ class ProviderRegistry:
             candidate.down = provider
             return None
         except Exception as exc:
-            log.warning("provider %s from %s failed its probe", candidate.name, candidate.plugin,
-                        exc_info=True)
+            log.warning("provider %s from %s failed its probe", candidate.name, candidate.plugin, exc_info=True)
             candidate.usable = False
             candidate.reason = Message("provider.check_failed", error=describe_error(exc))
             return None
         candidate.usable = True
         return provider
+
+
+_completed: dict[tuple[str, type], type] = {}
+_completed_lock = threading.Lock()
+
+
+def with_defaults(kind: str, cls: Any) -> Any:
+    """``cls``, or a subclass of it that adds the defaults of the optional members of its
+    kind's protocol (:data:`hookspecs.ai.DEFAULTS`) that it lacks, so that every provider the
+    panel holds has every member of its protocol. The same class always gets the same subclass,
+    so a provider in use is recognised when it is chosen again."""
+    defaults = DEFAULTS.get(kind)
+    if (
+        defaults is None
+        or not isinstance(cls, type)
+        or issubclass(cls, defaults)
+        or all(hasattr(cls, member) for member in OPTIONAL_MEMBERS.get(kind, ()))
+    ):
+        return cls
+    with _completed_lock:
+        completed = _completed.get((kind, cls))
+        if completed is None:
+            completed = _completed[(kind, cls)] = type(
+                cls.__name__,
+                (cls, defaults),
+                {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__},
+            )
+        return completed
 
 
 def _title(kind: str) -> Message:

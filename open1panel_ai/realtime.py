@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import socketio
@@ -33,6 +33,10 @@ from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
 from open1panel_ai import private
+from open1panel_ai.features import Topic
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from open1panel_ai.context import AIContext
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +50,26 @@ DROP_LOG_INTERVAL = 60
 #: Seconds to wait for the secret file that another process is creating.
 SECRET_WAIT = 2.0
 
-#: Topics a client may subscribe to, as in DESIGN.md.
-TOPIC = re.compile(r"^(?:tasks|gpu|mcp|alerts|task:[A-Za-z0-9_-]{1,64}|mcp:[A-Za-z0-9_-]{1,64}:logs)$")
+#: The topics of the core, beside those each feature declares (its ``Feature.topics``).
+CORE_TOPICS = (Topic("tasks", "tasks"), Topic(r"task:[A-Za-z0-9_-]{1,64}", "task:<id>"))
 
 
 class Realtime:
     """Publishes events to topic rooms and counts who listens to what."""
 
-    def __init__(self, socketio) -> None:
+    def __init__(self, socketio: Any, topics: Iterable[Topic] = ()) -> None:
         self._socketio = socketio
+        #: The topics a client may subscribe to: the core's, then the features'.
+        self.topics = CORE_TOPICS + tuple(topics)
+        self._topic = re.compile("^(?:" + "|".join(topic.pattern for topic in self.topics) + ")$")
         self._lock = threading.Lock()
         self._topics_of: dict[str, set[str]] = {}
         self._listeners: Counter[str] = Counter()
         self._watchers: list[tuple[str, Callable[[str, int], None]]] = []
+
+    def accepts(self, topic: str) -> bool:
+        """Whether ``topic`` is one a client may subscribe to."""
+        return bool(self._topic.match(topic))
 
     def publish(self, event: str, payload: Any, topics: Iterable[str], local: bool = False) -> None:
         """Send ``event`` with ``payload`` to every client subscribed to any of ``topics``.
@@ -116,6 +127,13 @@ class Realtime:
                 callback(topic, count)
 
 
+def _sid() -> str:
+    """The Socket.IO session id of the client whose event is handled: Flask-SocketIO sets it on
+    the request, which Flask's type does not declare."""
+    sid: str = request.sid  # type: ignore[attr-defined]
+    return sid
+
+
 class AINamespace(Namespace):
     """Socket.IO handlers of ``/ai``. One instance per host; state lives in the app."""
 
@@ -123,7 +141,7 @@ class AINamespace(Namespace):
         super().__init__(NAMESPACE)
 
     @staticmethod
-    def _context():
+    def _context() -> AIContext | None:
         from open1panel_ai.web import EXTENSION_KEY
 
         return current_app.extensions.get(EXTENSION_KEY)
@@ -131,32 +149,43 @@ class AINamespace(Namespace):
     def on_connect(self, auth: Any = None) -> None:
         context = self._context()
         if context is None or context.authenticate(request, auth) is None:
-            raise ConnectionRefusedError({"code": "unauthorized",
-                                          "message": "Sign in or send the admin token."})
+            raise ConnectionRefusedError({"code": "unauthorized", "message": "Sign in or send the admin token."})
 
     def on_disconnect(self, reason: Any = None) -> None:
         context = self._context()
         if context is not None:
-            context.realtime.disconnected(request.sid)
+            context.realtime.disconnected(_sid())
 
     def on_subscribe(self, data: Any) -> dict[str, Any]:
         topic = data.get("topic") if isinstance(data, dict) else None
-        if not isinstance(topic, str) or not TOPIC.match(topic):
-            return {"ok": False, "error": {"code": "bad_topic", "message":
-                    "Unknown topic; use tasks, task:<id>, gpu, mcp, mcp:<id>:logs or alerts."}}
+        context = self._context()
+        assert context is not None, "a client gets in through on_connect, which needs the context"
+        realtime = context.realtime
+        if not isinstance(topic, str) or not realtime.accepts(topic):
+            shown = [t.shown for t in realtime.topics]
+            return {
+                "ok": False,
+                "error": {
+                    "code": "bad_topic",
+                    "message": f"Unknown topic; use {', '.join(shown[:-1])} or {shown[-1]}.",
+                },
+            }
         join_room(topic)
-        self._context().realtime.subscribed(request.sid, topic)
+        realtime.subscribed(_sid(), topic)
         return {"ok": True, "topic": topic}
 
     def on_unsubscribe(self, data: Any) -> dict[str, Any]:
         topic = data.get("topic") if isinstance(data, dict) else None
         if isinstance(topic, str):
             leave_room(topic)
-            self._context().realtime.unsubscribed(request.sid, topic)
+            context = self._context()
+            assert context is not None, "a client gets in through on_connect, which needs the context"
+            context.realtime.unsubscribed(_sid(), topic)
         return {"ok": True, "topic": topic}
 
 
 # -- the signed message queue ---------------------------------------------------------------
+
 
 class SignedRedisManager(socketio.RedisManager):
     """python-socketio's Redis message queue, with every message signed (HMAC-SHA256).
@@ -187,8 +216,7 @@ class SignedRedisManager(socketio.RedisManager):
         body = self.json.dumps(data)
         at = int(time.time() * 1000)
         nonce = secrets.token_hex(12)
-        return super()._publish({"signed": body, "at": at, "nonce": nonce,
-                                 "mac": self._mac(at, nonce, body)})
+        return super()._publish({"signed": body, "at": at, "nonce": nonce, "mac": self._mac(at, nonce, body)})
 
     def _listen(self) -> Iterator[dict]:
         for raw in super()._listen():
@@ -203,36 +231,47 @@ class SignedRedisManager(socketio.RedisManager):
             wrapper = json.loads(raw)
             body, at, nonce, mac = wrapper["signed"], wrapper["at"], wrapper["nonce"], wrapper["mac"]
         except (ValueError, TypeError, KeyError):
-            return self._drop("not signed")
-        if not (isinstance(body, str) and type(at) is int and isinstance(nonce, str)
-                and isinstance(mac, str)):
-            return self._drop("not signed")
+            self._drop("not signed")
+            return None
+        if not (isinstance(body, str) and type(at) is int and isinstance(nonce, str) and isinstance(mac, str)):
+            self._drop("not signed")
+            return None
         if not hmac.compare_digest(self._mac(at, nonce, body), mac):
-            return self._drop("a signature that does not verify")
+            self._drop("a signature that does not verify")
+            return None
         now = time.time() * 1000
         if abs(now - at) > MESSAGE_MAX_AGE * 1000:
-            return self._drop("signed too long ago (a replay)")
+            self._drop("signed too long ago (a replay)")
+            return None
         for seen, until in list(self._seen.items()):
             if until >= now:
                 break  # in order of arrival, so the rest is newer
             del self._seen[seen]
         if mac in self._seen:
-            return self._drop("signed, but seen already (a replay)")
+            self._drop("signed, but seen already (a replay)")
+            return None
         self._seen[mac] = at + MESSAGE_MAX_AGE * 1000
         try:
             message = self.json.loads(body)
         except ValueError:
             message = None
-        return message if isinstance(message, dict) else self._drop("signed, but not a message")
+        if isinstance(message, dict):
+            return message
+        self._drop("signed, but not a message")
+        return None
 
     def _drop(self, reason: str) -> None:
         self._dropped += 1
         now = time.monotonic()
         if self._last_drop_log is None or now - self._last_drop_log >= DROP_LOG_INTERVAL:
-            log.warning("dropped %d message(s) on the Redis channel %s that no panel process of "
-                        "this data dir sent (the last: %s): something else writes to this Redis; "
-                        "give it a password or an ACL user (see docs/scaling.md)",
-                        self._dropped, self.channel, reason)
+            log.warning(
+                "dropped %d message(s) on the Redis channel %s that no panel process of "
+                "this data dir sent (the last: %s): something else writes to this Redis; "
+                "give it a password or an ACL user (see docs/scaling.md)",
+                self._dropped,
+                self.channel,
+                reason,
+            )
             self._dropped = 0
             self._last_drop_log = now
         return None
@@ -268,14 +307,21 @@ def sign_message_queue(socketio_: Any, data_dir: Path) -> None:
     if isinstance(manager, SignedRedisManager) or not isinstance(manager, socketio.PubSubManager):
         return
     if type(manager) is not socketio.RedisManager or server.manager_initialized:
-        log.error("the Socket.IO message queue (%s) cannot be signed, so anyone who can write to it "
-                  "can send events to the panel's pages; give the panel a redis://, rediss:// or "
-                  "unix:// URL before it serves (see docs/scaling.md)", manager.name)
+        log.error(
+            "the Socket.IO message queue (%s) cannot be signed, so anyone who can write to it "
+            "can send events to the panel's pages; give the panel a redis://, rediss:// or "
+            "unix:// URL before it serves (see docs/scaling.md)",
+            manager.name,
+        )
         return
     _warn_if_open(manager.redis_url)
-    signed = SignedRedisManager(manager.redis_url, manager.channel,
-                                queue_key(data_dir, manager.channel),
-                                redis_options=manager.redis_options, logger=manager.logger)
+    signed = SignedRedisManager(
+        manager.redis_url,
+        manager.channel,
+        queue_key(data_dir, manager.channel),
+        redis_options=manager.redis_options,
+        logger=manager.logger,
+    )
     if manager.redis is not None:
         manager.redis.close()
     signed.set_server(server)
@@ -296,9 +342,12 @@ def _warn_if_open(url: str) -> None:
         if stat.S_IMODE(mode) & 0o077 == 0:
             return  # only its owner may connect
     where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
-    log.warning("the Redis at %s takes no password: every local user who can reach it can read "
-                "the panel's live events. Give it a password or an ACL user, or use a unix "
-                "socket of mode 0600 (see docs/scaling.md)", where)
+    log.warning(
+        "the Redis at %s takes no password: every local user who can reach it can read "
+        "the panel's live events. Give it a password or an ACL user, or use a unix "
+        "socket of mode 0600 (see docs/scaling.md)",
+        where,
+    )
 
 
 def _read_or_create_secret(path: Path) -> bytes:
@@ -313,14 +362,18 @@ def _read_or_create_secret(path: Path) -> bytes:
             private.create_whole(path, secrets.token_urlsafe(32))
             continue  # read what is there now: this process's, or the one that won the race
         except OSError as exc:
-            raise ValueError(f"Cannot read {path} ({exc.strerror}); it must be a file of this "
-                             f"user, mode 0600. Delete it to have a new one made.") from None
+            raise ValueError(
+                f"Cannot read {path} ({exc.strerror}); it must be a file of this "
+                f"user, mode 0600. Delete it to have a new one made."
+            ) from None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             secret = handle.read().strip()
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise ValueError(f"{path} must be a file of this user that only it may read (mode "
-                             f"0600); delete it to have a new one made.")
+            raise ValueError(
+                f"{path} must be a file of this user that only it may read (mode "
+                f"0600); delete it to have a new one made."
+            )
         if secret:
             return secret
         if time.monotonic() > deadline:

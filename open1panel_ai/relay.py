@@ -30,8 +30,18 @@ log = logging.getLogger(__name__)
 #: The owner's socket, in a folder of the data dir that only the panel's user may enter.
 SOCKET_PATH = Path("run") / "owner.sock"
 #: Headers that describe one hop, not the request or answer: never forwarded.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "te", "trailer", "transfer-encoding", "upgrade"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 #: Headers of the owner's answer that the relaying server sets itself.
 SET_BY_SERVER = frozenset({"server", "date"})
 #: Body types a request guard may have read before the relay (a form's CSRF field, say).
@@ -53,13 +63,14 @@ def check_socket_path(data_dir: Path) -> None:
         raise ValueError(
             f"The data dir {data_dir} is too deep for processes to share it: the owner's socket "
             f"{path} would be {len(os.fsencode(path))} bytes long, and a unix socket path holds "
-            f"at most {MAX_SOCKET_PATH}. Choose a shorter OPEN1PANEL_AI_DATA_DIR.")
+            f"at most {MAX_SOCKET_PATH}. Choose a shorter OPEN1PANEL_AI_DATA_DIR."
+        )
 
 
 class _QuietHandler(WSGIRequestHandler):
     """The socket's requests were already logged by the process that relayed them."""
 
-    def log_request(self, *args, **kwargs) -> None:
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
 
@@ -97,8 +108,10 @@ class OwnerSocket:
                 pass
             info = os.lstat(folder)
             if not stat.S_ISDIR(info.st_mode):
-                raise OwnerSocketError(f"{folder} is {_kind(info.st_mode)}, not a folder; the "
-                                       f"owner's socket goes in it. Remove it, and start the panel again.")
+                raise OwnerSocketError(
+                    f"{folder} is {_kind(info.st_mode)}, not a folder; the "
+                    f"owner's socket goes in it. Remove it, and start the panel again."
+                )
             os.chmod(folder, 0o700)
             _remove_stale_socket(self.path)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -114,8 +127,9 @@ class OwnerSocket:
             listener.listen(LISTEN_BACKLOG)
             # Werkzeug serves a duplicate of the bound socket; given one, it never binds, removes
             # a file or exits the process by itself.
-            self._server = make_server(f"unix://{self.path}", 0, self.app, threaded=True,
-                                       request_handler=_QuietHandler, fd=listener.fileno())
+            self._server = make_server(
+                f"unix://{self.path}", 0, self.app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno()
+            )
         except (Exception, SystemExit) as exc:
             if bound:
                 self.path.unlink(missing_ok=True)
@@ -125,6 +139,8 @@ class OwnerSocket:
 
     def serve(self) -> None:
         """Answer the socket's requests in a daemon thread (after :meth:`listen`)."""
+        if self._server is None:
+            raise RuntimeError("OwnerSocket.serve() is called after listen()")
         self._serving = True
         threading.Thread(target=self._server.serve_forever, name="owner-socket", daemon=True).start()
 
@@ -150,8 +166,10 @@ def _remove_stale_socket(path: Path, quiet: bool = False) -> None:
     if stat.S_ISSOCK(info.st_mode):
         path.unlink(missing_ok=True)
         return
-    reason = (f"{path} is {_kind(info.st_mode)}, not the socket of an earlier owner, so the panel "
-              f"leaves it alone. Remove it if nothing else needs it, and start the panel again.")
+    reason = (
+        f"{path} is {_kind(info.st_mode)}, not the socket of an earlier owner, so the panel "
+        f"leaves it alone. Remove it if nothing else needs it, and start the panel again."
+    )
     if not quiet:
         raise OwnerSocketError(reason)
     log.warning("%s", reason)
@@ -188,7 +206,8 @@ class Relay:
     def __init__(self, data_dir: Path) -> None:
         self._client = httpx.Client(
             transport=httpx.HTTPTransport(uds=str(data_dir / SOCKET_PATH)),
-            base_url="http://owner", timeout=httpx.Timeout(ANSWER_TIMEOUT, connect=5),
+            base_url="http://owner",
+            timeout=httpx.Timeout(ANSWER_TIMEOUT, connect=5),
         )
 
     def forward(self, request: Request) -> Response:
@@ -197,9 +216,8 @@ class Relay:
         url = relayed_path(request.path)
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
-        headers = [(name, value) for name, value in request.headers.items()
-                   if name.lower() not in HOP_BY_HOP]
-        content = None
+        headers = [(name, value) for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP]
+        content: bytes | Iterator[bytes] | None = None
         if request.mimetype in FORM_TYPES and _body_was_read(request):
             # A guard read the form (its CSRF field) and Werkzeug kept the body it read, within
             # the body limit; any other body, a form's included, is streamed unread.
@@ -212,11 +230,16 @@ class Relay:
             answer = self._client.send(outgoing, stream=True)
         except httpx.TransportError as exc:
             log.warning("the owner process did not answer %s %s: %s", request.method, url, exc)
-            raise errors.UpstreamUnavailable(Message("error.owner_unavailable"),
-                                             code="owner_unavailable") from None
-        response = Response(answer.iter_raw(CHUNK), status=answer.status_code, headers=[
-            (name, value) for name, value in answer.headers.multi_items()
-            if name.lower() not in HOP_BY_HOP | SET_BY_SERVER])
+            raise errors.UpstreamUnavailable(Message("error.owner_unavailable"), code="owner_unavailable") from None
+        response = Response(
+            answer.iter_raw(CHUNK),
+            status=answer.status_code,
+            headers=[
+                (name, value)
+                for name, value in answer.headers.multi_items()
+                if name.lower() not in HOP_BY_HOP | SET_BY_SERVER
+            ],
+        )
         response.call_on_close(answer.close)
         return response
 

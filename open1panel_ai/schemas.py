@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, overload
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from open1panel_ai.tasks import STATUSES
-
 
 #: A task id (a UUID's 32 hex digits), as the document states it for path arguments.
 TASK_ID = r"^[0-9a-f]{32}$"
@@ -16,7 +18,13 @@ class Pattern(validate.Regexp):
     means it. ``re.match`` would also let ``$`` match before a final line break, so a name
     such as ``"time\\n"`` would pass."""
 
-    def __call__(self, value: str) -> str:
+    @overload
+    def __call__(self, value: str) -> str: ...
+
+    @overload
+    def __call__(self, value: bytes) -> bytes: ...
+
+    def __call__(self, value: Any) -> Any:
         if self.regex.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
@@ -26,7 +34,7 @@ class JSONBoolean(fields.Boolean):
     """A boolean in a JSON body: ``true`` or ``false`` only. Marshmallow's own Boolean also
     takes 1, "yes" or "on", which the OpenAPI document (``type: boolean``) forbids."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
@@ -71,8 +79,9 @@ class TaskSchema(Schema):
     bytes_per_second = fields.Float(allow_none=True)
     eta_seconds = fields.Float(allow_none=True)
     message = fields.String(allow_none=True, metadata={"description": "In English."})
-    message_i18n = fields.Nested(TranslatableSchema, allow_none=True,
-                                 metadata={"description": "The message's key and values, when it has one."})
+    message_i18n = fields.Nested(
+        TranslatableSchema, allow_none=True, metadata={"description": "The message's key and values, when it has one."}
+    )
     error = fields.Nested(TaskErrorSchema, allow_none=True)
     created_at = fields.String(required=True, metadata={"description": "RFC 3339, UTC."})
     updated_at = fields.String(required=True, metadata={"description": "RFC 3339, UTC."})
@@ -115,8 +124,12 @@ class ProviderStatusSchema(Schema):
 class StatusSchema(Schema):
     version = fields.String(required=True)
     providers = fields.List(fields.Nested(ProviderStatusSchema), required=True)
-    plugin_errors = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                                metadata={"description": "Plugins the host could not load, with why."})
+    plugin_errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "Plugins the host could not load, with why."},
+    )
 
 
 # -- the overview (GET /overview): the health of what runs, for the landing page ----------------
@@ -135,8 +148,11 @@ class OllamaEndpointOverviewSchema(Schema):
 
 
 class OllamaOverviewSchema(Schema):
-    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
-                          metadata={"description": "attention when a server cannot be reached."})
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(_OVERVIEW_STATES),
+        metadata={"description": "attention when a server cannot be reached."},
+    )
     endpoints = fields.List(fields.Nested(OllamaEndpointOverviewSchema), required=True)
 
 
@@ -152,8 +168,11 @@ class MCPUnisolatedSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
     mode = fields.String(required=True, metadata={"description": "partial or none."})
-    missing = fields.List(fields.String(), required=True, metadata={
-        "description": "The layers not in effect (user, filesystem, processes, network, limits)."})
+    missing = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "The layers not in effect (user, filesystem, processes, network, limits)."},
+    )
     reason = fields.String(allow_none=True, metadata={"description": "Why the first of them is not."})
     reason_i18n = fields.Nested(TranslatableSchema, allow_none=True)
     fix = fields.String(allow_none=True)
@@ -161,21 +180,29 @@ class MCPUnisolatedSchema(Schema):
 
 
 class MCPOverviewSchema(Schema):
-    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
-                          metadata={"description": "attention when a server is failing."})
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(_OVERVIEW_STATES),
+        metadata={"description": "attention when a server is failing."},
+    )
     total = fields.Integer(required=True)
     running = fields.Integer(required=True)
     stopped = fields.Integer(required=True)
     changing = fields.Integer(required=True, metadata={"description": "Starting or stopping."})
     failing = fields.List(fields.Nested(MCPFailingSchema), required=True)
-    unisolated = fields.List(fields.Nested(MCPUnisolatedSchema), required=True, metadata={
-        "description": "Running stdio servers whose sandbox is not wholly in effect, with why."})
+    unisolated = fields.List(
+        fields.Nested(MCPUnisolatedSchema),
+        required=True,
+        metadata={"description": "Running stdio servers whose sandbox is not wholly in effect, with why."},
+    )
 
 
 class GPUOverviewSchema(Schema):
-    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
-                          metadata={"description": "cpu in CPU mode; attention when a GPU is lost "
-                                                   "or the provider cannot read."})
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(_OVERVIEW_STATES),
+        metadata={"description": "cpu in CPU mode; attention when a GPU is lost or the provider cannot read."},
+    )
     mode = fields.String(required=True, validate=validate.OneOf(["gpu", "cpu", "unavailable"]))
     provider = fields.String(allow_none=True)
     devices = fields.Integer(required=True)
@@ -197,18 +224,25 @@ class ProviderWarningSchema(Schema):
 
 
 class DomainOverviewSchema(Schema):
-    state = fields.String(required=True, validate=validate.OneOf(_OVERVIEW_STATES),
-                          metadata={"description": "attention when a binding is in error or a "
-                                                   "removal waits for its proxy."})
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(_OVERVIEW_STATES),
+        metadata={"description": "attention when a binding is in error or a removal waits for its proxy."},
+    )
     provider = fields.String(allow_none=True)
     total = fields.Integer(required=True)
     online = fields.Integer(required=True)
     pending = fields.Integer(required=True)
     error = fields.Integer(required=True)
-    removals = fields.Integer(required=True, metadata={"description": "Removals a proxy that was down has still to take."})
+    removals = fields.Integer(
+        required=True, metadata={"description": "Removals a proxy that was down has still to take."}
+    )
     failing = fields.List(fields.Nested(DomainFailingSchema), required=True)
-    warnings = fields.List(fields.Nested(ProviderWarningSchema), required=True, metadata={
-        "description": "How the proxy is set up that needs a look (an admin API others can reach)."})
+    warnings = fields.List(
+        fields.Nested(ProviderWarningSchema),
+        required=True,
+        metadata={"description": "How the proxy is set up that needs a look (an admin API others can reach)."},
+    )
 
 
 class OverviewSchema(StatusSchema):

@@ -70,8 +70,20 @@ MIGRATIONS = [
 ]
 
 _PUBLIC_FIELDS = (
-    "id", "kind", "target", "status", "completed", "total", "percent", "bytes_per_second",
-    "eta_seconds", "message", "message_i18n", "error", "created_at", "updated_at",
+    "id",
+    "kind",
+    "target",
+    "status",
+    "completed",
+    "total",
+    "percent",
+    "bytes_per_second",
+    "eta_seconds",
+    "message",
+    "message_i18n",
+    "error",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -174,9 +186,7 @@ class TaskContext:
         """Sleep up to ``seconds``; return True early if the task was cancelled meanwhile."""
         return self._live.cancel.wait(seconds)
 
-    def progress(
-        self, completed: int | None = None, total: int | None = None, message: str | None = None
-    ) -> None:
+    def progress(self, completed: int | None = None, total: int | None = None, message: str | None = None) -> None:
         """Report progress. ``completed`` and ``total`` are in the task's unit (bytes for
         downloads); speed, ETA and a never-decreasing percent are derived from them."""
         self._runner._progress(self._live, completed, total, message)
@@ -185,9 +195,7 @@ class TaskContext:
 class TaskRunner:
     """Runs tasks in a thread pool and keeps their state in the store."""
 
-    def __init__(
-        self, store: Store, publish: Callable[[dict[str, Any]], None], workers: int = 4
-    ) -> None:
+    def __init__(self, store: Store, publish: Callable[[dict[str, Any]], None], workers: int = 4) -> None:
         self._store = store
         self._publish = publish
         self._kinds: dict[str, TaskKind] = {}
@@ -221,8 +229,7 @@ class TaskRunner:
         cutoff = (datetime.now(UTC) - KEEP_FINISHED).isoformat().replace("+00:00", "Z")
         with self._store.transaction() as db:
             db.execute(
-                "DELETE FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled') "
-                "AND updated_at < ?",
+                "DELETE FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?",
                 (cutoff,),
             )
             db.execute(
@@ -232,14 +239,14 @@ class TaskRunner:
                 (timestamp(), json.dumps(_panel_stopped_error())),
             )
         self._started = True
-        return [task_id for kind in self._kinds.values() if kind.resumable
-                for task_id in self._resume(kind.name)]
+        return [task_id for kind in self._kinds.values() if kind.resumable for task_id in self._resume(kind.name)]
 
     def _resume(self, kind: str) -> list[str]:
         resumed = []
         for row in self._store.query(
             "SELECT id FROM tasks WHERE status = 'interrupted' AND resume_on_start = 1 "
-            "AND kind = ? ORDER BY created_at", (kind,)
+            "AND kind = ? ORDER BY created_at",
+            (kind,),
         ):
             with self._lock:
                 live = self._requeue(row["id"], message=Message("task.message.resuming"))
@@ -259,12 +266,24 @@ class TaskRunner:
             if running is not None:
                 return self._public(running.record)
             now = timestamp()
-            record = {
-                "id": uuid.uuid4().hex, "kind": kind, "target": target,
-                "params": json.dumps(dict(params or {}), sort_keys=True), "status": "queued",
-                "completed": None, "total": None, "percent": None, "bytes_per_second": None,
-                "eta_seconds": None, "message": None, "message_i18n": None, "error": None, "resume_on_start": 0,
-                "attempts": 0, "created_at": now, "updated_at": now,
+            record: dict[str, Any] = {
+                "id": uuid.uuid4().hex,
+                "kind": kind,
+                "target": target,
+                "params": json.dumps(dict(params or {}), sort_keys=True),
+                "status": "queued",
+                "completed": None,
+                "total": None,
+                "percent": None,
+                "bytes_per_second": None,
+                "eta_seconds": None,
+                "message": None,
+                "message_i18n": None,
+                "error": None,
+                "resume_on_start": 0,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
             }
             columns = ", ".join(record)
             marks = ", ".join("?" for _ in record)
@@ -298,12 +317,9 @@ class TaskRunner:
             clauses.append("kind = ?")
             params.append(kind)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._store.query(
-            f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", [*params, limit]
-        )
+        rows = self._store.query(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", [*params, limit])
         with self._lock:
-            return [self._public(self._live[r["id"]].record if r["id"] in self._live else dict(r))
-                    for r in rows]
+            return [self._public(self._live[r["id"]].record if r["id"] in self._live else dict(r)) for r in rows]
 
     def cancel(self, task_id: str) -> dict:
         with self._lock:
@@ -317,8 +333,7 @@ class TaskRunner:
             callbacks = list(live.on_cancel)
             ended = None
             if live.record["status"] == "queued":
-                ended = self._finish(live, "cancelled",
-                                     message=Message("task.message.cancelled_before_start"))
+                ended = self._finish(live, "cancelled", message=Message("task.message.cancelled_before_start"))
         if ended is not None:
             self._emit(task_id, final=True, snapshot=ended)
         for callback in callbacks:
@@ -326,7 +341,7 @@ class TaskRunner:
                 callback()
             except Exception:  # a closer that fails must not keep the cancel from happening
                 log.exception("cancel callback of task %s failed", task_id)
-        return self.get(task_id)
+        return self._saved(task_id)
 
     def retry(self, task_id: str) -> dict:
         task = self.get(task_id)
@@ -342,7 +357,7 @@ class TaskRunner:
                 raise TaskConflict(Message("task.error.duplicate", id=running.record["id"]))
             live = self._requeue(task_id, message=Message("task.message.retrying"))
         self._launch(live)
-        return self.get(task_id)
+        return self._saved(task_id)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop all work: running tasks are interrupted (and resumable ones will continue at the
@@ -367,8 +382,10 @@ class TaskRunner:
                     break
             time.sleep(0.05)
         with self._lock:
-            ended = [self._finish(live, "interrupted", error=_panel_stopped_error(), resume=True)
-                     for live in list(self._live.values())]
+            ended = [
+                self._finish(live, "interrupted", error=_panel_stopped_error(), resume=True)
+                for live in list(self._live.values())
+            ]
         for snapshot in ended:
             self._emit(snapshot["id"], final=True, snapshot=snapshot)
         with self._emit_lock:
@@ -378,17 +395,35 @@ class TaskRunner:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _saved(self, task_id: str) -> dict:
+        """The task ``task_id``, which the caller has just changed (a KeyError if it is gone)."""
+        task = self.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        return task
+
     def _find_active(self, kind: str, target: str) -> _Live | None:
         """The queued or running task of ``kind`` on ``target``; the caller holds the lock."""
-        return next((live for live in self._live.values()
-                     if live.record["kind"] == kind and live.record["target"] == target), None)
+        return next(
+            (live for live in self._live.values() if live.record["kind"] == kind and live.record["target"] == target),
+            None,
+        )
 
     def _requeue(self, task_id: str, message: Message) -> _Live:
         """Put a finished task back in the queue; the caller holds the lock and then calls
         :meth:`_launch` after releasing it."""
-        row = dict(self._store.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,)))
-        row.update(status="queued", error=None, bytes_per_second=None,
-                   eta_seconds=None, resume_on_start=0, updated_at=timestamp())
+        found = self._store.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        if found is None:
+            raise KeyError(task_id)
+        row = dict(found)
+        row.update(
+            status="queued",
+            error=None,
+            bytes_per_second=None,
+            eta_seconds=None,
+            resume_on_start=0,
+            updated_at=timestamp(),
+        )
         _set_message(row, message)
         live = _Live(row)
         self._live[task_id] = live
@@ -424,14 +459,15 @@ class TaskRunner:
                 self._end(live, "cancelled", message=Message("task.message.cancelled"))
             else:
                 log.exception("task %s (%s) crashed", record["id"], record["kind"])
-                self._end(live, "failed", error=_error(
-                    Message("task.error.unexpected", error=type(exc).__name__),
-                    {"exception": str(exc)}))
+                self._end(
+                    live,
+                    "failed",
+                    error=_error(Message("task.error.unexpected", error=type(exc).__name__), {"exception": str(exc)}),
+                )
         else:
             self._end(live, "succeeded", message=Message("task.message.done"))
 
-    def _end(self, live: _Live, status: str, message: str | None = None,
-             error: dict | None = None) -> None:
+    def _end(self, live: _Live, status: str, message: str | None = None, error: dict | None = None) -> None:
         with self._lock:
             if live.record["id"] not in self._live:
                 return
@@ -441,13 +477,15 @@ class TaskRunner:
                 snapshot = self._finish(live, status, message=message, error=error)
         self._emit(snapshot["id"], final=True, snapshot=snapshot)
 
-    def _finish(self, live: _Live, status: str, message: str | None = None,
-                error: dict | None = None, resume: bool = False) -> dict[str, Any]:
+    def _finish(
+        self, live: _Live, status: str, message: str | None = None, error: dict | None = None, resume: bool = False
+    ) -> dict[str, Any]:
         """Record a final status and drop the task from the live set; the caller holds the
         lock and publishes the returned snapshot after releasing it."""
         record = live.record
-        record.update(status=status, bytes_per_second=None, eta_seconds=None,
-                      resume_on_start=int(resume), updated_at=timestamp())
+        record.update(
+            status=status, bytes_per_second=None, eta_seconds=None, resume_on_start=int(resume), updated_at=timestamp()
+        )
         if message is not None:
             _set_message(record, message)
         record["error"] = json.dumps(error) if error else None
@@ -458,8 +496,7 @@ class TaskRunner:
         del self._live[record["id"]]
         return self._public(record)
 
-    def _progress(self, live: _Live, completed: int | None, total: int | None,
-                  message: str | None) -> None:
+    def _progress(self, live: _Live, completed: int | None, total: int | None, message: str | None) -> None:
         now = time.monotonic()
         with self._lock:
             record = live.record
@@ -483,9 +520,7 @@ class TaskRunner:
                 if now - first_t >= 0.2 and done >= first_done:
                     speed = (done - first_done) / (now - first_t)
                     record["bytes_per_second"] = round(speed, 1)
-                    record["eta_seconds"] = (
-                        round((whole - done) / speed, 1) if whole and speed > 0 else None
-                    )
+                    record["eta_seconds"] = round((whole - done) / speed, 1) if whole and speed > 0 else None
             record["updated_at"] = timestamp()
             if now - live.persisted_at >= PERSIST_INTERVAL:
                 self._persist(live)
@@ -515,9 +550,9 @@ class TaskRunner:
                     self._emit_timers[task_id] = timer
                     timer.start()
                 return
-            timer = self._emit_timers.pop(task_id, None)
-            if timer is not None:
-                timer.cancel()
+            pending = self._emit_timers.pop(task_id, None)
+            if pending is not None:
+                pending.cancel()
             if snapshot is None:
                 snapshot = self.get(task_id)
             self._emitted_at[task_id] = now

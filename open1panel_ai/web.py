@@ -14,14 +14,18 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import marshmallow
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from open1panel_ai import errors, i18n
 from open1panel_ai.i18n import Message
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from open1panel_ai.context import AIContext
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,9 @@ blueprint = Blueprint(
 )
 
 
-def current_ai():
+def current_ai() -> AIContext:
     """The running :class:`~open1panel_ai.context.AIContext` of the current app."""
-    ctx = current_app.extensions.get(EXTENSION_KEY)
+    ctx: AIContext | None = current_app.extensions.get(EXTENSION_KEY)
     if ctx is None:
         raise errors.UpstreamUnavailable(Message("error.module_not_started"), code="module_not_started")
     return ctx
@@ -51,8 +55,9 @@ def current_ai():
 def request_language() -> str:
     """The language of whoever sent the current request: the switch's ``?lang=``, its cookie,
     else the browser's ``Accept-Language`` (an API client that sends none reads English)."""
-    return i18n.negotiate(request.cookies.get(i18n.LANGUAGE_COOKIE),
-                          request.headers.get("Accept-Language"), request.args.get("lang"))
+    return i18n.negotiate(
+        request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("Accept-Language"), request.args.get("lang")
+    )
 
 
 def operation(
@@ -68,7 +73,7 @@ def operation(
     raw_body: Mapping[str, marshmallow.Schema | dict] | None = None,
     raw_query: marshmallow.Schema | None = None,
     raw_response: Mapping[str, dict] | None = None,
-) -> Callable:
+) -> Callable[[Callable[..., Any]], Callable[..., ResponseReturnValue]]:
     """Declare an API view: its input and output schemas, its success status and the error
     statuses it can answer besides 400/401/500. The view receives ``body=`` and ``query=``
     when those schemas are given, and returns plain data (or a :class:`flask.Response`).
@@ -79,9 +84,9 @@ def operation(
     through ``response`` (Prometheus text, say) with ``raw_response`` (media type → JSON
     Schema); those only go into the document."""
 
-    def decorate(view: Callable) -> Callable:
+    def decorate(view: Callable[..., Any]) -> Callable[..., ResponseReturnValue]:
         @functools.wraps(view)
-        def wrapper(**kwargs: Any):
+        def wrapper(**kwargs: Any) -> ResponseReturnValue:
             if query is not None:
                 kwargs["query"] = load_input(query, request.args.to_dict(flat=True), "query")
             if body is not None:
@@ -92,10 +97,19 @@ def operation(
             payload = response.dump(result) if response is not None else result
             return jsonify(payload), status
 
-        wrapper.openapi = {  # read by open1panel_ai.openapi
-            "summary": summary, "tag": tag, "response": response, "status": status,
-            "body": body, "query": query, "errors": errors_, "description": view.__doc__,
-            "path": path or {}, "raw_body": raw_body, "raw_query": raw_query,
+        # A function attribute, read by open1panel_ai.openapi.
+        wrapper.__dict__["openapi"] = {
+            "summary": summary,
+            "tag": tag,
+            "response": response,
+            "status": status,
+            "body": body,
+            "query": query,
+            "errors": errors_,
+            "description": view.__doc__,
+            "path": path or {},
+            "raw_body": raw_body,
+            "raw_query": raw_query,
             "raw_response": raw_response,
         }
         return wrapper
@@ -118,8 +132,7 @@ def json_body() -> Any:
     try:
         return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NotFinite as exc:
-        raise errors.BadRequest(Message("error.not_finite", value=exc.text),
-                                code="invalid_json") from None
+        raise errors.BadRequest(Message("error.not_finite", value=exc.text), code="invalid_json") from None
     except (ValueError, RecursionError):
         raise errors.BadRequest(Message("error.invalid_json"), code="invalid_json") from None
 
@@ -176,9 +189,10 @@ def _body_up_to(limit: int) -> bytes:
 
 
 def _too_large(limit: int, kind: str = "JSON") -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(Message(f"error.payload_too_large.{kind.lower()}",
-                                          mebibytes=f"{limit / 2**20:g}"),
-                                  details={"limit_bytes": limit})
+    return errors.PayloadTooLarge(
+        Message(f"error.payload_too_large.{kind.lower()}", mebibytes=f"{limit / 2**20:g}"),
+        details={"limit_bytes": limit},
+    )
 
 
 def load_input(schema: marshmallow.Schema, data: Any, where: str) -> Any:
@@ -192,7 +206,8 @@ def load_input(schema: marshmallow.Schema, data: Any, where: str) -> Any:
         fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise errors.BadRequest(
             Message(f"error.validation_error.{where}", fields=", ".join(_field_names(fields))),
-            details={"fields": fields}, code="validation_error",
+            details={"fields": fields},
+            code="validation_error",
         ) from None
 
 
@@ -211,23 +226,28 @@ def _field_names(fields: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 #: marshmallow's own messages (and those of its validators), as catalog keys: a key and the
 #: pattern whose named groups fill it in.
-_MARSHMALLOW_MESSAGES = [(re.compile(pattern), key) for pattern, key in [
-    (r"Missing data for required field\.", "validation.required"),
-    (r"Field may not be null\.", "validation.null"),
-    (r"Unknown field\.", "validation.unknown"),
-    (r"Not a valid (?P<type>[\w ]+)\.", "validation.type"),
-    (r"Invalid input type\.", "validation.type_any"),
-    (r"Shorter than minimum length (?P<min>\d+)\.", "validation.too_short"),
-    (r"Longer than maximum length (?P<max>\d+)\.", "validation.too_long"),
-    (r"Length must be between (?P<min>\d+) and (?P<max>\d+)\.", "validation.length_between"),
-    (r"Length must be (?P<equal>\d+)\.", "validation.length_equal"),
-    (r"Must be greater than or equal to (?P<min>[-\d.]+) and less than or equal to (?P<max>[-\d.]+)\.",
-     "validation.range_between"),
-    (r"Must be greater than or equal to (?P<min>[-\d.]+)\.", "validation.at_least"),
-    (r"Must be less than or equal to (?P<max>[-\d.]+)\.", "validation.at_most"),
-    (r"Must be one of: (?P<choices>.*)\.", "validation.one_of"),
-    (r"String does not match expected pattern\.", "validation.pattern"),
-]]
+_MARSHMALLOW_MESSAGES = [
+    (re.compile(pattern), key)
+    for pattern, key in [
+        (r"Missing data for required field\.", "validation.required"),
+        (r"Field may not be null\.", "validation.null"),
+        (r"Unknown field\.", "validation.unknown"),
+        (r"Not a valid (?P<type>[\w ]+)\.", "validation.type"),
+        (r"Invalid input type\.", "validation.type_any"),
+        (r"Shorter than minimum length (?P<min>\d+)\.", "validation.too_short"),
+        (r"Longer than maximum length (?P<max>\d+)\.", "validation.too_long"),
+        (r"Length must be between (?P<min>\d+) and (?P<max>\d+)\.", "validation.length_between"),
+        (r"Length must be (?P<equal>\d+)\.", "validation.length_equal"),
+        (
+            r"Must be greater than or equal to (?P<min>[-\d.]+) and less than or equal to (?P<max>[-\d.]+)\.",
+            "validation.range_between",
+        ),
+        (r"Must be greater than or equal to (?P<min>[-\d.]+)\.", "validation.at_least"),
+        (r"Must be less than or equal to (?P<max>[-\d.]+)\.", "validation.at_most"),
+        (r"Must be one of: (?P<choices>.*)\.", "validation.one_of"),
+        (r"String does not match expected pattern\.", "validation.pattern"),
+    ]
+]
 
 
 def _render_field_messages(value: Any, language: str) -> Any:
@@ -259,17 +279,16 @@ def in_language(value: Any, language: str) -> Any:
     return i18n.render(value, language)
 
 
-def localized_envelope(exc: errors.ApiError, language: str) -> dict[str, Any]:
+def localized_envelope(exc: errors.ApiError, language: str) -> errors.ErrorEnvelope:
     """``exc``'s envelope with its message, the field messages of a validation error and any
     other Message in its details in ``language``."""
     details = dict(exc.details)
     if "fields" in details:
         details["fields"] = _render_field_messages(details["fields"], language)
-    return errors.envelope(exc.code, str(i18n.render(exc.message, language)),
-                           in_language(details, language))
+    return errors.envelope(exc.code, str(i18n.render(exc.message, language)), in_language(details, language))
 
 
-def _envelope_response(status: int, payload: dict) -> Response:
+def _envelope_response(status: int, payload: Mapping[str, object]) -> Response:
     response = jsonify(payload)
     response.status_code = status
     return response
@@ -280,12 +299,12 @@ def _is_api_request() -> bool:
 
 
 @blueprint.app_errorhandler(errors.ApiError)
-def _api_error(exc: errors.ApiError):
+def _api_error(exc: errors.ApiError) -> ResponseReturnValue:
     return _envelope_response(exc.status, localized_envelope(exc, request_language()))
 
 
 @blueprint.app_errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if not _is_api_request():
         return exc
     code = (exc.name or "error").lower().replace(" ", "_")
@@ -293,9 +312,10 @@ def _http_error(exc: HTTPException):
     message = {
         404: Message("error.no_route"),
         405: Message("error.method_not_allowed", method=request.method),
-    }.get(exc.code, exc.description or exc.name)
+    }.get(exc.code or 0, exc.description or exc.name)
     message = str(i18n.render(message, language))
-    details = {"allowed": sorted(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+    allowed = getattr(exc, "valid_methods", None)  # a MethodNotAllowed's
+    details = {"allowed": sorted(allowed)} if allowed else {}
     response = _envelope_response(exc.code or 500, errors.envelope(code, message, details))
     if exc.code == 405 and details:
         response.headers["Allow"] = ", ".join(details["allowed"])
@@ -303,11 +323,12 @@ def _http_error(exc: HTTPException):
 
 
 @blueprint.app_errorhandler(Exception)
-def _unexpected_error(exc: Exception):
+def _unexpected_error(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, HTTPException):  # pragma: no cover - routed to _http_error
         return _http_error(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
     if not _is_api_request():
         return Response("Internal server error\n", status=500, mimetype="text/plain")
-    return _envelope_response(500, errors.envelope(
-        "internal_error", i18n.translate("error.internal_error", request_language())))
+    return _envelope_response(
+        500, errors.envelope("internal_error", i18n.translate("error.internal_error", request_language()))
+    )

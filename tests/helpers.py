@@ -39,6 +39,10 @@ def bridge_pids(config_part: str) -> list[int]:
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if state != "Z" and any(module.encode() in argv for module in BRIDGE_MODULES) and any(wanted in a for a in argv):
+        if (
+            state != "Z"
+            and any(module.encode() in argv for module in BRIDGE_MODULES)
+            and any(wanted in a for a in argv)
+        ):
             found.append(int(entry))
     return found

@@ -27,20 +27,20 @@ def test_every_operation_and_schema_has_a_section(api):
 def test_a_request_body_lists_its_fields_with_their_constraints(api):
     _, spec = api("get", "/openapi.json")
     text = apidocs.render(spec)
-    pull = text[text.index("### `POST /ollama/pulls`"):]
-    pull = pull[:pull.index("\n### ")]
+    pull = text[text.index("### `POST /ollama/pulls`") :]
+    pull = pull[: pull.index("\n### ")]
     assert "Request body, `application/json`: [PullBody](#pullbody-object)" in pull
     assert "| `name` | string | yes | 1–600 characters." in pull
     assert "| `endpoint` | string | no | 1–32 characters; default `local` |" in pull
     assert "| 202 | [PullStarted](#pullstarted-object) |" in pull and "| 507 | Not enough disk space. |" in pull
-    tasks = text[text.index("### `GET /tasks`"):]
+    tasks = text[text.index("### `GET /tasks`") :]
     assert "| `status` | query | string | no | one of `queued`, `running`, `succeeded`" in tasks
     assert "| `limit` | query | integer | no | 1–1000; default `100` |" in tasks
 
 
 def section(text, heading):
     start = text.index(heading)
-    return text[start:text.index("\n### ", start)]
+    return text[start : text.index("\n### ", start)]
 
 
 def test_alternatives_and_answers_that_are_not_json_are_shown_as_they_are(api):

@@ -67,7 +67,7 @@ def test_panels_starting_together_all_read_the_one_token_made(tmp_path):
         data_dir = tmp_path / str(attempt)
         start = threading.Barrier(8)
 
-        def load():
+        def load(start=start, data_dir=data_dir):
             start.wait()
             return auth.load_or_create_token(data_dir, environ={})
 
@@ -98,13 +98,17 @@ def test_an_empty_token_file_being_filled_is_waited_for(data_dir):
     assert auth.load_or_create_token(data_dir, environ={}) == (filled, False)
 
 
-@pytest.mark.parametrize("spoil, reason", [
-    (lambda path: path.write_text("\n"), "is empty"),
-    (lambda path: path.write_bytes(b"\xff\xfe\x00"), "(it is not text)"),
-    (lambda path: path.mkdir(), "(Is a directory)"),
-])
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (lambda path: path.write_text("\n"), "is empty"),
+        (lambda path: path.write_bytes(b"\xff\xfe\x00"), "(it is not text)"),
+        (lambda path: path.mkdir(), "(Is a directory)"),
+    ],
+)
 def test_serve_refuses_an_empty_or_unreadable_session_secret_with_a_clear_error(
-        panel_env, data_dir, capsys, monkeypatch, spoil, reason):
+    panel_env, data_dir, capsys, monkeypatch, spoil, reason
+):
     monkeypatch.setattr(auth, "EMPTY_SECRET_WAIT", 0.2)
     data_dir.mkdir()
     spoil(data_dir / "session-secret")
@@ -182,8 +186,7 @@ def test_socketio_refuses_connections_without_credentials(host):
 
 @pytest.mark.parametrize("how", ["auth", "header"])
 def test_socketio_accepts_the_token(host, how):
-    kwargs = ({"auth": {"token": TOKEN}} if how == "auth"
-              else {"headers": {"Authorization": f"Bearer {TOKEN}"}})
+    kwargs = {"auth": {"token": TOKEN}} if how == "auth" else {"headers": {"Authorization": f"Bearer {TOKEN}"}}
     client = host.socketio.test_client(host.app, namespace="/ai", **kwargs)
     assert client.is_connected("/ai")
     client.disconnect(namespace="/ai")
@@ -214,8 +217,7 @@ def test_a_new_token_signs_existing_sessions_out(make_host, panel_env):
 def test_forms_from_the_signed_out_are_read_only_within_the_body_limit(client, path):
     """The sign-in form and page read a form's fields before anyone is signed in."""
     data = big_form(20 * 1024 * 1024)
-    for extra, most_read in (({"content_length": len(data)}, 0),
-                             (chunked({}), MAX_JSON_BODY + 64 * 1024)):
+    for extra, most_read in (({"content_length": len(data)}, 0), (chunked({}), MAX_JSON_BODY + 64 * 1024)):
         body = CountingStream(data)
         response = client.post(path, input_stream=body, content_type=FORM, **extra)
         assert response.status_code == 413

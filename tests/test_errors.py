@@ -41,8 +41,8 @@ def test_missing_things_are_404_envelopes(client, auth_headers):
 
 def test_bad_query_values_are_400_with_field_errors(client, auth_headers):
     error = assert_envelope(
-        client.get("/api/v2/ai/tasks?limit=0&status=bogus", headers=auth_headers), 400,
-        "validation_error")
+        client.get("/api/v2/ai/tasks?limit=0&status=bogus", headers=auth_headers), 400, "validation_error"
+    )
     assert set(error["details"]["fields"]) == {"limit", "status"}
 
 
@@ -95,28 +95,31 @@ def probe(make_host, auth_headers):
 
 
 def test_unexpected_exceptions_are_500_envelopes_without_details(probe, auth_headers):
-    error = assert_envelope(probe.get(API_PREFIX + "/_probe/crash", headers=auth_headers), 500,
-                            "internal_error")
+    error = assert_envelope(probe.get(API_PREFIX + "/_probe/crash", headers=auth_headers), 500, "internal_error")
     assert "secret internal detail" not in str(error)
 
 
-@pytest.mark.parametrize("kwargs, code", [
-    ({}, "missing_body"),
-    ({"data": "{not json", "content_type": "application/json"}, "invalid_json"),
-    ({"data": b'{"name": "\xff"}', "content_type": "application/json"}, "invalid_json"),
-    ({"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, "invalid_json"),
-    ({"data": "null", "content_type": "application/json"}, "invalid_body"),
-    ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, "unsupported_media_type"),
-    ({"json": ["a", "list"]}, "invalid_body"),
-    ({"json": {"count": "many"}}, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "kwargs, code",
+    [
+        ({}, "missing_body"),
+        ({"data": "{not json", "content_type": "application/json"}, "invalid_json"),
+        ({"data": b'{"name": "\xff"}', "content_type": "application/json"}, "invalid_json"),
+        ({"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, "invalid_json"),
+        ({"data": "null", "content_type": "application/json"}, "invalid_body"),
+        ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, "unsupported_media_type"),
+        ({"json": ["a", "list"]}, "invalid_body"),
+        ({"json": {"count": "many"}}, "validation_error"),
+    ],
+)
 def test_bad_bodies_are_400_envelopes(probe, auth_headers, kwargs, code):
     assert_envelope(probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, **kwargs), 400, code)
 
 
 def test_field_errors_name_each_field(probe, auth_headers):
-    error = assert_envelope(probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers,
-                                       json={"count": "many", "extra": 1}), 400)
+    error = assert_envelope(
+        probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, json={"count": "many", "extra": 1}), 400
+    )
     assert set(error["details"]["fields"]) == {"name", "count", "extra"}
 
 
@@ -128,8 +131,10 @@ def test_a_good_body_passes_through(probe, auth_headers):
 def chunked(headers):
     """The request a WSGI server such as gunicorn hands over for a body sent in chunks: no
     length, and a stream the server ends itself."""
-    return {"headers": {**headers, "Transfer-Encoding": "chunked"},
-            "environ_overrides": {"wsgi.input_terminated": True}}
+    return {
+        "headers": {**headers, "Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }
 
 
 class CountingStream(io.BytesIO):
@@ -154,8 +159,13 @@ def big_echo_body(size):
 
 def test_a_json_body_over_the_limit_is_413_unread(probe, auth_headers):
     body = CountingStream(big_echo_body(20 * 1024 * 1024))
-    response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, input_stream=body,
-                          content_type="application/json", content_length=len(body.getvalue()))
+    response = probe.post(
+        API_PREFIX + "/_probe/echo",
+        headers=auth_headers,
+        input_stream=body,
+        content_type="application/json",
+        content_length=len(body.getvalue()),
+    )
     error = assert_envelope(response, 413, "payload_too_large")
     assert error["details"] == {"limit_bytes": MAX_JSON_BODY} and "1 MiB" in error["message"]
     assert body.read_bytes == 0 and len(response.get_data()) < 1000
@@ -163,8 +173,9 @@ def test_a_json_body_over_the_limit_is_413_unread(probe, auth_headers):
 
 def test_a_chunked_json_body_is_read_no_further_than_the_limit(probe, auth_headers):
     body = CountingStream(big_echo_body(20 * 1024 * 1024))
-    response = probe.post(API_PREFIX + "/_probe/echo", input_stream=body,
-                          content_type="application/json", **chunked(auth_headers))
+    response = probe.post(
+        API_PREFIX + "/_probe/echo", input_stream=body, content_type="application/json", **chunked(auth_headers)
+    )
     assert_envelope(response, 413, "payload_too_large")
     assert body.read_bytes == MAX_JSON_BODY + 1
 
@@ -173,8 +184,9 @@ def test_a_json_body_at_the_limit_is_taken(probe, auth_headers):
     data = big_echo_body(MAX_JSON_BODY - len(big_echo_body(0)))
     assert len(data) == MAX_JSON_BODY
     for extra in ({"headers": auth_headers}, chunked(auth_headers)):
-        response = probe.post(API_PREFIX + "/_probe/echo", input_stream=io.BytesIO(data),
-                              content_type="application/json", **extra)
+        response = probe.post(
+            API_PREFIX + "/_probe/echo", input_stream=io.BytesIO(data), content_type="application/json", **extra
+        )
         assert response.status_code == 200 and len(response.get_json()["name"]) == len(data) - 12
 
 
@@ -191,14 +203,18 @@ def big_form(size, csrf="x"):
 def sign_in(client):
     """Sign ``client`` in as a browser does; returns the session's CSRF token."""
     client.post("/login", data={"token": TOKEN, "next": "/ai/"})
-    return re.search(r'name="csrf-token" content="([^"]+)"',
-                     client.get("/ai/").get_data(as_text=True)).group(1)
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get("/ai/").get_data(as_text=True)).group(1)
 
 
 def test_a_big_form_from_a_token_client_is_refused_as_not_json_unread(probe, auth_headers):
     body = CountingStream(big_form(20 * 1024 * 1024))
-    response = probe.post(API_PREFIX + "/_probe/echo", headers=auth_headers, input_stream=body,
-                          content_type=FORM, content_length=len(body.getvalue()))
+    response = probe.post(
+        API_PREFIX + "/_probe/echo",
+        headers=auth_headers,
+        input_stream=body,
+        content_type=FORM,
+        content_length=len(body.getvalue()),
+    )
     assert_envelope(response, 400, "unsupported_media_type")
     assert body.read_bytes == 0
 
@@ -208,11 +224,9 @@ def test_a_signed_in_form_over_the_limit_is_413_before_it_is_read(probe):
     its length is told, and read no further than about the limit when it comes in chunks."""
     sign_in(probe)
     data = big_form(20 * 1024 * 1024)
-    for extra, most_read in (({"content_length": len(data)}, 0),
-                             (chunked({}), MAX_JSON_BODY + 64 * 1024)):
+    for extra, most_read in (({"content_length": len(data)}, 0), (chunked({}), MAX_JSON_BODY + 64 * 1024)):
         body = CountingStream(data)
-        response = probe.post(API_PREFIX + "/_probe/echo", input_stream=body, content_type=FORM,
-                              **extra)
+        response = probe.post(API_PREFIX + "/_probe/echo", input_stream=body, content_type=FORM, **extra)
         error = assert_envelope(response, 413, "payload_too_large")
         assert error["details"] == {"limit_bytes": MAX_JSON_BODY} and "form body" in error["message"]
         assert body.read_bytes <= most_read
@@ -223,22 +237,31 @@ def test_a_signed_in_form_at_the_limit_passes_the_csrf_check_and_is_refused_as_n
     than a missing body."""
     csrf = sign_in(probe)
     for extra in ({}, chunked({})):
-        response = probe.post(API_PREFIX + "/_probe/echo", content_type=FORM,
-                              input_stream=io.BytesIO(big_form(MAX_JSON_BODY, csrf)), **extra)
+        response = probe.post(
+            API_PREFIX + "/_probe/echo",
+            content_type=FORM,
+            input_stream=io.BytesIO(big_form(MAX_JSON_BODY, csrf)),
+            **extra,
+        )
         assert_envelope(response, 400, "unsupported_media_type")
     wrong = probe.post(API_PREFIX + "/_probe/echo", data={"csrf_token": "wrong", "name": "x"})
     assert_envelope(wrong, 403, "csrf_failed")
 
 
-@pytest.mark.parametrize("body, where", [
-    ({"domains": ["a;" * 250_000]}, ("domains", "0")),
-    ({"allowlist": ["10.0.0.0/" + "9" * 500_000]}, ("allowlist", "0")),
-    ({"tls": {"mode": "existing", "certificate": "/" + "$" * 500_000, "key": "/k.pem"}},
-     ("tls", "certificate")),
-])
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ({"domains": ["a;" * 250_000]}, ("domains", "0")),
+        ({"allowlist": ["10.0.0.0/" + "9" * 500_000]}, ("allowlist", "0")),
+        ({"tls": {"mode": "existing", "certificate": "/" + "$" * 500_000, "key": "/k.pem"}}, ("tls", "certificate")),
+    ],
+)
 def test_a_refused_value_is_quoted_by_its_start_only(client, auth_headers, body, where):
-    response = client.post(API_PREFIX + "/domains", headers=auth_headers, json={
-        "domains": ["ai.example.com"], "target": {"kind": "ollama", "name": "local"}, **body})
+    response = client.post(
+        API_PREFIX + "/domains",
+        headers=auth_headers,
+        json={"domains": ["ai.example.com"], "target": {"kind": "ollama", "name": "local"}, **body},
+    )
     error = assert_envelope(response, 400, "validation_error")
     messages = error["details"]["fields"]
     for key in where:

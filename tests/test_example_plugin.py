@@ -20,9 +20,13 @@ def sysfs(tmp_path):
     root = tmp_path / "drm"
     amd = root / "card0" / "device"
     (amd / "hwmon" / "hwmon3").mkdir(parents=True)
-    for name, value in {"vendor": "0x1002", "gpu_busy_percent": "37",
-                        "mem_info_vram_total": str(8 << 30), "mem_info_vram_used": str(1 << 30),
-                        "uevent": "DRIVER=amdgpu\nPCI_SLOT_NAME=0000:03:00.0\n"}.items():
+    for name, value in {
+        "vendor": "0x1002",
+        "gpu_busy_percent": "37",
+        "mem_info_vram_total": str(8 << 30),
+        "mem_info_vram_used": str(1 << 30),
+        "uevent": "DRIVER=amdgpu\nPCI_SLOT_NAME=0000:03:00.0\n",
+    }.items():
         (amd / name).write_text(value)
     (amd / "hwmon" / "hwmon3" / "temp1_input").write_text("54000")
     (amd / "hwmon" / "hwmon3" / "power1_average").write_text("45000000")
@@ -60,8 +64,9 @@ def test_it_adds_a_menu_page_that_lists_the_cards(drm_host):
 
 
 def test_it_adds_a_gpu_provider_that_auto_chooses_and_reads_the_cards(drm_host):
-    status = drm_host.app.test_client().get(
-        "/api/v2/ai/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    status = (
+        drm_host.app.test_client().get("/api/v2/ai/status", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    )
     gpu = next(p for p in status["providers"] if p["kind"] == "gpu")
     assert (gpu["provider"], gpu["usable"]) == ("drm", True)
     sample = drm_host.app.extensions["open1panel_ai"].providers.get("gpu").sample()
@@ -78,10 +83,19 @@ def test_its_readings_reach_the_gpu_api_and_the_metrics_under_the_cards_names(dr
     assert (amd["power_draw_w"], amd["temperature"], amd["memory_used"]) == (45.0, 54.0, 1 << 30)
     assert (amd["lost"], amd["unsupported"]) == (False, [])
     assert intel["power_draw_w"] is None and intel["unsupported"] == [
-        "memory_total", "memory_used", "power_draw_w", "temperature", "utilization_gpu"]
+        "memory_total",
+        "memory_used",
+        "power_draw_w",
+        "temperature",
+        "utilization_gpu",
+    ]
     text = client.get("/api/v2/ai/metrics", headers=headers).get_data(as_text=True)
-    series = {(s.name, s.labels["gpu"]): s for family in text_string_to_metric_families(text)
-              for s in family.samples if s.name.startswith(("DCGM_FI_DEV", "open1panel_ai_gpu_up"))}
+    series = {
+        (s.name, s.labels["gpu"]): s
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith(("DCGM_FI_DEV", "open1panel_ai_gpu_up"))
+    }
     assert series[("DCGM_FI_DEV_POWER_USAGE", "0")].value == 45
     assert series[("DCGM_FI_DEV_POWER_USAGE", "0")].labels["device"] == "card0"
     assert series[("open1panel_ai_gpu_up", "1")].labels["device"] == "card1"
@@ -142,11 +156,14 @@ def test_the_amd_provider_serves_the_gpu_api_from_amd_smi(amd_panel):
 
 
 def test_the_amd_provider_feeds_the_prometheus_metrics(amd_panel):
-    response = amd_panel().app.test_client().get(
-        "/api/v2/ai/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    response = amd_panel().app.test_client().get("/api/v2/ai/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
-    series = {(s.name, s.labels["gpu"]): s for family in text_string_to_metric_families(response.get_data(as_text=True))
-              for s in family.samples if s.name.startswith("DCGM_FI_DEV")}
+    series = {
+        (s.name, s.labels["gpu"]): s
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for s in family.samples
+        if s.name.startswith("DCGM_FI_DEV")
+    }
     busy = series[("DCGM_FI_DEV_GPU_UTIL", "0")]
     assert busy.value == 97 and busy.labels["UUID"] == "b4ff7551-0000-1000-8059-a6be8f1c2d3e"
     assert busy.labels["modelName"] == "AMD Radeon AI PRO R9700" and busy.labels["pci_bus_id"] == "0000:03:00.0"

@@ -38,9 +38,14 @@ DOMAIN = "ollama.example.com"
 VIEWPORT = {"width": 1280, "height": 800}
 
 #: The simulated GPU: an L40S holding a model in 11 GiB of its memory.
-GPU_CARD = {"name": "NVIDIA L40S", "uuid": "GPU-5f3c2a10-8e44-4b1d-9a0e-3c1f2d7b6e91",
-            "memory_total": 48 * 2**30, "memory_used": 11 * 2**30, "power_limit_mw": 350_000,
-            "fan": 42}
+GPU_CARD = {
+    "name": "NVIDIA L40S",
+    "uuid": "GPU-5f3c2a10-8e44-4b1d-9a0e-3c1f2d7b6e91",
+    "memory_total": 48 * 2**30,
+    "memory_used": 11 * 2**30,
+    "power_limit_mw": 350_000,
+    "fan": 42,
+}
 
 
 def gpu_load(moment: float) -> dict[str, int]:
@@ -49,8 +54,12 @@ def gpu_load(moment: float) -> dict[str, int]:
     swell = math.sin(moment / 40)
     burst = math.sin(moment / 3.1)
     utilization = round(min(99, max(3, 58 + 26 * swell + 13 * burst)))
-    return {"utilization": utilization, "memory_utilization": round(utilization * 0.55),
-            "temperature": round(44 + utilization * 0.3), "power_w": round(90 + utilization * 2.4)}
+    return {
+        "utilization": utilization,
+        "memory_utilization": round(utilization * 0.55),
+        "temperature": round(44 + utilization * 0.3),
+        "power_w": round(90 + utilization * 2.4),
+    }
 
 
 #: ``pynvml`` for the served panel: the fake NVML of ``tests/gpu`` with :data:`GPU_CARD`
@@ -89,10 +98,19 @@ def seed_gpu_history(data_dir: Path, minutes: int = 10) -> None:
     now = time.time()
     for moment in range(int(now) - 60 * minutes, int(now), 5):
         load = gpu_load(moment)
-        history.record(moment, {GPU_CARD["uuid"]: {
-            "utilization_gpu": load["utilization"], "utilization_memory": load["memory_utilization"],
-            "memory_used": GPU_CARD["memory_used"], "memory_total": GPU_CARD["memory_total"],
-            "temperature": load["temperature"], "power_draw_w": load["power_w"]}})
+        history.record(
+            moment,
+            {
+                GPU_CARD["uuid"]: {
+                    "utilization_gpu": load["utilization"],
+                    "utilization_memory": load["memory_utilization"],
+                    "memory_used": GPU_CARD["memory_used"],
+                    "memory_total": GPU_CARD["memory_total"],
+                    "temperature": load["temperature"],
+                    "power_draw_w": load["power_w"],
+                }
+            },
+        )
     store.close()
 
 
@@ -115,10 +133,14 @@ def shots(tmp_path):
 def ollama(tmp_path):
     """The stand-in with two models on disk and a third, 1.3 GB, to pull in about six seconds."""
     with OllamaStandIn(tmp_path / "ollama", pull_speed=220_000_000) as standin:
-        standin.seed("qwen2.5:7b", [4_683_073_184, 11_343, 6_016], family="qwen2",
-                     parameter_size="7.6B")
-        standin.seed("nomic-embed-text", [274_290_656, 11_357], family="nomic-bert",
-                     parameter_size="137M", quantization_level="F16")
+        standin.seed("qwen2.5:7b", [4_683_073_184, 11_343, 6_016], family="qwen2", parameter_size="7.6B")
+        standin.seed(
+            "nomic-embed-text",
+            [274_290_656, 11_357],
+            family="nomic-bert",
+            parameter_size="137M",
+            quantization_level="F16",
+        )
         standin.publish("llama3.2:1b", [1_321_082_688, 1_429, 7_711, 6_016])
         yield standin
 
@@ -134,11 +156,15 @@ def panel(served, ollama, nginx, tmp_path):
     site = tmp_path / "busy-gpu"
     site.mkdir()
     (site / "pynvml.py").write_text(BUSY_GPU_MODULE)
-    env = {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": ollama.url,
-           "OLLAMA_MODELS": str(ollama.state_dir), "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx",
-           "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
-           "PYTHONPATH": os.pathsep.join([str(site), str(REPO), str(PLUGINS_DIR)]),
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env = {
+        "OPEN1PANEL_AI_TOKEN": TOKEN,
+        "OLLAMA_HOST": ollama.url,
+        "OLLAMA_MODELS": str(ollama.state_dir),
+        "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx",
+        "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
+        "PYTHONPATH": os.pathsep.join([str(site), str(REPO), str(PLUGINS_DIR)]),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
     for key, value in nginx.settings(tmp_path / "unused").items():
         if key != "data_dir":
             env["OPEN1PANEL_AI_" + key.upper()] = value
@@ -150,8 +176,7 @@ def panel(served, ollama, nginx, tmp_path):
 @pytest.fixture
 def page(browser):
     """An English 1280×800 page whose clipboard the page may write and read."""
-    context = browser.new_context(locale="en-US", viewport=VIEWPORT,
-                                  permissions=["clipboard-read", "clipboard-write"])
+    context = browser.new_context(locale="en-US", viewport=VIEWPORT, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     yield page
     context.close()
@@ -191,11 +216,13 @@ def pull_a_model(page, shots) -> None:
     dialog.get_by_role("button", name="Download").click()
     expect(dialog).to_have_attribute("data-status", "running")
     # The bar moves, with speed and time left: caught part way, then full.
-    moving = page.wait_for_function("""() => {
+    moving = page.wait_for_function(
+        """() => {
         const bar = document.querySelector('#ollama-pull-dialog progress');
         const line = document.querySelector('#ollama-pull-dialog .ollama-pull-state').textContent;
         return !bar.hidden && bar.value > 20 && bar.value < 80 && line.includes('/s') && line; }""",
-        timeout=15_000)
+        timeout=15_000,
+    )
     shots(page, "ollama-pull")
     assert re.match(r"\d+\.\d% · [\d.]+ MiB/s · \d+ s left", moving.json_value()), moving.json_value()
     expect(dialog).to_have_attribute("data-status", "succeeded", timeout=20_000)
@@ -251,9 +278,16 @@ def start_an_mcp_server_and_copy_its_cursor_config(page, panel, shots) -> None:
     header = entry["headers"]["Authorization"]
     assert header.startswith("Bearer ") and header.endswith(server["token_hint"])
     # The copied config is what a client needs: the server answers it, and nothing without it.
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "cursor", "version": "1"}}}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "cursor", "version": "1"},
+        },
+    }
     accept = {"Accept": "application/json, text/event-stream"}
     assert httpx.post(url, json=initialize, headers=accept, timeout=10).status_code == 401
     answer = httpx.post(url, json=initialize, headers={**accept, **entry["headers"]}, timeout=10)

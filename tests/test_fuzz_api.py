@@ -53,25 +53,36 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ANSWERS = ["1XX", "2XX", "3XX", "4XX", "502", "503", "507"]
 #: The patterns of the path arguments that name a resource (``name``: a model).
 ID_PATTERNS = {"server_id": SERVER_ID, "binding_id": BINDING_ID, "task_id": TASK_ID, "name": MODEL_NAME}
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_schema_conformance", "negative_data_rejection", "ignored_auth",
-          "unsupported_method"]
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "ignored_auth",
+    "unsupported_method",
+]
 
 
 @pytest.fixture(scope="module")
 def fuzzed_host(tmp_path_factory):
     """A standalone host whose providers reach real parts (see the module docstring)."""
     root = tmp_path_factory.mktemp("fuzz")
-    with pytest.MonkeyPatch.context() as patch, \
-            OllamaStandIn(root / "ollama-models", pull_speed=50_000_000) as ollama:
+    with pytest.MonkeyPatch.context() as patch, OllamaStandIn(root / "ollama-models", pull_speed=50_000_000) as ollama:
         ollama.seed("llama3.2", [3000], family="llama", quantization_level="Q4_K_M")
         ollama.seed("qwen2:0.5b", [500], family="qwen2", quantization_level="Q8_0")
         ollama.publish("smollm:135m", [2000])
         nginx = NginxServer(root / "nginx").start()
         data_dir = root / "data"
-        settings = {"data_dir": str(data_dir), "token": TOKEN, "disabled_plugins": EXAMPLE_PLUGINS,
-                    "domain_provider": "nginx", "gpu_provider": "nvml", "mcp_provider": "none",
-                    **nginx.settings(data_dir)}
+        settings = {
+            "data_dir": str(data_dir),
+            "token": TOKEN,
+            "disabled_plugins": EXAMPLE_PLUGINS,
+            "domain_provider": "nginx",
+            "gpu_provider": "nvml",
+            "mcp_provider": "none",
+            **nginx.settings(data_dir),
+        }
         for key in list(os.environ):
             if key.startswith("OPEN1PANEL_AI_"):
                 patch.delenv(key)
@@ -90,15 +101,18 @@ def fuzzed_host(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_schema(fuzzed_host):
-    config = SchemathesisConfig.from_dict({
-        "headers": AUTH,
-        "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True,
-                       "database": "none"},
-        "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS},
-                   "not_a_server_error": {"enabled": True, "expected-statuses": ANSWERS}},
-    })
-    return schemathesis.openapi.from_wsgi(API + "/openapi.json", fuzzed_host.app,
-                                          config=config, headers=AUTH)
+    config = SchemathesisConfig.from_dict(
+        {
+            "headers": AUTH,
+            "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True, "database": "none"},
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in CHECKS},
+                "not_a_server_error": {"enabled": True, "expected-statuses": ANSWERS},
+            },
+        }
+    )
+    return schemathesis.openapi.from_wsgi(API + "/openapi.json", fuzzed_host.app, config=config, headers=AUTH)
 
 
 @pytest.fixture(autouse=True)
@@ -123,8 +137,9 @@ def resources(fuzzed_host):
 
     return {
         "server_id": create("/mcp/servers", {"name": "fuzzed", "command": ["uvx", "mcp-server-time"]}),
-        "binding_id": create("/domains", {"domains": ["fuzzed.example.com"],
-                                          "target": {"kind": "ollama", "name": "local"}}),
+        "binding_id": create(
+            "/domains", {"domains": ["fuzzed.example.com"], "target": {"kind": "ollama", "name": "local"}}
+        ),
         "task_id": create("/ollama/pulls", {"name": "smollm:135m"}),
         "name": "llama3.2",
     }
@@ -145,8 +160,12 @@ def _aim_at_resources(case, resources):
     if case.operation.method == "delete":
         return
     for name, value in (case.path_parameters or {}).items():
-        if (name in resources and isinstance(value, str) and re.fullmatch(ID_PATTERNS[name], value)
-                and zlib.crc32(value.encode()) % 2 == 0):
+        if (
+            name in resources
+            and isinstance(value, str)
+            and re.fullmatch(ID_PATTERNS[name], value)
+            and zlib.crc32(value.encode()) % 2 == 0
+        ):
             case.path_parameters[name] = resources[name]
 
 
@@ -156,4 +175,3 @@ def _keep_on_the_stand_in(case):
     body = case.body
     if isinstance(body, dict) and isinstance(body.get("url"), str) and 1 <= len(body["url"]) <= 300:
         body["url"] = os.environ["OLLAMA_HOST"]
-

@@ -52,23 +52,28 @@ def test_every_hook_is_in_the_docs(prefix, name, function):
 @pytest.mark.parametrize("prefix, name, function", HOOKS, ids=[h[1] for h in HOOKS])
 def test_every_hook_has_a_test(prefix, name, function):
     this_file = Path(__file__).name
-    tested = [p.name for p in (ROOT / "tests").rglob("test_*.py")
-              if p.name != this_file and name in p.read_text()]
+    tested = [p.name for p in (ROOT / "tests").rglob("test_*.py") if p.name != this_file and name in p.read_text()]
     assert tested, f"no test mentions {name}"
 
 
 def test_importing_the_contract_starts_no_web_stack_and_does_no_io():
-    code = ("import sys, hookspecs.panel, hookspecs.ai; "
-            "print(sorted(m for m in ('flask', 'flask_socketio', 'sqlite3', 'httpx', 'socket', "
-            "'open1panel_ai') if m in sys.modules))")
+    code = (
+        "import sys, hookspecs.panel, hookspecs.ai; "
+        "print(sorted(m for m in ('flask', 'flask_socketio', 'sqlite3', 'httpx', 'socket', "
+        "'open1panel_ai') if m in sys.modules))"
+    )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "[]"
 
 
 def test_every_provider_protocol_has_a_name_and_a_probe():
     assert "name" in hookspecs.ai.Provider.__annotations__
-    for protocol in (hookspecs.ai.OllamaProvider, hookspecs.ai.MCPProvider,
-                     hookspecs.ai.GPUProvider, hookspecs.ai.DomainProvider):
+    for protocol in (
+        hookspecs.ai.OllamaProvider,
+        hookspecs.ai.MCPProvider,
+        hookspecs.ai.GPUProvider,
+        hookspecs.ai.DomainProvider,
+    ):
         assert hookspecs.ai.Provider in protocol.__mro__ and callable(protocol.probe)
         methods = [m for m in vars(protocol) if not m.startswith("_")]
         assert methods and all(inspect.getdoc(getattr(protocol, m)) for m in methods)

@@ -100,8 +100,7 @@ def test_the_plugins_page_disables_a_plugin_from_the_next_start(make_host, on_pa
     assert "Disabled from the next start" not in client.get("/plugins").get_data(as_text=True)
     asked = client.get("/plugins?disable=testkit").get_data(as_text=True)
     assert '<dialog open id="plugin-confirm"' in asked and "Disable testkit?" in asked
-    response = client.post("/plugins/testkit", data={"action": "disable", "confirm": "yes",
-                                                    "csrf_token": csrf(client)})
+    response = client.post("/plugins/testkit", data={"action": "disable", "confirm": "yes", "csrf_token": csrf(client)})
     assert response.status_code == 303 and response.headers["Location"] == "/plugins"
     assert "Disabled from the next start" in client.get("/plugins").get_data(as_text=True)
     first.shutdown()
@@ -192,8 +191,10 @@ def test_panel_authenticate_is_what_plugins_use_to_check_users(host):
     from flask import request
 
     with host.app.test_request_context("/", headers={"Authorization": f"Bearer {TOKEN}"}):
-        assert host.plugin_manager.hook.panel_authenticate(request=request, auth=None) == \
-            {"name": "admin", "via": "token"}
+        assert host.plugin_manager.hook.panel_authenticate(request=request, auth=None) == {
+            "name": "admin",
+            "via": "token",
+        }
     with host.app.test_request_context("/"):
         assert host.plugin_manager.hook.panel_authenticate(request=request, auth=None) is None
         assert host.plugin_manager.hook.panel_authenticate(request=request, auth={"token": TOKEN})["via"] == "token"
@@ -240,8 +241,10 @@ def test_the_sign_in_page_and_the_host_errors_speak_chinese(host):
     page = client.get("/plugins/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "<h1>登录</h1>" in page and "管理员令牌" in page
     refused = client.get("/api/v2/ai/status", headers={"Accept-Language": "zh-CN"})
-    assert refused.status_code == 401 and refused.get_json()["error"]["message"] != \
-        client.get("/api/v2/ai/status").get_json()["error"]["message"]
+    assert (
+        refused.status_code == 401
+        and refused.get_json()["error"]["message"] != client.get("/api/v2/ai/status").get_json()["error"]["message"]
+    )
     signed = signed_in(host)
     forbidden = signed.post("/plugins/ai", data={"action": "disable"}, headers={"Accept-Language": "zh-CN"})
     assert forbidden.status_code == 403 and "CSRF" in forbidden.get_data(as_text=True)

@@ -25,8 +25,9 @@ def used_keys():
 def test_both_languages_have_the_same_keys():
     english, chinese = set(i18n.catalog("en")), set(i18n.catalog("zh-CN"))
     # Chinese has one plural form: it may leave out the ".one" of a key that has ".other".
-    singular_only_in_english = {key for key in english - chinese
-                                if key.endswith(".one") and key[:-4] + ".other" in chinese}
+    singular_only_in_english = {
+        key for key in english - chinese if key.endswith(".one") and key[:-4] + ".other" in chinese
+    }
     assert english - singular_only_in_english == chinese
 
 
@@ -35,8 +36,13 @@ def test_every_string_the_pages_use_is_in_the_catalog():
     assert len(keys) > 20
     english = i18n.catalog("en")
     # A key ending in "." is the start of keys a template completes (plugins.state. ~ state).
-    missing = {key for key in keys if key not in english and key + ".other" not in english
-               and not (key.endswith(".") and any(k.startswith(key) for k in english))}
+    missing = {
+        key
+        for key in keys
+        if key not in english
+        and key + ".other" not in english
+        and not (key.endswith(".") and any(k.startswith(key) for k in english))
+    }
     assert missing == set()
 
 
@@ -53,15 +59,18 @@ def test_placeholders_match_between_languages():
         assert set(re.findall(r"{(\w+)}", english[key])) == set(re.findall(r"{(\w+)}", chinese[key])), key
 
 
-@pytest.mark.parametrize("cookie, header, expected", [
-    (None, None, "en"),
-    (None, "zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
-    (None, "en-US,en;q=0.9,zh;q=0.8", "en"),
-    (None, "fr;q=1.0, zh-Hans;q=0.5", "zh-CN"),
-    (None, "zh-TW", "en"),
-    ("zh-CN", "en", "zh-CN"),
-    ("klingon", "zh", "zh-CN"),
-])
+@pytest.mark.parametrize(
+    "cookie, header, expected",
+    [
+        (None, None, "en"),
+        (None, "zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
+        (None, "en-US,en;q=0.9,zh;q=0.8", "en"),
+        (None, "fr;q=1.0, zh-Hans;q=0.5", "zh-CN"),
+        (None, "zh-TW", "en"),
+        ("zh-CN", "en", "zh-CN"),
+        ("klingon", "zh", "zh-CN"),
+    ],
+)
 def test_the_language_comes_from_the_switch_then_the_browser(cookie, header, expected):
     assert i18n.negotiate(cookie, header) == expected
 
@@ -84,7 +93,8 @@ MESSAGE_KEY = re.compile(r"""\bMessage\(\s*(f?)["']([^"']+)["']""")
 PLAIN_MESSAGE = re.compile(
     r"""\b(?:errors\.(?!envelope\b)\w+|ApiError|BadRequest|NotFound|Conflict|UpstreamError|UpstreamUnavailable|"""
     r"""InsufficientStorage|PayloadTooLarge|Forbidden|ProviderUnavailable|TaskError|TaskInterrupted)"""
-    r"""\(\s*f?["']""")
+    r"""\(\s*f?["']"""
+)
 
 
 def message_keys():
@@ -92,8 +102,12 @@ def message_keys():
     keys = []
     for source in PACKAGE.rglob("*.py"):
         for is_format, key in MESSAGE_KEY.findall(source.read_text()):
-            keys.append((source.relative_to(PACKAGE), re.compile(re.sub(r"\\{[^}]*\\}", r"[\\w.-]+", re.escape(key)))
-                         if is_format else key))
+            keys.append(
+                (
+                    source.relative_to(PACKAGE),
+                    re.compile(re.sub(r"\\{[^}]*\\}", r"[\\w.-]+", re.escape(key))) if is_format else key,
+                )
+            )
     return keys
 
 
@@ -113,8 +127,10 @@ def test_no_error_or_reason_is_written_as_plain_english():
     plain = []
     for source in PACKAGE.rglob("*.py"):
         code = source.read_text()
-        plain += [f"{source.relative_to(PACKAGE)}:{code.count(chr(10), 0, match.start()) + 1}"
-                  for match in PLAIN_MESSAGE.finditer(code)]
+        plain += [
+            f"{source.relative_to(PACKAGE)}:{code.count(chr(10), 0, match.start()) + 1}"
+            for match in PLAIN_MESSAGE.finditer(code)
+        ]
     assert plain == []
 
 

@@ -13,7 +13,7 @@ def test_the_document_covers_every_api_route_and_method(host, api):
     routed = set()
     for rule in host.app.url_map.iter_rules():
         if rule.rule.startswith(API_PREFIX + "/"):
-            path = re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule[len(API_PREFIX):])
+            path = re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule[len(API_PREFIX) :])
             routed |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routed and documented == routed
 
@@ -22,11 +22,18 @@ def test_schemas_come_from_marshmallow(api):
     _, spec = api("get", "/openapi.json")
     task = spec["components"]["schemas"]["Task"]
     assert task["properties"]["status"]["enum"] == [
-        "queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "interrupted",
+    ]
     listing = spec["paths"]["/tasks"]["get"]
     assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} == {"status", "kind", "limit"}
     assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/TaskList"}
+        "$ref": "#/components/schemas/TaskList"
+    }
 
 
 def test_every_operation_needs_the_bearer_token_and_documents_its_errors(api):

@@ -34,16 +34,26 @@ def busy_panel(served, tmp_path):
         ollama.seed("llama3.2:1b", [1_300_000_000])
         nginx = NginxServer(tmp_path / "nginx").start()
         env = {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": ollama.url, "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx"}
-        env.update({"OPEN1PANEL_AI_" + key.upper(): value
-                    for key, value in nginx.settings(tmp_path).items() if key != "data_dir"})
+        env.update(
+            {
+                "OPEN1PANEL_AI_" + key.upper(): value
+                for key, value in nginx.settings(tmp_path).items()
+                if key != "data_dir"
+            }
+        )
         panel = served(env=env)
         assert panel.api("POST", "/ollama/models/qwen2:0.5b/load", json={"keep_alive": "10m"}).status_code == 204
-        assert panel.api("POST", "/ollama/endpoints", json={
-            "name": "gone", "url": f"http://127.0.0.1:{free_port()}"}).status_code == 201
+        assert (
+            panel.api(
+                "POST", "/ollama/endpoints", json={"name": "gone", "url": f"http://127.0.0.1:{free_port()}"}
+            ).status_code
+            == 201
+        )
         failing = [sys.executable, "-c", "import sys; sys.exit(3)"]
         for name, command in (("broken", failing), ("idle", TIME_SERVER)):
-            created = panel.api("POST", "/mcp/servers", json={
-                "name": name, "command": command, "port": free_port(), "autostart": False})
+            created = panel.api(
+                "POST", "/mcp/servers", json={"name": name, "command": command, "port": free_port(), "autostart": False}
+            )
             assert created.status_code == 201, created.text
             if name == "broken":
                 assert panel.api("POST", f"/mcp/servers/{created.json()['id']}/start").status_code == 200
@@ -51,9 +61,15 @@ def busy_panel(served, tmp_path):
                 panel.idle_id = created.json()["id"]
         garbage = tmp_path / NOT_A_CERTIFICATE
         garbage.write_text("not a certificate\n")
-        refused = panel.api("POST", "/domains", json={
-            "domains": ["broken.example.test"], "target": {"kind": "ollama", "name": "local"},
-            "tls": {"mode": "existing", "certificate": str(garbage), "key": str(garbage)}})
+        refused = panel.api(
+            "POST",
+            "/domains",
+            json={
+                "domains": ["broken.example.test"],
+                "target": {"kind": "ollama", "name": "local"},
+                "tls": {"mode": "existing", "certificate": str(garbage), "key": str(garbage)},
+            },
+        )
         assert refused.status_code == 502, refused.text
         assert refused.json()["error"]["details"]["binding"]["state"] == "error"
         yield panel
@@ -136,7 +152,8 @@ def test_the_language_switch_turns_the_page_chinese(served, page):
     expect(page.get_by_role("heading", level=1)).to_have_text("AI 管理")
     gpu = panel.api("GET", "/overview").json()["gpu"]
     expect(page.locator('.ai-card[data-kind="gpu"] .ai-badge')).to_have_text(
-        {"cpu": "CPU 模式", "gpu": "可用"}[gpu["mode"]])
+        {"cpu": "CPU 模式", "gpu": "可用"}[gpu["mode"]]
+    )
     expect(page.locator("#ai-updated")).to_have_text(re.compile(r"^更新于 \d\d:\d\d:\d\d$"))  # 24-hour
     expect(page.locator('a[data-menu="plugins"]')).to_have_text("插件")
     # The host's own pages are Chinese too, at either spelling of their address.
@@ -231,8 +248,12 @@ def test_signing_out_ends_the_session(served, page):
 def submit(panel, kind, target, **params):
     import httpx
 
-    response = httpx.post(panel.url + "/testkit/tasks", json={"kind": kind, "target": target, "params": params},
-                          headers={"Authorization": f"Bearer {panel.token}"}, timeout=10)
+    response = httpx.post(
+        panel.url + "/testkit/tasks",
+        json={"kind": kind, "target": target, "params": params},
+        headers={"Authorization": f"Bearer {panel.token}"},
+        timeout=10,
+    )
     assert response.status_code == 202
     return response.json()
 

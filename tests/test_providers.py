@@ -54,8 +54,9 @@ def gpu_status(registry):
 
 
 def test_auto_takes_the_first_provider_whose_probe_passes():
-    host = registry(("vendor", Plugin(provider("down", fails=ProviderUnavailable("no driver", "install it")),
-                                       provider("up"))))
+    host = registry(
+        ("vendor", Plugin(provider("down", fails=ProviderUnavailable("no driver", "install it")), provider("up")))
+    )
     status = gpu_status(host)
     assert (status["provider"], status["usable"], status["setting"]) == ("up", True, "auto")
     assert [(c["name"], c["usable"]) for c in status["candidates"]] == [("down", False), ("up", True)]
@@ -63,16 +64,20 @@ def test_auto_takes_the_first_provider_whose_probe_passes():
 
 
 def test_an_installed_plugin_wins_over_a_trylast_builtin():
-    host = registry(("builtin", Plugin(provider("builtin-gpu"), trylast=True)),
-                     ("installed", Plugin(provider("vendor-gpu"))))
+    host = registry(
+        ("builtin", Plugin(provider("builtin-gpu"), trylast=True)), ("installed", Plugin(provider("vendor-gpu")))
+    )
     status = gpu_status(host)
     assert status["provider"] == "vendor-gpu"
     assert [c["plugin"] for c in status["candidates"]] == ["installed", "builtin"]
 
 
 def test_settings_choose_a_provider_by_name():
-    host = registry(("builtin", Plugin(provider("builtin-gpu"), trylast=True)),
-                    ("installed", Plugin(provider("vendor-gpu"))), gpu="builtin-gpu")
+    host = registry(
+        ("builtin", Plugin(provider("builtin-gpu"), trylast=True)),
+        ("installed", Plugin(provider("vendor-gpu"))),
+        gpu="builtin-gpu",
+    )
     assert gpu_status(host)["provider"] == "builtin-gpu"
 
 
@@ -84,8 +89,12 @@ def test_a_named_provider_that_is_missing_says_what_is_installed():
 
 
 def test_a_named_provider_that_fails_its_probe_reports_why():
-    status = gpu_status(registry(("p", Plugin(provider("down", fails=ProviderUnavailable("driver too old", "upgrade")),
-                                              provider("up"))), gpu="down"))
+    status = gpu_status(
+        registry(
+            ("p", Plugin(provider("down", fails=ProviderUnavailable("driver too old", "upgrade")), provider("up"))),
+            gpu="down",
+        )
+    )
     assert (status["usable"], status["reason"], status["fix"]) == (False, "driver too old", "upgrade")
 
 
@@ -157,8 +166,12 @@ class EveryKind:
 
 def test_each_kind_has_its_own_registration_hook():
     chosen = {p["kind"]: (p["provider"], p["usable"]) for p in registry(("every", EveryKind())).status()}
-    assert chosen == {"ollama": ("stand-in-ollama", True), "mcp": ("stand-in-mcp", True),
-                      "gpu": ("stand-in-gpu", True), "domain": (None, False)}
+    assert chosen == {
+        "ollama": ("stand-in-ollama", True),
+        "mcp": ("stand-in-mcp", True),
+        "gpu": ("stand-in-gpu", True),
+        "domain": (None, False),
+    }
 
 
 def test_a_refresh_probes_the_provider_in_use_and_builds_none_to_throw_away():

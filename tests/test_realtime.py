@@ -37,8 +37,10 @@ def wait_final(client, task_id, timeout=5):
 def test_subscribe_acknowledges_known_topics_and_refuses_others(host):
     client = connect(host)
     for topic in ("tasks", "task:abc", "gpu", "mcp", "mcp:srv-1:logs"):
-        assert client.emit("subscribe", {"topic": topic}, namespace="/ai", callback=True) == \
-            {"ok": True, "topic": topic}
+        assert client.emit("subscribe", {"topic": topic}, namespace="/ai", callback=True) == {
+            "ok": True,
+            "topic": topic,
+        }
     for bad in ({"topic": "everything"}, {"topic": "task:../x"}, {}, "tasks"):
         reply = client.emit("subscribe", bad, namespace="/ai", callback=True)
         assert reply["ok"] is False and reply["error"]["code"] == "bad_topic"

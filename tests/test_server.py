@@ -26,8 +26,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def submit(panel, kind, target, **params):
-    response = httpx.post(panel.url + "/testkit/tasks", json={"kind": kind, "target": target, "params": params},
-                          headers={"Authorization": f"Bearer {panel.token}"}, timeout=10)
+    response = httpx.post(
+        panel.url + "/testkit/tasks",
+        json={"kind": kind, "target": target, "params": params},
+        headers={"Authorization": f"Bearer {panel.token}"},
+        timeout=10,
+    )
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -77,7 +81,8 @@ def test_socketio_pushes_task_progress_over_a_websocket(served):
         task = submit(panel, "testkit.steps", "ws", steps=20, delay=0.05)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not any(
-                e["id"] == task["id"] and e["status"] == "succeeded" for e in events):
+            e["id"] == task["id"] and e["status"] == "succeeded" for e in events
+        ):
             time.sleep(0.05)
         mine = [e for e in events if e["id"] == task["id"]]
         assert mine[-1]["status"] == "succeeded" and mine[-1]["percent"] == 100.0
@@ -128,8 +133,9 @@ def test_after_a_kill_9_resumable_work_continues_by_itself(served, tmp_path):
         os.kill(first_pid, signal.SIGTERM)
 
     again = served(data_dir=data_dir)
-    resumed = again.wait_task(task["id"], lambda t: t["status"] == "running" and t["message"]
-                        and child_pid(t) != first_pid)
+    resumed = again.wait_task(
+        task["id"], lambda t: t["status"] == "running" and t["message"] and child_pid(t) != first_pid
+    )
     assert resumed["id"] == task["id"]
     again.api("POST", f"/tasks/{task['id']}/cancel")
     assert again.wait_task(task["id"], lambda t: t["status"] == "cancelled")["status"] == "cancelled"

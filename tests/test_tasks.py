@@ -70,6 +70,7 @@ def steps(total, delay=0.0):
             if delay and task.wait(delay):
                 task.raise_if_cancelled()
             task.progress(completed=step * 1000, total=total * 1000, message=f"step {step}")
+
     return run
 
 
@@ -79,6 +80,7 @@ def blocked_until_cancelled(started: threading.Event):
         while not task.wait(0.01):
             pass
         task.raise_if_cancelled()
+
     return run
 
 
@@ -87,9 +89,22 @@ def test_a_task_runs_to_success_with_the_documented_shape(make_runner):
     task = runner.submit("demo", "thing", {"a": 1})
     assert task["status"] == "queued"
     done = wait_status(runner, task["id"], "succeeded")
-    assert set(done) == {"id", "kind", "target", "status", "completed", "total", "percent",
-                         "bytes_per_second", "eta_seconds", "message", "message_i18n", "error",
-                         "created_at", "updated_at"}
+    assert set(done) == {
+        "id",
+        "kind",
+        "target",
+        "status",
+        "completed",
+        "total",
+        "percent",
+        "bytes_per_second",
+        "eta_seconds",
+        "message",
+        "message_i18n",
+        "error",
+        "created_at",
+        "updated_at",
+    }
     assert (done["completed"], done["total"], done["percent"]) == (5000, 5000, 100.0)
     assert done["error"] is None and done["created_at"].endswith("Z")
     # The page shows "Done" in the reader's language from the message's key.
@@ -140,6 +155,7 @@ def test_speed_eta_and_a_percent_that_never_goes_back(make_runner):
             task.wait(0.15)
             task.progress(completed=done, total=1000)
             seen.append(runner.get(task.id))
+
     runner = make_runner(TaskKind("dl", run))
     task = runner.submit("dl", "x")
     wait_status(runner, task["id"], "succeeded")
@@ -154,6 +170,7 @@ def test_cancel_stops_a_running_task_and_calls_its_closers(make_runner):
     def run(task):
         task.on_cancel(closed.set)
         blocked_until_cancelled(started)(task)
+
     runner = make_runner(TaskKind("block", run))
     task = runner.submit("block", "x")
     started.wait(5)
@@ -195,16 +212,20 @@ def test_errors_end_failed_or_interrupted_with_their_message(make_runner):
 
     def crashes(task):
         raise ZeroDivisionError("oops")
+
     runner = make_runner(TaskKind("fails", fails), TaskKind("drops", drops), TaskKind("crashes", crashes))
     failed = wait_status(runner, runner.submit("fails", "x")["id"], "failed")
-    assert failed["error"] == {"message": "model 'x' was not found in the registry",
-                               "details": {"upstream": "file does not exist"}}
-    assert wait_status(runner, runner.submit("drops", "x")["id"], "interrupted")["error"]["message"] == \
-        "the connection dropped"
+    assert failed["error"] == {
+        "message": "model 'x' was not found in the registry",
+        "details": {"upstream": "file does not exist"},
+    }
+    assert (
+        wait_status(runner, runner.submit("drops", "x")["id"], "interrupted")["error"]["message"]
+        == "the connection dropped"
+    )
     crashed = wait_status(runner, runner.submit("crashes", "x")["id"], "failed")
     assert "ZeroDivisionError" in crashed["error"]["message"]
-    assert crashed["error"]["i18n"] == {"key": "task.error.unexpected",
-                                        "params": {"error": "ZeroDivisionError"}}
+    assert crashed["error"]["i18n"] == {"key": "task.error.unexpected", "params": {"error": "ZeroDivisionError"}}
 
 
 def test_retry_runs_the_same_task_again(make_runner):
@@ -215,6 +236,7 @@ def test_retry_runs_the_same_task_again(make_runner):
         if task.attempt == 1:
             raise TaskInterrupted("dropped")
         task.progress(completed=1, total=1)
+
     runner = make_runner(TaskKind("flaky", flaky))
     task = runner.submit("flaky", "x")
     wait_status(runner, task["id"], "interrupted")
@@ -258,7 +280,8 @@ def test_a_resumable_kind_registered_after_start_still_resumes(store):
     dead = TaskRunner(store, Events())
     store.execute(
         "INSERT INTO tasks (id, kind, target, status, created_at, updated_at) "
-        "VALUES ('t1', 'late', 'x', 'running', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+        "VALUES ('t1', 'late', 'x', 'running', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+    )
     fresh = TaskRunner(store, Events())
     assert fresh.start() == []
     fresh.register(TaskKind("late", lambda task: None, resumable=True))

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import smtplib
-import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -75,8 +74,12 @@ class Notice:
             return Message("alerts.notice.test_title", hostname=self.hostname).render(language)
         rule, severity = alert["rule"], alert["severity"]
         key = "alerts.notice.resolved" if self.event == "resolved" else "alerts.notice.firing"
-        return Message(key, severity=Message(f"alerts.severity.{severity}"),
-                       rule=Message(f"alerts.rule.{rule}"), subject=alert["subject"]).render(language)
+        return Message(
+            key,
+            severity=Message(f"alerts.severity.{severity}"),
+            rule=Message(f"alerts.rule.{rule}"),
+            subject=alert["subject"],
+        ).render(language)
 
     def summary(self, language: str) -> str:
         i18n = self.alert.get("summary_i18n")
@@ -91,8 +94,13 @@ class Notice:
         else:
             lines = [self.summary(language)]
             if self.event == "resolved":
-                lines.append(Message("alerts.notice.resolved_at", time=self.alert["resolved_at"] or "",
-                                     started=self.alert["started_at"]).render(language))
+                lines.append(
+                    Message(
+                        "alerts.notice.resolved_at",
+                        time=self.alert["resolved_at"] or "",
+                        started=self.alert["started_at"],
+                    ).render(language)
+                )
             else:
                 lines.append(Message("alerts.notice.since", time=self.alert["started_at"]).render(language))
         lines.append(Message("alerts.notice.host", hostname=self.hostname).render(language))
@@ -102,6 +110,7 @@ class Notice:
 
 
 # -- payloads ---------------------------------------------------------------------------------
+
 
 def generic_payload(notice: Notice, language: str) -> dict[str, Any]:
     """The panel's own JSON: stable field names a receiver can rely on (docs/alerts.md)."""
@@ -117,12 +126,19 @@ def generic_payload(notice: Notice, language: str) -> dict[str, Any]:
         "text": "\n".join(notice.lines(language)),
         "language": language,
         "alert": {
-            "id": alert["id"], "rule": alert["rule"], "severity": alert["severity"],
-            "status": alert["status"], "subject_key": alert["subject_key"],
-            "subject": alert["subject"], "summary": notice.summary(language),
-            "summary_key": i18n.get("key"), "summary_params": i18n.get("params") or {},
-            "value": alert.get("value"), "started_at": alert["started_at"],
-            "fired_at": alert["fired_at"], "resolved_at": alert.get("resolved_at"),
+            "id": alert["id"],
+            "rule": alert["rule"],
+            "severity": alert["severity"],
+            "status": alert["status"],
+            "subject_key": alert["subject_key"],
+            "subject": alert["subject"],
+            "summary": notice.summary(language),
+            "summary_key": i18n.get("key"),
+            "summary_params": i18n.get("params") or {},
+            "value": alert.get("value"),
+            "started_at": alert["started_at"],
+            "fired_at": alert["fired_at"],
+            "resolved_at": alert.get("resolved_at"),
         },
     }
 
@@ -132,8 +148,10 @@ def slack_payload(notice: Notice, language: str) -> dict[str, Any]:
 
 
 def feishu_payload(notice: Notice, language: str, secret: str | None, now: float) -> dict[str, Any]:
-    body: dict[str, Any] = {"msg_type": "text", "content": {
-        "text": notice.title(language) + "\n" + "\n".join(notice.lines(language))}}
+    body: dict[str, Any] = {
+        "msg_type": "text",
+        "content": {"text": notice.title(language) + "\n" + "\n".join(notice.lines(language))},
+    }
     if secret:
         timestamp = str(int(now))
         body.update(timestamp=timestamp, sign=feishu_sign(secret, timestamp))
@@ -142,13 +160,19 @@ def feishu_payload(notice: Notice, language: str, secret: str | None, now: float
 
 def dingtalk_payload(notice: Notice, language: str) -> dict[str, Any]:
     title = notice.title(language)
-    return {"msgtype": "markdown", "markdown": {
-        "title": title, "text": f"### {title}\n\n" + "\n\n".join(notice.lines(language))}}
+    return {
+        "msgtype": "markdown",
+        "markdown": {"title": title, "text": f"### {title}\n\n" + "\n\n".join(notice.lines(language))},
+    }
 
 
 def wecom_payload(notice: Notice, language: str) -> dict[str, Any]:
-    return {"msgtype": "markdown", "markdown": {
-        "content": f"**{notice.title(language)}**\n" + "\n".join(f"> {line}" for line in notice.lines(language))}}
+    return {
+        "msgtype": "markdown",
+        "markdown": {
+            "content": f"**{notice.title(language)}**\n" + "\n".join(f"> {line}" for line in notice.lines(language))
+        },
+    }
 
 
 def feishu_sign(secret: str, timestamp: str) -> str:
@@ -173,6 +197,7 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 # -- sending ----------------------------------------------------------------------------------
 
+
 def send(channel: dict[str, Any], notice: Notice, timeout: float) -> str:
     """Send ``notice`` through ``channel`` (its stored form, secrets included); return a short
     note of what the service answered. :raises SendError: it did not take the message."""
@@ -182,8 +207,11 @@ def send(channel: dict[str, Any], notice: Notice, timeout: float) -> str:
         return _send_mail(config, notice, language, timeout)
     now = time.time()
     url = config["url"]
-    headers = {"User-Agent": USER_AGENT, "X-Open1Panel-Delivery": notice.delivery_id,
-               "X-Open1Panel-Event": notice.event}
+    headers = {
+        "User-Agent": USER_AGENT,
+        "X-Open1Panel-Delivery": notice.delivery_id,
+        "X-Open1Panel-Event": notice.event,
+    }
     kind = channel["kind"]
     if kind == "webhook":
         payload = generic_payload(notice, language)
@@ -195,8 +223,9 @@ def send(channel: dict[str, Any], notice: Notice, timeout: float) -> str:
         payload = dingtalk_payload(notice, language)
         if config.get("secret"):
             stamp = str(int(now * 1000))
-            url += ("&" if urlsplit(url).query else "?") + \
-                f"timestamp={stamp}&sign={quote_plus(dingtalk_sign(config['secret'], stamp))}"
+            url += (
+                "&" if urlsplit(url).query else "?"
+            ) + f"timestamp={stamp}&sign={quote_plus(dingtalk_sign(config['secret'], stamp))}"
     else:
         payload = wecom_payload(notice, language)
     body = json.dumps(payload, ensure_ascii=False).encode()
@@ -219,8 +248,9 @@ def _post(url: str, body: bytes, headers: dict[str, str], kind: str, timeout: fl
         raise SendError(Message("alerts.send.unreachable", url=where, error=_words(exc))) from None
     excerpt = response.text[:ANSWER_EXCERPT].strip()
     if not 200 <= response.status_code < 300:
-        raise SendError(Message("alerts.send.http_status", url=where, status=response.status_code,
-                                answer=excerpt or "-"))
+        raise SendError(
+            Message("alerts.send.http_status", url=where, status=response.status_code, answer=excerpt or "-")
+        )
     if kind in ("feishu", "dingtalk", "wecom"):
         _check_bot_answer(response, kind, excerpt)
     return f"HTTP {response.status_code}"
@@ -234,8 +264,7 @@ def _check_bot_answer(response: httpx.Response, kind: str, excerpt: str) -> None
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise SendError(Message("alerts.send.not_json", service=Message(f"alerts.kind.{kind}"),
-                                answer=excerpt or "-"))
+        raise SendError(Message("alerts.send.not_json", service=Message(f"alerts.kind.{kind}"), answer=excerpt or "-"))
     if kind == "feishu":
         code = answer.get("code", answer.get("StatusCode", 0))
         words = answer.get("msg") or answer.get("StatusMessage") or ""
@@ -243,8 +272,14 @@ def _check_bot_answer(response: httpx.Response, kind: str, excerpt: str) -> None
         code = answer.get("errcode", 0)
         words = answer.get("errmsg") or ""
     if code not in (0, "0"):
-        raise SendError(Message("alerts.send.refused", service=Message(f"alerts.kind.{kind}"),
-                                code=str(code), error=str(words)[:ANSWER_EXCERPT]))
+        raise SendError(
+            Message(
+                "alerts.send.refused",
+                service=Message(f"alerts.kind.{kind}"),
+                code=str(code),
+                error=str(words)[:ANSWER_EXCERPT],
+            )
+        )
 
 
 def _send_mail(config: dict[str, Any], notice: Notice, language: str, timeout: float) -> str:
@@ -263,6 +298,7 @@ def _send_mail(config: dict[str, Any], notice: Notice, language: str, timeout: f
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     try:
+        smtp: smtplib.SMTP
         if config.get("security") == "tls":
             smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
         else:
@@ -280,22 +316,26 @@ def _send_mail(config: dict[str, Any], notice: Notice, language: str, timeout: f
     except SendError:
         raise
     except ssl.SSLCertVerificationError as exc:
-        raise SendError(Message("alerts.send.smtp_certificate", host=host, port=port,
-                                error=exc.verify_message or str(exc))) from None
+        raise SendError(
+            Message("alerts.send.smtp_certificate", host=host, port=port, error=exc.verify_message or str(exc))
+        ) from None
     except smtplib.SMTPAuthenticationError:
         raise SendError(Message("alerts.send.smtp_login", host=host, port=port)) from None
     except smtplib.SMTPResponseException as exc:
-        raise SendError(Message("alerts.send.smtp", host=host, port=port,
-                                error=f"{exc.smtp_code} {_decode(exc.smtp_error)}")) from None
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        raise SendError(
+            Message("alerts.send.smtp", host=host, port=port, error=f"{exc.smtp_code} {_decode(exc.smtp_error)}")
+        ) from None
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         raise SendError(Message("alerts.send.smtp", host=host, port=port, error=_words(exc))) from None
     if refused:
-        raise SendError(Message("alerts.send.smtp_refused", host=host, port=port,
-                                recipients=", ".join(sorted(refused))))
+        raise SendError(
+            Message("alerts.send.smtp_refused", host=host, port=port, recipients=", ".join(sorted(refused)))
+        )
     return f"SMTP {host}:{port}"
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
 
 def masked_url(url: str | None) -> str | None:
     """A webhook URL as answers and errors show it: its origin, and ``/…`` in place of the

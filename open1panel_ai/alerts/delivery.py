@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -57,9 +58,13 @@ class DeliverySettings:
 class Outbox:
     """Stores deliveries and sends them from a worker thread (in the owner process only)."""
 
-    def __init__(self, store: Store, settings: DeliverySettings,
-                 notice: Callable[[dict[str, Any], str, str], channels.Notice],
-                 channel_changed: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: DeliverySettings,
+        notice: Callable[[dict[str, Any], str, str], channels.Notice],
+        channel_changed: Callable[[str], None],
+    ) -> None:
         self._store = store
         self.settings = settings
         self._notice = notice
@@ -77,7 +82,9 @@ class Outbox:
         """Take back what a killed panel left half sent, then start sending."""
         count = self._store.execute(
             "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = 0, updated_at = ?"
-            " WHERE status = 'sending'", (timestamp(),))
+            " WHERE status = 'sending'",
+            (timestamp(),),
+        )
         if count:
             log.info("%d alert delivery(s) were being sent when the panel stopped; sending them again", count)
         self._pool = ThreadPoolExecutor(max_workers=PARALLEL_CHANNELS, thread_name_prefix="alert-send")
@@ -98,21 +105,25 @@ class Outbox:
     # -- writing ------------------------------------------------------------------------------
 
     @staticmethod
-    def enqueue(db, alert_id: str, event: str, channel_ids: list[str]) -> int:
+    def enqueue(db: sqlite3.Connection, alert_id: str, event: str, channel_ids: list[str]) -> int:
         """Add a delivery of ``event`` of an alert to each channel, inside the caller's open
         transaction ``db`` (the one that records the alert)."""
         now = timestamp()
         for channel_id in channel_ids:
-            db.execute("INSERT INTO alert_deliveries (id, alert_id, channel_id, event, status, attempts,"
-                       " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, 0, ?, ?)",
-                       (uuid.uuid4().hex, alert_id, channel_id, event, now, now))
+            db.execute(
+                "INSERT INTO alert_deliveries (id, alert_id, channel_id, event, status, attempts,"
+                " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, 0, ?, ?)",
+                (uuid.uuid4().hex, alert_id, channel_id, event, now, now),
+            )
         return len(channel_ids)
 
     def retry_failed(self, channel_id: str) -> int:
         """Put the channel's given-up deliveries back in line, to be sent now."""
         count = self._store.execute(
             "UPDATE alert_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0,"
-            " updated_at = ? WHERE channel_id = ? AND status = 'failed'", (timestamp(), channel_id))
+            " updated_at = ? WHERE channel_id = ? AND status = 'failed'",
+            (timestamp(), channel_id),
+        )
         self.wake()
         return count
 
@@ -136,7 +147,10 @@ class Outbox:
             "SELECT d.* FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id"
             " WHERE d.status = 'pending' AND c.enabled = 1 AND d.seq = ("
             "   SELECT min(seq) FROM alert_deliveries e WHERE e.channel_id = d.channel_id"
-            "   AND e.status IN ('pending', 'sending'))")
+            "   AND e.status IN ('pending', 'sending'))"
+        )
+        # Set by start(), before this worker runs.
+        assert self._pool is not None
         now = time.time()
         pause = None
         for row in rows:
@@ -169,8 +183,11 @@ class Outbox:
     def _attempt(self, delivery_id: str) -> None:
         now = timestamp()
         with self._store.transaction() as db:
-            claimed = db.execute("UPDATE alert_deliveries SET status = 'sending', attempts = attempts + 1,"
-                                 " updated_at = ? WHERE id = ? AND status = 'pending'", (now, delivery_id)).rowcount
+            claimed = db.execute(
+                "UPDATE alert_deliveries SET status = 'sending', attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ? AND status = 'pending'",
+                (now, delivery_id),
+            ).rowcount
             row = db.execute("SELECT * FROM alert_deliveries WHERE id = ?", (delivery_id,)).fetchone()
             if not claimed or row is None:
                 return
@@ -189,28 +206,54 @@ class Outbox:
         else:
             now = timestamp()
             with self._store.transaction() as db:
-                db.execute("UPDATE alert_deliveries SET status = 'sent', sent_at = ?, updated_at = ?,"
-                           " last_error = NULL, last_error_i18n = NULL WHERE id = ?", (now, now, delivery_id))
-                db.execute("UPDATE alert_channels SET last_success_at = ?, last_error = NULL,"
-                           " last_error_i18n = NULL WHERE id = ?", (now, row["channel_id"]))
+                db.execute(
+                    "UPDATE alert_deliveries SET status = 'sent', sent_at = ?, updated_at = ?,"
+                    " last_error = NULL, last_error_i18n = NULL WHERE id = ?",
+                    (now, now, delivery_id),
+                )
+                db.execute(
+                    "UPDATE alert_channels SET last_success_at = ?, last_error = NULL,"
+                    " last_error_i18n = NULL WHERE id = ?",
+                    (now, row["channel_id"]),
+                )
 
-    def _failed(self, row, message: Message) -> None:
+    def _failed(self, row: sqlite3.Row, message: Message) -> None:
         attempts = row["attempts"]
         given_up = attempts >= self.settings.attempts
         error_i18n = json.dumps(i18n.public(message))
-        log.warning("alert message %s (try %d) was not taken: %s%s", row["id"], attempts, message,
-                    "; given up" if given_up else "")
+        log.warning(
+            "alert message %s (try %d) was not taken: %s%s",
+            row["id"],
+            attempts,
+            message,
+            "; given up" if given_up else "",
+        )
         now = timestamp()
         with self._store.transaction() as db:
-            db.execute("UPDATE alert_deliveries SET status = ?, next_attempt_at = ?, last_error = ?,"
-                       " last_error_i18n = ?, updated_at = ? WHERE id = ?",
-                       ("failed" if given_up else "pending", time.time() + self.settings.delay(attempts),
-                        str(message), error_i18n, now, row["id"]))
-            db.execute("UPDATE alert_channels SET last_error = ?, last_error_i18n = ? WHERE id = ?",
-                       (str(message), error_i18n, row["channel_id"]))
+            db.execute(
+                "UPDATE alert_deliveries SET status = ?, next_attempt_at = ?, last_error = ?,"
+                " last_error_i18n = ?, updated_at = ? WHERE id = ?",
+                (
+                    "failed" if given_up else "pending",
+                    time.time() + self.settings.delay(attempts),
+                    str(message),
+                    error_i18n,
+                    now,
+                    row["id"],
+                ),
+            )
+            db.execute(
+                "UPDATE alert_channels SET last_error = ?, last_error_i18n = ? WHERE id = ?",
+                (str(message), error_i18n, row["channel_id"]),
+            )
 
 
-def stored_channel(row) -> dict[str, Any]:
+def stored_channel(row: sqlite3.Row) -> dict[str, Any]:
     """A channel row as the senders take it: its settings with the secrets."""
-    return {"id": row["id"], "name": row["name"], "kind": row["kind"], "language": row["language"],
-            "config": json.loads(row["config"])}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "language": row["language"],
+        "config": json.loads(row["config"]),
+    }

@@ -1,23 +1,32 @@
 """How alerts plug into the AI module (see :mod:`open1panel_ai.features`).
 
-Alerts have no provider of their own: the rules read the other features through their
-services (started before this one), and the channels are plain HTTP and SMTP.
+Alerts have no provider of their own: the rules read the other features through the
+interfaces their services offer (started before this one, as alerts come last), and the
+channels are plain HTTP and SMTP.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 from open1panel_ai import i18n
-from open1panel_ai.alerts import views  # noqa: F401  (attaches the routes)
+from open1panel_ai.alerts import views
 from open1panel_ai.alerts.service import AlertService
+from open1panel_ai.features import Feature, Topic
+from open1panel_ai.interfaces import MetricsSource
 
-BUILTIN_PROVIDERS: list = []
+if TYPE_CHECKING:
+    from open1panel_ai.context import AIContext
+
+BUILTIN_PROVIDERS: list[ModuleType] = []
 
 
-def menu_item() -> dict:
+def menu_item() -> dict[str, Any]:
     return {"id": "alerts", "title": i18n.titles("alerts.menu"), "url": "/ai/alerts/", "icon": "alerts"}
 
 
-def start(context) -> AlertService:
+def start(context: AIContext) -> AlertService:
     service = AlertService(context)
     service.start()
     return service
@@ -25,3 +34,18 @@ def start(context) -> AlertService:
 
 def stop(service: AlertService) -> None:
     service.stop()
+
+
+FEATURE = Feature(
+    name="alerts",
+    order=90,
+    start=start,
+    stop=stop,
+    menu=menu_item,
+    topics=(Topic("alerts", "alerts"),),
+    views=views,
+    api_tag="alerts",
+    api_title="Alerts",
+    guide="alerts.md",
+    offers=(MetricsSource,),
+)

@@ -6,8 +6,8 @@ A rule looks at a :class:`Snapshot` of the panel and answers, per *subject* (a G
 server, an Ollama endpoint, a models folder, a task, a domain binding), whether its condition
 holds. :mod:`open1panel_ai.alerts.service` turns those answers into alerts.
 
-The snapshot reads the other features only through their services' public methods (the same
-ones the landing page reads) and the task runner; a feature that is not running, or that fails
+The snapshot reads the other features only through the interfaces their services offer
+(:mod:`open1panel_ai.interfaces`) and the task runner; a feature that is not running, or that fails
 to answer, makes the rules that need it answer "unknown", which leaves their alerts as they are.
 """
 
@@ -20,12 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message, human_bytes
+from open1panel_ai.interfaces import DomainBindings, GPUReadings, MCPServers, OllamaEndpoints
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SEVERITIES = ("info", "warning", "critical")
 GIB = 2**30
@@ -74,17 +76,22 @@ class RuleKind:
     quiet_seconds: float = 3600
 
     def defaults(self) -> dict[str, Any]:
-        return {"enabled": True, "severity": self.severity, "for_seconds": self.for_seconds,
-                "quiet_seconds": self.quiet_seconds, "notify_resolved": True,
-                "params": dict(self.params)}
+        return {
+            "enabled": True,
+            "severity": self.severity,
+            "for_seconds": self.for_seconds,
+            "quiet_seconds": self.quiet_seconds,
+            "notify_resolved": True,
+            "params": dict(self.params),
+        }
 
 
 class Snapshot:
     """The panel as the rules see it at one evaluation: each source read at most once, on
     first use. A source that cannot be read is None."""
 
-    def __init__(self, services: Mapping[str, Any], tasks: Any) -> None:
-        self._services = services
+    def __init__(self, find: Callable[[type], Any], tasks: Any) -> None:
+        self._find = find
         self._tasks = tasks
         self._read: dict[str, Any] = {}
         self.now = time.time()
@@ -101,27 +108,28 @@ class Snapshot:
                 self._read[name] = None
         return self._read[name]
 
-    def _ask(self, feature: str, method: str, name: str | None = None) -> Any:
-        """``services[feature].method()``, read once; None when the feature is not running."""
-        service = self._services.get(feature)
+    def _ask(self, interface: type[T], name: str, read: Callable[[T], Any]) -> Any:
+        """``read(service)`` of the service offering ``interface``, read once under ``name``;
+        None when no running feature offers it."""
+        service = self._find(interface)
         if service is None:
             return None
-        return self._once(name or feature, getattr(service, method))
+        return self._once(name, lambda: read(service))
 
     def gpu_sample(self) -> dict[str, Any] | None:
-        return self._ask("gpu", "current")
+        return self._ask(GPUReadings, "gpu", lambda gpu: gpu.current())
 
     def mcp_servers(self) -> list[dict[str, Any]] | None:
-        return self._ask("mcp", "servers")
+        return self._ask(MCPServers, "mcp", lambda mcp: mcp.servers())
 
     def ollama_status(self) -> list[dict[str, Any]] | None:
-        return self._ask("ollama", "endpoints_status", "ollama_status")
+        return self._ask(OllamaEndpoints, "ollama_status", lambda ollama: ollama.endpoints_status())
 
     def ollama_endpoints(self) -> list[dict[str, Any]] | None:
-        return self._ask("ollama", "endpoints", "ollama_endpoints")
+        return self._ask(OllamaEndpoints, "ollama_endpoints", lambda ollama: ollama.endpoints())
 
     def domain_bindings(self) -> list[dict[str, Any]] | None:
-        return self._ask("domain", "bindings")
+        return self._ask(DomainBindings, "domain", lambda domain: domain.bindings())
 
     def failed_tasks(self) -> list[dict[str, Any]] | None:
         def read() -> list[dict[str, Any]]:
@@ -129,10 +137,12 @@ class Snapshot:
             for kind in WATCHED_TASKS:
                 found += self._tasks.list(status="failed", kind=kind, limit=1000)
             return found
+
         return self._once("tasks", read)
 
 
 # -- GPUs ------------------------------------------------------------------------------------
+
 
 def _gpus(snapshot: Snapshot) -> list[tuple[str, str, dict[str, Any]]] | None:
     """(key, name as a person reads it, reading) of every GPU in the sample."""
@@ -147,21 +157,23 @@ def _gpus(snapshot: Snapshot) -> list[tuple[str, str, dict[str, Any]]] | None:
     return found
 
 
-def _over(snapshot: Snapshot, settings: Mapping[str, Any], reading: Callable[[dict], float | None],
-          summary: str) -> dict[str, Observation] | None:
+def _over(
+    snapshot: Snapshot, settings: Mapping[str, Any], reading: Callable[[dict[str, Any]], float | None], summary: str
+) -> dict[str, Observation] | None:
     gpus = _gpus(snapshot)
     if gpus is None:
         return None
     threshold = settings["params"]["threshold"]
-    found = {}
+    found: dict[str, Observation] = {}
     for key, name, device in gpus:
         value = None if device.get("lost") else reading(device)
         if value is None:  # lost, or a reading this board does not give
             found[key] = Observation(None, name)
             continue
         value = round(float(value), 1)
-        found[key] = Observation(value > threshold, name, Message(
-            summary, gpu=name, value=f"{value:g}", threshold=f"{threshold:g}"), value)
+        found[key] = Observation(
+            value > threshold, name, Message(summary, gpu=name, value=f"{value:g}", threshold=f"{threshold:g}"), value
+        )
     return found
 
 
@@ -171,43 +183,63 @@ def _memory_percent(device: dict[str, Any]) -> float | None:
     return 100 * device["memory_used"] / device["memory_total"]
 
 
-def gpu_temperature(snapshot, settings, open_keys):
+def gpu_temperature(
+    snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]
+) -> dict[str, Observation] | None:
     return _over(snapshot, settings, lambda d: d.get("temperature"), "alerts.summary.gpu_temperature")
 
 
-def gpu_memory(snapshot, settings, open_keys):
+def gpu_memory(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     return _over(snapshot, settings, _memory_percent, "alerts.summary.gpu_memory")
 
 
-def gpu_utilization(snapshot, settings, open_keys):
+def gpu_utilization(
+    snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]
+) -> dict[str, Observation] | None:
     return _over(snapshot, settings, lambda d: d.get("utilization_gpu"), "alerts.summary.gpu_utilization")
 
 
-def gpu_lost(snapshot, settings, open_keys):
+def gpu_lost(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     gpus = _gpus(snapshot)
     if gpus is None:
         return None
-    return {key: Observation(bool(device.get("lost")), name, Message(
-        "alerts.summary.gpu_lost", gpu=name, error=device.get("error") or "")) for key, name, device in gpus}
+    return {
+        key: Observation(
+            bool(device.get("lost")),
+            name,
+            Message("alerts.summary.gpu_lost", gpu=name, error=device.get("error") or ""),
+        )
+        for key, name, device in gpus
+    }
 
 
 # -- MCP servers ------------------------------------------------------------------------------
 
-def mcp_failing(snapshot, settings, open_keys):
+
+def mcp_failing(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     servers = snapshot.mcp_servers()
     if servers is None:
         return None
-    return {server["id"]: Observation(
-        server["status"] in MCP_FAILING, server["name"], Message(
-            "alerts.summary.mcp_failing", name=server["name"], status=server["status"],
-            error=server.get("last_error") or "")) for server in servers}
+    return {
+        server["id"]: Observation(
+            server["status"] in MCP_FAILING,
+            server["name"],
+            Message(
+                "alerts.summary.mcp_failing",
+                name=server["name"],
+                status=server["status"],
+                error=server.get("last_error") or "",
+            ),
+        )
+        for server in servers
+    }
 
 
-def mcp_sandbox(snapshot, settings, open_keys):
+def mcp_sandbox(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     servers = snapshot.mcp_servers()
     if servers is None:
         return None
-    found = {}
+    found: dict[str, Observation] = {}
     for server in servers:
         isolation = server.get("isolation")
         if server["status"] not in MCP_RUNNING or not isolation:
@@ -216,35 +248,49 @@ def mcp_sandbox(snapshot, settings, open_keys):
         weak = isolation["mode"] != "sandbox"
         names = ", ".join(layer["name"] for layer in missing) or isolation["mode"]
         reason = (missing[0].get("reason") or "") if missing else ""
-        found[server["id"]] = Observation(weak, server["name"], Message(
-            "alerts.summary.mcp_sandbox", name=server["name"], mode=isolation["mode"],
-            layers=names, reason=reason))
+        found[server["id"]] = Observation(
+            weak,
+            server["name"],
+            Message(
+                "alerts.summary.mcp_sandbox", name=server["name"], mode=isolation["mode"], layers=names, reason=reason
+            ),
+        )
     return found
 
 
 # -- Ollama -----------------------------------------------------------------------------------
 
-def ollama_unreachable(snapshot, settings, open_keys):
+
+def ollama_unreachable(
+    snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]
+) -> dict[str, Observation] | None:
     endpoints = snapshot.ollama_status()
     if endpoints is None:
         return None
-    found = {}
+    found: dict[str, Observation] = {}
     for endpoint in endpoints:
         error = endpoint.get("error") or {}
-        found[endpoint["name"]] = Observation(not endpoint.get("reachable"), endpoint["name"], Message(
-            "alerts.summary.ollama_unreachable", endpoint=endpoint["name"], url=endpoint.get("url", ""),
-            error=error.get("message") or ""))
+        found[endpoint["name"]] = Observation(
+            not endpoint.get("reachable"),
+            endpoint["name"],
+            Message(
+                "alerts.summary.ollama_unreachable",
+                endpoint=endpoint["name"],
+                url=endpoint.get("url", ""),
+                error=error.get("message") or "",
+            ),
+        )
     return found
 
 
-def disk_low(snapshot, settings, open_keys):
+def disk_low(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     """The disk holding each Ollama endpoint's models folder (the ones the panel can see)."""
     endpoints = snapshot.ollama_endpoints()
     if endpoints is None:
         return None
     percent_limit = settings["params"]["min_free_percent"]
     bytes_limit = settings["params"]["min_free_gib"] * GIB
-    found = {}
+    found: dict[str, Observation] = {}
     for folder in sorted({e["models_dir"] for e in endpoints if e.get("models_dir")}):
         if not Path(folder).is_dir():
             found[folder] = Observation(None, folder)
@@ -252,41 +298,58 @@ def disk_low(snapshot, settings, open_keys):
         usage = shutil.disk_usage(folder)
         percent = 100 * usage.free / usage.total if usage.total else 0.0
         low = (percent_limit > 0 and percent < percent_limit) or (bytes_limit > 0 and usage.free < bytes_limit)
-        found[folder] = Observation(low, folder, Message(
-            "alerts.summary.disk_low", folder=folder, free=human_bytes(usage.free),
-            percent=f"{percent:.1f}", total=human_bytes(usage.total),
-            limit_percent=f"{percent_limit:g}", limit_gib=f"{settings['params']['min_free_gib']:g}"),
-            float(usage.free))
+        found[folder] = Observation(
+            low,
+            folder,
+            Message(
+                "alerts.summary.disk_low",
+                folder=folder,
+                free=human_bytes(usage.free),
+                percent=f"{percent:.1f}",
+                total=human_bytes(usage.total),
+                limit_percent=f"{percent_limit:g}",
+                limit_gib=f"{settings['params']['min_free_gib']:g}",
+            ),
+            float(usage.free),
+        )
     return found
 
 
 # -- tasks and domains ------------------------------------------------------------------------
 
-def task_failed(snapshot, settings, open_keys):
+
+def task_failed(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     """A failed pull or import is one alert, raised while the failure is recent and resolved
     when the task is retried (it is then no longer ``failed``) or removed."""
     tasks = snapshot.failed_tasks()
     if tasks is None:
         return None
-    found = {}
+    found: dict[str, Observation] = {}
     for task in tasks:
         if task["id"] not in open_keys and snapshot.now - _epoch(task["updated_at"]) > TASK_FAILURE_WINDOW:
             continue
         error = (task.get("error") or {}).get("message") or ""
         kind = "import" if task["kind"] == "ollama.import" else "pull"
-        found[task["id"]] = Observation(True, task["target"], Message(
-            f"alerts.summary.task_failed.{kind}", target=task["target"], error=error))
+        found[task["id"]] = Observation(
+            True, task["target"], Message(f"alerts.summary.task_failed.{kind}", target=task["target"], error=error)
+        )
     return found
 
 
-def domain_error(snapshot, settings, open_keys):
+def domain_error(snapshot: Snapshot, settings: Mapping[str, Any], open_keys: set[str]) -> dict[str, Observation] | None:
     bindings = snapshot.domain_bindings()
     if bindings is None:
         return None
-    return {binding["id"]: Observation(
-        binding["state"] == "error", ", ".join(binding["domains"]), Message(
-            "alerts.summary.domain_error", domains=", ".join(binding["domains"]),
-            error=binding.get("error") or "")) for binding in bindings}
+    return {
+        binding["id"]: Observation(
+            binding["state"] == "error",
+            ", ".join(binding["domains"]),
+            Message(
+                "alerts.summary.domain_error", domains=", ".join(binding["domains"]), error=binding.get("error") or ""
+            ),
+        )
+        for binding in bindings
+    }
 
 
 def _epoch(stamp: str) -> float:

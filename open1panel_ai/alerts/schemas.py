@@ -22,23 +22,32 @@ def _seconds(description: str) -> fields.Float:
 
 # -- alerts -----------------------------------------------------------------------------------
 
+
 class AlertSchema(Schema):
     """One alert: a rule's condition held for a subject. It stays ``firing`` while the
     condition holds and becomes ``resolved`` when it clears."""
 
     id = fields.String(required=True)
     rule = fields.String(required=True, validate=validate.OneOf(list(rules.BY_ID)))
-    subject_key = fields.String(required=True, metadata={
-        "description": "What the rule watches, as the panel names it: a GPU's UUID, an MCP "
-                       "server's id, an Ollama endpoint, a folder, a task id, a binding id."})
+    subject_key = fields.String(
+        required=True,
+        metadata={
+            "description": "What the rule watches, as the panel names it: a GPU's UUID, an MCP "
+            "server's id, an Ollama endpoint, a folder, a task id, a binding id."
+        },
+    )
     subject = fields.String(required=True, metadata={"description": "The same, as a person reads it."})
     severity = fields.String(required=True, validate=validate.OneOf(rules.SEVERITIES))
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     summary = fields.String(required=True, metadata={"description": "What is wrong, in English."})
-    summary_i18n = fields.Nested(TranslatableSchema, allow_none=True, metadata={
-        "description": "The summary's key and values, for pages that show it in their language."})
-    value = fields.Float(allow_none=True, metadata={
-        "description": "The measured value: °C, %, bytes free; null where there is none."})
+    summary_i18n = fields.Nested(
+        TranslatableSchema,
+        allow_none=True,
+        metadata={"description": "The summary's key and values, for pages that show it in their language."},
+    )
+    value = fields.Float(
+        allow_none=True, metadata={"description": "The measured value: °C, %, bytes free; null where there is none."}
+    )
     started_at = fields.String(required=True, metadata={"description": "When the condition began (RFC 3339, UTC)."})
     fired_at = fields.String(required=True, metadata={"description": "When the alert was raised."})
     resolved_at = fields.String(allow_none=True)
@@ -66,25 +75,35 @@ class AcknowledgedSchema(Schema):
 
 # -- rules ------------------------------------------------------------------------------------
 
+
 class RuleParamsSchema(Schema):
     """The thresholds of a rule; each rule takes only its own (see docs/alerts.md)."""
 
-    threshold = fields.Float(validate=validate.Range(min=0, max=1000), metadata={
-        "description": "°C for gpu_temperature; % for gpu_memory and gpu_utilization."})
-    min_free_percent = fields.Float(validate=validate.Range(min=0, max=100), metadata={
-        "description": "disk_low: alert below this share free, in %; 0 turns this limit off."})
-    min_free_gib = fields.Float(validate=validate.Range(min=0, max=1_000_000), metadata={
-        "description": "disk_low: alert below this much free, in GiB; 0 turns this limit off."})
+    threshold = fields.Float(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "°C for gpu_temperature; % for gpu_memory and gpu_utilization."},
+    )
+    min_free_percent = fields.Float(
+        validate=validate.Range(min=0, max=100),
+        metadata={"description": "disk_low: alert below this share free, in %; 0 turns this limit off."},
+    )
+    min_free_gib = fields.Float(
+        validate=validate.Range(min=0, max=1_000_000),
+        metadata={"description": "disk_low: alert below this much free, in GiB; 0 turns this limit off."},
+    )
 
 
 class RuleSettingsSchema(Schema):
     enabled = JSONBoolean(required=True)
     severity = fields.String(required=True, validate=validate.OneOf(rules.SEVERITIES))
     for_seconds = _seconds("How long the condition must hold before an alert is raised.")
-    quiet_seconds = _seconds("After an alert, how long no new alert of the same rule and subject "
-                             "is raised, so that a condition that comes and goes is told once.")
-    notify_resolved = JSONBoolean(required=True, metadata={
-        "description": "Send a resolved notice when the condition clears."})
+    quiet_seconds = _seconds(
+        "After an alert, how long no new alert of the same rule and subject "
+        "is raised, so that a condition that comes and goes is told once."
+    )
+    notify_resolved = JSONBoolean(
+        required=True, metadata={"description": "Send a resolved notice when the condition clears."}
+    )
     params = fields.Nested(RuleParamsSchema, required=True)
 
 
@@ -94,8 +113,12 @@ class RuleSchema(RuleSettingsSchema):
     id = fields.String(required=True, validate=validate.OneOf(list(rules.BY_ID)))
     defaults = fields.Nested(RuleSettingsSchema, required=True)
     firing = fields.Integer(required=True, metadata={"description": "Subjects with an open alert."})
-    pending = fields.Integer(required=True, metadata={
-        "description": "Subjects whose condition holds but not yet for for_seconds (or within the quiet period)."})
+    pending = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Subjects whose condition holds but not yet for for_seconds (or within the quiet period)."
+        },
+    )
 
 
 class RuleListSchema(Schema):
@@ -115,24 +138,36 @@ class RuleUpdateSchema(Schema):
 
 # -- channels ---------------------------------------------------------------------------------
 
+
 class EmailInSchema(Schema):
     """An SMTP server and the addresses. Given whole on an update, except ``password``, which
     is write-only: leave it out to keep the stored one, send null to remove it."""
 
     host = fields.String(required=True, validate=[validate.Length(min=1, max=253), Pattern(r"^[^\s/]+$")])
     port = fields.Integer(strict=True, load_default=587, validate=validate.Range(min=1, max=65535))
-    security = fields.String(load_default="starttls", validate=validate.OneOf(["starttls", "tls"]), metadata={
-        "description": "starttls: connect in the clear and upgrade with STARTTLS (a server "
-                       "without it is refused); tls: TLS from the first byte (port 465)."})
-    verify_tls = JSONBoolean(load_default=True, metadata={
-        "description": "Check the server's certificate and name; turn off only for a server "
-                       "with a self-signed certificate on a network you trust."})
+    security = fields.String(
+        load_default="starttls",
+        validate=validate.OneOf(["starttls", "tls"]),
+        metadata={
+            "description": "starttls: connect in the clear and upgrade with STARTTLS (a server "
+            "without it is refused); tls: TLS from the first byte (port 465)."
+        },
+    )
+    verify_tls = JSONBoolean(
+        load_default=True,
+        metadata={
+            "description": "Check the server's certificate and name; turn off only for a server "
+            "with a self-signed certificate on a network you trust."
+        },
+    )
     username = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=320))
-    password = fields.String(allow_none=True, load_only=True, validate=validate.Length(max=1024),
-                             metadata={"description": "Write-only."})
+    password = fields.String(
+        allow_none=True, load_only=True, validate=validate.Length(max=1024), metadata={"description": "Write-only."}
+    )
     from_address = fields.String(required=True, validate=validate.Length(min=3, max=320))
-    to = fields.List(fields.String(validate=validate.Length(min=3, max=320)), required=True,
-                     validate=validate.Length(min=1, max=50))
+    to = fields.List(
+        fields.String(validate=validate.Length(min=3, max=320)), required=True, validate=validate.Length(min=1, max=50)
+    )
 
 
 class EmailSchema(Schema):
@@ -153,18 +188,35 @@ class ChannelInSchema(Schema):
     name = fields.String(required=True, validate=[validate.Length(min=1, max=80), Pattern(NAME)])
     kind = fields.String(required=True, validate=validate.OneOf(channels.KINDS))
     enabled = JSONBoolean(load_default=True)
-    language = fields.String(load_default="en", validate=validate.OneOf(list(LANGUAGES)), metadata={
-        "description": "The language of the messages."})
-    min_severity = fields.String(load_default="info", validate=validate.OneOf(rules.SEVERITIES), metadata={
-        "description": "Alerts below this severity do not go to this channel."})
-    send_resolved = JSONBoolean(load_default=True, metadata={
-        "description": "Send resolved notices here (when the rule sends them)."})
-    url = fields.String(allow_none=True, validate=[validate.Length(max=2000), Pattern(URL)], metadata={
-        "description": "The webhook URL. Write-only: answers show its origin only, as the "
-                       "services put their tokens in the rest. Leave it out on an update to keep it."})
-    secret = fields.String(allow_none=True, validate=validate.Length(min=1, max=512), metadata={
-        "description": "The signing secret. Write-only; leave it out on an update to keep it, "
-                       "send null to remove it."})
+    language = fields.String(
+        load_default="en",
+        validate=validate.OneOf(list(LANGUAGES)),
+        metadata={"description": "The language of the messages."},
+    )
+    min_severity = fields.String(
+        load_default="info",
+        validate=validate.OneOf(rules.SEVERITIES),
+        metadata={"description": "Alerts below this severity do not go to this channel."},
+    )
+    send_resolved = JSONBoolean(
+        load_default=True, metadata={"description": "Send resolved notices here (when the rule sends them)."}
+    )
+    url = fields.String(
+        allow_none=True,
+        validate=[validate.Length(max=2000), Pattern(URL)],
+        metadata={
+            "description": "The webhook URL. Write-only: answers show its origin only, as the "
+            "services put their tokens in the rest. Leave it out on an update to keep it."
+        },
+    )
+    secret = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=512),
+        metadata={
+            "description": "The signing secret. Write-only; leave it out on an update to keep it, "
+            "send null to remove it."
+        },
+    )
     email = fields.Nested(EmailInSchema, allow_none=True)
 
 
@@ -187,7 +239,9 @@ class ChannelDeliveryStateSchema(Schema):
     next_attempt_at = fields.String(allow_none=True, metadata={"description": "When the next retry is due."})
     last_attempt_at = fields.String(allow_none=True)
     last_success_at = fields.String(allow_none=True)
-    last_error = fields.String(allow_none=True, metadata={"description": "Why the last send failed, in English; null after a success."})
+    last_error = fields.String(
+        allow_none=True, metadata={"description": "Why the last send failed, in English; null after a success."}
+    )
     last_error_i18n = fields.Nested(TranslatableSchema, allow_none=True)
 
 

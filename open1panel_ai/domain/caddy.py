@@ -26,13 +26,14 @@ import os
 import stat
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from hookspecs.ai import ProviderUnavailable
+from hookspecs.domain import BindingStatus, ProviderWarning, SettingInUse
+from hookspecs.errors import ProxyRejected, ProxyUnreachable
 from open1panel_ai.domain.binding import ProxyBinding
-from open1panel_ai.domain.nginx import ProxyRejected
 from open1panel_ai.i18n import Message
 
 ID_PREFIX = "open1panel-ai-"
@@ -49,9 +50,9 @@ _clients_lock = threading.Lock()
 _clients: dict[str, httpx.Client] = {}
 
 
-class AdminUnreachable(ProxyRejected, ConnectionError):
-    """Caddy's admin API did not answer (refused, timed out); a ``ConnectionError`` so callers
-    can tell a proxy that is away from one that refused."""
+class AdminUnreachable(ProxyUnreachable):
+    """Caddy's admin API did not answer (refused, timed out): the proxy is away, it did not
+    refuse."""
 
 
 class ConcurrentChange(ProxyRejected):
@@ -88,19 +89,24 @@ class AdminAddress:
             client = _clients.get(self.text)
             if client is None:
                 if self.socket is not None:
-                    client = httpx.Client(transport=httpx.HTTPTransport(uds=self.socket),
-                                          base_url=self.url, headers={"Host": ""})
+                    client = httpx.Client(
+                        transport=httpx.HTTPTransport(uds=self.socket), base_url=self.url, headers={"Host": ""}
+                    )
                 else:
                     client = httpx.Client(base_url=self.url)
                 _clients[self.text] = client
             return client
 
-    def warnings(self) -> list[dict[str, Message]]:
+    def warnings(self) -> list[ProviderWarning]:
         """What makes the admin API reachable by other local users: TCP, or a socket whose mode
         lets others connect (write permission) in a folder they may enter."""
         if self.socket is None:
-            return [{"warning": Message("domain.caddy.warning.tcp_admin", admin=self.text),
-                     "fix": Message("domain.caddy.fix.tcp_admin", socket=SUGGESTED_SOCKET)}]
+            return [
+                {
+                    "warning": Message("domain.caddy.warning.tcp_admin", admin=self.text),
+                    "fix": Message("domain.caddy.fix.tcp_admin", socket=SUGGESTED_SOCKET),
+                }
+            ]
         try:
             mode = os.stat(self.socket).st_mode
             folders = [os.stat(folder).st_mode for folder in _folders_above(self.socket)]
@@ -110,9 +116,14 @@ class AdminAddress:
         group = mode & stat.S_IWGRP and all(folder & (stat.S_IXGRP | stat.S_IXOTH) for folder in folders)
         others = mode & stat.S_IWOTH and all(folder & stat.S_IXOTH for folder in folders)
         if group or others:
-            return [{"warning": Message("domain.caddy.warning.open_socket", socket=self.socket,
-                                        mode=f"{stat.S_IMODE(mode):04o}"),
-                     "fix": Message("domain.caddy.fix.open_socket", socket=self.socket)}]
+            return [
+                {
+                    "warning": Message(
+                        "domain.caddy.warning.open_socket", socket=self.socket, mode=f"{stat.S_IMODE(mode):04o}"
+                    ),
+                    "fix": Message("domain.caddy.fix.open_socket", socket=self.socket),
+                }
+            ]
         return []
 
 
@@ -162,8 +173,7 @@ def public_ports(apps: Mapping[str, Any], server_name: str) -> tuple[int, int]:
     ports = [p for p in map(listen_port, server.get("listen") or []) if p is not None]
     automatic = not (server.get("automatic_https") or {}).get("disable")
     plain = http_port if automatic or not ports or http_port in ports else ports[0]
-    secure = https_port if https_port in ports or not ports else next(
-        (p for p in ports if p != http_port), https_port)
+    secure = https_port if https_port in ports or not ports else next((p for p in ports if p != http_port), https_port)
     return plain, secure
 
 
@@ -173,55 +183,104 @@ def route(binding: ProxyBinding, https_port: int = 443) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     if binding.tls and binding.force_https:
         suffix = "" if https_port == 443 else f":{https_port}"
-        steps.append({"match": [{"protocol": "http"}],
-                      "handle": [{"handler": "static_response", "status_code": 308, "headers": {
-                          "Location": [f"https://{{http.request.host}}{suffix}{{http.request.uri}}"]}}],
-                      "terminal": True})
+        steps.append(
+            {
+                "match": [{"protocol": "http"}],
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": 308,
+                        "headers": {"Location": [f"https://{{http.request.host}}{suffix}{{http.request.uri}}"]},
+                    }
+                ],
+                "terminal": True,
+            }
+        )
     if binding.allowlist:
-        steps.append({"match": [{"not": [{"remote_ip": {"ranges": list(binding.allowlist)}}]}],
-                      "handle": [{"handler": "static_response", "status_code": 403,
-                                  "body": "Forbidden\n"}], "terminal": True})
+        steps.append(
+            {
+                "match": [{"not": [{"remote_ip": {"ranges": list(binding.allowlist)}}]}],
+                "handle": [{"handler": "static_response", "status_code": 403, "body": "Forbidden\n"}],
+                "terminal": True,
+            }
+        )
     if binding.auth_mode == "bearer":
-        steps.append({"match": [{"not": [{"header": {"Authorization": [f"Bearer {binding.token}"]}}]}],
-                      "handle": [{"handler": "static_response", "status_code": 401,
-                                  "headers": {"WWW-Authenticate": ["Bearer"]},
-                                  "body": "Unauthorized\n"}], "terminal": True})
+        steps.append(
+            {
+                "match": [{"not": [{"header": {"Authorization": [f"Bearer {binding.token}"]}}]}],
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": 401,
+                        "headers": {"WWW-Authenticate": ["Bearer"]},
+                        "body": "Unauthorized\n",
+                    }
+                ],
+                "terminal": True,
+            }
+        )
     elif binding.auth_mode == "basic":
+        # The panel gives every binding with basic auth a password hash.
+        assert binding.password_hash is not None
         password = base64.b64encode(binding.password_hash.encode("ascii")).decode("ascii")
-        steps.append({"handle": [{"handler": "authentication", "providers": {"http_basic": {
-            "accounts": [{"username": binding.username, "password": password}],
-            "hash": {"algorithm": "bcrypt"}, "realm": "open1panel-ai"}}}]})
-    proxy: dict[str, Any] = {"handler": "reverse_proxy",
-                             "upstreams": [{"dial": binding.upstream.hostport}],
-                             "flush_interval": -1}
+        steps.append(
+            {
+                "handle": [
+                    {
+                        "handler": "authentication",
+                        "providers": {
+                            "http_basic": {
+                                "accounts": [{"username": binding.username, "password": password}],
+                                "hash": {"algorithm": "bcrypt"},
+                                "realm": "open1panel-ai",
+                            }
+                        },
+                    }
+                ]
+            }
+        )
+    proxy: dict[str, Any] = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": binding.upstream.hostport}],
+        "flush_interval": -1,
+    }
     if not binding.keep_host:
-        proxy["headers"] = {"request": {"set": {
-            "Host": ["{http.reverse_proxy.upstream.hostport}"],
-            "X-Forwarded-Host": ["{http.request.host}"]}}}
+        proxy["headers"] = {
+            "request": {
+                "set": {"Host": ["{http.reverse_proxy.upstream.hostport}"], "X-Forwarded-Host": ["{http.request.host}"]}
+            }
+        }
     if binding.upstream.scheme == "https":
         proxy["transport"] = {"protocol": "http", "tls": {}}
     if binding.body_limit_mb:
-        steps.append({"handle": [{"handler": "request_body",
-                                  "max_size": binding.body_limit_mb * 1024 * 1024}]})
+        steps.append({"handle": [{"handler": "request_body", "max_size": binding.body_limit_mb * 1024 * 1024}]})
     steps.append({"handle": [proxy]})
-    return {"@id": ID_PREFIX + binding.id, "match": [{"host": list(binding.domains)}],
-            "handle": [{"handler": "subroute", "routes": steps}], "terminal": True}
+    return {
+        "@id": ID_PREFIX + binding.id,
+        "match": [{"host": list(binding.domains)}],
+        "handle": [{"handler": "subroute", "routes": steps}],
+        "terminal": True,
+    }
 
 
 def certificate(binding: ProxyBinding) -> dict[str, Any]:
-    return {"@id": f"{ID_PREFIX}{binding.id}-certificate", "certificate": binding.certificate,
-            "key": binding.certificate_key, "tags": [ID_PREFIX + binding.id]}
+    return {
+        "@id": f"{ID_PREFIX}{binding.id}-certificate",
+        "certificate": binding.certificate,
+        "key": binding.certificate_key,
+        "tags": [ID_PREFIX + binding.id],
+    }
 
 
 class CaddyProvider:
     """Publishes bindings through the Caddy admin API at ``OPEN1PANEL_AI_CADDY_ADMIN``."""
 
-    name = "caddy"
+    name: ClassVar[str] = "caddy"
     #: Caddy obtains and renews certificates itself (automatic HTTPS).
-    acme = True
+    acme: ClassVar[bool] = True
     #: A new route goes before the others, so it wins over an old route for the same names
     #: that is still to be taken out.
-    new_routes_first = True
+    new_routes_first: ClassVar[bool] = True
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self._address = AdminAddress(settings.get("caddy_admin") or DEFAULT_ADMIN)
@@ -231,25 +290,32 @@ class CaddyProvider:
 
     def probe(self) -> None:
         if not self._address.valid:
-            raise ProviderUnavailable(Message("domain.caddy.bad_admin", admin=self.admin),
-                                      Message("domain.caddy.fix.bad_admin", socket=SUGGESTED_SOCKET))
+            raise ProviderUnavailable(
+                Message("domain.caddy.bad_admin", admin=self.admin),
+                Message("domain.caddy.fix.bad_admin", socket=SUGGESTED_SOCKET),
+            )
         try:
             self._get(ROOT_PATH, timeout=0.5).raise_for_status()
         except httpx.HTTPError as exc:
-            raise ProviderUnavailable(Message("domain.caddy.no_admin", admin=self.admin, error=str(exc)),
-                                      Message("domain.caddy.fix.no_admin")) from None
+            raise ProviderUnavailable(
+                Message("domain.caddy.no_admin", admin=self.admin, error=str(exc)), Message("domain.caddy.fix.no_admin")
+            ) from None
 
-    def warnings(self) -> list[dict[str, Message]]:
+    def warnings(self) -> list[ProviderWarning]:
         """What the Domains and status pages show as warnings while Caddy is in use: an admin
         API other local users can reach (it holds the bindings' tokens and hashes)."""
         return self._address.warnings()
 
-    def settings_in_use(self) -> list[dict[str, str]]:
+    def settings_in_use(self) -> list[SettingInUse]:
         """What the panel talks to, and the setting that changes it (see docs/domains.md)."""
-        return [{"label": Message("domain.caddy.item.admin"), "value": self.admin,
-                 "setting": "OPEN1PANEL_AI_CADDY_ADMIN"},
-                {"label": Message("domain.caddy.item.server"), "value": self.server,
-                 "setting": "OPEN1PANEL_AI_CADDY_SERVER"}]
+        return [
+            {"label": Message("domain.caddy.item.admin"), "value": self.admin, "setting": "OPEN1PANEL_AI_CADDY_ADMIN"},
+            {
+                "label": Message("domain.caddy.item.server"),
+                "value": self.server,
+                "setting": "OPEN1PANEL_AI_CADDY_SERVER",
+            },
+        ]
 
     # -- the provider contract ----------------------------------------------------------
 
@@ -280,12 +346,11 @@ class CaddyProvider:
             plain, secure = public_ports({}, self.server)
         return secure if tls else plain
 
-    def status(self, binding_id: str) -> dict:
+    def status(self, binding_id: str) -> BindingStatus:
         try:
             response = self._get(f"/id/{ID_PREFIX}{binding_id}", timeout=5)
         except httpx.HTTPError as exc:
-            return {"state": "error",
-                    "error": Message("domain.caddy.no_admin", admin=self.admin, error=str(exc))}
+            return {"state": "error", "error": Message("domain.caddy.no_admin", admin=self.admin, error=str(exc))}
         if response.status_code == 200:
             return {"state": "online", "error": None}
         return {"state": "absent", "error": None}
@@ -308,8 +373,7 @@ class CaddyProvider:
                     path, read = ROOT_PATH, client.get(ROOT_PATH, timeout=ADMIN_TIMEOUT)
                 read.raise_for_status()
                 current = read.json()
-                apps = (current.get("apps") if path == ROOT_PATH and isinstance(current, dict)
-                        else current) or {}
+                apps = (current.get("apps") if path == ROOT_PATH and isinstance(current, dict) else current) or {}
                 if not isinstance(apps, dict):
                     raise ProxyRejected(Message("domain.caddy.answered", status=read.status_code))
                 tag = etag(path, read.content)
@@ -319,26 +383,23 @@ class CaddyProvider:
                 if edited == apps:
                     return
                 if path == ROOT_PATH:  # the whole config is null: it becomes the apps
-                    write = client.patch(ROOT_PATH, json={"apps": edited}, timeout=ADMIN_TIMEOUT,
-                                         headers={"If-Match": tag})
+                    write = client.patch(
+                        ROOT_PATH, json={"apps": edited}, timeout=ADMIN_TIMEOUT, headers={"If-Match": tag}
+                    )
                 elif current is None:  # a config without apps: create them
-                    write = client.put(APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
-                                       headers={"If-Match": tag})
+                    write = client.put(APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT, headers={"If-Match": tag})
                 else:
-                    write = client.patch(APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT,
-                                         headers={"If-Match": tag})
+                    write = client.patch(APPS_PATH, json=edited, timeout=ADMIN_TIMEOUT, headers={"If-Match": tag})
             except httpx.TransportError as exc:
-                raise AdminUnreachable(Message("domain.caddy.failed", admin=self.admin,
-                                               error=str(exc))) from None
+                raise AdminUnreachable(Message("domain.caddy.failed", admin=self.admin, error=str(exc))) from None
             except (httpx.HTTPError, ValueError) as exc:
-                raise ProxyRejected(Message("domain.caddy.failed", admin=self.admin,
-                                            error=str(exc))) from None
+                raise ProxyRejected(Message("domain.caddy.failed", admin=self.admin, error=str(exc))) from None
             if write.status_code == 412:
                 raise ConcurrentChange(Message("domain.caddy.concurrent_change"))
             if write.status_code >= 400:
                 raise ProxyRejected(_caddy_error(write))
 
-    def _edit(self, apps: dict, binding_id: str, binding: ProxyBinding | None) -> dict:
+    def _edit(self, apps: dict[str, Any], binding_id: str, binding: ProxyBinding | None) -> dict[str, Any]:
         """``apps`` with the binding's route and certificate replaced, added or taken out."""
         our_route, our_certificate = ID_PREFIX + binding_id, f"{ID_PREFIX}{binding_id}-certificate"
         servers = apps.get("http", {}).get("servers", {})
@@ -369,8 +430,9 @@ class CaddyProvider:
         return apps
 
     @staticmethod
-    def _edit_https_skip(server: dict, our_route: str, old: dict | None,
-                         binding: ProxyBinding | None) -> None:
+    def _edit_https_skip(
+        server: dict[str, Any], our_route: str, old: dict[str, Any] | None, binding: ProxyBinding | None
+    ) -> None:
         """Keep Caddy's automatic HTTPS away from the names of bindings without TLS.
 
         The old route's names leave the skip list unless another route still matches them (a
@@ -381,10 +443,14 @@ class CaddyProvider:
         if automatic.get("disable"):
             return
         old_hosts = set(old["match"][0]["host"]) if old else set()
-        other_hosts = {host for other in server.get("routes", []) if other.get("@id") != our_route
-                       for match in other.get("match", []) for host in match.get("host", [])}
-        skip = [name for name in automatic.get("skip", [])
-                if name not in old_hosts or name in other_hosts]
+        other_hosts = {
+            host
+            for other in server.get("routes", [])
+            if other.get("@id") != our_route
+            for match in other.get("match", [])
+            for host in match.get("host", [])
+        }
+        skip = [name for name in automatic.get("skip", []) if name not in old_hosts or name in other_hosts]
         if binding is not None and binding.tls_mode == "none":
             skip += [name for name in binding.domains if name not in skip]
         elif binding is not None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from open1panel_ai import i18n
-from open1panel_ai.domain import builtin, views  # noqa: F401  (views attaches the routes)
+from open1panel_ai.domain import builtin, views
 from open1panel_ai.domain.service import DomainService
+from open1panel_ai.features import Feature
+from open1panel_ai.interfaces import DomainBindings
+
+if TYPE_CHECKING:
+    from open1panel_ai.context import AIContext
 
 BUILTIN_PROVIDERS = [builtin]
 
 
-def menu_item() -> dict:
-    return {"id": "ai-domain", "title": i18n.titles("domain.menu"), "url": "/ai/domains/",
-            "icon": "globe"}
+def menu_item() -> dict[str, Any]:
+    return {"id": "ai-domain", "title": i18n.titles("domain.menu"), "url": "/ai/domains/", "icon": "globe"}
 
 
-def start(context) -> DomainService:
+def start(context: AIContext) -> DomainService:
     service = DomainService(context)
     service.start()
     return service
@@ -22,3 +28,20 @@ def start(context) -> DomainService:
 
 def stop(service: DomainService) -> None:
     """Bindings live in the proxy, not in the panel: nothing runs that needs stopping."""
+
+
+FEATURE = Feature(
+    name="domain",
+    order=40,
+    kind="domain",
+    start=start,
+    stop=stop,
+    builtin_providers=tuple(BUILTIN_PROVIDERS),
+    menu=menu_item,
+    views=views,
+    api_tag="domains",
+    api_title="Domain bindings",
+    guide="domains.md",
+    overview=lambda service: service.summary(),
+    offers=(DomainBindings,),
+)

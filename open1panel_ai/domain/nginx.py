@@ -26,13 +26,16 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
-from hookspecs.ai import ProviderUnavailable
+from hookspecs.ai import DomainProviderDefaults, ProviderUnavailable
+from hookspecs.domain import BindingStatus, SettingInUse
+from hookspecs.errors import ProxyRejected
 from open1panel_ai.domain.binding import ProxyBinding
 from open1panel_ai.i18n import Message
 
@@ -53,13 +56,11 @@ RELOAD_WAIT = 5.0
 DEFAULT_PID_FILE = Path("/run/nginx.pid")
 _PID = re.compile(r"^\s*pid\s+([^;]+);", re.MULTILINE)
 #: What nginx puts before its complaint: a time (when it logs to stderr), the level, pid#tid.
-_LEVEL = re.compile(r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?"
-                    r"\[(?:emerg|alert|crit|error|warn|notice|info)\]\s*(?:\d+#\d+: )?")
+_LEVEL = re.compile(
+    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )?"
+    r"\[(?:emerg|alert|crit|error|warn|notice|info)\]\s*(?:\d+#\d+: )?"
+)
 _LISTEN = re.compile(r"^(?:(?P<host>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?P<port>\d{1,5})$")
-
-
-class ProxyRejected(Exception):
-    """The proxy refused the new configuration; the text is the proxy's own."""
 
 
 def listen_address(value: str, setting: str) -> str:
@@ -68,7 +69,8 @@ def listen_address(value: str, setting: str) -> str:
     if not match or not 0 < int(match["port"]) < 65536:
         raise ProviderUnavailable(
             Message("domain.nginx.bad_listen", setting=f"OPEN1PANEL_AI_{setting.upper()}", value=value),
-            Message("domain.nginx.fix.bad_listen"))
+            Message("domain.nginx.fix.bad_listen"),
+        )
     return value.strip()
 
 
@@ -79,8 +81,11 @@ def port_of(listen: str) -> int:
 def render(binding: ProxyBinding, http_listen: str, https_listen: str, htpasswd: Path) -> str:
     """The site file of ``binding``: every value in it was validated before it got here."""
     names = " ".join(binding.domains)
-    lines = [f"# open1panel-ai binding {binding.id}: written by the panel, changes here are replaced.",
-             f"# target: {binding.target_kind} at {binding.upstream.url}", ""]
+    lines = [
+        f"# open1panel-ai binding {binding.id}: written by the panel, changes here are replaced.",
+        f"# target: {binding.target_kind} at {binding.upstream.url}",
+        "",
+    ]
     if binding.allowlist:
         # A geo block at http level; checked first, so a refused address gets 403 before auth.
         lines += [f"geo $open1panel_ai_{binding.id}_allowed {{", "    default 0;"]
@@ -95,10 +100,15 @@ def render(binding: ProxyBinding, http_listen: str, https_listen: str, htpasswd:
     else:
         lines += _proxy_block(binding, htpasswd) + ["}"]
     if binding.tls:
-        lines += ["", "server {", f"    listen {https_listen} ssl;", f"    server_name {names};",
-                  f'    ssl_certificate "{binding.certificate}";',
-                  f'    ssl_certificate_key "{binding.certificate_key}";',
-                  "    ssl_protocols TLSv1.2 TLSv1.3;"]
+        lines += [
+            "",
+            "server {",
+            f"    listen {https_listen} ssl;",
+            f"    server_name {names};",
+            f'    ssl_certificate "{binding.certificate}";',
+            f'    ssl_certificate_key "{binding.certificate_key}";',
+            "    ssl_protocols TLSv1.2 TLSv1.3;",
+        ]
         lines += _proxy_block(binding, htpasswd) + ["}"]
     return "\n".join(lines) + "\n"
 
@@ -106,8 +116,7 @@ def render(binding: ProxyBinding, http_listen: str, https_listen: str, htpasswd:
 def _proxy_block(binding: ProxyBinding, htpasswd: Path) -> list[str]:
     upstream = binding.upstream
     host_header = "$host" if binding.keep_host else "$proxy_host"
-    lines = [f"    client_max_body_size {binding.body_limit_mb}m;", "    gzip off;",
-             "    location / {"]
+    lines = [f"    client_max_body_size {binding.body_limit_mb}m;", "    gzip off;", "    location / {"]
     if binding.allowlist:
         lines += [f"        if ($open1panel_ai_{binding.id}_allowed = 0) {{ return 403; }}"]
     if binding.auth_mode == "bearer":
@@ -134,13 +143,15 @@ def _proxy_block(binding: ProxyBinding, htpasswd: Path) -> list[str]:
     return lines
 
 
-class NginxProvider:
+class NginxProvider(DomainProviderDefaults):
     """Writes site files into ``OPEN1PANEL_AI_NGINX_SITES_DIR`` for the main config
-    ``OPEN1PANEL_AI_NGINX_CONF`` (which must include that folder inside its ``http`` block)."""
+    ``OPEN1PANEL_AI_NGINX_CONF`` (which must include that folder inside its ``http`` block).
+    New sites wait for old ones with the same names to go (``new_routes_first`` is False) and it
+    has no warnings: both from :class:`~hookspecs.ai.DomainProviderDefaults`."""
 
-    name = "nginx"
+    name: ClassVar[str] = "nginx"
     #: nginx here serves existing certificates only; ACME goes through Caddy.
-    acme = False
+    acme: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.binary = settings.get("nginx_bin", "nginx")
@@ -155,34 +166,53 @@ class NginxProvider:
         listen_address(self._http, "nginx_http_port")
         listen_address(self._https, "nginx_https_port")
         if shutil.which(self.binary) is None:
-            raise ProviderUnavailable(Message("domain.nginx.no_binary", binary=self.binary),
-                                      Message("domain.nginx.fix.no_binary"))
+            raise ProviderUnavailable(
+                Message("domain.nginx.no_binary", binary=self.binary), Message("domain.nginx.fix.no_binary")
+            )
         if not os.access(self.main_conf, os.R_OK):
-            raise ProviderUnavailable(Message("domain.nginx.no_conf", conf=str(self.main_conf)),
-                                      Message("domain.nginx.fix.no_conf"))
+            raise ProviderUnavailable(
+                Message("domain.nginx.no_conf", conf=str(self.main_conf)), Message("domain.nginx.fix.no_conf")
+            )
         if not (self.sites_dir.is_dir() and os.access(self.sites_dir, os.W_OK)):
-            raise ProviderUnavailable(Message("domain.nginx.no_sites", sites_dir=str(self.sites_dir)),
-                                      Message("domain.nginx.fix.no_sites"))
+            raise ProviderUnavailable(
+                Message("domain.nginx.no_sites", sites_dir=str(self.sites_dir)), Message("domain.nginx.fix.no_sites")
+            )
         if self._master() is None:
-            raise ProviderUnavailable(Message("domain.nginx.not_running", pid_file=str(self.pid_file)),
-                                      Message("domain.nginx.fix.not_running", conf=str(self.main_conf)))
+            raise ProviderUnavailable(
+                Message("domain.nginx.not_running", pid_file=str(self.pid_file)),
+                Message("domain.nginx.fix.not_running", conf=str(self.main_conf)),
+            )
 
-    def settings_in_use(self) -> list[dict[str, str]]:
+    def settings_in_use(self) -> list[SettingInUse]:
         """What the panel reads and writes of nginx, and the setting that changes each, for the
         Domains page to show when nginx cannot be used (see docs/domains.md)."""
         return [
-            {"label": Message("domain.nginx.item.binary"), "value": self.binary,
-             "setting": "OPEN1PANEL_AI_NGINX_BIN"},
-            {"label": Message("domain.nginx.item.conf"), "value": str(self.main_conf),
-             "setting": "OPEN1PANEL_AI_NGINX_CONF"},
-            {"label": Message("domain.nginx.item.pid_file"), "value": str(self.pid_file),
-             "setting": Message("domain.nginx.item.pid_setting")},
-            {"label": Message("domain.nginx.item.sites_dir"), "value": str(self.sites_dir),
-             "setting": "OPEN1PANEL_AI_NGINX_SITES_DIR"},
-            {"label": Message("domain.nginx.item.http"), "value": self._http,
-             "setting": "OPEN1PANEL_AI_NGINX_HTTP_PORT"},
-            {"label": Message("domain.nginx.item.https"), "value": self._https,
-             "setting": "OPEN1PANEL_AI_NGINX_HTTPS_PORT"},
+            {"label": Message("domain.nginx.item.binary"), "value": self.binary, "setting": "OPEN1PANEL_AI_NGINX_BIN"},
+            {
+                "label": Message("domain.nginx.item.conf"),
+                "value": str(self.main_conf),
+                "setting": "OPEN1PANEL_AI_NGINX_CONF",
+            },
+            {
+                "label": Message("domain.nginx.item.pid_file"),
+                "value": str(self.pid_file),
+                "setting": Message("domain.nginx.item.pid_setting"),
+            },
+            {
+                "label": Message("domain.nginx.item.sites_dir"),
+                "value": str(self.sites_dir),
+                "setting": "OPEN1PANEL_AI_NGINX_SITES_DIR",
+            },
+            {
+                "label": Message("domain.nginx.item.http"),
+                "value": self._http,
+                "setting": "OPEN1PANEL_AI_NGINX_HTTP_PORT",
+            },
+            {
+                "label": Message("domain.nginx.item.https"),
+                "value": self._https,
+                "setting": "OPEN1PANEL_AI_NGINX_HTTPS_PORT",
+            },
         ]
 
     # -- the provider contract ----------------------------------------------------------
@@ -204,8 +234,9 @@ class NginxProvider:
     def remove_many(self, binding_ids: list[str]) -> None:
         """Take several bindings out in one test and reload: each of them may fail nginx's test
         of a tree that still holds the others (a certificate file that is gone, say)."""
-        paths = [path for binding_id in binding_ids
-                 for path in (self.site_path(binding_id), self.htpasswd_path(binding_id))]
+        paths = [
+            path for binding_id in binding_ids for path in (self.site_path(binding_id), self.htpasswd_path(binding_id))
+        ]
         with self._locked():
             if any(path.exists() for path in paths):
                 self._replace({}, remove=paths)
@@ -213,7 +244,7 @@ class NginxProvider:
     def public_port(self, tls: bool) -> int:
         return port_of(self.https_listen if tls else self.http_listen)
 
-    def status(self, binding_id: str) -> dict:
+    def status(self, binding_id: str) -> BindingStatus:
         if self.site_path(binding_id).exists():
             return {"state": "online", "error": None}
         return {"state": "absent", "error": None}
@@ -236,7 +267,7 @@ class NginxProvider:
         return self.sites_dir / f"{FILE_PREFIX}{binding_id}.htpasswd"
 
     @contextmanager
-    def _locked(self):
+    def _locked(self) -> Iterator[None]:
         """One apply at a time, across threads and across panel processes."""
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._thread_lock, open(self._lock_path, "a") as handle:
@@ -282,14 +313,20 @@ class NginxProvider:
         leftovers = sorted(self.sites_dir.glob(f"{FILE_PREFIX}*"))
         for temp in (p for p in leftovers if p.name.endswith(NEW)):
             temp.unlink(missing_ok=True)
-        kept = {p.with_name(p.name.removesuffix(PREVIOUS).removesuffix(ABSENT))
-                for p in leftovers if p.name.endswith((PREVIOUS, ABSENT))}
+        kept = {
+            p.with_name(p.name.removesuffix(PREVIOUS).removesuffix(ABSENT))
+            for p in leftovers
+            if p.name.endswith((PREVIOUS, ABSENT))
+        }
         if not kept:
             return
         for path in kept:
             _restore(path)
-        log.warning("restored %d nginx file(s) an interrupted apply left half done: %s",
-                    len(kept), ", ".join(sorted(p.name for p in kept)))
+        log.warning(
+            "restored %d nginx file(s) an interrupted apply left half done: %s",
+            len(kept),
+            ", ".join(sorted(p.name for p in kept)),
+        )
         if self._master() is not None:
             try:
                 self._run("-t")
@@ -341,8 +378,9 @@ class NginxProvider:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ProxyRejected(Message("domain.nginx.cannot_run", error=str(exc))) from None
         if done.returncode != 0:
-            raise ProxyRejected(_nginx_error(done.stderr)
-                                or Message("domain.nginx.command_failed", command=" ".join(arguments)))
+            raise ProxyRejected(
+                _nginx_error(done.stderr) or Message("domain.nginx.command_failed", command=" ".join(arguments))
+            )
 
 
 def _keep(path: Path) -> None:
@@ -390,6 +428,9 @@ def _listening(worker: psutil.Process) -> bool:
 def _nginx_error(stderr: str) -> str:
     """nginx's complaint as one line, without the banner lines it prints around it, and without
     the time, ``[emerg]`` level and pid marks: ``cannot load certificate "/x.pem": …``."""
-    lines = [_LEVEL.sub("", line.removeprefix("nginx: ")).strip() for line in stderr.strip().splitlines()
-             if "test failed" not in line and "syntax is ok" not in line]
+    lines = [
+        _LEVEL.sub("", line.removeprefix("nginx: ")).strip()
+        for line in stderr.strip().splitlines()
+        if "test failed" not in line and "syntax is ok" not in line
+    ]
     return "; ".join(line for line in lines if line)

@@ -29,16 +29,24 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sqlite3
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from hookspecs.ai import DomainProvider
+from hookspecs.domain import ProviderWarning
+from hookspecs.errors import ProxyUnreachable
 from open1panel_ai import errors, i18n
 from open1panel_ai.domain import credentials, files, names
 from open1panel_ai.domain.binding import ProxyBinding, Upstream
 from open1panel_ai.i18n import Message
+from open1panel_ai.interfaces import MCPServers, OllamaEndpoints
 from open1panel_ai.store import timestamp
+
+if TYPE_CHECKING:
+    from open1panel_ai.context import AIContext
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,8 @@ MIGRATIONS = [
 
 #: Where each target kind answers on its upstream: MCP bridges serve ``/mcp`` (and ``/sse``).
 URL_PATHS = {"ollama": "", "mcp": "/mcp"}
+#: The interface that offers each kind of target.
+TARGETS: dict[str, type] = {"ollama": OllamaEndpoints, "mcp": MCPServers}
 #: Shown in previews in place of secrets.
 MASKED_TOKEN = "<token>"
 MASKED_HASH = "$2b$12$<bcrypt-hash-of-the-password>"
@@ -110,7 +120,7 @@ MASKED_HASH = "$2b$12$<bcrypt-hash-of-the-password>"
 class DomainService:
     """Creates, changes, applies and removes domain bindings."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: AIContext) -> None:
         self.context = context
         self.store = context.store
         self.store.migrate("domain", MIGRATIONS)
@@ -119,12 +129,24 @@ class DomainService:
     def start(self) -> None:
         """Follow the MCP servers' changes, and mark the bindings whose target went away while
         the panel was not running; apply again the changes a killed panel left unapplied."""
-        mcp = self.context.services.get("mcp")
+        mcp = self.context.find(MCPServers)
         if mcp is not None:
             mcp.on_server_change(self._mcp_server_changed)
         for record in self._records():
             self._check_target_exists(record)
         self.context.when_owner(self._apply_interrupted)
+        self.context.when_owner(self._share_all_hosts_with_mcp)
+
+    def _share_all_hosts_with_mcp(self) -> None:
+        """Tell every MCP server with a binding its public addresses again, once per start:
+        bindings made before the MCP feature recorded them get them too (unchanged ones are
+        left as they are there)."""
+        targets = sorted({r["target_name"] for r in self._records() if r["target_kind"] == "mcp"})
+        for server_id in targets:
+            try:
+                self._share_hosts_with_mcp(server_id)
+            except errors.ApiError as exc:
+                log.warning("the public addresses of MCP server %s were not shared: %s", server_id, exc.message)
 
     def _apply_interrupted(self) -> None:
         """Apply again the bindings a killed panel left ``pending``, and finish the removals a
@@ -132,8 +154,11 @@ class DomainService:
         the data dir), once it is the owner."""
         self._finish_removals()
         with self._lock:
-            pending = [record for record in self._records()
-                       if record["state"] == "pending" and self._check_target_exists(record)]
+            pending = [
+                record
+                for record in self._records()
+                if record["state"] == "pending" and self._check_target_exists(record)
+            ]
             provider = self._provider_or_none() if pending else None
             if provider is None:
                 return
@@ -161,9 +186,16 @@ class DomainService:
     def removals(self) -> list[dict]:
         """The removals a proxy that was down has still to take; each tried again first."""
         self._finish_removals()
-        return [{"id": row["binding_id"], "domains": json.loads(row["domains"]), "note": row["note"],
-                 "note_i18n": _loads(row["note_i18n"]), "since": row["created_at"]}
-                for row in self.store.query("SELECT * FROM domain_removals ORDER BY created_at")]
+        return [
+            {
+                "id": row["binding_id"],
+                "domains": json.loads(row["domains"]),
+                "note": row["note"],
+                "note_i18n": _loads(row["note_i18n"]),
+                "since": row["created_at"],
+            }
+            for row in self.store.query("SELECT * FROM domain_removals ORDER BY created_at")
+        ]
 
     def binding(self, binding_id: str) -> dict:
         """One binding, its state checked against its target and the proxy (a target that no
@@ -186,8 +218,7 @@ class DomainService:
         current = self._row(binding_id) if binding_id else None
         record = self._merge(current, fields, for_preview=True)
         proxy = self._proxy_binding(record, masked=True)
-        return {"provider": provider.name, "config": provider.preview(proxy),
-                "url": self._url(record, provider)}
+        return {"provider": provider.name, "config": provider.preview(proxy), "url": self._url(record, provider)}
 
     # -- changing -------------------------------------------------------------------------
 
@@ -203,8 +234,10 @@ class DomainService:
                 self._check_unique(db, record)
                 self._check_not_being_removed(db, record, provider)
                 columns = [c for c in record if c != "domains"]
-                db.execute(f"INSERT INTO domain_bindings ({', '.join(columns)}) "
-                           f"VALUES ({', '.join('?' for _ in columns)})", [record[c] for c in columns])
+                db.execute(
+                    f"INSERT INTO domain_bindings ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                    [record[c] for c in columns],
+                )
                 self._write_names(db, record)
             self._apply_or_raise(record, provider, previous=None, token=record["token"])
         return self._public(self._row(record["id"]), token=record["token"])
@@ -222,8 +255,10 @@ class DomainService:
                 self._check_unique(db, record)
                 self._check_not_being_removed(db, record, provider)
                 columns = [c for c in record if c not in ("domains", "id", "created_at")]
-                db.execute(f"UPDATE domain_bindings SET {', '.join(c + ' = ?' for c in columns)} "
-                           "WHERE id = ?", [record[c] for c in columns] + [binding_id])
+                db.execute(
+                    f"UPDATE domain_bindings SET {', '.join(c + ' = ?' for c in columns)} WHERE id = ?",
+                    [record[c] for c in columns] + [binding_id],
+                )
                 db.execute("DELETE FROM domain_names WHERE binding_id = ?", (binding_id,))
                 self._write_names(db, record)
             self._apply_or_raise(record, provider, previous=current, token=new_token)
@@ -244,16 +279,20 @@ class DomainService:
             if current["auth_mode"] != "bearer":
                 raise errors.Conflict(Message("domain.error.not_bearer"), code="not_bearer")
             token = credentials.new_bearer_token()
-            self.store.execute("UPDATE domain_bindings SET token = ?, state = 'pending', error = NULL, "
-                               "error_i18n = NULL, updated_at = ? WHERE id = ?", (token, timestamp(), binding_id))
+            self.store.execute(
+                "UPDATE domain_bindings SET token = ?, state = 'pending', error = NULL, "
+                "error_i18n = NULL, updated_at = ? WHERE id = ?",
+                (token, timestamp(), binding_id),
+            )
             try:
                 self._apply(self._row(binding_id), provider, previous=None)
             except errors.ApiError as exc:
                 raise self._rotation_failed(current, provider, exc) from None
         return self._public(self._row(binding_id), token=token)
 
-    def _rotation_failed(self, current: Mapping[str, Any], provider: Any,
-                         exc: errors.ApiError) -> errors.ApiError:
+    def _rotation_failed(
+        self, current: Mapping[str, Any], provider: DomainProvider, exc: errors.ApiError
+    ) -> errors.ApiError:
         """The error of a rotation the proxy did not take, with the binding put back as the
         proxy serves it: with its old token where the proxy still serves that."""
         binding_id = current["id"]
@@ -266,12 +305,15 @@ class DomainService:
             failure: errors.ApiError = errors.Conflict(message, code=exc.code)
             old_token_valid = False
         else:
-            self.store.execute("UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
-                               (current["token"], current["updated_at"], binding_id))
+            self.store.execute(
+                "UPDATE domain_bindings SET token = ?, updated_at = ? WHERE id = ?",
+                (current["token"], current["updated_at"], binding_id),
+            )
             if exc.code != "files_missing":  # the proxy serves the binding as it was
-                self.store.execute("UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? "
-                                   "WHERE id = ?", (current["state"], current["error"],
-                                                    current["error_i18n"], binding_id))
+                self.store.execute(
+                    "UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? WHERE id = ?",
+                    (current["state"], current["error"], current["error_i18n"], binding_id),
+                )
             message = Message("domain.error.rotation_failed", provider=provider.name, error=why)
             failure = type(exc)(message, code=exc.code)
             old_token_valid = True
@@ -292,24 +334,26 @@ class DomainService:
             except Exception as exc:
                 if self.context.providers.choose("domain", refresh=True).usable:
                     self._set_state(binding_id, "error", _text(exc))
-                    raise errors.UpstreamError(Message("domain.error.remove_failed", error=_text(exc)),
-                                               code="proxy_rejected") from None
+                    raise errors.UpstreamError(
+                        Message("domain.error.remove_failed", error=_text(exc)), code="proxy_rejected"
+                    ) from None
                 self._remove_later(record, provider, exc)
             else:
                 self.store.execute("DELETE FROM domain_bindings WHERE id = ?", (binding_id,))
             if record["target_kind"] == "mcp":
                 self._share_hosts_with_mcp(record["target_name"])
 
-    def _remove_later(self, record: Mapping[str, Any], provider: Any, exc: Exception) -> None:
+    def _remove_later(self, record: Mapping[str, Any], provider: DomainProvider, exc: Exception) -> None:
         """Forget a binding its proxy, being down, could not take out: a pending removal with a
         note takes its place until the proxy answers again."""
         note = Message("domain.removal.while_down", provider=provider.name, error=_text(exc))
         log.warning("binding %s removed while %s is down: %s", record["id"], provider.name, exc)
         with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO domain_removals (binding_id, domains, note, note_i18n, "
-                       "provider, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (record["id"], json.dumps(record["domains"]), note, _dumps(note),
-                        provider.name, timestamp()))
+            db.execute(
+                "INSERT OR REPLACE INTO domain_removals (binding_id, domains, note, note_i18n, "
+                "provider, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (record["id"], json.dumps(record["domains"]), note, _dumps(note), provider.name, timestamp()),
+            )
             db.execute("DELETE FROM domain_bindings WHERE id = ?", (record["id"],))
 
     def _finish_removals(self) -> None:
@@ -327,17 +371,23 @@ class DomainService:
         if provider is None:
             return
         with self._lock:
-            pending = [row["binding_id"] for row in self.store.query(
-                "SELECT binding_id FROM domain_removals WHERE provider IS NULL OR provider = ? "
-                "ORDER BY created_at", (provider.name,))]
+            pending = [
+                row["binding_id"]
+                for row in self.store.query(
+                    "SELECT binding_id FROM domain_removals WHERE provider IS NULL OR provider = ? ORDER BY created_at",
+                    (provider.name,),
+                )
+            ]
             for binding_id in pending:
                 try:
                     provider.remove(binding_id)
                 except Exception as exc:
                     note = Message("domain.removal.refused", provider=provider.name, error=_text(exc))
-                    self.store.execute("UPDATE domain_removals SET note = ?, note_i18n = ? "
-                                       "WHERE binding_id = ?", (note, _dumps(note), binding_id))
-                    if isinstance(exc, ConnectionError):
+                    self.store.execute(
+                        "UPDATE domain_removals SET note = ?, note_i18n = ? WHERE binding_id = ?",
+                        (note, _dumps(note), binding_id),
+                    )
+                    if isinstance(exc, ProxyUnreachable):
                         break
                     continue
                 log.info("binding %s is now out of %s too", binding_id, provider.name)
@@ -388,8 +438,10 @@ class DomainService:
                     except Exception as exc:
                         error = Message(reason.key + ".not_removed", **reason.params, error=_text(exc))
                     else:
-                        self.store.execute("UPDATE domain_bindings SET served_files = NULL, left_out = NULL "
-                                           "WHERE id = ?", (binding_id,))
+                        self.store.execute(
+                            "UPDATE domain_bindings SET served_files = NULL, left_out = NULL WHERE id = ?",
+                            (binding_id,),
+                        )
                 self._set_state(binding_id, "error", error)
 
     def _check_target_exists(self, record: dict) -> bool:
@@ -402,8 +454,7 @@ class DomainService:
             self._upstream(record)
         except errors.BadRequest as exc:
             kind = record["target_kind"]
-            error = Message(f"domain.error.target_gone.{kind}", name=repr(record["target_name"]),
-                            error=exc.message)
+            error = Message(f"domain.error.target_gone.{kind}", name=repr(record["target_name"]), error=exc.message)
             if record["state"] != "error":  # an error said already (a deleted server) stays
                 self._set_state(record["id"], "error", error)
                 record.update(state="error", error=error, error_i18n=_dumps(error))
@@ -413,15 +464,21 @@ class DomainService:
         return True
 
     def _binding_ids(self, kind: str, name: str) -> list[str]:
-        return [row["id"] for row in self.store.query(
-            "SELECT id FROM domain_bindings WHERE target_kind = ? AND target_name = ? ORDER BY created_at",
-            (kind, name))]
+        return [
+            row["id"]
+            for row in self.store.query(
+                "SELECT id FROM domain_bindings WHERE target_kind = ? AND target_name = ? ORDER BY created_at",
+                (kind, name),
+            )
+        ]
 
     # -- the pieces -----------------------------------------------------------------------
 
     def _records(self) -> list[dict]:
-        records = {row["id"]: {**dict(row), "domains": []} for row in
-                   self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")}
+        records = {
+            row["id"]: {**dict(row), "domains": []}
+            for row in self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")
+        }
         for row in self.store.query("SELECT name, binding_id FROM domain_names ORDER BY position"):
             records[row["binding_id"]]["domains"].append(row["name"])
         return list(records.values())
@@ -431,14 +488,17 @@ class DomainService:
         if row is None:
             raise errors.NotFound(Message("domain.error.not_found", id=str(binding_id)))
         record = dict(row)
-        record["domains"] = [r["name"] for r in self.store.query(
-            "SELECT name FROM domain_names WHERE binding_id = ? ORDER BY position", (binding_id,))]
+        record["domains"] = [
+            r["name"]
+            for r in self.store.query(
+                "SELECT name FROM domain_names WHERE binding_id = ? ORDER BY position", (binding_id,)
+            )
+        ]
         return record
 
-    def _merge(self, current: Mapping[str, Any] | None, fields: Mapping[str, Any],
-               for_preview: bool = False) -> dict:
+    def _merge(self, current: Mapping[str, Any] | None, fields: Mapping[str, Any], for_preview: bool = False) -> dict:
         """The stored record ``fields`` make of ``current`` (None: a new binding)."""
-        record = dict(current) if current else {"state": "pending", "error": None}
+        record: dict[str, Any] = dict(current) if current else {"state": "pending", "error": None}
         if "domains" in fields:
             record["domains"] = list(fields["domains"])
         if "target" in fields:
@@ -446,9 +506,12 @@ class DomainService:
             record["target_name"] = fields["target"]["name"]
         if "tls" in fields:
             tls = fields["tls"]
-            record.update(tls_mode=tls["mode"], force_https=int(bool(tls["force_https"])),
-                          certificate=tls["certificate"] if tls["mode"] == "existing" else None,
-                          certificate_key=tls["key"] if tls["mode"] == "existing" else None)
+            record.update(
+                tls_mode=tls["mode"],
+                force_https=int(bool(tls["force_https"])),
+                certificate=tls["certificate"] if tls["mode"] == "existing" else None,
+                certificate_key=tls["key"] if tls["mode"] == "existing" else None,
+            )
         if "allowlist" in fields:
             record["allowlist"] = json.dumps(sorted(set(fields["allowlist"]), key=fields["allowlist"].index))
         if "auth" in fields or current is None:
@@ -457,13 +520,16 @@ class DomainService:
             # Basic and bearer auth at the proxy read the same Authorization header that the
             # MCP bridge checks for its own token, so no request could ever pass both.
             raise errors.BadRequest(
-                Message("domain.error.auth_not_for_mcp"), code="auth_not_for_mcp",
-                details={"fields": {"auth": {"mode": [Message("domain.field.auth_not_for_mcp")]}}})
+                Message("domain.error.auth_not_for_mcp"),
+                code="auth_not_for_mcp",
+                details={"fields": {"auth": {"mode": [Message("domain.field.auth_not_for_mcp")]}}},
+            )
         return record
 
     @staticmethod
-    def _merge_auth(record: dict, current: Mapping[str, Any] | None, auth: Mapping[str, Any],
-                    for_preview: bool) -> None:
+    def _merge_auth(
+        record: dict, current: Mapping[str, Any] | None, auth: Mapping[str, Any], for_preview: bool
+    ) -> None:
         default = "bearer" if record["target_kind"] == "ollama" else "none"
         mode = auth.get("mode") or (current["auth_mode"] if current else default)
         record.update(auth_mode=mode, username=None, password_hash=None, token=None)
@@ -474,9 +540,11 @@ class DomainService:
             username = auth.get("username") or (current["username"] if current else None)
             password = auth.get("password")
             if not username:
-                raise errors.BadRequest(Message("domain.error.basic_username"), code="validation_error",
-                                        details={"fields": {"auth": {"username": [
-                                            Message("domain.field.basic_required")]}}})
+                raise errors.BadRequest(
+                    Message("domain.error.basic_username"),
+                    code="validation_error",
+                    details={"fields": {"auth": {"username": [Message("domain.field.basic_required")]}}},
+                )
             if password:
                 record["password_hash"] = MASKED_HASH if for_preview else credentials.hash_password(password)
             elif current and current["auth_mode"] == "basic" and current["username"] == username:
@@ -484,64 +552,79 @@ class DomainService:
             elif for_preview:
                 record["password_hash"] = MASKED_HASH
             else:
-                raise errors.BadRequest(Message("domain.error.basic_password"), code="validation_error",
-                                        details={"fields": {"auth": {"password": [
-                                            Message("domain.field.basic_required")]}}})
+                raise errors.BadRequest(
+                    Message("domain.error.basic_password"),
+                    code="validation_error",
+                    details={"fields": {"auth": {"password": [Message("domain.field.basic_required")]}}},
+                )
             record["username"] = username
 
     @staticmethod
-    def _check_unique(db, record: Mapping[str, Any]) -> None:
+    def _check_unique(db: sqlite3.Connection, record: Mapping[str, Any]) -> None:
         marks = ", ".join("?" for _ in record["domains"])
-        taken = db.execute(f"SELECT name, binding_id FROM domain_names WHERE name IN ({marks}) "
-                           "AND binding_id != ?", [*record["domains"], record["id"]]).fetchall()
+        taken = db.execute(
+            f"SELECT name, binding_id FROM domain_names WHERE name IN ({marks}) AND binding_id != ?",
+            [*record["domains"], record["id"]],
+        ).fetchall()
         if taken:
             raise errors.Conflict(
                 Message("domain.error.taken", domains=", ".join(r["name"] for r in taken)),
-                details={"domains": {r["name"]: r["binding_id"] for r in taken}}, code="domain_taken")
+                details={"domains": {r["name"]: r["binding_id"] for r in taken}},
+                code="domain_taken",
+            )
 
     @staticmethod
-    def _check_not_being_removed(db, record: Mapping[str, Any], provider: Any) -> None:
+    def _check_not_being_removed(db: sqlite3.Connection, record: Mapping[str, Any], provider: DomainProvider) -> None:
         """Refuse domains whose old config the proxy still holds, as a removal still pending,
         where a new config for them would not win over it (nginx keeps serving the site file
         it read first); Caddy puts a new route first, so it needs no wait."""
-        if getattr(provider, "new_routes_first", False):
+        if provider.new_routes_first:
             return
-        rows = db.execute("SELECT domains FROM domain_removals WHERE provider IS NULL OR provider = ?",
-                          (provider.name,)).fetchall()
+        rows = db.execute(
+            "SELECT domains FROM domain_removals WHERE provider IS NULL OR provider = ?", (provider.name,)
+        ).fetchall()
         held = {name for row in rows for name in json.loads(row["domains"])}
         waiting = [name for name in record["domains"] if name in held]
         if waiting:
             raise errors.Conflict(
                 Message("domain.error.being_removed", provider=provider.name, domains=", ".join(waiting)),
-                details={"domains": waiting}, code="domain_being_removed")
+                details={"domains": waiting},
+                code="domain_being_removed",
+            )
 
     @staticmethod
-    def _write_names(db, record: Mapping[str, Any]) -> None:
-        db.executemany("INSERT INTO domain_names (name, binding_id, position) VALUES (?, ?, ?)",
-                       [(name, record["id"], i) for i, name in enumerate(record["domains"])])
+    def _write_names(db: sqlite3.Connection, record: Mapping[str, Any]) -> None:
+        db.executemany(
+            "INSERT INTO domain_names (name, binding_id, position) VALUES (?, ?, ?)",
+            [(name, record["id"], i) for i, name in enumerate(record["domains"])],
+        )
 
-    def _check_target(self, record: Mapping[str, Any], provider: Any) -> None:
-        if record["tls_mode"] == "acme" and not getattr(provider, "acme", False):
+    def _check_target(self, record: Mapping[str, Any], provider: DomainProvider) -> None:
+        if record["tls_mode"] == "acme" and not provider.acme:
             raise errors.BadRequest(
-                Message("domain.error.acme_unsupported", provider=provider.name), code="acme_unsupported",
-                details={"fields": {"tls": {"mode": [Message("domain.field.acme_needs_caddy")]}}})
+                Message("domain.error.acme_unsupported", provider=provider.name),
+                code="acme_unsupported",
+                details={"fields": {"tls": {"mode": [Message("domain.field.acme_needs_caddy")]}}},
+            )
         self._upstream(record)
 
     def _upstream(self, record: Mapping[str, Any]) -> Upstream:
-        """Where the target answers, asked of its feature's service."""
+        """Where the target answers, asked of the service that offers that kind of target."""
         kind, name = record["target_kind"], record["target_name"]
-        service = self.context.services.get(kind)
+        service: Any = self.context.find(TARGETS[kind])
         if service is None:
             raise errors.UpstreamUnavailable(
-                Message(f"domain.error.target_feature_off.{kind}"), code="target_unavailable")
+                Message(f"domain.error.target_feature_off.{kind}"), code="target_unavailable"
+            )
         try:
             if kind == "ollama":
                 url = service.endpoint(name)["url"]
             else:
                 server = service.server(name)
         except errors.NotFound as exc:
-            raise errors.BadRequest(exc.message, code="unknown_target",
-                                    details={"fields": {"target": {"name": [exc.message]}}}) from None
+            raise errors.BadRequest(
+                exc.message, code="unknown_target", details={"fields": {"target": {"name": [exc.message]}}}
+            ) from None
         try:
             # What the target's feature hands over is parsed again here, never trusted: an
             # address stored by an earlier version may hold anything (an IPv6 zone, say).
@@ -557,22 +640,30 @@ class DomainService:
             return Upstream(scheme, names.upstream_host(host), port)
         except (ValueError, TypeError, KeyError) as exc:
             message = Message("domain.error.bad_upstream", error=_text(exc))
-            raise errors.BadRequest(message, code="unknown_target",
-                                    details={"fields": {"target": {"name": [message]}}}) from None
+            raise errors.BadRequest(
+                message, code="unknown_target", details={"fields": {"target": {"name": [message]}}}
+            ) from None
 
     def _proxy_binding(self, record: Mapping[str, Any], masked: bool = False) -> ProxyBinding:
         return ProxyBinding(
-            id=record.get("id") or "preview", domains=tuple(record["domains"]),
-            target_kind=record["target_kind"], upstream=self._upstream(record),
-            tls_mode=record["tls_mode"], certificate=record["certificate"],
-            certificate_key=record["certificate_key"], force_https=bool(record["force_https"]),
-            allowlist=tuple(json.loads(record["allowlist"])), auth_mode=record["auth_mode"],
+            id=record.get("id") or "preview",
+            domains=tuple(record["domains"]),
+            target_kind=record["target_kind"],
+            upstream=self._upstream(record),
+            tls_mode=record["tls_mode"],
+            certificate=record["certificate"],
+            certificate_key=record["certificate_key"],
+            force_https=bool(record["force_https"]),
+            allowlist=tuple(json.loads(record["allowlist"])),
+            auth_mode=record["auth_mode"],
             username=record["username"],
             password_hash=MASKED_HASH if masked and record["password_hash"] else record["password_hash"],
-            token=MASKED_TOKEN if masked and record["token"] else record["token"])
+            token=MASKED_TOKEN if masked and record["token"] else record["token"],
+        )
 
-    def _apply(self, record: dict, provider: Any, previous: Mapping[str, Any] | None,
-               share_hosts: bool = True) -> None:
+    def _apply(
+        self, record: dict, provider: DomainProvider, previous: Mapping[str, Any] | None, share_hosts: bool = True
+    ) -> None:
         """Publish ``record`` through the proxy and record how that went.
 
         Other bindings whose files are gone are left out first, so that they cannot fail this
@@ -583,8 +674,9 @@ class DomainService:
         gone = files.missing(_files(record))
         if gone:  # its own files went away since it was saved (a renewal moved them, say)
             self._leave_out(provider, {record["id"]: gone})
-            raise errors.Conflict(Message("domain.error.files_gone", files=", ".join(gone)),
-                                  code="files_missing", details={"files": gone})
+            raise errors.Conflict(
+                Message("domain.error.files_gone", files=", ".join(gone)), code="files_missing", details={"files": gone}
+            )
         if share_hosts and record["target_kind"] == "mcp":
             self._share_hosts_with_mcp(record["target_name"])
         self._set_state(record["id"], "pending", None)
@@ -596,20 +688,25 @@ class DomainService:
         except Exception as exc:
             log.warning("the %s provider rejected binding %s: %s", provider.name, record["id"], exc)
             self._set_state(record["id"], "error", _text(exc))
-            if isinstance(exc, ConnectionError):
+            if isinstance(exc, ProxyUnreachable):
                 raise errors.UpstreamUnavailable(
                     Message("domain.error.proxy_unreachable", provider=provider.name, error=_text(exc)),
-                    code="proxy_unreachable") from None
+                    code="proxy_unreachable",
+                ) from None
             raise errors.UpstreamError(
-                Message("domain.error.proxy_rejected", provider=provider.name, error=_text(exc)),
-                code="proxy_rejected") from None
+                Message("domain.error.proxy_rejected", provider=provider.name, error=_text(exc)), code="proxy_rejected"
+            ) from None
         self._mark_served(record)
-        if previous and previous["target_kind"] == "mcp" and (
-                previous["target_name"] != record["target_name"] or record["target_kind"] != "mcp"):
+        if (
+            previous
+            and previous["target_kind"] == "mcp"
+            and (previous["target_name"] != record["target_name"] or record["target_kind"] != "mcp")
+        ):
             self._share_hosts_with_mcp(previous["target_name"])
 
-    def _apply_or_raise(self, record: dict, provider: Any, previous: Mapping[str, Any] | None,
-                        token: str | None) -> None:
+    def _apply_or_raise(
+        self, record: dict, provider: DomainProvider, previous: Mapping[str, Any] | None, token: str | None
+    ) -> None:
         """:meth:`_apply` for a create or a change: the binding keeps its new settings when the
         proxy did not take them, and the error carries it (with a token made for it) under
         ``details.binding``, so the user can correct one value and save again."""
@@ -623,11 +720,13 @@ class DomainService:
         """Record that the proxy serves ``record`` now, with the files it names."""
         self.store.execute(
             "UPDATE domain_bindings SET state = 'online', error = NULL, error_i18n = NULL, "
-            "served_files = ?, left_out = NULL WHERE id = ?", (json.dumps(_files(record)), record["id"]))
+            "served_files = ?, left_out = NULL WHERE id = ?",
+            (json.dumps(_files(record)), record["id"]),
+        )
 
     # -- keeping one binding's missing files from failing every change ---------------------
 
-    def _isolate(self, provider: Any, keep: str | None = None, bring_back: bool = True) -> None:
+    def _isolate(self, provider: DomainProvider, keep: str | None = None, bring_back: bool = True) -> None:
         """Leave out of the proxy every binding (but ``keep``) whose served config names a file
         that is gone, and, with ``bring_back``, apply again those left out whose files are back.
         The caller holds the lock; a proxy that cannot be reached ends the round."""
@@ -640,44 +739,51 @@ class DomainService:
         if broken and not self._leave_out(provider, broken):
             return
         for record in records:
-            if (bring_back and record["id"] not in broken and record["left_out"] is not None
-                    and not files.missing(_files(record))):
+            if (
+                bring_back
+                and record["id"] not in broken
+                and record["left_out"] is not None
+                and not files.missing(_files(record))
+            ):
                 self._bring_back(record, provider)
 
-    def _leave_out(self, provider: Any, broken: Mapping[str, list[str]]) -> bool:
+    def _leave_out(self, provider: DomainProvider, broken: Mapping[str, list[str]]) -> bool:
         """Take the bindings whose files are gone (``broken``: id → those files) out of the
         proxy, all in one change where the provider can (each would fail a check of a config
         that still holds another), and mark them ``error``; False when the proxy could not be
         reached."""
         failures: dict[str, Exception] = {}
-        remove_many = getattr(provider, "remove_many", None)
-        if callable(remove_many):
-            try:
-                remove_many(list(broken))
-            except Exception as exc:
-                failures = dict.fromkeys(broken, exc)
-        else:
-            for binding_id in broken:
-                try:
-                    provider.remove(binding_id)
-                except Exception as exc:
-                    failures[binding_id] = exc
+        try:
+            provider.remove_many(list(broken))
+        except Exception as exc:
+            failures = dict.fromkeys(broken, exc)
         for binding_id, gone in broken.items():
-            exc = failures.get(binding_id)
-            if exc is not None:
-                log.warning("binding %s names missing files (%s), and %s could not leave it out: %s",
-                            binding_id, ", ".join(gone), provider.name, exc)
-                self._set_state(binding_id, "error", Message(
-                    "domain.error.files_missing.not_removed", files=", ".join(gone), error=_text(exc)))
+            failure = failures.get(binding_id)
+            if failure is not None:
+                log.warning(
+                    "binding %s names missing files (%s), and %s could not leave it out: %s",
+                    binding_id,
+                    ", ".join(gone),
+                    provider.name,
+                    failure,
+                )
+                self._set_state(
+                    binding_id,
+                    "error",
+                    Message("domain.error.files_missing.not_removed", files=", ".join(gone), error=_text(failure)),
+                )
                 continue
-            log.warning("binding %s is left out of %s: these files are gone: %s",
-                        binding_id, provider.name, ", ".join(gone))
-            self.store.execute("UPDATE domain_bindings SET served_files = NULL, left_out = ? WHERE id = ?",
-                               (json.dumps(gone), binding_id))
+            log.warning(
+                "binding %s is left out of %s: these files are gone: %s", binding_id, provider.name, ", ".join(gone)
+            )
+            self.store.execute(
+                "UPDATE domain_bindings SET served_files = NULL, left_out = ? WHERE id = ?",
+                (json.dumps(gone), binding_id),
+            )
             self._set_state(binding_id, "error", Message("domain.error.files_missing", files=", ".join(gone)))
-        return not any(isinstance(exc, ConnectionError) for exc in failures.values())
+        return not any(isinstance(exc, ProxyUnreachable) for exc in failures.values())
 
-    def _bring_back(self, record: dict, provider: Any) -> None:
+    def _bring_back(self, record: dict, provider: DomainProvider) -> None:
         """Apply again a binding left out whose files are back. If the proxy refuses it, it
         stays ``error`` with the proxy's text, and is not tried again until it is saved."""
         if not self._check_target_exists(record):
@@ -685,8 +791,7 @@ class DomainService:
         try:
             provider.apply(self._proxy_binding(record))
         except Exception as exc:
-            log.warning("binding %s, whose files are back, was refused by %s: %s",
-                        record["id"], provider.name, exc)
+            log.warning("binding %s, whose files are back, was refused by %s: %s", record["id"], provider.name, exc)
             self.store.execute("UPDATE domain_bindings SET left_out = NULL WHERE id = ?", (record["id"],))
             self._set_state(record["id"], "error", _text(exc))
             return
@@ -699,42 +804,65 @@ class DomainService:
         gone = files.missing(_files(record))
         if not gone:
             return
-        fields = {name: [Message("domain.field.file_missing", path=path)]
-                  for name, path in (("certificate", record["certificate"]), ("key", record["certificate_key"]))
-                  if path in gone}
-        raise errors.BadRequest(Message("domain.error.file_missing", files=", ".join(gone)),
-                                code="file_missing", details={"fields": {"tls": fields}})
+        fields = {
+            name: [Message("domain.field.file_missing", path=path)]
+            for name, path in (("certificate", record["certificate"]), ("key", record["certificate_key"]))
+            if path in gone
+        }
+        raise errors.BadRequest(
+            Message("domain.error.file_missing", files=", ".join(gone)),
+            code="file_missing",
+            details={"fields": {"tls": fields}},
+        )
 
     def _share_hosts_with_mcp(self, server_id: str) -> None:
         """Tell one MCP server which public names reach it (every binding that targets it)."""
-        service = self.context.services.get("mcp")
+        service = self.context.find(MCPServers)
         if service is None:
             return
         rows = self.store.query(
-            "SELECT n.name FROM domain_names n JOIN domain_bindings b ON b.id = n.binding_id "
-            "WHERE b.target_kind = 'mcp' AND b.target_name = ? ORDER BY n.name", (server_id,))
+            "SELECT n.name, b.tls_mode FROM domain_names n JOIN domain_bindings b ON b.id = n.binding_id "
+            "WHERE b.target_kind = 'mcp' AND b.target_name = ? ORDER BY n.name",
+            (server_id,),
+        )
         try:
-            service.set_extra_hosts(server_id, [row["name"] for row in rows])
+            # Where clients reach it, so that its client configs name the domain.
+            provider = self._provider_or_none()
+            service.set_public_addresses(
+                server_id,
+                [
+                    {
+                        "scheme": "https" if row["tls_mode"] != "none" else "http",
+                        "host": row["name"],
+                        "port": provider.public_port(row["tls_mode"] != "none") if provider is not None else None,
+                        "path_prefix": "",
+                    }
+                    for row in rows
+                ],
+            )
         except errors.NotFound:
             log.info("MCP server %s is gone; its hosts were not updated", server_id)
 
     def _set_state(self, binding_id: str, state: str, error: str | None) -> None:
         """Record a binding's state; an ``error`` the panel composed (a Message) keeps its key
         and values beside its English text."""
-        self.store.execute("UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? WHERE id = ?",
-                           (state, error, _dumps(error), binding_id))
+        self.store.execute(
+            "UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? WHERE id = ?",
+            (state, error, _dumps(error), binding_id),
+        )
 
-    def _provider_or_none(self) -> Any:
+    def _provider_or_none(self) -> DomainProvider | None:
         choice = self.context.providers.choose("domain")
         return choice.provider
 
-    def _preview_provider(self) -> Any:
+    def _preview_provider(self) -> DomainProvider:
         """The provider that writes previews: the one in use, else the one meant to be in use
         whose probe failed (a stopped nginx still renders its sites), else the first one tried.
         A 503 when there is none at all (the feature turned off, no provider installed)."""
         choice = self.context.providers.choose("domain")
-        provider = choice.provider or choice.down or next(
-            (c.down for c in choice.candidates if c.down is not None), None)
+        provider = (
+            choice.provider or choice.down or next((c.down for c in choice.candidates if c.down is not None), None)
+        )
         return provider if provider is not None else self.context.providers.get("domain")
 
     # -- the proxy and the summary ----------------------------------------------------------
@@ -747,39 +875,58 @@ class DomainService:
         choice = self.context.providers.choose("domain", refresh=True)
         tried = []
         for candidate in choice.candidates:
-            instance = choice.provider if candidate.name == getattr(choice.provider, "name", None) \
-                else candidate.down
+            instance = choice.provider if candidate.name == getattr(choice.provider, "name", None) else candidate.down
             if candidate.usable is None or instance is None:
                 continue
-            describe = getattr(instance, "settings_in_use", None)
-            tried.append({"name": candidate.name, "usable": bool(candidate.usable),
-                          "reason": candidate.reason, "fix": candidate.fix,
-                          "settings": list(describe()) if callable(describe) else []})
+            tried.append(
+                {
+                    "name": candidate.name,
+                    "usable": bool(candidate.usable),
+                    "reason": candidate.reason,
+                    "fix": candidate.fix,
+                    "settings": list(instance.settings_in_use()),
+                }
+            )
         try:
             preview = self._preview_provider().name
         except errors.ApiError:
             preview = None
-        return {"setting": choice.setting, "provider": getattr(choice.provider, "name", None),
-                "usable": choice.usable, "reason": choice.reason, "fix": choice.fix,
-                "preview_provider": preview, "candidates": tried,
-                "warnings": _warnings(choice.provider)}
+        return {
+            "setting": choice.setting,
+            "provider": getattr(choice.provider, "name", None),
+            "usable": choice.usable,
+            "reason": choice.reason,
+            "fix": choice.fix,
+            "preview_provider": preview,
+            "candidates": tried,
+            "warnings": _warnings(choice.provider),
+        }
 
     def summary(self) -> dict:
         """How the bindings fare, for the landing page: counts by state, the bindings in error
         (named, with their error), and the removals a proxy that was down has still to take."""
         bindings = self.bindings()
-        count = {state: sum(1 for b in bindings if b["state"] == state)
-                 for state in ("online", "pending", "error")}
-        removals = self.store.query_one("SELECT COUNT(*) AS n FROM domain_removals")["n"]
+        count = {state: sum(1 for b in bindings if b["state"] == state) for state in ("online", "pending", "error")}
+        counted = self.store.query_one("SELECT COUNT(*) AS n FROM domain_removals")
+        assert counted is not None  # an aggregate without GROUP BY answers exactly one row
+        removals = counted["n"]
         choice = self.context.providers.choose("domain")
         warnings = _warnings(choice.provider)
-        return {"state": "attention" if count["error"] or removals or warnings else "ready",
-                "total": len(bindings), **count, "removals": removals,
-                "provider": getattr(choice.provider, "name", None), "warnings": warnings,
-                "failing": [{"id": b["id"], "domains": b["domains"], "error": b["error"],
-                             "error_i18n": b["error_i18n"]} for b in bindings if b["state"] == "error"]}
+        return {
+            "state": "attention" if count["error"] or removals or warnings else "ready",
+            "total": len(bindings),
+            **count,
+            "removals": removals,
+            "provider": getattr(choice.provider, "name", None),
+            "warnings": warnings,
+            "failing": [
+                {"id": b["id"], "domains": b["domains"], "error": b["error"], "error_i18n": b["error_i18n"]}
+                for b in bindings
+                if b["state"] == "error"
+            ],
+        }
 
-    def _url(self, record: Mapping[str, Any], provider: Any) -> str:
+    def _url(self, record: Mapping[str, Any], provider: DomainProvider | None) -> str:
         tls = record["tls_mode"] != "none"
         port = provider.public_port(tls) if provider is not None else (443 if tls else 80)
         default = 443 if tls else 80
@@ -789,30 +936,41 @@ class DomainService:
     def _public(self, row: Mapping[str, Any], token: str | None = None) -> dict:
         provider = self._provider_or_none()
         public = {
-            "id": row["id"], "domains": row["domains"],
+            "id": row["id"],
+            "domains": row["domains"],
             "target": {"kind": row["target_kind"], "name": row["target_name"]},
-            "tls": {"mode": row["tls_mode"], "certificate": row["certificate"],
-                    "key": row["certificate_key"], "force_https": bool(row["force_https"])},
+            "tls": {
+                "mode": row["tls_mode"],
+                "certificate": row["certificate"],
+                "key": row["certificate_key"],
+                "force_https": bool(row["force_https"]),
+            },
             "allowlist": json.loads(row["allowlist"]),
-            "auth": {"mode": row["auth_mode"], "username": row["username"],
-                     "has_secret": bool(row["password_hash"] or row["token"])},
-            "state": row["state"], "error": row["error"], "error_i18n": _loads(row["error_i18n"]),
-            "provider": getattr(provider, "name", None), "url": self._url(row, provider),
-            "created_at": row["created_at"], "updated_at": row["updated_at"],
+            "auth": {
+                "mode": row["auth_mode"],
+                "username": row["username"],
+                "has_secret": bool(row["password_hash"] or row["token"]),
+            },
+            "state": row["state"],
+            "error": row["error"],
+            "error_i18n": _loads(row["error_i18n"]),
+            "provider": getattr(provider, "name", None),
+            "url": self._url(row, provider),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
         }
         if token is not None:
             public["token"] = token
         return public
 
 
-def _warnings(provider: Any) -> list[dict]:
-    """The provider's optional ``warnings()``: ``{warning, fix}`` Messages about how it is set
-    up (none when it has no such method, or when there is no provider)."""
-    describe = getattr(provider, "warnings", None)
-    if not callable(describe):
+def _warnings(provider: DomainProvider | None) -> list[ProviderWarning]:
+    """The provider's ``warnings()``: ``{warning, fix}`` Messages about how it is set up (none
+    when there is no provider)."""
+    if provider is None:
         return []
     try:
-        return [{"warning": item["warning"], "fix": item.get("fix")} for item in describe()]
+        return [{"warning": item["warning"], "fix": item.get("fix")} for item in provider.warnings()]
     except Exception:  # a plugin's warnings must not take the page down
         log.exception("the %s provider's warnings() failed", getattr(provider, "name", "?"))
         return []

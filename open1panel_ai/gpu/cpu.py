@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import psutil
 
 from hookspecs.ai import ProviderUnavailable
+from hookspecs.gpu import CompatibilityCheck, GPUSample
 from open1panel_ai.gpu import doctor, nvml
 from open1panel_ai.i18n import Message
 
@@ -31,7 +32,7 @@ class CpuProvider:
     def probe(self) -> None:
         """psutil reads /proc, which every Linux host has."""
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> GPUSample:
         memory = psutil.virtual_memory()
         load = os.getloadavg() if hasattr(os, "getloadavg") else (None, None, None)
         return {
@@ -50,7 +51,7 @@ class CpuProvider:
             "fix": self.fix,
         }
 
-    def checks(self) -> list[dict[str, Any]]:
+    def checks(self) -> list[CompatibilityCheck]:
         return doctor.run()
 
 

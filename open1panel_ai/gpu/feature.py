@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from open1panel_ai import i18n
-from open1panel_ai.gpu import (
-    builtin,
-    doctor,
-    views,  # noqa: F401  (attaches the routes)
-)
+from open1panel_ai.features import Feature, Topic
+from open1panel_ai.gpu import builtin, doctor, views
 from open1panel_ai.gpu.service import GPUService
+from open1panel_ai.interfaces import GPUReadings
+
+if TYPE_CHECKING:
+    from open1panel_ai.context import AIContext
 
 BUILTIN_PROVIDERS = [builtin]
 
 
-def menu_item() -> dict:
+def menu_item() -> dict[str, Any]:
     return {"id": "gpu", "title": i18n.titles("gpu.menu"), "url": "/ai/gpu/", "icon": "gpu"}
 
 
-def start(context) -> GPUService:
+def start(context: AIContext) -> GPUService:
     service = GPUService(context)
     service.start()
     return service
@@ -29,11 +31,12 @@ def stop(service: GPUService) -> None:
     service.stop()
 
 
-def add_commands(subparsers) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gpu = subparsers.add_parser("gpu", help="GPU monitoring")
     commands = gpu.add_subparsers(dest="gpu_command", required=True)
     check = commands.add_parser(
-        "doctor", help="check that GPUs can be monitored here, and say how to fix what is missing")
+        "doctor", help="check that GPUs can be monitored here, and say how to fix what is missing"
+    )
     check.set_defaults(run=_doctor)
 
 
@@ -42,6 +45,27 @@ def _doctor(args: argparse.Namespace) -> int:
     checks = doctor.run()
     print(doctor.render(checks))
     usable = any(c["name"] == "devices" and c["ok"] for c in checks)
-    print("\nGPU monitoring: " + ("NVML works." if usable else
-                                  "no NVIDIA GPU is usable; the panel monitors the CPU instead."))
+    print(
+        "\nGPU monitoring: "
+        + ("NVML works." if usable else "no NVIDIA GPU is usable; the panel monitors the CPU instead.")
+    )
     return 0 if usable else 1
+
+
+FEATURE = Feature(
+    name="gpu",
+    order=30,
+    kind="gpu",
+    start=start,
+    stop=stop,
+    builtin_providers=tuple(BUILTIN_PROVIDERS),
+    menu=menu_item,
+    topics=(Topic("gpu", "gpu"),),
+    views=views,
+    api_tag="gpu",
+    api_title="GPU monitoring",
+    guide="gpu.md",
+    add_commands=add_commands,
+    overview=lambda service: service.summary(),
+    offers=(GPUReadings,),
+)

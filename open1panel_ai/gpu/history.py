@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,8 +32,15 @@ MIGRATIONS = [
 ]
 
 #: Readings a GPU's history keeps; the CPU provider's history keeps the ones it has.
-FIELDS = ("utilization_gpu", "utilization_memory", "memory_used", "memory_total", "temperature",
-          "power_draw_w", "utilization")
+FIELDS = (
+    "utilization_gpu",
+    "utilization_memory",
+    "memory_used",
+    "memory_total",
+    "temperature",
+    "power_draw_w",
+    "utilization",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Tier:
 
 
 TIERS = (Tier("raw", 0, 3600), Tier("minute", 60, 7 * 86400), Tier("hour", 3600, 365 * 86400))
+#: The most times a range query answers per device: more than a chart is wide, and few enough
+#: that an answer stays small however often the sampler runs and however long the panel has.
+MAX_POINTS = 500
 
 
 class History:
@@ -60,25 +71,29 @@ class History:
             for device, values in readings.items():
                 kept = {k: v for k, v in values.items() if k in FIELDS and v is not None}
                 raw = {k: [v, 1] for k, v in kept.items()}
-                db.execute("INSERT OR REPLACE INTO gpu_history VALUES ('raw', ?, ?, 1, ?)",
-                           (ts, device, json.dumps(raw)))
+                db.execute(
+                    "INSERT OR REPLACE INTO gpu_history VALUES ('raw', ?, ?, 1, ?)", (ts, device, json.dumps(raw))
+                )
                 for tier in TIERS[1:]:
                     self._fold(db, tier, math.floor(ts / tier.step) * tier.step, device, kept)
             for tier in TIERS:
                 self._prune(db, tier, ts)
 
     @staticmethod
-    def _fold(db, tier: Tier, bucket: float, device: str, values: Mapping[str, float]) -> None:
-        row = db.execute("SELECT n, sums FROM gpu_history WHERE tier = ? AND ts = ? AND device = ?",
-                         (tier.name, bucket, device)).fetchone()
+    def _fold(db: sqlite3.Connection, tier: Tier, bucket: float, device: str, values: Mapping[str, float]) -> None:
+        row = db.execute(
+            "SELECT n, sums FROM gpu_history WHERE tier = ? AND ts = ? AND device = ?", (tier.name, bucket, device)
+        ).fetchone()
         n, sums = (row["n"], json.loads(row["sums"])) if row else (0, {})
         for key, value in values.items():
             total, count = sums.get(key, (0, 0))
             sums[key] = [total + value, count + 1]
-        db.execute("INSERT OR REPLACE INTO gpu_history VALUES (?, ?, ?, ?, ?)",
-                   (tier.name, bucket, device, n + 1, json.dumps(sums)))
+        db.execute(
+            "INSERT OR REPLACE INTO gpu_history VALUES (?, ?, ?, ?, ?)",
+            (tier.name, bucket, device, n + 1, json.dumps(sums)),
+        )
 
-    def _prune(self, db, tier: Tier, now: float) -> None:
+    def _prune(self, db: sqlite3.Connection, tier: Tier, now: float) -> None:
         # Once per bucket width (every 10 s for raw samples) is enough to stay bounded.
         every = tier.step or 10
         if now - self._pruned_at.get(tier.name, -math.inf) < every:
@@ -95,12 +110,35 @@ class History:
 
     def query(self, since: float, until: float, now: float) -> dict[str, Any]:
         """The history between ``since`` and ``until`` from the fitting tier: per device, the
-        times and each reading's value (the average over the bucket in coarser tiers)."""
+        times and each reading's value (the average over the bucket in coarser tiers).
+
+        An answer holds at most :data:`MAX_POINTS` times per device. A range with more rows
+        than that (an hour of samples every second, a year of hours) is averaged, in SQLite,
+        over equal buckets of ``step`` seconds: what one answer costs in memory and time
+        then depends on no sampling interval and no uptime."""
         tier = self.tier_for(since, now)
         start = math.floor(since / tier.step) * tier.step if tier.step else since
+        where = "FROM gpu_history WHERE tier = ? AND ts >= ? AND ts <= ?"
+        counted = self.store.query_one(
+            f"SELECT coalesce(max(n), 0) AS n FROM (SELECT count(*) AS n {where} GROUP BY device)",
+            (tier.name, start, until),
+        )
+        # An aggregate without GROUP BY answers exactly one row.
+        assert counted is not None
+        step: int | None
+        if counted["n"] > MAX_POINTS:
+            step = max(tier.step, math.ceil((until - start) / MAX_POINTS))
+            devices = self._buckets(tier, start, until, step)
+        else:
+            step = tier.step or None
+            devices = self._rows(tier, start, until)
+        return {"tier": tier.name, "step": step, "since": since, "until": until, "devices": devices}
+
+    def _rows(self, tier: Tier, start: float, until: float) -> list[dict[str, Any]]:
         rows = self.store.query(
-            "SELECT ts, device, sums FROM gpu_history WHERE tier = ? AND ts >= ? AND ts <= ? "
-            "ORDER BY device, ts", (tier.name, start, until))
+            "SELECT ts, device, sums FROM gpu_history WHERE tier = ? AND ts >= ? AND ts <= ? ORDER BY device, ts",
+            (tier.name, start, until),
+        )
         series: dict[str, dict[str, Any]] = {}
         for row in rows:
             sums = json.loads(row["sums"])
@@ -113,10 +151,40 @@ class History:
             for column in entry["values"].values():
                 if len(column) < position + 1:
                     column.append(None)
-        return {"tier": tier.name, "step": tier.step or None, "since": since, "until": until,
-                "devices": list(series.values())}
+        return list(series.values())
+
+    def _buckets(self, tier: Tier, start: float, until: float, step: int) -> list[dict[str, Any]]:
+        """Per device, the average of every reading over each ``step`` seconds from ``start``
+        (buckets with no row are left out, as missing samples are)."""
+        totals = ", ".join(
+            f"sum(json_extract(sums, '$.{key}[0]')) AS \"{key}_total\", "
+            f"sum(json_extract(sums, '$.{key}[1]')) AS \"{key}_count\""
+            for key in FIELDS
+        )
+        rows = self.store.query(
+            f"SELECT device, CAST((ts - :start) / :step AS INTEGER) AS bucket, {totals} "
+            "FROM gpu_history WHERE tier = :tier AND ts >= :start AND ts <= :until "
+            "GROUP BY device, bucket ORDER BY device, bucket",
+            {"tier": tier.name, "start": start, "until": until, "step": step},
+        )
+        series: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            entry = series.setdefault(
+                row["device"], {"device": row["device"], "times": [], "values": {key: [] for key in FIELDS}}
+            )
+            entry["times"].append(start + row["bucket"] * step)
+            for key in FIELDS:
+                total, count = row[f"{key}_total"], row[f"{key}_count"]
+                entry["values"][key].append(total / count if count else None)
+        for entry in series.values():
+            entry["values"] = {
+                key: column for key, column in entry["values"].items() if any(value is not None for value in column)
+            }
+        return list(series.values())
 
     def size(self) -> dict[str, int]:
         """Rows kept per tier."""
-        return {row["tier"]: row["n"] for row in
-                self.store.query("SELECT tier, count(*) AS n FROM gpu_history GROUP BY tier")}
+        return {
+            row["tier"]: row["n"]
+            for row in self.store.query("SELECT tier, count(*) AS n FROM gpu_history GROUP BY tier")
+        }

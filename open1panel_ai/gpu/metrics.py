@@ -10,8 +10,7 @@ own gauges (GPU up, CPU mode, loaded Ollama models, MCP servers) are prefixed ``
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -50,15 +49,21 @@ class _Snapshot:
         yield from self.families
 
 
-def render(sample: dict[str, Any] | None, hostname: str, ollama_running: list[dict] | None,
-           mcp_servers: list[dict] | None) -> bytes:
-    """The Prometheus text of a sample and of the other features' state (None: not running)."""
+def render(
+    sample: dict[str, Any] | None,
+    hostname: str,
+    ollama_running: list[dict] | None,
+    mcp_servers: list[dict] | None,
+    extra: Sequence[Metric] = (),
+) -> bytes:
+    """The Prometheus text of a sample and of the other features' state (None: not running),
+    with ``extra`` families of the features that export their own (the alerts' states)."""
     families = gpu_families(sample, hostname) if sample else []
     if ollama_running is not None:
         families += ollama_families(ollama_running)
     if mcp_servers is not None:
         families += mcp_families(mcp_servers)
-    families += added_families()
+    families += list(extra)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))
     return generate_latest(registry)
@@ -71,16 +76,20 @@ def device_label(device: dict[str, Any], provider: str | None) -> str:
 
 
 def gpu_families(sample: dict[str, Any], hostname: str) -> list[Metric]:
-    gauges = {name: GaugeMetricFamily(name, text, labels=DCGM_LABELS)
-              for name, (text, _, _) in DCGM_GAUGES.items()}
+    gauges = {name: GaugeMetricFamily(name, text, labels=DCGM_LABELS) for name, (text, _, _) in DCGM_GAUGES.items()}
     # DCGM calls energy a counter, without the _total suffix prometheus_client would add to a
     # counter's name; the exact name matters more to dashboards, so it goes out untyped.
     energy = Metric(ENERGY, "Total energy consumption since the driver loaded (in mJ).", "unknown")
-    up = GaugeMetricFamily("open1panel_ai_gpu_up", "1 while the GPU answers, 0 once it is lost.",
-                           labels=DCGM_LABELS)
+    up = GaugeMetricFamily("open1panel_ai_gpu_up", "1 while the GPU answers, 0 once it is lost.", labels=DCGM_LABELS)
     for device in sample["devices"]:
-        labels = [str(device["index"]), device.get("uuid") or "", device.get("pci_bus_id") or "",
-                  device_label(device, sample.get("provider")), device.get("name") or "", hostname]
+        labels = [
+            str(device["index"]),
+            device.get("uuid") or "",
+            device.get("pci_bus_id") or "",
+            device_label(device, sample.get("provider")),
+            device.get("name") or "",
+            hostname,
+        ]
         up.add_metric(labels, 0 if device.get("lost") else 1)
         if device.get("lost"):
             continue
@@ -89,10 +98,9 @@ def gpu_families(sample: dict[str, Any], hostname: str) -> list[Metric]:
             if value is not None:
                 gauges[name].add_metric(labels, value / unit if unit else value)
         if device.get("energy_mj") is not None:
-            energy.add_sample(ENERGY, dict(zip(DCGM_LABELS, labels)), device["energy_mj"])
+            energy.add_sample(ENERGY, dict(zip(DCGM_LABELS, labels, strict=True)), device["energy_mj"])
     families = [*gauges.values(), energy, up]
-    mode = GaugeMetricFamily("open1panel_ai_gpu_cpu_mode",
-                             "1 when no GPU is usable and the CPU is monitored instead.")
+    mode = GaugeMetricFamily("open1panel_ai_gpu_cpu_mode", "1 when no GPU is usable and the CPU is monitored instead.")
     mode.add_metric([], 1 if sample["mode"] == "cpu" else 0)
     families.append(mode)
     if sample.get("cpu"):
@@ -107,13 +115,17 @@ def gpu_families(sample: dict[str, Any], hostname: str) -> list[Metric]:
 
 def ollama_families(running: list[dict]) -> list[Metric]:
     labels = ["endpoint", "model"]
-    size = GaugeMetricFamily("open1panel_ai_ollama_model_memory_bytes",
-                             "Memory a loaded Ollama model holds (in bytes).", labels=labels)
-    vram = GaugeMetricFamily("open1panel_ai_ollama_model_vram_bytes",
-                             "Part of that memory in GPU memory (in bytes); 0 runs on the CPU.",
-                             labels=labels)
-    loaded = GaugeMetricFamily("open1panel_ai_ollama_models_loaded",
-                               "Loaded Ollama models on every reachable endpoint.")
+    size = GaugeMetricFamily(
+        "open1panel_ai_ollama_model_memory_bytes", "Memory a loaded Ollama model holds (in bytes).", labels=labels
+    )
+    vram = GaugeMetricFamily(
+        "open1panel_ai_ollama_model_vram_bytes",
+        "Part of that memory in GPU memory (in bytes); 0 runs on the CPU.",
+        labels=labels,
+    )
+    loaded = GaugeMetricFamily(
+        "open1panel_ai_ollama_models_loaded", "Loaded Ollama models on every reachable endpoint."
+    )
     loaded.add_metric([], len(running))
     for model in running:
         key = [str(model.get("endpoint", "")), str(model.get("name", ""))]
@@ -128,39 +140,14 @@ def mcp_families(servers: list[dict]) -> list[Metric]:
     """One series per MCP server: up (1) only while ``running``, that is while its probe answers;
     ``unhealthy`` (the process lives, the probe fails), ``starting``, ``restarting``, ``stopping``,
     ``stopped`` and ``error`` are down (0), told apart by the ``status`` label."""
-    up = GaugeMetricFamily("open1panel_ai_mcp_server_up",
-                           "1 while the MCP server is running and answers its probe, else 0.",
-                           labels=["id", "name", "status"])
+    up = GaugeMetricFamily(
+        "open1panel_ai_mcp_server_up",
+        "1 while the MCP server is running and answers its probe, else 0.",
+        labels=["id", "name", "status"],
+    )
     for server in servers:
-        up.add_metric([str(server.get("id", "")), str(server.get("name", "")),
-                       str(server.get("status", ""))], 1 if server.get("status") == "running" else 0)
+        up.add_metric(
+            [str(server.get("id", "")), str(server.get("name", "")), str(server.get("status", ""))],
+            1 if server.get("status") == "running" else 0,
+        )
     return [up]
-
-
-# -- families other features add (the alerts' states) ----------------------------------------
-
-log = logging.getLogger(__name__)
-#: Callables, each returning metric families for the same scrape; see :func:`add_families`.
-_ADDED: list[Callable[[], list[Metric]]] = []
-
-
-def add_families(source: Callable[[], list[Metric]]) -> None:
-    """Have ``/metrics`` include what ``source()`` returns at each scrape, until
-    :func:`remove_families`. A feature that exports gauges of its own calls it at start."""
-    _ADDED.append(source)
-
-
-def remove_families(source: Callable[[], list[Metric]]) -> None:
-    if source in _ADDED:
-        _ADDED.remove(source)
-
-
-def added_families() -> list[Metric]:
-    """The families of every added source; one that fails is logged and left out."""
-    families: list[Metric] = []
-    for source in list(_ADDED):
-        try:
-            families += source()
-        except Exception:
-            log.exception("a metrics source failed: %r", source)
-    return families

@@ -10,14 +10,17 @@ is taken on its own: one a board does not support becomes None and is listed in 
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import psutil
 
 from hookspecs.ai import ProviderUnavailable
+from hookspecs.gpu import CompatibilityCheck, GPUDevice, GPUProcess, GPUSample
 from open1panel_ai.i18n import Message
 
 #: NVML's compute modes by number.
@@ -29,8 +32,7 @@ def load_module() -> ModuleType:
     try:
         return importlib.import_module("pynvml")
     except ImportError:
-        raise ProviderUnavailable(Message("gpu.nvml.not_installed"),
-                                  Message("gpu.nvml.fix.not_installed")) from None
+        raise ProviderUnavailable(Message("gpu.nvml.not_installed"), Message("gpu.nvml.fix.not_installed")) from None
 
 
 class Session:
@@ -41,8 +43,10 @@ class Session:
         self.nvml = nvml
         nvml.nvmlInit()
         self.count = nvml.nvmlDeviceGetCount()
-        self.versions = {"driver": _text(_optional(nvml, "nvmlSystemGetDriverVersion")),
-                         "cuda": _cuda_version(_optional(nvml, "nvmlSystemGetCudaDriverVersion"))}
+        self.versions = {
+            "driver": _text(_optional(nvml, "nvmlSystemGetDriverVersion")),
+            "cuda": _cuda_version(_optional(nvml, "nvmlSystemGetCudaDriverVersion")),
+        }
         self._handles: dict[int, Any] = {}
         self.identity: dict[int, dict[str, Any]] = {}
 
@@ -105,18 +109,16 @@ class NvmlProvider:
         if current.count == 0:
             raise ProviderUnavailable(Message("gpu.nvml.no_gpu"), Message("gpu.nvml.fix.no_gpu"))
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> GPUSample:
         current = session()
-        devices, processes = [], {}
+        devices: list[GPUDevice] = []
+        processes: dict[int, GPUProcess] = {}
         for index in range(current.count):
             devices.append(_read_device(current, index, processes))
-        return {"devices": devices, "processes": list(processes.values()),
-                "versions": dict(current.versions)}
+        return {"devices": devices, "processes": list(processes.values()), "versions": dict(current.versions)}
 
-    def checks(self) -> list[dict[str, Any]]:
-        from open1panel_ai.gpu import doctor  # the doctor itself builds on this module
-
-        return doctor.run()
+    def checks(self) -> list[CompatibilityCheck]:
+        return compatibility_checks()
 
 
 class _Reader:
@@ -126,8 +128,11 @@ class _Reader:
         self.nvml, self.handle = nvml, handle
         self.unsupported: list[str] = []
         # Codes that mean "this reading is not available here", not "this GPU is broken".
-        self.per_field = {nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_FUNCTION_NOT_FOUND,
-                          nvml.NVML_ERROR_NO_PERMISSION}
+        self.per_field = {
+            nvml.NVML_ERROR_NOT_SUPPORTED,
+            nvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+            nvml.NVML_ERROR_NO_PERMISSION,
+        }
 
     def __call__(self, fields: str | tuple[str, ...], function: str, *args: Any) -> Any:
         call = getattr(self.nvml, function, None)
@@ -142,7 +147,7 @@ class _Reader:
             return None
 
 
-def _read_device(current: Session, index: int, processes: dict[int, dict]) -> dict[str, Any]:
+def _read_device(current: Session, index: int, processes: dict[int, GPUProcess]) -> GPUDevice:
     nvml = current.nvml
     identity = current.identity.get(index, {"name": None, "uuid": None, "pci_bus_id": None})
     try:
@@ -155,16 +160,23 @@ def _read_device(current: Session, index: int, processes: dict[int, dict]) -> di
                 "uuid": _text(read("uuid", "nvmlDeviceGetUUID")),
                 "pci_bus_id": _text(getattr(pci, "busId", None)),
             }
-        device = {"index": index, **identity, "lost": False, "error": None}
+        device: dict[str, Any] = {"index": index, **identity, "lost": False, "error": None}
         device.update(_readings(nvml, read))
         _collect_processes(nvml, read, index, processes)
     except nvml.NVMLError as exc:
         current.forget(index)
-        return {"index": index, **identity, "lost": True,
-                "error": f"The GPU stopped answering ({exc}); check dmesg for Xid errors and "
-                         f"reset or reboot.", "unsupported": []}
+        return cast(
+            GPUDevice,
+            {
+                "index": index,
+                **identity,
+                "lost": True,
+                "unsupported": [],
+                "error": f"The GPU stopped answering ({exc}); check dmesg for Xid errors and reset or reboot.",
+            },
+        )
     device["unsupported"] = sorted(set(read.unsupported))
-    return device
+    return cast(GPUDevice, device)
 
 
 def _readings(nvml: ModuleType, read: _Reader) -> dict[str, Any]:
@@ -196,22 +208,29 @@ def _readings(nvml: ModuleType, read: _Reader) -> dict[str, Any]:
         "pstate": f"P{pstate}" if pstate is not None else None,
         "persistence_mode": bool(persistence) if persistence is not None else None,
         "compute_mode": COMPUTE_MODES.get(compute_mode, str(compute_mode)) if compute_mode is not None else None,
-        "ecc_errors_uncorrected": read("ecc_errors_uncorrected", "nvmlDeviceGetTotalEccErrors",
-                                       nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC),
+        "ecc_errors_uncorrected": read(
+            "ecc_errors_uncorrected",
+            "nvmlDeviceGetTotalEccErrors",
+            nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+            nvml.NVML_VOLATILE_ECC,
+        ),
         "mig_mode": bool(mig[0]) if mig is not None else None,
     }
 
 
-def _collect_processes(nvml: ModuleType, read: _Reader, index: int, processes: dict[int, dict]) -> None:
+def _collect_processes(nvml: ModuleType, read: _Reader, index: int, processes: dict[int, GPUProcess]) -> None:
     """Add this GPU's compute and graphics processes to ``processes``, one entry per pid."""
-    for kind, function in (("compute", "nvmlDeviceGetComputeRunningProcesses"),
-                           ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
+    for kind, function in (
+        ("compute", "nvmlDeviceGetComputeRunningProcesses"),
+        ("graphics", "nvmlDeviceGetGraphicsRunningProcesses"),
+    ):
         for entry in read(f"{kind}_processes", function) or []:
             pid = entry.pid
             process = processes.get(pid)
             if process is None:
-                process = processes[pid] = {"pid": pid, "kinds": [], "gpus": [], "used_memory": None,
-                                            **_who(pid)}
+                process = processes[pid] = cast(
+                    GPUProcess, {"pid": pid, "kinds": [], "gpus": [], "used_memory": None, **_who(pid)}
+                )
             if kind not in process["kinds"]:
                 process["kinds"].append(kind)
             if index not in process["gpus"]:
@@ -260,3 +279,114 @@ def _cuda_version(value: int | None) -> str | None:
     if value is None:
         return None
     return f"{value // 1000}.{value % 1000 // 10}"
+
+
+# -- the compatibility checks -----------------------------------------------------------
+
+#: The pynvml reinstall that replaces an old copy by NVIDIA's binding.
+REINSTALL = "pip uninstall -y pynvml && pip install --force-reinstall nvidia-ml-py"
+
+
+def check(name: str, ok: bool | None, detail: str, fix: str = "") -> CompatibilityCheck:
+    return {"name": name, "ok": ok, "detail": detail, "fix": fix}
+
+
+def compatibility_checks() -> list[CompatibilityCheck]:
+    """Every check of whether NVML can be used here, in order (see :mod:`open1panel_ai.gpu.doctor`)."""
+    try:
+        module = load_module()
+    except ProviderUnavailable as exc:
+        return [check("library", False, exc.reason, exc.fix)]
+    results = [check("library", True, f"pynvml found at {getattr(module, '__file__', '?')}")]
+    results.append(binding_check(module))
+    try:
+        current = session()
+    except ProviderUnavailable as exc:
+        results.append(check("driver", False, exc.reason, exc.fix))
+        return results
+    results.append(check("driver", True, f"NVIDIA driver {current.versions['driver'] or 'of unknown version'}"))
+    cuda = current.versions["cuda"]
+    results.append(
+        check(
+            "cuda",
+            cuda is not None,
+            f"CUDA {cuda}" if cuda else "The driver does not report a CUDA version.",
+            "" if cuda else "Update the NVIDIA driver to one that supports CUDA.",
+        )
+    )
+    sample = NvmlProvider({}).sample()
+    results.append(devices_check(sample["devices"]))
+    results.append(process_check(sample["processes"]))
+    return results
+
+
+def binding_check(module: Any) -> CompatibilityCheck:
+    """An old ``pynvml.py`` (copied into other packages, or the deprecated ``pynvml``
+    distribution before it wrapped nvidia-ml-py) can shadow NVIDIA's binding and misread newer
+    drivers. NVIDIA's binding has ``_nvmlGetFunctionPointer``; old copies do not."""
+    if hasattr(module, "_nvmlGetFunctionPointer"):
+        return check("binding", True, "NVIDIA's own binding (nvidia-ml-py)")
+    return check(
+        "binding",
+        False,
+        f"An old pynvml module at {getattr(module, '__file__', '?')} shadows NVIDIA's "
+        f"binding; some readings may be wrong or missing.",
+        REINSTALL,
+    )
+
+
+def devices_check(devices: list[GPUDevice]) -> CompatibilityCheck:
+    if not devices:
+        return check(
+            "devices",
+            False,
+            "The driver reports no GPU.",
+            "Check that the card is seated and powered and that nvidia-smi lists it.",
+        )
+    lost = [d for d in devices if d["lost"]]
+    names = ", ".join(f"{d['index']}: {d['name'] or '?'}" for d in devices)
+    if lost:
+        return check(
+            "devices",
+            False,
+            f"{len(devices)} GPU(s) ({names}); lost: " + ", ".join(str(d["index"]) for d in lost),
+            "A lost GPU needs a reset (nvidia-smi -r) or a reboot; dmesg shows its Xid error.",
+        )
+    return check("devices", True, f"{len(devices)} GPU(s): {names}")
+
+
+def process_check(processes: list[GPUProcess]) -> CompatibilityCheck:
+    """NVML reports host pids. Inside a container without the host's pid namespace those pids
+    mean nothing here, so process names and users cannot be shown."""
+    container = in_container()
+    where = "in a container" if container else "on the host"
+    if not processes:
+        return check(
+            "process_info",
+            None,
+            f"No GPU process is running, so process visibility cannot be checked ({where}).",
+            "Run the container with --pid=host to see GPU processes." if container else "",
+        )
+    hidden = [p["pid"] for p in processes if not p["visible"]]
+    if not hidden:
+        return check("process_info", True, f"All {len(processes)} GPU process(es) are visible ({where}).")
+    return check(
+        "process_info",
+        False,
+        f"{len(hidden)} of {len(processes)} GPU process(es) are not visible here "
+        f"(pids {', '.join(map(str, hidden[:5]))}) ({where}).",
+        "Run the panel's container with --pid=host (or on the host) to see their names and users."
+        if container
+        else "Run the panel as root to see other users' processes.",
+    )
+
+
+def in_container() -> bool:
+    """Whether this process runs in a container (Docker, Podman, Kubernetes, LXC)."""
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists() or os.environ.get("container"):
+        return True
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "lxc", "podman"))

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from open1panel_ai.schemas import TranslatableSchema
 
 
-def _n(description: str, kind=fields.Float) -> fields.Field:
+def _n(description: str, kind: type[fields.Field] = fields.Float) -> fields.Field:
     return kind(allow_none=True, metadata={"description": description + " null: not available."})
 
 
@@ -51,14 +51,17 @@ class GPUProcessSchema(Schema):
     used_memory = _n("GPU memory in bytes (NVML does not report it under MIG).", fields.Integer)
     name = fields.String(allow_none=True)
     user = fields.String(allow_none=True)
-    visible = fields.Boolean(required=True, metadata={
-        "description": "Whether the pid is visible here (not in a container without --pid=host)."})
+    visible = fields.Boolean(
+        required=True,
+        metadata={"description": "Whether the pid is visible here (not in a container without --pid=host)."},
+    )
 
 
 class GPUCpuSchema(Schema):
     utilization = fields.Float(required=True)
     count = fields.Integer(allow_none=True)
-    load = fields.List(fields.Float(allow_none=True), required=True)
+    # Named ``load`` in JSON; ``Schema.load`` keeps the attribute name.
+    load_ = fields.List(fields.Float(allow_none=True), required=True, data_key="load", attribute="load")
     memory_total = fields.Integer(required=True)
     memory_used = fields.Integer(required=True)
     memory_available = fields.Integer(required=True)
@@ -83,25 +86,38 @@ class GPUSampleSchema(Schema):
     cpu = fields.Nested(GPUCpuSchema, allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "In CPU mode: why no GPU is used."})
     fix = fields.String(allow_none=True)
-    reason_i18n = fields.Nested(TranslatableSchema, allow_none=True, metadata={
-        "description": "The reason's key and values, for pages that show it in their language."})
+    reason_i18n = fields.Nested(
+        TranslatableSchema,
+        allow_none=True,
+        metadata={"description": "The reason's key and values, for pages that show it in their language."},
+    )
     fix_i18n = fields.Nested(TranslatableSchema, allow_none=True)
-    ollama_cpu_models = fields.List(fields.Nested(GPUOllamaCpuModelSchema), required=True, metadata={
-        "description": "Loaded Ollama models with nothing in GPU memory: they run on the CPU. The "
-                       "last known list, refreshed in the background when older than 10 s."})
+    ollama_cpu_models = fields.List(
+        fields.Nested(GPUOllamaCpuModelSchema),
+        required=True,
+        metadata={
+            "description": "Loaded Ollama models with nothing in GPU memory: they run on the CPU. The "
+            "last known list, refreshed in the background when older than 10 s."
+        },
+    )
 
 
 class GPUHistoryQuerySchema(Schema):
-    since = fields.Float(validate=validate.Range(min=0), metadata={
-        "description": "Unix seconds; default one hour before 'until'."})
+    since = fields.Float(
+        validate=validate.Range(min=0), metadata={"description": "Unix seconds; default one hour before 'until'."}
+    )
     until = fields.Float(validate=validate.Range(min=0), metadata={"description": "Unix seconds; default now."})
 
 
 class GPUSeriesSchema(Schema):
     device = fields.String(required=True, metadata={"description": "A GPU's UUID, or cpu."})
     times = fields.List(fields.Float(), required=True)
-    values = fields.Dict(keys=fields.String(), values=fields.List(fields.Float(allow_none=True)),
-                         required=True, metadata={"description": "Per reading, one value per time."})
+    values = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.Float(allow_none=True)),
+        required=True,
+        metadata={"description": "Per reading, one value per time."},
+    )
 
 
 class GPUHistorySchema(Schema):

@@ -20,14 +20,22 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from hookspecs.ai import GPUProvider
 from open1panel_ai import errors, i18n
 from open1panel_ai.gpu import doctor, metrics
 from open1panel_ai.gpu.history import History
 from open1panel_ai.i18n import Message
+from open1panel_ai.interfaces import LoadedModels, MCPServers, MetricsSource
+
+if TYPE_CHECKING:
+    from open1panel_ai.config import Settings
+    from open1panel_ai.context import AIContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOPIC = "gpu"
 EVENT = "gpu"
@@ -35,7 +43,7 @@ EVENT = "gpu"
 OLLAMA_REFRESH_SECONDS = 10
 
 
-def interval_setting(settings, name: str, default: float, minimum: float) -> float:
+def interval_setting(settings: Settings, name: str, default: float, minimum: float) -> float:
     """A sampling interval from the settings; a bad value falls back to the default."""
     raw = settings.get(name) or str(default)
     try:
@@ -43,8 +51,13 @@ def interval_setting(settings, name: str, default: float, minimum: float) -> flo
     except ValueError:
         value = -1
     if value != 0 and not minimum <= value <= 3600:
-        log.warning("OPEN1PANEL_AI_%s=%r is not a number of seconds between %s and 3600; using %s",
-                    name.upper(), raw, minimum, default)
+        log.warning(
+            "OPEN1PANEL_AI_%s=%r is not a number of seconds between %s and 3600; using %s",
+            name.upper(),
+            raw,
+            minimum,
+            default,
+        )
         return default
     return value
 
@@ -58,15 +71,15 @@ class ProviderFailed(errors.UpstreamUnavailable):
         words = f"{type(failure).__name__}: {failure}"
         super().__init__(
             Message("gpu.error.provider_failed", provider=repr(provider_name), error=words),
-            details={"provider": provider_name, "error": words,
-                     "fix": Message("gpu.error.provider_failed_fix")})
+            details={"provider": provider_name, "error": words, "fix": Message("gpu.error.provider_failed_fix")},
+        )
         self.words = words
 
 
 class GPUService:
     """What the GPU views, the sampler and ``/metrics`` share."""
 
-    def __init__(self, context) -> None:
+    def __init__(self, context: AIContext) -> None:
         self.context = context
         self.interval = interval_setting(context.settings, "gpu_interval", 2.0, 0.5) or 2.0
         self.idle_interval = interval_setting(context.settings, "gpu_history_interval", 10.0, 0.5)
@@ -116,7 +129,7 @@ class GPUService:
             except Exception:  # a lost push must not end the sampling (and the history) for good
                 log.exception("pushing a GPU sample failed")
 
-    def _sample_or_none(self, take) -> dict[str, Any] | None:
+    def _sample_or_none(self, take: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         """``take()``'s sample, or None when no provider is usable or the provider failed.
 
         A broken provider fails the same way on every tick and every scrape, so a failure is
@@ -145,7 +158,7 @@ class GPUService:
 
     # -- readings -----------------------------------------------------------------------------
 
-    def provider(self):
+    def provider(self) -> GPUProvider:
         return self.context.providers.get("gpu")
 
     def sample(self) -> dict[str, Any]:
@@ -161,10 +174,14 @@ class GPUService:
             except Exception as exc:
                 raise ProviderFailed(provider.name, exc) from exc
             now = time.time()
-            sample = {"time": now, "provider": provider.name,
-                      "mode": "cpu" if "cpu" in reading and not reading["devices"] else "gpu",
-                      "interval": self.interval, **reading,
-                      "ollama_cpu_models": ollama_cpu_models}
+            sample = {
+                "time": now,
+                "provider": provider.name,
+                "mode": "cpu" if "cpu" in reading and not reading["devices"] else "gpu",
+                "interval": self.interval,
+                **reading,
+                "ollama_cpu_models": ollama_cpu_models,
+            }
             sample.setdefault("cpu", None)
             sample.setdefault("reason", None)
             sample.setdefault("fix", None)
@@ -187,8 +204,9 @@ class GPUService:
         until = now if until is None else until
         since = until - 3600 if since is None else since
         if since >= until:
-            raise errors.BadRequest(Message("gpu.error.bad_range"),
-                                    details={"since": since, "until": until}, code="bad_range")
+            raise errors.BadRequest(
+                Message("gpu.error.bad_range"), details={"since": since, "until": until}, code="bad_range"
+            )
         return self.history.query(since, until, now)
 
     def summary(self) -> dict[str, Any]:
@@ -198,14 +216,27 @@ class GPUService:
         try:
             sample = self.current()
         except errors.ApiError as exc:
-            return {"state": "attention", "mode": "unavailable", "provider": None, "devices": 0, "lost": 0,
-                    "reason": exc.message, "fix": exc.details.get("fix")}
+            return {
+                "state": "attention",
+                "mode": "unavailable",
+                "provider": None,
+                "devices": 0,
+                "lost": 0,
+                "reason": exc.message,
+                "fix": exc.details.get("fix"),
+            }
         devices = sample["devices"]
         lost = sum(1 for device in devices if device.get("lost"))
         state = "cpu" if sample["mode"] == "cpu" else ("attention" if lost else "ready")
-        return {"state": state, "mode": sample["mode"], "provider": sample["provider"],
-                "devices": len(devices), "lost": lost,
-                "reason": sample.get("reason"), "fix": sample.get("fix")}
+        return {
+            "state": state,
+            "mode": sample["mode"],
+            "provider": sample["provider"],
+            "devices": len(devices),
+            "lost": lost,
+            "reason": sample.get("reason"),
+            "fix": sample.get("fix"),
+        }
 
     def checks(self) -> dict[str, Any]:
         """The provider in use and its compatibility checks (NVML's when none is usable)."""
@@ -218,8 +249,22 @@ class GPUService:
         """The Prometheus text of this panel: GPUs, loaded Ollama models, MCP servers. Without
         a GPU sample (no provider, or it failed) the other features' gauges still go out."""
         sample = self._sample_or_none(self.current)
-        return metrics.render(sample, self.hostname, _call(self.context.services.get("ollama"),
-                              "running_everywhere"), _call(self.context.services.get("mcp"), "servers"))
+        extra = []
+        for source in self.context.find_all(MetricsSource):
+            extra += _asked(source.metric_families) or []
+        return metrics.render(
+            sample,
+            self.hostname,
+            self._ask(LoadedModels, lambda ollama: ollama.running_everywhere()),
+            self._ask(MCPServers, lambda mcp: mcp.servers()),
+            extra,
+        )
+
+    def _ask(self, interface: type[T], read: Callable[[T], list[Any]]) -> list[Any] | None:
+        """``read(service)`` of the service offering ``interface``; None without one, or when
+        it fails: another feature must not break GPU monitoring."""
+        service = self.context.find(interface)
+        return None if service is None else _asked(lambda: read(service))
 
     def _ollama_on_cpu(self) -> list[dict[str, Any]]:
         """Loaded Ollama models held entirely in system memory (``size_vram`` 0), as last known.
@@ -229,21 +274,27 @@ class GPUService:
         thread (one at a time) and the next sample shows the new list.
         """
         fetched_at, models = self._ollama_cache
-        if (time.monotonic() - fetched_at >= OLLAMA_REFRESH_SECONDS
-                and self._ollama_refreshing.acquire(blocking=False)):
+        if time.monotonic() - fetched_at >= OLLAMA_REFRESH_SECONDS and self._ollama_refreshing.acquire(blocking=False):
             threading.Thread(target=self._refresh_ollama, name="gpu-ollama", daemon=True).start()
         return models
 
     def _refresh_ollama(self) -> None:
         """Ask the Ollama service for its loaded models; on failure keep the last known list."""
         try:
-            running = _call(self.context.services.get("ollama"), "running_everywhere")
-            models = self._ollama_cache[1] if running is None else [
-                {"endpoint": m.get("endpoint"), "name": m.get("name"), "size": m.get("size")}
-                for m in running if not m.get("size_vram")]
+            running = self._ask(LoadedModels, lambda ollama: ollama.running_everywhere())
+            models = (
+                self._ollama_cache[1]
+                if running is None
+                else [
+                    {"endpoint": m.get("endpoint"), "name": m.get("name"), "size": m.get("size")}
+                    for m in running
+                    if not m.get("size_vram")
+                ]
+            )
             self._ollama_cache = (time.monotonic(), models)
         finally:
             self._ollama_refreshing.release()
+
 
 def history_readings(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The readings of a sample the history keeps, per device (lost GPUs have none)."""
@@ -252,18 +303,18 @@ def history_readings(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not device.get("lost"):
             readings[device.get("uuid") or f"gpu{device['index']}"] = device
     if sample.get("cpu"):
-        readings["cpu"] = {"utilization": sample["cpu"]["utilization"],
-                           "memory_used": sample["cpu"]["memory_used"],
-                           "memory_total": sample["cpu"]["memory_total"]}
+        readings["cpu"] = {
+            "utilization": sample["cpu"]["utilization"],
+            "memory_used": sample["cpu"]["memory_used"],
+            "memory_total": sample["cpu"]["memory_total"],
+        }
     return readings
 
 
-def _call(service: Any, method: str) -> list[dict] | None:
-    """Ask another feature's service; its absence or failure must not break GPU monitoring."""
-    if service is None:
-        return None
+def _asked(read: Callable[[], list[Any]]) -> list[Any] | None:
+    """What ``read()`` returns; None, logged, when it fails."""
     try:
-        return getattr(service, method)()
+        return read()
     except Exception:
-        log.warning("the %s call of %r failed", method, service, exc_info=True)
+        log.warning("asking %r failed", read, exc_info=True)
         return None

@@ -16,6 +16,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,9 @@ import flask
 from flask import session
 from flask.sessions import SecureCookieSessionInterface
 
-from open1panel_ai import private
+from hookspecs.panel import PanelUser
+from open1panel_ai.host import Settings, private, read_form_body
 from open1panel_ai.standalone.sessions import SessionStore
-from open1panel_ai.web import read_form_body
 
 TOKEN_FILE = "admin-token"
 SECRET_FILE = "session-secret"
@@ -66,17 +67,18 @@ def _read_or_create_secret(path: Path, nbytes: int = 32, other_way: str = "") ->
             continue  # another process made it first: read theirs
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not text"
-            raise ValueError(f"Cannot read {path} ({reason}). Make it readable to this user, or "
-                             f"delete it to have a new secret made at the next start{other_way}.") from None
+            raise ValueError(
+                f"Cannot read {path} ({reason}). Make it readable to this user, or "
+                f"delete it to have a new secret made at the next start{other_way}."
+            ) from None
         if secret:
             return secret, False
         if time.monotonic() > deadline:
-            raise ValueError(f"{path} is empty. Delete it to have a new secret made at the next "
-                             f"start{other_way}.")
+            raise ValueError(f"{path} is empty. Delete it to have a new secret made at the next start{other_way}.")
         time.sleep(0.05)  # a file written in place by something else may still be filling
 
 
-def load_or_create_token(data_dir: Path, environ=os.environ) -> tuple[str, bool]:
+def load_or_create_token(data_dir: Path, environ: Mapping[str, str] = os.environ) -> tuple[str, bool]:
     """The admin token: from ``OPEN1PANEL_AI_TOKEN``, else the data dir's token file, created
     (mode 0600) on first start. Returns (token, created_now). A token shorter than
     :data:`MIN_TOKEN_LENGTH` is a ValueError that says how to make a good one."""
@@ -87,7 +89,7 @@ def load_or_create_token(data_dir: Path, environ=os.environ) -> tuple[str, bool]
     return _long_enough(token, str(data_dir / TOKEN_FILE), "delete the file to have one made"), created
 
 
-def load_or_create_metrics_token(data_dir: Path, environ=os.environ) -> str:
+def load_or_create_metrics_token(data_dir: Path, environ: Mapping[str, str] = os.environ) -> str:
     """The scrape token of ``/metrics``: from ``OPEN1PANEL_AI_METRICS_TOKEN``, else the data
     dir's ``metrics-token`` file, created (mode 0600) on first start."""
     if environ.get(METRICS_TOKEN_ENV, "").strip():
@@ -97,23 +99,27 @@ def load_or_create_metrics_token(data_dir: Path, environ=os.environ) -> str:
     return _long_enough(token, str(path), "delete the file to have one made")
 
 
-def check_metrics_token(data_dir: Path, environ=os.environ) -> None:
+def check_metrics_token(data_dir: Path, environ: Mapping[str, str] = os.environ) -> None:
     """Refuse, as a ValueError, a scrape token the panel cannot start with, creating nothing:
     one that is too short, or that is the admin token (every scraper would be an admin)."""
     metrics, where = _metrics_token_from(data_dir, environ)
     admin = environ.get(TOKEN_ENV, "").strip() or _existing(data_dir / TOKEN_FILE)
     if _same(metrics, admin):
-        raise ValueError(f"{where} holds the admin token; the scrape token of /metrics must be "
-                         "another one, so that a Prometheus server cannot act as the admin.")
+        raise ValueError(
+            f"{where} holds the admin token; the scrape token of /metrics must be "
+            "another one, so that a Prometheus server cannot act as the admin."
+        )
 
 
-def _metrics_token_from(data_dir: Path, environ) -> tuple[str, str]:
+def _metrics_token_from(data_dir: Path, environ: Mapping[str, str]) -> tuple[str, str]:
     """(the scrape token, where it came from): the variable, else the file ("" when neither
     holds one); a ValueError when it is too short."""
     from_env = environ.get(METRICS_TOKEN_ENV, "").strip()
     if from_env:
-        return (_long_enough(from_env, METRICS_TOKEN_ENV, f"unset {METRICS_TOKEN_ENV} to have one made"),
-                METRICS_TOKEN_ENV)
+        return (
+            _long_enough(from_env, METRICS_TOKEN_ENV, f"unset {METRICS_TOKEN_ENV} to have one made"),
+            METRICS_TOKEN_ENV,
+        )
     path = data_dir / METRICS_TOKEN_FILE
     token = _existing(path)
     return (_long_enough(token, str(path), "delete the file to have one made") if token else ""), str(path)
@@ -131,11 +137,12 @@ def _long_enough(token: str, where: str, otherwise: str) -> str:
         raise ValueError(
             f"{where} holds a token of {len(token)} characters; a token must have at least "
             f"{MIN_TOKEN_LENGTH}, so that it cannot be guessed. Make one with "
-            f"`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or {otherwise}.")
+            f"`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or {otherwise}."
+        )
     return token
 
 
-def trusted_proxies(settings) -> int:
+def trusted_proxies(settings: Settings) -> int:
     """How many reverse proxies in front of the panel to believe (``OPEN1PANEL_AI_TRUST_PROXY``):
     their ``X-Forwarded-For`` names the client, their ``X-Forwarded-Proto`` says whether it came
     over HTTPS. 0, the default, believes no such header."""
@@ -145,8 +152,10 @@ def trusted_proxies(settings) -> int:
     except ValueError:
         count = -1
     if count < 0:
-        raise ValueError(f"OPEN1PANEL_AI_TRUST_PROXY must be the number of reverse proxies in front of "
-                         f"the panel (0 or more), not {raw!r}.")
+        raise ValueError(
+            f"OPEN1PANEL_AI_TRUST_PROXY must be the number of reverse proxies in front of "
+            f"the panel (0 or more), not {raw!r}."
+        )
     return count
 
 
@@ -179,7 +188,7 @@ class TokenAuth:
         """Whether ``candidate`` is the admin token (never true for an empty one)."""
         return _same(candidate, self._token)
 
-    def authenticate(self, request, auth: Any = None) -> dict[str, str] | None:
+    def authenticate(self, request: flask.Request, auth: Any = None) -> PanelUser | None:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         bearer = credentials.strip() if scheme.lower() == "bearer" else None
         if self.matches(bearer):
@@ -191,16 +200,21 @@ class TokenAuth:
             if isinstance(socket_sid, str):
                 self._sockets[(getattr(request, "namespace", "/"), socket_sid)] = session["sid"]
             return {"name": session["user"], "via": "session"}
-        if (auth is None and self._metrics_token and request.method in ("GET", "HEAD")
-                and request.path == METRICS_PATH and _same(bearer, self._metrics_token)):
+        if (
+            auth is None
+            and self._metrics_token
+            and request.method in ("GET", "HEAD")
+            and request.path == METRICS_PATH
+            and _same(bearer, self._metrics_token)
+        ):
             return {"name": "metrics", "via": "metrics-token"}
         return None
 
-    def ended_sockets(self, connected) -> list[tuple[str, str]]:
+    def ended_sockets(self, connected: Callable[[str, str], bool]) -> list[tuple[str, str]]:
         """The (namespace, sid) of Socket.IO connections let in by a browser session that has
         ended since (signed out, expired, or the token changed). ``connected(namespace, sid)``
         tells whether a connection is still open; closed ones are forgotten."""
-        ended = []
+        ended: list[tuple[str, str]] = []
         for key, session_id in list(self._sockets.items()):
             if not connected(*key):
                 self._sockets.pop(key, None)
@@ -230,8 +244,9 @@ class TokenAuth:
 
 def _same(candidate: Any, token: str | None) -> bool:
     """Whether ``candidate`` is ``token``, compared in constant time (never for empty ones)."""
-    return (isinstance(candidate, str) and bool(candidate) and bool(token)
-            and hmac.compare_digest(candidate.encode(), token.encode()))
+    if not isinstance(candidate, str) or not candidate or not token:
+        return False
+    return hmac.compare_digest(candidate.encode(), token.encode())
 
 
 class PanelSessionInterface(SecureCookieSessionInterface):
@@ -239,7 +254,7 @@ class PanelSessionInterface(SecureCookieSessionInterface):
     directly, or through a reverse proxy the panel trusts (``OPEN1PANEL_AI_TRUST_PROXY``) that
     says so in ``X-Forwarded-Proto``. The browser then never sends it over plain HTTP."""
 
-    def get_cookie_secure(self, app) -> bool:
+    def get_cookie_secure(self, app: flask.Flask) -> bool:
         return flask.request.is_secure or super().get_cookie_secure(app)
 
 
@@ -250,7 +265,7 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
-def csrf_ok(request) -> bool:
+def csrf_ok(request: flask.Request) -> bool:
     """Whether ``request`` carries its session's CSRF token, in the header or a form field.
     A form's body is read so that it is kept, and can still be relayed to the owner process;
     one over the body limit is a 413 envelope, refused before it is read into memory."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import entry_points
@@ -25,9 +26,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import hookspecs.panel
 from hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME
-from open1panel_ai import __version__, private
-from open1panel_ai.config import Settings
-from open1panel_ai.realtime import message_queue
+from open1panel_ai.host import Settings, __version__, each_plugin, message_queue, private
 from open1panel_ai.standalone import auth, sessions, views
 from open1panel_ai.standalone.sockets import close_session
 
@@ -59,7 +58,7 @@ class PluginInfo:
 class StandaloneHost:
     """Implements :class:`hookspecs.panel.PanelHost` for the standalone panel."""
 
-    def __init__(self, settings: Settings, extra_plugins: list[tuple[str, Any]] = ()) -> None:
+    def __init__(self, settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = ()) -> None:
         self.settings = settings
         self.data_dir: Path = settings.data_dir
         private.repair(self.data_dir)  # 0700, its files 0600: it holds every secret
@@ -72,7 +71,8 @@ class StandaloneHost:
         self.auth = auth.TokenAuth(
             self.token,
             sessions.SessionStore(database, SESSION_LIFETIME.total_seconds(), auth.token_check(self.token, secret)),
-            self.metrics_token)
+            self.metrics_token,
+        )
         self.plugins: dict[str, PluginInfo] = {}
         self._stopped = threading.Event()
 
@@ -93,23 +93,24 @@ class StandaloneHost:
         # Events between panel processes go through Redis, each message signed with the data
         # dir's key (open1panel_ai.realtime), over redis://, rediss:// or unix://.
         queue = message_queue(redis_url, message_channel(self.data_dir), self.data_dir) if redis_url else None
-        self.socketio = SocketIO(self.app, async_mode="threading", manage_session=False,
-                                 client_manager=queue)
+        self.socketio = SocketIO(self.app, async_mode="threading", manage_session=False, client_manager=queue)
         # Only namespaces that plugins serve may be joined (python-socketio would also let
         # anyone into "/", where nobody checks credentials and the sign-in deadline sees a
         # signed-in client).
         self.socketio.server.namespaces = []
         proxies = auth.trusted_proxies(settings)
         if proxies:  # believe X-Forwarded-For and -Proto of that many proxies, no more
-            self.app.wsgi_app = ProxyFix(self.app.wsgi_app, x_for=proxies, x_proto=proxies)
+            # Flask's documented way to add WSGI middleware; its stubs declare wsgi_app a method.
+            self.app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+                self.app.wsgi_app, x_for=proxies, x_proto=proxies
+            )
 
         self.plugin_manager = pluggy.PluginManager(PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs.panel)
         self.plugin_manager.register(views, name=HOST_PLUGIN_NAME)
         self.plugins[HOST_PLUGIN_NAME] = PluginInfo(HOST_PLUGIN_NAME, "open1panel-ai", __version__)
         self._load_plugins(list(extra_plugins))
-        self.plugin_manager.hook.panel_add_hookspecs.call_historic(
-            kwargs={"plugin_manager": self.plugin_manager})
+        self.plugin_manager.hook.panel_add_hookspecs.call_historic(kwargs={"plugin_manager": self.plugin_manager})
         views.install(self)
         self._mount_plugins()
         self._start_plugins()
@@ -176,14 +177,10 @@ class StandaloneHost:
                 log.exception("plugin %s could not be loaded", name)
 
     def _each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call one hook plugin by plugin, recording failures instead of raising."""
-        results = []
-        for impl in reversed(getattr(self.plugin_manager.hook, hook_name).get_hookimpls()):
-            try:
-                results.append((impl.plugin_name, impl.function(**kwargs)))
-            except Exception as exc:
-                self._record_failure(impl.plugin_name, hook_name, exc)
-        return results
+        """Call one hook plugin by plugin (through pluggy), recording failures instead of raising."""
+        return each_plugin(
+            self.plugin_manager, hook_name, lambda name, exc: self._record_failure(name, hook_name, exc), **kwargs
+        )
 
     def _record_failure(self, name: str, hook_name: str, exc: Exception) -> None:
         log.exception("plugin %s failed in %s", name, hook_name)
@@ -253,7 +250,7 @@ def message_channel(data_dir: Path) -> str:
     return "open1panel-ai-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def create_host(settings: Settings | None = None, extra_plugins: list[tuple[str, Any]] = ()) -> StandaloneHost:
+def create_host(settings: Settings | None = None, extra_plugins: Sequence[tuple[str, Any]] = ()) -> StandaloneHost:
     """Build the standalone panel. ``extra_plugins`` adds (name, plugin) pairs beside those of
     the entry points; tests use it for plugins that are not installed."""
     return StandaloneHost(settings or Settings.from_environ(), list(extra_plugins))

@@ -21,13 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from open1panel_ai import private
+from open1panel_ai.host import private
 
 DATABASE_FILE = "host.sqlite3"
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, created REAL NOT NULL, "
-    "expires REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, created REAL NOT NULL, expires REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sign_in_failures (client TEXT PRIMARY KEY, first REAL NOT NULL, "
     "count INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -92,23 +91,25 @@ class SessionStore:
             row = db.execute("SELECT value FROM settings WHERE name = 'token_check'").fetchone()
             if row is None or row[0] != token_check:
                 db.execute("DELETE FROM sessions")
-                db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES ('token_check', ?)",
-                           (token_check,))
+                db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES ('token_check', ?)", (token_check,))
 
     def create(self, session_id: str) -> None:
         """Keep ``session_id`` (a fresh random id) as a live session; drop expired ones."""
         now = time.time()
         with self.database.transaction() as db:
             db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
-            db.execute("INSERT INTO sessions (id_hash, created, expires) VALUES (?, ?, ?)",
-                       (_id_hash(session_id), now, now + self.lifetime))
+            db.execute(
+                "INSERT INTO sessions (id_hash, created, expires) VALUES (?, ?, ?)",
+                (_id_hash(session_id), now, now + self.lifetime),
+            )
 
     def alive(self, session_id: object) -> bool:
         """Whether ``session_id`` names a session that was made here, not ended and not expired."""
         if not isinstance(session_id, str) or not session_id:
             return False
-        row = self.database.query_one("SELECT 1 FROM sessions WHERE id_hash = ? AND expires > ?",
-                                      (_id_hash(session_id), time.time()))
+        row = self.database.query_one(
+            "SELECT 1 FROM sessions WHERE id_hash = ? AND expires > ?", (_id_hash(session_id), time.time())
+        )
         return row is not None
 
     def end(self, session_id: object) -> None:
@@ -159,8 +160,10 @@ class SignInThrottle:
             db.execute("DELETE FROM sign_in_failures WHERE first <= ?", (now - self.window,))
             row = db.execute("SELECT first, count FROM sign_in_failures WHERE client = ?", (client,)).fetchone()
             first, count = (row[0], row[1] + 1) if row else (now, 1)
-            db.execute("INSERT OR REPLACE INTO sign_in_failures (client, first, count) VALUES (?, ?, ?)",
-                       (client, first, count))
+            db.execute(
+                "INSERT OR REPLACE INTO sign_in_failures (client, first, count) VALUES (?, ?, ?)",
+                (client, first, count),
+            )
         return count, (max(1, math.ceil(first + self.window - now)) if count >= self.attempts else 0)
 
     def succeeded(self, client: str) -> None:

@@ -23,8 +23,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import engineio
+    import socketio
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,7 @@ def unsigned_limit(threads: int) -> int:
     return max(1, websocket_limit(threads) // 2)
 
 
-def close_session(engine, sid: str) -> None:
+def close_session(engine: engineio.Server, sid: str) -> None:
     """Close one Engine.IO session without waiting for its client to collect the close packet.
 
     python-engineio's own ``disconnect`` waits until the client has read everything queued; a
@@ -61,16 +67,17 @@ def close_session(engine, sid: str) -> None:
 class SignedIn:
     """Looks up which Engine.IO sessions of a python-socketio server have joined a namespace."""
 
-    def __init__(self, server) -> None:
-        self.server = server  # a python-socketio Server
+    def __init__(self, server: socketio.Server) -> None:
+        self.server = server
 
     def session(self, eio_sid: str | None) -> bool:
         """Whether the session has joined a namespace, or is being let into one now."""
         if eio_sid is None:
             return False
         manager = self.server.manager
-        return any(manager.sid_from_eio_sid(eio_sid, namespace) is not None
-                   for namespace in list(manager.get_namespaces()))
+        return any(
+            manager.sid_from_eio_sid(eio_sid, namespace) is not None for namespace in list(manager.get_namespaces())
+        )
 
     def unsigned_sessions(self) -> int:
         """How many open Engine.IO sessions have joined no namespace."""
@@ -79,8 +86,9 @@ class SignedIn:
     def opened_by(self) -> dict[int, str]:
         """The gate's request number (:data:`REQUEST_KEY`) → the session that request opened:
         how a WebSocket sent without ``sid`` finds its session."""
-        return {environ[REQUEST_KEY]: sid for sid, environ in list(self.server.environ.items())
-                if REQUEST_KEY in environ}
+        return {
+            environ[REQUEST_KEY]: sid for sid, environ in list(self.server.environ.items()) if REQUEST_KEY in environ
+        }
 
 
 class SocketGate:
@@ -91,7 +99,9 @@ class SocketGate:
     carries the admin token or a live browser session: such a client is not held back by the
     bounds on those who have not signed in."""
 
-    def __init__(self, app, threads: int, signed_in: SignedIn, has_credentials: Callable[[dict], bool]) -> None:
+    def __init__(
+        self, app: WSGIApplication, threads: int, signed_in: SignedIn, has_credentials: Callable[[dict], bool]
+    ) -> None:
         self.app = app
         self.limit = websocket_limit(threads)
         self.unsigned_limit = unsigned_limit(threads)
@@ -102,7 +112,7 @@ class SocketGate:
         self._busy: set[tuple[str, str]] = set()  # (sid, "websocket" | "poll") in flight
         self._lock = threading.Lock()
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         websocket = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
         engineio = environ.get("PATH_INFO", "").startswith(ENGINEIO_PREFIX)
         if not (websocket or engineio):
@@ -128,7 +138,7 @@ class SocketGate:
                 if sid is not None:
                     self._busy.discard((sid, kind))
 
-    def _enter(self, number: int, sid: str | None, kind: str | None, exempt: bool):
+    def _enter(self, number: int, sid: str | None, kind: str | None, exempt: bool) -> tuple[int, str, bool] | None:
         """Take a place for the request, or say why not: (status, error code, whether signing
         in would have let it in)."""
         with self._lock:
@@ -139,8 +149,11 @@ class SocketGate:
             if not exempt:
                 if sid is None and self.signed_in.unsigned_sessions() >= self.unsigned_limit:
                     return 503, "too_many_sessions", True
-                if (kind is not None and not self.signed_in.session(sid)
-                        and self._unsigned_held() >= self.unsigned_limit):
+                if (
+                    kind is not None
+                    and not self.signed_in.session(sid)
+                    and self._unsigned_held() >= self.unsigned_limit
+                ):
                     return 503, "too_many_sessions", True
             if kind is not None:
                 self._held[number] = sid
@@ -151,21 +164,26 @@ class SocketGate:
     def _unsigned_held(self) -> int:
         """How many WebSockets and long-polls in flight belong to no signed-in session."""
         opened_by = self.signed_in.opened_by() if None in self._held.values() else {}
-        return sum(1 for number, sid in self._held.items()
-                   if not self.signed_in.session(sid or opened_by.get(number)))
+        return sum(1 for number, sid in self._held.items() if not self.signed_in.session(sid or opened_by.get(number)))
 
-    def _refuse(self, start_response, status: int, code: str):
+    def _refuse(self, start_response: StartResponse, status: int, code: str) -> list[bytes]:
         messages = {
             "overlapping_request": "This Socket.IO session already has a request of this kind in flight.",
             "too_many_websockets": f"This panel already holds {self.limit} open WebSockets and long-polls; "
-                                   "try again later, or raise OPEN1PANEL_AI_THREADS.",
+            "try again later, or raise OPEN1PANEL_AI_THREADS.",
             "too_many_sessions": f"This panel already holds {self.unsigned_limit} Socket.IO connections that "
-                                 "have not signed in; try again later, or send the admin token in the "
-                                 "Authorization header.",
+            "have not signed in; try again later, or send the admin token in the "
+            "Authorization header.",
         }
-        body = json.dumps({"error": {"code": code, "message": messages[code],
-                                     "details": {"limit": self.unsigned_limit if code == "too_many_sessions"
-                                                 else self.limit}}}).encode()
+        body = json.dumps(
+            {
+                "error": {
+                    "code": code,
+                    "message": messages[code],
+                    "details": {"limit": self.unsigned_limit if code == "too_many_sessions" else self.limit},
+                }
+            }
+        ).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         if status == 503:
             headers.append(("Retry-After", "5"))
@@ -188,9 +206,13 @@ class SignInDeadline:
     namespace, and the deadline then closes their session.
     """
 
-    def __init__(self, server, seconds: float,
-                 ended: Callable[[Callable[[str, str], bool]], list[tuple[str, str]]] | None = None) -> None:
-        self.server = server  # a python-socketio Server
+    def __init__(
+        self,
+        server: socketio.Server,
+        seconds: float,
+        ended: Callable[[Callable[[str, str], bool]], list[tuple[str, str]]] | None = None,
+    ) -> None:
+        self.server = server
         self.seconds = seconds
         self.signed_in = SignedIn(server)
         self.ended = ended

@@ -10,40 +10,46 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import flask
 from flask import current_app, g, jsonify, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 
 from hookspecs import hookimpl
-from open1panel_ai import __version__, i18n
-from open1panel_ai.errors import envelope
+from hookspecs.panel import MenuItem, PanelUser
+from open1panel_ai.host import __version__, envelope, i18n, read_form_body
 from open1panel_ai.standalone import auth
 from open1panel_ai.standalone.sessions import client_key
-from open1panel_ai.web import read_form_body
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from open1panel_ai.standalone.host import StandaloneHost
 
 log = logging.getLogger(__name__)
 
 OPEN_ENDPOINTS = frozenset({"healthz"})
 
 
-def _host():
-    return current_app.extensions["panel_host"]
+def _host() -> StandaloneHost:
+    host: StandaloneHost = current_app.extensions["panel_host"]
+    return host
 
 
 @hookimpl
-def panel_authenticate(request, auth):
+def panel_authenticate(request: flask.Request, auth: Any) -> PanelUser | None:
     return _host().auth.authenticate(request, auth)
 
 
 @hookimpl
-def panel_menu_items():
+def panel_menu_items() -> list[MenuItem]:
     return [{"id": "plugins", "title": i18n.titles("menu.plugins"), "url": "/plugins", "order": 1000}]
 
 
 def _language() -> str:
-    return i18n.negotiate(request.cookies.get(i18n.LANGUAGE_COOKIE),
-                          request.headers.get("Accept-Language"), request.args.get("lang"))
+    return i18n.negotiate(
+        request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("Accept-Language"), request.args.get("lang")
+    )
 
 
 def _wants_json() -> bool:
@@ -58,14 +64,14 @@ def _safe_next(target: str | None) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _login_page(error: str | None = None, status: int = 401):
+def _login_page(error: str | None = None, status: int = 401) -> tuple[str, int]:
     next_path = _safe_next(request.values.get("next") or request.full_path.rstrip("?"))
     if request.endpoint == "login":
         next_path = _safe_next(request.values.get("next"))
     return render_template("standalone/login.html", error=error, next_path=next_path), status
 
 
-def guard():
+def guard() -> ResponseReturnValue | None:
     """Before every request: who is asking, and may they?"""
     if request.endpoint in OPEN_ENDPOINTS:
         return None
@@ -87,26 +93,28 @@ def guard():
     return None
 
 
-def remember_language(response):
+def remember_language(response: flask.Response) -> flask.Response:
     chosen = request.args.get("lang")
     if chosen in i18n.LANGUAGES:
-        response.set_cookie(i18n.LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax",
-                            secure=request.is_secure)
+        response.set_cookie(
+            i18n.LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", secure=request.is_secure
+        )
     return response
 
 
-def security_headers(response):
+def security_headers(response: flask.Response) -> flask.Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "connect-src 'self'; frame-ancestors 'none'")
+        "connect-src 'self'; frame-ancestors 'none'",
+    )
     return response
 
 
-def page_helpers():
+def page_helpers() -> dict[str, Any]:
     language = _language()
     user = getattr(g, "user", None)
     return {
@@ -120,17 +128,17 @@ def page_helpers():
     }
 
 
-def healthz():
+def healthz() -> ResponseReturnValue:
     """Liveness for load balancers and scripts: no auth, nothing secret."""
     return jsonify({"status": "ok"})
 
 
-def home():
+def home() -> ResponseReturnValue:
     items = _host().menu_items(_language())
     return redirect(items[0]["url"] if items else "/plugins")
 
 
-def login():
+def login() -> ResponseReturnValue:
     """The sign-in form. Each client address (an IPv6 /64) may send a few wrong tokens per
     window; past that it gets 429 with ``Retry-After`` until the window ends, and the panel's
     log says so."""
@@ -156,19 +164,19 @@ def login():
     return redirect(_safe_next(request.form.get("next")), code=303)
 
 
-def _sign_in_blocked(seconds: int):
+def _sign_in_blocked(seconds: int) -> ResponseReturnValue:
     minutes = math.ceil(seconds / 60)
     page, status = _login_page(error=i18n.translate("panel.sign_in_blocked", _language(), count=minutes), status=429)
     return page, status, {"Retry-After": str(seconds)}
 
 
-def logout():
+def logout() -> ResponseReturnValue:
     """Sign out: the session ends on the server, so its cookie opens nothing any more."""
     _host().auth.sign_out()
     return redirect("/login", code=303)
 
 
-def plugins_page():
+def plugins_page() -> ResponseReturnValue:
     """Every plugin; with ``?disable=<name>``, the dialog that asks before that plugin is
     disabled, naming the pages that stop working."""
     host = _host()
@@ -176,12 +184,17 @@ def plugins_page():
     confirm = request.args.get("disable")
     if confirm == "panel" or confirm not in host.plugins or confirm in host.disabled_plugins:
         confirm = None
-    return render_template("standalone/plugins.html", plugins=sorted(host.plugins.values(), key=lambda p: p.name),
-                           disabled=host.disabled_plugins, host_plugin="panel", confirm=confirm,
-                           confirm_pages=host.menu_items_of(confirm, language) if confirm else [])
+    return render_template(
+        "standalone/plugins.html",
+        plugins=sorted(host.plugins.values(), key=lambda p: p.name),
+        disabled=host.disabled_plugins,
+        host_plugin="panel",
+        confirm=confirm,
+        confirm_pages=host.menu_items_of(confirm, language) if confirm else [],
+    )
 
 
-def set_plugin_state(name: str):
+def set_plugin_state(name: str) -> ResponseReturnValue:
     """Enable a plugin, or disable it once the admin confirmed (``confirm=yes``, the dialog's
     button); a disable without it shows the dialog instead, so no single click stops one."""
     host = _host()
@@ -194,7 +207,7 @@ def set_plugin_state(name: str):
     return redirect("/plugins", code=303)
 
 
-def install(host) -> None:
+def install(host: StandaloneHost) -> None:
     app = host.app
     app.before_request(guard)
     app.after_request(remember_language)

@@ -20,9 +20,13 @@ from tests.gpu.fake_pynvml import three_gpus
 from tests.helpers import wait_for
 
 #: Rules evaluated ten times a second, retries after 0.2 s, 0.4 s, then given up.
-FAST = {"OPEN1PANEL_AI_ALERTS_INTERVAL": "0.1", "OPEN1PANEL_AI_ALERTS_RETRY_BASE": "0.2",
-        "OPEN1PANEL_AI_ALERTS_RETRY_MAX": "0.4", "OPEN1PANEL_AI_ALERTS_ATTEMPTS": "3",
-        "OPEN1PANEL_AI_ALERTS_SEND_TIMEOUT": "5"}
+FAST = {
+    "OPEN1PANEL_AI_ALERTS_INTERVAL": "0.1",
+    "OPEN1PANEL_AI_ALERTS_RETRY_BASE": "0.2",
+    "OPEN1PANEL_AI_ALERTS_RETRY_MAX": "0.4",
+    "OPEN1PANEL_AI_ALERTS_ATTEMPTS": "3",
+    "OPEN1PANEL_AI_ALERTS_SEND_TIMEOUT": "5",
+}
 
 
 @dataclass
@@ -62,8 +66,14 @@ class Receiver:
             def do_POST(self):
                 parts = urlsplit(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests.append(Received(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                                                  {k.lower(): v for k, v in self.headers.items()}, body))
+                receiver.requests.append(
+                    Received(
+                        parts.path,
+                        {k: v[0] for k, v in parse_qs(parts.query).items()},
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
+                )
                 if parts.path in receiver.hold:
                     receiver.released.wait(60)
                 status, text = receiver._answer(parts.path)
@@ -87,8 +97,11 @@ class Receiver:
         answers = self.answers.get(path)
         if answers:
             return answers.pop(0) if len(answers) > 1 else answers[0]
-        bot = {"/feishu": '{"code": 0, "msg": "success"}', "/dingtalk": '{"errcode": 0, "errmsg": "ok"}',
-               "/wecom": '{"errcode": 0, "errmsg": "ok"}'}
+        bot = {
+            "/feishu": '{"code": 0, "msg": "success"}',
+            "/dingtalk": '{"errcode": 0, "errmsg": "ok"}',
+            "/wecom": '{"errcode": 0, "errmsg": "ok"}',
+        }
         return 200, bot.get(path, '{"ok": true}')
 
     def release(self) -> None:
@@ -98,8 +111,11 @@ class Receiver:
         return [r for r in list(self.requests) if r.path == path]
 
     def wait(self, path: str, count: int = 1, timeout: float = 15) -> list[Received]:
-        return wait_for(lambda: self.at(path) if len(self.at(path)) >= count else None, timeout,
-                        what=f"{count} request(s) on {path}")
+        return wait_for(
+            lambda: self.at(path) if len(self.at(path)) >= count else None,
+            timeout,
+            what=f"{count} request(s) on {path}",
+        )
 
     def close(self) -> None:
         self.release()
@@ -117,10 +133,30 @@ def receiver():
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A certificate for localhost and 127.0.0.1 that no authority signed, from openssl."""
     cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -167,13 +203,15 @@ def alerts_of(api, rule=None, status=None):
 
 
 def wait_alerts(api, rule, count=1, status=None, timeout=15):
-    return wait_for(lambda: (found := alerts_of(api, rule, status)) and len(found) >= count and found,
-                    timeout, what=f"{count} {status or ''} alert(s) of {rule}")
+    return wait_for(
+        lambda: (found := alerts_of(api, rule, status)) and len(found) >= count and found,
+        timeout,
+        what=f"{count} {status or ''} alert(s) of {rule}",
+    )
 
 
 def channel(api, receiver, kind="webhook", path=None, **fields):
-    body = {"name": fields.pop("name", kind), "kind": kind,
-            "url": receiver.url + (path or "/" + kind), **fields}
+    body = {"name": fields.pop("name", kind), "kind": kind, "url": receiver.url + (path or "/" + kind), **fields}
     status, created = api("post", "/alerts/channels", json=body)
     assert status == 201, created
     return created

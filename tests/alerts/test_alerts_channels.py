@@ -83,12 +83,20 @@ def test_an_alert_in_the_generic_json_and_in_chinese(api, only, machine, receive
     [generic] = receiver.wait("/webhook")
     body = generic.json
     assert body["alert"] == {
-        "id": alert["id"], "rule": "gpu_temperature", "severity": "critical", "status": "firing",
-        "subject_key": "GPU-00000000-0000-0000-0000-000000000000", "subject": "GPU 0 (NVIDIA A100-SXM4-80GB)",
+        "id": alert["id"],
+        "rule": "gpu_temperature",
+        "severity": "critical",
+        "status": "firing",
+        "subject_key": "GPU-00000000-0000-0000-0000-000000000000",
+        "subject": "GPU 0 (NVIDIA A100-SXM4-80GB)",
         "summary": "GPU 0 (NVIDIA A100-SXM4-80GB) is at 88 °C, above the limit of 80 °C.",
         "summary_key": "alerts.summary.gpu_temperature",
         "summary_params": {"gpu": "GPU 0 (NVIDIA A100-SXM4-80GB)", "value": "88", "threshold": "80"},
-        "value": 88.0, "started_at": alert["started_at"], "fired_at": alert["fired_at"], "resolved_at": None}
+        "value": 88.0,
+        "started_at": alert["started_at"],
+        "fired_at": alert["fired_at"],
+        "resolved_at": None,
+    }
     assert body["title"] == "[critical] GPU temperature: GPU 0 (NVIDIA A100-SXM4-80GB)"
     assert "x-open1panel-signature" not in generic.headers  # no secret, no signature
     [ding] = receiver.wait("/dingtalk")
@@ -96,13 +104,22 @@ def test_an_alert_in_the_generic_json_and_in_chinese(api, only, machine, receive
     assert "温度为 88 °C，超过上限 80 °C" in ding.json["markdown"]["text"]
 
 
-@pytest.mark.parametrize("kind, answer, words", [
-    ("feishu", '{"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}',
-     "Feishu refused the message (code 19021): sign match fail"),
-    ("dingtalk", '{"errcode": 310000, "errmsg": "keywords not in content"}',
-     "DingTalk refused the message (code 310000): keywords not in content"),
-    ("slack", "invalid_token", "answered HTTP 403: invalid_token"),
-])
+@pytest.mark.parametrize(
+    "kind, answer, words",
+    [
+        (
+            "feishu",
+            '{"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}',
+            "Feishu refused the message (code 19021): sign match fail",
+        ),
+        (
+            "dingtalk",
+            '{"errcode": 310000, "errmsg": "keywords not in content"}',
+            "DingTalk refused the message (code 310000): keywords not in content",
+        ),
+        ("slack", "invalid_token", "answered HTTP 403: invalid_token"),
+    ],
+)
 def test_a_service_that_refuses_fails_the_test_with_its_words(api, receiver, kind, answer, words):
     created = channel(api, receiver, kind)
     receiver.answers["/" + kind] = [(403 if kind == "slack" else 200, answer)]
@@ -131,15 +148,30 @@ def test_secrets_are_write_only(api, receiver):
 
 
 def test_channel_input_is_checked(api, receiver):
-    bad = [({"name": "x", "kind": "slack", "url": "ftp://example.com/hook"}, "url"),
-           ({"name": "x", "kind": "wecom"}, "url"),
-           ({"name": "x", "kind": "slack", "url": "https://hooks.example.com/x", "secret": "s"}, "secret"),
-           ({"name": "x", "kind": "email"}, "email"),
-           ({"name": "x", "kind": "email", "email": {"host": "mail.example.com", "from_address": "panel",
-                                                   "to": ["ops@example.com"]}}, "email"),
-           ({"name": "x", "kind": "webhook", "url": "https://example.com/h",
-             "email": {"host": "h", "from_address": "a@b.c", "to": ["d@e.f"]}}, "email"),
-           ({"name": "x", "kind": "pager", "url": "https://example.com/h"}, "kind")]
+    bad = [
+        ({"name": "x", "kind": "slack", "url": "ftp://example.com/hook"}, "url"),
+        ({"name": "x", "kind": "wecom"}, "url"),
+        ({"name": "x", "kind": "slack", "url": "https://hooks.example.com/x", "secret": "s"}, "secret"),
+        ({"name": "x", "kind": "email"}, "email"),
+        (
+            {
+                "name": "x",
+                "kind": "email",
+                "email": {"host": "mail.example.com", "from_address": "panel", "to": ["ops@example.com"]},
+            },
+            "email",
+        ),
+        (
+            {
+                "name": "x",
+                "kind": "webhook",
+                "url": "https://example.com/h",
+                "email": {"host": "h", "from_address": "a@b.c", "to": ["d@e.f"]},
+            },
+            "email",
+        ),
+        ({"name": "x", "kind": "pager", "url": "https://example.com/h"}, "kind"),
+    ]
     for body, field in bad:
         status, error = api("post", "/alerts/channels", json=body)
         assert status == 400 and field in error["error"]["details"]["fields"], (body, error)
@@ -154,6 +186,7 @@ def test_channel_input_is_checked(api, receiver):
 
 # -- email ------------------------------------------------------------------------------------
 
+
 class Mailbox:
     """What the SMTP server got: each mail, whether it came over TLS, and who logged in."""
 
@@ -162,9 +195,15 @@ class Mailbox:
 
     async def handle_DATA(self, server, session, envelope):
         login = session.auth_data.login if session.authenticated else None
-        self.mails.append({"tls": session.ssl is not None, "login": login,
-                           "from": envelope.mail_from, "to": envelope.rcpt_tos,
-                           "message": message_from_bytes(envelope.content, policy=policy.default)})
+        self.mails.append(
+            {
+                "tls": session.ssl is not None,
+                "login": login,
+                "from": envelope.mail_from,
+                "to": envelope.rcpt_tos,
+                "message": message_from_bytes(envelope.content, policy=policy.default),
+            }
+        )
         return "250 OK"
 
 
@@ -173,8 +212,12 @@ def smtp_server(mailbox, certificate=None, port=None):
     if certificate is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*certificate)
-        kwargs = {"tls_context": context, "require_starttls": True, "auth_require_tls": True,
-                  "authenticator": _authenticator}
+        kwargs = {
+            "tls_context": context,
+            "require_starttls": True,
+            "auth_require_tls": True,
+            "authenticator": _authenticator,
+        }
     controller = Controller(mailbox, hostname="127.0.0.1", port=port or free_port(), **kwargs)
     controller.start()
     return controller
@@ -186,10 +229,21 @@ def _authenticator(server, session, envelope, mechanism, auth_data):
 
 
 def mail_channel(api, port, **email):
-    body = {"name": "mail", "kind": "email", "email": {
-        "host": "127.0.0.1", "port": port, "security": "starttls", "verify_tls": False, "username": "panel",
-        "password": "pa55", "from_address": "panel@example.test", "to": ["ops@example.test", "oncall@example.test"],
-        **email}}
+    body = {
+        "name": "mail",
+        "kind": "email",
+        "email": {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "starttls",
+            "verify_tls": False,
+            "username": "panel",
+            "password": "pa55",
+            "from_address": "panel@example.test",
+            "to": ["ops@example.test", "oncall@example.test"],
+            **email,
+        },
+    }
     status, created = api("post", "/alerts/channels", json=body)
     assert status == 201, created
     return created
@@ -220,15 +274,41 @@ def test_mail_goes_over_starttls_with_a_login(api, only, machine, certificate):
         assert "GPU 1 (NVIDIA GeForce RTX 4090) stopped answering." in alert_mail.get_content()
 
         # The certificate is checked unless the channel says not to: this one no authority signed.
-        assert api("put", f"/alerts/channels/{created['id']}", json={"email": {
-            "host": "127.0.0.1", "port": server.port, "verify_tls": True, "username": "panel",
-            "from_address": "panel@example.test", "to": ["ops@example.test"]}})[0] == 200
+        assert (
+            api(
+                "put",
+                f"/alerts/channels/{created['id']}",
+                json={
+                    "email": {
+                        "host": "127.0.0.1",
+                        "port": server.port,
+                        "verify_tls": True,
+                        "username": "panel",
+                        "from_address": "panel@example.test",
+                        "to": ["ops@example.test"],
+                    }
+                },
+            )[0]
+            == 200
+        )
         status, error = api("post", f"/alerts/channels/{created['id']}/test")
         assert status == 502 and "cannot be verified" in error["error"]["message"]
         # The password was left out of that update, so it was kept: a wrong one is refused.
-        api("put", f"/alerts/channels/{created['id']}", json={"email": {
-            "host": "127.0.0.1", "port": server.port, "verify_tls": False, "username": "panel",
-            "password": "wrong", "from_address": "panel@example.test", "to": ["ops@example.test"]}})
+        api(
+            "put",
+            f"/alerts/channels/{created['id']}",
+            json={
+                "email": {
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "verify_tls": False,
+                    "username": "panel",
+                    "password": "wrong",
+                    "from_address": "panel@example.test",
+                    "to": ["ops@example.test"],
+                }
+            },
+        )
         status, error = api("post", f"/alerts/channels/{created['id']}/test")
         assert status == 502 and "refused the user name or password" in error["error"]["message"]
     finally:
@@ -249,6 +329,7 @@ def test_a_mail_server_without_starttls_gets_no_mail_in_the_clear(api):
 
 # -- retries ----------------------------------------------------------------------------------
 
+
 def test_a_failing_channel_is_retried_with_backoff_and_shows_it_on_its_row(api, only, machine, receiver):
     receiver.answers["/webhook"] = [(500, "busy"), (503, "still busy"), (200, "{}")]
     hook = channel(api, receiver, "webhook")
@@ -256,8 +337,11 @@ def test_a_failing_channel_is_retried_with_backoff_and_shows_it_on_its_row(api, 
     machine.gpus[1].lost = True
     wait_alerts(api, "gpu_lost")
     first = receiver.wait("/webhook")[0]
-    failing = wait_for(lambda: (row := api("get", f"/alerts/channels/{hook['id']}")[1])["delivery"]["last_error"]
-                       and row, 5, what="the error on the channel's row")
+    failing = wait_for(
+        lambda: (row := api("get", f"/alerts/channels/{hook['id']}")[1])["delivery"]["last_error"] and row,
+        5,
+        what="the error on the channel's row",
+    )
     assert failing["delivery"]["last_error"].endswith("answered HTTP 500: busy")
     assert failing["delivery"]["last_error_i18n"]["key"] == "alerts.send.http_status"
     assert failing["delivery"]["waiting"] == 1
@@ -266,8 +350,11 @@ def test_a_failing_channel_is_retried_with_backoff_and_shows_it_on_its_row(api, 
     assert len({a.headers["x-open1panel-delivery"] for a in attempts}) == 1
     gaps = [attempts[1].at - first.at, attempts[2].at - attempts[1].at]
     assert 0.15 <= gaps[0] < gaps[1] and gaps[1] >= 0.35, gaps
-    done = wait_for(lambda: (row := api("get", f"/alerts/channels/{hook['id']}")[1])["delivery"]["last_success_at"]
-                    and row, 5, what="the success on the channel's row")
+    done = wait_for(
+        lambda: (row := api("get", f"/alerts/channels/{hook['id']}")[1])["delivery"]["last_success_at"] and row,
+        5,
+        what="the success on the channel's row",
+    )
     assert done["delivery"]["last_error"] is None and done["delivery"]["waiting"] == 0
     [delivery] = api("get", f"/alerts/channels/{hook['id']}/deliveries")[1]["deliveries"]
     assert (delivery["status"], delivery["attempts"]) == ("sent", 3)
@@ -280,8 +367,11 @@ def test_a_delivery_given_up_after_every_try_is_sent_again_on_request(api, only,
     machine.gpus[0].lost = True
     wait_alerts(api, "gpu_lost")
     receiver.wait("/webhook", 3)
-    given_up = wait_for(lambda: (row := api("get", f"/alerts/channels/{hook['id']}")[1])["delivery"]["failed"]
-                        and row, 5, what="the delivery given up")
+    given_up = wait_for(
+        lambda: (row := api("get", f"/alerts/channels/{hook['id']}")[1])["delivery"]["failed"] and row,
+        5,
+        what="the delivery given up",
+    )
     assert given_up["delivery"]["failed"] == 1 and given_up["delivery"]["waiting"] == 0
     time.sleep(0.6)
     assert len(receiver.at("/webhook")) == 3  # given up means no more tries by itself
@@ -289,22 +379,40 @@ def test_a_delivery_given_up_after_every_try_is_sent_again_on_request(api, only,
     status, row = api("post", f"/alerts/channels/{hook['id']}/retry")
     assert status == 200 and row["delivery"]["failed"] == 0
     receiver.wait("/webhook", 4)
-    wait_for(lambda: api("get", f"/alerts/channels/{hook['id']}/deliveries")[1]["deliveries"][0]["status"] == "sent",
-             5, what="the delivery sent")
+    wait_for(
+        lambda: api("get", f"/alerts/channels/{hook['id']}/deliveries")[1]["deliveries"][0]["status"] == "sent",
+        5,
+        what="the delivery sent",
+    )
 
 
 def test_formats_render_a_resolution():
     """The resolved notice's words, in both languages, straight from the formats."""
-    alert = {"id": "abc", "rule": "mcp_failing", "severity": "warning", "status": "resolved",
-             "subject_key": "s1", "subject": "time", "summary": "MCP server time is error.",
-             "summary_i18n": {"key": "alerts.summary.mcp_failing",
-                              "params": {"name": "time", "status": "error", "error": ""}},
-             "value": None, "started_at": "2026-05-01T10:00:00.000Z", "fired_at": "2026-05-01T10:02:00.000Z",
-             "resolved_at": "2026-05-01T11:00:00.000Z"}
+    alert = {
+        "id": "abc",
+        "rule": "mcp_failing",
+        "severity": "warning",
+        "status": "resolved",
+        "subject_key": "s1",
+        "subject": "time",
+        "summary": "MCP server time is error.",
+        "summary_i18n": {
+            "key": "alerts.summary.mcp_failing",
+            "params": {"name": "time", "status": "error", "error": ""},
+        },
+        "value": None,
+        "started_at": "2026-05-01T10:00:00.000Z",
+        "fired_at": "2026-05-01T10:02:00.000Z",
+        "resolved_at": "2026-05-01T11:00:00.000Z",
+    }
     notice = formats.Notice("d" * 32, "resolved", alert, "box-1", "https://panel.example.com")
     assert formats.slack_payload(notice, "en")["text"].splitlines() == [
-        "*[resolved] MCP server failing: time*", "MCP server time is error. ",
+        "*[resolved] MCP server failing: time*",
+        "MCP server time is error. ",
         "Resolved at 2026-05-01T11:00:00.000Z (UTC); it began at 2026-05-01T10:00:00.000Z.",
-        "Panel: box-1", "https://panel.example.com/ai/alerts/"]
+        "Panel: box-1",
+        "https://panel.example.com/ai/alerts/",
+    ]
     assert formats.wecom_payload(notice, "zh-CN")["markdown"]["content"].startswith(
-        "**【已恢复】MCP 服务器故障：time**\n> MCP 服务器 time 处于 error 状态。")
+        "**【已恢复】MCP 服务器故障：time**\n> MCP 服务器 time 处于 error 状态。"
+    )

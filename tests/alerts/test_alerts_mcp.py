@@ -41,8 +41,11 @@ def test_a_server_killed_into_error_and_one_outside_its_sandbox(api, only, recei
     dying = start(api, "dying", restart_policy="never")
     bare = start(api, "bare", profile={"isolation": "none"})
 
-    unboxed = wait_for(lambda: next((a for a in alerts_of(api, "mcp_sandbox") if a["subject_key"] == bare["id"]),
-                                    None), 15, what="the alert of the server outside its sandbox")
+    unboxed = wait_for(
+        lambda: next((a for a in alerts_of(api, "mcp_sandbox") if a["subject_key"] == bare["id"]), None),
+        15,
+        what="the alert of the server outside its sandbox",
+    )
     assert unboxed["subject"] == "bare" and unboxed["severity"] == "warning"
     assert "MCP server bare is not wholly sandboxed (none)" in unboxed["summary"]
 

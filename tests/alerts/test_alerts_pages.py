@@ -30,13 +30,23 @@ def hooks():
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
     path = os.pathsep.join(filter(None, [str(FAKE_SITE), str(PLUGINS_DIR), os.environ.get("PYTHONPATH")]))
-    served = ServedPanel(tmp_path_factory.mktemp("alerts-pages") / "data", env={
-        "OPEN1PANEL_AI_TOKEN": TOKEN, "PYTHONPATH": path, "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
-        "OLLAMA_HOST": f"127.0.0.1:{free_port()}", **FAST}).start()
+    served = ServedPanel(
+        tmp_path_factory.mktemp("alerts-pages") / "data",
+        env={
+            "OPEN1PANEL_AI_TOKEN": TOKEN,
+            "PYTHONPATH": path,
+            "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
+            "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
+            **FAST,
+        },
+    ).start()
     # Quick GPU temperature alerts; the rules whose state depends on this machine's disk or a
     # port off.
-    for rule, body in [("gpu_temperature", {"for_seconds": 0, "quiet_seconds": 0}),
-                       ("disk_low", {"enabled": False}), ("ollama_unreachable", {"enabled": False})]:
+    for rule, body in [
+        ("gpu_temperature", {"for_seconds": 0, "quiet_seconds": 0}),
+        ("disk_low", {"enabled": False}),
+        ("ollama_unreachable", {"enabled": False}),
+    ]:
         assert served.api("PUT", f"/alerts/rules/{rule}", json=body).status_code == 200
     yield served
     served.stop()
@@ -118,7 +128,11 @@ def test_rules_are_changed_on_the_page_and_bad_values_are_marked(panel, page, sh
     expect(saved).to_have_text("Saved.")
     rule = next(r for r in panel.api("GET", "/alerts/rules").json()["rules"] if r["id"] == "gpu_memory")
     assert (rule["enabled"], rule["params"]["threshold"], rule["for_seconds"], rule["severity"]) == (
-        False, 97, 30, "critical")
+        False,
+        97,
+        30,
+        "critical",
+    )
     expect(page.locator('form.alerts-rule[data-rule="gpu_memory"]')).to_have_attribute("data-enabled", "no")
 
     disk = page.locator('form.alerts-rule[data-rule="disk_low"]')
@@ -173,15 +187,20 @@ def test_channels_are_added_tested_edited_and_show_their_trouble(panel, page, ho
 
     # A channel that refuses: retried on its row, then given up, and sent again on request.
     hooks.answers["/broken"] = [(500, "out of order")]
-    assert panel.api("POST", "/alerts/channels", json={"name": "broken-hook", "kind": "webhook",
-                                                       "url": hooks.url + "/broken"}).status_code == 201
+    assert (
+        panel.api(
+            "POST", "/alerts/channels", json={"name": "broken-hook", "kind": "webhook", "url": hooks.url + "/broken"}
+        ).status_code
+        == 201
+    )
     page.reload()
     hot(panel, 45)
     broken = page.locator("#alerts-channel-table tbody tr", has_text="broken-hook")
     expect(broken.locator(".alerts-delivery-error")).to_contain_text("answered HTTP 500: out of order")
     expect(broken.locator(".alerts-given-up")).to_contain_text("3 messages given up", timeout=15000)
-    expect(page.locator("#alerts-channel-table tbody tr", has_text="ops-ding").locator(".alerts-delivery-ok"))\
-        .to_contain_text("Last sent")
+    expect(
+        page.locator("#alerts-channel-table tbody tr", has_text="ops-ding").locator(".alerts-delivery-ok")
+    ).to_contain_text("Last sent")
     shots(page.locator("#alerts-channels"), "channels")
     hooks.answers["/broken"] = [(200, "{}")]
     broken.locator('button[data-action="retry"]').click()

@@ -25,16 +25,23 @@ FAKE_SITE = Path(__file__).parent.parent / "gpu" / "fake_site"
 
 def panel_env() -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(FAKE_SITE), str(PLUGINS_DIR), os.environ.get("PYTHONPATH")]))
-    return {"OPEN1PANEL_AI_TOKEN": TOKEN, "PYTHONPATH": path, "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
-            "OLLAMA_HOST": f"127.0.0.1:{free_port()}", **FAST}
+    return {
+        "OPEN1PANEL_AI_TOKEN": TOKEN,
+        "PYTHONPATH": path,
+        "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
+        "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
+        **FAST,
+    }
 
 
 def only_hot_gpus(panel, threshold=40):
     """Every rule off but the GPU temperature, which the fake machine's 51 °C GPUs exceed."""
     for rule in panel.api("GET", "/alerts/rules").json()["rules"]:
         on = rule["id"] == "gpu_temperature"
-        body = {"enabled": on, **({"for_seconds": 0, "quiet_seconds": 0, "params": {"threshold": threshold}}
-                                  if on else {})}
+        body = {
+            "enabled": on,
+            **({"for_seconds": 0, "quiet_seconds": 0, "params": {"threshold": threshold}} if on else {}),
+        }
         assert panel.api("PUT", f"/alerts/rules/{rule['id']}", json=body).status_code == 200
 
 
@@ -45,22 +52,29 @@ def deliveries(panel, channel_id):
 def test_a_panel_killed_during_delivery_sends_after_restart_and_never_twice(served, receiver, tmp_path):
     data_dir = tmp_path / "data"
     panel = served(data_dir=data_dir, env=panel_env())
-    fast = panel.api("POST", "/alerts/channels", json={"name": "fast", "kind": "webhook",
-                                                       "url": receiver.url + "/fast"}).json()
-    slow = panel.api("POST", "/alerts/channels", json={"name": "slow", "kind": "webhook",
-                                                       "url": receiver.url + "/slow"}).json()
+    fast = panel.api(
+        "POST", "/alerts/channels", json={"name": "fast", "kind": "webhook", "url": receiver.url + "/fast"}
+    ).json()
+    slow = panel.api(
+        "POST", "/alerts/channels", json={"name": "slow", "kind": "webhook", "url": receiver.url + "/slow"}
+    ).json()
     receiver.hold = {"/slow"}  # the slow channel takes the first message and never answers
     only_hot_gpus(panel)
     # The fake machine's three GPUs run at 51 °C: three alerts, a message for each on each channel.
     receiver.wait("/fast", 3)
     [held] = receiver.wait("/slow", 1)
-    wait_for(lambda: [d["status"] for d in deliveries(panel, fast["id"])] == ["sent"] * 3, 10,
-             what="the fast channel's three messages recorded as sent")
+    wait_for(
+        lambda: [d["status"] for d in deliveries(panel, fast["id"])] == ["sent"] * 3,
+        10,
+        what="the fast channel's three messages recorded as sent",
+    )
 
     kill_panel(panel)  # the arbiter and its worker, as the OOM killer would
     # What the killed panel left: every message stored; the one on its way still "sending".
     with sqlite3.connect(f"file:{data_dir / 'open1panel-ai.sqlite3'}?mode=ro", uri=True) as db:
-        left = dict(db.execute("SELECT id, status FROM alert_deliveries WHERE channel_id = ?", (slow["id"],)).fetchall())
+        left = dict(
+            db.execute("SELECT id, status FROM alert_deliveries WHERE channel_id = ?", (slow["id"],)).fetchall()
+        )
     assert left[held.headers["x-open1panel-delivery"]] == "sending"
     assert sorted(left.values()) == ["pending", "pending", "sending"]
 
@@ -71,8 +85,11 @@ def test_a_panel_killed_during_delivery_sends_after_restart_and_never_twice(serv
     ids = [r.headers["x-open1panel-delivery"] for r in after]
     assert ids[1] == ids[0] == held.headers["x-open1panel-delivery"]  # sent again, first, in order
     assert len(set(ids)) == 3
-    wait_for(lambda: [d["status"] for d in deliveries(panel, slow["id"])] == ["sent"] * 3, 10,
-             what="the slow channel's messages recorded as sent")
+    wait_for(
+        lambda: [d["status"] for d in deliveries(panel, slow["id"])] == ["sent"] * 3,
+        10,
+        what="the slow channel's messages recorded as sent",
+    )
     time.sleep(1.0)  # evaluations and the outbox go on: nothing the fast channel took comes again
     assert len(receiver.at("/fast")) == 3 and len(receiver.at("/slow")) == 4
     assert len({r.headers["x-open1panel-delivery"] for r in receiver.at("/fast")}) == 3
@@ -89,8 +106,12 @@ def test_two_panel_processes_send_each_alert_once_and_the_next_owner_goes_on(ser
         data_dir = tmp_path / "data"
         owner = served(data_dir=data_dir, env=env)
         other = served(data_dir=data_dir, env=env)
-        assert other.api("POST", "/alerts/channels", json={"name": "hook", "kind": "webhook",
-                                                           "url": receiver.url + "/hook"}).status_code == 201
+        assert (
+            other.api(
+                "POST", "/alerts/channels", json={"name": "hook", "kind": "webhook", "url": receiver.url + "/hook"}
+            ).status_code
+            == 201
+        )
         only_hot_gpus(other)  # through the other process, relayed to the owner
         receiver.wait("/hook", 3)
         time.sleep(1.0)  # both processes run on: the alerts still go out once each
@@ -99,8 +120,7 @@ def test_two_panel_processes_send_each_alert_once_and_the_next_owner_goes_on(ser
         kill_panel(owner)
         wait_for(lambda: other.api("GET", "/alerts/counts").status_code == 200, 15, what="the takeover")
         assert other.api("GET", "/alerts/counts").json() == {"unread": 3, "firing": 3}
-        assert other.api("PUT", "/alerts/rules/gpu_temperature",
-                         json={"params": {"threshold": 85}}).status_code == 200
+        assert other.api("PUT", "/alerts/rules/gpu_temperature", json={"params": {"threshold": 85}}).status_code == 200
         resolved = receiver.wait("/hook", 6)[3:]
         assert [r.json["event"] for r in resolved] == ["resolved"] * 3
         time.sleep(0.5)

@@ -19,8 +19,18 @@ from tests.domain.conftest import NginxServer
 from tests.helpers import wait_for
 from tests.ollama_standin import OllamaStandIn
 
-RULES = ["gpu_temperature", "gpu_memory", "gpu_utilization", "gpu_lost", "mcp_failing", "mcp_sandbox",
-         "task_failed", "ollama_unreachable", "disk_low", "domain_error"]
+RULES = [
+    "gpu_temperature",
+    "gpu_memory",
+    "gpu_utilization",
+    "gpu_lost",
+    "mcp_failing",
+    "mcp_sandbox",
+    "task_failed",
+    "ollama_unreachable",
+    "disk_low",
+    "domain_error",
+]
 
 
 @pytest.fixture
@@ -57,7 +67,8 @@ def test_every_rule_is_on_from_the_first_start_with_its_defaults(api, client, au
 
 
 def test_a_hot_gpu_raises_one_alert_after_its_duration_and_a_resolved_notice_once_it_cools(
-        api, only, machine, receiver, client, auth_headers):
+    api, only, machine, receiver, client, auth_headers
+):
     hook = channel(api, receiver)
     only("gpu_temperature", for_seconds=1.0, params={"threshold": 80})
     machine.gpus[0].temperature = 91
@@ -76,8 +87,12 @@ def test_a_hot_gpu_raises_one_alert_after_its_duration_and_a_resolved_notice_onc
     [firing] = receiver.wait("/webhook")
     assert firing.json["event"] == "firing" and firing.json["alert"]["id"] == alert["id"]
     [sample] = [s for s in scrape(client, auth_headers)["open1panel_ai_alert"]]
-    assert sample.labels == {"rule": "gpu_temperature", "severity": "critical",
-                             "subject": "GPU 0 (NVIDIA A100-SXM4-80GB)", "alertstate": "firing"}
+    assert sample.labels == {
+        "rule": "gpu_temperature",
+        "severity": "critical",
+        "subject": "GPU 0 (NVIDIA A100-SXM4-80GB)",
+        "alertstate": "firing",
+    }
     time.sleep(0.6)  # several more evaluations while it stays hot: still one alert, one message
     assert len(alerts_of(api, "gpu_temperature")) == 1 and len(receiver.at("/webhook")) == 1
 
@@ -88,12 +103,16 @@ def test_a_hot_gpu_raises_one_alert_after_its_duration_and_a_resolved_notice_onc
     assert [n.json["event"] for n in notices] == ["firing", "resolved"]
     assert notices[1].json["alert"]["id"] == alert["id"] and notices[1].json["alert"]["status"] == "resolved"
     assert scrape(client, auth_headers).get("open1panel_ai_alert", []) == []
+
     def deliveries():
         found = api("get", f"/alerts/channels/{hook['id']}/deliveries")[1]["deliveries"]
         return [(d["event"], d["status"], d["attempts"]) for d in found]
 
-    wait_for(lambda: deliveries() == [("resolved", "sent", 1), ("firing", "sent", 1)], 5,
-             what="both deliveries recorded as sent, once each")
+    wait_for(
+        lambda: deliveries() == [("resolved", "sent", 1), ("firing", "sent", 1)],
+        5,
+        what="both deliveries recorded as sent, once each",
+    )
 
 
 def test_the_quiet_period_folds_a_flapping_condition_into_one_alert(api, only, machine, receiver):
@@ -116,8 +135,7 @@ def test_the_quiet_period_folds_a_flapping_condition_into_one_alert(api, only, m
 
 
 def test_gpu_memory_utilisation_and_a_lost_gpu(api, only, machine):
-    only("gpu_memory", "gpu_utilization", "gpu_lost", "gpu_temperature",
-         params={})
+    only("gpu_memory", "gpu_utilization", "gpu_lost", "gpu_temperature", params={})
     api("put", "/alerts/rules/gpu_memory", json={"params": {"threshold": 90}})
     api("put", "/alerts/rules/gpu_utilization", json={"params": {"threshold": 95}})
     machine.gpus[1].memory_used = machine.gpus[1].memory_total - 2**30  # 23 of 24 GiB: 95.8 %
@@ -166,8 +184,10 @@ def test_a_failed_pull_is_one_alert_resolved_when_a_retry_succeeds(api, only, ol
 def _mount_tmpfs(folder, size):
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", 0, f"size={size}".encode()) != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({os.strerror(ctypes.get_errno())}); the disk rule "
-                    "needs a small file system of its own to fill")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({os.strerror(ctypes.get_errno())}); the disk rule "
+            "needs a small file system of its own to fill"
+        )
     return lambda: libc.umount2(str(folder).encode(), 2)  # MNT_DETACH
 
 
@@ -178,8 +198,9 @@ def test_a_models_disk_filled_below_its_limit(api, only, ollama, tmp_path):
     try:
         # Below 2 MiB free: this 4 MiB disk once filled, never the disk of the stand-in's folder.
         only("disk_low", params={"min_free_percent": 0, "min_free_gib": 0.002})
-        status, added = api("post", "/ollama/endpoints", json={"name": "small", "url": ollama.url,
-                                                               "models_dir": str(folder)})
+        status, added = api(
+            "post", "/ollama/endpoints", json={"name": "small", "url": ollama.url, "models_dir": str(folder)}
+        )
         assert status == 201, added
         time.sleep(0.5)
         assert alerts_of(api, "disk_low") == []
@@ -209,8 +230,9 @@ def test_a_domain_binding_in_error(alerts_env, machine, ollama, make_host, auth_
         for rule in RULES:
             api("put", f"/alerts/rules/{rule}", json={"enabled": rule == "domain_error", "for_seconds": 0})
         assert api("post", "/ollama/endpoints", json={"name": "spare", "url": ollama.url})[0] == 201
-        status, binding = api("post", "/domains", json={"domains": ["spare.example.test"],
-                                                        "target": {"kind": "ollama", "name": "spare"}})
+        status, binding = api(
+            "post", "/domains", json={"domains": ["spare.example.test"], "target": {"kind": "ollama", "name": "spare"}}
+        )
         assert status == 201 and binding["state"] == "online", binding
         time.sleep(0.4)
         assert alerts_of(api, "domain_error") == []

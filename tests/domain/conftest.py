@@ -31,10 +31,14 @@ class NginxServer:
 
     def settings(self, data_dir: Path) -> dict[str, str]:
         """The provider settings that point at this nginx."""
-        return {"data_dir": str(data_dir), "nginx_bin": shutil.which("nginx") or "/usr/sbin/nginx",
-                "nginx_conf": str(self.conf), "nginx_sites_dir": str(self.sites),
-                "nginx_http_port": f"127.0.0.1:{self.http_port}",
-                "nginx_https_port": f"127.0.0.1:{self.https_port}"}
+        return {
+            "data_dir": str(data_dir),
+            "nginx_bin": shutil.which("nginx") or "/usr/sbin/nginx",
+            "nginx_conf": str(self.conf),
+            "nginx_sites_dir": str(self.sites),
+            "nginx_http_port": f"127.0.0.1:{self.http_port}",
+            "nginx_https_port": f"127.0.0.1:{self.https_port}",
+        }
 
     def start(self) -> NginxServer:
         temp = self.root / "temp"
@@ -60,8 +64,9 @@ http {{
     include {self.sites}/*.conf;
 }}
 """)
-        self.process = subprocess.Popen(["nginx", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            ["nginx", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _wait_for_port(self.http_port, self.process)
         return self
 
@@ -73,8 +78,7 @@ http {{
     def get(self, host: str, path: str = "/", port: int | None = None, **kwargs) -> httpx.Response:
         """A request to this nginx as a client of ``host`` would make it."""
         headers = {"Host": host, **kwargs.pop("headers", {})}
-        return httpx.get(f"http://127.0.0.1:{port or self.http_port}{path}", headers=headers,
-                         timeout=10, **kwargs)
+        return httpx.get(f"http://127.0.0.1:{port or self.http_port}{path}", headers=headers, timeout=10, **kwargs)
 
 
 #: The config a test's Caddy starts with when it is given no ``apps``.
@@ -88,8 +92,9 @@ class CaddyServer:
     docs/domains.md advises (``unix//…``), in a folder of its own that only its user may
     enter; else on a loopback port."""
 
-    def __init__(self, root: Path, automatic_https: bool = False, both_ports: bool = False,
-                 admin_socket: bool = False) -> None:
+    def __init__(
+        self, root: Path, automatic_https: bool = False, both_ports: bool = False, admin_socket: bool = False
+    ) -> None:
         self.root = root
         self.automatic_https = automatic_https
         self.both_ports = both_ports
@@ -114,8 +119,7 @@ class CaddyServer:
         (None: a config without one)."""
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "caddy.json"
-        server = {"listen": [f"127.0.0.1:{self.http_port}"], "automatic_https": {"disable": True},
-                  "routes": []}
+        server = {"listen": [f"127.0.0.1:{self.http_port}"], "automatic_https": {"disable": True}, "routes": []}
         default = apps is DEFAULT
         if default:
             apps = {"http": {"servers": {"open1panel_ai": server}}}
@@ -123,19 +127,27 @@ class CaddyServer:
             # Automatic HTTPS with Caddy's own CA standing in for an ACME CA (no network here).
             ports = [self.http_port, self.https_port] if self.both_ports else [self.https_port]
             server = {"listen": [f"127.0.0.1:{port}" for port in ports], "routes": []}
-            apps = {"http": {"http_port": self.http_port, "https_port": self.https_port,
-                             "servers": {"open1panel_ai": server}},
-                    "tls": {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}}
+            apps = {
+                "http": {
+                    "http_port": self.http_port,
+                    "https_port": self.https_port,
+                    "servers": {"open1panel_ai": server},
+                },
+                "tls": {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}},
+            }
         listen = f"unix/{self.admin_socket}" if self.admin_socket else f"127.0.0.1:{self.admin_port}"
         document = {"admin": {"listen": listen}}
         if apps is not None:
             document["apps"] = apps
         config.write_text(json.dumps(document))
-        env = {**os.environ, "HOME": str(self.root), "XDG_DATA_HOME": str(self.root / "data"),
-               "XDG_CONFIG_HOME": str(self.root / "config")}
+        env = {
+            **os.environ,
+            "HOME": str(self.root),
+            "XDG_DATA_HOME": str(self.root / "data"),
+            "XDG_CONFIG_HOME": str(self.root / "config"),
+        }
         command = ["caddy", "run", "--config", str(config), *(["--resume"] if resume else [])]
-        self.process = subprocess.Popen(command, env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_for_admin()
         if default and not self.automatic_https:
             _wait_for_port(self.http_port, self.process)
@@ -178,8 +190,7 @@ class CaddyServer:
 
     def get(self, host: str, path: str = "/", **kwargs) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}
-        return httpx.get(f"http://127.0.0.1:{self.http_port}{path}", headers=headers, timeout=10,
-                         **kwargs)
+        return httpx.get(f"http://127.0.0.1:{self.http_port}{path}", headers=headers, timeout=10, **kwargs)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
@@ -238,8 +249,11 @@ class DomainPanel:
 @pytest.fixture(params=["nginx", "caddy"])
 def proxy(request, tmp_path):
     """Each real proxy in turn."""
-    server = (NginxServer(tmp_path / "nginx") if request.param == "nginx"
-              else CaddyServer(tmp_path / "caddy", admin_socket=True)).start()
+    server = (
+        NginxServer(tmp_path / "nginx")
+        if request.param == "nginx"
+        else CaddyServer(tmp_path / "caddy", admin_socket=True)
+    ).start()
     server.kind = request.param
     yield server
     getattr(server, "close", server.stop)()

@@ -73,8 +73,9 @@ def test_a_rotated_token_replaces_the_old_one(panel):
 
 def test_domains_can_be_changed_later(panel):
     created = bind(panel, auth={"mode": "none"})[1]
-    status, changed = panel.api("put", f"/domains/{created['id']}",
-                                json={"domains": ["例子.example.test", "llm.example.test"]})
+    status, changed = panel.api(
+        "put", f"/domains/{created['id']}", json={"domains": ["例子.example.test", "llm.example.test"]}
+    )
     assert status == 200, changed
     assert changed["domains"] == ["xn--fsqu00a.example.test", "llm.example.test"]
     assert changed["state"] == "online" and "token" not in changed
@@ -96,9 +97,14 @@ def test_the_allowlist_answers_403_and_basic_auth_401(panel):
     assert status == 201 and created["allowlist"] == ["10.0.0.0/8"]
     assert version_through(panel).status_code == 403
 
-    status, changed = panel.api("put", f"/domains/{created['id']}", json={
-        "allowlist": ["127.0.0.1", "::1"],
-        "auth": {"mode": "basic", "username": "ops", "password": "a long enough secret"}})
+    status, changed = panel.api(
+        "put",
+        f"/domains/{created['id']}",
+        json={
+            "allowlist": ["127.0.0.1", "::1"],
+            "auth": {"mode": "basic", "username": "ops", "password": "a long enough secret"},
+        },
+    )
     assert status == 200, changed
     assert changed["auth"] == {"mode": "basic", "username": "ops", "has_secret": True}
     assert version_through(panel).status_code == 401
@@ -115,8 +121,11 @@ def test_a_change_the_proxy_rejects_keeps_the_old_site_and_records_the_error(pan
     created = bind(panel, auth={"mode": "none"})[1]
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
-    status, refused = panel.api("put", f"/domains/{created['id']}", json={
-        "tls": {"mode": "existing", "certificate": str(garbage), "key": str(garbage)}})
+    status, refused = panel.api(
+        "put",
+        f"/domains/{created['id']}",
+        json={"tls": {"mode": "existing", "certificate": str(garbage), "key": str(garbage)}},
+    )
     # Never a 2xx for a change the proxy did not take; the binding keeps the new settings.
     assert status == 502 and refused["error"]["code"] == "proxy_rejected", refused
     assert "did not take the change" in refused["error"]["message"]
@@ -126,8 +135,11 @@ def test_a_change_the_proxy_rejects_keeps_the_old_site_and_records_the_error(pan
     assert panel.api("get", f"/domains/{created['id']}")[1]["state"] == "error"
 
     certificate, key = self_signed(tmp_path / "tls", DOMAIN)
-    status, fixed = panel.api("put", f"/domains/{created['id']}", json={
-        "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False}})
+    status, fixed = panel.api(
+        "put",
+        f"/domains/{created['id']}",
+        json={"tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False}},
+    )
     assert status == 200 and fixed["state"] == "online" and fixed["error"] is None
     assert fixed["url"].startswith("https://ollama.example.test")
 
@@ -136,15 +148,19 @@ def test_a_certificate_that_does_not_exist_is_a_400_naming_the_field_and_nothing
     created = bind(panel, auth={"mode": "none"})[1]
     missing = tmp_path / "missing" / "cert.pem"
     certificate, _ = self_signed(tmp_path / "tls", DOMAIN)
-    status, refused = panel.api("put", f"/domains/{created['id']}", json={
-        "tls": {"mode": "existing", "certificate": str(certificate), "key": str(missing)}})
+    status, refused = panel.api(
+        "put",
+        f"/domains/{created['id']}",
+        json={"tls": {"mode": "existing", "certificate": str(certificate), "key": str(missing)}},
+    )
     assert status == 400 and refused["error"]["code"] == "file_missing", refused
     assert refused["error"]["details"]["fields"] == {"tls": {"key": [f"{missing} does not exist."]}}
     shown = panel.api("get", f"/domains/{created['id']}")[1]
     assert shown["state"] == "online" and shown["tls"]["mode"] == "none"
     assert version_through(panel).status_code == 200
-    status, refused = bind(panel, domains=["new.example.test"],
-                           tls={"mode": "existing", "certificate": str(missing), "key": str(missing)})
+    status, refused = bind(
+        panel, domains=["new.example.test"], tls={"mode": "existing", "certificate": str(missing), "key": str(missing)}
+    )
     assert status == 400 and set(refused["error"]["details"]["fields"]["tls"]) == {"certificate", "key"}
     assert len(panel.api("get", "/domains")[1]["bindings"]) == 1
 
@@ -181,8 +197,7 @@ def test_once_the_status_knows_nginx_is_stopped_changes_are_refused_but_removals
     kept = bind(nginx_panel, domains=["kept.example.test"], auth={"mode": "none"})[1]
     nginx = nginx_panel.proxy
     nginx.stop()
-    domain = next(kind for kind in nginx_panel.api("get", "/status")[1]["providers"]
-                  if kind["kind"] == "domain")
+    domain = next(kind for kind in nginx_panel.api("get", "/status")[1]["providers"] if kind["kind"] == "domain")
     assert not domain["usable"] and "nginx is not running" in domain["reason"]
     status, refused = nginx_panel.api("put", f"/domains/{kept['id']}", json={"allowlist": ["10.0.0.0/8"]})
     assert status == 503 and "nginx is not running" in refused["error"]["message"]
@@ -269,8 +284,7 @@ class HungCaddyAdmin(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_hung_caddy_costs_one_timeout_when_the_bindings_are_listed_not_one_per_removal(
-        caddy_panel, monkeypatch):
+def test_a_hung_caddy_costs_one_timeout_when_the_bindings_are_listed_not_one_per_removal(caddy_panel, monkeypatch):
     monkeypatch.setattr("open1panel_ai.domain.caddy.ADMIN_TIMEOUT", 0.5)
     first = bind(caddy_panel, auth={"mode": "none"})[1]
     second = bind(caddy_panel, domains=["second.example.test"], auth={"mode": "none"})[1]
@@ -293,7 +307,8 @@ def test_a_hung_caddy_costs_one_timeout_when_the_bindings_are_listed_not_one_per
 
 
 def test_a_removal_waits_for_its_own_proxy_when_the_panel_moved_to_another(
-        caddy_panel, nginx, panel_env, make_host, ollama, data_dir):
+    caddy_panel, nginx, panel_env, make_host, ollama, data_dir
+):
     removed = bind(caddy_panel, auth={"mode": "none"})[1]
     caddy = caddy_panel.proxy
     caddy.stop()
@@ -337,8 +352,11 @@ def test_a_domain_whose_nginx_site_is_still_to_be_removed_cannot_be_bound_again_
 
 
 def test_the_preview_shows_what_will_be_written_with_the_secret_masked(panel):
-    status, preview = panel.api("post", "/domains/preview", json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["10.1.0.0/16"]})
+    status, preview = panel.api(
+        "post",
+        "/domains/preview",
+        json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["10.1.0.0/16"]},
+    )
     assert status == 200 and preview["provider"] == panel.proxy.kind
     assert DOMAIN in preview["config"] and "10.1.0.0/16" in preview["config"]
     assert "<token>" in preview["config"]
@@ -359,10 +377,28 @@ def test_an_unknown_target_is_bad_input(nginx_panel):
     assert status == 400 and body["error"]["code"] == "unknown_target"
 
 
-HOSTILE = ["evil.test;", "evil.test{", "evil.test}", 'evil".test', "evil'.test", "$host.test",
-           "evil .test", "evil.test\nserver_name x", "evil.test\r\n", "/etc/passwd;", "..",
-           "a.test; include /etc/passwd", "`id`.test", "*.evil.test", "evil.test#", "1.2.3.4/33",
-           "/etc/ssl/ok.pem\n", "local\n", "ops\n", "10.0.0.0/8\n"]
+HOSTILE = [
+    "evil.test;",
+    "evil.test{",
+    "evil.test}",
+    'evil".test',
+    "evil'.test",
+    "$host.test",
+    "evil .test",
+    "evil.test\nserver_name x",
+    "evil.test\r\n",
+    "/etc/passwd;",
+    "..",
+    "a.test; include /etc/passwd",
+    "`id`.test",
+    "*.evil.test",
+    "evil.test#",
+    "1.2.3.4/33",
+    "/etc/ssl/ok.pem\n",
+    "local\n",
+    "ops\n",
+    "10.0.0.0/8\n",
+]
 
 
 def field_bodies(value):
@@ -377,8 +413,7 @@ def field_bodies(value):
     yield "tls.mode", {**base, "tls": {"mode": value}}
     yield "tls.force_https", {**base, "tls": {"mode": "none", "force_https": value}}
     yield "auth.mode", {**base, "auth": {"mode": value}}
-    yield "auth.username", {**base, "auth": {"mode": "basic", "username": value,
-                                             "password": "long enough password"}}
+    yield "auth.username", {**base, "auth": {"mode": "basic", "username": value, "password": "long enough password"}}
 
 
 def test_hostile_values_in_any_field_are_400_and_never_reach_a_config_file(panel):
@@ -386,8 +421,7 @@ def test_hostile_values_in_any_field_are_400_and_never_reach_a_config_file(panel
     before = config_text(panel)
     for value in HOSTILE:
         for field, body in field_bodies(value):
-            for method, path in (("post", "/domains"), ("put", f"/domains/{kept['id']}"),
-                                 ("post", "/domains/preview")):
+            for method, path in (("post", "/domains"), ("put", f"/domains/{kept['id']}"), ("post", "/domains/preview")):
                 status, reply = panel.api(method, path, json=body)
                 assert status == 400, (field, value, method, reply)
                 assert reply["error"]["code"] == "validation_error"
@@ -403,8 +437,7 @@ def test_a_password_is_only_ever_written_as_its_hash(nginx_panel):
     password = 'pass"; } include /etc/passwd; {$x'
     status, created = bind(nginx_panel, auth={"mode": "basic", "username": "ops", "password": password})
     assert status == 201 and created["state"] == "online"
-    written = config_text(nginx_panel) + "".join(
-        p.read_text() for p in nginx_panel.proxy.sites.glob("*.htpasswd"))
+    written = config_text(nginx_panel) + "".join(p.read_text() for p in nginx_panel.proxy.sites.glob("*.htpasswd"))
     assert password not in written and "include /etc/passwd" not in written
     assert "ops:$2b$12$" in written
     assert version_through(nginx_panel, auth=("ops", password)).status_code == 200
@@ -415,12 +448,23 @@ def test_other_bad_input_is_400_with_field_errors(nginx_panel):
         ({}, "domains"),
         ({"domains": [], "target": {"kind": "ollama", "name": "local"}}, "domains"),
         ({"domains": ["a.example.test", "A.example.test"], "target": {"kind": "ollama", "name": "local"}}, "domains"),
-        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"}, "tls": {"mode": "existing"}}, "tls"),
-        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"},
-          "auth": {"mode": "basic", "username": "u", "password": "short"}}, "auth"),
+        (
+            {"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"}, "tls": {"mode": "existing"}},
+            "tls",
+        ),
+        (
+            {
+                "domains": ["a.example.test"],
+                "target": {"kind": "ollama", "name": "local"},
+                "auth": {"mode": "basic", "username": "u", "password": "short"},
+            },
+            "auth",
+        ),
         ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"}, "surprise": 1}, "surprise"),
-        ({"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"},
-          "allowlist": ["10.0.0.1/8"]}, "allowlist"),
+        (
+            {"domains": ["a.example.test"], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["10.0.0.1/8"]},
+            "allowlist",
+        ),
     ]
     for body, field in cases:
         status, reply = nginx_panel.api("post", "/domains", json=body)

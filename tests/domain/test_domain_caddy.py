@@ -29,8 +29,12 @@ def provider(caddy, tmp_path):
 
 
 def ollama_binding(ollama, **changes) -> ProxyBinding:
-    fields = {"id": "c0ffee", "domains": (DOMAIN,), "target_kind": "ollama",
-              "upstream": Upstream("http", "127.0.0.1", ollama.port)}
+    fields = {
+        "id": "c0ffee",
+        "domains": (DOMAIN,),
+        "target_kind": "ollama",
+        "upstream": Upstream("http", "127.0.0.1", ollama.port),
+    }
     return ProxyBinding(**{**fields, **changes})
 
 
@@ -60,8 +64,13 @@ def test_a_streamed_pull_arrives_line_by_line(provider, caddy, ollama):
     provider.apply(ollama_binding(ollama))
 
     started = time.monotonic()
-    with httpx.stream("POST", f"http://127.0.0.1:{caddy.http_port}/api/pull", timeout=30,
-                      headers={"Host": DOMAIN}, json={"model": "tiny"}) as response:
+    with httpx.stream(
+        "POST",
+        f"http://127.0.0.1:{caddy.http_port}/api/pull",
+        timeout=30,
+        headers={"Host": DOMAIN},
+        json={"model": "tiny"},
+    ) as response:
         lines = response.iter_lines()
         first = json.loads(next(lines))
         first_after = time.monotonic() - started
@@ -76,8 +85,7 @@ def test_bearer_and_basic_auth_answer_401_without_credentials(provider, caddy, o
     provider.apply(ollama_binding(ollama, auth_mode="bearer", token="s3cret-token_value"))
     assert caddy.get(DOMAIN, "/api/version").status_code == 401
     assert caddy.get(DOMAIN, "/api/version", headers={"Authorization": "Bearer s3cret"}).status_code == 401
-    assert caddy.get(DOMAIN, "/api/version",
-                     headers={"Authorization": "Bearer s3cret-token_value"}).status_code == 200
+    assert caddy.get(DOMAIN, "/api/version", headers={"Authorization": "Bearer s3cret-token_value"}).status_code == 200
 
     password_hash = bcrypt.hashpw(b"correct horse battery", bcrypt.gensalt(4)).decode()
     provider.apply(ollama_binding(ollama, auth_mode="basic", username="admin", password_hash=password_hash))
@@ -99,8 +107,16 @@ def test_a_change_caddy_rejects_keeps_the_previous_route_serving(provider, caddy
     missing = tmp_path / "no-such-certificate.pem"
 
     with pytest.raises(ProxyRejected, match="no-such-certificate.pem"):
-        provider.apply(ollama_binding(ollama, tls_mode="existing", certificate=str(missing),
-                                      certificate_key=str(missing), auth_mode="bearer", token="x"))
+        provider.apply(
+            ollama_binding(
+                ollama,
+                tls_mode="existing",
+                certificate=str(missing),
+                certificate_key=str(missing),
+                auth_mode="bearer",
+                token="x",
+            )
+        )
 
     assert routes(caddy) == before
     assert caddy.get(DOMAIN, "/api/version").status_code == 200
@@ -111,10 +127,14 @@ def test_a_concurrent_edit_is_refused_not_overwritten(provider, caddy, ollama):
     path = "/config/apps"
     body = caddy.admin_request("GET", path).content
     stale = etag(path, body)
-    caddy.admin_request("POST", "/config/apps/http/servers/open1panel_ai/routes",
-                        json={"@id": "someone-else", "handle": [{"handler": "static_response", "body": "x"}]})
-    refused = caddy.admin_request("PATCH", path, content=body, headers={
-        "If-Match": stale, "Content-Type": "application/json"})
+    caddy.admin_request(
+        "POST",
+        "/config/apps/http/servers/open1panel_ai/routes",
+        json={"@id": "someone-else", "handle": [{"handler": "static_response", "body": "x"}]},
+    )
+    refused = caddy.admin_request(
+        "PATCH", path, content=body, headers={"If-Match": stale, "Content-Type": "application/json"}
+    )
     assert refused.status_code == 412
     assert ConcurrentChange.__mro__[1] is ProxyRejected
 
@@ -144,8 +164,10 @@ def test_the_etag_is_caddys_own_format_with_all_eight_hex_digits():
     tags = [etag("/config/apps", str(n).encode()) for n in range(300)]
     assert all(len(tag.split()[1].rstrip('"')) == 8 for tag in tags)
     assert any(tag.split()[1].startswith("0") for tag in tags)
-    assert etag("/config/apps/http/servers/open1panel_ai/routes", b"[]\n") == \
-        '"/config/apps/http/servers/open1panel_ai/routes 6dfb3b7d"'
+    assert (
+        etag("/config/apps/http/servers/open1panel_ai/routes", b"[]\n")
+        == '"/config/apps/http/servers/open1panel_ai/routes 6dfb3b7d"'
+    )
 
 
 def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
@@ -161,9 +183,14 @@ def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
         while True:  # Caddy obtains the certificate in the background
             try:
                 with httpx.Client(verify=False, timeout=5) as client:
-                    secure = client.send(client.build_request(
-                        "GET", f"https://127.0.0.1:{caddy.https_port}/api/version",
-                        headers={"Host": DOMAIN}, extensions={"sni_hostname": DOMAIN}))
+                    secure = client.send(
+                        client.build_request(
+                            "GET",
+                            f"https://127.0.0.1:{caddy.https_port}/api/version",
+                            headers={"Host": DOMAIN},
+                            extensions={"sni_hostname": DOMAIN},
+                        )
+                    )
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
@@ -176,8 +203,7 @@ def test_acme_goes_through_caddys_automatic_https(tmp_path, ollama):
         caddy.stop()
 
 
-def test_an_old_route_taken_out_leaves_the_skip_of_a_name_a_newer_route_without_tls_serves(
-        tmp_path, ollama):
+def test_an_old_route_taken_out_leaves_the_skip_of_a_name_a_newer_route_without_tls_serves(tmp_path, ollama):
     caddy = CaddyServer(tmp_path / "caddy-https", automatic_https=True).start()
     try:
         provider = CaddyProvider(caddy.settings(tmp_path / "data"))
@@ -203,17 +229,23 @@ def test_ports_come_from_the_servers_listen_and_force_https_is_honoured(tmp_path
         provider = CaddyProvider(caddy.settings(tmp_path / "data"))
         assert (provider.public_port(False), provider.public_port(True)) == (caddy.http_port, caddy.https_port)
         certificate, key = self_signed(tmp_path / "tls", DOMAIN)
-        secured = ollama_binding(ollama, tls_mode="existing", certificate=str(certificate),
-                                 certificate_key=str(key), force_https=True)
+        secured = ollama_binding(
+            ollama, tls_mode="existing", certificate=str(certificate), certificate_key=str(key), force_https=True
+        )
         provider.apply(secured)
 
         redirect = caddy.get(DOMAIN, "/api/version?x=1")
         assert redirect.status_code == 308
         assert redirect.headers["location"] == f"https://{DOMAIN}:{caddy.https_port}/api/version?x=1"
         with httpx.Client(verify=False, timeout=10) as client:
-            secure = client.send(client.build_request(
-                "GET", f"https://127.0.0.1:{caddy.https_port}/api/version",
-                headers={"Host": DOMAIN}, extensions={"sni_hostname": DOMAIN}))
+            secure = client.send(
+                client.build_request(
+                    "GET",
+                    f"https://127.0.0.1:{caddy.https_port}/api/version",
+                    headers={"Host": DOMAIN},
+                    extensions={"sni_hostname": DOMAIN},
+                )
+            )
         assert secure.status_code == 200 and secure.json() == {"version": "0.12.6"}
 
         provider.apply(ProxyBinding(**{**secured.__dict__, "force_https": False}))

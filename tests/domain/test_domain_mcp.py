@@ -51,8 +51,9 @@ def test_each_mcp_server_gets_its_own_domain_without_restarting_any(panel):
     first, second = start_time_server(panel, "time-a"), start_time_server(panel, "time-b")
     pids = {s["id"]: s["pid"] for s in (first, second)}
 
-    status, binding = panel.api("post", "/domains", json={
-        "domains": ["time-a.example.test"], "target": {"kind": "mcp", "name": first["id"]}})
+    status, binding = panel.api(
+        "post", "/domains", json={"domains": ["time-a.example.test"], "target": {"kind": "mcp", "name": first["id"]}}
+    )
     assert status == 201, binding
     assert binding["auth"]["mode"] == "none"  # the bridge's own token guards it
     assert binding["url"].endswith("/mcp") and binding["state"] == "online"
@@ -61,8 +62,9 @@ def test_each_mcp_server_gets_its_own_domain_without_restarting_any(panel):
     assert '"UTC"' in current_time_through(panel, "time-a.example.test", token)
     assert '"UTC"' in current_time_through(panel, "time-a.example.test", token, "sse")
 
-    status, other = panel.api("post", "/domains", json={
-        "domains": ["time-b.example.test"], "target": {"kind": "mcp", "name": second["id"]}})
+    status, other = panel.api(
+        "post", "/domains", json={"domains": ["time-b.example.test"], "target": {"kind": "mcp", "name": second["id"]}}
+    )
     assert status == 201
     assert '"UTC"' in current_time_through(panel, "time-b.example.test", bridge_token(panel, second["id"]))
 
@@ -85,8 +87,9 @@ def test_auth_at_the_proxy_is_refused_for_mcp_targets_and_nothing_changes(nginx_
 
     for auth in ({"mode": "bearer"}, basic):
         for path in ("/domains", "/domains/preview"):
-            status, reply = panel.api("post", path, json={
-                "domains": ["time.example.test"], "target": target, "auth": auth})
+            status, reply = panel.api(
+                "post", path, json={"domains": ["time.example.test"], "target": target, "auth": auth}
+            )
             assert status == 400, reply
             assert reply["error"]["code"] == "auth_not_for_mcp"
             assert reply["error"]["details"]["fields"]["auth"]["mode"]
@@ -94,8 +97,9 @@ def test_auth_at_the_proxy_is_refused_for_mcp_targets_and_nothing_changes(nginx_
     assert list(panel.proxy.sites.iterdir()) == []
 
     # An Ollama binding with its bearer token cannot be moved onto an MCP server either.
-    status, created = panel.api("post", "/domains", json={
-        "domains": ["llm.example.test"], "target": {"kind": "ollama", "name": "local"}})
+    status, created = panel.api(
+        "post", "/domains", json={"domains": ["llm.example.test"], "target": {"kind": "ollama", "name": "local"}}
+    )
     assert status == 201, created
     site = (panel.proxy.sites / f"open1panel-ai-{created['id']}.conf").read_text()
     status, reply = panel.api("put", f"/domains/{created['id']}", json={"target": target})
@@ -104,6 +108,5 @@ def test_auth_at_the_proxy_is_refused_for_mcp_targets_and_nothing_changes(nginx_
     assert kept["target"] == {"kind": "ollama", "name": "local"} and kept["auth"]["mode"] == "bearer"
     assert (panel.proxy.sites / f"open1panel-ai-{created['id']}.conf").read_text() == site
 
-    status, moved = panel.api("put", f"/domains/{created['id']}", json={"target": target,
-                                                                      "auth": {"mode": "none"}})
+    status, moved = panel.api("put", f"/domains/{created['id']}", json={"target": target, "auth": {"mode": "none"}})
     assert status == 200 and moved["auth"]["mode"] == "none", moved

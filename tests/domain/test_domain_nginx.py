@@ -26,8 +26,12 @@ def provider(nginx, tmp_path):
 
 
 def ollama_binding(ollama, **changes) -> ProxyBinding:
-    fields = {"id": "b0a1", "domains": (DOMAIN,), "target_kind": "ollama",
-              "upstream": Upstream("http", "127.0.0.1", ollama.port)}
+    fields = {
+        "id": "b0a1",
+        "domains": (DOMAIN,),
+        "target_kind": "ollama",
+        "upstream": Upstream("http", "127.0.0.1", ollama.port),
+    }
     return ProxyBinding(**{**fields, **changes})
 
 
@@ -45,11 +49,21 @@ def test_a_binding_reaches_ollama_through_nginx_by_its_host_name(provider, nginx
 def test_the_site_uses_the_streaming_settings_and_forwards_client_details(provider, nginx, ollama):
     provider.apply(ollama_binding(ollama))
     site = provider.site_path("b0a1").read_text()
-    for directive in ("proxy_http_version 1.1;", 'proxy_set_header Connection "";',
-                      "proxy_buffering off;", "proxy_cache off;", "proxy_request_buffering off;",
-                      "gzip off;", "proxy_read_timeout 3600s;", "proxy_send_timeout 3600s;",
-                      "client_max_body_size 0m;", "X-Forwarded-For", "X-Forwarded-Proto",
-                      "X-Real-IP", f"listen 127.0.0.1:{nginx.http_port};"):
+    for directive in (
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_buffering off;",
+        "proxy_cache off;",
+        "proxy_request_buffering off;",
+        "gzip off;",
+        "proxy_read_timeout 3600s;",
+        "proxy_send_timeout 3600s;",
+        "client_max_body_size 0m;",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Real-IP",
+        f"listen 127.0.0.1:{nginx.http_port};",
+    ):
         assert directive in site
     assert f"proxy_pass http://127.0.0.1:{ollama.port};" in site  # the path is never rewritten
     assert "proxy_ssl_server_name" not in site
@@ -63,8 +77,13 @@ def test_a_streamed_pull_arrives_line_by_line(provider, nginx, ollama):
     provider.apply(ollama_binding(ollama))
 
     started = time.monotonic()
-    with httpx.stream("POST", f"http://127.0.0.1:{nginx.http_port}/api/pull", timeout=30,
-                      headers={"Host": DOMAIN}, json={"model": "tiny"}) as response:
+    with httpx.stream(
+        "POST",
+        f"http://127.0.0.1:{nginx.http_port}/api/pull",
+        timeout=30,
+        headers={"Host": DOMAIN},
+        json={"model": "tiny"},
+    ) as response:
         lines = response.iter_lines()
         first = json.loads(next(lines))
         first_after = time.monotonic() - started
@@ -89,8 +108,7 @@ def test_bearer_auth_answers_401_without_the_token(provider, nginx, ollama):
 
 def test_basic_auth_answers_401_without_the_password(provider, nginx, ollama):
     password_hash = bcrypt.hashpw(b"correct horse battery", bcrypt.gensalt(4)).decode()
-    provider.apply(ollama_binding(ollama, auth_mode="basic", username="admin",
-                                  password_hash=password_hash))
+    provider.apply(ollama_binding(ollama, auth_mode="basic", username="admin", password_hash=password_hash))
 
     assert nginx.get(DOMAIN, "/api/version").status_code == 401
     assert nginx.get(DOMAIN, "/api/version", auth=("admin", "wrong")).status_code == 401
@@ -103,8 +121,7 @@ def test_basic_auth_answers_401_without_the_password(provider, nginx, ollama):
 
 
 def test_the_allowlist_answers_403_to_other_addresses_before_asking_for_auth(provider, nginx, ollama):
-    provider.apply(ollama_binding(ollama, allowlist=("10.0.0.0/8", "2001:db8::/32"),
-                                  auth_mode="bearer", token="t0ken"))
+    provider.apply(ollama_binding(ollama, allowlist=("10.0.0.0/8", "2001:db8::/32"), auth_mode="bearer", token="t0ken"))
     assert nginx.get(DOMAIN, "/api/version").status_code == 403
 
     provider.apply(ollama_binding(ollama, allowlist=("10.0.0.0/8", "127.0.0.1")))
@@ -113,14 +130,18 @@ def test_the_allowlist_answers_403_to_other_addresses_before_asking_for_auth(pro
 
 def test_an_existing_certificate_serves_https_and_plain_http_is_redirected(provider, nginx, ollama, tmp_path):
     certificate, key = self_signed(tmp_path / "tls", DOMAIN)
-    provider.apply(ollama_binding(ollama, tls_mode="existing", certificate=str(certificate),
-                                  certificate_key=str(key), force_https=True))
+    provider.apply(
+        ollama_binding(
+            ollama, tls_mode="existing", certificate=str(certificate), certificate_key=str(key), force_https=True
+        )
+    )
 
     redirect = nginx.get(DOMAIN, "/api/version?x=1")
     assert redirect.status_code == 308
     assert redirect.headers["location"] == f"https://{DOMAIN}:{nginx.https_port}/api/version?x=1"
-    secure = httpx.get(f"https://127.0.0.1:{nginx.https_port}/api/version", verify=False,
-                       headers={"Host": DOMAIN}, timeout=10)
+    secure = httpx.get(
+        f"https://127.0.0.1:{nginx.https_port}/api/version", verify=False, headers={"Host": DOMAIN}, timeout=10
+    )
     assert secure.status_code == 200 and secure.json() == {"version": "0.12.6"}
     assert provider.public_port(True) == nginx.https_port
 
@@ -131,8 +152,16 @@ def test_a_change_nginx_rejects_leaves_the_previous_site_serving(provider, nginx
     missing = tmp_path / "no-such-certificate.pem"
 
     with pytest.raises(ProxyRejected, match="no-such-certificate.pem"):
-        provider.apply(ollama_binding(ollama, tls_mode="existing", certificate=str(missing),
-                                      certificate_key=str(missing), auth_mode="bearer", token="x"))
+        provider.apply(
+            ollama_binding(
+                ollama,
+                tls_mode="existing",
+                certificate=str(missing),
+                certificate_key=str(missing),
+                auth_mode="bearer",
+                token="x",
+            )
+        )
 
     assert provider.site_path("b0a1").read_text() == before
     assert sorted(p.name for p in nginx.sites.iterdir()) == ["open1panel-ai-b0a1.conf"]
@@ -141,8 +170,14 @@ def test_a_change_nginx_rejects_leaves_the_previous_site_serving(provider, nginx
 
 def test_a_rejected_new_site_leaves_nothing_behind(provider, nginx, ollama, tmp_path):
     with pytest.raises(ProxyRejected):
-        provider.apply(ollama_binding(ollama, tls_mode="existing", certificate=str(tmp_path / "x.pem"),
-                                      certificate_key=str(tmp_path / "x.key")))
+        provider.apply(
+            ollama_binding(
+                ollama,
+                tls_mode="existing",
+                certificate=str(tmp_path / "x.pem"),
+                certificate_key=str(tmp_path / "x.key"),
+            )
+        )
     assert list(nginx.sites.iterdir()) == []
     assert provider.status("b0a1") == {"state": "absent", "error": None}
 

@@ -23,8 +23,9 @@ def broken_certificate(folder) -> str:
 
 
 def mcp_server(panel, name, command, start):
-    status, server = panel.api("post", "/mcp/servers", json={"name": name, "command": command,
-                                                             "port": free_port(), "autostart": False})
+    status, server = panel.api(
+        "post", "/mcp/servers", json={"name": name, "command": command, "port": free_port(), "autostart": False}
+    )
     assert status == 201, server
     if start:
         assert panel.api("post", f"/mcp/servers/{server['id']}/start")[0] == 200
@@ -50,16 +51,26 @@ def test_the_overview_gives_the_health_of_what_runs(nginx_panel, ollama, tmp_pat
     wait_status(mcp_api, running["id"], "running")
     wait_status(mcp_api, broken["id"], ("error", "restarting", "unhealthy"))
 
-    online = api("post", "/domains", json={"domains": ["ok.example.test"], "auth": {"mode": "none"},
-                                           "target": {"kind": "ollama", "name": "local"}})[1]
+    online = api(
+        "post",
+        "/domains",
+        json={"domains": ["ok.example.test"], "auth": {"mode": "none"}, "target": {"kind": "ollama", "name": "local"}},
+    )[1]
     unloadable = broken_certificate(tmp_path)
-    status, refusal = api("post", "/domains", json={
-        "domains": ["broken.example.test"], "target": {"kind": "ollama", "name": "local"},
-        "tls": {"mode": "existing", "certificate": unloadable, "key": unloadable}})
+    status, refusal = api(
+        "post",
+        "/domains",
+        json={
+            "domains": ["broken.example.test"],
+            "target": {"kind": "ollama", "name": "local"},
+            "tls": {"mode": "existing", "certificate": unloadable, "key": unloadable},
+        },
+    )
     assert status == 502, refusal
     refused = refusal["error"]["details"]["binding"]
-    orphan = api("post", "/domains", json={"domains": ["spare.example.test"],
-                                           "target": {"kind": "ollama", "name": "spare"}})[1]
+    orphan = api(
+        "post", "/domains", json={"domains": ["spare.example.test"], "target": {"kind": "ollama", "name": "spare"}}
+    )[1]
     assert (online["state"], refused["state"], orphan["state"]) == ("online", "error", "online")
     assert api("delete", "/ollama/endpoints/spare")[0] == 204
 
@@ -104,8 +115,15 @@ def test_the_overview_leaves_out_a_feature_that_cannot_work(make_host, panel_env
     domain = next(p for p in overview["providers"] if p["kind"] == "domain")
     assert not domain["usable"] and "turned off" in domain["reason"]
     assert overview["domain"] is None
-    assert overview["mcp"] == {"state": "ready", "total": 0, "running": 0, "stopped": 0,
-                               "changing": 0, "failing": [], "unisolated": []}
+    assert overview["mcp"] == {
+        "state": "ready",
+        "total": 0,
+        "running": 0,
+        "stopped": 0,
+        "changing": 0,
+        "failing": [],
+        "unisolated": [],
+    }
 
 
 def test_a_stopped_nginx_is_explained_with_what_the_panel_checks(nginx_panel):
@@ -117,8 +135,12 @@ def test_a_stopped_nginx_is_explained_with_what_the_panel_checks(nginx_panel):
     nginx.stop()
     status, proxy = api("get", "/domains/proxy")
     assert status == 200
-    assert (proxy["usable"], proxy["provider"], proxy["setting"], proxy["preview_provider"]) == \
-        (False, None, "nginx", "nginx")
+    assert (proxy["usable"], proxy["provider"], proxy["setting"], proxy["preview_provider"]) == (
+        False,
+        None,
+        "nginx",
+        "nginx",
+    )
     pid_file = str(nginx.root / "nginx.pid")
     assert proxy["reason"] == f"nginx is not running: no live nginx process has the pid written in {pid_file}."
     assert "Start nginx" in proxy["fix"] and str(nginx.conf) in proxy["fix"]
@@ -151,9 +173,15 @@ def test_a_stopped_nginx_is_explained_with_what_the_panel_checks(nginx_panel):
 
 def test_an_nginx_refusal_is_one_line_without_its_level_mark(nginx_panel, tmp_path):
     broken = broken_certificate(tmp_path)
-    status, refusal = nginx_panel.api("post", "/domains", json={
-        "domains": ["broken.example.test"], "target": {"kind": "ollama", "name": "local"},
-        "tls": {"mode": "existing", "certificate": broken, "key": broken}})
+    status, refusal = nginx_panel.api(
+        "post",
+        "/domains",
+        json={
+            "domains": ["broken.example.test"],
+            "target": {"kind": "ollama", "name": "local"},
+            "tls": {"mode": "existing", "certificate": broken, "key": broken},
+        },
+    )
     assert status == 502 and refusal["error"]["code"] == "proxy_rejected"
     refused = refusal["error"]["details"]["binding"]
     assert refused["state"] == "error"

@@ -19,8 +19,7 @@ PAGE_TOKEN = "page-test-token-0123456789abcdefghij"
 
 @pytest.fixture
 def panel_with_nginx(served, nginx, ollama, tmp_path):
-    env = {"OPEN1PANEL_AI_TOKEN": PAGE_TOKEN, "OLLAMA_HOST": ollama.url,
-           "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx"}
+    env = {"OPEN1PANEL_AI_TOKEN": PAGE_TOKEN, "OLLAMA_HOST": ollama.url, "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx"}
     for key, value in nginx.settings(tmp_path / "unused").items():
         if key != "data_dir":
             env["OPEN1PANEL_AI_" + key.upper()] = value
@@ -49,8 +48,9 @@ def test_the_dialog_binds_an_ollama_endpoint_from_its_row(panel_with_nginx, ngin
     token = dialog.locator(".domain-token-value").inner_text()
     assert len(token) > 30
     assert nginx.get(DOMAIN, "/api/version").status_code == 401
-    assert nginx.get(DOMAIN, "/api/version", headers={"Authorization": f"Bearer {token}"}).json() == \
-        {"version": "0.12.6"}
+    assert nginx.get(DOMAIN, "/api/version", headers={"Authorization": f"Bearer {token}"}).json() == {
+        "version": "0.12.6"
+    }
     page.screenshot(path=str(tmp_path / "domain-dialog.png"), full_page=True)
 
     # Opened again from the row, it shows the binding, without the token.
@@ -63,14 +63,22 @@ def test_the_dialog_binds_an_ollama_endpoint_from_its_row(panel_with_nginx, ngin
     # A new token nginx does not take (another site's certificate became unloadable): the
     # dialog says the old token is still valid and why, and it is.
     certificate, key = self_signed(tmp_path / "tls", "other.example.test")
-    other = panel.api("POST", "/domains", json={
-        "domains": ["other.example.test"], "target": {"kind": "ollama", "name": "local"},
-        "auth": {"mode": "none"}, "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key)}})
+    other = panel.api(
+        "POST",
+        "/domains",
+        json={
+            "domains": ["other.example.test"],
+            "target": {"kind": "ollama", "name": "local"},
+            "auth": {"mode": "none"},
+            "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key)},
+        },
+    )
     assert other.status_code == 201, other.text
     certificate.write_text("not a certificate\n")
     page.locator("#domain-dialog").get_by_role("button", name="New token").click()
     expect(page.locator("#domain-dialog .domain-form-error")).to_contain_text(
-        "The token was not changed: the old token is still valid, because nginx did not take the new one:")
+        "The token was not changed: the old token is still valid, because nginx did not take the new one:"
+    )
     expect(page.locator("#domain-dialog .domain-state")).to_have_text("Online")
     expect(page.locator("#domain-dialog .domain-token")).to_be_hidden()
     assert nginx.get(DOMAIN, "/api/version", headers={"Authorization": f"Bearer {token}"}).status_code == 200
@@ -133,10 +141,14 @@ def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_
 
 
 def test_a_stopped_nginx_is_a_warning_that_says_what_to_check_and_the_preview_still_works(
-        panel_with_nginx, nginx, page):
+    panel_with_nginx, nginx, page
+):
     panel = panel_with_nginx
-    created = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
-                                                  "target": {"kind": "ollama", "name": "local"}}).json()
+    created = panel.api(
+        "POST",
+        "/domains",
+        json={"domains": [DOMAIN], "auth": {"mode": "none"}, "target": {"kind": "ollama", "name": "local"}},
+    ).json()
     nginx.stop()
     sign_in(page, panel)
     page.goto(panel.url + "/ai/domains/")
@@ -146,8 +158,8 @@ def test_a_stopped_nginx_is_a_warning_that_says_what_to_check_and_the_preview_st
     warning = page.locator("#domain-proxy")
     expect(warning).to_be_visible()
     expect(warning.get_by_role("heading", level=2)).to_have_text(
-        "No reverse proxy can apply changes now, so bindings cannot be created or changed; "
-        "removing one still works.")
+        "No reverse proxy can apply changes now, so bindings cannot be created or changed; removing one still works."
+    )
     expect(warning.locator(".domain-proxy-reason")).to_have_text(f"nginx: {reason}")
     expect(warning.locator(".domain-proxy-fix")).to_contain_text("Start nginx")
     # Which config and pid file the panel checks, and the setting that changes each.
@@ -162,15 +174,15 @@ def test_a_stopped_nginx_is_a_warning_that_says_what_to_check_and_the_preview_st
     bind = page.get_by_role("button", name="Bind a domain")
     expect(bind).to_be_disabled()
     expect(bind).to_have_accessible_description(
-        "Binding a domain needs a reverse proxy that can apply changes; see the warning above.")
+        "Binding a domain needs a reverse proxy that can apply changes; see the warning above."
+    )
     row = page.locator(f'tr[data-binding="{created["id"]}"]')
     expect(row).to_have_attribute("data-state", "online")
 
     # The dialog says so too and Save waits; the preview needs no running nginx.
     row.get_by_role("button", name="Edit").click()
     dialog = page.locator("#domain-dialog")
-    expect(dialog.locator(".domain-proxy-down")).to_have_text(
-        f"The reverse proxy cannot apply changes now: {reason}")
+    expect(dialog.locator(".domain-proxy-down")).to_have_text(f"The reverse proxy cannot apply changes now: {reason}")
     expect(dialog.get_by_role("button", name="Save and apply")).to_be_disabled()
     expect(dialog.locator(".domain-preview")).to_contain_text(f"server_name {DOMAIN};")
     dialog.locator("#domain-field-domains").fill(f"{DOMAIN}\nmore.example.test")
@@ -193,13 +205,23 @@ def tcp_caddy(tmp_path):
 
 
 def test_a_caddy_admin_api_on_tcp_is_a_warning_and_a_removal_while_caddy_is_down_shows_its_note(
-        served, tcp_caddy, ollama, page):
+    served, tcp_caddy, ollama, page
+):
     caddy = tcp_caddy
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": PAGE_TOKEN, "OLLAMA_HOST": ollama.url,
-                        "OPEN1PANEL_AI_DOMAIN_PROVIDER": "caddy", "OPEN1PANEL_AI_CADDY_ADMIN": caddy.admin})
+    panel = served(
+        env={
+            "OPEN1PANEL_AI_TOKEN": PAGE_TOKEN,
+            "OLLAMA_HOST": ollama.url,
+            "OPEN1PANEL_AI_DOMAIN_PROVIDER": "caddy",
+            "OPEN1PANEL_AI_CADDY_ADMIN": caddy.admin,
+        }
+    )
     headers = {"Authorization": f"Bearer {panel.token}"}
-    created = httpx.post(panel.url + "/api/v2/ai/domains", headers=headers, json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}})
+    created = httpx.post(
+        panel.url + "/api/v2/ai/domains",
+        headers=headers,
+        json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}},
+    )
     assert created.status_code == 201, created.text
     sign_in(page, panel)
     page.goto(panel.url + "/ai/domains/")
@@ -208,7 +230,8 @@ def test_a_caddy_admin_api_on_tcp_is_a_warning_and_a_removal_while_caddy_is_down
     expect(warnings.get_by_role("heading", level=2)).to_have_text("Warning about caddy")
     expect(warnings.locator(".domain-warning-text")).to_have_text(
         f"Caddy's admin API is on TCP ({caddy.admin}) and has no authentication: every local user "
-        "can read the bindings' bearer tokens and password hashes in its config, or change its routes.")
+        "can read the bindings' bearer tokens and password hashes in its config, or change its routes."
+    )
     expect(warnings.locator(".domain-warning-fix")).to_contain_text("unix//run/caddy/admin.sock")
     expect(warnings.locator(".domain-warning-fix")).to_contain_text("OPEN1PANEL_AI_CADDY_ADMIN")
     expect(page.get_by_role("button", name="Bind a domain")).to_be_enabled()  # a warning only
@@ -256,8 +279,9 @@ def test_the_dialog_binds_an_mcp_server_from_its_row(panel_with_nginx, nginx, pa
     dialog.get_by_role("button", name="Save and apply").click()
     expect(dialog.locator(".domain-state")).to_have_text("Online")
     assert panel.api("get", f"/mcp/servers/{server['id']}").json()["extra_hosts"] == ["time.example.test"]
-    unauthenticated = httpx.post(f"http://127.0.0.1:{nginx.http_port}/mcp", headers={"Host": "time.example.test"},
-                                 json={}, timeout=10)
+    unauthenticated = httpx.post(
+        f"http://127.0.0.1:{nginx.http_port}/mcp", headers={"Host": "time.example.test"}, json={}, timeout=10
+    )
     assert unauthenticated.status_code == 401  # the bridge's own token guards it, not a 421
 
 

@@ -62,9 +62,15 @@ def test_a_provider_plugin_is_chosen_before_the_built_ins(make_host, panel_env, 
         assert domain["provider"] == "list"
         assert [c["name"] for c in domain["candidates"]] == ["list", "nginx", "caddy"]
 
-        created = client.post("/api/v2/ai/domains", headers=headers, json={
-            "domains": ["ai.example.test"], "target": {"kind": "ollama", "name": "local"},
-            "tls": {"mode": "acme"}}).get_json()
+        created = client.post(
+            "/api/v2/ai/domains",
+            headers=headers,
+            json={
+                "domains": ["ai.example.test"],
+                "target": {"kind": "ollama", "name": "local"},
+                "tls": {"mode": "acme"},
+            },
+        ).get_json()
         assert created["state"] == "online" and created["provider"] == "list"
         assert created["url"] == "https://ai.example.test:8443"
         assert ListProxy.published[created["id"]].upstream.url == ollama.url
@@ -76,7 +82,10 @@ def test_no_usable_proxy_is_a_503_that_says_why(make_host, panel_env, tmp_path):
     client = make_host().app.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/api/v2/ai/domains", headers=headers).status_code == 200
-    reply = client.post("/api/v2/ai/domains", headers=headers, json={
-        "domains": ["ai.example.test"], "target": {"kind": "ollama", "name": "local"}})
+    reply = client.post(
+        "/api/v2/ai/domains",
+        headers=headers,
+        json={"domains": ["ai.example.test"], "target": {"kind": "ollama", "name": "local"}},
+    )
     assert reply.status_code == 503
     assert "missing or not writable" in reply.get_json()["error"]["message"]

@@ -23,11 +23,13 @@ def test_a_removed_ollama_endpoint_marks_its_bindings_error(nginx_panel, ollama)
     panel = nginx_panel
     status, endpoint = panel.api("post", "/ollama/endpoints", json={"name": "gpu-box", "url": ollama.url})
     assert status == 201, endpoint
-    status, gone = panel.api("post", "/domains", json={
-        "domains": ["gpu.example.test"], "target": {"kind": "ollama", "name": "gpu-box"}})
+    status, gone = panel.api(
+        "post", "/domains", json={"domains": ["gpu.example.test"], "target": {"kind": "ollama", "name": "gpu-box"}}
+    )
     assert status == 201 and gone["state"] == "online", gone
-    kept = panel.api("post", "/domains", json={
-        "domains": ["local.example.test"], "target": {"kind": "ollama", "name": "local"}})[1]
+    kept = panel.api(
+        "post", "/domains", json={"domains": ["local.example.test"], "target": {"kind": "ollama", "name": "local"}}
+    )[1]
 
     assert panel.api("delete", "/ollama/endpoints/gpu-box")[0] == 204
 
@@ -44,17 +46,18 @@ def test_a_removed_ollama_endpoint_marks_its_bindings_error(nginx_panel, ollama)
 
 
 def test_a_panel_started_after_the_endpoint_went_marks_the_binding_at_start(
-        nginx, panel_env, make_host, ollama, data_dir):
+    nginx, panel_env, make_host, ollama, data_dir
+):
     first = _panel(nginx, "nginx", panel_env, make_host, ollama, data_dir)
     first.api("post", "/ollama/endpoints", json={"name": "gpu-box", "url": ollama.url})
-    created = first.api("post", "/domains", json={
-        "domains": ["gpu.example.test"], "target": {"kind": "ollama", "name": "gpu-box"}})[1]
+    created = first.api(
+        "post", "/domains", json={"domains": ["gpu.example.test"], "target": {"kind": "ollama", "name": "gpu-box"}}
+    )[1]
     first.context.store.execute("DELETE FROM ollama_endpoints WHERE name = ?", ("gpu-box",))
     first.host.shutdown()
 
     second = _panel(nginx, "nginx", panel_env, make_host, ollama, data_dir)
-    row = second.context.store.query_one("SELECT state, error FROM domain_bindings WHERE id = ?",
-                                         (created["id"],))
+    row = second.context.store.query_one("SELECT state, error FROM domain_bindings WHERE id = ?", (created["id"],))
     assert row["state"] == "error" and "'gpu-box'" in row["error"]
 
 
@@ -62,10 +65,12 @@ def test_an_mcp_servers_new_port_is_applied_and_its_deletion_retires_its_binding
     panel = nginx_panel
     api = mcp_api(panel)
     moved, other = start_time_server(panel, "time-a"), start_time_server(panel, "time-b")
-    bound = panel.api("post", "/domains", json={
-        "domains": ["time-a.example.test"], "target": {"kind": "mcp", "name": moved["id"]}})[1]
-    kept = panel.api("post", "/domains", json={
-        "domains": ["time-b.example.test"], "target": {"kind": "mcp", "name": other["id"]}})[1]
+    bound = panel.api(
+        "post", "/domains", json={"domains": ["time-a.example.test"], "target": {"kind": "mcp", "name": moved["id"]}}
+    )[1]
+    kept = panel.api(
+        "post", "/domains", json={"domains": ["time-b.example.test"], "target": {"kind": "mcp", "name": other["id"]}}
+    )[1]
     assert site(panel, bound["id"]).read_text().count(f":{moved['port']};") == 1
     kept_site = site(panel, kept["id"]).read_text()
 

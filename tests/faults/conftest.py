@@ -49,8 +49,11 @@ def list_tools(url: str, token: str) -> list[str]:
 async def _list_tools(url, token):
     with anyio.fail_after(20):
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
-        async with (http, streamable_http_client(url, http_client=http) as (read, write),
-                    ClientSession(read, write) as session):
+        async with (
+            http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             return [tool.name for tool in (await session.list_tools()).tools]
 
@@ -65,8 +68,13 @@ def standin(tmp_path):
 def panel_env(standin):
     """The environment every panel here gets: the stand-in as ``local`` Ollama, quick MCP
     supervision, and no domain provider unless a test names one."""
-    return {"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url, "OLLAMA_MODELS": str(standin.state_dir),
-            "OPEN1PANEL_AI_DOMAIN_PROVIDER": "none", **FAST}
+    return {
+        "OPEN1PANEL_AI_TOKEN": TOKEN,
+        "OLLAMA_HOST": standin.url,
+        "OLLAMA_MODELS": str(standin.state_dir),
+        "OPEN1PANEL_AI_DOMAIN_PROVIDER": "none",
+        **FAST,
+    }
 
 
 @pytest.fixture
@@ -109,15 +117,24 @@ class PausingNginx:
         self.control = root / "control"
         self.control.mkdir(parents=True)
         self.binary = root / "nginx-pausing"
-        self.binary.write_text(PAUSING_NGINX.replace("{control}", str(self.control))
-                               .replace("{nginx}", shutil.which("nginx") or "/usr/sbin/nginx"))
+        self.binary.write_text(
+            PAUSING_NGINX.replace("{control}", str(self.control)).replace(
+                "{nginx}", shutil.which("nginx") or "/usr/sbin/nginx"
+            )
+        )
         self.binary.chmod(0o755)
 
     def env(self) -> dict[str, str]:
         settings = self.server.settings(Path("unused"))
-        return {"OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx", "OPEN1PANEL_AI_NGINX_BIN": str(self.binary),
-                **{"OPEN1PANEL_AI_" + key.upper(): value for key, value in settings.items()
-                   if key not in ("data_dir", "nginx_bin")}}
+        return {
+            "OPEN1PANEL_AI_DOMAIN_PROVIDER": "nginx",
+            "OPEN1PANEL_AI_NGINX_BIN": str(self.binary),
+            **{
+                "OPEN1PANEL_AI_" + key.upper(): value
+                for key, value in settings.items()
+                if key not in ("data_dir", "nginx_bin")
+            },
+        }
 
     def pause(self, step: str) -> None:
         (self.control / f"pause-{step}").touch()
@@ -134,8 +151,9 @@ class PausingNginx:
         return {path.name: path.read_bytes() for path in sorted(self.server.sites.iterdir())}
 
     def config_test(self) -> subprocess.CompletedProcess:
-        return subprocess.run(["nginx", "-t", "-c", str(self.server.conf)], capture_output=True,
-                              text=True, timeout=30, check=False)
+        return subprocess.run(
+            ["nginx", "-t", "-c", str(self.server.conf)], capture_output=True, text=True, timeout=30, check=False
+        )
 
 
 @pytest.fixture
@@ -171,9 +189,13 @@ class PausingCaddyAdmin:
                     if not relay.forward:
                         self.close_connection = True
                         return
-                answer = httpx.request(self.command, caddy.admin + self.path, content=body, timeout=10,
-                                       headers={k: v for k, v in self.headers.items()
-                                                if k.lower() in ("content-type", "if-match")})
+                answer = httpx.request(
+                    self.command,
+                    caddy.admin + self.path,
+                    content=body,
+                    timeout=10,
+                    headers={k: v for k, v in self.headers.items() if k.lower() in ("content-type", "if-match")},
+                )
                 if holding == "after":
                     relay._hold()
                 try:

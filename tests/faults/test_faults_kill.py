@@ -17,8 +17,7 @@ from tests.mcp.conftest import pid_alive
 pytestmark = pytest.mark.server
 
 
-def test_a_pull_killed_midway_goes_on_by_itself_and_a_cancelled_one_does_not(
-        served, standin, panel_env, tmp_path):
+def test_a_pull_killed_midway_goes_on_by_itself_and_a_cancelled_one_does_not(served, standin, panel_env, tmp_path):
     standin.pull_speed = 1_000_000
     standin.publish("llama3.2", [3_000_000])
     standin.publish("qwen2", [3_000_000])
@@ -62,7 +61,8 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 
 def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
-        served, panel_env, tmp_path, no_stray_bridges):
+    served, panel_env, tmp_path, no_stray_bridges
+):
     scripts = tmp_path / "scripts"  # granted to the servers' sandbox, which sees "hang" go
     scripts.mkdir()
     script, hang = scripts / "slow_start.py", scripts / "hang"
@@ -73,9 +73,17 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
     slow = [sys.executable, str(script), str(hang), *TIME_SERVER]
     servers = {}
     for name, autostart in (("kept", True), ("manual", False)):
-        made = panel.api("POST", "/mcp/servers", json={"name": name, "command": slow,
-                                                      "autostart": autostart, "port": free_port(),
-                                                      "profile": {"read": [str(scripts)]}})
+        made = panel.api(
+            "POST",
+            "/mcp/servers",
+            json={
+                "name": name,
+                "command": slow,
+                "autostart": autostart,
+                "port": free_port(),
+                "profile": {"read": [str(scripts)]},
+            },
+        )
         assert made.status_code == 201, made.text
         servers[name] = made.json()["id"]
         no_stray_bridges.append(made.json()["id"])
@@ -85,10 +93,8 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
     left_behind = []
     for server_id in (kept, manual):
         assert panel.api("POST", f"/mcp/servers/{server_id}/start").status_code == 200
-        [bridge] = wait_for(lambda server_id=server_id: bridge_pids(f"{server_id}.json"),
-                            what="the bridge to start")
-        left_behind += [bridge, *wait_for(lambda bridge=bridge: child_pids(bridge),
-                                          what="the stdio server to start")]
+        [bridge] = wait_for(lambda server_id=server_id: bridge_pids(f"{server_id}.json"), what="the bridge to start")
+        left_behind += [bridge, *wait_for(lambda bridge=bridge: child_pids(bridge), what="the stdio server to start")]
     # Killed while starting: both bridges still wait for their server's first answer.
     assert panel.api("GET", f"/mcp/servers/{kept}").json()["status"] == "starting"
     kill_panel(panel)
@@ -97,14 +103,15 @@ def test_mcp_servers_killed_while_starting_come_back_once_and_leave_no_orphans(
 
     hang.unlink()
     again = served(env=panel_env, data_dir=data_dir)
-    server = wait_for(lambda: (s := again.api("GET", f"/mcp/servers/{kept}").json())["status"] == "running" and s,
-                      what="the autostart server to run")
+    server = wait_for(
+        lambda: (s := again.api("GET", f"/mcp/servers/{kept}").json())["status"] == "running" and s,
+        what="the autostart server to run",
+    )
     assert bridge_pids(f"{kept}.json") == [server["pid"]]  # exactly once: the orphan was stopped
     assert "get_current_time" in list_tools(server["endpoints"]["streamable_http"], token)
     # The server not marked autostart stays stopped, and what was left of it is gone too.
     assert again.api("GET", f"/mcp/servers/{manual}").json()["status"] == "stopped"
-    wait_for(lambda: not bridge_pids(f"{manual}.json"), timeout=5,
-             what="the bridge left of the manual server to go")
+    wait_for(lambda: not bridge_pids(f"{manual}.json"), timeout=5, what="the bridge left of the manual server to go")
     assert not any(pid_alive(pid) for pid in left_behind)
     assert integrity(data_dir) == "ok"
 

@@ -28,6 +28,7 @@ LEFTOVER = (".new", ".previous", ".absent")
 
 def in_background(panel, method: str, path: str, **kwargs) -> threading.Thread:
     """Send a request that will be cut short by the kill; its answer does not matter."""
+
     def send():
         try:
             panel.api(method, path, **kwargs)
@@ -43,8 +44,7 @@ def through_nginx(nginx, host=DOMAIN, **kwargs) -> int:
     return nginx.server.get(host, "/api/version", **kwargs).status_code
 
 
-def test_a_domain_apply_killed_at_any_step_leaves_the_old_or_the_new_site(
-        served, panel_env, pausing_nginx, tmp_path):
+def test_a_domain_apply_killed_at_any_step_leaves_the_old_or_the_new_site(served, panel_env, pausing_nginx, tmp_path):
     nginx = pausing_nginx
     env = {**panel_env, **nginx.env()}
     data_dir = tmp_path / "panel"
@@ -57,13 +57,31 @@ def test_a_domain_apply_killed_at_any_step_leaves_the_old_or_the_new_site(
     # Each step of an apply, with a change whose effect nginx shows from outside.
     basic = {"mode": "basic", "username": "ops", "password": "a long enough secret"}
     steps = [
-        ("test", "PUT", f"/domains/{binding}", {"auth": basic},
-         lambda: through_nginx(nginx) == 401 and through_nginx(nginx, auth=("ops", basic["password"])) == 200),
-        ("reload", "PUT", f"/domains/{binding}", {"allowlist": ["10.0.0.0/8"]},
-         lambda: through_nginx(nginx, auth=("ops", basic["password"])) == 403),
-        ("after-reload", "POST", "/domains", {"domains": ["second.example.test"], "auth": {"mode": "none"},
-                                              "target": {"kind": "ollama", "name": "local"}},
-         lambda: through_nginx(nginx, "second.example.test") == 200),
+        (
+            "test",
+            "PUT",
+            f"/domains/{binding}",
+            {"auth": basic},
+            lambda: through_nginx(nginx) == 401 and through_nginx(nginx, auth=("ops", basic["password"])) == 200,
+        ),
+        (
+            "reload",
+            "PUT",
+            f"/domains/{binding}",
+            {"allowlist": ["10.0.0.0/8"]},
+            lambda: through_nginx(nginx, auth=("ops", basic["password"])) == 403,
+        ),
+        (
+            "after-reload",
+            "POST",
+            "/domains",
+            {
+                "domains": ["second.example.test"],
+                "auth": {"mode": "none"},
+                "target": {"kind": "ollama", "name": "local"},
+            },
+            lambda: through_nginx(nginx, "second.example.test") == 200,
+        ),
     ]
     for step, method, path, body, serves_the_change in steps:
         before = nginx.site_files()
@@ -81,12 +99,14 @@ def test_a_domain_apply_killed_at_any_step_leaves_the_old_or_the_new_site(
         after = nginx.site_files()
         assert not [name for name in after if name.endswith(LEFTOVER)], after
         # The change was applied again from the record: its new text, and nginx serves it.
-        changed = {name for name, content in during.items() if not name.endswith(LEFTOVER)
-                   and content != before.get(name)}
+        changed = {
+            name for name, content in during.items() if not name.endswith(LEFTOVER) and content != before.get(name)
+        }
         assert changed and all(after[name] == during[name] for name in changed), step
         # So what the kill left on disk was whole: each site the old text or the new one.
-        assert all(content in (before.get(name), after.get(name)) for name, content in during.items()
-                   if name.endswith(".conf"))
+        assert all(
+            content in (before.get(name), after.get(name)) for name, content in during.items() if name.endswith(".conf")
+        )
         assert serves_the_change(), step
         checked = nginx.config_test()
         assert checked.returncode == 0, checked.stderr
@@ -103,8 +123,7 @@ NginxProvider(settings).apply(ProxyBinding(**{**fields, "upstream": Upstream(**f
 """
 
 
-def test_an_apply_cut_short_is_undone_before_the_next_even_one_nginx_rejects(
-        pausing_nginx, standin, tmp_path):
+def test_an_apply_cut_short_is_undone_before_the_next_even_one_nginx_rejects(pausing_nginx, standin, tmp_path):
     nginx = pausing_nginx
     settings = {**nginx.server.settings(tmp_path / "data"), "nginx_bin": str(nginx.binary)}
     upstream = Upstream("http", "127.0.0.1", standin.port)
@@ -114,10 +133,16 @@ def test_an_apply_cut_short_is_undone_before_the_next_even_one_nginx_rejects(
     assert through_nginx(nginx) == 200
 
     nginx.pause("test")
-    fields = {"id": "kept", "domains": [DOMAIN], "target_kind": "ollama", "allowlist": ["10.0.0.0/8"],
-              "upstream": {"scheme": "http", "host": "127.0.0.1", "port": standin.port}}
-    crashing = subprocess.Popen([sys.executable, "-c", APPLY, json.dumps(settings), json.dumps(fields)],
-                                start_new_session=True)
+    fields = {
+        "id": "kept",
+        "domains": [DOMAIN],
+        "target_kind": "ollama",
+        "allowlist": ["10.0.0.0/8"],
+        "upstream": {"scheme": "http", "host": "127.0.0.1", "port": standin.port},
+    }
+    crashing = subprocess.Popen(
+        [sys.executable, "-c", APPLY, json.dumps(settings), json.dumps(fields)], start_new_session=True
+    )
     nginx.wait_paused("test")
     os.killpg(crashing.pid, signal.SIGKILL)
     crashing.wait()
@@ -126,31 +151,39 @@ def test_an_apply_cut_short_is_undone_before_the_next_even_one_nginx_rejects(
 
     # The next apply, of another binding that nginx refuses, first puts the killed one back.
     with pytest.raises(ProxyRejected):
-        provider.apply(ProxyBinding(id="broken", domains=("broken.example.test",), target_kind="ollama",
-                                    upstream=upstream, tls_mode="existing",
-                                    certificate=str(tmp_path / "missing.pem"),
-                                    certificate_key=str(tmp_path / "missing.key")))
+        provider.apply(
+            ProxyBinding(
+                id="broken",
+                domains=("broken.example.test",),
+                target_kind="ollama",
+                upstream=upstream,
+                tls_mode="existing",
+                certificate=str(tmp_path / "missing.pem"),
+                certificate_key=str(tmp_path / "missing.key"),
+            )
+        )
     assert nginx.site_files() == served_before
     assert nginx.config_test().returncode == 0
     assert through_nginx(nginx) == 200
 
 
-def test_a_caddy_change_killed_before_or_after_caddy_took_it_ends_applied(
-        served, panel_env, pausing_caddy, tmp_path):
+def test_a_caddy_change_killed_before_or_after_caddy_took_it_ends_applied(served, panel_env, pausing_caddy, tmp_path):
     relay, caddy = pausing_caddy, pausing_caddy.caddy
     env = {**panel_env, "OPEN1PANEL_AI_DOMAIN_PROVIDER": "caddy", "OPEN1PANEL_AI_CADDY_ADMIN": relay.url}
     data_dir = tmp_path / "panel"
     panel = served(env=env, data_dir=data_dir)
-    made = panel.api("POST", "/domains", json={"domains": [DOMAIN], "auth": {"mode": "none"},
-                                               "target": {"kind": "ollama", "name": "local"}})
+    made = panel.api(
+        "POST",
+        "/domains",
+        json={"domains": [DOMAIN], "auth": {"mode": "none"}, "target": {"kind": "ollama", "name": "local"}},
+    )
     assert made.status_code == 201 and made.json()["state"] == "online", made.text
     binding = made.json()["id"]
     assert caddy.get(DOMAIN, "/api/version").status_code == 200
 
     # Killed before Caddy got the change, then after Caddy took it but before the panel knew.
     # The answers through Caddy while the change is held there, and once the panel is back.
-    for at, allowlist, while_held, at_the_end in (("before", ["10.0.0.0/8"], 200, 403),
-                                                  ("after", [], 200, 200)):
+    for at, allowlist, while_held, at_the_end in (("before", ["10.0.0.0/8"], 200, 403), ("after", [], 200, 200)):
         relay.pause(at)
         in_background(panel, "PUT", f"/domains/{binding}", json={"allowlist": allowlist})
         assert relay.reached.wait(30), at

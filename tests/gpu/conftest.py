@@ -11,8 +11,7 @@ from tests.gpu.fake_pynvml import FakeNVML, three_gpus
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "nvidia_gpu: needs a real NVIDIA GPU and driver; skipped when nvmlInit fails")
+    config.addinivalue_line("markers", "nvidia_gpu: needs a real NVIDIA GPU and driver; skipped when nvmlInit fails")
 
 
 @pytest.fixture

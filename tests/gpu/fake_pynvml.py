@@ -85,8 +85,15 @@ class FakeGPU:
 class FakeNVML:
     """A machine's NVML: its GPUs, driver versions, and what ``nvmlInit`` does."""
 
-    def __init__(self, gpus: list[FakeGPU] | None = None, *, init_error: int | None = None,
-                 driver: str = "550.54.15", cuda: int = 12040, old_binding: bool = False) -> None:
+    def __init__(
+        self,
+        gpus: list[FakeGPU] | None = None,
+        *,
+        init_error: int | None = None,
+        driver: str = "550.54.15",
+        cuda: int = 12040,
+        old_binding: bool = False,
+    ) -> None:
         self.gpus = list(gpus or [])
         self.init_error = init_error
         self.driver = driver
@@ -133,8 +140,9 @@ class FakeNVML:
 
         def memory(h):
             gpu = fake._gpu(h, "GetMemoryInfo")
-            return types.SimpleNamespace(total=gpu.memory_total, used=gpu.memory_used,
-                                         free=gpu.memory_total - gpu.memory_used)
+            return types.SimpleNamespace(
+                total=gpu.memory_total, used=gpu.memory_used, free=gpu.memory_total - gpu.memory_used
+            )
 
         def utilization(h):
             gpu = fake._gpu(h, "GetUtilizationRates")
@@ -180,15 +188,30 @@ def three_gpus(own_pid: int) -> FakeNVML:
     """The machine most tests use: a healthy A100 running a process of ours and one from another
     pid namespace; a consumer card without fan, ECC or encoder readings; and a MIG-enabled H100
     whose process memory NVML does not report."""
-    return FakeNVML([
-        FakeGPU(compute=[FakeProcess(own_pid, 4 * 2**30), FakeProcess(4_194_999, 2**30)],
-                graphics=[FakeProcess(own_pid, 256 * 2**20)]),
-        FakeGPU(name="NVIDIA GeForce RTX 4090", uuid="GPU-11111111-1111-1111-1111-111111111111",
-                bus_id="00000000:08:00.0", memory_total=24 * 2**30, memory_used=2**30,
-                failing={"GetFanSpeed": NVML_ERROR_NOT_SUPPORTED,
-                         "GetTotalEccErrors": NVML_ERROR_NOT_SUPPORTED,
-                         "GetEncoderUtilization": NVML_ERROR_FUNCTION_NOT_FOUND}),
-        FakeGPU(name="NVIDIA H100 80GB HBM3", uuid="GPU-22222222-2222-2222-2222-222222222222",
-                bus_id="00000000:09:00.0", mig_mode=1,
-                compute=[FakeProcess(own_pid, None)]),
-    ])
+    return FakeNVML(
+        [
+            FakeGPU(
+                compute=[FakeProcess(own_pid, 4 * 2**30), FakeProcess(4_194_999, 2**30)],
+                graphics=[FakeProcess(own_pid, 256 * 2**20)],
+            ),
+            FakeGPU(
+                name="NVIDIA GeForce RTX 4090",
+                uuid="GPU-11111111-1111-1111-1111-111111111111",
+                bus_id="00000000:08:00.0",
+                memory_total=24 * 2**30,
+                memory_used=2**30,
+                failing={
+                    "GetFanSpeed": NVML_ERROR_NOT_SUPPORTED,
+                    "GetTotalEccErrors": NVML_ERROR_NOT_SUPPORTED,
+                    "GetEncoderUtilization": NVML_ERROR_FUNCTION_NOT_FOUND,
+                },
+            ),
+            FakeGPU(
+                name="NVIDIA H100 80GB HBM3",
+                uuid="GPU-22222222-2222-2222-2222-222222222222",
+                bus_id="00000000:09:00.0",
+                mig_mode=1,
+                compute=[FakeProcess(own_pid, None)],
+            ),
+        ]
+    )

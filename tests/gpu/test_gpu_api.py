@@ -57,7 +57,10 @@ def test_the_current_sample_reads_every_gpu(gpu_api):
     assert status == 200
     assert sample["mode"] == "gpu" and sample["provider"] == "nvml" and sample["interval"] == 0.5
     assert [d["name"] for d in sample["devices"]] == [
-        "NVIDIA A100-SXM4-80GB", "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3"]
+        "NVIDIA A100-SXM4-80GB",
+        "NVIDIA GeForce RTX 4090",
+        "NVIDIA H100 80GB HBM3",
+    ]
     assert sample["devices"][1]["fan_speed"] is None and "fan_speed" in sample["devices"][1]["unsupported"]
     assert sample["versions"] == {"driver": "550.54.15", "cuda": "12.4"}
     assert sample["cpu"] is None and sample["reason"] is None and sample["ollama_cpu_models"] == []
@@ -89,9 +92,11 @@ def test_history_returns_the_recorded_samples_and_rejects_bad_ranges(gpu_api):
     status, history = gpu_api("get", f"/gpu/history?since={time.time() - 60}")
     assert status == 200 and history["tier"] == "raw"
     series = {s["device"]: s for s in history["devices"]}
-    assert set(series) == {"GPU-00000000-0000-0000-0000-000000000000",
-                           "GPU-11111111-1111-1111-1111-111111111111",
-                           "GPU-22222222-2222-2222-2222-222222222222"}
+    assert set(series) == {
+        "GPU-00000000-0000-0000-0000-000000000000",
+        "GPU-11111111-1111-1111-1111-111111111111",
+        "GPU-22222222-2222-2222-2222-222222222222",
+    }
     a100 = series["GPU-00000000-0000-0000-0000-000000000000"]
     assert len(a100["times"]) >= 3 and a100["values"]["utilization_gpu"][-1] == 45
     status, week = gpu_api("get", f"/gpu/history?since={time.time() - 3 * 86400}")
@@ -117,8 +122,7 @@ def test_a_failing_other_service_does_not_break_metrics(gpu_host, swap_service):
             raise RuntimeError("endpoint down")
 
     swap_service("ollama", Broken())
-    response = gpu_host.app.test_client().get("/api/v2/ai/metrics",
-                                              headers={"Authorization": f"Bearer {TOKEN}"})
+    response = gpu_host.app.test_client().get("/api/v2/ai/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200 and b"DCGM_FI_DEV_GPU_UTIL" in response.data
     assert b"open1panel_ai_ollama" not in response.data
 
@@ -168,10 +172,21 @@ class VendorGPU:
         pass
 
     def sample(self):
-        return {"devices": [{"index": 0, "name": "Vendor X1", "uuid": "VX-0", "lost": False,
-                             "unsupported": ["power_draw_w"], "utilization_gpu": 7,
-                             "power_draw_w": None}],
-                "processes": [], "versions": {"driver": "1.0"}}
+        return {
+            "devices": [
+                {
+                    "index": 0,
+                    "name": "Vendor X1",
+                    "uuid": "VX-0",
+                    "lost": False,
+                    "unsupported": ["power_draw_w"],
+                    "utilization_gpu": 7,
+                    "power_draw_w": None,
+                }
+            ],
+            "processes": [],
+            "versions": {"driver": "1.0"},
+        }
 
     def checks(self):
         return [{"name": "vendor-smi", "ok": True, "detail": "found", "fix": ""}]
@@ -191,10 +206,12 @@ def test_a_provider_plugin_goes_before_the_builtins_and_feeds_every_route(machin
     assert sample["provider"] == "vendor" and sample["mode"] == "gpu"
     assert sample["devices"][0]["name"] == "Vendor X1"
     checks = client.get("/api/v2/ai/gpu/checks", headers=headers).get_json()
-    assert checks == {"provider": "vendor", "checks": [
-        {"name": "vendor-smi", "ok": True, "detail": "found", "fix": ""}]}
+    assert checks == {
+        "provider": "vendor",
+        "checks": [{"name": "vendor-smi", "ok": True, "detail": "found", "fix": ""}],
+    }
     text = client.get("/api/v2/ai/metrics", headers=headers).get_data(as_text=True)
-    assert 'DCGM_FI_DEV_GPU_UTIL{Hostname=' in text and "DCGM_FI_DEV_POWER_USAGE{" not in text
+    assert "DCGM_FI_DEV_GPU_UTIL{Hostname=" in text and "DCGM_FI_DEV_POWER_USAGE{" not in text
 
 
 def test_with_gpu_monitoring_off_the_routes_say_why(make_host, panel_env):

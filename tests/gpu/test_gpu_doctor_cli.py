@@ -11,9 +11,15 @@ from tests.gpu.fake_pynvml import FakeGPU, FakeNVML
 def test_doctor_on_a_gpu_machine_lists_each_check_and_exits_0(machine, capsys):
     assert cli.main(["gpu", "doctor"]) == 0
     out = capsys.readouterr().out
-    for line in ("ok  library", "ok  binding", "ok  driver        NVIDIA driver 550.54.15",
-                 "ok  cuda          CUDA 12.4", "ok  devices       3 GPU(s)", "!!  process_info",
-                 "GPU monitoring: NVML works."):
+    for line in (
+        "ok  library",
+        "ok  binding",
+        "ok  driver        NVIDIA driver 550.54.15",
+        "ok  cuda          CUDA 12.4",
+        "ok  devices       3 GPU(s)",
+        "!!  process_info",
+        "GPU monitoring: NVML works.",
+    ):
         assert line in out, line
     assert "fix: Run the panel" in out
 
@@ -36,7 +42,12 @@ def test_doctor_warns_about_a_shadowing_pynvml(install_nvml, capsys):
 
 def test_the_installed_command_runs_on_this_machine():
     """The real nvidia-ml-py on whatever this machine has: it must answer, never crash."""
-    result = subprocess.run([sys.executable, "-m", "open1panel_ai", "gpu", "doctor"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "open1panel_ai", "gpu", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode in (0, 1), result.stderr
     assert result.stdout.startswith("ok  library") and "GPU monitoring:" in result.stdout

@@ -1,9 +1,11 @@
 """Round-robin GPU history in real SQLite: full resolution for an hour, minute averages for a
 week, hour averages for a year, bounded, and a range query answered from the fitting tier."""
 
+import json
+
 import pytest
 
-from open1panel_ai.gpu.history import TIERS, History
+from open1panel_ai.gpu.history import MAX_POINTS, TIERS, History
 from open1panel_ai.store import Store
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 3600  # on an hour boundary
@@ -19,8 +21,7 @@ def store(tmp_path):
 def test_samples_fold_into_minute_and_hour_averages(store):
     history = History(store)
     for second in range(0, 120, 2):  # two minutes, every 2 s; utilization 0..59 then 60..119
-        history.record(T0 + second, {"GPU-a": {"utilization_gpu": second // 2, "temperature": None,
-                                               "not_kept": 5}})
+        history.record(T0 + second, {"GPU-a": {"utilization_gpu": second // 2, "temperature": None, "not_kept": 5}})
     raw = history.query(T0, T0 + 120, now=T0 + 120)
     assert raw["tier"] == "raw" and raw["step"] is None
     series = raw["devices"][0]
@@ -81,3 +82,32 @@ def test_history_survives_a_restart_and_keeps_folding_the_open_minute(tmp_path):
     minute = history.query(T0, T0 + 60, now=T0 + 86400)
     assert minute["devices"][0]["values"]["utilization_gpu"] == [20.0]
     store.close()
+
+
+def test_an_answer_holds_at_most_max_points_per_device_however_many_samples_the_range_has(store):
+    """An answer's size (and what building it holds in memory) does not grow with the sampling
+    rate or the uptime: an hour of samples every 0.5 s from two devices comes back as bucket
+    averages, at most MAX_POINTS per device, each bucket the mean of its samples."""
+    history = History(store)
+    with store.transaction() as db:  # an hour every 0.5 s, written the way record() writes it
+        for half_second in range(7200):
+            for device, offset in (("GPU-a", 0), ("GPU-b", 100)):
+                sums = {"utilization_gpu": [float(half_second % 8 + offset), 1]}
+                if device == "GPU-a":
+                    sums["power_draw_w"] = [200.0, 1]
+                db.execute(
+                    "INSERT INTO gpu_history VALUES ('raw', ?, ?, 1, ?)",
+                    (T0 + half_second / 2, device, json.dumps(sums)),
+                )
+    answer = history.query(T0, T0 + 3600, now=T0 + 3600)
+    assert answer["tier"] == "raw" and answer["step"] == 8  # 3600 s / MAX_POINTS, rounded up
+    a, b = answer["devices"]
+    assert a["device"] == "GPU-a" and b["device"] == "GPU-b"
+    assert len(a["times"]) == len(b["times"]) == 450 <= MAX_POINTS
+    assert a["times"][:2] == [T0, T0 + 8]
+    # 16 samples a bucket, utilization 0..7 twice over: the mean is 3.5.
+    assert set(a["values"]["utilization_gpu"]) == {3.5} and set(b["values"]["utilization_gpu"]) == {103.5}
+    assert set(a["values"]["power_draw_w"]) == {200.0} and "power_draw_w" not in b["values"]
+    # A range within MAX_POINTS samples still answers every sample.
+    recent = history.query(T0 + 3500, T0 + 3600, now=T0 + 3600)
+    assert recent["step"] is None and len(recent["devices"][0]["times"]) == 200

@@ -25,14 +25,32 @@ def test_a_healthy_gpu_reports_every_reading_in_panel_units(machine):
     assert reading["versions"] == {"driver": "550.54.15", "cuda": "12.4"}
     a100 = reading["devices"][0]
     assert a100 == {
-        "index": 0, "name": "NVIDIA A100-SXM4-80GB", "uuid": "GPU-00000000-0000-0000-0000-000000000000",
-        "pci_bus_id": "00000000:07:00.0", "lost": False, "error": None,
-        "utilization_gpu": 45, "utilization_memory": 20, "encoder_utilization": 3,
-        "decoder_utilization": 1, "memory_total": 80 * 2**30, "memory_used": 10 * 2**30,
-        "memory_free": 70 * 2**30, "temperature": 51, "fan_speed": 30,
-        "power_draw_w": 123.456, "power_limit_w": 400.0, "energy_mj": 9_876_543,
-        "clock_sm": 1410, "clock_memory": 1593, "pstate": "P0", "persistence_mode": True,
-        "compute_mode": "default", "ecc_errors_uncorrected": 0, "mig_mode": False, "unsupported": [],
+        "index": 0,
+        "name": "NVIDIA A100-SXM4-80GB",
+        "uuid": "GPU-00000000-0000-0000-0000-000000000000",
+        "pci_bus_id": "00000000:07:00.0",
+        "lost": False,
+        "error": None,
+        "utilization_gpu": 45,
+        "utilization_memory": 20,
+        "encoder_utilization": 3,
+        "decoder_utilization": 1,
+        "memory_total": 80 * 2**30,
+        "memory_used": 10 * 2**30,
+        "memory_free": 70 * 2**30,
+        "temperature": 51,
+        "fan_speed": 30,
+        "power_draw_w": 123.456,
+        "power_limit_w": 400.0,
+        "energy_mj": 9_876_543,
+        "clock_sm": 1410,
+        "clock_memory": 1593,
+        "pstate": "P0",
+        "persistence_mode": True,
+        "compute_mode": "default",
+        "ecc_errors_uncorrected": 0,
+        "mig_mode": False,
+        "unsupported": [],
     }
 
 
@@ -88,8 +106,15 @@ def test_processes_merge_by_pid_with_mig_memory_null_and_invisible_pids(machine)
     assert me["name"] == psutil.Process().name() and me["visible"] is True
     assert me["user"] == psutil.Process().username()
     ghost = processes[4_194_999]
-    assert ghost == {"pid": 4_194_999, "kinds": ["compute"], "gpus": [0], "used_memory": 2**30,
-                     "name": None, "user": None, "visible": False}
+    assert ghost == {
+        "pid": 4_194_999,
+        "kinds": ["compute"],
+        "gpus": [0],
+        "used_memory": 2**30,
+        "name": None,
+        "user": None,
+        "visible": False,
+    }
 
 
 def test_a_mig_process_alone_has_null_memory(install_nvml):
@@ -99,12 +124,15 @@ def test_a_mig_process_alone_has_null_memory(install_nvml):
     assert reading["processes"][0]["used_memory"] is None
 
 
-@pytest.mark.parametrize(("code", "reason", "fix"), [
-    (fake.NVML_ERROR_LIBRARY_NOT_FOUND, "libnvidia-ml.so.1) is not installed", "Install the NVIDIA driver"),
-    (fake.NVML_ERROR_DRIVER_NOT_LOADED, "kernel module is not loaded", "modprobe nvidia"),
-    (fake.NVML_ERROR_LIB_RM_VERSION_MISMATCH, "different versions", "Reboot"),
-    (fake.NVML_ERROR_NO_PERMISSION, "/dev/nvidia*", "video"),
-])
+@pytest.mark.parametrize(
+    ("code", "reason", "fix"),
+    [
+        (fake.NVML_ERROR_LIBRARY_NOT_FOUND, "libnvidia-ml.so.1) is not installed", "Install the NVIDIA driver"),
+        (fake.NVML_ERROR_DRIVER_NOT_LOADED, "kernel module is not loaded", "modprobe nvidia"),
+        (fake.NVML_ERROR_LIB_RM_VERSION_MISMATCH, "different versions", "Reboot"),
+        (fake.NVML_ERROR_NO_PERMISSION, "/dev/nvidia*", "video"),
+    ],
+)
 def test_an_init_failure_says_why_and_how_to_fix_it_and_the_cpu_provider_says_so(install_nvml, code, reason, fix):
     machine = install_nvml(FakeNVML([FakeGPU()], init_error=code))
     with pytest.raises(ProviderUnavailable) as failure:

@@ -31,9 +31,20 @@ class FlakyGPU:
             FlakyGPU.samples += 1
         if self.broken.is_set():
             raise OSError("flaky-smi: device or resource busy")
-        return {"devices": [{"index": 0, "name": "Flaky F1", "uuid": "FL-0", "lost": False,
-                             "unsupported": [], "utilization_gpu": 12}],
-                "processes": [], "versions": {}}
+        return {
+            "devices": [
+                {
+                    "index": 0,
+                    "name": "Flaky F1",
+                    "uuid": "FL-0",
+                    "lost": False,
+                    "unsupported": [],
+                    "utilization_gpu": 12,
+                }
+            ],
+            "processes": [],
+            "versions": {},
+        }
 
     def checks(self):
         return [{"name": "flaky-smi", "ok": True, "detail": "found", "fix": ""}]
@@ -81,8 +92,12 @@ def test_the_sampler_logs_the_failure_and_keeps_sampling(flaky_host, auth_header
     listener.emit("subscribe", {"topic": "gpu"}, namespace="/ai")
 
     def failures():  # the sampler starts with the panel, so its first tick may log during setup
-        return [record.getMessage() for when in ("setup", "call") for record in caplog.get_records(when)
-                if record.getMessage().startswith("the GPU provider failed")]
+        return [
+            record.getMessage()
+            for when in ("setup", "call")
+            for record in caplog.get_records(when)
+            if record.getMessage().startswith("the GPU provider failed")
+        ]
 
     wait_for(failures, timeout=10, what="the first failure to be logged")
     failed_so_far = FlakyGPU.samples

@@ -14,10 +14,27 @@ from open1panel_ai.gpu.nvml import NvmlProvider
 
 pytestmark = pytest.mark.nvidia_gpu
 
-READINGS = ("utilization_gpu", "utilization_memory", "encoder_utilization", "decoder_utilization",
-            "memory_total", "memory_used", "memory_free", "temperature", "fan_speed", "power_draw_w",
-            "power_limit_w", "energy_mj", "clock_sm", "clock_memory", "pstate", "persistence_mode",
-            "compute_mode", "ecc_errors_uncorrected", "mig_mode")
+READINGS = (
+    "utilization_gpu",
+    "utilization_memory",
+    "encoder_utilization",
+    "decoder_utilization",
+    "memory_total",
+    "memory_used",
+    "memory_free",
+    "temperature",
+    "fan_speed",
+    "power_draw_w",
+    "power_limit_w",
+    "energy_mj",
+    "clock_sm",
+    "clock_memory",
+    "pstate",
+    "persistence_mode",
+    "compute_mode",
+    "ecc_errors_uncorrected",
+    "mig_mode",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +66,9 @@ def test_every_gpu_reports_each_reading_or_lists_it_unsupported():
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is None, reason="nvidia-smi is not installed")
 def test_nvml_sees_the_gpus_nvidia_smi_lists():
-    listed = subprocess.run(["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"],
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        ["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"], capture_output=True, text=True, check=True
+    ).stdout.split()
     sample = NvmlProvider({}).sample()
     assert [d["uuid"] for d in sample["devices"]] == listed
 
@@ -60,6 +78,7 @@ def test_doctor_passes_and_metrics_parse():
     print(doctor.render(list(checks.values())))
     assert all(checks[name]["ok"] for name in ("library", "binding", "driver", "cuda", "devices"))
     sample = {"mode": "gpu", "cpu": None, **NvmlProvider({}).sample()}
-    families = {f.name: f for f in text_string_to_metric_families(
-        metrics.render(sample, "gpu-host", None, None).decode())}
+    families = {
+        f.name: f for f in text_string_to_metric_families(metrics.render(sample, "gpu-host", None, None).decode())
+    }
     assert len(families["DCGM_FI_DEV_FB_USED"].samples) == len(sample["devices"])

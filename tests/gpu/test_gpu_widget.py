@@ -19,8 +19,14 @@ FAKE_SITE = Path(__file__).parent / "fake_site"
 def gpu_panel(served, **env):
     """A served panel whose pynvml is the fake three-GPU machine."""
     path = os.pathsep.join([str(FAKE_SITE), str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])
-    return served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "PYTHONPATH": path.rstrip(os.pathsep),
-                       "OPEN1PANEL_AI_GPU_INTERVAL": "0.5", **env})
+    return served(
+        env={
+            "OPEN1PANEL_AI_TOKEN": TOKEN,
+            "PYTHONPATH": path.rstrip(os.pathsep),
+            "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
+            **env,
+        }
+    )
 
 
 def sign_in(page, panel, path="/ai/"):
@@ -82,6 +88,20 @@ def test_charts_grow_with_live_samples(served, page):
     page.wait_for_timeout(2500)
     second = page.locator('[data-chart="utilization"] canvas').screenshot()
     assert first != second
+    # The range buttons read the history tier that covers each span: a day is per minute.
+    ranges = page.get_by_role("group", name="History range")
+    expect(ranges.get_by_role("button", name="10 min")).to_have_attribute("aria-pressed", "true")
+    with page.expect_response(lambda r: "/gpu/history" in r.url) as answer:
+        ranges.get_by_role("button", name="24 h").click()
+    since, until = (float(part.split("=")[1]) for part in answer.value.url.split("?")[1].split("&"))
+    assert until - since == 86400
+    assert answer.value.json()["tier"] == "minute"
+    expect(ranges.get_by_role("button", name="24 h")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#gpu-monitor")).to_have_attribute("data-range", "24h")
+    expect(page.locator('[data-chart="utilization"] .u-legend .u-series')).to_have_count(4)
+    with page.expect_response(lambda r: "/gpu/history" in r.url) as answer:
+        ranges.get_by_role("button", name="1 y").click()
+    assert answer.value.json()["tier"] == "hour"
 
 
 def test_a_lost_gpu_is_shown_lost_while_the_others_keep_reporting(served, page):
@@ -112,6 +132,11 @@ def test_cpu_mode_says_so_plainly_and_the_checks_give_the_fix(served, page):
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("CPU mode: no GPU is used on this server")
     expect(widget.locator(".gpu-charts")).to_be_hidden()
+    # Instead of GPU charts, the CPU and memory are charted (one CPU series each).
+    for chart in ("cpu_utilization", "cpu_memory"):
+        figure = widget.locator(f'[data-cpu-chart="{chart}"]')
+        expect(figure.locator("canvas")).to_have_count(1)
+        expect(figure.locator(".u-legend .u-series")).to_have_count(2)  # time + the CPU
     expect(widget.locator(".gpu-cards")).to_be_hidden()
     expect(widget.locator(".gpu-processes")).to_be_hidden()
     expect(widget.locator('[data-reading="memory"]')).to_contain_text("GiB")
@@ -140,10 +165,12 @@ def test_the_gpu_page_lists_the_checks_in_chinese(served, browser):
 def test_cpu_mode_lists_the_ollama_models_running_on_the_cpu(served, page, tmp_path):
     with OllamaStandIn(tmp_path / "ollama", vram=0) as ollama:  # no GPU memory: loads spill to the CPU
         ollama.seed("qwen2:0.5b", [352_000_000])
-        httpx.post(ollama.url + "/api/generate", json={"model": "qwen2:0.5b", "keep_alive": "10m"},
-                   timeout=10).raise_for_status()
-        panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_GPU_PROVIDER": "cpu",
-                            "OLLAMA_HOST": ollama.url})
+        httpx.post(
+            ollama.url + "/api/generate", json={"model": "qwen2:0.5b", "keep_alive": "10m"}, timeout=10
+        ).raise_for_status()
+        panel = served(
+            env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_GPU_PROVIDER": "cpu", "OLLAMA_HOST": ollama.url}
+        )
         sign_in(page, panel, "/ai/gpu/")
         models = page.locator("#gpu-monitor .gpu-ollama-cpu")
         expect(models).to_be_visible()

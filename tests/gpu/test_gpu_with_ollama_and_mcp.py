@@ -83,8 +83,7 @@ def socketio_events():
 
 def load_both(host, call):
     assert call(host, "post", "/ollama/models/llama3.2/load", json={"keep_alive": "10m"})[0] == 204
-    assert call(host, "post", "/ollama/models/qwen2:0.5b/load",
-                json={"keep_alive": "10m", "cpu_only": True})[0] == 204
+    assert call(host, "post", "/ollama/models/qwen2:0.5b/load", json={"keep_alive": "10m", "cpu_only": True})[0] == 204
     status, running = call(host, "get", "/ollama/running?endpoint=local")
     assert status == 200
     return {m["name"]: m for m in running["models"]}
@@ -112,7 +111,8 @@ def test_ollama_models_on_the_cpu_come_from_the_ollama_service(ollama, make_host
     sample = wait_sample(host, call, lambda s: s["ollama_cpu_models"])
     assert sample["mode"] == "gpu"
     assert sample["ollama_cpu_models"] == [
-        {"endpoint": "local", "name": "qwen2:0.5b", "size": loaded["qwen2:0.5b"]["size"]}]
+        {"endpoint": "local", "name": "qwen2:0.5b", "size": loaded["qwen2:0.5b"]["size"]}
+    ]
     # Unloaded, it leaves the list on a later refresh.
     assert call(host, "post", "/ollama/models/qwen2:0.5b/unload")[0] == 204
     wait_sample(host, call, lambda s: s["ollama_cpu_models"] == [])
@@ -125,15 +125,15 @@ def test_metrics_carry_every_loaded_ollama_model(ollama, make_host, call):
     assert status == 200
     metrics = families(text)
     assert [s.value for s in metrics["open1panel_ai_ollama_models_loaded"]] == [2]
-    memory = {(s.labels["endpoint"], s.labels["model"]): s.value
-              for s in metrics["open1panel_ai_ollama_model_memory_bytes"]}
-    vram = {(s.labels["endpoint"], s.labels["model"]): s.value
-            for s in metrics["open1panel_ai_ollama_model_vram_bytes"]}
+    memory = {
+        (s.labels["endpoint"], s.labels["model"]): s.value for s in metrics["open1panel_ai_ollama_model_memory_bytes"]
+    }
+    vram = {
+        (s.labels["endpoint"], s.labels["model"]): s.value for s in metrics["open1panel_ai_ollama_model_vram_bytes"]
+    }
     assert memory == {("local", name): model["size"] for name, model in loaded.items()}
-    assert vram == {("local", "llama3.2:latest"): loaded["llama3.2:latest"]["size"],
-                    ("local", "qwen2:0.5b"): 0}
-    assert all(set(s.labels) == {"endpoint", "model"}
-               for s in metrics["open1panel_ai_ollama_model_memory_bytes"])
+    assert vram == {("local", "llama3.2:latest"): loaded["llama3.2:latest"]["size"], ("local", "qwen2:0.5b"): 0}
+    assert all(set(s.labels) == {"endpoint", "model"} for s in metrics["open1panel_ai_ollama_model_memory_bytes"])
     assert len(metrics["DCGM_FI_DEV_GPU_UTIL"]) == 3  # the GPUs are still there
     # Unloaded models drop out of the next scrape.
     assert call(host, "post", "/ollama/models/llama3.2/unload")[0] == 204
@@ -217,14 +217,14 @@ def test_mcp_gauges_follow_a_real_server(gpu_env, make_host, call):
         return {s.labels["name"]: (s.labels, s.value) for s in samples}
 
     # Ports of their own, away from the range other panels on this machine hand out.
-    status, time_server = api("post", "/servers", json={"name": "time", "command": TIME_SERVER,
-                                                        "port": free_port()})
+    status, time_server = api("post", "/servers", json={"name": "time", "command": TIME_SERVER, "port": free_port()})
     assert status == 201, time_server
-    status, idle = api("post", "/servers", json={"name": "idle", "command": TIME_SERVER,
-                                                 "port": free_port()})
+    status, idle = api("post", "/servers", json={"name": "idle", "command": TIME_SERVER, "port": free_port()})
     assert status == 201, idle
-    assert up() == {"idle": ({"id": idle["id"], "name": "idle", "status": "stopped"}, 0),
-                    "time": ({"id": time_server["id"], "name": "time", "status": "stopped"}, 0)}
+    assert up() == {
+        "idle": ({"id": idle["id"], "name": "idle", "status": "stopped"}, 0),
+        "time": ({"id": time_server["id"], "name": "time", "status": "stopped"}, 0),
+    }
 
     assert api("post", f"/servers/{time_server['id']}/start")[0] == 200
     running = wait_status(api, time_server["id"], "running")

@@ -28,10 +28,14 @@ def standin(tmp_path):
 def shared_env(redis_url, standin):
     """The settings every panel process of a test shares. Ollama's models folder stays out of
     sight, so a pull is one request to Ollama (no disk check reads the start of it first)."""
-    return {"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_REDIS_URL": redis_url,
-            "OLLAMA_HOST": standin.url,
-            "OPEN1PANEL_AI_GPU_PROVIDER": "cpu", "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
-            "OPEN1PANEL_AI_THREADS": "32"}
+    return {
+        "OPEN1PANEL_AI_TOKEN": TOKEN,
+        "OPEN1PANEL_AI_REDIS_URL": redis_url,
+        "OLLAMA_HOST": standin.url,
+        "OPEN1PANEL_AI_GPU_PROVIDER": "cpu",
+        "OPEN1PANEL_AI_GPU_INTERVAL": "0.5",
+        "OPEN1PANEL_AI_THREADS": "32",
+    }
 
 
 @pytest.fixture

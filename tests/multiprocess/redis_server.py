@@ -28,8 +28,19 @@ class RedisServer:
         self.port = free_port()
         self.password = password
         self.unix_socket = unix_socket
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(workdir)]
+        argv = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ]
         if password:
             argv += ["--requirepass", password]
         if unix_socket:

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.server
 
 # -- helpers ------------------------------------------------------------------------------
 
+
 def owner_pid(data_dir: Path) -> int | None:
     """The process id in the data dir's owner lock file (the owner's, or the last one's)."""
     try:
@@ -48,8 +49,7 @@ def parent_pid(pid: int) -> int | None:
 
 
 def children(pid: int) -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc")
-            if entry.isdigit() and parent_pid(int(entry)) == pid]
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and parent_pid(int(entry)) == pid]
 
 
 class Listener:
@@ -74,8 +74,7 @@ class Listener:
 
     def task_events(self, task_id: str, status: str | None = None) -> list[dict]:
         with self._lock:
-            return [e for e in self.events["task"]
-                    if e["id"] == task_id and (status is None or e["status"] == status)]
+            return [e for e in self.events["task"] if e["id"] == task_id and (status is None or e["status"] == status)]
 
     def close(self) -> None:
         if self.client.connected:
@@ -110,8 +109,10 @@ def start_together(served, env, data_dir):
     for thread in threads:
         thread.join()
     assert all(panels), "a panel did not start; see the panel logs"
-    owner = wait_for(lambda: next((p for p in panels if parent_pid(owner_pid(data_dir) or 0)
-                                   == p.process.pid), None), what="one process owning the data dir")
+    owner = wait_for(
+        lambda: next((p for p in panels if parent_pid(owner_pid(data_dir) or 0) == p.process.pid), None),
+        what="one process owning the data dir",
+    )
     return owner, next(p for p in panels if p is not owner)
 
 
@@ -135,8 +136,10 @@ def autostart_server(make_host, data_dir, mcp_port):
     """An MCP server marked autostart, defined in ``data_dir`` before any served panel starts."""
     host = make_host()
     response = host.app.test_client().post(
-        "/api/v2/ai/mcp/servers", headers={"Authorization": f"Bearer {host.token}"},
-        json={"name": "clock", "command": TIME_SERVER, "autostart": True, "port": mcp_port})
+        "/api/v2/ai/mcp/servers",
+        headers={"Authorization": f"Bearer {host.token}"},
+        json={"name": "clock", "command": TIME_SERVER, "autostart": True, "port": mcp_port},
+    )
     assert response.status_code == 201, response.get_json()
     host.shutdown()
     return response.get_json()
@@ -144,8 +147,10 @@ def autostart_server(make_host, data_dir, mcp_port):
 
 # -- two processes on two ports -----------------------------------------------------------
 
+
 def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
-        served, shared_env, standin, data_dir, listeners, redis_url, autostart_server):
+    served, shared_env, standin, data_dir, listeners, redis_url, autostart_server
+):
     standin.publish("llama3.2", [1_000_000])
     standin.publish("qwen3", [3_000_000])
     queue = redis.Redis.from_url(redis_url).pubsub()
@@ -161,8 +166,7 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     assert accepted.status_code == 202, accepted.text
     task = accepted.json()
     for listener in (on_owner, on_other):
-        wait_for(lambda listener=listener: listener.task_events(task["id"], "succeeded"),
-                 what="the task's final event")
+        wait_for(lambda listener=listener: listener.task_events(task["id"], "succeeded"), what="the task's final event")
     assert other.api("GET", f"/tasks/{task['id']}").json() == owner.api("GET", f"/tasks/{task['id']}").json()
 
     # Answers come back through the relay unchanged, errors included; credentials are checked
@@ -173,8 +177,12 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     assert httpx.get(other.url + "/api/v2/ai/tasks").status_code == 401
     # An upload streams through the relay, query string and content type intact.
     gguf = b"GGUF" + bytes(range(256)) * (3 << 12)
-    upload = other.api("POST", "/ollama/imports?name=uploaded&filename=tiny.gguf", content=gguf,
-                       headers={"Content-Type": "application/octet-stream"})
+    upload = other.api(
+        "POST",
+        "/ollama/imports?name=uploaded&filename=tiny.gguf",
+        content=gguf,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert upload.status_code == 202, upload.text
     imported = other.wait_task(upload.json()["id"], lambda t: t["status"] not in ("queued", "running"))
     assert imported["status"] == "succeeded", imported
@@ -182,8 +190,9 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
 
     # Live GPU samples: each process samples for its own subscriber and pushes to it alone,
     # so each client gets one sampler's pace, not two.
-    wait_for(lambda: gpu_rate_ok(on_owner) and gpu_rate_ok(on_other), timeout=10,
-             what="GPU samples at one sampler's pace")
+    wait_for(
+        lambda: gpu_rate_ok(on_owner) and gpu_rate_ok(on_other), timeout=10, what="GPU samples at one sampler's pace"
+    )
     assert gpu_rate_ok(on_owner) and gpu_rate_ok(on_other)
 
     # Each client got every event of the pull once; one pull reached Ollama.
@@ -210,8 +219,9 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     other.wait_task(slow["id"], lambda t: (t["completed"] or 0) > 500_000)
     os.killpg(owner.process.pid, signal.SIGKILL)  # the owner's whole process group, at once
     owner.process.wait()
-    wait_for(lambda: parent_pid(owner_pid(data_dir) or 0) == other.process.pid,
-             what="the other process taking the lock")
+    wait_for(
+        lambda: parent_pid(owner_pid(data_dir) or 0) == other.process.pid, what="the other process taking the lock"
+    )
     # While it takes over, its API answers 503 (try again), then it answers itself.
     wait_for(lambda: other.api("GET", f"/tasks/{slow['id']}").status_code == 200, what="the API back")
     done = other.wait_task(slow["id"], lambda t: t["status"] == "succeeded", timeout=30)
@@ -221,13 +231,16 @@ def test_two_processes_share_events_run_work_once_and_hand_over_ownership(
     assert len(qwen) == 2 and max(qwen[1]["first_completed"].values()) >= 500_000
     wait_for(lambda: on_other.task_events(slow["id"], "succeeded"), what="the final event")
     # It started the autostart server as a fresh start would; the dead owner's bridge is gone.
-    again = wait_for(lambda: (s := running(other, autostart_server)) and s["pid"] != server["pid"] and s,
-                     what="the autostart server running under the new owner")
+    again = wait_for(
+        lambda: (s := running(other, autostart_server)) and s["pid"] != server["pid"] and s,
+        what="the autostart server running under the new owner",
+    )
     assert parent_pid(again["pid"]) == owner_pid(data_dir)
     assert wait_for(lambda: bridge_pids(str(data_dir)) == [again["pid"]], what="one bridge left")
 
 
 # -- several workers on one port --------------------------------------------------------------
+
 
 def worker_of(listener, workers: list[int]) -> int | None:
     """Which of the ``workers`` holds ``listener``'s WebSocket connection."""
@@ -240,19 +253,18 @@ def worker_of(listener, workers: list[int]) -> int | None:
 
 
 def test_workers_on_one_port_start_the_work_once_and_share_events(
-        served, shared_env, standin, data_dir, autostart_server, listeners):
+    served, shared_env, standin, data_dir, autostart_server, listeners
+):
     standin.publish("llama3.2", [500_000])
     panel = served(env={**shared_env, "OPEN1PANEL_AI_WORKERS": "2"}, data_dir=data_dir)
-    workers = wait_for(lambda: len(found := children(panel.process.pid)) == 2 and found,
-                       what="two workers")
+    workers = wait_for(lambda: len(found := children(panel.process.pid)) == 2 and found, what="two workers")
 
     # Connections land on either worker as the kernel hands them out, mostly on one: connect
     # until each worker holds one (closing the extra ones), so that events must cross workers.
     clients: dict[int, Listener] = {}
     for _ in range(100):
         client = listeners(panel, "tasks")
-        worker = wait_for(lambda client=client: worker_of(client, workers),
-                          what="a worker holding the connection")
+        worker = wait_for(lambda client=client: worker_of(client, workers), what="a worker holding the connection")
         if worker in clients:
             client.close()
         else:

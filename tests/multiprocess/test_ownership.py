@@ -52,7 +52,8 @@ def history_rows(context) -> int:
 
 
 def test_a_panel_that_is_not_the_owner_relays_and_answers_503_until_it_takes_over(
-        panel_env, redis_url, data_dir, auth_headers):
+    panel_env, redis_url, data_dir, auth_headers
+):
     panel_env.setenv("OPEN1PANEL_AI_REDIS_URL", redis_url)
     panel_env.setenv("OPEN1PANEL_AI_GPU_PROVIDER", "cpu")
     panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.5")
@@ -75,8 +76,9 @@ def test_a_panel_that_is_not_the_owner_relays_and_answers_503_until_it_takes_ove
 
         os.close(other)  # the other process ends
         other = None
-        wait_for(lambda: context.is_owner and history_rows(context),
-                 what="the panel taking over and keeping the GPU history")
+        wait_for(
+            lambda: context.is_owner and history_rows(context), what="the panel taking over and keeping the GPU history"
+        )
         assert client.get("/api/v2/ai/tasks", headers=auth_headers).status_code == 200
         assert (data_dir / "run" / "owner.sock").is_socket()
     finally:
@@ -109,8 +111,7 @@ def lock_is_free(data_dir) -> bool:
         claim.release()
 
 
-def test_a_panel_that_cannot_take_over_gives_the_lock_up_and_relays(
-        shared_dir_env, data_dir, auth_headers, caplog):
+def test_a_panel_that_cannot_take_over_gives_the_lock_up_and_relays(shared_dir_env, data_dir, auth_headers, caplog):
     other = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     host = None
     try:
@@ -120,8 +121,7 @@ def test_a_panel_that_cannot_take_over_gives_the_lock_up_and_relays(
         block_owner_socket(data_dir)
         os.close(other)  # the owner ends; taking over fails at the socket
         other = None
-        wait_for(lambda: "could not become the owner" in caplog.text,
-                 what="the failed takeover")
+        wait_for(lambda: "could not become the owner" in caplog.text, what="the failed takeover")
         assert wait_for(lambda: lock_is_free(data_dir), what="the lock given up")
         assert not context.is_owner
         response = host.app.test_client().get("/api/v2/ai/tasks", headers=auth_headers)
@@ -135,21 +135,20 @@ def test_a_panel_that_cannot_take_over_gives_the_lock_up_and_relays(
 
 
 def test_a_first_panel_that_cannot_open_the_owner_socket_gives_the_lock_up(
-        shared_dir_env, data_dir, auth_headers, caplog):
+    shared_dir_env, data_dir, auth_headers, caplog
+):
     block_owner_socket(data_dir)
     host = create_host(Settings.from_environ())
     try:
         context = host.app.extensions["open1panel_ai"]
         assert "could not become the owner" in caplog.text
         assert not context.is_owner and lock_is_free(data_dir)
-        assert host.app.test_client().get(
-            "/api/v2/ai/tasks", headers=auth_headers).status_code == 503
+        assert host.app.test_client().get("/api/v2/ai/tasks", headers=auth_headers).status_code == 503
     finally:
         host.shutdown()
 
 
-def test_a_data_dir_too_deep_for_the_owner_socket_is_refused_with_the_reason(
-        panel_env, redis_url, tmp_path, capsys):
+def test_a_data_dir_too_deep_for_the_owner_socket_is_refused_with_the_reason(panel_env, redis_url, tmp_path, capsys):
     deep = tmp_path / ("d" * (110 - len(str(tmp_path))))
     panel_env.setenv("OPEN1PANEL_AI_REDIS_URL", redis_url)
     assert cli.main(["serve", "--port", "1", "--data-dir", str(deep)]) == 2
@@ -172,8 +171,7 @@ def test_a_signed_in_form_post_is_relayed_with_its_body(shared_dir_env, make_hos
     assert not relaying.app.extensions["open1panel_ai"].is_owner
     browser = relaying.app.test_client()
     browser.post("/login", data={"token": TOKEN, "next": "/ai/"})
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"',
-                     browser.get("/ai/").get_data(as_text=True)).group(1)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', browser.get("/ai/").get_data(as_text=True)).group(1)
     answer = browser.post("/api/v2/ai/tasks/no-such-task/cancel", data={"csrf_token": csrf})
     assert answer.status_code == 404, answer.get_data(as_text=True)  # the owner's answer
     assert answer.get_json()["error"]["code"] == "not_found"
@@ -181,8 +179,7 @@ def test_a_signed_in_form_post_is_relayed_with_its_body(shared_dir_env, make_hos
     assert refused.status_code == 403
 
 
-def test_a_big_form_is_refused_by_the_relaying_panel_or_streamed_to_the_owner(
-        shared_dir_env, make_host, auth_headers):
+def test_a_big_form_is_refused_by_the_relaying_panel_or_streamed_to_the_owner(shared_dir_env, make_host, auth_headers):
     """A signed-in browser's form is read for its CSRF field before it is relayed: over the
     body limit it is refused there, unread. A token client's form is not read there at all:
     the owner has its request while most of the body is still unsent, and its JSON route
@@ -195,14 +192,13 @@ def test_a_big_form_is_refused_by_the_relaying_panel_or_streamed_to_the_owner(
     browser = relaying.app.test_client()
     sign_in(browser)
     body = CountingStream(data)
-    refused = browser.post("/api/v2/ai/ollama/pulls", input_stream=body, content_type=FORM,
-                           content_length=len(data))
+    refused = browser.post("/api/v2/ai/ollama/pulls", input_stream=body, content_type=FORM, content_length=len(data))
     assert refused.status_code == 413 and refused.get_json()["error"]["code"] == "payload_too_large"
     assert body.read_bytes == 0 and sent_when_the_owner_began == []
     body = CountingStream(data)
     answer = relaying.app.test_client().post(
-        "/api/v2/ai/ollama/pulls", headers=auth_headers, input_stream=body, content_type=FORM,
-        content_length=len(data))
+        "/api/v2/ai/ollama/pulls", headers=auth_headers, input_stream=body, content_type=FORM, content_length=len(data)
+    )
     assert answer.status_code == 400, answer.get_data(as_text=True)  # the owner's answer
     assert answer.get_json()["error"]["code"] == "unsupported_media_type"
     assert sent_when_the_owner_began[0] < len(data) // 4

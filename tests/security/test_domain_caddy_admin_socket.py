@@ -29,13 +29,20 @@ def read_config_as_nobody(server: CaddyServer) -> subprocess.CompletedProcess:
         where = ["--unix-socket", str(server.admin_socket), "-H", "Host;", "http://localhost/config/"]
     else:
         where = [server.admin + "/config/"]
-    return subprocess.run(["curl", "-sS", "--fail", "--max-time", "5", *where], user=nobody.pw_uid,
-                          group=nobody.pw_gid, capture_output=True, text=True, timeout=20)
+    return subprocess.run(
+        ["curl", "-sS", "--fail", "--max-time", "5", *where],
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
 
 
 def bind(panel):
-    status, created = panel.api("post", "/domains", json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}})
+    status, created = panel.api(
+        "post", "/domains", json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}}
+    )
     assert status == 201 and created["state"] == "online", created
     answer = panel.proxy.get(DOMAIN, "/api/version", headers={"Authorization": f"Bearer {created['token']}"})
     assert answer.status_code == 200 and answer.json() == {"version": "0.12.6"}
@@ -50,7 +57,12 @@ def tcp_caddy(tmp_path):
 
 
 def test_the_panel_publishes_through_an_admin_api_on_a_unix_socket_no_other_user_can_open(
-        caddy, panel_env, make_host, ollama, data_dir):  # noqa: F811
+    caddy,  # noqa: F811
+    panel_env,
+    make_host,
+    ollama,  # noqa: F811
+    data_dir,
+):
     assert caddy.admin.startswith("unix//") and caddy.admin_socket.is_socket()
     panel = _panel(caddy, "caddy", panel_env, make_host, ollama, data_dir)
     created = bind(panel)
@@ -65,7 +77,12 @@ def test_the_panel_publishes_through_an_admin_api_on_a_unix_socket_no_other_user
 
 
 def test_an_admin_api_on_tcp_is_a_warning_on_the_domains_and_status_pages(
-        tcp_caddy, panel_env, make_host, ollama, data_dir):  # noqa: F811
+    tcp_caddy,
+    panel_env,
+    make_host,
+    ollama,  # noqa: F811
+    data_dir,
+):
     panel = _panel(tcp_caddy, "caddy", panel_env, make_host, ollama, data_dir)
     created = bind(panel)
     # The hole the warning is about: another local user reads the token.
@@ -76,7 +93,8 @@ def test_an_admin_api_on_tcp_is_a_warning_on_the_domains_and_status_pages(
     [warning] = proxy["warnings"]
     assert warning["warning"] == (
         f"Caddy's admin API is on TCP ({tcp_caddy.admin}) and has no authentication: every local "
-        "user can read the bindings' bearer tokens and password hashes in its config, or change its routes.")
+        "user can read the bindings' bearer tokens and password hashes in its config, or change its routes."
+    )
     assert "unix//run/caddy/admin.sock" in warning["fix"] and "OPEN1PANEL_AI_CADDY_ADMIN" in warning["fix"]
     chinese = panel.api("get", "/domains/proxy", headers={"Accept-Language": "zh-CN"})[1]
     assert chinese["warnings"][0]["warning"].startswith("Caddy 的管理 API 使用 TCP")

@@ -30,11 +30,13 @@ def free(port: int) -> bool:
 
 
 @pytest.mark.parametrize("apps", ["none", "no http app", "no servers"])
-def test_the_first_binding_creates_what_caddys_config_lacks(
-        apps, tmp_path, panel_env, make_host, ollama, data_dir):  # noqa: F811
+def test_the_first_binding_creates_what_caddys_config_lacks(apps, tmp_path, panel_env, make_host, ollama, data_dir):  # noqa: F811
     http_port, https_port = free_port(), free_port()
-    config = {"none": None, "no http app": {"tls": {}},
-              "no servers": {"http": {"http_port": http_port, "https_port": https_port}}}[apps]
+    config = {
+        "none": None,
+        "no http app": {"tls": {}},
+        "no servers": {"http": {"http_port": http_port, "https_port": https_port}},
+    }[apps]
     if apps != "no servers":
         # Without an http app, the server the panel creates listens on Caddy's own ports.
         http_port, https_port = 80, 443
@@ -45,8 +47,11 @@ def test_the_first_binding_creates_what_caddys_config_lacks(
     caddy.start(apps=config)
     try:
         panel = _panel(caddy, "caddy", panel_env, make_host, ollama, data_dir)
-        status, created = panel.api("post", "/domains", json={
-            "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}})
+        status, created = panel.api(
+            "post",
+            "/domains",
+            json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}},
+        )
         assert status == 201, created
         assert created["state"] == "online" and created["error"] is None
         assert created["url"] == f"http://{DOMAIN}" + ("" if http_port == 80 else f":{http_port}")

@@ -17,8 +17,11 @@ TOO_LONG = ["x" * 73, "é" * 40, "密码" * 13, "x" * 100_000]
 
 
 def basic(password):
-    return {"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"},
-            "auth": {"mode": "basic", "username": "ops", "password": password}}
+    return {
+        "domains": [DOMAIN],
+        "target": {"kind": "ollama", "name": "local"},
+        "auth": {"mode": "basic", "username": "ops", "password": password},
+    }
 
 
 @pytest.mark.parametrize("password", TOO_LONG)
@@ -33,8 +36,9 @@ def test_a_password_over_72_bytes_is_a_400_naming_the_field(nginx_panel, passwor
     assert status == 201
     status, reply = nginx_panel.api("put", f"/domains/{created['id']}", json={"auth": basic(password)["auth"]})
     assert status == 400 and list(reply["error"]["details"]["fields"]["auth"]) == ["password"]
-    chinese = nginx_panel.api("put", f"/domains/{created['id']}", json={"auth": basic(password)["auth"]},
-                              headers={"Accept-Language": "zh-CN"})[1]
+    chinese = nginx_panel.api(
+        "put", f"/domains/{created['id']}", json={"auth": basic(password)["auth"]}, headers={"Accept-Language": "zh-CN"}
+    )[1]
     assert chinese["error"]["details"]["fields"]["auth"]["password"][0].startswith("UTF-8 编码下最多 72 字节")
     assert nginx_panel.proxy.get(DOMAIN, "/api/version", auth=("ops", "a long enough secret")).status_code == 200
 

@@ -37,9 +37,16 @@ def served(panel, host: str, token: str | None = None) -> bool:
 def a_and_b(panel, tmp_path):
     """A with its own certificate files, and B with a bearer token; both online."""
     certificate, key = self_signed(tmp_path / "tls", A)
-    status, a = panel.api("post", "/domains", json={
-        "domains": [A], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"},
-        "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False}})
+    status, a = panel.api(
+        "post",
+        "/domains",
+        json={
+            "domains": [A],
+            "target": {"kind": "ollama", "name": "local"},
+            "auth": {"mode": "none"},
+            "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False},
+        },
+    )
     assert status == 201 and a["state"] == "online", a
     status, b = panel.api("post", "/domains", json={"domains": [B], "target": {"kind": "ollama", "name": "local"}})
     assert status == 201 and b["state"] == "online" and b["auth"]["mode"] == "bearer", b
@@ -52,10 +59,21 @@ def test_a_moved_certificate_of_one_binding_does_not_stop_another_from_revoking(
     old_token = b["token"]
     # A third binding's key goes too: each of the two would fail a check that holds the other.
     other_certificate, other_key = self_signed(tmp_path / "tls-c", "c.example.test")
-    status, c = panel.api("post", "/domains", json={
-        "domains": ["c.example.test"], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"},
-        "tls": {"mode": "existing", "certificate": str(other_certificate), "key": str(other_key),
-                "force_https": False}})
+    status, c = panel.api(
+        "post",
+        "/domains",
+        json={
+            "domains": ["c.example.test"],
+            "target": {"kind": "ollama", "name": "local"},
+            "auth": {"mode": "none"},
+            "tls": {
+                "mode": "existing",
+                "certificate": str(other_certificate),
+                "key": str(other_key),
+                "force_https": False,
+            },
+        },
+    )
     assert status == 201 and c["state"] == "online", c
     other_key.unlink()
     moved = certificate.with_name("renewed.pem")
@@ -96,8 +114,10 @@ def test_a_rotation_the_proxy_refuses_says_the_old_token_is_still_valid_and_why(
     status, refused = panel.api("post", f"/domains/{b['id']}/token")
     assert status == 502 and refused["error"]["code"] == "proxy_rejected", refused
     message = refused["error"]["message"]
-    assert message.startswith("The token was not changed: the old token is still valid, because "
-                              f"{panel.proxy.kind} did not take the new one: ")
+    assert message.startswith(
+        "The token was not changed: the old token is still valid, because "
+        f"{panel.proxy.kind} did not take the new one: "
+    )
     assert "PEM" in message  # why: the proxy's own words about A's file
     assert refused["error"]["details"]["old_token_valid"] is True
     assert "token" not in refused["error"]["details"]["binding"]
@@ -115,9 +135,15 @@ def test_a_rotation_the_proxy_refuses_says_the_old_token_is_still_valid_and_why(
 
 def test_a_binding_whose_own_certificate_is_gone_serves_no_token_after_a_rotation(panel, tmp_path):
     certificate, key = self_signed(tmp_path / "tls", B)
-    status, b = panel.api("post", "/domains", json={
-        "domains": [B], "target": {"kind": "ollama", "name": "local"},
-        "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False}})
+    status, b = panel.api(
+        "post",
+        "/domains",
+        json={
+            "domains": [B],
+            "target": {"kind": "ollama", "name": "local"},
+            "tls": {"mode": "existing", "certificate": str(certificate), "key": str(key), "force_https": False},
+        },
+    )
     assert status == 201 and served(panel, B, b["token"]), b
     certificate.unlink()
 

@@ -23,16 +23,29 @@ from tests.domain.conftest import DomainPanel, _panel, nginx, ollama, proxy  # n
 
 DOMAIN = "ollama.example.test"
 #: Zone IDs as Python's parser takes them: every one of these is "an IPv6 address".
-ZONED = ["::1%eth0", "fe80::1%lo", "::1%25x", "::1%x;}server{listen 80;}", "::1%\n}", "::1% ",
-         "::1%{", "::1%$host", "::1%x/128", "fe80::%a b/64", "2001:db8::%x;/32"]
+ZONED = [
+    "::1%eth0",
+    "fe80::1%lo",
+    "::1%25x",
+    "::1%x;}server{listen 80;}",
+    "::1%\n}",
+    "::1% ",
+    "::1%{",
+    "::1%$host",
+    "::1%x/128",
+    "fe80::%a b/64",
+    "2001:db8::%x;/32",
+]
 
 
 def injection(port: int, decoy_port: int) -> str:
     """A zone that, written after ``proxy_pass http://[::1%``, would close the site and add a
     server on ``port`` answering ``injected`` (and one more to soak up the rest of the site's
     lines). ``$host`` makes the URL a variable, so ``nginx -t`` never parses it."""
-    return (f"$host;}}}}server{{listen 127.0.0.1:{port};return 200 injected;}}"
-            f"server{{listen 127.0.0.1:{decoy_port};location x{{return 200 x")
+    return (
+        f"$host;}}}}server{{listen 127.0.0.1:{port};return 200 injected;}}"
+        f"server{{listen 127.0.0.1:{decoy_port};location x{{return 200 x"
+    )
 
 
 def nothing_answers_on(port: int) -> bool:
@@ -56,14 +69,21 @@ def panel(proxy, panel_env, make_host, ollama, data_dir):  # noqa: F811
 
 
 def test_a_zone_id_in_an_allowlist_entry_is_a_400_naming_it_on_every_route(panel):
-    status, kept = panel.api("post", "/domains", json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["::1"]})
+    status, kept = panel.api(
+        "post",
+        "/domains",
+        json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "allowlist": ["::1"]},
+    )
     assert status == 201 and kept["state"] == "online", kept
     before = config_text(panel)
     base = {"domains": ["other.example.test"], "target": {"kind": "ollama", "name": "local"}}
     for value in ZONED:
-        for method, path in (("post", "/domains"), ("put", f"/domains/{kept['id']}"),
-                             ("post", "/domains/preview"), ("post", f"/domains/{kept['id']}/preview")):
+        for method, path in (
+            ("post", "/domains"),
+            ("put", f"/domains/{kept['id']}"),
+            ("post", "/domains/preview"),
+            ("post", f"/domains/{kept['id']}/preview"),
+        ):
             status, reply = panel.api(method, path, json={**base, "allowlist": ["127.0.0.1", value]})
             assert status == 400, (value, method, path, reply)
             assert list(reply["error"]["details"]["fields"]) == ["allowlist"], reply
@@ -73,9 +93,15 @@ def test_a_zone_id_in_an_allowlist_entry_is_a_400_naming_it_on_every_route(panel
 
 
 def test_an_allowlist_entry_is_written_as_rebuilt_from_its_bytes(panel):
-    status, created = panel.api("post", "/domains", json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"},
-        "allowlist": ["0:0:0:0:0:0:0:1", "2001:DB8:0::/32", "127.0.0.1"]})
+    status, created = panel.api(
+        "post",
+        "/domains",
+        json={
+            "domains": [DOMAIN],
+            "target": {"kind": "ollama", "name": "local"},
+            "allowlist": ["0:0:0:0:0:0:0:1", "2001:DB8:0::/32", "127.0.0.1"],
+        },
+    )
     assert status == 201 and created["allowlist"] == ["::1", "2001:db8::/32", "127.0.0.1"]
     assert "2001:db8::/32" in config_text(panel)
 
@@ -91,24 +117,34 @@ def test_a_zone_id_in_an_ollama_endpoint_address_is_a_400_naming_the_url(panel):
 
 def test_an_endpoint_address_stored_by_an_earlier_version_never_reaches_the_proxy(panel, data_dir):
     port, decoy = free_port(), free_port()
-    status, kept = panel.api("post", "/domains", json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}})
+    status, kept = panel.api(
+        "post",
+        "/domains",
+        json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}},
+    )
     assert status == 201
     assert panel.api("post", "/ollama/endpoints", json={"name": "box", "url": "http://127.0.0.1:9"})[0] == 201
-    status, bound = panel.api("post", "/domains", json={
-        "domains": ["box.example.test"], "target": {"kind": "ollama", "name": "box"}, "auth": {"mode": "none"}})
+    status, bound = panel.api(
+        "post",
+        "/domains",
+        json={"domains": ["box.example.test"], "target": {"kind": "ollama", "name": "box"}, "auth": {"mode": "none"}},
+    )
     assert status == 201 and bound["state"] == "online"
     before = config_text(panel)
     db = sqlite3.connect(data_dir / "open1panel-ai.sqlite3")
     with db:  # as an earlier version, which took zones, stored them
-        db.execute("UPDATE ollama_endpoints SET url = ? WHERE name = 'box'",
-                   (f"http://[::1%{injection(port, decoy)}]:11434",))
-        db.execute("INSERT INTO ollama_endpoints (name, url, created_at) VALUES ('zoned', ?, '')",
-                   (f"http://[::1%{injection(port, decoy)}]:11434",))
+        db.execute(
+            "UPDATE ollama_endpoints SET url = ? WHERE name = 'box'", (f"http://[::1%{injection(port, decoy)}]:11434",)
+        )
+        db.execute(
+            "INSERT INTO ollama_endpoints (name, url, created_at) VALUES ('zoned', ?, '')",
+            (f"http://[::1%{injection(port, decoy)}]:11434",),
+        )
     db.close()
 
-    status, refused = panel.api("post", "/domains", json={
-        "domains": ["zoned.example.test"], "target": {"kind": "ollama", "name": "zoned"}})
+    status, refused = panel.api(
+        "post", "/domains", json={"domains": ["zoned.example.test"], "target": {"kind": "ollama", "name": "zoned"}}
+    )
     assert status == 400 and refused["error"]["code"] == "unknown_target", refused
     assert "target" in refused["error"]["details"]["fields"]
     listed = {b["id"]: b for b in panel.api("get", "/domains")[1]["bindings"]}
@@ -123,7 +159,12 @@ def test_an_endpoint_address_stored_by_an_earlier_version_never_reaches_the_prox
 
 
 def test_ollama_host_with_a_zone_never_reaches_nginx_proven_with_a_request(
-        nginx, ollama, panel_env, make_host, data_dir):  # noqa: F811
+    nginx,  # noqa: F811
+    ollama,  # noqa: F811
+    panel_env,
+    make_host,
+    data_dir,
+):
     """The way in that nginx -t let through: the binding was created online, and nginx
     answered on the injected server."""
     port, decoy = free_port(), free_port()
@@ -136,8 +177,11 @@ def test_ollama_host_with_a_zone_never_reaches_nginx_proven_with_a_request(
     [local] = panel.api("get", "/ollama/endpoints")[1]["endpoints"]
     assert local["url"] == f"http://[::1]:{ollama.port}"  # the zone is dropped, the address kept
 
-    status, created = panel.api("post", "/domains", json={
-        "domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}})
+    status, created = panel.api(
+        "post",
+        "/domains",
+        json={"domains": [DOMAIN], "target": {"kind": "ollama", "name": "local"}, "auth": {"mode": "none"}},
+    )
     assert status == 201, created
     site = config_text(panel)
     assert f"proxy_pass http://[::1]:{ollama.port};" in site

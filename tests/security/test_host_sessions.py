@@ -132,12 +132,15 @@ def test_the_count_is_shared_by_every_process_of_the_data_dir(data_dir):
     assert second.retry_after("192.0.2.1") > 0 and second.retry_after("192.0.2.2") == 0
 
 
-@pytest.mark.parametrize("variable, value, error", [
-    ("OPEN1PANEL_AI_TOKEN", "short-token", "OPEN1PANEL_AI_TOKEN holds a token of 11 characters"),
-    ("OPEN1PANEL_AI_TOKEN", "x" * 31, "at least 32"),
-    ("OPEN1PANEL_AI_METRICS_TOKEN", "scrape", "OPEN1PANEL_AI_METRICS_TOKEN holds a token of 6 characters"),
-    ("OPEN1PANEL_AI_TRUST_PROXY", "yes", "OPEN1PANEL_AI_TRUST_PROXY must be the number of reverse proxies"),
-])
+@pytest.mark.parametrize(
+    "variable, value, error",
+    [
+        ("OPEN1PANEL_AI_TOKEN", "short-token", "OPEN1PANEL_AI_TOKEN holds a token of 11 characters"),
+        ("OPEN1PANEL_AI_TOKEN", "x" * 31, "at least 32"),
+        ("OPEN1PANEL_AI_METRICS_TOKEN", "scrape", "OPEN1PANEL_AI_METRICS_TOKEN holds a token of 6 characters"),
+        ("OPEN1PANEL_AI_TRUST_PROXY", "yes", "OPEN1PANEL_AI_TRUST_PROXY must be the number of reverse proxies"),
+    ],
+)
 def test_serve_refuses_a_short_token_at_start(panel_env, capsys, monkeypatch, variable, value, error):
     monkeypatch.setattr(server, "serve", lambda settings: pytest.fail("the panel started"))
     panel_env.setenv(variable, value)
@@ -169,8 +172,13 @@ def test_in_chromium_sign_out_ends_the_session_and_guessing_is_stopped(served, p
     assert httpx.get(panel.url + "/api/v2/ai/status", cookies={COOKIE: cookie}).status_code == 200
     # A live connection that the session let in (a copy of the cookie, say) is cut at sign-out.
     listener = socketio.Client(reconnection=False)
-    listener.connect(panel.url, namespaces=["/ai"], transports=["websocket"],
-                     headers={"Cookie": f"{COOKIE}={cookie}"}, wait_timeout=5)
+    listener.connect(
+        panel.url,
+        namespaces=["/ai"],
+        transports=["websocket"],
+        headers={"Cookie": f"{COOKIE}={cookie}"},
+        wait_timeout=5,
+    )
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#token")).to_be_visible()
     assert httpx.get(panel.url + "/api/v2/ai/status", cookies={COOKIE: cookie}).status_code == 401
@@ -183,7 +191,8 @@ def test_in_chromium_sign_out_ends_the_session_and_guessing_is_stopped(served, p
         page.fill("#token", f"guess-{attempt}")
         page.click("button[type=submit]")
         expect(page.get_by_role("alert")).to_contain_text(
-            "Too many wrong tokens" if attempt == SIGN_IN_ATTEMPTS - 1 else "not right")
+            "Too many wrong tokens" if attempt == SIGN_IN_ATTEMPTS - 1 else "not right"
+        )
     page.fill("#token", TOKEN)
     page.click("button[type=submit]")
     expect(page.get_by_role("alert")).to_contain_text("Try again in 15 minutes")

@@ -52,8 +52,13 @@ def healthz_seconds(panel) -> float:
 
 
 def test_sockets_that_never_sign_in_cannot_hold_the_panel(served):
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": str(THREADS),
-                        "OPEN1PANEL_AI_SIGN_IN_SECONDS": str(SIGN_IN_SECONDS)})
+    panel = served(
+        env={
+            "OPEN1PANEL_AI_TOKEN": TOKEN,
+            "OPEN1PANEL_AI_THREADS": str(THREADS),
+            "OPEN1PANEL_AI_SIGN_IN_SECONDS": str(SIGN_IN_SECONDS),
+        }
+    )
     started = time.monotonic()
     # A polling session whose client goes away: nobody ever reads its close packet.
     abandoned = polling_session(panel)
@@ -68,8 +73,10 @@ def test_sockets_that_never_sign_in_cannot_hold_the_panel(served):
     opened = [sid for sid in polling if sid]
     assert len(opened) == UNSIGNED_LIMIT - 4 and None in polling
 
-    with httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=0)) as client, \
-            ThreadPoolExecutor(LONG_POLLS) as pool:
+    with (
+        httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=0)) as client,
+        ThreadPoolExecutor(LONG_POLLS) as pool,
+    ):
         polls = [pool.submit(long_poll, client, panel, opened[i % len(opened)]) for i in range(LONG_POLLS)]
         time.sleep(0.5)
         # One long-poll per session waits; every other one is answered at once.
@@ -80,8 +87,13 @@ def test_sockets_that_never_sign_in_cannot_hold_the_panel(served):
         # one that shows its token in the handshake passes the bound on those not signed in.
         assert healthz_seconds(panel) < 1
         admin = socketio.Client(reconnection=False)
-        admin.connect(panel.url, namespaces=["/ai"], transports=["websocket"],
-                      headers={"Authorization": f"Bearer {TOKEN}"}, wait_timeout=5)
+        admin.connect(
+            panel.url,
+            namespaces=["/ai"],
+            transports=["websocket"],
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            wait_timeout=5,
+        )
         try:
             # At the deadline every session that did not sign in is closed, the abandoned one too.
             for ws in [root, *silent]:
@@ -93,8 +105,9 @@ def test_sockets_that_never_sign_in_cannot_hold_the_panel(served):
             assert long_poll(client, panel, abandoned)[0] == 400  # gone: "Invalid session"
             # A client that signs in only with the auth payload connects once the places are free.
             later = socketio.Client(reconnection=False)
-            later.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN},
-                          wait_timeout=5)
+            later.connect(
+                panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN}, wait_timeout=5
+            )
             assert later.call("subscribe", {"topic": "tasks"}, namespace="/ai", timeout=5)["ok"] is True
             later.disconnect()
             assert admin.connected  # signed in: never touched by the deadline
@@ -107,19 +120,22 @@ def test_sockets_that_never_sign_in_cannot_hold_the_panel(served):
 
 def test_websockets_and_long_polls_share_the_places_left_by_http(served):
     """Signed-in long-polls count against the same three quarters of the threads as WebSockets."""
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "4",
-                        "OPEN1PANEL_AI_SIGN_IN_SECONDS": "600"})  # 3 places
+    panel = served(
+        env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "4", "OPEN1PANEL_AI_SIGN_IN_SECONDS": "600"}
+    )  # 3 places
     clients = []
     try:
         for _ in range(3):  # signed-in polling clients, each keeping a long-poll in flight
             client = socketio.Client(reconnection=False)
-            client.connect(panel.url, namespaces=["/ai"], transports=["polling"], auth={"token": TOKEN},
-                           wait_timeout=5)
+            client.connect(panel.url, namespaces=["/ai"], transports=["polling"], auth={"token": TOKEN}, wait_timeout=5)
             clients.append(client)
         time.sleep(0.5)
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            websocket.create_connection(f"ws://127.0.0.1:{panel.port}/socket.io/?EIO=4&transport=websocket",
-                                        header=[f"Authorization: Bearer {TOKEN}"], timeout=5)
+            websocket.create_connection(
+                f"ws://127.0.0.1:{panel.port}/socket.io/?EIO=4&transport=websocket",
+                header=[f"Authorization: Bearer {TOKEN}"],
+                timeout=5,
+            )
         assert refused.value.status_code == 503 and b"too_many_websockets" in refused.value.resp_body
         assert healthz_seconds(panel) < 1
         assert panel.api("GET", "/status").status_code == 200

@@ -69,9 +69,16 @@ def test_one_30_mb_stderr_line_leaves_the_log_the_api_the_status_and_the_bridge_
     client.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN})
     try:
         assert client.call("subscribe", {"topic": "mcp"}, namespace="/ai", timeout=5)["ok"]
-        server = panel.api("POST", "/mcp/servers", json={
-            "name": "loud", "command": [sys.executable, "-c", LOUD_SERVER], "restart_policy": "never",
-            "autostart": False}).json()
+        server = panel.api(
+            "POST",
+            "/mcp/servers",
+            json={
+                "name": "loud",
+                "command": [sys.executable, "-c", LOUD_SERVER],
+                "restart_policy": "never",
+                "autostart": False,
+            },
+        ).json()
         server_id = server["id"]
         topic = f"mcp:{server_id}:logs"
         assert client.call("subscribe", {"topic": topic}, namespace="/ai", timeout=5)["ok"]
@@ -99,20 +106,30 @@ def test_one_30_mb_stderr_line_leaves_the_log_the_api_the_status_and_the_bridge_
         assert sum(path.stat().st_size for path in files) <= (logfile.BACKUPS + 1) * logfile.MAX_BYTES
 
         # The server goes down: the status quotes its last lines, cut, and stays small.
-        child = next(p for p in bridge_process.children(recursive=True)
-                     if p.cmdline()[1:3] == ["-c", LOUD_SERVER])  # the server itself, in any sandbox
+        child = next(
+            p for p in bridge_process.children(recursive=True) if p.cmdline()[1:3] == ["-c", LOUD_SERVER]
+        )  # the server itself, in any sandbox
         child.send_signal(signal.SIGTERM)
-        down = wait_for(lambda: (s := panel.api("GET", f"/mcp/servers/{server_id}").json())["status"] == "error"
-                        and s, timeout=30, what="the server's error")
+        down = wait_for(
+            lambda: (s := panel.api("GET", f"/mcp/servers/{server_id}").json())["status"] == "error" and s,
+            timeout=30,
+            what="the server's error",
+        )
         assert "the last words" in down["last_error"] and "x" * 100 in down["last_error"]
         assert len(down["last_error"].encode()) <= 2048
         assert len(panel.api("GET", "/mcp/servers").content) <= SMALL
-        wait_for(lambda: any(json.loads(event).get("status") == "error" for event in events["mcp"]),
-                 timeout=10, what="the mcp event of the error")
+        wait_for(
+            lambda: any(json.loads(event).get("status") == "error" for event in events["mcp"]),
+            timeout=10,
+            what="the mcp event of the error",
+        )
         assert max(len(event.encode()) for event in events["mcp"]) <= SMALL
         # The live follower sent every line, the long one cut, and each event is bounded.
-        wait_for(lambda: any("the last words" in event for event in events["mcp_log"]), timeout=10,
-                 what="the last words, live")
+        wait_for(
+            lambda: any("the last words" in event for event in events["mcp_log"]),
+            timeout=10,
+            what="the last words, live",
+        )
         live = [line for event in events["mcp_log"] for line in json.loads(event)["lines"]]
         said = [line.split(" ", 2)[2] for line in live if line.split(" ", 2)[1:2] == ["child"]]
         shown = [line[:120] for line in live]
@@ -125,7 +142,7 @@ def test_one_30_mb_stderr_line_leaves_the_log_the_api_the_status_and_the_bridge_
 
 async def _chunks(data: bytes, size: int):
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
 
 
 class Lines(logging.Handler):
@@ -218,9 +235,23 @@ def test_the_cap_holds_in_bytes_for_every_writer_and_the_status_quotes_little(tm
     script = f"import sys; sys.stderr.write('v' * {LONG} + '\\nthe end\\n'); sys.exit(3)"
     changes = []
     supervised = Supervised(
-        {"id": "abc", "name": "loud", "command": None, "url": "http://127.0.0.1:9/mcp", "bind_host": "127.0.0.1",
-         "port": 9, "token": "t", "transports": ["streamable-http"], "restart_policy": "never"},
-        [sys.executable, "-c", script], tmp_path / "abc.json", log_path, Timing(), changes.append)
+        {
+            "id": "abc",
+            "name": "loud",
+            "command": None,
+            "url": "http://127.0.0.1:9/mcp",
+            "bind_host": "127.0.0.1",
+            "port": 9,
+            "token": "t",
+            "transports": ["streamable-http"],
+            "restart_policy": "never",
+        },
+        [sys.executable, "-c", script],
+        tmp_path / "abc.json",
+        log_path,
+        Timing(),
+        changes.append,
+    )
     supervised.start()
     wait_for(lambda: supervised.state()["status"] == "error", timeout=30, what="the error")
     files = sorted(path for path in tmp_path.glob("s.log*") if not path.name.endswith(".lock"))

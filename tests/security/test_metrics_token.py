@@ -77,10 +77,13 @@ def test_the_scrape_token_may_be_a_setting(make_host, panel_env, data_dir):
     assert host.app.test_client().get(METRICS, headers=bearer(chosen)).status_code == 200
 
 
-@pytest.mark.parametrize("value, error", [
-    ("too-short", "OPEN1PANEL_AI_METRICS_TOKEN holds a token of 9 characters"),
-    (TOKEN, "OPEN1PANEL_AI_METRICS_TOKEN holds the admin token"),
-])
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        ("too-short", "OPEN1PANEL_AI_METRICS_TOKEN holds a token of 9 characters"),
+        (TOKEN, "OPEN1PANEL_AI_METRICS_TOKEN holds the admin token"),
+    ],
+)
 def test_a_short_scrape_token_or_the_admin_token_is_refused(panel_env, value, error):
     panel_env.setenv("OPEN1PANEL_AI_METRICS_TOKEN", value)
     with pytest.raises(ValueError, match=error):

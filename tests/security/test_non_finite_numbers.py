@@ -9,11 +9,12 @@ import pytest
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])
 @pytest.mark.parametrize("path", ["/ollama/models/llama3.2:1b/load", "/ollama/pulls", "/mcp/servers"])
 def test_non_finite_numbers_are_a_400_naming_the_value(client, auth_headers, path, number):
-    body = {"/ollama/models/llama3.2:1b/load": '{"keep_alive": %s}',
-            "/ollama/pulls": '{"name": "llama3.2:1b", "timeout": %s}',
-            "/mcp/servers": '{"name": "n", "command": ["x"], "restart_limit": %s}'}[path] % number
-    response = client.post("/api/v2/ai" + path, data=body, headers={
-        **auth_headers, "Content-Type": "application/json"})
+    body = {
+        "/ollama/models/llama3.2:1b/load": '{"keep_alive": %s}',
+        "/ollama/pulls": '{"name": "llama3.2:1b", "timeout": %s}',
+        "/mcp/servers": '{"name": "n", "command": ["x"], "restart_limit": %s}',
+    }[path] % number
+    response = client.post("/api/v2/ai" + path, data=body, headers={**auth_headers, "Content-Type": "application/json"})
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "invalid_json"

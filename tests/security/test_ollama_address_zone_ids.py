@@ -17,11 +17,26 @@ import pytest
 from open1panel_ai.ollama import address
 
 #: Endpoint addresses an earlier version took; none is an address the panel uses now.
-HOSTILE = ["http://[::1%eth0]:11434", "http://[::1%25x]:11434", "http://[::1%x;}server{listen 80;}]:11434",
-           "http://[::1%x y]:11434", "http://[::1%\n}]:11434", "http://[::1%{]:11434", "http://[::1%ü]:11434",
-           "http://[::1%\x00]:11434", "http://[::1%" + "a" * 300 + "]:11434", "[::1%x]:11434", "::1%x",
-           "http://[fe80::1%lo]:11434", "http://127.0.0.1%x:11434", "http://box\n.lan:11434",
-           "http://bøx.lan:11434", "http://x:0", "http://[::1]:99999", "http://[::1%]:11434"]
+HOSTILE = [
+    "http://[::1%eth0]:11434",
+    "http://[::1%25x]:11434",
+    "http://[::1%x;}server{listen 80;}]:11434",
+    "http://[::1%x y]:11434",
+    "http://[::1%\n}]:11434",
+    "http://[::1%{]:11434",
+    "http://[::1%ü]:11434",
+    "http://[::1%\x00]:11434",
+    "http://[::1%" + "a" * 300 + "]:11434",
+    "[::1%x]:11434",
+    "::1%x",
+    "http://[fe80::1%lo]:11434",
+    "http://127.0.0.1%x:11434",
+    "http://box\n.lan:11434",
+    "http://bøx.lan:11434",
+    "http://x:0",
+    "http://[::1]:99999",
+    "http://[::1%]:11434",
+]
 
 
 @pytest.mark.parametrize("url", HOSTILE)
@@ -50,8 +65,10 @@ def test_addresses_stored_by_an_earlier_version_are_unusable_never_a_500(api, da
     assert api("get", "/ollama/endpoints")[0] == 200  # the store exists
     db = sqlite3.connect(data_dir / "open1panel-ai.sqlite3")
     with db:
-        db.executemany("INSERT INTO ollama_endpoints (name, url, created_at) VALUES (?, ?, '')",
-                       [(f"old-{i}", url) for i, url in enumerate(HOSTILE)])
+        db.executemany(
+            "INSERT INTO ollama_endpoints (name, url, created_at) VALUES (?, ?, '')",
+            [(f"old-{i}", url) for i, url in enumerate(HOSTILE)],
+        )
     db.close()
 
     status, listed = api("get", "/ollama/endpoints")

@@ -29,8 +29,9 @@ def standin(tmp_path):
 def test_a_hostile_model_name_offers_no_action_and_an_mcp_server_survives(served, standin, page):
     standin.seed("llama3.2", [3_000_000])
     panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url})
-    victim = panel.api("POST", "/mcp/servers", json={"name": "victim", "command": ["python3", "-c", "pass"],
-                                                     "autostart": False})
+    victim = panel.api(
+        "POST", "/mcp/servers", json={"name": "victim", "command": ["python3", "-c", "pass"], "autostart": False}
+    )
     assert victim.status_code == 201, victim.text
     victim = victim.json()
     hostile = f"../../mcp/servers/{victim['id']}"
@@ -54,7 +55,8 @@ def test_a_hostile_model_name_offers_no_action_and_an_mcp_server_survives(served
     row = page.locator(f'.ollama-model-table tr[data-model="{hostile}"]')
     expect(row).to_be_visible()
     expect(row.locator(".ollama-invalid-name")).to_have_text(
-        "Not a valid model name: this server may not be Ollama. No action is offered for it.")
+        "Not a valid model name: this server may not be Ollama. No action is offered for it."
+    )
     expect(row.locator("button")).to_have_count(0)
     expect(page.locator(f'#ollama-running tr[data-model="{hostile}"]')).to_be_visible()
     expect(page.locator(f'#ollama-running tr[data-model="{hostile}"] button')).to_have_count(0)
@@ -87,7 +89,9 @@ def test_a_hostile_model_name_offers_no_action_and_an_mcp_server_survives(served
     assert panel.api("GET", f"/mcp/servers/{victim['id']}").status_code == 200
 
     # Sent by hand with its slashes encoded, the name reaches the model route and is refused there.
-    answer = httpx.delete(panel.url + "/api/v2/ai/ollama/models/..%2F..%2Fmcp%2Fservers%2F" + victim["id"],
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+    answer = httpx.delete(
+        panel.url + "/api/v2/ai/ollama/models/..%2F..%2Fmcp%2Fservers%2F" + victim["id"],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_model_name", answer.text
     assert panel.api("GET", f"/mcp/servers/{victim['id']}").status_code == 200

@@ -48,8 +48,9 @@ def occupy_the_worker(api, ollama):  # noqa: F811
     ollama.publish("slow", [1000])
     status, pull = api("post", "/ollama/pulls", json={"name": "slow"})
     assert status == 202, pull
-    wait_for(lambda: api("get", f"/tasks/{pull['id']}")[1]["status"] == "running", 10,
-             what="the pull holding the worker")
+    wait_for(
+        lambda: api("get", f"/tasks/{pull['id']}")[1]["status"] == "running", 10, what="the pull holding the worker"
+    )
     return pull
 
 
@@ -68,10 +69,18 @@ def swap_folder(import_dir, secret):
     (import_dir / "sub").symlink_to(secret.parent)
 
 
-@pytest.mark.parametrize(("path", "swap"), [("m.gguf", swap_file), ("sub/m.gguf", swap_folder)],
-                         ids=["file-swapped", "folder-swapped"])
+@pytest.mark.parametrize(
+    ("path", "swap"), [("m.gguf", swap_file), ("sub/m.gguf", swap_folder)], ids=["file-swapped", "folder-swapped"]
+)
 def test_a_file_swapped_for_a_link_while_the_import_waits_is_refused_and_nothing_is_sent(
-        ollama, import_dir, secret, api, wait_task, path, swap):  # noqa: F811
+    ollama,  # noqa: F811
+    import_dir,
+    secret,
+    api,
+    wait_task,  # noqa: F811
+    path,
+    swap,
+):
     (import_dir / "sub").mkdir()
     (import_dir / path).write_bytes(b"GGUF" + bytes(1 << 16))
     blocker = occupy_the_worker(api, ollama)
@@ -93,8 +102,7 @@ def test_a_file_swapped_for_a_link_while_the_import_waits_is_refused_and_nothing
     assert "swapped:latest" not in {m["name"] for m in ollama.tags()["models"]}
 
 
-def test_the_file_that_was_checked_is_still_imported_when_nothing_changed(
-        ollama, import_dir, api, wait_task):  # noqa: F811
+def test_the_file_that_was_checked_is_still_imported_when_nothing_changed(ollama, import_dir, api, wait_task):  # noqa: F811
     """The same wait without a swap imports the file: the refusal above is the swap's doing."""
     data = b"GGUF" + bytes(range(256)) * 256
     (import_dir / "m.gguf").write_bytes(data)

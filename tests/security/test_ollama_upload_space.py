@@ -62,8 +62,9 @@ def post_upload(app, name: str, body: Body, chunked: bool, answers: dict, key: s
         environ["wsgi.input_terminated"] = True  # as Werkzeug's server marks a chunked body
     else:
         environ["CONTENT_LENGTH"] = str(body.size)
-    response = app.test_client().post(f"/api/v2/ai/ollama/imports?name={name}", headers=headers,
-                                      environ_overrides=environ)
+    response = app.test_client().post(
+        f"/api/v2/ai/ollama/imports?name={name}", headers=headers, environ_overrides=environ
+    )
     answers[key] = (response.status_code, response.get_json())
 
 
@@ -72,8 +73,12 @@ def small_disk(data_dir, ollama_env):  # noqa: F811
     """The panel's uploads folder on a tmpfs of :data:`DISK` bytes, keeping :data:`MARGIN` free."""
     folder = data_dir / "ollama-uploads"
     folder.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0700", "tmpfs", str(folder)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"a small tmpfs cannot be mounted here (needs root): {mounted.stderr.strip()}")
     ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_UPLOAD_MARGIN", str(MARGIN))
@@ -82,7 +87,11 @@ def small_disk(data_dir, ollama_env):  # noqa: F811
 
 
 def test_a_chunked_upload_is_stopped_at_the_margin_with_507_and_its_partial_file_removed(
-        small_disk, host, ollama, wait_task):  # noqa: F811
+    small_disk,
+    host,
+    ollama,  # noqa: F811
+    wait_task,  # noqa: F811
+):
     body = Body(3 * DISK, disk=small_disk)
     answers = {}
     post_upload(host.app, "huge", body, True, answers, "huge")
@@ -106,8 +115,7 @@ def test_a_chunked_upload_is_stopped_at_the_margin_with_507_and_its_partial_file
     assert "small:latest" in {m["name"] for m in ollama.tags()["models"]}
 
 
-def test_a_chunked_upload_cannot_take_the_space_an_upload_under_way_has_reserved(
-        small_disk, host, ollama, wait_task):  # noqa: F811
+def test_a_chunked_upload_cannot_take_the_space_an_upload_under_way_has_reserved(small_disk, host, ollama, wait_task):  # noqa: F811
     """Upload A gives its length (9 MiB) and is under way; upload B, sent in chunks, may use
     what is left beside A's reservation and the margin (16 - 2 - 9 = 5 MiB) and no more. Both
     written at once, they would fill the disk and both fail."""
@@ -133,7 +141,12 @@ def test_a_chunked_upload_cannot_take_the_space_an_upload_under_way_has_reserved
 
 
 def test_a_second_upload_of_the_same_name_while_the_first_is_received_is_refused_with_409(
-        ollama_env, host, ollama, wait_task, data_dir):  # noqa: F811
+    ollama_env,  # noqa: F811
+    host,
+    ollama,  # noqa: F811
+    wait_task,  # noqa: F811
+    data_dir,
+):
     first = Body(3 * MiB, pause_at=1 * MiB)
     answers = {}
     sender = threading.Thread(target=post_upload, args=(host.app, "twin", first, False, answers, "first"))
@@ -153,5 +166,4 @@ def test_a_second_upload_of_the_same_name_while_the_first_is_received_is_refused
     assert wait_task(task["id"])["status"] == "succeeded"
     tasks = host.app.test_client().get("/api/v2/ai/tasks?kind=ollama.import", headers=HEADERS).get_json()["tasks"]
     assert [t["id"] for t in tasks] == [task["id"]]
-    wait_for(lambda: list((data_dir / "ollama-uploads").iterdir()) == [], 5,
-             what="no upload left over")
+    wait_for(lambda: list((data_dir / "ollama-uploads").iterdir()) == [], 5, what="no upload left over")

@@ -35,8 +35,10 @@ def relayed_tasks(host, auth_headers):
 
 def dangling_link(run, outside):
     (run / "owner.sock").symlink_to(outside / "nothing-here.sock")
-    return lambda: os.readlink(run / "owner.sock") == str(outside / "nothing-here.sock") \
+    return lambda: (
+        os.readlink(run / "owner.sock") == str(outside / "nothing-here.sock")
         and not (outside / "nothing-here.sock").exists()
+    )
 
 
 def link_to_a_file(run, outside):
@@ -55,13 +57,17 @@ def run_folder_is_a_link(run, outside):
     (outside / "elsewhere").mkdir()
     (outside / "elsewhere").chmod(0o755)  # whatever the process's umask
     run.symlink_to(outside / "elsewhere")
-    return lambda: run.is_symlink() and list((outside / "elsewhere").iterdir()) == [] \
+    return lambda: (
+        run.is_symlink()
+        and list((outside / "elsewhere").iterdir()) == []
         and stat.S_IMODE((outside / "elsewhere").stat().st_mode) == 0o755
+    )
 
 
 @pytest.mark.parametrize("in_the_way", [dangling_link, link_to_a_file, regular_file, run_folder_is_a_link])
 def test_what_is_in_the_owner_sockets_place_is_refused_left_alone_and_the_lock_given_up(
-        multiprocess_env, data_dir, tmp_path, auth_headers, caplog, in_the_way):
+    multiprocess_env, data_dir, tmp_path, auth_headers, caplog, in_the_way
+):
     run = data_dir / "run"
     run.mkdir(mode=0o700)
     outside = tmp_path / "outside"
@@ -118,7 +124,8 @@ def take_lock_when_free(data_dir) -> int | None:
 
 
 def test_a_takeover_that_meets_a_bad_socket_gives_up_and_the_next_owner_starts_its_work(
-        multiprocess_env, data_dir, tmp_path, auth_headers, caplog):
+    multiprocess_env, data_dir, tmp_path, auth_headers, caplog
+):
     multiprocess_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0.5")
     other = hold_lock(data_dir)
     hosts = []
@@ -146,8 +153,10 @@ def test_a_takeover_that_meets_a_bad_socket_gives_up_and_the_next_owner_starts_i
         os.close(other)
         other = None
         assert started.wait(10) and context_of(second).is_owner
-        wait_for(lambda: context_of(second).store.query_one(
-            "SELECT count(*) AS n FROM gpu_history")["n"], what="the GPU history kept by the new owner")
+        wait_for(
+            lambda: context_of(second).store.query_one("SELECT count(*) AS n FROM gpu_history")["n"],
+            what="the GPU history kept by the new owner",
+        )
         # The panel that gave up relays to it.
         assert relayed_tasks(first, auth_headers).status_code == 200
         assert not context_of(first).is_owner

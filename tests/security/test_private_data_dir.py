@@ -46,8 +46,15 @@ def mode(path: Path) -> int:
 
 def read_as_nobody(path: Path) -> subprocess.CompletedProcess:
     nobody = pwd.getpwnam("nobody")
-    return subprocess.run(["cat", str(path)], user=nobody.pw_uid, group=nobody.pw_gid,
-                          extra_groups=[], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["cat", str(path)],
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 @needs_root

@@ -21,16 +21,21 @@ def test_dot_segments_survive_the_http_client():
     assert relayed_path("/api/v2/ai/ollama/models/library/a b:1") == "/api/v2/ai/ollama/models/library/a%20b:1"
 
 
-def test_a_climbing_path_sent_to_a_relaying_process_stays_on_its_route(shared_dir_env, make_host,  # noqa: F811
-                                                                       auth_headers):
+def test_a_climbing_path_sent_to_a_relaying_process_stays_on_its_route(
+    shared_dir_env,  # noqa: F811
+    make_host,
+    auth_headers,
+):
     owner, relaying = make_host(), make_host()
     assert not relaying.app.extensions["open1panel_ai"].is_owner
-    made = owner.app.test_client().post("/api/v2/ai/mcp/servers", headers=auth_headers,
-                                        json={"name": "kept", "command": ["mcp-server-time"]})
+    made = owner.app.test_client().post(
+        "/api/v2/ai/mcp/servers", headers=auth_headers, json={"name": "kept", "command": ["mcp-server-time"]}
+    )
     assert made.status_code == 201, made.get_json()
     server_id = made.get_json()["id"]
     answer = relaying.app.test_client().delete(
-        f"/api/v2/ai/ollama/models/..%2F..%2Fmcp%2Fservers%2F{server_id}", headers=auth_headers)
+        f"/api/v2/ai/ollama/models/..%2F..%2Fmcp%2Fservers%2F{server_id}", headers=auth_headers
+    )
     assert answer.status_code in (400, 404), answer.get_json()  # the Ollama route's answer
     still = owner.app.test_client().get(f"/api/v2/ai/mcp/servers/{server_id}", headers=auth_headers)
     assert still.status_code == 200

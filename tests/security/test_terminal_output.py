@@ -22,8 +22,7 @@ from tests.ollama_standin import OllamaStandIn
 
 #: A window title, a line erase with a carriage return, and a clipboard write (OSC 52), in
 #: 7-bit and 8-bit (C1 CSI) forms, a DEL and a right-to-left override.
-HOSTILE = ("Q4\x1b]0;owned\x07\x1b[2K\r\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07"
-           "\x9b31m\x7f\u202eevil")
+HOSTILE = "Q4\x1b]0;owned\x07\x1b[2K\r\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\x9b31m\x7f\u202eevil"
 #: Bytes that start or end a terminal control sequence.
 ACTIVE = ("\x1b", "\x07", "\x9b", "\x9d", "\r", "\x7f", "\u202e")
 
@@ -32,14 +31,17 @@ def assert_inert(text: str) -> None:
     assert not [c for c in ACTIVE if c in text], repr(text)
 
 
-@pytest.mark.parametrize(("raw", "shown"), [
-    ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),
-    ("a\x1b[2K\rb", "a\\x1b[2K\\x0db"),
-    ("\x9b2J\x7f", "\\x9b2J\\x7f"),
-    ("one\ntwo\tthree", "one\\x0atwo\\x09three"),
-    ("\u202egnp.exe", "\\u202egnp.exe"),
-    ("llama3.2:latest — 模型 👍", "llama3.2:latest — 模型 👍"),
-])
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),
+        ("a\x1b[2K\rb", "a\\x1b[2K\\x0db"),
+        ("\x9b2J\x7f", "\\x9b2J\\x7f"),
+        ("one\ntwo\tthree", "one\\x0atwo\\x09three"),
+        ("\u202egnp.exe", "\\u202egnp.exe"),
+        ("llama3.2:latest — 模型 👍", "llama3.2:latest — 模型 👍"),
+    ],
+)
 def test_control_characters_are_shown_as_escapes(raw, shown):
     assert inert(raw) == shown
 
@@ -97,8 +99,9 @@ def test_gpu_doctor_prints_a_hostile_device_name_inert(monkeypatch, capsys):
 
 def test_log_lines_of_the_command_line_are_inert():
     formatter = InertFormatter("%(levelname)s %(name)s: %(message)s")
-    record = logging.LogRecord("open1panel_ai.mcp", logging.WARNING, __file__, 1,
-                               "MCP server %s exited", (HOSTILE,), None)
+    record = logging.LogRecord(
+        "open1panel_ai.mcp", logging.WARNING, __file__, 1, "MCP server %s exited", (HOSTILE,), None
+    )
     line = formatter.format(record)
     assert line.startswith("WARNING open1panel_ai.mcp: MCP server Q4\\x1b]0;owned")
     assert_inert(line)
@@ -106,9 +109,15 @@ def test_log_lines_of_the_command_line_are_inert():
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        record = logging.LogRecord("open1panel_ai.mcp", logging.ERROR, __file__, 1,
-                                   "MCP server %s failed", ("x\nINFO open1panel_ai: all good",),
-                                   sys.exc_info())
+        record = logging.LogRecord(
+            "open1panel_ai.mcp",
+            logging.ERROR,
+            __file__,
+            1,
+            "MCP server %s failed",
+            ("x\nINFO open1panel_ai: all good",),
+            sys.exc_info(),
+        )
     lines = formatter.format(record).splitlines()
     assert lines[0] == "ERROR open1panel_ai.mcp: MCP server x\\x0aINFO open1panel_ai: all good failed"
     assert lines[1] == "Traceback (most recent call last):" and lines[-1] == "RuntimeError: boom"

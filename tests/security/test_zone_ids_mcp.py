@@ -15,16 +15,33 @@ import pytest
 
 from tests.conftest import TOKEN
 
-HOSTILE = ["::1%eth0", "::1%25x", "fe80::1%lo", "::1%x;}server{listen 80;}", "::1%\n}", "::1% ",
-           "::1%{", "127.0.0.1%x"]
+HOSTILE = ["::1%eth0", "::1%25x", "fe80::1%lo", "::1%x;}server{listen 80;}", "::1%\n}", "::1% ", "::1%{", "127.0.0.1%x"]
 #: Values that are no plain address; none may be taken, and none may cause a 500.
-NOT_ADDRESSES = ["", " ", "::1%", "localhost", "[::1]", "127.0.0.1:8080", "10.0.0.0/8", "01.2.3.4",
-                 " 127.0.0.1", "127.0.0.1\n", "\x00", "x" * 100_000, "::1\x00", 5, 1.5, True, None, [], {}]
+NOT_ADDRESSES = [
+    "",
+    " ",
+    "::1%",
+    "localhost",
+    "[::1]",
+    "127.0.0.1:8080",
+    "10.0.0.0/8",
+    "01.2.3.4",
+    " 127.0.0.1",
+    "127.0.0.1\n",
+    "\x00",
+    "x" * 100_000,
+    "::1\x00",
+    5,
+    1.5,
+    True,
+    None,
+    [],
+    {},
+]
 
 
 def create(api, **fields):
-    return api("post", "/mcp/servers", json={"name": "zoned", "command": ["true"], "autostart": False,
-                                             **fields})
+    return api("post", "/mcp/servers", json={"name": "zoned", "command": ["true"], "autostart": False, **fields})
 
 
 @pytest.mark.parametrize("value", HOSTILE + NOT_ADDRESSES)
@@ -61,8 +78,9 @@ def test_a_zone_id_stored_by_an_earlier_version_is_dropped_at_start(api, data_di
     assert status == 201
     db = sqlite3.connect(data_dir / "open1panel-ai.sqlite3")
     with db:
-        db.execute("UPDATE mcp_servers SET definition = json_set(definition, '$.bind_host', ?)",
-                   ("::1%x;}server{listen 80;}",))
+        db.execute(
+            "UPDATE mcp_servers SET definition = json_set(definition, '$.bind_host', ?)", ("::1%x;}server{listen 80;}",)
+        )
     db.close()
     client = make_host().app.test_client()
     again = client.get(f"/api/v2/ai/mcp/servers/{server['id']}", headers={"Authorization": f"Bearer {TOKEN}"})

@@ -25,13 +25,27 @@ TIMEOUT_SECONDS = 10
 #: amd-smi writes memory in binary units under decimal names ("MB" is 2**20 bytes).
 BYTES_PER_UNIT = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}
 #: The readings this provider fills in; those a card does not report go to ``unsupported``.
-READINGS = ("utilization_gpu", "utilization_memory", "memory_total", "memory_used", "memory_free",
-            "temperature", "fan_speed", "power_draw_w", "power_limit_w", "energy_mj", "clock_sm",
-            "clock_memory")
-INSTALL_FIX = ("Install ROCm's amd-smi (the amd-smi-lib package) and put its folder "
-               "(usually /opt/rocm/bin) on the panel's PATH.")
-ACCESS_FIX = ("Run 'amd-smi list' as the panel's user: the amdgpu driver must be loaded and the "
-              "user needs the 'render' and 'video' groups.")
+READINGS = (
+    "utilization_gpu",
+    "utilization_memory",
+    "memory_total",
+    "memory_used",
+    "memory_free",
+    "temperature",
+    "fan_speed",
+    "power_draw_w",
+    "power_limit_w",
+    "energy_mj",
+    "clock_sm",
+    "clock_memory",
+)
+INSTALL_FIX = (
+    "Install ROCm's amd-smi (the amd-smi-lib package) and put its folder (usually /opt/rocm/bin) on the panel's PATH."
+)
+ACCESS_FIX = (
+    "Run 'amd-smi list' as the panel's user: the amdgpu driver must be loaded and the "
+    "user needs the 'render' and 'video' groups."
+)
 
 
 class AmdSmiError(RuntimeError):
@@ -44,8 +58,9 @@ def run_amd_smi(command: str) -> list[dict[str, Any]]:
     if program is None:
         raise AmdSmiError(f"{AMD_SMI} is not on the panel's PATH")
     try:
-        done = subprocess.run([program, command, "--json"], capture_output=True, text=True,
-                              timeout=TIMEOUT_SECONDS, check=False)
+        done = subprocess.run(
+            [program, command, "--json"], capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+        )
     except subprocess.TimeoutExpired:
         raise AmdSmiError(f"'amd-smi {command}' did not answer within {TIMEOUT_SECONDS} s") from None
     if done.returncode != 0:
@@ -95,8 +110,7 @@ def identities(listed: list[dict[str, Any]], static: list[dict[str, Any]]) -> di
     for entry in listed:
         fixed = by_index.get(entry["gpu"], {})
         name = fixed.get("asic", {}).get("market_name") if isinstance(fixed.get("asic"), dict) else None
-        limit = _first(reading(fixed, "limit", "socket_power"),
-                       reading(fixed, "limit", "ppt0", "socket_power_limit"))
+        limit = _first(reading(fixed, "limit", "socket_power"), reading(fixed, "limit", "ppt0", "socket_power_limit"))
         result[entry["gpu"]] = {
             "name": name if isinstance(name, str) and name != "N/A" else None,
             "uuid": entry.get("uuid"),
@@ -109,12 +123,21 @@ def identities(listed: list[dict[str, Any]], static: list[dict[str, Any]]) -> di
 
 def device(index: int, fixed: Mapping[str, Any], metric: Mapping[str, Any] | None) -> dict[str, Any]:
     """One GPU in the GPU feature's shape (``hookspecs.ai.GPUProvider.sample``)."""
-    base = {"index": index, "device": f"amd{index}", "name": fixed["name"], "uuid": fixed["uuid"],
-            "pci_bus_id": fixed["pci_bus_id"]}
+    base = {
+        "index": index,
+        "device": f"amd{index}",
+        "name": fixed["name"],
+        "uuid": fixed["uuid"],
+        "pci_bus_id": fixed["pci_bus_id"],
+    }
     if metric is None:
-        return {**base, "lost": True, "unsupported": [],
-                "error": "amd-smi metric reports nothing for this GPU; check 'dmesg | grep amdgpu' "
-                         "and reset the GPU or reboot."}
+        return {
+            **base,
+            "lost": True,
+            "unsupported": [],
+            "error": "amd-smi metric reports nothing for this GPU; check 'dmesg | grep amdgpu' "
+            "and reset the GPU or reboot.",
+        }
     energy_joules = reading(metric, "energy", "total_energy_consumption")
     readings = {
         "utilization_gpu": reading(metric, "usage", "gfx_activity"),
@@ -126,15 +149,21 @@ def device(index: int, fixed: Mapping[str, Any], metric: Mapping[str, Any] | Non
         # none and report the hotspot (junction) instead.
         "temperature": _first(reading(metric, "temperature", "edge"), reading(metric, "temperature", "hotspot")),
         "fan_speed": reading(metric, "fan", "usage"),
-        "power_draw_w": _first(reading(metric, "power", "socket_power"),
-                               reading(metric, "power", "average_socket_power")),
+        "power_draw_w": _first(
+            reading(metric, "power", "socket_power"), reading(metric, "power", "average_socket_power")
+        ),
         "power_limit_w": fixed["power_limit_w"],
         "energy_mj": _whole(energy_joules * 1000) if energy_joules is not None else None,
         "clock_sm": reading(metric, "clock", "gfx_0", "clk"),
         "clock_memory": reading(metric, "clock", "mem_0", "clk"),
     }
-    return {**base, "lost": False, "error": None, **readings,
-            "unsupported": sorted(name for name in READINGS if readings[name] is None)}
+    return {
+        **base,
+        "lost": False,
+        "error": None,
+        **readings,
+        "unsupported": sorted(name for name in READINGS if readings[name] is None),
+    }
 
 
 def _whole(value: float | None) -> int | None:
@@ -153,15 +182,17 @@ class AmdSmiProvider:
 
     def probe(self) -> None:
         if shutil.which(AMD_SMI) is None:
-            raise ProviderUnavailable("amd-smi is not installed: there is no 'amd-smi' on the panel's PATH.",
-                                      INSTALL_FIX)
+            raise ProviderUnavailable(
+                "amd-smi is not installed: there is no 'amd-smi' on the panel's PATH.", INSTALL_FIX
+            )
         try:
             listed = run_amd_smi("list")
         except AmdSmiError as exc:
             raise ProviderUnavailable(f"{exc}.", ACCESS_FIX) from None
         if not listed:
-            raise ProviderUnavailable("amd-smi lists no AMD GPU.",
-                                      "Check that the amdgpu driver is loaded: lsmod | grep amdgpu.")
+            raise ProviderUnavailable(
+                "amd-smi lists no AMD GPU.", "Check that the amdgpu driver is loaded: lsmod | grep amdgpu."
+            )
 
     def sample(self) -> dict[str, Any]:
         """Every GPU ``amd-smi list`` knows. When ``amd-smi metric`` fails, each of them is
@@ -180,14 +211,25 @@ class AmdSmiProvider:
 
     def checks(self) -> list[dict[str, Any]]:
         program = shutil.which(AMD_SMI)
-        checks = [{"name": "amd-smi", "ok": program is not None,
-                   "detail": program or "not found on the panel's PATH",
-                   "fix": "" if program else INSTALL_FIX}]
+        checks = [
+            {
+                "name": "amd-smi",
+                "ok": program is not None,
+                "detail": program or "not found on the panel's PATH",
+                "fix": "" if program else INSTALL_FIX,
+            }
+        ]
         if program is not None:
             try:
                 count = len(run_amd_smi("list"))
-                checks.append({"name": "devices", "ok": count > 0, "detail": f"{count} AMD GPU(s) listed",
-                               "fix": "" if count else "Check that the amdgpu driver is loaded."})
+                checks.append(
+                    {
+                        "name": "devices",
+                        "ok": count > 0,
+                        "detail": f"{count} AMD GPU(s) listed",
+                        "fix": "" if count else "Check that the amdgpu driver is loaded.",
+                    }
+                )
             except AmdSmiError as exc:
                 checks.append({"name": "devices", "ok": False, "detail": str(exc), "fix": ACCESS_FIX})
         return checks

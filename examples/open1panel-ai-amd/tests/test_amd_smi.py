@@ -38,8 +38,7 @@ def test_a_sample_has_every_reading_amd_smi_gives(recorded):
     assert (busy["index"], busy["name"], busy["pci_bus_id"]) == (0, "AMD Radeon AI PRO R9700", "0000:03:00.0")
     assert busy["uuid"] == "b4ff7551-0000-1000-8059-a6be8f1c2d3e" and busy["lost"] is False
     assert (busy["utilization_gpu"], busy["utilization_memory"]) == (97, 41)
-    assert (busy["memory_total"], busy["memory_used"], busy["memory_free"]) == (
-        32624 * MIB, 29777 * MIB, 2847 * MIB)
+    assert (busy["memory_total"], busy["memory_used"], busy["memory_free"]) == (32624 * MIB, 29777 * MIB, 2847 * MIB)
     assert (busy["temperature"], busy["fan_speed"]) == (79, 38.82)
     assert (busy["power_draw_w"], busy["power_limit_w"], busy["energy_mj"]) == (103, 300, 2761392613)
     assert (busy["clock_sm"], busy["clock_memory"]) == (2350, 1258)
@@ -68,8 +67,9 @@ def test_a_gpu_missing_from_the_metrics_is_lost_and_the_others_stay(recorded, tm
     provider.sample()  # the fixed facts of both cards are known now
     only_first = (Path(__file__).parent / "recorded" / "metric.json").read_text().replace('"gpu": 1', '"gpu": 7')
     (tmp_path / "metric.json").write_text(only_first)
-    monkeypatch.setenv("PATH", str(broken_amd_smi(tmp_path, f"print(open({str(tmp_path / 'metric.json')!r}).read())")),
-                       prepend=":")
+    monkeypatch.setenv(
+        "PATH", str(broken_amd_smi(tmp_path, f"print(open({str(tmp_path / 'metric.json')!r}).read())")), prepend=":"
+    )
     first, second = provider.sample()["devices"]
     assert first["lost"] is False and first["utilization_gpu"] == 97
     assert second["lost"] is True and "dmesg" in second["error"] and second["name"] == "AMD Radeon AI PRO R9700"
@@ -91,7 +91,11 @@ def test_without_amd_smi_the_probe_says_what_to_install(monkeypatch, tmp_path):
         AmdSmiProvider({}).probe()
     assert "amd-smi-lib" in caught.value.fix
     assert AmdSmiProvider({}).checks()[0] == {
-        "name": "amd-smi", "ok": False, "detail": "not found on the panel's PATH", "fix": caught.value.fix}
+        "name": "amd-smi",
+        "ok": False,
+        "detail": "not found on the panel's PATH",
+        "fix": caught.value.fix,
+    }
 
 
 def test_a_failing_amd_smi_makes_the_probe_fail_with_its_words(monkeypatch, tmp_path):

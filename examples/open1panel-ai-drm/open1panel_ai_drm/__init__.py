@@ -32,6 +32,12 @@ def _number(path: Path, scale: float = 1.0) -> float | None:
         return None
 
 
+def _bytes(path: Path) -> int | None:
+    """A byte count: a whole number, as the GPU feature's memory readings are."""
+    value = _number(path)
+    return round(value) if value is not None else None
+
+
 def read_cards(root: Path) -> list[dict[str, Any]]:
     """Every ``cardN`` under ``root`` in the GPU feature's device shape, with the readings its
     driver exposes; the others are None and named in ``unsupported``."""
@@ -44,24 +50,26 @@ def read_cards(root: Path) -> list[dict[str, Any]]:
         hwmon = next(iter(sorted((device / "hwmon").glob("hwmon*"))), None) if (device / "hwmon").is_dir() else None
         readings = {
             "utilization_gpu": _number(device / "gpu_busy_percent"),
-            "memory_total": _number(device / "mem_info_vram_total"),
-            "memory_used": _number(device / "mem_info_vram_used"),
+            "memory_total": _bytes(device / "mem_info_vram_total"),
+            "memory_used": _bytes(device / "mem_info_vram_used"),
             "temperature": _number(hwmon / "temp1_input", 1 / 1000) if hwmon else None,
             "power_draw_w": _number(hwmon / "power1_average", 1 / 1_000_000) if hwmon else None,
         }
-        cards.append({
-            "index": int(entry.name[4:]),
-            "device": entry.name,  # the kernel's name, which the /metrics device label carries
-            "name": None,
-            "uuid": None,
-            "vendor": VENDORS.get(_read(device / "vendor") or "", _read(device / "vendor")),
-            "pci_bus_id": uevent.get("PCI_SLOT_NAME"),
-            "driver": uevent.get("DRIVER"),
-            "lost": False,
-            "error": None,
-            **readings,
-            "unsupported": sorted(name for name, value in readings.items() if value is None),
-        })
+        cards.append(
+            {
+                "index": int(entry.name[4:]),
+                "device": entry.name,  # the kernel's name, which the /metrics device label carries
+                "name": None,
+                "uuid": None,
+                "vendor": VENDORS.get(_read(device / "vendor") or "", _read(device / "vendor")),
+                "pci_bus_id": uevent.get("PCI_SLOT_NAME"),
+                "driver": uevent.get("DRIVER"),
+                "lost": False,
+                "error": None,
+                **readings,
+                "unsupported": sorted(name for name, value in readings.items() if value is None),
+            }
+        )
     return cards
 
 
@@ -77,16 +85,23 @@ class DrmGPUProvider:
         if not self.root.is_dir():
             raise ProviderUnavailable(f"{self.root} does not exist", "Run on Linux with a DRM driver loaded.")
         if not read_cards(self.root):
-            raise ProviderUnavailable(f"no GPU is listed under {self.root}",
-                                      "Load the GPU's kernel driver (amdgpu, i915, nouveau, …).")
+            raise ProviderUnavailable(
+                f"no GPU is listed under {self.root}", "Load the GPU's kernel driver (amdgpu, i915, nouveau, …)."
+            )
 
     def sample(self) -> dict[str, Any]:
         return {"devices": read_cards(self.root), "processes": [], "versions": {}}
 
     def checks(self) -> list[dict[str, Any]]:
         cards = read_cards(self.root) if self.root.is_dir() else []
-        return [{"name": "DRM cards", "ok": bool(cards), "detail": f"{len(cards)} found in {self.root}",
-                 "fix": "" if cards else "Load the GPU's kernel driver."}]
+        return [
+            {
+                "name": "DRM cards",
+                "ok": bool(cards),
+                "detail": f"{len(cards)} found in {self.root}",
+                "fix": "" if cards else "Load the GPU's kernel driver.",
+            }
+        ]
 
 
 @hookimpl

@@ -1,0 +1,57 @@
+"""One feature registry: every feature declares itself once (its ``Feature``), and the plugin's
+menu, the accepted Socket.IO topics, the landing page's cards and the typed interfaces between
+features all come from it."""
+
+from __future__ import annotations
+
+import inspect
+import pkgutil
+
+import open1panel_ai
+from hookspecs.ai import PROVIDER_KINDS
+from open1panel_ai import features, interfaces, plugin
+from open1panel_ai.realtime import Realtime
+
+FEATURES = features.load()
+
+
+def test_every_feature_package_is_in_the_registry_in_order():
+    packages = {m.name for m in pkgutil.iter_modules(open1panel_ai.__path__) if m.ispkg} - {"standalone", "testing"}
+    assert set(FEATURES) == packages
+    assert list(FEATURES) == sorted(FEATURES, key=lambda name: FEATURES[name].order)
+    assert all(f.kind in PROVIDER_KINDS or f.kind is None for f in FEATURES.values())
+
+
+def test_the_plugin_menu_is_the_registrys():
+    items = plugin.panel_menu_items()
+    assert [item["id"] for item in items[1:]] == [f.menu_item()["id"] for f in FEATURES.values() if f.menu]
+
+
+def test_socketio_accepts_the_declared_topics_and_no_other():
+    realtime = Realtime(None, [topic for f in FEATURES.values() for topic in f.topics])
+    for topic in ("tasks", "task:abc", "gpu", "mcp", "mcp:srv1:logs", "alerts", "ollama"):
+        assert realtime.accepts(topic), topic
+    for topic in ("domain", "mcp:../x:logs", "gpus", ""):
+        assert not realtime.accepts(topic), topic
+
+
+def test_each_feature_offers_what_its_service_implements(host):
+    context = host.app.extensions["open1panel_ai"]
+    for interface in (
+        interfaces.OllamaEndpoints,
+        interfaces.LoadedModels,
+        interfaces.MCPServers,
+        interfaces.GPUReadings,
+        interfaces.DomainBindings,
+        interfaces.MetricsSource,
+    ):
+        service = context.find(interface)
+        assert service is not None, interface.__name__
+        members = [name for name, _ in inspect.getmembers(interface, inspect.isfunction) if not name.startswith("_")]
+        assert all(callable(getattr(service, name, None)) for name in members), interface.__name__
+
+
+def test_the_landing_page_shows_a_card_per_feature_kind(client, auth_headers):
+    page = client.get("/ai/", headers=auth_headers).get_data(as_text=True)
+    kinds = [f.kind for f in FEATURES.values() if f.kind]
+    assert [k for k in kinds if f'data-kind="{k}"' in page] == kinds
