@@ -5,7 +5,11 @@ directly over stdio; through bridge v1 (``open1panel_ai.mcp.bridge``, on the ``m
 bridge v2 (``open1panel_ai.mcp.passthrough``) over Streamable HTTP and over SSE; through bridge
 v2 with ``sessions: per_client``; and against the floor, an in-process server that answers the
 same messages over the same HTTP server as bridge v2 with no child behind it (what is above the
-floor is what the bridge itself costs). Each path gets 300 sequential calls (p50 / p99), then 16
+floor is what the bridge itself costs); and through the peers, side by side in the same run:
+mcp-proxy 0.13.0 (from PyPI, in a venv of its own under ``~/.cache/open1panel-ai-bench``, since
+it needs ``mcp < 2``) over Streamable HTTP and SSE, and supergateway 4.0.0 ``--stateful`` (from
+npm, into the same cache folder). A peer that cannot be installed is left out with a line that
+says why. Each path gets 300 sequential calls (p50 / p99), then 16
 concurrent sessions making 50 calls each (calls per second, p50 / p99), in three interleaved
 rounds whose medians are shown. Direct stdio with 16 sessions means 16 children, one per
 session; a shared bridge serves all 16 from one child.
@@ -53,9 +57,72 @@ PATHS = (
     ("bridge v2, Streamable HTTP", "v2", "streamable-http"),
     ("bridge v2, SSE", "v2", "sse"),
     ("bridge v2 per_client, HTTP", "v2-per-client", "streamable-http"),
+    ("mcp-proxy 0.13.0, HTTP", "mcp-proxy", "streamable-http"),
+    ("mcp-proxy 0.13.0, SSE", "mcp-proxy", "sse"),
+    ("supergateway 4.0.0 --stateful", "supergateway", "streamable-http"),
 )
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+#: Where the peers are installed, once.
+PEER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "open1panel-ai-bench"
+MCP_PROXY_VERSION = "0.13.0"
+SUPERGATEWAY_VERSION = "4.0.0"
+
+
+def install_peers() -> tuple[dict[str, list[str]], list[str]]:
+    """The argv prefix of each peer that is (or could now be) installed, and a line for each
+    one that could not be."""
+    found: dict[str, list[str]] = {}
+    problems: list[str] = []
+    venv = PEER_CACHE / f"mcp-proxy-{MCP_PROXY_VERSION}"
+    program = venv / "bin" / "mcp-proxy"
+    try:
+        if not program.exists():
+            subprocess.run(
+                [sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True, timeout=300
+            )
+            subprocess.run(
+                [str(venv / "bin" / "pip"), "install", "-q", f"mcp-proxy=={MCP_PROXY_VERSION}"],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+        found["mcp-proxy"] = [str(program)]
+    except (OSError, subprocess.SubprocessError) as exc:
+        problems.append(f"mcp-proxy {MCP_PROXY_VERSION} left out: it could not be installed ({_why(exc)})")
+    entry = PEER_CACHE / "npm" / "node_modules" / "supergateway" / "dist" / "index.js"
+    try:
+        if not entry.exists():
+            subprocess.run(
+                [
+                    "npm",
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(PEER_CACHE / "npm"),
+                    f"supergateway@{SUPERGATEWAY_VERSION}",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+        found["supergateway"] = ["node", str(entry)]
+    except (OSError, subprocess.SubprocessError) as exc:
+        problems.append(f"supergateway {SUPERGATEWAY_VERSION} left out: it could not be installed ({_why(exc)})")
+    return found, problems
+
+
+def _why(exc: Exception) -> str:
+    output = getattr(exc, "stderr", None) or b""
+    text = output.decode(errors="replace").strip().splitlines()[-1:] if output else []
+    return text[0][:200] if text else str(exc)[:200]
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+}
 
 
 def _free_port() -> int:
@@ -75,26 +142,74 @@ class Served:
     ``listening`` and ``first_initialize`` are the milliseconds from the process's start to its
     first answer on ``/healthz`` and to its first answered ``initialize``."""
 
-    def __init__(self, kind: str, folder: Path) -> None:
+    def __init__(self, kind: str, folder: Path, peers: dict[str, list[str]] | None = None) -> None:
         self.kind = kind
         self.port = _free_port()
         self.token = secrets.token_urlsafe(32)
-        config = {"id": "bench", "name": "bench", "command": SERVER, "env": {}, "bind_host": "127.0.0.1",
-                  "port": self.port, "token": self.token, "transports": ["streamable-http", "sse"],
-                  "allowed_hosts": [], "log_file": str(folder / f"{kind}.log")}
+        config = {
+            "id": "bench",
+            "name": "bench",
+            "command": SERVER,
+            "env": {},
+            "bind_host": "127.0.0.1",
+            "port": self.port,
+            "token": self.token,
+            "transports": ["streamable-http", "sse"],
+            "allowed_hosts": [],
+            "log_file": str(folder / f"{kind}.log"),
+        }
         if kind.startswith("v2"):
             config["env"] = CHILD_ENV
             config["sessions"] = "per_client" if kind == "v2-per-client" else "shared"
         path = folder / f"{kind}.json"
         path.write_text(json.dumps(config))
-        argv = {"v1": [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(path)],
-                "floor": [sys.executable, "-m", "benchmarks.bench_mcp", "--floor", str(path)]}.get(
-            kind, [sys.executable, "-m", "open1panel_ai.mcp.passthrough", str(path)])
+        argv = {
+            "v1": [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(path)],
+            "floor": [sys.executable, "-m", "benchmarks.bench_mcp", "--floor", str(path)],
+        }.get(kind, [sys.executable, "-m", "open1panel_ai.mcp.passthrough", str(path)])
+        if kind == "mcp-proxy":
+            argv = [
+                *peers[kind],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "WARNING",
+                *(arg for key, value in CHILD_ENV.items() for arg in ("-e", key, value)),
+                "--",
+                *SERVER,
+            ]
+        elif kind == "supergateway":
+            argv = [
+                *peers[kind],
+                "--stdio",
+                " ".join(SERVER),
+                "--outputTransport",
+                "streamableHttp",
+                "--stateful",
+                "--port",
+                str(self.port),
+                "--logLevel",
+                "none",
+                "--healthEndpoint",
+                "/healthz",
+            ]
         import httpx
 
         started = time.perf_counter()
-        self.process = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL,
-                                        cwd=Path(__file__).resolve().parent.parent)
+        # A peer's own log (mcp-proxy prints a traceback for every session a client ends) goes
+        # to a file beside its config, not into the report.
+        errors = open(folder / f"{kind}.stderr", "wb") if kind in ("mcp-proxy", "supergateway") else None
+        self.process = subprocess.Popen(
+            argv,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        if errors is not None:
+            errors.close()
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json, text/event-stream"}
         deadline = time.monotonic() + 60
         self.listening = None
@@ -103,17 +218,20 @@ class Served:
                 if self.listening is None:
                     httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5)
                     self.listening = (time.perf_counter() - started) * 1000
-                answer = httpx.post(f"http://127.0.0.1:{self.port}/mcp", json=INITIALIZE, headers=headers,
-                                    timeout=30)
+                answer = httpx.post(f"http://127.0.0.1:{self.port}/mcp", json=INITIALIZE, headers=headers, timeout=30)
                 if answer.status_code == 200:
                     self.first_initialize = (time.perf_counter() - started) * 1000
-                    httpx.delete(f"http://127.0.0.1:{self.port}/mcp", timeout=5,
-                                 headers={**headers, "Mcp-Session-Id": answer.headers.get("mcp-session-id", "")})
+                    httpx.delete(
+                        f"http://127.0.0.1:{self.port}/mcp",
+                        timeout=5,
+                        headers={**headers, "Mcp-Session-Id": answer.headers.get("mcp-session-id", "")},
+                    )
                     self.cpu = 0.0
                     self.calls = 0
                     return
             except httpx.HTTPError:
                 time.sleep(0.002)
+        self.process.kill()
         raise RuntimeError(f"{kind} did not start")
 
     def cpu_seconds(self) -> float:
@@ -147,8 +265,9 @@ class Served:
 def child_start_ms() -> float:
     """Milliseconds from starting ``mcp-server-time`` to its answer to ``initialize``, over stdio."""
     started = time.perf_counter()
-    process = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               env=CHILD_ENV)
+    process = subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=CHILD_ENV
+    )
     process.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
     process.stdin.flush()
     process.stdout.readline()
@@ -232,9 +351,13 @@ async def _measure(open_session, sequential: int, sessions: int, calls: int) -> 
             group.start_soon(_calls, open_session, calls, concurrent, start)
     # Sessions close one after another; the clock stops when the last call is answered.
     elapsed = max(start.last_answer, start.at + 1e-9) - start.at
-    return {"p50": statistics.median(latencies), "p99": _percentile(latencies, 0.99),
-            "rate": len(concurrent) / elapsed, "c_p50": statistics.median(concurrent),
-            "c_p99": _percentile(concurrent, 0.99)}
+    return {
+        "p50": statistics.median(latencies),
+        "p99": _percentile(latencies, 0.99),
+        "rate": len(concurrent) / elapsed,
+        "c_p50": statistics.median(concurrent),
+        "c_p99": _percentile(concurrent, 0.99),
+    }
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -254,52 +377,78 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         servers: dict[str, Served] = {}
         try:
+            peers, left_out = install_peers()
             for kind in ("floor", "v1", "v2", "v2-per-client"):
-                servers[kind] = Served(kind, Path(folder))
-            rounds: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in PATHS}
+                servers[kind] = Served(kind, Path(folder), peers)
+            for kind in peers:
+                try:
+                    servers[kind] = Served(kind, Path(folder), peers)
+                except RuntimeError as exc:
+                    left_out.append(f"{kind} left out: {exc}")
+            paths = [path for path in PATHS if path[1] is None or path[1] in servers]
+            rounds: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in paths}
             for _ in range(options.rounds):  # interleaved, so a busy moment hits every path alike
-                for label, kind, transport in PATHS:
+                for label, kind, transport in paths:
                     served = servers.get(kind)
                     before = served.cpu_seconds() if served else 0.0
-                    rounds[label].append(anyio.run(_measure, _opener(transport, served), options.sequential,
-                                                   options.sessions, options.calls))
+                    rounds[label].append(
+                        anyio.run(
+                            _measure, _opener(transport, served), options.sequential, options.sessions, options.calls
+                        )
+                    )
                     if served is not None:
                         served.cpu += served.cpu_seconds() - before
                         served.calls += options.sequential + options.sessions * (options.calls + 1) + 1
-            results = {label: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-                       for label, runs in rounds.items()}
+            results = {
+                label: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+                for label, runs in rounds.items()
+            }
             memory = {kind: served.memory() for kind, served in servers.items()}
         finally:
             for served in servers.values():
                 served.close()
     direct = results["direct stdio"]
-    print(f"{'path':<30} {'seq p50':>8} {'seq p99':>8} {'added p50':>10} {'16x calls/s':>12} {'share':>6}"
-          f" {'16x p50':>8} {'16x p99':>8}")
+    print(
+        f"{'path':<30} {'seq p50':>8} {'seq p99':>8} {'added p50':>10} {'16x calls/s':>12} {'share':>6}"
+        f" {'16x p50':>8} {'16x p99':>8}"
+    )
     for label, r in results.items():
-        print(f"{label:<30} {r['p50']:>6.2f}ms {r['p99']:>6.2f}ms {r['p50'] - direct['p50']:>+8.2f}ms"
-              f" {r['rate']:>12.0f} {r['rate'] / direct['rate']:>6.0%} {r['c_p50']:>6.1f}ms {r['c_p99']:>6.1f}ms")
-    print(f"\n{'server':<16} {'own RSS':>8} {'children afterwards':>20} {'CPU/call':>9} {'listening':>10}"
-          f" {'first initialize':>17}")
+        print(
+            f"{label:<30} {r['p50']:>6.2f}ms {r['p99']:>6.2f}ms {r['p50'] - direct['p50']:>+8.2f}ms"
+            f" {r['rate']:>12.0f} {r['rate'] / direct['rate']:>6.0%} {r['c_p50']:>6.1f}ms {r['c_p99']:>6.1f}ms"
+        )
+    print(
+        f"\n{'server':<16} {'own RSS':>8} {'children afterwards':>20} {'CPU/call':>9} {'listening':>10}"
+        f" {'first initialize':>17}"
+    )
     for kind, served in servers.items():
         own, count, children = memory[kind]
         per_call = served.cpu / max(served.calls, 1) * 1e6
         # The floor records its answers from the real server as it starts: its start-up says nothing.
-        listening, first = ("—", "—") if kind == "floor" else (f"{served.listening:.0f}ms",
-                                                                 f"{served.first_initialize:.0f}ms")
-        print(f"{kind:<16} {own:>5.1f}MiB {count:>5} using {children:>5.0f}MiB {per_call:>7.0f}us {listening:>10}"
-              f" {first:>17}")
+        listening, first = (
+            ("—", "—") if kind == "floor" else (f"{served.listening:.0f}ms", f"{served.first_initialize:.0f}ms")
+        )
+        print(
+            f"{kind:<16} {own:>5.1f}MiB {count:>5} using {children:>5.0f}MiB {per_call:>7.0f}us {listening:>10}"
+            f" {first:>17}"
+        )
+    for line in left_out:
+        print(line)
     print(f"the child alone takes {startup:.0f} ms from start to its answer to initialize over stdio")
     v2 = servers["v2"]
     added = results["bridge v2, Streamable HTTP"]["p50"] - direct["p50"]
     share = results["bridge v2, Streamable HTTP"]["rate"] / direct["rate"]
-    print(f"bridge v2 goals: added p50 {added:+.2f} ms (<= 1.0), throughput {share:.0%} (>= 85 %), "
-          f"own RSS {memory['v2'][0]:.1f} MiB (<= 32), listening after {v2.listening:.0f} ms and first "
-          f"initialize after {v2.first_initialize:.0f} ms, the child's own start-up included (<= 300 "
-          f"beyond it)")
+    print(
+        f"bridge v2 goals: added p50 {added:+.2f} ms (<= 1.0), throughput {share:.0%} (>= 85 %), "
+        f"own RSS {memory['v2'][0]:.1f} MiB (<= 32), listening after {v2.listening:.0f} ms and first "
+        f"initialize after {v2.first_initialize:.0f} ms, the child's own start-up included (<= 300 "
+        f"beyond it)"
+    )
     return 0
 
 
 # -- the floor ------------------------------------------------------------------------------
+
 
 def floor_server(config_path: str) -> None:
     """Serve ``get_current_time`` in-process over bridge v2's HTTP server, with no child: the
@@ -345,13 +494,21 @@ def floor_server(config_path: str) -> None:
 def _recorded_answers() -> dict[str, dict]:
     """``mcp-server-time``'s answers to ``initialize``, ``tools/list`` and a ``tools/call``,
     asked once over stdio."""
-    process = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               env=CHILD_ENV)
+    process = subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=CHILD_ENV
+    )
     answers = {}
-    for message in (INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-                    {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                     "params": {"name": "get_current_time", "arguments": ARGUMENTS}}):
+    for message in (
+        INITIALIZE,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "get_current_time", "arguments": ARGUMENTS},
+        },
+    ):
         process.stdin.write(json.dumps(message).encode() + b"\n")
         process.stdin.flush()
         if "id" in message:

@@ -5,7 +5,8 @@
 "token", "transports", "allowed_hosts", "log_file", "log_max_bytes", "log_backups"}``). It
 starts the upstream (a stdio child in this process's own process group, a remote Streamable
 HTTP server, or a ``gateway`` such as supergateway that it starts on an internal port),
-connects to it with the official ``mcp`` client, and serves every client that connects through one low-level ``mcp`` server that forwards each request upstream:
+connects to it with the official ``mcp`` client, and serves every client that connects
+through one low-level ``mcp`` server that forwards each request upstream:
 
 - ``/mcp``: Streamable HTTP; ``/sse`` with ``/messages/``: the legacy HTTP+SSE transport;
 - ``/healthz``: no token needed, answers ``{"ok": true}`` and nothing else.
@@ -29,8 +30,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -44,10 +45,20 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.urls import MASK, host_patterns
 from open1panel_ai.providers import describe_error
+
+if TYPE_CHECKING:
+    from anyio.abc import ByteReceiveStream, Process
+    from mcp.client._transport import ReadStream, WriteStream
+    from pydantic import BaseModel
+
+    #: What an upstream yields: the streams the client session reads and writes, and the
+    #: process it started (None for a remote server).
+    Upstream = tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage], Process | None]
 
 log = logging.getLogger("open1panel_ai.mcp.bridge")
 
@@ -60,8 +71,7 @@ _FORWARDED = (
     ("on_list_tools", types.ListToolsRequest, types.ListToolsResult, "tools"),
     ("on_call_tool", types.CallToolRequest, types.CallToolResult, "tools"),
     ("on_list_resources", types.ListResourcesRequest, types.ListResourcesResult, "resources"),
-    ("on_list_resource_templates", types.ListResourceTemplatesRequest,
-     types.ListResourceTemplatesResult, "resources"),
+    ("on_list_resource_templates", types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult, "resources"),
     ("on_read_resource", types.ReadResourceRequest, types.ReadResourceResult, "resources"),
     ("on_list_prompts", types.ListPromptsRequest, types.ListPromptsResult, "prompts"),
     ("on_get_prompt", types.GetPromptRequest, types.GetPromptResult, "prompts"),
@@ -80,18 +90,19 @@ def _origins(hosts: list[str]) -> list[str]:
 class BearerAuth:
     """ASGI middleware: every path but ``/healthz`` needs the bridge's bearer token."""
 
-    def __init__(self, app, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self.expected = f"Bearer {token}".encode()
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] != "/healthz":
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 response = JSONResponse(
-                    {"error": {"code": "unauthorized",
-                               "message": "Send 'Authorization: Bearer <server token>'."}},
-                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="mcp"'})
+                    {"error": {"code": "unauthorized", "message": "Send 'Authorization: Bearer <server token>'."}},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="mcp"'},
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -100,14 +111,13 @@ class BearerAuth:
 class Routes:
     """The bridge's ASGI app: ``/healthz``, ``/mcp``, ``/sse`` and ``/messages/``."""
 
-    def __init__(self, server: Server, security: TransportSecuritySettings,
-                 transports: list[str]) -> None:
+    def __init__(self, server: Server, security: TransportSecuritySettings, transports: list[str]) -> None:
         self.server = server
         self.transports = transports
         self.manager = StreamableHTTPSessionManager(app=server, security_settings=security, json_response=True)
         self.sse = SseServerTransport("/messages/", security_settings=security)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path = scope["path"]
@@ -124,16 +134,19 @@ class Routes:
             await Response("Not found\n", status_code=404)(scope, receive, send)
 
 
-def forwarding_server(name: str, upstream: ClientSession,
-                      capabilities: types.ServerCapabilities) -> Server:
+def forwarding_server(name: str, upstream: ClientSession, capabilities: types.ServerCapabilities) -> Server:
     """A low-level server whose handlers pass each request to ``upstream`` unchanged."""
 
-    def forward(request_type, result_type):
-        async def handler(ctx, params):
+    def forward(
+        request_type: Callable[..., types.Request[Any, Any]], result_type: type[BaseModel]
+    ) -> Callable[[Any, Any], Awaitable[BaseModel]]:
+        async def handler(ctx: Any, params: Any) -> BaseModel:
             return await upstream.send_request(request_type(params=params), result_type)
+
         return handler
 
-    handlers = {}
+    # Keyword arguments of ``Server``, each handler typed for its own request by the SDK.
+    handlers: dict[str, Any] = {}
     for handler_name, request_type, result_type, capability in _FORWARDED:
         if getattr(capabilities, capability, None) is not None:
             handlers[handler_name] = forward(request_type, result_type)
@@ -141,7 +154,7 @@ def forwarding_server(name: str, upstream: ClientSession,
 
 
 @contextlib.asynccontextmanager
-async def stdio_upstream(config: Mapping[str, Any]):
+async def stdio_upstream(config: Mapping[str, Any]) -> AsyncIterator[Upstream]:
     """Start the stdio child in this process group and yield its message streams.
 
     A sandboxed child (``env_exact``) gets exactly the env of its config; any other gets PATH
@@ -157,24 +170,29 @@ async def stdio_upstream(config: Mapping[str, Any]):
     try:
         process = await anyio.open_process(argv, env=env, cwd=config.get("cwd") or None)
     except FileNotFoundError:
-        raise UpstreamFailed(f"cannot run {argv[0]!r}: no such program on PATH "
-                             f"({env.get('PATH', '')}) or working folder") from None
+        raise UpstreamFailed(
+            f"cannot run {argv[0]!r}: no such program on PATH ({env.get('PATH', '')}) or working folder"
+        ) from None
     except PermissionError:
         raise UpstreamFailed(f"cannot run {argv[0]!r}: permission denied") from None
     log.info("started %s (pid %d)", argv[0], process.pid)
+    # Opened with pipes (anyio's default) on all three.
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    stdin, stdout = process.stdin, process.stdout
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     child_log = logging.getLogger("child")
 
-    async def read_stdout():
+    async def read_stdout() -> None:
         async with read_writer:
             # Each byte is looked at once however long a message is: only the part not yet
             # scanned is searched for a newline, and only whole lines are taken off the front.
             buffer = bytearray()
-            async for chunk in process.stdout:
+            async for chunk in stdout:
                 scanned = len(buffer)
                 buffer += chunk
-                lines, start = [], 0
+                lines: list[bytes] = []
+                start = 0
                 while (end := buffer.find(b"\n", scanned)) >= 0:
                     lines.append(bytes(buffer[start:end]))
                     start = scanned = end + 1
@@ -189,11 +207,11 @@ async def stdio_upstream(config: Mapping[str, Any]):
                         continue
                     await read_writer.send(SessionMessage(message))
 
-    async def write_stdin():
+    async def write_stdin() -> None:
         async with write_reader:
             async for message in write_reader:
                 data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                await process.stdin.send(data.encode() + b"\n")
+                await stdin.send(data.encode() + b"\n")
 
     async with anyio.create_task_group() as group:
         group.start_soon(read_stdout)
@@ -208,7 +226,7 @@ async def stdio_upstream(config: Mapping[str, Any]):
 
 
 @contextlib.asynccontextmanager
-async def gateway_upstream(config: Mapping[str, Any]):
+async def gateway_upstream(config: Mapping[str, Any]) -> AsyncIterator[Upstream]:
     """Start another gateway (supergateway) on its internal loopback port, in this process
     group, and connect to it as a remote Streamable HTTP server.
 
@@ -220,12 +238,13 @@ async def gateway_upstream(config: Mapping[str, Any]):
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
     env.update(config.get("env") or {})
     try:
-        process = await anyio.open_process(gateway["argv"], env=env, cwd=config.get("cwd") or None,
-                                           stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        process = await anyio.open_process(
+            gateway["argv"], env=env, cwd=config.get("cwd") or None, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
     except (FileNotFoundError, PermissionError) as exc:
         raise UpstreamFailed(f"cannot run {gateway['argv'][0]!r}: {exc.strerror}") from None
-    log.info("started the gateway %s (pid %d) on internal port %s", gateway["argv"][0], process.pid,
-             gateway["port"])
+    log.info("started the gateway %s (pid %d) on internal port %s", gateway["argv"][0], process.pid, gateway["port"])
+    assert process.stdout is not None  # a pipe, as opened above (stderr goes with it)
     async with anyio.create_task_group() as group:
         group.start_soon(_log_lines, process.stdout, logging.getLogger("gateway"))
         try:
@@ -239,7 +258,7 @@ async def gateway_upstream(config: Mapping[str, Any]):
                 process.terminate()
 
 
-async def _log_lines(stream, logger: logging.Logger) -> None:
+async def _log_lines(stream: ByteReceiveStream, logger: logging.Logger) -> None:
     """Log each line a child writes to ``stream``, the last one even without its newline.
 
     Lines are split in linear time and each is cut at :data:`logfile.LINE_LIMIT` bytes and
@@ -253,7 +272,7 @@ async def _log_lines(stream, logger: logging.Logger) -> None:
         logger.info("%s", line.rstrip())
 
 
-async def _wait_for_port(host: str, port: int, process) -> None:
+async def _wait_for_port(host: str, port: int, process: Process) -> None:
     """Return once ``host:port`` accepts connections; fail if ``process`` exits first."""
     while process.returncode is None:
         try:
@@ -267,19 +286,26 @@ async def _wait_for_port(host: str, port: int, process) -> None:
 
 
 @contextlib.asynccontextmanager
-async def remote_upstream(config: Mapping[str, Any]):
+async def remote_upstream(config: Mapping[str, Any]) -> AsyncIterator[Upstream]:
     """Connect to a remote Streamable HTTP server with the configured headers."""
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    async def log_refusal(response):
+    async def log_refusal(response: httpx2.Response) -> None:
         # The SDK's error says only that the server refused; the status says why.
         if response.status_code >= 400:
-            log.error("the remote server answered %d to %s %s", response.status_code,
-                      response.request.method, response.request.url)
+            log.error(
+                "the remote server answered %d to %s %s",
+                response.status_code,
+                response.request.method,
+                response.request.url,
+            )
 
-    http = httpx2.AsyncClient(headers=config.get("headers") or {}, timeout=httpx2.Timeout(30, read=300),
-                              event_hooks={"response": [log_refusal]})
+    http = httpx2.AsyncClient(
+        headers=config.get("headers") or {},
+        timeout=httpx2.Timeout(30, read=300),
+        event_hooks={"response": [log_refusal]},
+    )
     async with http, streamable_http_client(config["url"], http_client=http) as streams:
         yield (*streams, None)
 
@@ -309,8 +335,11 @@ def _secret_parts(url: str) -> list[str]:
 
 
 def setup_logging(config: Mapping[str, Any]) -> None:
-    handler = logfile.Handler(config["log_file"], int(config.get("log_max_bytes", logfile.MAX_BYTES)),
-                              int(config.get("log_backups", logfile.BACKUPS)))
+    handler = logfile.Handler(
+        config["log_file"],
+        int(config.get("log_max_bytes", logfile.MAX_BYTES)),
+        int(config.get("log_backups", logfile.BACKUPS)),
+    )
     if config.get("url"):
         handler.addFilter(MaskedURL(config["url"]))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
@@ -333,18 +362,24 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
         upstream_cm = stdio_upstream(config)
     async with upstream_cm as (read, write, process), ClientSession(read, write) as upstream:
         initialized = await upstream.initialize()
-        log.info("upstream %s %s ready", initialized.server_info.name,
-                 initialized.server_info.version)
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=host_patterns(config))
+        log.info("upstream %s %s ready", initialized.server_info.name, initialized.server_info.version)
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=host_patterns(config))
         security.allowed_origins = _origins(security.allowed_hosts)
         server = forwarding_server(config["name"], upstream, initialized.capabilities)
         routes = Routes(server, security, config.get("transports") or ["streamable-http", "sse"])
-        uv = uvicorn.Server(uvicorn.Config(
-            BearerAuth(routes, config["token"]), host=config["bind_host"], port=int(config["port"]),
-            log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+        uv = uvicorn.Server(
+            uvicorn.Config(
+                BearerAuth(routes, config["token"]),
+                host=config["bind_host"],
+                port=int(config["port"]),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
+        )
 
-        def reload_hosts():
+        def reload_hosts() -> None:
             with open(config_path, encoding="utf-8") as file:
                 fresh = json.load(file)
             # The SDK reads these lists on every request, so changing them in place is enough.
@@ -355,7 +390,7 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
         async with routes.manager.run(), anyio.create_task_group() as group:
             exit_code = 0
 
-            async def watch_upstream():
+            async def watch_upstream() -> None:
                 nonlocal exit_code
                 if process is not None:
                     status = await process.wait()
@@ -367,7 +402,7 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
                 exit_code = EXIT_UPSTREAM_GONE
                 uv.should_exit = True
 
-            async def watch_hangup():
+            async def watch_hangup() -> None:
                 with anyio.open_signal_receiver(signal.SIGHUP) as signals:
                     async for _ in signals:
                         try:
@@ -375,7 +410,7 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
                         except (OSError, ValueError) as exc:
                             log.error("could not reload the config: %s", exc)
 
-            async def watch_panel():
+            async def watch_panel() -> None:
                 # A panel killed outright cannot stop its bridges: they notice and go too.
                 while os.getppid() == panel_pid:
                     await anyio.sleep(1)

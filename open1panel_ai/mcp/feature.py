@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from open1panel_ai import i18n
+from open1panel_ai.features import Feature, Topic
+from open1panel_ai.interfaces import MCPServers
 from open1panel_ai.mcp import runtime, views  # noqa: F401  (views attaches the routes)
 from open1panel_ai.mcp.service import MCPService
+from open1panel_ai.overview import mcp_overview
+
+if TYPE_CHECKING:
+    from open1panel_ai.context import AIContext
 
 BUILTIN_PROVIDERS = [runtime]
 
 
-def menu_item():
+def menu_item() -> dict[str, Any]:
     return {"id": "ai-mcp", "title": i18n.titles("mcp.menu"), "url": "/ai/mcp/", "icon": "mcp"}
 
 
-def start(context) -> MCPService:
+def start(context: AIContext) -> MCPService:
     service = MCPService(context)
     service.start()
     return service
 
 
 def stop(service: MCPService) -> None:
-    service.close()
+    service.stop()
+
+
+FEATURE = Feature(
+    name="mcp",
+    order=20,
+    kind="mcp",
+    start=start,
+    stop=stop,
+    builtin_providers=tuple(BUILTIN_PROVIDERS),
+    menu=menu_item,
+    topics=(Topic("mcp", "mcp"), Topic(r"mcp:[A-Za-z0-9_-]{1,64}:logs", "mcp:<id>:logs")),
+    views=views,
+    api_tag="mcp",
+    api_title="MCP servers",
+    guide="mcp.md",
+    overview=mcp_overview,
+    offers=(MCPServers,),
+)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import threading
@@ -84,7 +85,7 @@ class LineSplitter:
             stop = len(chunk) if end < 0 else end
             if not self._dropping:
                 room = self.limit + 1 - len(self._head)
-                self._head += chunk[start:min(stop, start + room)]
+                self._head += chunk[start : min(stop, start + room)]
                 if len(self._head) > self.limit:
                     lines.append(decode_line(self._head, self.limit))
                     self._head.clear()
@@ -164,32 +165,34 @@ class Writer:
         """Append ``text`` (whole lines); more than a file holds is cut to what it holds."""
         data = text.encode("utf-8", "replace")
         if len(data) > self.max_bytes:
-            data = data[:self.max_bytes - 1] + b"\n"
+            data = data[: self.max_bytes - 1] + b"\n"
         with self._mutex:
             if self._lock is None:
                 self._lock = _Lock(self.path)
             with self._lock.held():
-                size = self._open()
+                fd, size = self._open()
                 if size and size + len(data) > self.max_bytes:
                     self._rotate()
-                    self._open()
+                    fd, _ = self._open()
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(fd, view) :]
 
-    def _open(self) -> int:
-        """Open the file the log's name now points to (again, after a rotation); its size."""
+    def _open(self) -> tuple[int, int]:
+        """Open the file the log's name now points to (again, after a rotation); its
+        descriptor and size."""
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             stat = None
         if self._fd is None or stat is None or stat.st_ino != self._inode:
             self._close_file()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                               | os.O_NOFOLLOW, 0o600)
-            stat = os.fstat(self._fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            self._fd = fd
+            stat = os.fstat(fd)
             self._inode = stat.st_ino
-        return stat.st_size
+            return fd, stat.st_size
+        return self._fd, stat.st_size
 
     def _rotate(self) -> None:
         if self.backups == 0:
@@ -246,7 +249,7 @@ def note(path: Path, text: str) -> None:
         writer.close()
 
 
-def copy_lines(stream: BinaryIO, path: Path) -> None:
+def copy_lines(stream: io.BufferedIOBase, path: Path) -> None:
     """Write each line read from ``stream`` (what a process prints) into the log, cut like
     every line, until the stream ends."""
     splitter, writer = LineSplitter(), Writer(path)
@@ -353,7 +356,7 @@ class Follower:
             if self._file is None:
                 return []
         lines = self._drain(self._file)
-        if not self._rotated():
+        if not self._rotated(self._file):
             return lines
         with _reading(self.path):  # no writer rotates while the files are read as one
             lines += self._drain(self._file)
@@ -378,10 +381,10 @@ class Follower:
             lines += self._splitter.feed(chunk)
         return lines
 
-    def _rotated(self) -> bool:
-        """Whether the log's name now points to another file than the one held."""
+    def _rotated(self, held: BinaryIO) -> bool:
+        """Whether the log's name now points to another file than ``held``."""
         try:
-            return os.stat(self.path).st_ino != os.fstat(self._file.fileno()).st_ino
+            return os.stat(self.path).st_ino != os.fstat(held.fileno()).st_ino
         except FileNotFoundError:
             return False  # between a rotation and the next write: the next call sees it
 
@@ -392,7 +395,7 @@ class Follower:
         for index, candidate in enumerate(older_first):
             try:
                 if os.stat(candidate).st_ino == inode:
-                    return older_first[index + 1:]
+                    return older_first[index + 1 :]
             except FileNotFoundError:
                 continue
         return older_first

@@ -16,8 +16,11 @@ from open1panel_ai.i18n import Message
 
 #: Programs whose package a person installs under another name, by the key that says how.
 INSTALL_HINTS = {
-    "uvx": "mcp.reason.missing_uv", "uv": "mcp.reason.missing_uv",
-    "npx": "mcp.reason.missing_node", "npm": "mcp.reason.missing_node", "node": "mcp.reason.missing_node",
+    "uvx": "mcp.reason.missing_uv",
+    "uv": "mcp.reason.missing_uv",
+    "npx": "mcp.reason.missing_node",
+    "npm": "mcp.reason.missing_node",
+    "node": "mcp.reason.missing_node",
 }
 
 
@@ -26,8 +29,7 @@ def child_path(env: Mapping[str, str] | None) -> str:
     return (env or {}).get("PATH") or os.environ.get("PATH") or os.defpath
 
 
-def find_program(argv: Sequence[str], env: Mapping[str, str] | None = None,
-                 cwd: str | None = None) -> str | None:
+def find_program(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None) -> str | None:
     """The file ``argv[0]`` runs, or None when there is none that may be run. A name with a
     slash is a path (relative ones from the working folder); a bare name is looked up on
     :func:`child_path`."""
@@ -38,8 +40,7 @@ def find_program(argv: Sequence[str], env: Mapping[str, str] | None = None,
     return shutil.which(program, path=child_path(env))
 
 
-def cannot_run(argv: Sequence[str], env: Mapping[str, str] | None = None,
-               cwd: str | None = None) -> Message | None:
+def cannot_run(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None) -> Message | None:
     """Why ``argv`` cannot be started, as one sentence with what to do; None when it can."""
     if cwd and not os.path.isdir(cwd):
         return Message("mcp.reason.missing_cwd", cwd=cwd)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hookspecs import hookimpl
-from hookspecs.ai import ProviderUnavailable
+from hookspecs.ai import MCPProvider, ProviderUnavailable
+from hookspecs.mcp import MCPServerSpec, MCPServerState, MCPTool
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message
 from open1panel_ai.mcp import logfile, sandbox
@@ -39,6 +40,8 @@ class ProcessRuntime:
     """Runs each server as a supervised bridge process on this machine."""
 
     name: ClassVar[str] = "process"
+    #: Whether each stdio child starts in its sandbox (:meth:`sandbox_plan`).
+    sandboxed: ClassVar[bool] = True
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.settings = settings
@@ -67,27 +70,43 @@ class ProcessRuntime:
 
     def sandbox_plan(self, server: Mapping[str, Any]) -> sandbox.Launch:
         """How the server's stdio child starts: in its sandbox, under its profile."""
-        return sandbox.plan(server["id"], server["command"], server.get("env_values") or {},
-                            server.get("cwd"), sandbox.Profile.from_mapping(server.get("profile")),
-                            uid=server["sandbox_uid"], host=self.sandbox_host,
-                            homes_dir=self.homes_dir, run_dir=self.run_dir, hidden=self._hidden)
+        return sandbox.plan(
+            server["id"],
+            server["command"],
+            server.get("env_values") or {},
+            server.get("cwd"),
+            sandbox.Profile.from_mapping(server.get("profile")),
+            uid=server["sandbox_uid"],
+            host=self.sandbox_host,
+            homes_dir=self.homes_dir,
+            run_dir=self.run_dir,
+            hidden=self._hidden,
+        )
 
     def forget(self, server_id: str) -> None:
-        """Remove what a deleted server left: its home and caches."""
+        """Remove what a deleted server left: its home and caches, and its lock."""
         sandbox.remove_home(self.homes_dir, server_id)
+        with self._lock:
+            self._server_locks.pop(server_id, None)
 
     # -- the MCPProvider protocol --------------------------------------------------------
 
-    def start(self, server: Mapping[str, Any]) -> None:
+    def start(self, server: MCPServerSpec) -> None:
         # Stop-and-replace is one step per server: two starts never leave an untracked bridge.
         with self._server_lock(server["id"]):
             self._stop(server["id"])
             self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             config_path = self.run_dir / f"{server['id']}.json"
-            supervised = Supervised(server, self.bridge_argv(server, config_path), config_path,
-                                    self.log_path(server["id"]), self.timing, self._changed,
-                                    self.sandbox_plan)
+            supervised = Supervised(
+                server,
+                self.bridge_argv(server, config_path),
+                config_path,
+                self.log_path(server["id"]),
+                self.timing,
+                self._changed,
+                self.sandbox_plan if self.sandboxed else None,
+            )
             with self._lock:
                 self._servers[server["id"]] = supervised
             logfile.note(supervised.log_path, f"supervisor: starting {server['name']}")
@@ -97,16 +116,24 @@ class ProcessRuntime:
         with self._server_lock(server_id):
             self._stop(server_id)
 
-    def state(self, server_id: str) -> dict[str, Any]:
+    def state(self, server_id: str) -> MCPServerState:
         supervised = self._servers.get(server_id)
         if supervised is None:
             return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
-        return supervised.state()
+        state = supervised.state()
+        return {
+            "status": state["status"],
+            "pid": state["pid"],
+            "since": state["since"],
+            "restarts": state["restarts"],
+            "last_error": state["last_error"],
+            "isolation": state["isolation"],
+        }
 
     def logs(self, server_id: str, tail: int) -> list[str]:
         return logfile.tail(self.log_path(server_id), tail)
 
-    def tools(self, server_id: str) -> list[dict[str, Any]]:
+    def tools(self, server_id: str) -> list[MCPTool]:
         supervised = self._servers.get(server_id)
         if supervised is None or supervised.state()["status"] not in ("running", "unhealthy"):
             raise errors.Conflict(Message("mcp.error.not_running"), code="not_running")
@@ -128,7 +155,11 @@ class ProcessRuntime:
         with self._lock:
             supervised = self._servers.pop(server_id, None)
         if supervised is None:
-            reap_leftover(self.run_dir / f"{server_id}.json", self.log_path(server_id))
+            config_path = self.run_dir / f"{server_id}.json"
+            # A bridge starts with its config, which only a stop removes: without one, none
+            # can be left, and the look at every process of the machine is spared.
+            if config_path.exists():
+                reap_leftover(config_path, self.log_path(server_id))
             return
         supervised.stop()
         logfile.note(supervised.log_path, "supervisor: stopped")
@@ -161,17 +192,18 @@ class SupergatewayRuntime(ProcessRuntime):
     name: ClassVar[str] = "supergateway"
     #: supergateway runs the stdio server itself, from a command line of its own: no sandbox
     #: wraps it (docs/mcp.md says so; the process runtime is the sandboxed one).
-    sandbox_plan = None
+    sandboxed: ClassVar[bool] = False
 
     def probe(self) -> None:
         if self.settings.get("mcp_provider") != self.name:
-            raise ProviderUnavailable(Message("mcp.provider.supergateway_by_name"),
-                                      Message("mcp.fix.choose_supergateway"))
+            raise ProviderUnavailable(
+                Message("mcp.provider.supergateway_by_name"), Message("mcp.fix.choose_supergateway")
+            )
         if shutil.which("npx", path=self.settings.get("mcp_node_path")) is None:
             raise ProviderUnavailable(Message("mcp.provider.no_node"), Message("mcp.fix.install_node"))
         super().probe()
 
-    def start(self, server: Mapping[str, Any]) -> None:
+    def start(self, server: MCPServerSpec) -> None:
         if not server.get("command"):
             raise errors.BadRequest(Message("mcp.error.supergateway_command_only"))
         port = _free_loopback_port()
@@ -180,9 +212,20 @@ class SupergatewayRuntime(ProcessRuntime):
     def gateway_argv(self, server: Mapping[str, Any], port: int) -> list[str]:
         """supergateway's command line: the stdio server on the internal ``port``."""
         npx = shutil.which("npx", path=self.settings.get("mcp_node_path")) or "npx"
-        return [npx, "-y", "supergateway@4", "--stdio", shlex.join(server["command"]),
-                "--outputTransport", "streamableHttp", "--stateful", "--port", str(port),
-                "--logLevel", "info"]
+        return [
+            npx,
+            "-y",
+            "supergateway@4",
+            "--stdio",
+            shlex.join(server["command"]),
+            "--outputTransport",
+            "streamableHttp",
+            "--stateful",
+            "--port",
+            str(port),
+            "--logLevel",
+            "info",
+        ]
 
 
 def _free_loopback_port() -> int:
@@ -193,5 +236,5 @@ def _free_loopback_port() -> int:
 
 
 @hookimpl(trylast=True)
-def ai_mcp_providers():
+def ai_mcp_providers() -> list[type[MCPProvider]]:
     return [ProcessRuntime, SupergatewayRuntime]

@@ -39,6 +39,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from open1panel_ai import i18n
 from open1panel_ai.i18n import Message
@@ -79,8 +80,9 @@ class Profile:
     isolation: str = "sandbox"
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, object] | None) -> Profile:
-        """A profile from its stored or API form; missing keys take the defaults."""
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> Profile:
+        """A profile from its stored or API form (JSON, validated by the schema before it was
+        stored); missing keys take the defaults."""
         data = dict(data or {})
         defaults = cls()
         return cls(
@@ -94,13 +96,19 @@ class Profile:
         )
 
     def as_dict(self) -> dict[str, object]:
-        return {"read": list(self.read), "write": list(self.write), "network": self.network,
-                "memory_mb": self.memory_mb, "open_files": self.open_files,
-                "processes": self.processes, "isolation": self.isolation}
+        return {
+            "read": list(self.read),
+            "write": list(self.write),
+            "network": self.network,
+            "memory_mb": self.memory_mb,
+            "open_files": self.open_files,
+            "processes": self.processes,
+            "isolation": self.isolation,
+        }
 
 
-def _optional_int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[arg-type]
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True)
@@ -115,9 +123,14 @@ class Layer:
 
     def public(self) -> dict[str, object]:
         """The layer for the API: texts in English, with their keys for the pages."""
-        return {"name": self.name, "applied": self.applied,
-                "reason": self.reason, "reason_i18n": i18n.public(self.reason),
-                "fix": self.fix, "fix_i18n": i18n.public(self.fix)}
+        return {
+            "name": self.name,
+            "applied": self.applied,
+            "reason": self.reason,
+            "reason_i18n": i18n.public(self.reason),
+            "fix": self.fix,
+            "fix_i18n": i18n.public(self.fix),
+        }
 
 
 @dataclass(frozen=True)
@@ -141,8 +154,12 @@ class Launch:
 
     def public(self) -> dict[str, object]:
         """What the pages and the API show of the isolation in effect."""
-        return {"mode": self.mode, "uid": self.uid, "home": str(self.home) if self.home else None,
-                "layers": [layer.public() for layer in self.layers]}
+        return {
+            "mode": self.mode,
+            "uid": self.uid,
+            "home": str(self.home) if self.home else None,
+            "layers": [layer.public() for layer in self.layers],
+        }
 
 
 @dataclass(frozen=True)
@@ -159,16 +176,22 @@ class Host:
     def detect(cls, bwrap: str = "bwrap") -> Host:
         """``bwrap`` names the bubblewrap program (a path, or a name looked up on PATH)."""
         found = shutil.which(bwrap)
-        return cls(root=os.geteuid() == 0, bwrap=found, bwrap_works=bool(found) and _bwrap_works(found),
-                   setpriv=shutil.which("setpriv"), prlimit=shutil.which("prlimit"))
+        return cls(
+            root=os.geteuid() == 0,
+            bwrap=found,
+            bwrap_works=bool(found) and _bwrap_works(found),
+            setpriv=shutil.which("setpriv"),
+            prlimit=shutil.which("prlimit"),
+        )
 
 
 @functools.cache
 def _bwrap_works(bwrap: str) -> bool:
     """Whether bubblewrap can make its namespaces here (a container may forbid them)."""
     try:
-        done = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--", "true"],
-                              capture_output=True, timeout=20, check=False)
+        done = subprocess.run(
+            [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--", "true"], capture_output=True, timeout=20, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     if done.returncode != 0:
@@ -196,8 +219,10 @@ def _identity_files(server_id: str, uid: int, home: Path, run_dir: Path) -> tupl
     server's own user and group, so programs that look their user up find it."""
     name = user_name(server_id)
     files = []
-    for system, line in ((Path("/etc/passwd"), f"{name}:x:{uid}:{uid}:open1panel-ai MCP server:{home}:/usr/sbin/nologin"),
-                         (Path("/etc/group"), f"{name}:x:{uid}:")):
+    for system, line in (
+        (Path("/etc/passwd"), f"{name}:x:{uid}:{uid}:open1panel-ai MCP server:{home}:/usr/sbin/nologin"),
+        (Path("/etc/group"), f"{name}:x:{uid}:"),
+    ):
         text = system.read_text(errors="replace") if system.is_file() else ""
         path = run_dir / f"{server_id}.{system.name}"
         path.write_text(text.rstrip("\n") + "\n" + line + "\n")
@@ -276,8 +301,9 @@ def _shebang(path: Path) -> Path | None:
     return Path(words[0]) if words[0].startswith("/") else None
 
 
-def child_env(declared: Mapping[str, str], home: Path, tmpdir: str,
-              environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def child_env(
+    declared: Mapping[str, str], home: Path, tmpdir: str, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
     """The whole environment of a child: PATH, LANG and LC_* from the panel's, its HOME and
     TMPDIR, and the env it declares (which wins)."""
     env = {key: value for key, value in environ.items() if key in KEPT_ENV or key.startswith("LC_")}
@@ -298,9 +324,19 @@ def refused_path(path: str, hidden: Sequence[Path]) -> bool:
     return False
 
 
-def plan(server_id: str, argv: Sequence[str], declared_env: Mapping[str, str], cwd: str | None,
-         profile: Profile, *, uid: int, host: Host, homes_dir: Path, run_dir: Path,
-         hidden: Sequence[Path]) -> Launch:
+def plan(
+    server_id: str,
+    argv: Sequence[str],
+    declared_env: Mapping[str, str],
+    cwd: str | None,
+    profile: Profile,
+    *,
+    uid: int,
+    host: Host,
+    homes_dir: Path,
+    run_dir: Path,
+    hidden: Sequence[Path],
+) -> Launch:
     """How to start the child of server ``server_id`` under ``profile`` on this ``host``.
 
     ``uid`` is the server's own (see :func:`next_uid`); ``homes_dir`` holds each server's
@@ -314,27 +350,36 @@ def plan(server_id: str, argv: Sequence[str], declared_env: Mapping[str, str], c
     if profile.isolation == "none":
         _make_home(home, None)
         env = child_env(declared_env, home, str(home / "tmp"))
-        layers = [Layer(name, False, Message("mcp.sandbox.reason.opted_out"),
-                        Message("mcp.sandbox.fix.opted_out")) for name in LAYERS[:-1]]
-        return Launch([program, *argv[1:]], env, cwd, home, None, (*layers, Layer("environment", True)))
+        opted_out = [
+            Layer(name, False, Message("mcp.sandbox.reason.opted_out"), Message("mcp.sandbox.fix.opted_out"))
+            for name in LAYERS[:-1]
+        ]
+        return Launch([program, *argv[1:]], env, cwd, home, None, (*opted_out, Layer("environment", True)))
 
     layers: dict[str, Layer] = {}
-    own_user = host.root and host.setpriv is not None
+    setpriv = host.setpriv if host.root else None
+    own_user = setpriv is not None
     if own_user:
         layers["user"] = Layer("user", True)
     elif not host.root:
-        layers["user"] = Layer("user", False, Message("mcp.sandbox.reason.not_root"),
-                               Message("mcp.sandbox.fix.run_as_root"))
+        layers["user"] = Layer(
+            "user", False, Message("mcp.sandbox.reason.not_root"), Message("mcp.sandbox.fix.run_as_root")
+        )
     else:
-        layers["user"] = Layer("user", False, Message("mcp.sandbox.reason.missing_tool", tool="setpriv"),
-                               Message("mcp.sandbox.fix.install_util_linux"))
+        layers["user"] = Layer(
+            "user",
+            False,
+            Message("mcp.sandbox.reason.missing_tool", tool="setpriv"),
+            Message("mcp.sandbox.fix.install_util_linux"),
+        )
     _make_home(home, uid if own_user else None)
 
     chain: list[str] = []
-    use_bwrap = host.bwrap is not None and host.bwrap_works
-    if use_bwrap:
+    bwrap = host.bwrap if host.bwrap_works else None
+    use_bwrap = bwrap is not None
+    if bwrap is not None:
         identity = _identity_files(server_id, uid, home, run_dir) if own_user else None
-        chain += _bwrap_args(host.bwrap, program, cwd, profile, home, hidden, identity)
+        chain += _bwrap_args(bwrap, program, cwd, profile, home, hidden, identity)
         for name in ("filesystem", "processes", "network"):
             layers[name] = Layer(name, True)
     else:
@@ -344,23 +389,37 @@ def plan(server_id: str, argv: Sequence[str], declared_env: Mapping[str, str], c
         for name in ("filesystem", "processes"):
             layers[name] = Layer(name, False, reason, fix)
         # "all" is what was asked for; only "none" needs a namespace of its own.
-        layers["network"] = Layer("network", profile.network == "all",
-                                  *(() if profile.network == "all" else (reason, fix)))
-    if own_user:
-        chain += [host.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        layers["network"] = Layer(
+            "network", profile.network == "all", *(() if profile.network == "all" else (reason, fix))
+        )
+    if setpriv is not None:
+        chain += [
+            setpriv,
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
     limits = _limit_args(profile)
     if limits and host.prlimit is None:
-        layers["limits"] = Layer("limits", False, Message("mcp.sandbox.reason.missing_tool", tool="prlimit"),
-                                 Message("mcp.sandbox.fix.install_util_linux"))
+        layers["limits"] = Layer(
+            "limits",
+            False,
+            Message("mcp.sandbox.reason.missing_tool", tool="prlimit"),
+            Message("mcp.sandbox.fix.install_util_linux"),
+        )
     else:
-        if limits:
+        if limits and host.prlimit is not None:  # it is, with limits: checked above
             chain += [host.prlimit, *limits, "--"]
         layers["limits"] = Layer("limits", True)
     layers["environment"] = Layer("environment", True)
     env = child_env(declared_env, home, "/tmp" if use_bwrap else str(home / "tmp"))
-    return Launch([*chain, program, *argv[1:]], env, cwd, home, uid if own_user else None,
-                  tuple(layers[name] for name in LAYERS))
+    return Launch(
+        [*chain, program, *argv[1:]], env, cwd, home, uid if own_user else None, tuple(layers[name] for name in LAYERS)
+    )
 
 
 def _make_home(home: Path, uid: int | None) -> None:
@@ -413,8 +472,15 @@ def _limit_args(profile: Profile) -> list[str]:
     return args
 
 
-def _bwrap_args(bwrap: str, program: str, cwd: str | None, profile: Profile, home: Path,
-                hidden: Sequence[Path], identity: tuple[Path, Path] | None) -> list[str]:
+def _bwrap_args(
+    bwrap: str,
+    program: str,
+    cwd: str | None,
+    profile: Profile,
+    home: Path,
+    hidden: Sequence[Path],
+    identity: tuple[Path, Path] | None,
+) -> list[str]:
     """bubblewrap's arguments: the system read-only, the program's installation read-only,
     the grants, the home read-write, a private /tmp, /proc and /dev of its own, new PID (and,
     for ``network: none``, network) namespaces, and death with the bridge."""
@@ -428,12 +494,11 @@ def _bwrap_args(bwrap: str, program: str, cwd: str | None, profile: Profile, hom
     resolv = Path("/etc/resolv.conf")
     if resolv.is_symlink():  # systemd-resolved: the file lives in /run
         mounts.append(("--ro-bind-try", resolv.resolve().parent))
-    for folder in installation_of(program):
-        if not _inside_system(folder) and not refused_path(str(folder), hidden):
-            mounts.append(("--ro-bind", folder))
+    for installed in installation_of(program):
+        if not _inside_system(installed) and not refused_path(str(installed), hidden):
+            mounts.append(("--ro-bind", installed))
     grants = [("--ro-bind-try", p) for p in profile.read] + [("--bind-try", p) for p in profile.write]
-    if cwd and not any(Path(cwd) == Path(g) or Path(g) in Path(cwd).parents
-                       for g in (*profile.read, *profile.write)):
+    if cwd and not any(Path(cwd) == Path(g) or Path(g) in Path(cwd).parents for g in (*profile.read, *profile.write)):
         grants.insert(0, ("--ro-bind-try", cwd))
     for option, granted in grants:
         if refused_path(str(granted), hidden):
@@ -442,9 +507,21 @@ def _bwrap_args(bwrap: str, program: str, cwd: str | None, profile: Profile, hom
         mounts.append((option, Path(os.path.normpath(granted))))
     mounts.append(("--bind", home))
 
-    args = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
-            "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", "/tmp"]
+    args = [
+        bwrap,
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+    ]
     if profile.network == "none":
         args.append("--unshare-net")
     created = {Path("/"), Path("/tmp")}  # folders that exist inside, empty

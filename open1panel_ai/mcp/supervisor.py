@@ -7,7 +7,10 @@ watches it: the status becomes ``running`` only after an MCP probe through the b
 after 5 s, then 10 s, doubling to 60 s, at most 10 times; the count starts again after 30 s of
 stable running. A server out of tries ends in ``error``. Each time the server goes down, its
 ``last_error`` says why in a few readable lines (what the child last wrote to stderr, trimmed),
-so the row shows the cause while it backs off. A program that cannot be found is ``error`` at
+so the row shows the cause while it backs off. The restart loop, the status and the
+stopping of a process group are the panel's generic supervision (see
+:mod:`open1panel_ai.supervision`); what is MCP's own is here: the bridge's config, its probes,
+its allowed hosts and the reasons read from its log. A program that cannot be found is ``error`` at
 once, before anything is spawned (see :mod:`open1panel_ai.mcp.program`). Stopping kills the
 whole process group, so nothing the server started is left behind. What the bridge process
 prints reaches the log through a pipe, cut and rotated like every line (see
@@ -36,10 +39,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 
+from hookspecs.mcp import MCPTool
+from open1panel_ai import supervision
 from open1panel_ai.config import ENV_PREFIX
 from open1panel_ai.i18n import Message
 from open1panel_ai.mcp import logfile
@@ -47,7 +52,19 @@ from open1panel_ai.mcp.probe import ProbeFailed, list_tools
 from open1panel_ai.mcp.program import cannot_run
 from open1panel_ai.mcp.sandbox import Launch
 from open1panel_ai.mcp.urls import base_url
-from open1panel_ai.store import timestamp
+from open1panel_ai.supervision import REASON_LINES, Supervisor, bounded, readable
+
+__all__ = [
+    "BRIDGE_MODULE",
+    "BRIDGE_MODULES",
+    "Supervised",
+    "Timing",
+    "bounded",
+    "bridge_env",
+    "exit_reason",
+    "reap_leftover",
+    "remove_stale_pid_files",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,64 +73,52 @@ BRIDGE_MODULE = "open1panel_ai.mcp.passthrough"
 #: Every module a bridge has run as, this one and earlier versions': a bridge left behind by a
 #: panel killed before an upgrade is found and stopped too.
 BRIDGE_MODULES = (BRIDGE_MODULE, "open1panel_ai.mcp.bridge")
-#: A reason quotes at most this many of the child's last lines, each cut to this many characters.
-REASON_LINES = 4
-REASON_WIDTH = 160
-#: Any one value quoted in a ``last_error`` (a reason's output, a program's name, a path) is cut
-#: at this many characters.
-REASON_VALUE = 1000
 #: A log line the bridge wrote for its child (``child``) or gateway: stamp, logger, text.
 _CHILD_LINE = re.compile(r"^\S+ (?:child|gateway) (.*)$")
 #: Any other line but the supervisor's own notes: what the bridge (or uvicorn) reported.
 _BRIDGE_LINE = re.compile(r"^\S+ (?!supervisor:)\S+ (?:the bridge stopped: )?(.*)$")
 #: The bridge's lines that tell of progress, not of what went wrong.
 _PROGRESS = re.compile(r"^(?:started |upstream .* ready$|serving on |allowed hosts now)")
-_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
-class Timing:
-    """How supervision paces itself; every value can be set (``OPEN1PANEL_AI_MCP_*``)."""
+class Timing(supervision.Timing):
+    """How supervision paces itself; every value can be set (``OPEN1PANEL_AI_MCP_*``). Besides
+    the generic pacing (where ``start_timeout`` leaves room for a first download by uvx/npx),
+    the bridge's health probes."""
 
-    backoff: float = 5.0          # first restart delay
-    backoff_max: float = 60.0     # the delay doubles up to this
-    tries: int = 10               # restarts in a row before giving up
-    stable: float = 30.0          # running this long resets the count
+    prefix: ClassVar[str] = "mcp_"
+
     probe_interval: float = 15.0  # between health probes while running
-    probe_timeout: float = 10.0   # a probe without an answer by then has failed
-    start_timeout: float = 120.0  # a first download by uvx/npx can take a while
-    unhealthy_restart: int = 3    # failed probes in a row that restart the process
-    stop_grace: float = 5.0       # SIGTERM, then SIGKILL after this
-
-    def delay(self, failures: int) -> float:
-        """The wait before restart number ``failures`` in a row."""
-        return min(self.backoff * 2 ** (failures - 1), self.backoff_max)
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, str]) -> Timing:
-        values = {}
-        for name, default in cls.__dataclass_fields__.items():
-            raw = settings.get(f"mcp_{name}")
-            if raw is not None:
-                values[name] = type(default.default)(raw)
-        return cls(**values)
+    probe_timeout: float = 10.0  # a probe without an answer by then has failed
+    unhealthy_restart: int = 3  # failed probes in a row that restart the process
 
 
 def bridge_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The bridge's environment: the panel's, without its settings and secrets
     (``OPEN1PANEL_AI_*``: the admin token among them). The bridge holds its server's token,
     from its config file, and nothing else of the panel's."""
-    return {key: value for key, value in environ.items() if not key.startswith(ENV_PREFIX)}
+    return supervision.without_panel_settings(environ, ENV_PREFIX)
 
 
-class Supervised:
+class Supervised(Supervisor[Timing]):
     """One server under supervision: its bridge process, its status and its thread."""
 
-    def __init__(self, server: Mapping[str, Any], argv: list[str], config_path: Path,
-                 log_path: Path, timing: Timing, on_change: Callable[[str], None],
-                 sandbox: Callable[[Mapping[str, Any]], Launch] | None = None) -> None:
+    described = "the bridge"
+
+    def __init__(
+        self,
+        server: Mapping[str, Any],
+        argv: list[str],
+        config_path: Path,
+        log_path: Path,
+        timing: Timing,
+        on_change: Callable[[str], None],
+        sandbox: Callable[[Mapping[str, Any]], Launch] | None = None,
+    ) -> None:
         """``sandbox`` plans how the stdio child starts (see :mod:`open1panel_ai.mcp.sandbox`);
         without one, the bridge starts the command as it is."""
+        super().__init__(f"mcp-{server['name']}", timing, self._notify)
         self.server = dict(server)
         self._sandbox = sandbox
         #: How the child was last started, and in what isolation; None before a start.
@@ -122,30 +127,24 @@ class Supervised:
         self.argv = argv
         self.config_path = config_path
         self.log_path = log_path
-        self.timing = timing
         self._on_change = on_change
-        self._lock = threading.Lock()
         self._config_lock = threading.Lock()
-        self._stop = threading.Event()
         self._kick = threading.Event()
         self._hosts_pending = False  # hosts changed while the bridge was not yet answering
-        self.process: subprocess.Popen | None = None
-        self.status = "starting"
-        self.since = timestamp()
-        self.restarts = 0
-        self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"mcp-{server['name']}", daemon=True)
+
+    def _notify(self) -> None:
+        self._on_change(self.id)
 
     # -- what others ask ------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start supervising; a program that cannot be run is ``error`` at once instead."""
-        reason = self.cannot_start()
-        if reason is not None:
-            logfile.note(self.log_path, f"supervisor: not started: {reason}")
-            self._set("error", reason)
-            return
-        self._thread.start()
+    def note(self, text: str) -> None:
+        logfile.note(self.log_path, text)
+
+    def restarts_allowed(self) -> bool:
+        return self.server.get("restart_policy") != "never"
+
+    def wake(self) -> None:
+        self._kick.set()
 
     def cannot_start(self) -> Message | None:
         """Why the server's command cannot be run (no such program, no working folder), or
@@ -156,28 +155,14 @@ class Supervised:
         return cannot_run(command, self.server.get("env_values"), self.server.get("cwd"))
 
     def state(self) -> dict[str, Any]:
-        with self._lock:
-            process = self.process
-            return {"status": self.status, "pid": process.pid if process and process.poll() is None else None,
-                    "since": self.since, "restarts": self.restarts, "last_error": self.last_error,
-                    "isolation": self.launch.public() if self.launch is not None else None}
+        return {**super().state(), "isolation": self.launch.public() if self.launch is not None else None}
 
-    def stop(self) -> None:
-        """Stop the bridge and its whole process group; returns when they are gone."""
-        self._stop.set()
-        self._kick.set()
-        self._set("stopping")
-        with self._lock:
-            process = self.process
-        if process is not None:
-            # Stopped from here rather than by the thread, which may be waiting on a probe.
-            self._terminate(process)
-        if self._thread.ident is not None:  # a server that could not start has no thread
-            self._thread.join(self.timing.probe_timeout + 5)
-        self._kill_group()
-        self._set("stopped")
+    def stop(self, join_timeout: float | None = None) -> None:
+        """Stop the bridge and its whole process group; returns when they are gone (waiting for
+        the thread up to ``join_timeout``, by default as long as a probe may take and 5 s more)."""
+        super().stop(self.timing.probe_timeout + 5 if join_timeout is None else join_timeout)
 
-    def probe(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def probe(self, timeout: float = 10.0) -> list[MCPTool]:
         transport = self.server["transports"][0]
         url = base_url(self.server["bind_host"], self.server["port"])
         return list_tools(url, self.server["token"], transport, timeout)
@@ -208,24 +193,30 @@ class Supervised:
             server = self.server
             launch = self.launch
             config = {
-                "id": server["id"], "name": server["name"],
+                "id": server["id"],
+                "name": server["name"],
                 "command": launch.argv if launch else server.get("command"),
                 "env": launch.env if launch else server.get("env_values", {}),
                 # A sandboxed child's env is whole: the bridge adds nothing of its own.
                 "env_exact": launch is not None,
-                "cwd": launch.cwd if launch else server.get("cwd"), "url": server.get("url"),
+                "cwd": launch.cwd if launch else server.get("cwd"),
+                "url": server.get("url"),
                 "sessions": server.get("sessions", "shared"),
-                "headers": server.get("header_values", {}), "gateway": server.get("gateway"),
+                "headers": server.get("header_values", {}),
+                "gateway": server.get("gateway"),
                 "bind_host": server["bind_host"],
-                "port": server["port"], "token": server["token"], "transports": server["transports"],
-                "allowed_hosts": server.get("extra_hosts", []), "log_file": str(self.log_path),
-                "log_max_bytes": logfile.MAX_BYTES, "log_backups": logfile.BACKUPS,
+                "port": server["port"],
+                "token": server["token"],
+                "transports": server["transports"],
+                "allowed_hosts": server.get("extra_hosts", []),
+                "log_file": str(self.log_path),
+                "log_max_bytes": logfile.MAX_BYTES,
+                "log_backups": logfile.BACKUPS,
                 "panel_pid": os.getpid(),
             }
             # The file holds the token and secret env values: only the panel's user may read it
             # (mkstemp creates it with mode 0600).
-            fd, temporary = tempfile.mkstemp(prefix=f".{self.id}.", suffix=".tmp",
-                                             dir=self.config_path.parent)
+            fd, temporary = tempfile.mkstemp(prefix=f".{self.id}.", suffix=".tmp", dir=self.config_path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as file:
                     json.dump(config, file)
@@ -236,48 +227,10 @@ class Supervised:
 
     # -- the supervising thread -----------------------------------------------------------
 
-    def _set(self, status: str, error: str | None = None) -> None:
-        error = bounded(error)
-        with self._lock:
-            changed = status != self.status or (error is not None and error != self.last_error)
-            if status != self.status:
-                self.since = timestamp()
-            self.status = status
-            if error is not None:
-                self.last_error = error
-        if changed:
-            self._on_change(self.id)
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            ran_for, error = self._run_once()
-            if self._stop.is_set():
-                return
-            if ran_for >= self.timing.stable:
-                failures = 0
-            failures += 1
-            logfile.note(self.log_path, f"supervisor: the bridge ended ({failures} in a row)")
-            if self.server.get("restart_policy") == "never" or failures > self.timing.tries:
-                self._set("error", error)
-                return
-            delay = self.timing.delay(failures)
-            with self._lock:
-                self.restarts += 1
-            self._set("restarting", error)
-            logfile.note(self.log_path, f"supervisor: restarting in {delay:g} s")
-            if self._stop.wait(delay):
-                return
-            missing = self.cannot_start()  # uninstalled meanwhile: no use trying again
-            if missing is not None:
-                logfile.note(self.log_path, f"supervisor: not started: {missing}")
-                self._set("error", missing)
-                return
-
-    def _run_once(self) -> tuple[float, Message | None]:
+    def run_once(self) -> tuple[float, Message | None]:
         """Run the bridge until it exits (or is stopped); return how long it was running and
         why it ended, in words (None when it was stopped)."""
-        self._set("starting")
+        self.set_status("starting")
         reap_leftover(self.config_path, self.log_path)
         if self._sandbox is not None and self.server.get("command"):
             try:
@@ -289,14 +242,14 @@ class Supervised:
         cause = "exited"
         # What the bridge process itself prints goes into the log cut and rotated like every
         # line, never straight into a file that could grow without bound.
-        process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   env=bridge_env(),
-                                   stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-        output = threading.Thread(target=logfile.copy_lines, args=(process.stdout, self.log_path),
-                                  name=f"mcp-output-{self.server['name']}", daemon=True)
+        process = self.spawn(self.argv, bridge_env())
+        output = threading.Thread(
+            target=logfile.copy_lines,
+            args=(process.stdout, self.log_path),
+            name=f"mcp-output-{self.server['name']}",
+            daemon=True,
+        )
         output.start()
-        with self._lock:
-            self.process = process
         started = time.monotonic()
         running_since = None
         failed_probes = 0
@@ -311,18 +264,19 @@ class Supervised:
                 except ProbeFailed as exc:
                     if running_since is None:
                         if now - started > self.timing.start_timeout:
-                            logfile.note(self.log_path, f"supervisor: no answer after "
-                                                        f"{self.timing.start_timeout:g} s: {exc}")
-                            self._terminate(process)
+                            logfile.note(
+                                self.log_path, f"supervisor: no answer after {self.timing.start_timeout:g} s: {exc}"
+                            )
+                            self.terminate(process)
                             cause = "no_answer"
                             break
                         next_probe = now + 0.3
                     else:
                         failed_probes += 1
                         logfile.note(self.log_path, f"supervisor: probe failed: {exc}")
-                        self._set("unhealthy")
+                        self.set_status("unhealthy")
                         if failed_probes >= self.timing.unhealthy_restart:
-                            self._terminate(process)
+                            self.terminate(process)
                             cause = "stopped_answering"
                             break
                         next_probe = now + min(self.timing.probe_interval, 5)
@@ -336,46 +290,21 @@ class Supervised:
                     if self._hosts_pending:
                         self._hosts_pending = False
                         self._hangup(process)
-                self._set("running")
+                self.set_status("running")
                 next_probe = time.monotonic() + self.timing.probe_interval
             self._kick.wait(0.1 if running_since is None else 0.25)
         ran_for = 0.0 if running_since is None else time.monotonic() - running_since
         if self._stop.is_set():
-            self._terminate(process)
+            self.terminate(process)
             output.join(5)
             written.close()
             return ran_for, None
-        self._kill_group()  # anything the crashed bridge left behind
+        self.kill_group()  # anything the crashed bridge left behind
         output.join(5)  # its last words are in the log before they are quoted
         try:
             return ran_for, exit_reason(cause, written.read_new(), self.timing)
         finally:
             written.close()
-
-    def _terminate(self, process: subprocess.Popen) -> None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(self.timing.stop_grace)
-        except subprocess.TimeoutExpired:
-            pass
-        self._kill_group()
-
-    def _kill_group(self) -> None:
-        with self._lock:
-            process = self.process
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
-            log.warning("the bridge of %s (pid %d) did not exit", self.server["name"], process.pid)
 
 
 def exit_reason(cause: str, lines: list[str], timing: Timing) -> Message:
@@ -386,7 +315,7 @@ def exit_reason(cause: str, lines: list[str], timing: Timing) -> Message:
     ``cause`` is ``"exited"`` (the bridge ended by itself), ``"no_answer"`` (no answer within
     the start timeout) or ``"stopped_answering"`` (health probes failed); ``lines`` are the
     log lines written during the run."""
-    said = [_readable(match.group(1)) for match in map(_CHILD_LINE.match, lines) if match]
+    said = [readable(match.group(1)) for match in map(_CHILD_LINE.match, lines) if match]
     output = "\n".join([line for line in said if line][-REASON_LINES:])
     if cause == "stopped_answering":
         return Message("mcp.reason.stopped_answering", failed=timing.unhealthy_restart)
@@ -397,36 +326,14 @@ def exit_reason(cause: str, lines: list[str], timing: Timing) -> Message:
     if output:
         return Message("mcp.reason.output", output=output)
     # Without a word from the child (a remote server, a silent crash), the bridge's report.
-    reported = [_readable(match.group(1)) for match in map(_BRIDGE_LINE.match, lines)
-                if match and not _PROGRESS.match(match.group(1))]
+    reported = [
+        readable(match.group(1))
+        for match in map(_BRIDGE_LINE.match, lines)
+        if match and not _PROGRESS.match(match.group(1))
+    ]
     if reported:
         return Message("mcp.reason.reported", output="\n".join(reported[-REASON_LINES:]))
     return Message("mcp.reason.ended")
-
-
-def bounded(error: str | None) -> str | None:
-    """``error`` with every value it quotes cut at :data:`REASON_VALUE` characters (plain text
-    as a whole), so that a status, and every ``mcp`` event and list that carries it, stays small
-    whatever a server wrote or a definition holds."""
-    if isinstance(error, Message):
-        def long(value):
-            return isinstance(value, str) and len(value) > REASON_VALUE
-        if not any(map(long, error.params.values())):
-            return error
-        return Message(error.key, **{name: _shortened(value) if long(value) else value
-                                     for name, value in error.params.items()})
-    if isinstance(error, str) and len(error) > REASON_VALUE:
-        return _shortened(error)
-    return error
-
-
-def _shortened(text: str) -> str:
-    return text[:REASON_VALUE - 1].rstrip() + "…"
-
-
-def _readable(line: str) -> str:
-    line = _TERMINAL_CODES.sub("", line).strip()
-    return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 1].rstrip() + "…"
 
 
 def reap_leftover(config_path: Path, log_path: Path) -> None:
@@ -443,8 +350,7 @@ def reap_leftover(config_path: Path, log_path: Path) -> None:
             group = [leftover, *leftover.children(recursive=True)]
         except psutil.Error:
             continue
-        logfile.note(log_path, f"supervisor: stopping the bridge (pid {leftover.pid}) that a killed "
-                               "panel left running")
+        logfile.note(log_path, f"supervisor: stopping the bridge (pid {leftover.pid}) that a killed panel left running")
         try:
             os.killpg(leftover.pid, signal.SIGKILL)  # each bridge leads its own process group
         except ProcessLookupError:
@@ -452,10 +358,16 @@ def reap_leftover(config_path: Path, log_path: Path) -> None:
         except PermissionError:
             # Another user's panel runs it on this data dir; it is theirs to stop, and waiting
             # for it to go would only delay this start.
-            log.warning("the bridge with config %s (pid %d) belongs to another user; it is left "
-                        "running", config_path, leftover.pid)
-            logfile.note(log_path, f"supervisor: the bridge (pid {leftover.pid}) belongs to "
-                                   "another user and may not be stopped; it is left running")
+            log.warning(
+                "the bridge with config %s (pid %d) belongs to another user; it is left running",
+                config_path,
+                leftover.pid,
+            )
+            logfile.note(
+                log_path,
+                f"supervisor: the bridge (pid {leftover.pid}) belongs to "
+                "another user and may not be stopped; it is left running",
+            )
             continue
         members += group
     deadline = time.monotonic() + 5
@@ -475,8 +387,13 @@ def _bridges_of(config_path: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         argv = process.info["cmdline"] or []
-        if (len(argv) >= 3 and argv[-3] == "-m" and argv[-2] in BRIDGE_MODULES
-                and argv[-1] == str(config_path) and _alive(process)):
+        if (
+            len(argv) >= 3
+            and argv[-3] == "-m"
+            and argv[-2] in BRIDGE_MODULES
+            and argv[-1] == str(config_path)
+            and _alive(process)
+        ):
             found.append(process)
     return found
 

@@ -8,15 +8,21 @@ import json
 import os
 import sys
 
-TOOL = {"name": "whoami", "description": "The uid and environment keys of this process.",
-        "inputSchema": {"type": "object", "properties": {}}}
+TOOL = {
+    "name": "whoami",
+    "description": "The uid and environment keys of this process.",
+    "inputSchema": {"type": "object", "properties": {}},
+}
 
 
 def answer(request):
     method = request.get("method")
     if method == "initialize":
-        return {"protocolVersion": request["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "minimal", "version": "1"}}
+        return {
+            "protocolVersion": request["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "minimal", "version": "1"},
+        }
     if method == "ping":
         return {}
     if method == "tools/list":

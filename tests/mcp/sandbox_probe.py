@@ -34,6 +34,7 @@ def connect(host: str, port: int):
     def go():
         with socket.create_connection((host, port), timeout=3):
             return "connected"
+
     return go
 
 
@@ -46,8 +47,9 @@ def environ_of(pid: int):
 
 
 @server.tool()
-def probe(read_paths: list[str], list_paths: list[str], write_paths: list[str],
-          connect_to: list[str], pids: list[int]) -> dict:
+def probe(
+    read_paths: list[str], list_paths: list[str], write_paths: list[str], connect_to: list[str], pids: list[int]
+) -> dict:
     """Who am I, what is in my environment, and which of these attempts work."""
     results = {f"read {p}": attempt(read(p)) for p in read_paths}
     results |= {f"list {p}": attempt(list_folder(p)) for p in list_paths}
@@ -60,8 +62,14 @@ def probe(read_paths: list[str], list_paths: list[str], write_paths: list[str],
     for pid in pids:
         results[f"signal {pid}"] = attempt(signal(pid))
         results[f"environ {pid}"] = attempt(environ_of(pid))
-    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
-            "env_keys": sorted(os.environ), "home": os.environ.get("HOME"), "results": results}
+    return {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "groups": os.getgroups(),
+        "env_keys": sorted(os.environ),
+        "home": os.environ.get("HOME"),
+        "results": results,
+    }
 
 
 if __name__ == "__main__":

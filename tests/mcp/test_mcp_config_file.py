@@ -8,12 +8,19 @@ from open1panel_ai.mcp.supervisor import Supervised, Timing
 
 
 def test_concurrent_writes_of_the_config_leave_one_whole_private_file(tmp_path):
-    server = {"id": "abc123", "name": "time", "command": ["true"], "env_values": {"K": "secret"},
-              "bind_host": "127.0.0.1", "port": 18100, "token": "t0ken", "transports": ["sse"],
-              "extra_hosts": []}
+    server = {
+        "id": "abc123",
+        "name": "time",
+        "command": ["true"],
+        "env_values": {"K": "secret"},
+        "bind_host": "127.0.0.1",
+        "port": 18100,
+        "token": "t0ken",
+        "transports": ["sse"],
+        "extra_hosts": [],
+    }
     config_path = tmp_path / "abc123.json"
-    supervised = Supervised(server, ["true"], config_path, tmp_path / "abc123.log", Timing(),
-                            lambda server_id: None)
+    supervised = Supervised(server, ["true"], config_path, tmp_path / "abc123.log", Timing(), lambda server_id: None)
     failures = []
 
     def write(n):

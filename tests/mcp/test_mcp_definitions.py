@@ -29,14 +29,17 @@ def test_a_string_command_is_split_and_defaults_are_filled_in(mcp_api):
     assert server["stopped_by_hand"] is False
     assert server["last_error"] is None and server["last_error_i18n"] is None
     port = server["port"]
-    assert server["endpoints"] == {"streamable_http": f"http://127.0.0.1:{port}/mcp",
-                                   "sse": f"http://127.0.0.1:{port}/sse"}
+    assert server["endpoints"] == {
+        "streamable_http": f"http://127.0.0.1:{port}/mcp",
+        "sse": f"http://127.0.0.1:{port}/sse",
+        "public": [],
+    }
     assert len(server["token_hint"]) == 4
     assert mcp_api("get", "/servers") == (200, {"servers": [server]})
 
 
 def test_the_argv_is_kept_exactly_as_given(mcp_api):
-    argv = ["python3", "-c", "print('a b')", "say \"hi\"", "it's", "", "  padded  ", "$HOME", "*"]
+    argv = ["python3", "-c", "print('a b')", 'say "hi"', "it's", "", "  padded  ", "$HOME", "*"]
     status, server = create(mcp_api, command=argv)
     assert status == 201 and server["command"] == argv
     status, updated = mcp_api("put", f"/servers/{server['id']}", json={"command": argv, "autostart": False})
@@ -55,31 +58,34 @@ def test_the_openapi_document_says_new_servers_start_with_the_panel(mcp_api, mcp
     assert "stopped_by_hand" in schemas["MCPServer"]["required"]
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"name": "Not A Slug"}, "name"),
-    ({"name": "-dash"}, "name"),
-    ({"command": ""}, "command"),
-    ({"command": []}, "command"),
-    ({"command": "unbalanced 'quote"}, "command"),
-    ({"command": None, "url": None}, "command"),
-    ({"url": "http://example.test/mcp"}, "command"),  # both a command and a url
-    ({"env": [{"key": "1BAD", "value": "x"}]}, "env"),
-    ({"transports": []}, "transports"),
-    ({"transports": ["websocket"]}, "transports"),
-    ({"port": 80}, "port"),
-    ({"bind_host": "example.com"}, "bind_host"),
-    ({"cwd": "relative/dir"}, "cwd"),
-    ({"restart_policy": "sometimes"}, "restart_policy"),
-    # JSON types as the OpenAPI document states them: no 1 for true, no "8000" for 8000
-    ({"autostart": 1}, "autostart"),
-    # a pattern holds for the whole value: "$" does not let a final line break through
-    ({"name": "time\n"}, "name"),
-    ({"env": [{"key": "A\n", "value": "x"}]}, "env"),
-    ({"headers": [{"name": "X-Key\n", "value": "x"}]}, "headers"),
-    ({"port": "8000"}, "port"),
-    ({"port": 8000.5}, "port"),
-    ({"env": [{"key": "A", "value": "x", "secret": "yes"}]}, "secret"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"name": "Not A Slug"}, "name"),
+        ({"name": "-dash"}, "name"),
+        ({"command": ""}, "command"),
+        ({"command": []}, "command"),
+        ({"command": "unbalanced 'quote"}, "command"),
+        ({"command": None, "url": None}, "command"),
+        ({"url": "http://example.test/mcp"}, "command"),  # both a command and a url
+        ({"env": [{"key": "1BAD", "value": "x"}]}, "env"),
+        ({"transports": []}, "transports"),
+        ({"transports": ["websocket"]}, "transports"),
+        ({"port": 80}, "port"),
+        ({"bind_host": "example.com"}, "bind_host"),
+        ({"cwd": "relative/dir"}, "cwd"),
+        ({"restart_policy": "sometimes"}, "restart_policy"),
+        # JSON types as the OpenAPI document states them: no 1 for true, no "8000" for 8000
+        ({"autostart": 1}, "autostart"),
+        # a pattern holds for the whole value: "$" does not let a final line break through
+        ({"name": "time\n"}, "name"),
+        ({"env": [{"key": "A\n", "value": "x"}]}, "env"),
+        ({"headers": [{"name": "X-Key\n", "value": "x"}]}, "headers"),
+        ({"port": "8000"}, "port"),
+        ({"port": 8000.5}, "port"),
+        ({"env": [{"key": "A", "value": "x", "secret": "yes"}]}, "secret"),
+    ],
+)
 def test_bad_input_is_a_400_with_the_field_named_and_nothing_is_stored(mcp_api, fields, field):
     status, body = create(mcp_api, **fields)
     assert status == 400, body
@@ -133,18 +139,25 @@ def test_ports_are_assigned_distinct_and_a_taken_port_is_a_conflict(mcp_api):
 
 
 def test_secret_env_values_are_write_only_and_kept_on_update(mcp_api, data_dir):
-    status, server = create(mcp_api, env=[{"key": "API_KEY", "value": "sk-very-secret", "secret": True},
-                                          {"key": "REGION", "value": "eu"}])
+    status, server = create(
+        mcp_api, env=[{"key": "API_KEY", "value": "sk-very-secret", "secret": True}, {"key": "REGION", "value": "eu"}]
+    )
     assert status == 201
-    assert server["env"] == [{"key": "API_KEY", "value": None, "secret": True},
-                             {"key": "REGION", "value": "eu", "secret": False}]
+    assert server["env"] == [
+        {"key": "API_KEY", "value": None, "secret": True},
+        {"key": "REGION", "value": "eu", "secret": False},
+    ]
     # An update that leaves the secret's value out keeps it; others change.
-    status, updated = mcp_api("put", f"/servers/{server['id']}",
-                              json={"env": [{"key": "API_KEY", "secret": True},
-                                            {"key": "REGION", "value": "us"}]})
+    status, updated = mcp_api(
+        "put",
+        f"/servers/{server['id']}",
+        json={"env": [{"key": "API_KEY", "secret": True}, {"key": "REGION", "value": "us"}]},
+    )
     assert status == 200, updated
-    assert updated["env"] == [{"key": "API_KEY", "value": None, "secret": True},
-                              {"key": "REGION", "value": "us", "secret": False}]
+    assert updated["env"] == [
+        {"key": "API_KEY", "value": None, "secret": True},
+        {"key": "REGION", "value": "us", "secret": False},
+    ]
     for path in ("/servers", f"/servers/{server['id']}"):
         assert "sk-very-secret" not in json.dumps(mcp_api("get", path)[1])
     db = sqlite3.connect(data_dir / "open1panel-ai.sqlite3")
@@ -158,9 +171,15 @@ def test_secret_env_values_are_write_only_and_kept_on_update(mcp_api, data_dir):
 
 
 def test_remote_servers_keep_header_values_secret(mcp_api):
-    status, server = mcp_api("post", "/servers", json={
-        "name": "remote", "url": "https://mcp.example.test/mcp",
-        "headers": [{"name": "X-Api-Key", "value": "hdr-secret"}]})
+    status, server = mcp_api(
+        "post",
+        "/servers",
+        json={
+            "name": "remote",
+            "url": "https://mcp.example.test/mcp",
+            "headers": [{"name": "X-Api-Key", "value": "hdr-secret"}],
+        },
+    )
     assert status == 201, server
     assert server["kind"] == "remote" and server["command"] is None
     assert server["headers"] == [{"name": "X-Api-Key"}]
@@ -192,8 +211,11 @@ def test_client_configs_follow_each_clients_own_format(mcp_api):
     cursor = json.loads(config("cursor")["snippet"])
     assert cursor == {"mcpServers": {"time": {"url": base + "/mcp", "headers": {"Authorization": f"Bearer {token}"}}}}
     vscode = json.loads(config("vscode")["snippet"])
-    assert vscode["servers"]["time"] == {"type": "http", "url": base + "/mcp",
-                                         "headers": {"Authorization": "Bearer ${input:time-token}"}}
+    assert vscode["servers"]["time"] == {
+        "type": "http",
+        "url": base + "/mcp",
+        "headers": {"Authorization": "Bearer ${input:time-token}"},
+    }
     assert vscode["inputs"][0]["id"] == "time-token" and vscode["inputs"][0]["password"] is True
     # The file holds no token anywhere; it is what the user types when VS Code asks.
     assert token not in config("vscode")["snippet"]
@@ -202,8 +224,9 @@ def test_client_configs_follow_each_clients_own_format(mcp_api):
     assert json.loads(config("vscode", "sse")["snippet"])["servers"]["time"]["type"] == "sse"
     claude_code = config("claude-code")
     assert claude_code["format"] == "shell"
-    assert claude_code["snippet"] == (f"claude mcp add --transport http time {base}/mcp "
-                                      f"--header 'Authorization: Bearer {token}'")
+    assert claude_code["snippet"] == (
+        f"claude mcp add --transport http time {base}/mcp --header 'Authorization: Bearer {token}'"
+    )
     assert config("claude-code", "sse")["snippet"].startswith(f"claude mcp add --transport sse time {base}/sse ")
     desktop = json.loads(config("claude-desktop")["snippet"])["mcpServers"]["time"]
     assert desktop["command"] == "npx"
@@ -222,15 +245,20 @@ def test_a_client_config_for_a_transport_the_server_does_not_serve_is_a_conflict
 
 
 def test_import_creates_every_entry_and_reports_bad_ones_on_their_own(mcp_api):
-    document = {"mcpServers": {
-        "time": {"command": "uvx", "args": ["mcp-server-time"]},
-        "No Args": {"command": "mcp-server-git"},
-        "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
-                   "env": {"GITHUB_TOKEN": "ghp-secret", "LOG": "debug"}},
-        "remote": {"url": "https://mcp.example.test/mcp", "headers": {"Authorization": "Bearer up"}},
-        "broken": {"args": ["no command"]},
-        "time2": {"command": "uvx", "args": ["mcp-server-time"], "env": "not an object"},
-    }}
+    document = {
+        "mcpServers": {
+            "time": {"command": "uvx", "args": ["mcp-server-time"]},
+            "No Args": {"command": "mcp-server-git"},
+            "github": {
+                "command": "npx",
+                "args": ["-y", "@modelcontextprotocol/server-github"],
+                "env": {"GITHUB_TOKEN": "ghp-secret", "LOG": "debug"},
+            },
+            "remote": {"url": "https://mcp.example.test/mcp", "headers": {"Authorization": "Bearer up"}},
+            "broken": {"args": ["no command"]},
+            "time2": {"command": "uvx", "args": ["mcp-server-time"], "env": "not an object"},
+        }
+    }
     status, body = mcp_api("post", "/import", json=document)
     assert status == 200, body
     results = {r["name"]: r for r in body["results"]}
@@ -239,8 +267,10 @@ def test_import_creates_every_entry_and_reports_bad_ones_on_their_own(mcp_api):
     assert results["No Args"]["ok"] and results["No Args"]["server"]["name"] == "no-args"
     assert results["No Args"]["server"]["command"] == ["mcp-server-git"]
     github = results["github"]["server"]
-    assert github["env"] == [{"key": "GITHUB_TOKEN", "value": None, "secret": True},
-                             {"key": "LOG", "value": "debug", "secret": False}]
+    assert github["env"] == [
+        {"key": "GITHUB_TOKEN", "value": None, "secret": True},
+        {"key": "LOG", "value": "debug", "secret": False},
+    ]
     assert results["remote"]["server"]["kind"] == "remote"
     assert results["remote"]["server"]["headers"] == [{"name": "Authorization"}]
     assert not results["broken"]["ok"] and results["broken"]["error"]["code"] == "validation_error"
@@ -254,9 +284,15 @@ def test_import_creates_every_entry_and_reports_bad_ones_on_their_own(mcp_api):
 
 
 def test_unknown_servers_are_404(mcp_api):
-    for method, path in [("get", "/servers/nope"), ("put", "/servers/nope"), ("delete", "/servers/nope"),
-                         ("post", "/servers/nope/start"), ("get", "/servers/nope/logs"),
-                         ("get", "/servers/nope/tools"), ("get", "/servers/nope/client-config")]:
+    for method, path in [
+        ("get", "/servers/nope"),
+        ("put", "/servers/nope"),
+        ("delete", "/servers/nope"),
+        ("post", "/servers/nope/start"),
+        ("get", "/servers/nope/logs"),
+        ("get", "/servers/nope/tools"),
+        ("get", "/servers/nope/client-config"),
+    ]:
         kwargs = {"json": {"autostart": True}} if method == "put" else {}
         status, body = mcp_api(method, path, **kwargs)
         assert status == 404, (method, path, body)
@@ -266,9 +302,11 @@ def test_unknown_servers_are_404(mcp_api):
 def test_extra_hosts_are_validated(mcp_host, mcp_api):
     server = create(mcp_api)[1]
     service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
-    assert service.set_extra_hosts(server["id"], ["MCP.Example.test", "mcp.example.test"])["extra_hosts"] == \
-        ["mcp.example.test"]
+    assert service.set_extra_hosts(server["id"], ["MCP.Example.test", "mcp.example.test"])["extra_hosts"] == [
+        "mcp.example.test"
+    ]
     from open1panel_ai.errors import BadRequest
+
     for bad in (["evil.test/x"], ["a b"], ["host:8080"], [""]):
         with pytest.raises(BadRequest):
             service.set_extra_hosts(server["id"], bad)
@@ -288,8 +326,11 @@ def test_other_features_are_told_when_a_server_changes_or_goes(mcp_host, mcp_api
         raise RuntimeError("a broken watcher")
 
     service.on_server_change(failing)
-    service.on_server_change(lambda server_id, event: told.append(
-        (server_id, event, service.server(server_id)["port"] if event == "updated" else None)))
+    service.on_server_change(
+        lambda server_id, event: told.append(
+            (server_id, event, service.server(server_id)["port"] if event == "updated" else None)
+        )
+    )
     server = create(mcp_api)[1]
     other = create(mcp_api, name="other")[1]
     status, moved = mcp_api("put", f"/servers/{server['id']}", json={"port": server["port"] + 500})
@@ -310,10 +351,14 @@ def test_the_list_holds_while_other_servers_are_created_and_deleted(mcp_host, mc
 
     def churn():  # names that sort after the kept ones: a delete lands while the list is read
         while not stop.is_set():
-            made = churning.post("/api/v2/ai/mcp/servers", headers=auth_headers,
-                                 json={"name": f"zz-churn-{len(churned)}", "command": TIME_SERVER})
-            churned.append(churning.delete(f"/api/v2/ai/mcp/servers/{made.get_json()['id']}",
-                                           headers=auth_headers).status_code)
+            made = churning.post(
+                "/api/v2/ai/mcp/servers",
+                headers=auth_headers,
+                json={"name": f"zz-churn-{len(churned)}", "command": TIME_SERVER},
+            )
+            churned.append(
+                churning.delete(f"/api/v2/ai/mcp/servers/{made.get_json()['id']}", headers=auth_headers).status_code
+            )
 
     thread = threading.Thread(target=churn)
     thread.start()
@@ -351,11 +396,14 @@ def test_the_command_check_finds_the_program_on_the_path_the_child_gets(mcp_api,
     assert "python3" in answer["warning"] and "Check the command" in answer["warning"]
 
 
-@pytest.mark.parametrize("program, advice", [
-    ("uvx", "Install uv, which brings uvx"),
-    ("npx", "Install Node.js, which brings npm and npx"),
-    ("mcp-servre-time", "Check the command"),
-])
+@pytest.mark.parametrize(
+    "program, advice",
+    [
+        ("uvx", "Install uv, which brings uvx"),
+        ("npx", "Install Node.js, which brings npm and npx"),
+        ("mcp-servre-time", "Check the command"),
+    ],
+)
 def test_a_missing_program_is_named_with_how_to_install_it(mcp_api, tmp_path, program, advice):
     status, answer = check(mcp_api, command=[program, "some-package"], env=path_env(tmp_path))
     assert status == 200 and answer["found"] is None
@@ -378,12 +426,17 @@ def test_a_relative_program_is_found_from_the_working_folder(mcp_api, tmp_path):
 
 def test_the_command_check_answers_in_the_readers_language_and_refuses_bad_input(mcp_api, tmp_path):
     chinese = {"Accept-Language": "zh-CN"}
-    status, answer = mcp_api("post", "/command-check", headers=chinese,
-                             json={"command": ["uvx", "x"], "env": path_env(tmp_path)})
+    status, answer = mcp_api(
+        "post", "/command-check", headers=chinese, json={"command": ["uvx", "x"], "env": path_env(tmp_path)}
+    )
     assert status == 200 and answer["warning"].startswith("未安装 uvx") and "安装 uv" in answer["warning"]
     assert answer["warning_i18n"]["key"] == "mcp.reason.missing_uv"
-    for body, field in [({"command": "'unbalanced"}, "command"), ({"command": []}, "command"), ({}, "command"),
-                        ({"command": "x", "cwd": "relative"}, "cwd")]:
+    for body, field in [
+        ({"command": "'unbalanced"}, "command"),
+        ({"command": []}, "command"),
+        ({}, "command"),
+        ({"command": "x", "cwd": "relative"}, "cwd"),
+    ]:
         status, error = mcp_api("post", "/command-check", json=body)
         assert status == 400 and field in error["error"]["details"]["fields"], (body, error)
     status, error = mcp_api("post", "/command-check", headers=chinese, json={"command": "'unbalanced"})
@@ -397,13 +450,58 @@ def test_errors_and_import_results_come_in_the_readers_language(mcp_api):
     assert status == 409 and body["error"]["message"] == "名为 time 的服务器已存在，请换一个名称。"
     status, body = mcp_api("get", "/servers/000000000000", headers=chinese)
     assert status == 404 and body["error"]["message"] == "没有 ID 为 000000000000 的 MCP 服务器。"
-    status, body = mcp_api("post", "/servers", headers=chinese,
-                           json={"name": "x", "command": TIME_SERVER, "bind_host": "example.com"})
-    assert body["error"]["details"]["fields"]["bind_host"] == ["请填写 IP 地址，例如 127.0.0.1（0.0.0.0 表示对外开放）。"]
-    status, body = mcp_api("post", "/import", headers=chinese, json={"mcpServers": {
-        "bad-env": {"command": "uvx", "env": "not an object"}, "time": {"command": "uvx"}, "nothing": 3}})
+    status, body = mcp_api(
+        "post", "/servers", headers=chinese, json={"name": "x", "command": TIME_SERVER, "bind_host": "example.com"}
+    )
+    assert body["error"]["details"]["fields"]["bind_host"] == [
+        "请填写 IP 地址，例如 127.0.0.1（0.0.0.0 表示对外开放）。"
+    ]
+    status, body = mcp_api(
+        "post",
+        "/import",
+        headers=chinese,
+        json={
+            "mcpServers": {
+                "bad-env": {"command": "uvx", "env": "not an object"},
+                "time": {"command": "uvx"},
+                "nothing": 3,
+            }
+        },
+    )
     results = {r["name"]: r["error"] for r in body["results"]}
     assert results["bad-env"]["message"] == "此条目无效。"
     assert results["bad-env"]["details"]["reason"] == "“env”必须是对象。"
     assert results["nothing"]["details"]["reason"] == "每个条目必须是包含 command 或 url 的对象。"
     assert results["time"]["message"] == "名为 time 的服务器已存在，请换一个名称。"
+
+
+def test_servers_created_at_once_get_their_own_name_port_and_sandbox_uid(mcp_host, auth_headers):
+    """Creates run side by side, each storing its row after the service lock is released: the
+    names, ports and sandbox uids chosen meanwhile are still each given once, and a name
+    asked for twice at once is one 201 and one 409, never a 500."""
+    results: list[tuple[int, dict]] = []
+
+    def creator(worker: int) -> None:
+        client = mcp_host.app.test_client()
+        for index in range(6):
+            for name in (f"par-{worker}-{index}", f"same-{index}"):
+                answer = client.post(
+                    "/api/v2/ai/mcp/servers", headers=auth_headers, json={"name": name, "command": TIME_SERVER}
+                )
+                results.append((answer.status_code, answer.get_json()))
+
+    threads = [threading.Thread(target=creator, args=(worker,)) for worker in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {status for status, _ in results} <= {201, 409}, [body for status, body in results if status >= 500][:1]
+    made = [body for status, body in results if status == 201]
+    assert sorted(server["name"] for server in made) == sorted(
+        [f"par-{worker}-{index}" for worker in range(6) for index in range(6)] + [f"same-{index}" for index in range(6)]
+    )
+    assert all(body["error"]["code"] == "name_taken" for status, body in results if status == 409)
+    assert len({server["port"] for server in made}) == len(made)
+    store = mcp_host.app.extensions["open1panel_ai"].store
+    uids = [json.loads(row["definition"])["sandbox_uid"] for row in store.query("SELECT definition FROM mcp_servers")]
+    assert len(uids) == len(made) and len(set(uids)) == len(uids)

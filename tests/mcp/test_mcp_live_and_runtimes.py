@@ -31,7 +31,8 @@ def test_status_changes_and_log_lines_are_pushed_live(mcp_host, mcp_api):
     seen, lines = [], []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (
-            "running" in [s["status"] for s in seen] and any("serving on" in line for line in lines)):
+        "running" in [s["status"] for s in seen] and any("serving on" in line for line in lines)
+    ):
         seen += [e for e in events(status_client, "mcp") if e.get("id") == server["id"]]
         lines += [line for e in events(log_client, "mcp_log") for line in e["lines"]]
         time.sleep(0.1)
@@ -133,21 +134,26 @@ def test_a_third_party_runtime_replaces_the_built_in_one(mcp_env, make_host, aut
     assert mcp["provider"] == "recording"
     assert [c["name"] for c in mcp["candidates"]] == ["recording", "process", "supergateway"]
 
-    made = client.post("/api/v2/ai/mcp/servers", headers=auth_headers, json={
-        "name": "t", "command": TIME_SERVER, "env": [{"key": "K", "value": "v", "secret": True}]}).get_json()
+    made = client.post(
+        "/api/v2/ai/mcp/servers",
+        headers=auth_headers,
+        json={"name": "t", "command": TIME_SERVER, "env": [{"key": "K", "value": "v", "secret": True}]},
+    ).get_json()
     started = client.post(f"/api/v2/ai/mcp/servers/{made['id']}/start", headers=auth_headers).get_json()
     assert started["status"] == "running" and started["pid"] is None
     assert RecordingRuntime.calls == [("start", "t", {"K": "v"})]
     tools = client.get(f"/api/v2/ai/mcp/servers/{made['id']}/tools", headers=auth_headers).get_json()
     assert tools == {"tools": [{"name": "echo", "description": "Says it back.", "input_schema": {"type": "object"}}]}
-    assert client.get(f"/api/v2/ai/mcp/servers/{made['id']}/logs", headers=auth_headers).get_json() == \
-        {"lines": [f"recorded {made['id']}"]}
+    assert client.get(f"/api/v2/ai/mcp/servers/{made['id']}/logs", headers=auth_headers).get_json() == {
+        "lines": [f"recorded {made['id']}"]
+    }
     host.app.extensions["open1panel_ai"].services["mcp"].set_extra_hosts(made["id"], ["a.example.test"])
     assert RecordingRuntime.calls[-1] == ("hosts", made["id"], ["a.example.test"])
 
 
-def test_the_runtime_is_chosen_by_setting_and_supergateway_says_what_it_needs(mcp_env, make_host,
-                                                                              auth_headers, tmp_path):
+def test_the_runtime_is_chosen_by_setting_and_supergateway_says_what_it_needs(
+    mcp_env, make_host, auth_headers, tmp_path
+):
     mcp_env.setenv("OPEN1PANEL_AI_MCP_PROVIDER", "supergateway")
     mcp_env.setenv("OPEN1PANEL_AI_MCP_NODE_PATH", str(tmp_path))  # a folder without npx
     client = make_host().app.test_client()

@@ -4,6 +4,7 @@ before saving, secret env); logs, tools, client configs, import, the Domain butt
 that open clean; rows that show an unknown state while the panel is down and come back."""
 
 import json
+import sqlite3
 import sys
 
 import pytest
@@ -16,7 +17,9 @@ from tests.mcp.conftest import FAST
 pytestmark = pytest.mark.browser
 
 #: Stands in for the domain feature's dialog script, to see what the page asks of it.
-DOMAIN_DIALOG = "window.AI.openDomainDialog = function (o) { window.domainCalls = (window.domainCalls || []).concat([o]); };"
+DOMAIN_DIALOG = (
+    "window.AI.openDomainDialog = function (o) { window.domainCalls = (window.domainCalls || []).concat([o]); };"
+)
 
 
 @pytest.fixture
@@ -28,8 +31,10 @@ def signed_in(browser, panel):
     """A browser page signed in to ``panel`` on the MCP page; close its context afterwards."""
     context = browser.new_context(locale="en-US")
     page = context.new_page()
-    page.route("**/ai/static/domain-dialog.js",
-               lambda route: route.fulfill(status=200, content_type="text/javascript", body=DOMAIN_DIALOG))
+    page.route(
+        "**/ai/static/domain-dialog.js",
+        lambda route: route.fulfill(status=200, content_type="text/javascript", body=DOMAIN_DIALOG),
+    )
     page.goto(panel.url + "/ai/mcp/")
     page.fill("#token", TOKEN)
     page.click("button[type=submit]")
@@ -121,15 +126,20 @@ def test_create_a_server_watch_it_run_and_use_every_view(panel, page, tmp_path):
     page.locator('#mcp-rows button[data-action="stop"]').click()
     expect(server_row.locator(".mcp-status")).to_have_text("Stopped", timeout=15000)
     expect(server_row.locator(".mcp-by-hand")).to_have_text(
-        "Stopped by hand: it stays stopped when the panel restarts.")
+        "Stopped by hand: it stays stopped when the panel restarts."
+    )
     page.screenshot(path=str(tmp_path / "mcp-page.png"), full_page=True)
 
 
 def test_import_reports_each_entry_and_adds_the_good_ones(panel, page):
     page.click("#mcp-import-open")
-    document = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]},
-                               "remote": {"url": "https://mcp.example.test/mcp"},
-                               "bad": {"args": ["x"]}}}
+    document = {
+        "mcpServers": {
+            "time": {"command": "uvx", "args": ["mcp-server-time"]},
+            "remote": {"url": "https://mcp.example.test/mcp"},
+            "bad": {"args": ["x"]},
+        }
+    }
     page.fill('#mcp-import-form textarea[name="document"]', json.dumps(document))
     page.click('#mcp-import-form button[type="submit"]')
     results = page.locator(".mcp-import-results li")
@@ -147,8 +157,7 @@ def test_import_reports_each_entry_and_adds_the_good_ones(panel, page):
     page.click('#mcp-import-form button[type="submit"]')
     field_error = page.locator("#mcp-import-form .ai-field-error")
     expect(field_error).to_have_text("That is not valid JSON.")
-    expect(page.locator("#mcp-import-form [data-form-error]")).to_have_text(
-        "Check these fields: Configuration (JSON).")
+    expect(page.locator("#mcp-import-form [data-form-error]")).to_have_text("Check these fields: Configuration (JSON).")
     page.locator("#mcp-import-dialog .mcp-close").click()
     page.click("#mcp-import-open")
     expect(field_error).to_have_count(0)
@@ -192,7 +201,7 @@ def test_the_command_round_trips_exactly_through_the_form(panel, page):
     [made] = panel.api("GET", "/mcp/servers").json()["servers"]
     assert made["command"] == ["python3", "-c", "print('a b')"]
     # The row shows it as a shell would read it, without quoting soup.
-    expect(page.locator("#mcp-rows .mcp-source")).to_have_text('python3 -c "print(\'a b\')"')
+    expect(page.locator("#mcp-rows .mcp-source")).to_have_text("python3 -c \"print('a b')\"")
     page.locator('#mcp-rows button[data-action="edit"]').click()
     expect(form.locator('textarea[name="command"]')).to_have_value("python3\n-c\nprint('a b')")
     form.locator('button[type="submit"]').click()
@@ -206,12 +215,12 @@ def test_the_command_round_trips_exactly_through_the_form(panel, page):
     multi = ["python3", "-c", "import sys\nprint(sys.argv)"]
     multiline = panel.api("POST", "/mcp/servers", json={"name": "zz-multi", "command": multi}).json()
     page.reload()
-    page.locator('#mcp-rows tr[data-id="%s"] button[data-action="edit"]' % spaced["id"]).click()
+    page.locator(f'#mcp-rows tr[data-id="{spaced["id"]}"] button[data-action="edit"]').click()
     expect(form.locator('textarea[name="command"]')).to_have_value("\n".join(argv) + "\n")
     form.locator('button[type="submit"]').click()
     expect(page.locator("#mcp-form-dialog")).to_be_hidden()
     assert panel.api("GET", f"/mcp/servers/{spaced['id']}").json()["command"] == argv
-    page.locator('#mcp-rows tr[data-id="%s"] button[data-action="edit"]' % multiline["id"]).click()
+    page.locator(f'#mcp-rows tr[data-id="{multiline["id"]}"] button[data-action="edit"]').click()
     expect(form.locator('textarea[name="command"]')).to_have_js_property("readOnly", True)
     expect(form.locator(".mcp-command-kept")).to_contain_text("line break")
     form.locator('input[name="cwd"]').fill("/tmp")
@@ -246,8 +255,11 @@ def test_a_missing_program_is_a_warning_before_saving_and_an_error_at_once(panel
 
 
 def test_the_page_speaks_chinese(panel, page, tmp_path):
-    made = panel.api("POST", "/mcp/servers", json={"name": "needs-node", "command": ["npx", "-y", "x"],
-                                                   "env": [{"key": "PATH", "value": str(tmp_path)}]}).json()
+    made = panel.api(
+        "POST",
+        "/mcp/servers",
+        json={"name": "needs-node", "command": ["npx", "-y", "x"], "env": [{"key": "PATH", "value": str(tmp_path)}]},
+    ).json()
     panel.api("POST", f"/mcp/servers/{made['id']}/start")
     page.click('a[data-lang="zh-CN"]')
     expect(page.get_by_role("heading", level=1)).to_have_text("MCP 服务器管理")
@@ -265,12 +277,28 @@ def test_the_page_speaks_chinese(panel, page, tmp_path):
 def test_rows_say_why_a_server_is_down_and_are_unknown_while_the_panel_is(served, browser):
     """A panel with a backoff long enough to read the row; stopped and started again while the
     page stays open."""
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, **FAST, "OPEN1PANEL_AI_MCP_BACKOFF": "2",
-                        "OPEN1PANEL_AI_MCP_BACKOFF_MAX": "2", "OPEN1PANEL_AI_MCP_TRIES": "2"})
+    panel = served(
+        env={
+            "OPEN1PANEL_AI_TOKEN": TOKEN,
+            **FAST,
+            "OPEN1PANEL_AI_MCP_BACKOFF": "2",
+            "OPEN1PANEL_AI_MCP_BACKOFF_MAX": "2",
+            "OPEN1PANEL_AI_MCP_TRIES": "2",
+        }
+    )
     clock = panel.api("POST", "/mcp/servers", json={"name": "clock", "command": TIME_SERVER}).json()
-    broken = panel.api("POST", "/mcp/servers", json={"name": "broken", "command": [
-        sys.executable, "-c", "import sys; print('loading config', file=sys.stderr); "
-                              "sys.exit('missing API key: set FOO_KEY')"]}).json()
+    broken = panel.api(
+        "POST",
+        "/mcp/servers",
+        json={
+            "name": "broken",
+            "command": [
+                sys.executable,
+                "-c",
+                "import sys; print('loading config', file=sys.stderr); sys.exit('missing API key: set FOO_KEY')",
+            ],
+        },
+    ).json()
     context, page = signed_in(browser, panel)
     try:
         clock_row = page.locator(f'#mcp-rows tr[data-id="{clock["id"]}"]')
@@ -349,3 +377,64 @@ def test_the_sandbox_profile_is_set_in_the_form_and_the_isolation_shown_on_the_r
     expect(form.locator('select[name="profile.isolation"]')).to_have_value("sandbox")
     expect(form.locator('textarea[name="profile.read"]')).to_have_value("")
     expect(warning).to_be_hidden()
+
+
+def stored_headers(panel, name):
+    """The headers the panel keeps for server `name`, values included (read from its database,
+    as no API answer holds a value)."""
+    db = sqlite3.connect(panel.data_dir / "open1panel-ai.sqlite3")
+    try:
+        [definition] = db.execute("SELECT definition FROM mcp_servers WHERE name = ?", (name,)).fetchone()
+    finally:
+        db.close()
+    return json.loads(definition)["headers"]
+
+
+def test_a_remote_server_gets_headers_whose_values_are_write_only(panel, page):
+    page.click("#mcp-add")
+    form = page.locator("#mcp-form")
+    headers = form.locator(".mcp-headers")
+    expect(headers).to_be_hidden()  # a command server has no headers
+    form.locator('input[name="name"]').fill("remote")
+    form.locator('input[name="source"][value="url"]').check()
+    expect(headers).to_be_visible()
+    form.locator('input[name="url"]').fill("https://mcp.example.test/mcp")
+    form.locator('input[name="autostart"]').uncheck()
+    rows = headers.locator(".mcp-header-row")
+    for name, value in (("X-Api-Key", "hdr-page-secret"), ("X-Team", "blue")):
+        page.click("#mcp-header-add")
+        rows.last.get_by_label("Header name").fill(name)
+        expect(rows.last.get_by_label("Header value")).to_have_attribute("type", "password")
+        rows.last.get_by_label("Header value").fill(value)
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).not_to_have_attribute("open", "")
+    [server] = panel.api("GET", "/mcp/servers").json()["servers"]
+    assert server["headers"] == [{"name": "X-Api-Key"}, {"name": "X-Team"}]
+    assert stored_headers(panel, "remote") == [
+        {"name": "X-Api-Key", "value": "hdr-page-secret"},
+        {"name": "X-Team", "value": "blue"},
+    ]
+
+    # Edited, the names come back without their values; an empty value keeps the stored one.
+    page.locator('#mcp-rows button[data-action="edit"]').click()
+    expect(rows).to_have_count(2)
+    expect(rows.first.get_by_label("Header name")).to_have_value("X-Api-Key")
+    expect(rows.first.get_by_label("Header value")).to_have_value("")
+    expect(rows.first.get_by_label("Header value")).to_have_attribute("placeholder", "(kept, hidden)")
+    assert "hdr-page-secret" not in page.content()
+    rows.nth(1).get_by_role("button", name="Remove header").click()
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).not_to_have_attribute("open", "")
+    assert stored_headers(panel, "remote") == [{"name": "X-Api-Key", "value": "hdr-page-secret"}]
+
+    # Pointed at another host, a stored value is not sent there: it must be entered again.
+    page.locator('#mcp-rows button[data-action="edit"]').click()
+    form.locator('input[name="url"]').fill("https://other.example.test/mcp")
+    form.locator('button[type="submit"]').click()
+    expect(form.locator('.ai-field-error[data-field="headers.0.value"]')).to_contain_text("other.example.test")
+    assert stored_headers(panel, "remote") == [{"name": "X-Api-Key", "value": "hdr-page-secret"}]
+    rows.first.get_by_label("Header value").fill("hdr-other-secret")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#mcp-form-dialog")).not_to_have_attribute("open", "")
+    assert stored_headers(panel, "remote") == [{"name": "X-Api-Key", "value": "hdr-other-secret"}]
+    assert panel.api("GET", "/mcp/servers").json()["servers"][0]["url"] == "https://other.example.test/mcp"

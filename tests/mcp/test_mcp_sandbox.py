@@ -29,13 +29,14 @@ TIME_SERVER = str(BIN / "mcp-server-time")
 #: sets PWD, the working folder it starts in).
 ALLOWED_ENV = {"PATH", "HOME", "LANG", "TMPDIR", "PWD"}
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("bwrap") is None,
-                                reason="the sandbox needs a root panel and bubblewrap (scripts/test installs it)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("bwrap") is None,
+    reason="the sandbox needs a root panel and bubblewrap (scripts/test installs it)",
+)
 
 
 def create(api, name, command, **fields):
-    status, server = api("post", "/servers", json={"name": name, "command": command,
-                                                   "port": free_port(), **fields})
+    status, server = api("post", "/servers", json={"name": name, "command": command, "port": free_port(), **fields})
     assert status == 201, server
     return server
 
@@ -99,21 +100,33 @@ def with_token(api, server):
     return server
 
 
+def refused() -> pytest.RaisesGroup:
+    """Expect a tool call the sandbox denies: the server answers with an error result, which
+    :func:`call_tool` asserts against inside the client's task groups."""
+    return pytest.RaisesGroup(pytest.RaisesExc(AssertionError, match="is_error=True"), flatten_subgroups=True)
+
+
 def test_a_server_runs_as_its_own_user_with_only_its_environment(mcp_api, mcp_host):
-    server = create(mcp_api, "time", [TIME_SERVER, "--local-timezone", "UTC"],
-                    env=[{"key": "GREETING", "value": "hi"}, {"key": "API_KEY", "value": "s3cret", "secret": True}])
+    server = create(
+        mcp_api,
+        "time",
+        [TIME_SERVER, "--local-timezone", "UTC"],
+        env=[{"key": "GREETING", "value": "hi"}, {"key": "API_KEY", "value": "s3cret", "secret": True}],
+    )
     running = start_running(mcp_api, with_token(mcp_api, server))
     isolation = running["isolation"]
     assert isolation["mode"] == "sandbox"
     assert all(layer["applied"] for layer in isolation["layers"]), isolation
     assert isolation["uid"] not in (None, 0, os.geteuid())
-    text = call_tool(running["endpoints"]["streamable_http"], token_of(running), "get_current_time",
-                     {"timezone": "UTC"})
+    text = call_tool(
+        running["endpoints"]["streamable_http"], token_of(running), "get_current_time", {"timezone": "UTC"}
+    )
     assert '"timezone": "UTC"' in text or '"timezone":"UTC"' in text
 
     child = child_of(running)
     assert environ_keys(child) <= ALLOWED_ENV | {"GREETING", "API_KEY"} | {
-        key for key in environ_keys(child) if key.startswith("LC_")}
+        key for key in environ_keys(child) if key.startswith("LC_")
+    }
     assert {"GREETING", "API_KEY", "HOME", "PATH"} <= environ_keys(child)
     home = Path(isolation["home"])
     assert home.stat().st_uid == isolation["uid"] and oct(home.stat().st_mode)[-3:] == "700"
@@ -125,12 +138,15 @@ def test_the_probe_is_refused_everything_it_was_not_granted(mcp_api, mcp_host, t
     granted = tmp_path / "granted"
     granted.mkdir()
     (granted / "notes.txt").write_text("readable")
-    other = start_running(mcp_api, with_token(mcp_api, create(
-        mcp_api, "other", [TIME_SERVER])))
+    other = start_running(mcp_api, with_token(mcp_api, create(mcp_api, "other", [TIME_SERVER])))
     other_home = Path(other["isolation"]["home"])
     (other_home / "private.txt").write_text("the other server's")
-    server = create(mcp_api, "probe", [sys.executable, str(PROBE)],
-                    profile={"read": [str(HERE)], "write": [str(granted)], "network": "none"})
+    server = create(
+        mcp_api,
+        "probe",
+        [sys.executable, str(PROBE)],
+        profile={"read": [str(HERE)], "write": [str(granted)], "network": "none"},
+    )
     running = start_running(mcp_api, with_token(mcp_api, server))
     os.chown(granted, running["isolation"]["uid"], running["isolation"]["uid"])
     data_dir = mcp_host.data_dir
@@ -140,15 +156,23 @@ def test_the_probe_is_refused_everything_it_was_not_granted(mcp_api, mcp_host, t
         assert (data_dir / secret).is_file()  # there to be read, were the sandbox not in the way
     listener = socket.create_server(("127.0.0.1", 0))
     try:
-        report = probe(running,
-                       read_paths=[str(data_dir / "admin-token"), str(data_dir / "session-secret"),
-                                   str(data_dir / "open1panel-ai.sqlite3"),
-                                   str(data_dir / "host.sqlite3"), str(data_dir / "metrics-token"),
-                                   str(other_home / "private.txt"), "/root/.profile", str(granted / "notes.txt")],
-                       list_paths=[str(data_dir), str(other_home), "/root"],
-                       write_paths=[str(granted), "/etc", str(HERE)],
-                       connect_to=[f"127.0.0.1:{listener.getsockname()[1]}"],
-                       pids=[running["pid"], os.getpid()])
+        report = probe(
+            running,
+            read_paths=[
+                str(data_dir / "admin-token"),
+                str(data_dir / "session-secret"),
+                str(data_dir / "open1panel-ai.sqlite3"),
+                str(data_dir / "host.sqlite3"),
+                str(data_dir / "metrics-token"),
+                str(other_home / "private.txt"),
+                "/root/.profile",
+                str(granted / "notes.txt"),
+            ],
+            list_paths=[str(data_dir), str(other_home), "/root"],
+            write_paths=[str(granted), "/etc", str(HERE)],
+            connect_to=[f"127.0.0.1:{listener.getsockname()[1]}"],
+            pids=[running["pid"], os.getpid()],
+        )
     finally:
         listener.close()
     results = report["results"]
@@ -168,11 +192,14 @@ def test_the_probe_is_refused_everything_it_was_not_granted(mcp_api, mcp_host, t
 
 def test_a_profile_refuses_the_panels_folders_and_relative_paths(mcp_api, mcp_host):
     data_dir = str(mcp_host.data_dir)
-    for profile, field in [({"read": ["relative/path"]}, "read"), ({"write": ["/srv/../etc"]}, "write"),
-                           ({"read": [data_dir]}, "read"), ({"write": ["/"]}, "write"),
-                           ({"read": [os.environ["OPEN1PANEL_AI_MCP_HOMES"] + "/x"]}, "read")]:
-        status, body = mcp_api("post", "/servers", json={"name": "bad", "command": [TIME_SERVER],
-                                                         "profile": profile})
+    for profile, field in [
+        ({"read": ["relative/path"]}, "read"),
+        ({"write": ["/srv/../etc"]}, "write"),
+        ({"read": [data_dir]}, "read"),
+        ({"write": ["/"]}, "write"),
+        ({"read": [os.environ["OPEN1PANEL_AI_MCP_HOMES"] + "/x"]}, "read"),
+    ]:
+        status, body = mcp_api("post", "/servers", json={"name": "bad", "command": [TIME_SERVER], "profile": profile})
         assert status == 400, (profile, body)
         fields = body["error"]["details"]["fields"]
         # marshmallow nests its own findings; the service names the entry it refused.
@@ -192,18 +219,26 @@ def test_git_server_writes_its_granted_repository_and_sees_no_other(mcp_api, tmp
     repository, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     for folder in (repository, elsewhere):
         subprocess.run(["git", "init", "-q", str(folder)], check=True)
-    server = create(mcp_api, "git", [str(BIN / "mcp-server-git"), "--repository", str(repository)],
-                    profile={"write": [str(repository)]})
+    server = create(
+        mcp_api,
+        "git",
+        [str(BIN / "mcp-server-git"), "--repository", str(repository)],
+        profile={"write": [str(repository)]},
+    )
     running = start_running(mcp_api, with_token(mcp_api, server))
     uid = running["isolation"]["uid"]
     subprocess.run(["chown", "-R", f"{uid}:{uid}", str(repository)], check=True)
     (repository / "hello.txt").write_text("hello")
     url, token = running["endpoints"]["streamable_http"], token_of(running)
     call_tool(url, token, "git_add", {"repo_path": str(repository), "files": ["hello.txt"]})
-    staged = subprocess.run(["git", "-C", str(repository), "-c", f"safe.directory={repository}",
-                             "diff", "--cached", "--name-only"], capture_output=True, text=True, check=True)
+    staged = subprocess.run(
+        ["git", "-C", str(repository), "-c", f"safe.directory={repository}", "diff", "--cached", "--name-only"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert staged.stdout.split() == ["hello.txt"]  # written by the sandboxed server
-    with pytest.raises(Exception):
+    with refused():
         call_tool(url, token, "git_status", {"repo_path": str(elsewhere)})
 
 
@@ -213,8 +248,9 @@ def without_bubblewrap(mcp_env):
     mcp_env.setenv("OPEN1PANEL_AI_MCP_BWRAP", "/nonexistent/bwrap")
 
 
-def test_without_bubblewrap_the_server_still_runs_and_says_what_is_missing(without_bubblewrap, mcp_api,
-                                                                           mcp_host, auth_headers):
+def test_without_bubblewrap_the_server_still_runs_and_says_what_is_missing(
+    without_bubblewrap, mcp_api, mcp_host, auth_headers
+):
     # The system's python3 and a script every user may read: the test's own virtual
     # environment lies where another uid cannot reach without bubblewrap's view.
     folder = Path(tempfile.mkdtemp(prefix="o1p-minimal-"))
@@ -267,34 +303,47 @@ def slow_first_start(mcp_env):
 
 
 @pytest.mark.skipif(shutil.which("npx") is None, reason="npx comes with npm (scripts/test installs it)")
-def test_an_npx_server_fetches_into_its_home_and_sees_only_its_granted_folder(slow_first_start, mcp_api,
-                                                                             mcp_host, tmp_path):
+def test_an_npx_server_fetches_into_its_home_and_sees_only_its_granted_folder(
+    slow_first_start, mcp_api, mcp_host, tmp_path
+):
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "report.md").write_text("# granted")
-    server = create(mcp_api, "files", ["npx", "-y", "@modelcontextprotocol/server-filesystem", str(shared)],
-                    profile={"read": [str(shared)]})
+    server = create(
+        mcp_api,
+        "files",
+        ["npx", "-y", "@modelcontextprotocol/server-filesystem", str(shared)],
+        profile={"read": [str(shared)]},
+    )
     running = start_running(mcp_api, with_token(mcp_api, server), timeout=240)
     assert running["isolation"]["mode"] == "sandbox"
     assert (Path(running["isolation"]["home"]) / ".npm").is_dir()  # npx's cache is the server's own
     url, token = running["endpoints"]["streamable_http"], token_of(running)
     assert "report.md" in call_tool(url, token, "list_directory", {"path": str(shared)})
-    with pytest.raises(Exception):
+    with refused():
         call_tool(url, token, "list_directory", {"path": str(mcp_host.data_dir)})
 
 
 @pytest.mark.skipif(shutil.which("uvx", path=str(BIN)) is None, reason="uvx comes with the test extras")
 def test_a_uvx_server_fetches_into_its_home_and_runs_there(slow_first_start, mcp_api):
-    server = create(mcp_api, "uvx-time", [str(BIN / "uvx"), "mcp-server-time"], env=[
-        # The interpreter of the test's environment (in the sandbox's view as uvx's own
-        # installation), instead of one downloaded from the internet.
-        {"key": "UV_PYTHON", "value": sys.executable}, {"key": "UV_PYTHON_DOWNLOADS", "value": "never"},
-        # The machine's own certificate store, which /etc in the sandbox's view holds (as an
-        # admin behind a TLS-inspecting proxy would set it).
-        {"key": "UV_SYSTEM_CERTS", "value": "1"}])
+    server = create(
+        mcp_api,
+        "uvx-time",
+        [str(BIN / "uvx"), "mcp-server-time"],
+        env=[
+            # The interpreter of the test's environment (in the sandbox's view as uvx's own
+            # installation), instead of one downloaded from the internet.
+            {"key": "UV_PYTHON", "value": sys.executable},
+            {"key": "UV_PYTHON_DOWNLOADS", "value": "never"},
+            # The machine's own certificate store, which /etc in the sandbox's view holds (as an
+            # admin behind a TLS-inspecting proxy would set it).
+            {"key": "UV_SYSTEM_CERTS", "value": "1"},
+        ],
+    )
     running = start_running(mcp_api, with_token(mcp_api, server), timeout=240)
     assert running["isolation"]["mode"] == "sandbox"
     assert any((Path(running["isolation"]["home"]) / ".cache" / "uv").iterdir())
-    text = call_tool(running["endpoints"]["streamable_http"], token_of(running), "get_current_time",
-                     {"timezone": "UTC"})
+    text = call_tool(
+        running["endpoints"]["streamable_http"], token_of(running), "get_current_time", {"timezone": "UTC"}
+    )
     assert "UTC" in text

@@ -42,10 +42,10 @@ def test_supergateway_is_served_only_through_the_bridge(mcp_env, make_host, auth
     try:
         server = wait_status(api, server["id"], "running", timeout=200)
         token = token_of(api, server["id"])
-        assert "UTC" in call_tool(server["endpoints"]["streamable_http"], token, "get_current_time",
-                                  {"timezone": "UTC"})
-        assert "UTC" in call_tool(server["endpoints"]["sse"], token, "get_current_time",
-                                  {"timezone": "UTC"}, "sse")
+        assert "UTC" in call_tool(
+            server["endpoints"]["streamable_http"], token, "get_current_time", {"timezone": "UTC"}
+        )
+        assert "UTC" in call_tool(server["endpoints"]["sse"], token, "get_current_time", {"timezone": "UTC"}, "sse")
         for path in ("/mcp", "/sse"):
             url = f"http://127.0.0.1:{server['port']}{path}"
             assert httpx.post(url, json={}, timeout=5).status_code == 401

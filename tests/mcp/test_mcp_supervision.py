@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from open1panel_ai.mcp import supervisor
-from open1panel_ai.mcp.supervisor import BRIDGE_MODULES
 from open1panel_ai.mcp.runtime import ProcessRuntime
+from open1panel_ai.mcp.supervisor import BRIDGE_MODULES
 from tests.conftest import free_port
 from tests.helpers import TIME_SERVER, bridge_pids, wait_for
 from tests.mcp.conftest import (
@@ -90,10 +90,18 @@ def test_secret_env_reaches_the_child_and_never_the_log(mcp_api, tmp_path):
         "@app.tool()\n"
         "def env(name: str) -> str:\n"
         "    return os.environ.get(name, '<unset>')\n"
-        "app.run()\n")
-    status, server = mcp_api("post", "/servers", json={
-        "name": "env", "command": [sys.executable, str(script)], "profile": {"read": [str(scripts)]},
-        "env": [{"key": "API_KEY", "value": "sk-child-only", "secret": True}]})
+        "app.run()\n"
+    )
+    status, server = mcp_api(
+        "post",
+        "/servers",
+        json={
+            "name": "env",
+            "command": [sys.executable, str(script)],
+            "profile": {"read": [str(scripts)]},
+            "env": [{"key": "API_KEY", "value": "sk-child-only", "secret": True}],
+        },
+    )
     assert status == 201, server
     mcp_api("post", f"/servers/{server['id']}/start")
     server = wait_status(mcp_api, server["id"], "running")
@@ -111,8 +119,11 @@ def test_a_killed_child_is_restarted_while_another_server_keeps_serving(mcp_api,
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     # This test is about supervision: the git server runs as the panel's user, as the
     # repository's owner (test_mcp_sandbox.py grants one to a sandboxed git server).
-    status, git = mcp_api("post", "/servers", json={"name": "git", "command": [GIT_SERVER, "--repository", str(repo)],
-                                                    "profile": {"isolation": "none"}})
+    status, git = mcp_api(
+        "post",
+        "/servers",
+        json={"name": "git", "command": [GIT_SERVER, "--repository", str(repo)], "profile": {"isolation": "none"}},
+    )
     assert status == 201
     mcp_api("post", f"/servers/{git['id']}/start")
     git = wait_status(mcp_api, git["id"], "running")
@@ -128,8 +139,9 @@ def test_a_killed_child_is_restarted_while_another_server_keeps_serving(mcp_api,
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         # The healthy server answers throughout.
-        assert "On branch" in call_tool(git["endpoints"]["sse"], git_token, "git_status",
-                                             {"repo_path": str(repo)}, "sse")
+        assert "On branch" in call_tool(
+            git["endpoints"]["sse"], git_token, "git_status", {"repo_path": str(repo)}, "sse"
+        )
         server = mcp_api("get", f"/servers/{time_server['id']}")[1]
         seen.add(server["status"])
         if server["status"] == "running" and server["restarts"] == 1:
@@ -152,10 +164,19 @@ def test_a_command_that_exits_at_once_says_why_while_it_backs_off(mcp_env, make_
         return response.status_code, response.get_json()
 
     noise = "\\n".join(f"noise line {n}" for n in range(10))
-    status, server = api("post", "/servers", json={
-        "name": "broken", "command": [sys.executable, "-c",
-                                      f"import sys; sys.stderr.write('{noise}\\n\\x1b[31mmissing API key: set FOO_KEY\\x1b[0m\\n"
-                                      f"{'x' * 400}\\n'); sys.exit(3)"]})
+    status, server = api(
+        "post",
+        "/servers",
+        json={
+            "name": "broken",
+            "command": [
+                sys.executable,
+                "-c",
+                f"import sys; sys.stderr.write('{noise}\\n\\x1b[31mmissing API key: set FOO_KEY\\x1b[0m\\n"
+                f"{'x' * 400}\\n'); sys.exit(3)",
+            ],
+        },
+    )
     assert status == 201
     api("post", f"/servers/{server['id']}/start")
     backing_off = wait_status(api, server["id"], "restarting")
@@ -178,8 +199,11 @@ def test_a_command_that_exits_at_once_says_why_while_it_backs_off(mcp_env, make_
 
 
 def test_a_silent_crash_still_gives_a_reason(mcp_api):
-    _, server = mcp_api("post", "/servers", json={"name": "silent", "restart_policy": "never",
-                                                  "command": [sys.executable, "-c", "raise SystemExit(3)"]})
+    _, server = mcp_api(
+        "post",
+        "/servers",
+        json={"name": "silent", "restart_policy": "never", "command": [sys.executable, "-c", "raise SystemExit(3)"]},
+    )
     mcp_api("post", f"/servers/{server['id']}/start")
     server = wait_status(mcp_api, server["id"], "error")
     assert server["restarts"] == 0
@@ -189,16 +213,21 @@ def test_a_silent_crash_still_gives_a_reason(mcp_api):
     assert server["last_error_i18n"]["key"] == "mcp.reason.reported"
 
 
-@pytest.mark.parametrize("command, advice", [
-    ("no-such-mcp-server --x", "Check the command"),
-    ("uvx mcp-server-time", "Install uv, which brings uvx"),
-    ("npx -y @modelcontextprotocol/server-filesystem /tmp", "Install Node.js"),
-])
-def test_a_missing_program_is_an_error_at_once_naming_it_and_how_to_install_it(mcp_api, tmp_path, command,
-                                                                               advice):
+@pytest.mark.parametrize(
+    "command, advice",
+    [
+        ("no-such-mcp-server --x", "Check the command"),
+        ("uvx mcp-server-time", "Install uv, which brings uvx"),
+        ("npx -y @modelcontextprotocol/server-filesystem /tmp", "Install Node.js"),
+    ],
+)
+def test_a_missing_program_is_an_error_at_once_naming_it_and_how_to_install_it(mcp_api, tmp_path, command, advice):
     # The server's PATH is a folder without uvx or npx, whatever this machine has installed.
-    _, server = mcp_api("post", "/servers", json={"name": "nothing", "command": command,
-                                                  "env": [{"key": "PATH", "value": str(tmp_path)}]})
+    _, server = mcp_api(
+        "post",
+        "/servers",
+        json={"name": "nothing", "command": command, "env": [{"key": "PATH", "value": str(tmp_path)}]},
+    )
     status, started = mcp_api("post", f"/servers/{server['id']}/start")
     assert status == 200 and started["status"] == "error" and started["restarts"] == 0
     program = command.split()[0]
@@ -238,10 +267,17 @@ def test_a_bound_domain_is_accepted_without_restarting_anything(mcp_host, mcp_ap
     other = start_time_server(mcp_api, name="other")
     token = token_of(mcp_api, server["id"])
     url = server["endpoints"]["streamable_http"]
-    headers = {"Authorization": f"Bearer {token}", "Host": "mcp.example.test",
-               "Accept": "application/json, text/event-stream"}
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Host": "mcp.example.test",
+        "Accept": "application/json, text/event-stream",
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     assert httpx.post(url, json=initialize, headers=headers, timeout=5).status_code == 421
 
     service = mcp_host.app.extensions["open1panel_ai"].services["mcp"]
@@ -275,10 +311,17 @@ def test_hosts_bound_while_the_bridge_starts_neither_kill_it_nor_get_lost(mcp_ho
         time.sleep(0.02)
     server = wait_status(mcp_api, server["id"], "running")
     assert server["restarts"] == 0, mcp_api("get", f"/servers/{server['id']}/logs?tail=50")[1]
-    headers = {"Authorization": f"Bearer {token_of(mcp_api, server['id'])}", "Host": hosts[-1],
-               "Accept": "application/json, text/event-stream"}
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    headers = {
+        "Authorization": f"Bearer {token_of(mcp_api, server['id'])}",
+        "Host": hosts[-1],
+        "Accept": "application/json, text/event-stream",
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     response = httpx.post(server["endpoints"]["streamable_http"], json=initialize, headers=headers, timeout=5)
     assert response.status_code == 200, response.text
 
@@ -287,12 +330,26 @@ def unrecorded_bridge(config_path, log_path):
     """A real bridge for ``config_path`` started outside the panel, as one whose panel was killed
     right after starting it: nothing recorded it, and its server never answers, so it waits."""
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps({
-        "id": config_path.stem, "name": "orphan", "command": [sys.executable, "-c", "import time; time.sleep(120)"],
-        "bind_host": "127.0.0.1", "port": free_port(), "token": "t" * 32,
-        "transports": ["streamable-http"], "log_file": str(log_path)}))
-    bridge = subprocess.Popen([sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)],
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config_path.write_text(
+        json.dumps(
+            {
+                "id": config_path.stem,
+                "name": "orphan",
+                "command": [sys.executable, "-c", "import time; time.sleep(120)"],
+                "bind_host": "127.0.0.1",
+                "port": free_port(),
+                "token": "t" * 32,
+                "transports": ["streamable-http"],
+                "log_file": str(log_path),
+            }
+        )
+    )
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "open1panel_ai.mcp.bridge", str(config_path)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: child_pids(bridge.pid), what="the bridge to start its server")
     return bridge
 
@@ -303,9 +360,10 @@ def test_a_bridge_left_without_a_record_is_stopped_before_its_server_starts(mcp_
     orphan = unrecorded_bridge(data_dir / "mcp" / "run" / f"{server['id']}.json", tmp_path / "orphan.log")
     orphan_group = group_members(orphan.pid)
     # Bridges of another server and of another data dir are not this server's to stop.
-    others = [unrecorded_bridge(tmp_path / "elsewhere" / "mcp" / "run" / f"{server['id']}.json",
-                                tmp_path / "elsewhere.log"),
-              unrecorded_bridge(data_dir / "mcp" / "run" / "other.json", tmp_path / "other.log")]
+    others = [
+        unrecorded_bridge(tmp_path / "elsewhere" / "mcp" / "run" / f"{server['id']}.json", tmp_path / "elsewhere.log"),
+        unrecorded_bridge(data_dir / "mcp" / "run" / "other.json", tmp_path / "other.log"),
+    ]
     try:
         assert mcp_api("post", f"/servers/{server['id']}/start")[0] == 200
         running = wait_status(mcp_api, server["id"], "running")
@@ -320,8 +378,7 @@ def test_a_bridge_left_without_a_record_is_stopped_before_its_server_starts(mcp_
                 bridge.wait()
 
 
-def test_a_bridge_of_another_user_is_left_running_without_delaying_the_start(
-        data_dir, tmp_path, monkeypatch, caplog):
+def test_a_bridge_of_another_user_is_left_running_without_delaying_the_start(data_dir, tmp_path, monkeypatch, caplog):
     """The kernel refuses to kill another user's process. The tests run as one user, so that
     refusal is what ``killpg`` answers here for the one real leftover bridge."""
     config_path = data_dir / "mcp" / "run" / "theirs.json"
@@ -348,6 +405,18 @@ def test_a_bridge_of_another_user_is_left_running_without_delaying_the_start(
         bridge.wait()
 
 
+def test_a_deleted_server_leaves_no_lock_behind(tmp_path):
+    """Each server has a lock that orders its starts and stops; deleting the server (a stop,
+    then ``forget``, as the service does) drops it, so a panel where servers come and go does
+    not hold one per server it ever had."""
+    runtime = ProcessRuntime({"data_dir": str(tmp_path)})
+    kept = runtime._server_lock("kept")
+    for index in range(200):
+        runtime.stop(f"gone{index}")
+        runtime.forget(f"gone{index}")
+    assert runtime._server_locks == {"kept": kept}
+
+
 def test_pid_files_of_earlier_versions_are_removed_when_the_runtime_starts(tmp_path):
     run_dir = tmp_path / "mcp" / "run"
     run_dir.mkdir(parents=True)
@@ -361,10 +430,14 @@ def test_pid_files_of_earlier_versions_are_removed_when_the_runtime_starts(tmp_p
 def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, auth_headers):
     first = make_host()
     client = first.app.test_client()
-    made = client.post("/api/v2/ai/mcp/servers", headers=auth_headers,
-                       json={"name": "auto", "command": TIME_SERVER, "autostart": True}).get_json()
-    client.post("/api/v2/ai/mcp/servers", headers=auth_headers,
-                json={"name": "manual", "command": TIME_SERVER, "autostart": False})
+    made = client.post(
+        "/api/v2/ai/mcp/servers", headers=auth_headers, json={"name": "auto", "command": TIME_SERVER, "autostart": True}
+    ).get_json()
+    client.post(
+        "/api/v2/ai/mcp/servers",
+        headers=auth_headers,
+        json={"name": "manual", "command": TIME_SERVER, "autostart": False},
+    )
     first.shutdown()
     assert not pid_alive(made["pid"]) if made["pid"] else True
 
@@ -383,8 +456,7 @@ def test_autostart_servers_come_back_when_the_panel_starts(mcp_env, make_host, a
     assert not any(pid_alive(pid) for pid in members)
 
 
-def test_without_a_usable_runtime_lifecycle_is_a_503_but_definitions_work(mcp_env, make_host, auth_headers,
-                                                                          tmp_path):
+def test_without_a_usable_runtime_lifecycle_is_a_503_but_definitions_work(mcp_env, make_host, auth_headers, tmp_path):
     # The supergateway runtime looks for npx on OPEN1PANEL_AI_MCP_NODE_PATH: here, a folder without it.
     mcp_env.setenv("OPEN1PANEL_AI_MCP_PROVIDER", "supergateway")
     mcp_env.setenv("OPEN1PANEL_AI_MCP_NODE_PATH", str(tmp_path))
@@ -410,9 +482,15 @@ def test_a_server_serving_only_one_transport_refuses_the_other(mcp_api, transpor
 def test_a_remote_server_is_served_through_the_same_bridge_and_token(mcp_api):
     upstream = start_time_server(mcp_api, name="upstream")
     upstream_token = token_of(mcp_api, upstream["id"])
-    status, remote = mcp_api("post", "/servers", json={
-        "name": "remote", "url": upstream["endpoints"]["streamable_http"],
-        "headers": [{"name": "Authorization", "value": f"Bearer {upstream_token}"}]})
+    status, remote = mcp_api(
+        "post",
+        "/servers",
+        json={
+            "name": "remote",
+            "url": upstream["endpoints"]["streamable_http"],
+            "headers": [{"name": "Authorization", "value": f"Bearer {upstream_token}"}],
+        },
+    )
     assert status == 201, remote
     mcp_api("post", f"/servers/{remote['id']}/start")
     remote = wait_status(mcp_api, remote["id"], "running")
@@ -423,8 +501,11 @@ def test_a_remote_server_is_served_through_the_same_bridge_and_token(mcp_api):
     assert httpx.post(remote["endpoints"]["streamable_http"], json={}, timeout=5).status_code == 401
 
     # Wrong upstream credentials: the bridge cannot connect, and the server ends in error.
-    mcp_api("put", f"/servers/{remote['id']}", json={
-        "headers": [{"name": "Authorization", "value": "Bearer wrong"}], "restart_policy": "never"})
+    mcp_api(
+        "put",
+        f"/servers/{remote['id']}",
+        json={"headers": [{"name": "Authorization", "value": "Bearer wrong"}], "restart_policy": "never"},
+    )
     failed = wait_status(mcp_api, remote["id"], "error")
     assert "401" in failed["last_error"]
 
@@ -432,9 +513,16 @@ def test_a_remote_server_is_served_through_the_same_bridge_and_token(mcp_api):
 def test_a_remote_urls_credentials_never_show_in_routes_or_logs(mcp_api):
     upstream = start_time_server(mcp_api, name="upstream")
     secret_url = f"http://user:pw-s3cret@127.0.0.1:{upstream['port']}/mcp?api_key=k3y-s3cret"
-    status, remote = mcp_api("post", "/servers", json={
-        "name": "remote", "url": secret_url, "restart_policy": "never",
-        "headers": [{"name": "Authorization", "value": "Bearer wrong"}]})
+    status, remote = mcp_api(
+        "post",
+        "/servers",
+        json={
+            "name": "remote",
+            "url": secret_url,
+            "restart_policy": "never",
+            "headers": [{"name": "Authorization", "value": "Bearer wrong"}],
+        },
+    )
     assert status == 201, remote
     shown = f"http://***@127.0.0.1:{upstream['port']}/mcp?***"
     assert remote["url"] == shown
@@ -449,7 +537,7 @@ def test_a_remote_urls_credentials_never_show_in_routes_or_logs(mcp_api):
     assert "s3cret" not in failed["last_error"]
 
 
-HANGING_SERVER = '''
+HANGING_SERVER = """
 import sys
 from pathlib import Path
 
@@ -473,7 +561,7 @@ async def main():
         await server.run(read, write, server.create_initialization_options())
 
 anyio.run(main)
-'''
+"""
 
 
 def test_a_server_that_stops_answering_is_unhealthy_then_restarted(mcp_api, tmp_path):
@@ -481,8 +569,15 @@ def test_a_server_that_stops_answering_is_unhealthy_then_restarted(mcp_api, tmp_
     scripts.mkdir()
     script, flag = scripts / "hanging.py", scripts / "hang"
     script.write_text(HANGING_SERVER)
-    status, server = mcp_api("post", "/servers", json={"name": "hanging", "profile": {"read": [str(scripts)]},
-                                                       "command": [sys.executable, str(script), str(flag)]})
+    status, server = mcp_api(
+        "post",
+        "/servers",
+        json={
+            "name": "hanging",
+            "profile": {"read": [str(scripts)]},
+            "command": [sys.executable, str(script), str(flag)],
+        },
+    )
     assert status == 201, server
     mcp_api("post", f"/servers/{server['id']}/start")
     running = wait_status(mcp_api, server["id"], "running")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -34,109 +33,26 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from open1panel_ai.mcp import logfile
+from tests.mcp.conftest import CHILD_ENV, Passthrough
 
-TIME_SERVER = [str(Path(sys.executable).parent / "mcp-server-time"), "--local-timezone", "UTC"]
-#: The child's whole environment in these tests (the bridge adds nothing to it).
-CHILD_ENV = {"PATH": os.defpath, "LANG": "C.UTF-8"}
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Passthrough:
-    """Bridge v2 around one server, started as the supervisor starts a bridge."""
-
-    def __init__(self, folder: Path, command: list[str], env: dict[str, str] | None = None,
-                 wait: bool = True, **settings) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.token = secrets.token_urlsafe(32)
-        self.log_path = folder / f"bridge-{self.port}.log"
-        self.config = {"id": "t", "name": "t", "command": command,
-                       "env": CHILD_ENV if env is None else env, "cwd": None,
-                       "bind_host": "127.0.0.1", "port": self.port, "token": self.token,
-                       "transports": ["streamable-http", "sse"], "allowed_hosts": [],
-                       "log_file": str(self.log_path), **settings}
-        self.config_path = folder / f"bridge-{self.port}.json"
-        self.config_path.write_text(json.dumps(self.config))
-        self.process = subprocess.Popen([sys.executable, "-m", "open1panel_ai.mcp.passthrough",
-                                         str(self.config_path)],
-                                        start_new_session=True, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
-        if wait:
-            self.wait_healthy()
-
-    def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the bridge exited ({self.process.returncode}): {self.log()}")
-            try:
-                if httpx.get(self.url("/healthz"), timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(f"the bridge never answered: {self.log()}")
-
-    def url(self, path: str = "/mcp") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def children(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.process.stderr.close()
-
-
-@pytest.fixture
-def passthrough(tmp_path):
-    """Start bridges v2 (``passthrough(command, **settings)``); all are stopped afterwards."""
-    started: list[Passthrough] = []
-
-    def start(command=None, **settings) -> Passthrough:
-        bridge = Passthrough(tmp_path, command or TIME_SERVER, **settings)
-        started.append(bridge)
-        return bridge
-
-    yield start
-    for bridge in started:
-        bridge.close()
-
-
 @contextlib.asynccontextmanager
-async def connect(path: str, bridge: Passthrough | None = None, command: list[str] | None = None,
-                  version: str | None = None, **callbacks):
+async def connect(
+    path: str,
+    bridge: Passthrough | None = None,
+    command: list[str] | None = None,
+    version: str | None = None,
+    **callbacks,
+):
     """An initialized official client session: ``path`` is ``stdio`` (``command`` directly),
     ``http`` (Streamable HTTP through ``bridge``) or ``sse``; ``version`` forces the revision."""
     async with contextlib.AsyncExitStack() as stack:
         if path == "stdio":
-            streams = await stack.enter_async_context(stdio_client(StdioServerParameters(
-                command=command[0], args=command[1:], env=CHILD_ENV)))
+            streams = await stack.enter_async_context(
+                stdio_client(StdioServerParameters(command=command[0], args=command[1:], env=CHILD_ENV))
+            )
         elif path == "sse":
             streams = await stack.enter_async_context(sse_client(bridge.url("/sse"), headers=bridge.headers))
         else:
@@ -151,9 +67,16 @@ async def initialize_at(session: ClientSession, version: str | None) -> types.In
     """``initialize`` offering ``version`` (the client's newest when None), as the client would."""
     if version is None:
         return await session.initialize()
-    result = await session.send_request(types.InitializeRequest(params=types.InitializeRequestParams(
-        protocol_version=version, capabilities=session._build_capabilities(version),
-        client_info=types.Implementation(name="passthrough-tests", version="1"))), types.InitializeResult)
+    result = await session.send_request(
+        types.InitializeRequest(
+            params=types.InitializeRequestParams(
+                protocol_version=version,
+                capabilities=session._build_capabilities(version),
+                client_info=types.Implementation(name="passthrough-tests", version="1"),
+            )
+        ),
+        types.InitializeResult,
+    )
     assert result.protocol_version == version
     session.adopt(result)
     await session.send_notification(types.InitializedNotification())
@@ -167,8 +90,9 @@ def rpc(method: str, params: dict | None = None, request_id=1) -> dict:
     return message
 
 
-INITIALIZE = rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                "clientInfo": {"name": "raw", "version": "1"}})
+INITIALIZE = rpc(
+    "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+)
 ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
@@ -176,10 +100,16 @@ def raw_session(bridge: Passthrough, client: httpx.Client) -> dict[str, str]:
     """Initialize over raw HTTP; the headers that carry the session on."""
     answer = client.post(bridge.url(), json=INITIALIZE, headers={**bridge.headers, **ACCEPT})
     assert answer.status_code == 200, answer.text
-    headers = {**bridge.headers, **ACCEPT, "Mcp-Session-Id": answer.headers["mcp-session-id"],
-               "MCP-Protocol-Version": "2025-06-18"}
-    assert client.post(bridge.url(), json=rpc("notifications/initialized", request_id=None),
-                       headers=headers).status_code == 202
+    headers = {
+        **bridge.headers,
+        **ACCEPT,
+        "Mcp-Session-Id": answer.headers["mcp-session-id"],
+        "MCP-Protocol-Version": "2025-06-18",
+    }
+    assert (
+        client.post(bridge.url(), json=rpc("notifications/initialized", request_id=None), headers=headers).status_code
+        == 202
+    )
     return headers
 
 
@@ -228,18 +158,19 @@ SCRIPTED_SERVER = """
 
 # -- routes, token, Host and Origin: as the v1 bridge ---------------------------------------
 
+
 def test_token_host_origin_and_healthz_are_checked_as_the_v1_bridge_does(passthrough):
     bridge = passthrough()
     base = bridge.url("")
     health = httpx.get(base + "/healthz", timeout=5)
     assert health.status_code == 200 and health.json() == {"ok": True}
-    for method, path in [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=x"),
-                         ("GET", "/elsewhere")]:
+    for method, path in [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=x"), ("GET", "/elsewhere")]:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             refused = httpx.request(method, base + path, json={}, headers=headers, timeout=5)
             assert refused.status_code == 401, (path, refused.text)
-            assert refused.json() == {"error": {"code": "unauthorized",
-                                                "message": "Send 'Authorization: Bearer <server token>'."}}
+            assert refused.json() == {
+                "error": {"code": "unauthorized", "message": "Send 'Authorization: Bearer <server token>'."}
+            }
             assert refused.headers["www-authenticate"] == 'Bearer realm="mcp"'
     assert httpx.get(base + "/elsewhere", headers=bridge.headers, timeout=5).status_code == 404
     headers = {**bridge.headers, **ACCEPT}
@@ -248,11 +179,13 @@ def test_token_host_origin_and_healthz_are_checked_as_the_v1_bridge_does(passthr
     assert (evil.status_code, evil.text) == (421, "Invalid Host header")
     foreign = httpx.post(bridge.url(), json=INITIALIZE, headers={**headers, "Origin": "https://evil.test"}, timeout=5)
     assert (foreign.status_code, foreign.text) == (403, "Invalid Origin header")
-    own = httpx.post(bridge.url(), json=INITIALIZE, headers={**headers, "Origin": f"http://127.0.0.1:{bridge.port}"},
-                     timeout=5)
+    own = httpx.post(
+        bridge.url(), json=INITIALIZE, headers={**headers, "Origin": f"http://127.0.0.1:{bridge.port}"}, timeout=5
+    )
     assert own.status_code == 200
-    text = httpx.post(bridge.url(), content=json.dumps(INITIALIZE), headers={**headers, "Content-Type": "text/plain"},
-                      timeout=5)
+    text = httpx.post(
+        bridge.url(), content=json.dumps(INITIALIZE), headers={**headers, "Content-Type": "text/plain"}, timeout=5
+    )
     assert (text.status_code, text.text) == (400, "Invalid Content-Type header")
     with httpx.stream("GET", bridge.url("/sse"), headers={**bridge.headers, "Host": "evil.test"}, timeout=5) as sse:
         assert sse.status_code == 421
@@ -283,9 +216,16 @@ def test_the_bridge_serves_without_the_mcp_sdk_and_small(passthrough):
         mapped = maps.read()
     assert "pydantic_core" not in mapped, "the SDK's pydantic core is loaded"
     modules = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['ssl'] = None; "
-         "import open1panel_ai.mcp.passthrough.app; print(sorted(sys.modules))"],
-        capture_output=True, text=True, check=True).stdout
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['ssl'] = None; "
+            "import open1panel_ai.mcp.passthrough.app; print(sorted(sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "'mcp'" not in modules and "'pydantic'" not in modules and "'anyio'" not in modules
     rss = psutil.Process(bridge.process.pid).memory_info().rss / 2**20
     assert rss < 32, f"the bridge holds {rss:.1f} MiB"
@@ -305,6 +245,7 @@ def test_every_handshake_revision_is_served_on_both_transports(passthrough, vers
 
 
 # -- the child: argv, environment, folder, stderr -------------------------------------------
+
 
 def test_the_child_gets_exactly_the_configured_environment_and_folder(passthrough, tmp_path, monkeypatch):
     monkeypatch.setenv("OPEN1PANEL_AI_TOKEN", "x" * 40)  # the bridge's own environment
@@ -350,6 +291,7 @@ def test_a_program_that_cannot_run_is_reported_and_ends_the_bridge(tmp_path):
 
 # -- a child that dies, a client that cancels, a client that stops reading ------------------
 
+
 @pytest.mark.parametrize("sessions", ["shared", "per_client"])
 def test_a_child_killed_mid_request_answers_every_pending_request_with_an_error(passthrough, tmp_path, sessions):
     bridge = passthrough(script(tmp_path, "scripted", SCRIPTED_SERVER), sessions=sessions)
@@ -390,7 +332,10 @@ async def _scripted_ok(bridge):
 
 
 def test_a_client_that_stops_reading_is_dropped_and_the_bridge_stays_small(passthrough, tmp_path):
-    flood = script(tmp_path, "flood", """
+    flood = script(
+        tmp_path,
+        "flood",
+        """
         import json, sys
         for line in sys.stdin:
             message = json.loads(line)
@@ -402,14 +347,17 @@ def test_a_client_that_stops_reading_is_dropped_and_the_bridge_stays_small(passt
                 for n in range(2000):
                     print(json.dumps({"jsonrpc": "2.0", "method": "notifications/message",
                                       "params": {"level": "info", "data": text}}), flush=True)
-    """)
+    """,
+    )
     bridge = passthrough(flood, max_unsent_bytes=1 << 20)
     with httpx.Client(timeout=10) as client:
         headers = raw_session(bridge, client)
         stuck = socket.create_connection(("127.0.0.1", bridge.port))
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.sendall(f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n"
-                      f"Accept: text/event-stream\r\nMcp-Session-Id: {headers['Mcp-Session-Id']}\r\n\r\n".encode())
+        stuck.sendall(
+            f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n"
+            f"Accept: text/event-stream\r\nMcp-Session-Id: {headers['Mcp-Session-Id']}\r\n\r\n".encode()
+        )
         deadline = time.monotonic() + 20
         while "its client stopped reading" not in bridge.log():
             assert time.monotonic() < deadline, bridge.log()
@@ -422,6 +370,7 @@ def test_a_client_that_stops_reading_is_dropped_and_the_bridge_stays_small(passt
 
 # -- the wire: JSON or a stream, resumption, DELETE -----------------------------------------
 
+
 def test_post_answers_json_then_delete_ends_the_session(passthrough):
     bridge = passthrough()
     with httpx.Client(timeout=10) as client:
@@ -429,13 +378,15 @@ def test_post_answers_json_then_delete_ends_the_session(passthrough):
         answer = client.post(bridge.url(), json=rpc("tools/list", request_id="a"), headers=headers)
         assert answer.headers["content-type"] == "application/json"
         assert answer.json()["id"] == "a" and answer.json()["result"]["tools"]
-        batch = client.post(bridge.url(), json=[rpc("tools/list", request_id=7), rpc("ping", request_id=8)],
-                            headers=headers)
+        batch = client.post(
+            bridge.url(), json=[rpc("tools/list", request_id=7), rpc("ping", request_id=8)], headers=headers
+        )
         assert sorted(item["id"] for item in batch.json()) == [7, 8]
         missing = client.post(bridge.url(), json=rpc("tools/list"), headers={**headers, "Mcp-Session-Id": "nope"})
         assert missing.status_code == 404
-        unsupported = client.post(bridge.url(), json=rpc("tools/list"),
-                                  headers={**headers, "MCP-Protocol-Version": "1999-01-01"})
+        unsupported = client.post(
+            bridge.url(), json=rpc("tools/list"), headers={**headers, "MCP-Protocol-Version": "1999-01-01"}
+        )
         assert unsupported.status_code == 400
         assert client.delete(bridge.url(), headers=headers).status_code == 200
         assert client.post(bridge.url(), json=rpc("tools/list"), headers=headers).status_code == 404
@@ -527,10 +478,13 @@ def test_a_list_change_reaches_every_session_and_the_server_ping_is_answered(pas
             async def record(message):
                 if isinstance(message, types.ToolListChangedNotification):
                     seen[path].append(message.method)
+
             return record
 
-        async with connect("http", bridge, message_handler=recorder("http")) as one, \
-                connect("sse", bridge, message_handler=recorder("sse")):
+        async with (
+            connect("http", bridge, message_handler=recorder("http")) as one,
+            connect("sse", bridge, message_handler=recorder("sse")),
+        ):
             result = await one.call_tool("announce", {})
             with anyio.fail_after(5):
                 while not (seen["http"] and seen["sse"]):
@@ -574,8 +528,11 @@ def test_a_cancel_reaches_the_server_and_its_late_answer_is_dropped(passthrough,
         canceller.start()
         answer = client.post(bridge.url(), json=call, headers=headers)  # waits for its answer
         canceller.join()
-        assert answer.json() == {"jsonrpc": "2.0", "id": "slow",
-                                 "error": {"code": -32800, "message": "Request cancelled"}}
+        assert answer.json() == {
+            "jsonrpc": "2.0",
+            "id": "slow",
+            "error": {"code": -32800, "message": "Request cancelled"},
+        }
         _wait(lambda: "child cancelled" in bridge.log(), "the server to get the cancel")
         ping = client.post(bridge.url(), json=rpc("ping", request_id="after"), headers=headers)
         assert ping.json() == {"jsonrpc": "2.0", "id": "after", "result": {}}
@@ -614,13 +571,17 @@ def test_over_legacy_sse_a_cancelled_request_gets_no_answer_at_all(passthrough, 
 
 
 def test_a_server_that_stops_reading_its_input_gets_no_more_than_the_limit(passthrough, tmp_path):
-    deaf = script(tmp_path, "deaf", """
+    deaf = script(
+        tmp_path,
+        "deaf",
+        """
         import json, sys, time
         message = json.loads(sys.stdin.readline())
         print(json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {"protocolVersion": "2025-11-25",
               "capabilities": {"tools": {}}, "serverInfo": {"name": "deaf", "version": "1"}}}), flush=True)
         time.sleep(60)  # and never reads again
-    """)
+    """,
+    )
     bridge = passthrough(deaf, max_unsent_bytes=1 << 20)
     big = rpc("tools/call", {"name": "anything", "arguments": {"text": "z" * 700_000}})
     with httpx.Client(timeout=10) as client:
@@ -628,8 +589,9 @@ def test_a_server_that_stops_reading_its_input_gets_no_more_than_the_limit(passt
         statuses = []
         for number in range(4):
             try:
-                statuses.append(client.post(bridge.url(), json={**big, "id": number}, headers=headers,
-                                            timeout=0.5).status_code)
+                statuses.append(
+                    client.post(bridge.url(), json={**big, "id": number}, headers=headers, timeout=0.5).status_code
+                )
             except httpx.ReadTimeout:
                 statuses.append("waiting")
         assert statuses[:2] == ["waiting", "waiting"] and 503 in statuses, statuses
@@ -637,37 +599,107 @@ def test_a_server_that_stops_reading_its_input_gets_no_more_than_the_limit(passt
     assert psutil.Process(bridge.process.pid).memory_info().rss / 2**20 < 32
 
 
-def test_a_client_that_tries_2026_07_28_first_is_told_which_revisions_to_use(passthrough):
-    """The official high-level client probes ``server/discover`` at 2026-07-28 first; the bridge
-    does not translate that era yet, names the revisions it serves, and the client falls back."""
+MODERN = "2026-07-28"
+
+
+def modern_rpc(method: str, params: dict | None = None, request_id=1, meta: dict | None = None) -> dict:
+    """A 2026-07-28 request: its revision, client info and capabilities in ``_meta``."""
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+        **(meta or {}),
+    }
+    return rpc(method, {**(params or {}), "_meta": envelope}, request_id)
+
+
+def modern_headers(bridge: Passthrough, method: str, name: str | None = None) -> dict[str, str]:
+    headers = {**bridge.headers, **ACCEPT, "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return headers
+
+
+@pytest.mark.parametrize("sessions", ["shared", "per_client"])
+def test_2026_07_28_requests_are_served_without_handshake_or_session(passthrough, sessions):
+    bridge = passthrough(sessions=sessions)
+    with httpx.Client(timeout=20) as client:
+        discover = client.post(
+            bridge.url(), json=modern_rpc("server/discover"), headers=modern_headers(bridge, "server/discover")
+        )
+        assert discover.status_code == 200 and "mcp-session-id" not in discover.headers
+        result = discover.json()["result"]
+        assert MODERN in result["supportedVersions"] and "tools" in result["capabilities"]
+        assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-time"
+        call = modern_rpc("tools/call", {"name": "get_current_time", "arguments": {"timezone": "UTC"}}, 7)
+        answer = client.post(bridge.url(), json=call, headers=modern_headers(bridge, "tools/call", "get_current_time"))
+        assert answer.status_code == 200 and "mcp-session-id" not in answer.headers
+        assert answer.json()["id"] == 7 and answer.json()["result"]["resultType"] == "complete"
+        assert '"timezone": "UTC"' in answer.json()["result"]["content"][0]["text"]
+        # The envelope and its headers are checked as the revision asks.
+        refused = client.post(bridge.url(), json=call, headers=modern_headers(bridge, "tools/call", "other_tool"))
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == -32020
+        refused = client.post(bridge.url(), json=call, headers=modern_headers(bridge, "tools/list"))
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == -32020
+        bare = rpc("tools/list", {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}}, 8)
+        refused = client.post(bridge.url(), json=bare, headers=modern_headers(bridge, "tools/list"))
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == -32602
+        refused = client.post(bridge.url(), json=[call], headers=modern_headers(bridge, "tools/call"))
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == -32600
+        notification = client.post(
+            bridge.url(),
+            json=modern_rpc("notifications/cancelled", {"requestId": 1}, None),
+            headers=modern_headers(bridge, "notifications/cancelled"),
+        )
+        assert notification.status_code == 202
+        assert client.get(bridge.url(), headers=modern_headers(bridge, "GET")).status_code == 405
+        # A state the bridge never gave is refused, not taken for a new request.
+        forged = modern_rpc(
+            "tools/call",
+            {
+                "name": "get_current_time",
+                "arguments": {"timezone": "UTC"},
+                "inputResponses": {},
+                "requestState": "bridge-00",
+            },
+            9,
+        )
+        refused = client.post(
+            bridge.url(), json=forged, headers=modern_headers(bridge, "tools/call", "get_current_time")
+        )
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == -32602
+
+
+@pytest.mark.parametrize("mode", ["auto", MODERN])
+def test_the_official_client_speaks_2026_07_28_through_the_bridge(passthrough, mode):
+    """The official high-level client probes ``server/discover`` (``auto``) or is pinned to
+    2026-07-28, and calls the 2025-era child through the bridge at that revision."""
     bridge = passthrough()
-    with httpx.Client(timeout=10) as client:
-        probe = client.post(bridge.url(), json=rpc("server/discover", {"_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
-                            headers={**bridge.headers, **ACCEPT, "MCP-Protocol-Version": "2026-07-28",
-                                     "Mcp-Method": "server/discover"})
-        assert probe.status_code == 400
-        assert probe.json()["error"] == {"code": -32022, "message": "Unsupported protocol version",
-                                         "data": {"supported": list(HANDSHAKE_VERSIONS), "requested": "2026-07-28"}}
 
     async def run():
         from mcp.client.client import Client
 
-        async with httpx2.AsyncClient(headers=bridge.headers) as http, \
-                Client(streamable_http_client(bridge.url(), http_client=http)) as modern:
+        async with (
+            httpx2.AsyncClient(headers=bridge.headers) as http,
+            Client(streamable_http_client(bridge.url(), http_client=http), mode=mode) as modern,
+        ):
             result = await modern.call_tool("get_current_time", {"timezone": "UTC"})
-            return modern.session.protocol_version, result.content[0].text
+            tools = await modern.list_tools()
+            return modern.session.protocol_version, result.content[0].text, [t.name for t in tools.tools]
 
-    version, text = anyio.run(run)
-    assert version == "2025-11-25" and '"timezone": "UTC"' in text
+    version, text, tools = anyio.run(run)
+    assert version == MODERN and '"timezone": "UTC"' in text
+    assert tools == ["get_current_time", "convert_time"]
 
 
-def test_a_remote_server_config_is_served_by_the_v1_bridge_in_the_same_process(passthrough, tmp_path):
+def test_a_remote_server_config_is_relayed_by_the_pass_through_itself(passthrough, tmp_path):
     inner = passthrough()
     outer = Passthrough(tmp_path, None, url=inner.url(), headers=inner.headers)
     try:
         assert anyio.run(_time_in_utc, "http", outer)
+        assert anyio.run(_time_in_utc, "sse", outer)
         assert psutil.Process(outer.process.pid).cmdline()[1:3] == ["-m", "open1panel_ai.mcp.passthrough"]
-        assert "open1panel_ai.mcp.bridge" in outer.log()  # the SDK bridge wrote its lines
+        assert "open1panel_ai.mcp.bridge" not in outer.log()  # the SDK bridge never ran
+        assert "upstream mcp-time" in outer.log() and not outer.children()
     finally:
         outer.close()

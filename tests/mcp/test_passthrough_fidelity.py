@@ -13,53 +13,42 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import anyio
 import httpx
+import httpx2
 import mcp_types as types
 import pytest
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.mcp.test_passthrough_bridge import (
     ACCEPT,
     HANDSHAKE_VERSIONS,
     connect,
-    passthrough,
+    modern_headers,
+    modern_rpc,
     raw_session,
     rpc,
+    script,
 )
 
-EVERYTHING_VERSION = "2026.8.31"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "open1panel-ai-tests" / "npm"
 SIMULATED = ("-level message", "level-message")  # what the logging toggle sends
+RESOURCES_CHANGED = "notifications/resources/list_changed"
+
+
+def gzip_arguments() -> dict:
+    """``gzip-file-as-resource`` adding a resource of its own (a fresh name each time): the
+    server then says its resource list changed."""
+    return {
+        "name": f"changed-{os.urandom(4).hex()}.txt.gz",
+        "data": "data:text/plain,changed",
+        "outputType": "resourceLink",
+    }
+
+
 #: The client warns that logging, roots and subscriptions leave the protocol in 2026-07-28;
 #: these tests speak the revisions that have them.
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
-
-
-@pytest.fixture(scope="session")
-def everything() -> list[str]:
-    """The argv of server-everything, installed once into a cache folder (the first run
-    downloads it from npm; without the registry the tests are skipped, not failed)."""
-    entry = CACHE / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-    node = shutil.which("node")
-    if node is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are not installed")
-    if not entry.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CACHE),
-                            f"@modelcontextprotocol/server-everything@{EVERYTHING_VERSION}"],
-                           check=True, capture_output=True, timeout=600)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            output = getattr(exc, "stderr", b"") or b""
-            if any(word in output for word in (b"ENOTFOUND", b"EAI_AGAIN", b"ECONNREFUSED", b"ETIMEDOUT",
-                                               b"network")) or isinstance(exc, subprocess.TimeoutExpired):
-                pytest.skip(f"the npm registry cannot be reached: {output[-300:]!r}")
-            raise
-    return [node, str(entry), "stdio"]
 
 
 class Client:
@@ -76,8 +65,9 @@ class Client:
 
     async def sampling(self, context, params: types.CreateMessageRequestParams):
         self.sampled.append(params.messages[0].content.text)
-        return types.CreateMessageResult(role="assistant", model="stand-in",
-                                         content=types.TextContent(type="text", text="sampled answer"))
+        return types.CreateMessageResult(
+            role="assistant", model="stand-in", content=types.TextContent(type="text", text="sampled answer")
+        )
 
     async def elicitation(self, context, params):
         self.elicited.append(params.message)
@@ -93,14 +83,24 @@ class Client:
     async def messages(self, message) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
             self.updated.append(message.params.uri)
-        elif isinstance(message, (types.ToolListChangedNotification, types.ResourceListChangedNotification,
-                                  types.PromptListChangedNotification)):
+        elif isinstance(
+            message,
+            (
+                types.ToolListChangedNotification,
+                types.ResourceListChangedNotification,
+                types.PromptListChangedNotification,
+            ),
+        ):
             self.changed.append(message.method)
 
     def callbacks(self) -> dict:
-        return {"sampling_callback": self.sampling, "elicitation_callback": self.elicitation,
-                "list_roots_callback": self.list_roots, "logging_callback": self.logging,
-                "message_handler": self.messages}
+        return {
+            "sampling_callback": self.sampling,
+            "elicitation_callback": self.elicitation,
+            "list_roots_callback": self.list_roots,
+            "logging_callback": self.logging,
+            "message_handler": self.messages,
+        }
 
 
 async def _until(condition, what: str, timeout: float = 10) -> None:
@@ -129,8 +129,9 @@ async def observe(path: str, bridge=None, command=None, version=None, full: bool
         async def on_progress(value, total, message):
             progress.append((value, total))
 
-        result = await session.call_tool("trigger-long-running-operation", {"duration": 0.4, "steps": 4},
-                                         progress_callback=on_progress)
+        result = await session.call_tool(
+            "trigger-long-running-operation", {"duration": 0.4, "steps": 4}, progress_callback=on_progress
+        )
         seen["progress"] = (progress, _text(result))
         result = await session.call_tool("trigger-sampling-request", {"prompt": "hello", "maxTokens": 5})
         seen["sampling"] = (client.sampled, "sampled answer" in _text(result))
@@ -140,8 +141,9 @@ async def observe(path: str, bridge=None, command=None, version=None, full: bool
         seen["prompts"] = sorted(p.name for p in prompts.prompts)
         prompt = await session.get_prompt("completable-prompt", {"department": "Sales", "name": "Eve"})
         seen["prompt"] = prompt.messages[0].content.text
-        completion = await session.complete(types.PromptReference(type="ref/prompt", name="completable-prompt"),
-                                            {"name": "department", "value": "S"})
+        completion = await session.complete(
+            types.PromptReference(type="ref/prompt", name="completable-prompt"), {"name": "department", "value": "S"}
+        )
         seen["completion"] = completion.completion.values
         resources = await session.list_resources()
         seen["resources"] = sorted(r.uri for r in resources.resources)
@@ -150,6 +152,9 @@ async def observe(path: str, bridge=None, command=None, version=None, full: bool
         read = await session.read_resource(resources.resources[0].uri)
         seen["resource"] = read.contents[0].model_dump(exclude_none=True)
         seen["echo"] = _text(await session.call_tool("echo", {"message": "through"}))
+        await session.call_tool("gzip-file-as-resource", gzip_arguments())
+        await _until(lambda: RESOURCES_CHANGED in client.changed, "the resource list to change")
+        seen["list_changed"] = True
 
         result = await session.call_tool("trigger-elicitation-request", {})
         seen["elicitation"] = (client.elicited, "Ada" in _text(result))
@@ -183,8 +188,9 @@ async def observe(path: str, bridge=None, command=None, version=None, full: bool
             cancelled_progress.append(value)
 
         with anyio.move_on_after(0.7) as scope:
-            await session.call_tool("trigger-long-running-operation", {"duration": 3, "steps": 6},
-                                    progress_callback=cancelled_on_progress)
+            await session.call_tool(
+                "trigger-long-running-operation", {"duration": 3, "steps": 6}, progress_callback=cancelled_on_progress
+            )
         seen["cancel"] = (scope.cancelled_caught, 0 < len(cancelled_progress) < 6)
         seen["after_cancel"] = _text(await session.call_tool("echo", {"message": "still here"}))
     return seen
@@ -211,10 +217,145 @@ def test_older_revisions_observe_the_same_too(everything, passthrough, version):
         assert anyio.run(observe, path, bridge, None, version, False) == direct, path
 
 
+#: What a client observes the same at 2026-07-28 as in the handshake era (logging and
+#: subscriptions there ride requests and ``subscriptions/listen``, not a session).
+ERA_INDEPENDENT = (
+    "tools",
+    "progress",
+    "sampling",
+    "prompts",
+    "prompt",
+    "completion",
+    "resources",
+    "templates",
+    "resource",
+    "echo",
+    "elicitation",
+    "roots",
+    "list_changed",
+    "updates",
+)
+
+
+async def observe_modern(bridge, updates: bool = True) -> dict:
+    """What the official client pinned to 2026-07-28 sees of server-everything through the
+    bridge: sampling, elicitation and roots reach it as ``input_required`` results, and
+    ``list_changed`` and resource updates on a ``subscriptions/listen`` stream the bridge
+    serves (``updates``: whether the server that gets the updates toggle is the one holding
+    the subscription, as with a shared child)."""
+    from mcp.client.client import Client as ModernClient
+    from mcp.client.subscriptions import ResourcesListChanged, ResourceUpdated
+
+    client = Client()
+    seen: dict = {}
+    async with (
+        httpx2.AsyncClient(headers=bridge.headers, timeout=30) as http,
+        ModernClient(
+            streamable_http_client(bridge.url(), http_client=http),
+            mode="2026-07-28",
+            sampling_callback=client.sampling,
+            elicitation_callback=client.elicitation,
+            list_roots_callback=client.list_roots,
+        ) as modern,
+    ):
+        seen["version"] = modern.session.protocol_version
+        tools = await modern.list_tools()
+        seen["tools"] = sorted((t.name, json.dumps(t.input_schema, sort_keys=True)) for t in tools.tools)
+        progress: list[tuple[float, float | None]] = []
+
+        async def on_progress(value, total, message):
+            progress.append((value, total))
+
+        result = await modern.call_tool(
+            "trigger-long-running-operation", {"duration": 0.4, "steps": 4}, progress_callback=on_progress
+        )
+        seen["progress"] = (progress, _text(result))
+        result = await modern.call_tool("trigger-sampling-request", {"prompt": "hello", "maxTokens": 5})
+        seen["sampling"] = (client.sampled, "sampled answer" in _text(result))
+        prompts = await modern.list_prompts()
+        seen["prompts"] = sorted(p.name for p in prompts.prompts)
+        prompt = await modern.get_prompt("completable-prompt", {"department": "Sales", "name": "Eve"})
+        seen["prompt"] = prompt.messages[0].content.text
+        completion = await modern.complete(
+            types.PromptReference(type="ref/prompt", name="completable-prompt"), {"name": "department", "value": "S"}
+        )
+        seen["completion"] = completion.completion.values
+        resources = await modern.list_resources()
+        seen["resources"] = sorted(r.uri for r in resources.resources)
+        templates = await modern.list_resource_templates()
+        seen["templates"] = sorted(t.uri_template for t in templates.resource_templates)
+        read = await modern.read_resource(resources.resources[0].uri)
+        seen["resource"] = read.contents[0].model_dump(exclude_none=True)
+        seen["echo"] = _text(await modern.call_tool("echo", {"message": "through"}))
+        result = await modern.call_tool("trigger-elicitation-request", {})
+        seen["elicitation"] = (client.elicited, "Ada" in _text(result))
+        seen["roots"] = _text(await modern.call_tool("get-roots-list", {}))
+
+        uri = resources.resources[0].uri
+        events: list = []
+        async with (
+            modern.listen(
+                tools_list_changed=True,
+                prompts_list_changed=True,
+                resources_list_changed=True,
+                resource_subscriptions=[uri],
+            ) as subscription,
+            anyio.create_task_group() as tasks,
+        ):
+            seen["honored"] = subscription.honored.model_dump(by_alias=True, exclude_none=True)
+
+            async def collect() -> None:
+                async for event in subscription:
+                    events.append(event)
+
+            tasks.start_soon(collect)
+            await modern.call_tool("gzip-file-as-resource", gzip_arguments())
+            await _until(lambda: ResourcesListChanged() in events, "the resource list to change")
+            seen["list_changed"] = True
+            if updates:
+                await modern.call_tool("toggle-subscriber-updates", {})
+                await _until(lambda: ResourceUpdated(uri=uri) in events, "a resource update")
+                await modern.call_tool("toggle-subscriber-updates", {})
+            tasks.cancel_scope.cancel()
+        seen["updates"] = sorted({event.uri for event in events if isinstance(event, ResourceUpdated)})
+    return seen
+
+
+@pytest.mark.parametrize("sessions", ["shared", "per_client"])
+def test_a_2026_07_28_client_observes_the_same_as_directly_over_stdio(everything, passthrough, sessions):
+    """The 2025-era child's sampling, elicitation and roots requests reach the stateless
+    client as ``input_required`` results, and its answers go back to the child."""
+    direct = anyio.run(observe, "stdio", None, everything)
+    assert direct["progress"][0] == [(1, 4), (2, 4), (3, 4), (4, 4)]  # so a loss below is the bridge's
+    # server-everything asks for the roots 350 ms after ``initialized``: that request often lands
+    # in the long-running call, which then takes two rounds, and progress sent between them must
+    # still reach the client (see ``…waits_for_input_reaches_its_retry``).
+    # With per_client every request has a server of its own: the one the updates toggle
+    # reaches holds no subscription, so only the list changes are compared there.
+    shared = sessions == "shared"
+    modern = anyio.run(observe_modern, passthrough(everything, sessions=sessions), shared)
+    assert modern["version"] == "2026-07-28"
+    compared = ERA_INDEPENDENT if shared else ERA_INDEPENDENT[:-1]
+    assert {key: modern[key] for key in compared} == {key: direct[key] for key in compared}
+    assert modern["honored"] == {
+        "toolsListChanged": True,
+        "promptsListChanged": True,
+        "resourcesListChanged": True,
+        "resourceSubscriptions": [direct["updates"][0]],
+    }
+
+
 def test_a_cancelled_request_reaches_the_server_and_its_result_is_never_delivered(everything, passthrough):
     bridge = passthrough(everything)
-    call = rpc("tools/call", {"name": "trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
-                              "_meta": {"progressToken": "mine"}}, request_id=41)
+    call = rpc(
+        "tools/call",
+        {
+            "name": "trigger-long-running-operation",
+            "arguments": {"duration": 1, "steps": 2},
+            "_meta": {"progressToken": "mine"},
+        },
+        request_id=41,
+    )
     with httpx.Client(timeout=10) as client:
         headers = raw_session(bridge, client)
         events = []
@@ -240,8 +381,15 @@ def test_a_cancelled_request_reaches_the_server_and_its_result_is_never_delivere
 
 def test_a_broken_stream_resumes_from_last_event_id(everything, passthrough):
     bridge = passthrough(everything)
-    call = rpc("tools/call", {"name": "trigger-long-running-operation", "arguments": {"duration": 0.8, "steps": 4},
-                              "_meta": {"progressToken": 5}}, request_id=9)
+    call = rpc(
+        "tools/call",
+        {
+            "name": "trigger-long-running-operation",
+            "arguments": {"duration": 0.8, "steps": 4},
+            "_meta": {"progressToken": 5},
+        },
+        request_id=9,
+    )
     with httpx.Client(timeout=10) as client:
         headers = {**raw_session(bridge, client), "MCP-Protocol-Version": "2025-11-25"}
         last_id = None
@@ -270,8 +418,10 @@ def test_server_requests_go_to_the_session_whose_request_is_in_flight(everything
 
     async def run():
         first, second = Client(), Client()
-        async with connect("http", bridge, **first.callbacks()) as one, \
-                connect("sse", bridge, **second.callbacks()) as two:
+        async with (
+            connect("http", bridge, **first.callbacks()) as one,
+            connect("sse", bridge, **second.callbacks()) as two,
+        ):
             result = await two.call_tool("trigger-sampling-request", {"prompt": "second", "maxTokens": 5})
             assert "sampled answer" in _text(result)
             result = await one.call_tool("trigger-sampling-request", {"prompt": "first", "maxTokens": 5})
@@ -292,5 +442,127 @@ def test_a_server_request_no_session_can_answer_gets_an_error_that_says_why(ever
 
     result = anyio.run(run)
     assert result.is_error
-    assert ("no client session connected to the bridge can answer sampling/createMessage: "
-            "none declared the 'sampling' capability") in _text(result)
+    assert (
+        "no client session connected to the bridge can answer sampling/createMessage: "
+        "none declared the 'sampling' capability"
+    ) in _text(result)
+
+
+#: A server that asks for the roots in the middle of a tool call and, in the same write, reports
+#: progress and logs: both reach the bridge after the call's round was answered with
+#: ``input_required`` and before the client's retry (as server-everything's roots request,
+#: 350 ms after ``initialized``, lands in a long-running call).
+ASKING_SERVER = """
+    import json, sys
+    def send(*messages):
+        sys.stdout.write("".join(json.dumps(m) + "\\n" for m in messages)); sys.stdout.flush()
+    def progress(token, value):
+        return {"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": value, "total": 2}}
+    call = token = None
+    for line in sys.stdin:
+        message = json.loads(line)
+        method, ident = message.get("method"), message.get("id")
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": ident, "result": {"protocolVersion": "2025-11-25",
+                  "capabilities": {"tools": {}, "logging": {}}, "serverInfo": {"name": "asking", "version": "1"}}})
+        elif method == "tools/call":
+            call, token = ident, message["params"]["_meta"]["progressToken"]
+            flood = [progress(token, 0.5)] * message["params"]["arguments"].get("flood", 0)
+            send({"jsonrpc": "2.0", "id": "roots-1", "method": "roots/list"}, progress(token, 1),
+                 {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "asked"}},
+                 *flood)
+        elif ident == "roots-1" and method is None:
+            roots = [root["uri"] for root in message["result"]["roots"]]
+            send(progress(token, 2), {"jsonrpc": "2.0", "id": call, "result": {
+                "content": [{"type": "text", "text": " ".join(roots)}]}})
+        elif method is not None and ident is not None:
+            send({"jsonrpc": "2.0", "id": ident, "result": {}})
+"""
+
+
+def _events(response: httpx.Response) -> list[dict]:
+    return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+
+
+@pytest.mark.parametrize("sessions", ["shared", "per_client"])
+def test_what_the_server_sends_while_a_2026_07_28_request_waits_for_input_reaches_its_retry(
+    passthrough, tmp_path, sessions
+):
+    """Between the ``input_required`` answer and the client's retry the request has no response
+    stream; progress and log messages the server sends then are held and come first on the
+    retry's stream, the progress under the retry's token, in the order the server sent them."""
+    bridge = passthrough(script(tmp_path, "asking", ASKING_SERVER), sessions=sessions)
+    meta = {"io.modelcontextprotocol/clientCapabilities": {"roots": {}}, "io.modelcontextprotocol/logLevel": "info"}
+    headers = modern_headers(bridge, "tools/call", "anything")
+    with httpx.Client(timeout=20) as client:
+        first = client.post(
+            bridge.url(),
+            headers=headers,
+            json=modern_rpc("tools/call", {"name": "anything", "arguments": {}}, 1, {**meta, "progressToken": "first"}),
+        )
+        asked = first.json()["result"]
+        assert asked["resultType"] == "input_required"
+        assert asked["inputRequests"] == {"input-1": {"method": "roots/list", "params": {}}}
+        retry = modern_rpc(
+            "tools/call",
+            {
+                "name": "anything",
+                "arguments": {},
+                "requestState": asked["requestState"],
+                "inputResponses": {"input-1": {"roots": [{"uri": "file:///srv"}]}},
+            },
+            2,
+            {**meta, "progressToken": "second"},
+        )
+        with client.stream("POST", bridge.url(), json=retry, headers=headers) as stream:
+            assert stream.headers["content-type"] == "text/event-stream"
+            events = _events(stream)
+    assert events == [
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": {"progressToken": "second", "progress": 1, "total": 2},
+        },
+        {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "asked"}},
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": {"progressToken": "second", "progress": 2, "total": 2},
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "result": {"resultType": "complete", "content": [{"type": "text", "text": "file:///srv"}]},
+        },
+    ]
+
+
+def test_a_2026_07_28_request_that_would_hold_too_much_while_waiting_is_dropped_and_says_why(passthrough, tmp_path):
+    """What is held for the retry is bounded by ``max_unsent_bytes``: past it the request ends
+    (its retry is refused, the server's call is cancelled) and the log says why."""
+    bridge = passthrough(script(tmp_path, "asking", ASKING_SERVER), max_unsent_bytes=4096)
+    meta = {"io.modelcontextprotocol/clientCapabilities": {"roots": {}}, "progressToken": "first"}
+    headers = modern_headers(bridge, "tools/call", "anything")
+    with httpx.Client(timeout=20) as client:
+        first = client.post(
+            bridge.url(),
+            headers=headers,
+            json=modern_rpc("tools/call", {"name": "anything", "arguments": {"flood": 100}}, 1, meta),
+        )
+        asked = first.json()["result"]
+        assert asked["resultType"] == "input_required"
+        retry = modern_rpc(
+            "tools/call",
+            {
+                "name": "anything",
+                "arguments": {"flood": 100},
+                "requestState": asked["requestState"],
+                "inputResponses": {"input-1": {"roots": []}},
+            },
+            2,
+            meta,
+        )
+        refused = client.post(bridge.url(), json=retry, headers=headers)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == -32602
+    assert "while it waited for its client's input (the limit is 4096)" in bridge.log()

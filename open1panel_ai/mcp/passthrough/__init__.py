@@ -1,4 +1,5 @@
-"""Bridge v2: a lossless JSON-RPC pass-through between HTTP clients and one stdio MCP server.
+"""Bridge v2: a lossless JSON-RPC pass-through between HTTP clients and one MCP server (a stdio
+child, or a remote Streamable HTTP server).
 
 ``python -m open1panel_ai.mcp.passthrough CONFIG`` reads the same config file as
 :mod:`open1panel_ai.mcp.bridge` and serves the same routes with the same token, Host and Origin
@@ -12,12 +13,15 @@ client sends reaches the server.
 - :mod:`.streams`: Streamable HTTP exchanges and event streams, legacy SSE sessions;
 - :mod:`.relay`: routing between client sessions and a child (``sessions: shared`` or
   ``per_client``);
+- :mod:`.modern`: the stateless 2026-07-28 revision, translated for a child of the handshake era;
+- :mod:`.listen`: ``subscriptions/listen`` (2026-07-28), served by the bridge;
 - :mod:`.child`: the stdio child and its stderr log;
+- :mod:`.remote`: a remote Streamable HTTP server in the place of a child;
 - :mod:`.httpd`: the HTTP/1.1 server.
 
 The child runs with exactly ``config["command"]`` as its argv, ``config["env"]`` as its whole
-environment and ``config["cwd"]`` as its folder. Configs with ``url`` or ``gateway`` (remote
-servers, supergateway) are handed to :mod:`open1panel_ai.mcp.bridge`, which speaks HTTP
-upstream. The settings this bridge adds are listed in :data:`.app.DEFAULTS` and in
+environment and ``config["cwd"]`` as its folder. A config with ``url`` is relayed to that
+remote server (:mod:`.remote`); one with ``gateway`` (supergateway) is handed to
+:mod:`open1panel_ai.mcp.bridge`. The settings this bridge adds are listed in :data:`.app.DEFAULTS` and in
 docs/mcp.md ("Bridge v2").
 """

@@ -27,13 +27,15 @@ import sys
 import time
 import warnings
 from _operator import _compare_digest as compare_digest  # hmac's, without loading OpenSSL
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 from open1panel_ai.mcp import logfile
 from open1panel_ai.mcp.passthrough.child import ChildFailed
 from open1panel_ai.mcp.passthrough.httpd import Connection, Handler, Request, Server
+from open1panel_ai.mcp.passthrough.listen import ListenSession, filter_problem
+from open1panel_ai.mcp.passthrough.modern import ModernSession, classify, discover_result, for_handshake_child
 from open1panel_ai.mcp.passthrough.relay import (
     HANDSHAKE_VERSIONS,
     INTERNAL_ERROR,
@@ -77,8 +79,11 @@ TICK = 5.0
 KEEP_ALIVE = 30.0
 PING_EVERY = 15.0
 
-_UNAUTHORIZED = dumps({"error": {"code": "unauthorized",
-                                 "message": "Send 'Authorization: Bearer <server token>'."}})
+#: How long a 2026-07-28 request waits for the client's answer to an ``input_required``, in
+#: seconds, before it is cancelled on the child.
+INPUT_WAIT = 300.0
+
+_UNAUTHORIZED = dumps({"error": {"code": "unauthorized", "message": "Send 'Authorization: Bearer <server token>'."}})
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -93,8 +98,10 @@ def _accepts(header: str) -> tuple[bool, bool]:
     """Whether an Accept header takes JSON and event streams (wildcards included)."""
     types = {part.split(";")[0].strip().lower() for part in header.split(",")}
     anything = "*/*" in types
-    return (anything or "application/json" in types or "application/*" in types,
-            anything or "text/event-stream" in types or "text/*" in types)
+    return (
+        anything or "application/json" in types or "application/*" in types,
+        anything or "text/event-stream" in types or "text/*" in types,
+    )
 
 
 def _invalid(messages: list[Any]) -> str | None:
@@ -117,6 +124,9 @@ def _invalid(messages: list[Any]) -> str | None:
         else:
             return "neither a request, a notification nor an answer"
     return None
+
+
+_NAME_KEYS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
 def _is_id(value: Any) -> bool:
@@ -159,7 +169,13 @@ class Bridge(Handler):
         self.children = 0
         self.shared: Upstream | None = None
         if self.mode == "shared":
-            self.shared = Upstream(config, False, self._upstream_exited, self.max_message)
+            self.shared = self._upstream(False)
+        #: ``subscriptions/listen`` streams (2026-07-28), which every child's changes reach.
+        self.listeners: set[ListenSession] = set()
+        #: 2026-07-28 requests waiting for the client's input, by their ``requestState``.
+        self.parked: dict[str, ModernSession] = {}
+        #: The last ``initialize`` answer of a child, for ``server/discover`` (per_client).
+        self.init_result: dict[str, Any] | None = None
         self.tasks: set[asyncio.Task] = set()
         self.done = asyncio.Event()
         self.exit_code = 0
@@ -179,8 +195,12 @@ class Bridge(Handler):
         if path in ("/mcp", "/mcp/") and "streamable-http" in self.transports:
             route = "mcp"
             if request.method not in ("GET", "POST", "DELETE"):
-                conn.respond(405, error_message(None, INVALID_REQUEST, "Method Not Allowed"), "application/json",
-                             [("allow", "GET, POST, DELETE")])
+                conn.respond(
+                    405,
+                    error_message(None, INVALID_REQUEST, "Method Not Allowed"),
+                    "application/json",
+                    [("allow", "GET, POST, DELETE")],
+                )
                 return False
         elif path == "/sse" and "sse" in self.transports:
             route = "sse"
@@ -229,7 +249,14 @@ class Bridge(Handler):
             conn.respond(200, b'{"ok":true}', "application/json")
 
     @staticmethod
-    def rpc_error(conn: Connection, status: int, code: int, text: str, headers=None, data: Any = None) -> None:
+    def rpc_error(
+        conn: Connection,
+        status: int,
+        code: int,
+        text: str,
+        headers: list[tuple[str, str]] | None = None,
+        data: Any = None,
+    ) -> None:
         conn.respond(status, error_message(None, code, text, data), "application/json", headers)
 
     # -- Streamable HTTP ------------------------------------------------------------------
@@ -252,12 +279,16 @@ class Bridge(Handler):
         if version is None or version in HANDSHAKE_VERSIONS:
             return False
         if version in MODERN_VERSIONS:
-            self.rpc_error(conn, 400, UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version",
-                           data={"supported": list(HANDSHAKE_VERSIONS), "requested": version})
+            # No stream to GET and no session to DELETE at this revision.
+            conn.respond(405, b"", None, [("allow", "POST")])
         else:
-            self.rpc_error(conn, 400, INVALID_REQUEST,
-                           f"Bad Request: Unsupported protocol version: {version}. "
-                           f"Supported versions: {', '.join(HANDSHAKE_VERSIONS)}")
+            self.rpc_error(
+                conn,
+                400,
+                INVALID_REQUEST,
+                f"Bad Request: Unsupported protocol version: {version}. "
+                f"Supported versions: {', '.join(HANDSHAKE_VERSIONS)}",
+            )
         return True
 
     def mcp_post(self, conn: Connection, request: Request) -> None:
@@ -266,6 +297,9 @@ class Bridge(Handler):
             body = json.loads(request.body)
         except ValueError as exc:
             self.rpc_error(conn, 400, PARSE_ERROR, f"Parse error: {exc}")
+            return
+        if request.headers.get("mcp-protocol-version") in MODERN_VERSIONS:
+            self.modern_post(conn, request, body, has_json, has_sse)
             return
         batch = isinstance(body, list)
         messages = body if batch else [body]
@@ -303,12 +337,14 @@ class Bridge(Handler):
             conn.respond(202, b"", None, session.headers())
             return
         if not has_json:
-            self.rpc_error(conn, 406, INVALID_REQUEST, "Not Acceptable: Client must accept application/json",
-                           session.headers())
+            self.rpc_error(
+                conn, 406, INVALID_REQUEST, "Not Acceptable: Client must accept application/json", session.headers()
+            )
             return
         if len(set(requests)) != len(requests):
-            self.rpc_error(conn, 400, INVALID_REQUEST, "Bad Request: two requests in one batch share an id",
-                           session.headers())
+            self.rpc_error(
+                conn, 400, INVALID_REQUEST, "Bad Request: two requests in one batch share an id", session.headers()
+            )
             return
         Exchange(session, conn, requests, batch, has_sse)
         for message in messages:
@@ -316,19 +352,26 @@ class Bridge(Handler):
 
     def _congested(self, conn: Connection, session: ClientSession | None) -> None:
         """The child stopped reading its input: refuse more rather than hold it all."""
-        log.warning("refused a message: the MCP server has left %d bytes of its input unread",
-                    session.upstream.child.unsent() if session and session.upstream else 0)
-        self.rpc_error(conn, 503, INTERNAL_ERROR, "The MCP server is not reading its input; try again later",
-                       session.headers() if isinstance(session, StreamableSession) else None)
+        log.warning(
+            "refused a message: the MCP server has left %d bytes of its input unread",
+            session.upstream.unsent() if session and session.upstream else 0,
+        )
+        self.rpc_error(
+            conn,
+            503,
+            INTERNAL_ERROR,
+            "The MCP server is not reading its input; try again later",
+            session.headers() if isinstance(session, StreamableSession) else None,
+        )
 
-    def open_streamable(self, conn: Connection, message: dict[str, Any], raw: bytes | None,
-                        has_sse: bool) -> None:
+    def open_streamable(self, conn: Connection, message: dict[str, Any], raw: bytes | None, has_sse: bool) -> None:
         """A client's ``initialize``: a new session."""
         if len(self.sessions) >= self.max_sessions:
             log.warning("refused a new session: %d sessions are open (max_sessions)", len(self.sessions))
             self.rpc_error(conn, 503, INTERNAL_ERROR, "Too many open sessions")
             return
-        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        given = message.get("params")
+        params = given if isinstance(given, dict) else {}
         if self.shared is not None:
             upstream = self.shared
 
@@ -341,20 +384,267 @@ class Bridge(Handler):
                 session = StreamableSession(self, os.urandom(16).hex())
                 self._register(session, upstream)
                 result = upstream.initialize_answer(session, params)
-                conn.respond(200, dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}),
-                             "application/json", session.headers())
+                conn.respond(
+                    200,
+                    dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}),
+                    "application/json",
+                    session.headers(),
+                )
 
             upstream.when_ready(answer)
             return
         if self.children >= self.max_children:
             log.warning("refused a new session: %d servers run, one per session (max_children)", self.children)
-            self.rpc_error(conn, 503, INTERNAL_ERROR,
-                           f"Too many open sessions: each runs its own server, and {self.max_children} run")
+            self.rpc_error(
+                conn,
+                503,
+                INTERNAL_ERROR,
+                f"Too many open sessions: each runs its own server, and {self.max_children} run",
+            )
             return
         session = StreamableSession(self, os.urandom(16).hex())
         upstream = self._own_upstream(session)
         Exchange(session, conn, [message["id"]], False, has_sse)
         self._spawn(self._start_own(session, upstream, message, raw))
+
+    # -- 2026-07-28 ------------------------------------------------------------------------
+
+    def modern_post(self, conn: Connection, request: Request, body: Any, has_json: bool, has_sse: bool) -> None:
+        """A request of the stateless revision (see :mod:`.modern`): one POST, no session."""
+        if not has_json:
+            conn.respond(406, b"", None)
+            return
+        if not isinstance(body, dict) or _invalid([body]) is not None or "method" not in body:
+            self.rpc_error(conn, 400, INVALID_REQUEST, "Body must be a single JSON-RPC request or notification object")
+            return
+        if "id" not in body:
+            conn.respond(202, b"", None)  # no client notification means anything at this revision
+            return
+        refusal = classify(body, request.headers)
+        if refusal is not None:
+            code, text, data = refusal
+            conn.respond(400, error_message(body["id"], code, text, data), "application/json")
+            return
+        state = body["params"].get("requestState")
+        if isinstance(state, str) and ("inputResponses" in body["params"] or state.startswith("bridge-")):
+            session = self.parked.pop(state, None)
+            if (
+                session is None
+                or session.closed
+                or session.method != body["method"]
+                or session.name != body["params"].get(_NAME_KEYS.get(body["method"], ""))
+            ):
+                conn.respond(
+                    400,
+                    error_message(
+                        body["id"], -32602, "requestState is unknown, expired, or belongs to another request"
+                    ),
+                    "application/json",
+                )
+                return
+            session.retry(conn, body, has_sse)
+            return
+        if body["method"] == "server/discover":
+            self._discover(conn, body["id"])
+            return
+        if body["method"] == "subscriptions/listen":
+            self.listen(conn, body, has_sse)
+            return
+        if len(self.sessions) >= self.max_sessions:
+            log.warning("refused a request: %d sessions are open (max_sessions)", len(self.sessions))
+            self.rpc_error(conn, 503, INTERNAL_ERROR, "Too many open sessions")
+            return
+        session = ModernSession(self, body)
+        session.open_round(conn, body["id"], None, has_sse)
+        if self.shared is not None:
+            upstream = self.shared
+            if upstream.congested(self.max_unsent):
+                self._congested(conn, None)
+                return
+
+            def relay(failure: str | None) -> None:
+                if session.closed or session.conn is None:
+                    return
+                if failure is not None:
+                    session.respond(
+                        body["id"],
+                        error_message(body["id"], INTERNAL_ERROR, f"The MCP server is not available: {failure}"),
+                    )
+                    return
+                self._register(session, upstream)
+                upstream.want_level(session.log_level)
+                upstream.from_client(session, for_handshake_child(body), None)
+
+            upstream.when_ready(relay)
+            return
+        if self.children >= self.max_children:
+            log.warning("refused a request: %d servers run, one per session (max_children)", self.children)
+            self.rpc_error(
+                conn,
+                503,
+                INTERNAL_ERROR,
+                f"Too many open sessions: each runs its own server, and {self.max_children} run",
+            )
+            return
+        # per_client: the request is a session of its own, with a child of its own.
+        upstream = self._upstream(False)
+        session.owns_upstream = True
+        self.children += 1
+        self._register(session, upstream)
+        self._spawn(self._start_for_modern(session, upstream, body))
+
+    def listen(self, conn: Connection, body: dict[str, Any], has_sse: bool) -> None:
+        """``subscriptions/listen``, served by the bridge (see :mod:`.listen`)."""
+        if not has_sse:
+            conn.respond(406, b"", None)  # the answer is a stream, never JSON
+            return
+        problem = filter_problem(body["params"])
+        if problem is not None:
+            conn.respond(400, error_message(body["id"], -32602, problem), "application/json")
+            return
+        if len(self.sessions) >= self.max_sessions:
+            log.warning("refused a listen stream: %d sessions are open (max_sessions)", len(self.sessions))
+            self.rpc_error(conn, 503, INTERNAL_ERROR, "Too many open sessions")
+            return
+        if self.shared is None and self.children >= self.max_children:
+            log.warning("refused a listen stream: %d servers run, one per session (max_children)", self.children)
+            self.rpc_error(
+                conn,
+                503,
+                INTERNAL_ERROR,
+                f"Too many open sessions: each runs its own server, and {self.max_children} run",
+            )
+            return
+        session = ListenSession(self, body, conn)
+        self.listeners.add(session)
+        if self.shared is not None:
+            upstream = self.shared
+        else:
+            # per_client: a child of its own holds its subscriptions and says what changes there.
+            upstream = self._upstream(False)
+            session.owns_upstream = True
+            self.children += 1
+        self._register(session, upstream)
+
+        def ready(failure: str | None) -> None:
+            if session.closed:
+                return
+            if failure is not None:
+                self.close_session(session, f"the MCP server is not available: {failure}")
+                return
+            capabilities = (upstream.init_result or {}).get("capabilities") or {}
+            resources = capabilities.get("resources") if isinstance(capabilities, dict) else None
+            session.start(isinstance(resources, dict) and resources.get("subscribe") is True)
+
+        if session.owns_upstream:
+            self._spawn(self._start_for_listen(session, upstream, ready))
+        else:
+            upstream.when_ready(ready)
+
+    async def _start_for_listen(
+        self, session: ListenSession, upstream: Upstream, ready: Callable[[str | None], None]
+    ) -> None:
+        try:
+            await upstream.start()
+        except ChildFailed as exc:
+            log.error("%s", exc)
+            self.close_session(session, f"its MCP server could not be started: {exc}")
+            return
+        if session.closed:
+            return
+        upstream.when_ready(ready)
+
+    def publish(self, method: str, params: dict[str, Any]) -> None:
+        """A child said something changed: every listen stream whose filter takes it hears."""
+        for session in list(self.listeners):
+            session.publish(method, params)
+
+    def _upstream(self, exclusive: bool) -> Upstream:
+        """A child (not started yet) whose changes reach the listen streams."""
+        upstream = Upstream(self.config, exclusive, self._upstream_exited, self.max_message)
+        upstream.on_event = self.publish
+        return upstream
+
+    async def _start_for_modern(self, session: ModernSession, upstream: Upstream, body: dict[str, Any]) -> None:
+        try:
+            await upstream.start()
+        except ChildFailed as exc:
+            log.error("%s", exc)
+            session.respond(
+                body["id"], error_message(body["id"], INTERNAL_ERROR, f"The MCP server could not be started: {exc}")
+            )
+            return
+
+        def relay(failure: str | None) -> None:
+            if session.closed:
+                return
+            if failure is not None:
+                session.respond(
+                    body["id"], error_message(body["id"], INTERNAL_ERROR, f"The MCP server is not available: {failure}")
+                )
+                return
+            self.init_result = upstream.init_result
+            upstream.want_level(session.log_level)
+            upstream.from_client(session, for_handshake_child(body), None)
+
+        upstream.when_ready(relay)
+
+    def _discover(self, conn: Connection, request_id: Any) -> None:
+        """``server/discover``, answered from the child's ``initialize`` answer."""
+
+        def answer(failure: str | None) -> None:
+            if conn.closed:
+                return
+            if failure is not None or self.init_result is None:
+                self.rpc_error(conn, 503, INTERNAL_ERROR, f"The MCP server is not available: {failure}")
+                return
+            conn.respond(
+                200,
+                dumps({"jsonrpc": "2.0", "id": request_id, "result": discover_result(self.init_result)}),
+                "application/json",
+            )
+
+        if self.shared is not None:
+
+            def ready(failure: str | None) -> None:
+                self.init_result = self.shared.init_result if self.shared is not None else None
+                answer(failure)
+
+            self.shared.when_ready(ready)
+        elif self.init_result is not None:
+            answer(None)
+        else:
+            self._spawn(self._discover_with_a_child(answer))
+
+    async def _discover_with_a_child(self, answer: Callable[[str | None], None]) -> None:
+        """per_client, before any child ran: one is started to ask, then stopped."""
+        upstream = Upstream(self.config, False, lambda upstream, status: None, self.max_message)
+        try:
+            await upstream.start()
+            ready = asyncio.get_running_loop().create_future()
+
+            def settle(failure: str | None) -> None:
+                if not ready.done():
+                    ready.set_result(failure)
+
+            upstream.when_ready(settle)
+            failure = await asyncio.wait_for(ready, 60)
+            self.init_result = upstream.init_result or self.init_result
+            answer(failure)
+        except (TimeoutError, ChildFailed) as exc:
+            answer(str(exc) or "it did not answer initialize")
+        finally:
+            await upstream.stop()
+
+    def park(self, session: ModernSession) -> str:
+        """Keep a request that waits for its client's input; the ``requestState`` to come back with."""
+        state = "bridge-" + os.urandom(24).hex()
+        self.parked[state] = session
+        return state
+
+    def unpark(self, session: ModernSession) -> None:
+        if session.state is not None and self.parked.get(session.state) is session:
+            del self.parked[session.state]
 
     def mcp_get(self, conn: Connection, request: Request) -> None:
         if not _accepts(request.headers.get("accept", ""))[1]:
@@ -368,16 +658,24 @@ class Bridge(Handler):
         last_event_id = request.headers.get("last-event-id")
         if last_event_id:
             if not session.resume(conn, last_event_id):
-                self.rpc_error(conn, 410, INVALID_REQUEST,
-                               "Gone: the events after that Last-Event-ID are no longer kept", session.headers())
+                self.rpc_error(
+                    conn,
+                    410,
+                    INVALID_REQUEST,
+                    "Gone: the events after that Last-Event-ID are no longer kept",
+                    session.headers(),
+                )
             return
         if session.get_conn is not None and not session.get_conn.closed:
-            self.rpc_error(conn, 409, INVALID_REQUEST, "Conflict: Only one SSE stream is allowed per session",
-                           session.headers())
+            self.rpc_error(
+                conn, 409, INVALID_REQUEST, "Conflict: Only one SSE stream is allowed per session", session.headers()
+            )
             return
         session.open_get(conn)
 
     def mcp_delete(self, conn: Connection, request: Request) -> None:
+        if self._version_refused(conn, request):
+            return
         session = self._session_of(conn, request)
         if session is None:
             return
@@ -420,10 +718,11 @@ class Bridge(Handler):
             conn.respond(400, b"Could not parse message", "text/plain; charset=utf-8")
             return
         if session.upstream is not None and session.upstream.congested(self.max_unsent):
-            log.warning("refused a message: the MCP server has left %d bytes of its input unread",
-                        session.upstream.child.unsent())
-            conn.respond(503, b"The MCP server is not reading its input; try again later",
-                         "text/plain; charset=utf-8")
+            log.warning(
+                "refused a message: the MCP server has left %d bytes of its input unread",
+                session.upstream.unsent(),
+            )
+            conn.respond(503, b"The MCP server is not reading its input; try again later", "text/plain; charset=utf-8")
             return
         conn.respond(202, b"Accepted", "text/plain; charset=utf-8")
         session.last_active = time.monotonic()
@@ -432,8 +731,9 @@ class Bridge(Handler):
             self.sse_initialize(session, message, raw)
         elif session.upstream is None:
             if "id" in message and "method" in message:
-                session.respond(message["id"], error_message(message["id"], INVALID_REQUEST,
-                                                             "the session is not initialized"))
+                session.respond(
+                    message["id"], error_message(message["id"], INVALID_REQUEST, "the session is not initialized")
+                )
         else:
             session.upstream.from_client(session, message, raw)
 
@@ -441,14 +741,17 @@ class Bridge(Handler):
         request_id = message["id"]
         if self.shared is not None:
             upstream = self.shared
-            params = message.get("params") if isinstance(message.get("params"), dict) else {}
+            given = message.get("params")
+            params = given if isinstance(given, dict) else {}
 
             def answer(failure: str | None) -> None:
                 if session.closed:
                     return
                 if failure is not None:
-                    session.respond(request_id, error_message(
-                        request_id, INTERNAL_ERROR, f"The MCP server is not available: {failure}"))
+                    session.respond(
+                        request_id,
+                        error_message(request_id, INTERNAL_ERROR, f"The MCP server is not available: {failure}"),
+                    )
                     return
                 result = upstream.initialize_answer(session, params)
                 session.respond(request_id, dumps({"jsonrpc": "2.0", "id": request_id, "result": result}))
@@ -456,14 +759,20 @@ class Bridge(Handler):
             upstream.when_ready(answer)
             return
         if session.upstream is not None:
-            session.respond(request_id, error_message(request_id, INVALID_REQUEST,
-                                                      "the session is initialized already"))
+            session.respond(
+                request_id, error_message(request_id, INVALID_REQUEST, "the session is initialized already")
+            )
             return
         if self.children >= self.max_children:
             log.warning("refused a new session: %d servers run, one per session (max_children)", self.children)
-            session.respond(request_id, error_message(
-                request_id, INTERNAL_ERROR,
-                f"Too many open sessions: each runs its own server, and {self.max_children} run"))
+            session.respond(
+                request_id,
+                error_message(
+                    request_id,
+                    INTERNAL_ERROR,
+                    f"Too many open sessions: each runs its own server, and {self.max_children} run",
+                ),
+            )
             return
         upstream = self._own_upstream(session, register=False)
         self._spawn(self._start_own(session, upstream, message, raw))
@@ -478,8 +787,8 @@ class Bridge(Handler):
         """A child of the session's own (``sessions: per_client``), counted against the cap:
         the spare started ahead when there is one."""
         upstream, self.spare = self.spare, None
-        if upstream is None or not upstream.child.alive:
-            upstream = Upstream(self.config, True, self._upstream_exited, self.max_message)
+        if upstream is None or upstream.child is None or not upstream.child.alive:
+            upstream = self._upstream(True)
         if self.spares:
             self._spawn(self.prepare_spare())
         if register:
@@ -494,7 +803,7 @@ class Bridge(Handler):
         if self.spare is not None or self.spare_pending:
             return
         self.spare_pending = True
-        upstream = Upstream(self.config, True, self._upstream_exited, self.max_message)
+        upstream = self._upstream(True)
         try:
             await upstream.start()
         except ChildFailed as exc:
@@ -508,15 +817,18 @@ class Bridge(Handler):
             return
         self.spare = upstream
 
-    async def _start_own(self, session: ClientSession, upstream: Upstream, message: dict[str, Any],
-                         raw: bytes | None) -> None:
+    async def _start_own(
+        self, session: ClientSession, upstream: Upstream, message: dict[str, Any], raw: bytes | None
+    ) -> None:
         try:
             if upstream.child is None:
                 await upstream.start()
         except ChildFailed as exc:
             log.error("%s", exc)
-            session.respond(message["id"], error_message(message["id"], INTERNAL_ERROR,
-                                                         f"The MCP server could not be started: {exc}"))
+            session.respond(
+                message["id"],
+                error_message(message["id"], INTERNAL_ERROR, f"The MCP server could not be started: {exc}"),
+            )
             self.close_session(session, "its MCP server could not be started")
             return
         if session.closed:
@@ -531,11 +843,13 @@ class Bridge(Handler):
         session.closed = True
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
+        if isinstance(session, ListenSession):
+            self.listeners.discard(session)
         upstream = session.upstream
         if upstream is not None:
             upstream.detach(session, reason)
         session.close_streams(f"the session ended: {reason}")
-        if upstream is not None and upstream.exclusive:
+        if upstream is not None and (upstream.exclusive or getattr(session, "owns_upstream", False)):
             self.children -= 1
             self._spawn(upstream.stop())
         (log.debug if quiet else log.info)("session %s ended: %s", session.id[:8], reason)
@@ -544,8 +858,12 @@ class Bridge(Handler):
         """Drop a session whose client stopped reading what is sent to it."""
         unsent = conn.unsent()
         if unsent > self.max_unsent:
-            log.warning("dropped session %s: its client stopped reading (%d bytes unsent, the limit is %d)",
-                        session.id[:8], unsent, self.max_unsent)
+            log.warning(
+                "dropped session %s: its client stopped reading (%d bytes unsent, the limit is %d)",
+                session.id[:8],
+                unsent,
+                self.max_unsent,
+            )
             conn.abort()
             self.close_session(session, "its client stopped reading", quiet=True)
 
@@ -553,7 +871,10 @@ class Bridge(Handler):
         if self.done.is_set():
             return  # stopping: the children go too
         if upstream is self.shared:
-            log.error("the server process exited with status %s", status)
+            if self.config.get("url"):
+                log.error("the bridge stopped: the remote server is gone")
+            else:
+                log.error("the server process exited with status %s", status)
             self.finish(EXIT_UPSTREAM_GONE)
             return
         if upstream is self.spare:
@@ -568,7 +889,7 @@ class Bridge(Handler):
 
     # -- the process ----------------------------------------------------------------------
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -581,6 +902,9 @@ class Bridge(Handler):
     def housekeeping(self) -> None:
         now = time.monotonic()
         self.server.sweep(KEEP_ALIVE)
+        for parked in list(self.parked.values()):
+            if parked.parked_since is not None and now - parked.parked_since > INPUT_WAIT:
+                self.close_session(parked, f"its client sent no input for {INPUT_WAIT:.0f} s")
         for session in list(self.sessions.values()):
             own = session.upstream is not None and session.upstream.exclusive
             if session.inflight or (session.busy and not own):
@@ -660,6 +984,8 @@ async def serve(config_path: str, config: Mapping[str, Any]) -> int:
     await bridge.done.wait()
     ticker.cancel()
     listener.close()
+    for stream in list(bridge.listeners):
+        stream.end_gracefully()
     for conn in list(bridge.server.connections):
         conn.close()  # after what was written (errors for pending requests) has been sent
     await bridge.stop_children()
@@ -684,13 +1010,21 @@ def _watch_children_with_pidfd(loop: asyncio.AbstractEventLoop) -> None:
 
 def setup_logging(config: Mapping[str, Any]) -> None:
     """The server's log file, shared with the supervisor, in the v1 bridge's format."""
-    handler = logfile.Handler(config["log_file"], int(config.get("log_max_bytes", logfile.MAX_BYTES)),
-                              int(config.get("log_backups", logfile.BACKUPS)))
+    handler = logfile.Handler(
+        config["log_file"],
+        int(config.get("log_max_bytes", logfile.MAX_BYTES)),
+        int(config.get("log_backups", logfile.BACKUPS)),
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    if config.get("url"):
+        from open1panel_ai.mcp.passthrough.remote import MaskedURL
+
+        handler.addFilter(MaskedURL(config["url"]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    for noisy in ("asyncio", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -702,8 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(argv[0], encoding="utf-8") as file:
         config = json.load(file)
-    if config.get("url") or config.get("gateway"):
-        # Remote and gateway upstreams speak HTTP, not stdio: the SDK bridge serves those.
+    if config.get("gateway"):
+        # A gateway (supergateway) runs the stdio server itself: the SDK bridge serves it.
         from open1panel_ai.mcp import bridge
 
         return bridge.main(argv)

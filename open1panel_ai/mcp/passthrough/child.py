@@ -104,7 +104,9 @@ class _Protocol(asyncio.SubprocessProtocol):
         self.child = child
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.child.transport = transport  # before an early exit is reported
+        # Before an early exit is reported. asyncio's stubs give every protocol's
+        # connection_made a BaseTransport; a subprocess protocol's is a SubprocessTransport.
+        self.child.transport = transport  # type: ignore[assignment]
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
@@ -135,8 +137,7 @@ class Child:
     process has exited and both of its output streams have been read to the end.
     """
 
-    def __init__(self, on_line: Callable[[bytes], None], on_exit: Callable[[int | None], None],
-                 max_line: int) -> None:
+    def __init__(self, on_line: Callable[[bytes], None], on_exit: Callable[[int | None], None], max_line: int) -> None:
         self._on_line = on_line
         self._on_exit = on_exit
         self.max_line = max_line
@@ -154,18 +155,25 @@ class Child:
         loop = asyncio.get_running_loop()
         try:
             self.transport, _ = await loop.subprocess_exec(
-                lambda: _Protocol(self), *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=dict(env), cwd=cwd or None)
+                lambda: _Protocol(self),
+                *argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env),
+                cwd=cwd or None,
+            )
         except FileNotFoundError:
             path = env.get("PATH", os.defpath)
-            raise ChildFailed(f"cannot run {argv[0]!r}: no such program on PATH ({path}) "
-                              f"or working folder") from None
+            raise ChildFailed(f"cannot run {argv[0]!r}: no such program on PATH ({path}) or working folder") from None
         except PermissionError:
             raise ChildFailed(f"cannot run {argv[0]!r}: permission denied") from None
         except OSError as exc:
             raise ChildFailed(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
         self.pid = self.transport.get_pid()
-        self.stdin = self.transport.get_pipe_transport(0)
+        # The stubs type every pipe as an optional BaseTransport; stdin, opened as a pipe
+        # above, is a WriteTransport.
+        self.stdin = self.transport.get_pipe_transport(0)  # type: ignore[assignment]
 
     @property
     def alive(self) -> bool:
@@ -216,6 +224,6 @@ class Child:
             try:
                 await asyncio.wait_for(asyncio.shield(self.gone), wait)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
         self.transport.close()

@@ -17,12 +17,26 @@ from urllib.parse import unquote
 #: The most bytes a request's line and headers may take.
 MAX_HEAD = 64 * 1024
 
-REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict",
-           410: "Gone", 413: "Content Too Large", 415: "Unsupported Media Type",
-           421: "Misdirected Request", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
-           505: "HTTP Version Not Supported"}
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    421: "Misdirected Request",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
 
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _TRAILER, _BUSY = range(6)
 
@@ -41,6 +55,11 @@ class Request:
         self.keep_alive = keep_alive
         #: Set by the handler from the head, for its own use.
         self.route = ""
+
+
+#: The request of a connection between requests: a connection always has one, so no use of it
+#: waits on a check for None.
+_NO_REQUEST = Request("", "", "", {}, False)
 
 
 class Handler:
@@ -77,13 +96,16 @@ class Server:
 class Connection(asyncio.Protocol):
     """One client connection: parses requests and writes responses."""
 
+    #: Set by :meth:`connection_made`, which asyncio calls before any other method.
+    transport: asyncio.Transport
+
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.scanned = 0
         self.state = _HEAD
-        self.request: Request | None = None
+        #: The request being read or answered (:data:`_NO_REQUEST` between requests).
+        self.request = _NO_REQUEST
         self.remaining = 0
         self.parts: list[bytes] = []
         self.size = 0
@@ -97,6 +119,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's stubs give every protocol's connection_made a BaseTransport; a stream
+        # protocol's (this one, served by loop.create_server) is always a Transport.
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
 
@@ -134,15 +158,15 @@ class Connection(asyncio.Protocol):
                         self.fail(431, "Request header fields too large")
                     return
                 head = bytes(self.buffer[:end])
-                del self.buffer[:end + 4]
+                del self.buffer[: end + 4]
                 self.scanned = 0
                 if not self._start(head):
                     return
             elif state == _BODY:
                 if len(self.buffer) < self.remaining:
                     return
-                self._body(bytes(self.buffer[:self.remaining]))
-                del self.buffer[:self.remaining]
+                self._body(bytes(self.buffer[: self.remaining]))
+                del self.buffer[: self.remaining]
             elif state == _CHUNK_SIZE:
                 end = self.buffer.find(b"\r\n")
                 if end < 0:
@@ -154,7 +178,7 @@ class Connection(asyncio.Protocol):
                 except ValueError:
                     self.fail(400, "Bad chunk size")
                     return
-                del self.buffer[:end + 2]
+                del self.buffer[: end + 2]
                 if size < 0 or self.size + size > self.server.max_body:
                     self.fail(413, "Request body too large")
                     return
@@ -163,12 +187,12 @@ class Connection(asyncio.Protocol):
             elif state == _CHUNK_DATA:
                 if len(self.buffer) < self.remaining + 2:
                     return
-                if self.buffer[self.remaining:self.remaining + 2] != b"\r\n":
+                if self.buffer[self.remaining : self.remaining + 2] != b"\r\n":
                     self.fail(400, "Bad chunk")
                     return
-                self.parts.append(bytes(self.buffer[:self.remaining]))
+                self.parts.append(bytes(self.buffer[: self.remaining]))
                 self.size += self.remaining
-                del self.buffer[:self.remaining + 2]
+                del self.buffer[: self.remaining + 2]
                 self.state = _CHUNK_SIZE
             elif state == _TRAILER:
                 if self.buffer[:2] == b"\r\n":
@@ -179,7 +203,7 @@ class Connection(asyncio.Protocol):
                         if len(self.buffer) > MAX_HEAD:
                             self.fail(431, "Trailers too large")
                         return
-                    del self.buffer[:end + 4]
+                    del self.buffer[: end + 4]
                 body, self.parts, self.size = b"".join(self.parts), [], 0
                 self._body(body)
             else:
@@ -261,8 +285,13 @@ class Connection(asyncio.Protocol):
             lines.append("connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def respond(self, status: int, body: bytes = b"", content_type: str | None = None,
-                headers: list[tuple[str, str]] | None = None) -> None:
+    def respond(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         """Write a whole response; the connection then reads the next request."""
         if self.closed:
             return
@@ -277,8 +306,13 @@ class Connection(asyncio.Protocol):
         """Start a ``200`` event stream; :meth:`send` writes to it, :meth:`end_stream` ends it."""
         if self.closed:
             return
-        fields = [("content-type", "text/event-stream"), ("cache-control", "no-cache, no-transform"),
-                  ("x-accel-buffering", "no"), ("transfer-encoding", "chunked"), *(headers or ())]
+        fields = [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache, no-transform"),
+            ("x-accel-buffering", "no"),
+            ("transfer-encoding", "chunked"),
+            *(headers or ()),
+        ]
         self.streaming = True
         self.transport.write(self._head(200, fields))
 
@@ -312,7 +346,7 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def _done(self) -> None:
-        self.request = None
+        self.request = _NO_REQUEST
         self.last_active = time.monotonic()
         if not self.keep_alive:
             self.transport.close()

@@ -1,4 +1,5 @@
-"""Routing JSON-RPC between client sessions and one stdio child, without the ``mcp`` SDK.
+"""Routing JSON-RPC between client sessions and one stdio child (or one remote server, see
+:mod:`.remote`), without the ``mcp`` SDK.
 
 An :class:`Upstream` owns one child and relays every message in both directions. It reads
 only what it must to route a message (``id``, ``method``, a progress token, a URI) and passes
@@ -28,10 +29,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from open1panel_ai.mcp.passthrough.child import Child
+
+if TYPE_CHECKING:
+    from open1panel_ai.mcp.passthrough.remote import RemoteChild
 
 log = logging.getLogger("open1panel_ai.mcp.passthrough")
 
@@ -48,16 +52,26 @@ INTERNAL_ERROR = -32603
 #: What a request ended by the client's cancel is answered with on a 2025-era stream.
 REQUEST_CANCELLED = -32800
 
-LOG_LEVELS = {name: rank for rank, name in enumerate(
-    ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"))}
+LOG_LEVELS = {
+    name: rank
+    for rank, name in enumerate(("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"))
+}
 
 #: The client capability a server→client request needs.
-_CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation",
-               "roots/list": "roots"}
+_CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+
+#: The notifications that 2026-07-28 carries on ``subscriptions/listen`` streams.
+_EVENTS = frozenset(
+    {
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/resources/updated",
+    }
+)
 
 #: What the bridge tells a shared child it can route: everything the official client offers.
-BRIDGE_CAPABILITIES = {"roots": {"listChanged": True}, "sampling": {},
-                       "elicitation": {"form": {}, "url": {}}}
+BRIDGE_CAPABILITIES = {"roots": {"listChanged": True}, "sampling": {}, "elicitation": {"form": {}, "url": {}}}
 
 
 def is_at_least(version: str, minimum: str) -> bool:
@@ -88,6 +102,10 @@ class ClientSession:
     """One client session as the relay sees it; a transport says how messages reach it."""
 
     transport = "?"
+    #: Whether log messages reach it when it set no level, and whether notifications that
+    #: concern the whole session (``list_changed``, ``resources/updated``) reach it.
+    logs_by_default = True
+    standalone = True
 
     def __init__(self, session_id: str) -> None:
         self.id = session_id
@@ -145,8 +163,13 @@ class ClientSession:
 class _Pending:
     __slots__ = ("session", "client_id", "method", "token", "cancelled", "callback", "since", "uri")
 
-    def __init__(self, session: ClientSession | None, client_id: Any, method: str,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: ClientSession | None,
+        client_id: Any,
+        method: str,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.session = session
         self.client_id = client_id
         self.method = method
@@ -160,13 +183,14 @@ class _Pending:
 class Upstream:
     """One stdio child and the client sessions it serves (see the module's docstring)."""
 
-    def __init__(self, config: Mapping[str, Any], exclusive: bool,
-                 on_exit: Callable[[Upstream, int | None], None], max_line: int) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], exclusive: bool, on_exit: Callable[[Upstream, int | None], None], max_line: int
+    ) -> None:
         self.config = config
         self.exclusive = exclusive
         self.on_exit = on_exit
         self.max_line = max_line
-        self.child: Child | None = None
+        self.child: Child | RemoteChild | None = None
         self.sessions: set[ClientSession] = set()
         self.pending: dict[Any, _Pending] = {}
         self.next_id = 0
@@ -181,21 +205,34 @@ class Upstream:
         self.exit_status: int | None = None
         self.ready_waiters: list[Callable[[str | None], None]] = []
         self.failure: str | None = None
+        #: Called with each ``list_changed`` and ``resources/updated`` the child sends, besides
+        #: their delivery to this child's sessions: the bridge's ``subscriptions/listen`` streams.
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- the child ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the child; in shared mode also initialize it (see :meth:`when_ready`)."""
-        self.child = Child(self.from_child, self._child_exited, self.max_line)
-        await self.child.start(self.config["command"], self.config.get("env") or {},
-                               self.config.get("cwd"))
-        log.info("started %s (pid %d)", self.config["command"][0], self.child.pid)
+        """Start the child (or connect to the remote server); in shared mode also initialize
+        it (see :meth:`when_ready`)."""
+        if self.config.get("url"):
+            from open1panel_ai.mcp.passthrough.remote import RemoteChild
+
+            self.child = RemoteChild(self.from_child, self._child_exited, self.max_line, self.config)
+            await self.child.start()
+        else:
+            self.child = Child(self.from_child, self._child_exited, self.max_line)
+            await self.child.start(self.config["command"], self.config.get("env") or {}, self.config.get("cwd"))
+            log.info("started %s (pid %d)", self.config["command"][0], self.child.pid)
         if not self.exclusive:
-            self.request("initialize", {"protocolVersion": LATEST_HANDSHAKE,
-                                        "capabilities": BRIDGE_CAPABILITIES,
-                                        "clientInfo": {"name": "open1panel-ai-bridge",
-                                                       "version": _version()}},
-                         self._initialized)
+            self.request(
+                "initialize",
+                {
+                    "protocolVersion": LATEST_HANDSHAKE,
+                    "capabilities": BRIDGE_CAPABILITIES,
+                    "clientInfo": {"name": "open1panel-ai-bridge", "version": _version()},
+                },
+                self._initialized,
+            )
 
     @property
     def is_ready(self) -> bool:
@@ -226,13 +263,18 @@ class Upstream:
         self.init_result = result
         self.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
         info = result.get("serverInfo") or {}
-        log.info("upstream %s %s ready (protocol %s)", info.get("name"), info.get("version"),
-                 result.get("protocolVersion"))
+        log.info(
+            "upstream %s %s ready (protocol %s)", info.get("name"), info.get("version"), result.get("protocolVersion")
+        )
         self._set_ready(None)
 
     def send(self, line: bytes) -> None:
         if self.child is not None:
             self.child.send(line)
+
+    def unsent(self) -> int:
+        """Bytes of the child's input it has not read yet (0 before it started)."""
+        return self.child.unsent() if self.child is not None else 0
 
     def congested(self, limit: int) -> bool:
         """Whether the child has left more than ``limit`` bytes of its input unread."""
@@ -250,7 +292,12 @@ class Upstream:
 
     def _child_exited(self, status: int | None) -> None:
         self.exit_status = status
-        text = f"the MCP server process exited (status {status}) before it answered"
+        gone = (
+            "the remote MCP server went away"
+            if self.config.get("url")
+            else f"the MCP server process exited (status {status})"
+        )
+        text = f"{gone} before it answered"
         pending, self.pending = self.pending, {}
         for entry in pending.values():
             if entry.callback is not None:
@@ -261,11 +308,18 @@ class Upstream:
         asked, self.server_requests = self.server_requests, {}
         for request_id, session in asked.items():
             if not session.closed:
-                session.push(dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
-                    "requestId": request_id, "reason": "the MCP server process exited"}}))
+                session.push(
+                    dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "notifications/cancelled",
+                            "params": {"requestId": request_id, "reason": gone},
+                        }
+                    )
+                )
         self.progress.clear()
         if self.init_result is None and not self.exclusive:
-            self._set_ready(f"the MCP server process exited (status {status}) before it was ready")
+            self._set_ready(f"{gone} before it was ready")
         self.on_exit(self, status)
 
     async def stop(self) -> None:
@@ -277,6 +331,15 @@ class Upstream:
     def attach(self, session: ClientSession) -> None:
         session.upstream = self
         self.sessions.add(session)
+
+    def want_level(self, level: str | None) -> None:
+        """Make the shared child log at ``level`` or more verbosely (a 2026-07-28 request
+        asks for log messages in its ``_meta``, not with ``logging/setLevel``)."""
+        if self.exclusive or level not in LOG_LEVELS:
+            return
+        if self.child_level is None or LOG_LEVELS[level] < LOG_LEVELS[self.child_level]:
+            self.child_level = level
+            self.request("logging/setLevel", {"level": level}, lambda answer: None)
 
     def initialize_answer(self, session: ClientSession, params: Mapping[str, Any]) -> dict[str, Any]:
         """The shared child's ``initialize`` result, as this session negotiated it."""
@@ -306,14 +369,14 @@ class Upstream:
         del self.server_requests[request_id]
         self.send(raw or dumps(message))
 
-    def _client_request(self, session: ClientSession, message: dict[str, Any], method: str,
-                        raw: bytes | None) -> None:
+    def _client_request(self, session: ClientSession, message: dict[str, Any], method: str, raw: bytes | None) -> None:
         client_id = message["id"]
-        params = message.get("params")
+        params: Any = message.get("params")  # JSON from the client, checked where it is used
         if self.exclusive:
             if client_id in self.pending:
-                session.respond(client_id, error_message(
-                    client_id, INVALID_REQUEST, f"request id {client_id!r} is already in use"))
+                session.respond(
+                    client_id, error_message(client_id, INVALID_REQUEST, f"request id {client_id!r} is already in use")
+                )
                 return
             if method == "initialize" and isinstance(params, dict):
                 capabilities = params.get("capabilities")
@@ -329,8 +392,11 @@ class Upstream:
             return
         if method == "logging/setLevel" and isinstance(params, dict) and params.get("level") in LOG_LEVELS:
             session.log_level = params["level"]
-            lowest = min((s.log_level for s in self.sessions if s.log_level and not s.closed),
-                         key=LOG_LEVELS.__getitem__, default=session.log_level)
+            lowest = min(
+                (s.log_level for s in self.sessions if s.log_level and not s.closed),
+                key=LOG_LEVELS.__getitem__,
+                default=session.log_level,
+            )
             if lowest == self.child_level:
                 session.respond(client_id, dumps({"jsonrpc": "2.0", "id": client_id, "result": {}}))
                 return
@@ -368,10 +434,11 @@ class Upstream:
         message["id"] = upstream_id
         self.send(dumps(message))
 
-    def _client_notification(self, session: ClientSession, message: dict[str, Any], method: str,
-                             raw: bytes | None) -> None:
+    def _client_notification(
+        self, session: ClientSession, message: dict[str, Any], method: str, raw: bytes | None
+    ) -> None:
         if method == "notifications/cancelled":
-            params = message.get("params")
+            params: Any = message.get("params")
             client_id = params.get("requestId") if isinstance(params, dict) else None
             upstream_id = session.inflight.pop(client_id, None) if _hashable(client_id) else None
             if upstream_id is None:
@@ -404,14 +471,24 @@ class Upstream:
             entry = self.pending.get(upstream_id)
             if entry is not None:
                 entry.cancelled = True
-            self.send(dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                             "params": {"requestId": upstream_id, "reason": reason}}))
+            self.send(
+                dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "notifications/cancelled",
+                        "params": {"requestId": upstream_id, "reason": reason},
+                    }
+                )
+            )
         session.inflight.clear()
         for request_id, owner in list(self.server_requests.items()):
             if owner is session:
                 del self.server_requests[request_id]
-                self.send(error_message(request_id, INTERNAL_ERROR,
-                                        f"the client session this request went to ended ({reason})"))
+                self.send(
+                    error_message(
+                        request_id, INTERNAL_ERROR, f"the client session this request went to ended ({reason})"
+                    )
+                )
         for uri in session.subscriptions:
             subscribers = self.subscribers.get(uri)
             if subscribers is not None:
@@ -456,10 +533,11 @@ class Upstream:
             return
         if entry.token is not None:
             self.progress.pop(entry.token, None)
-        if entry.callback is not None:
-            entry.callback(message)
-            return
         session = entry.session
+        if session is None:  # the bridge's own request: its callback takes the answer
+            if entry.callback is not None:
+                entry.callback(message)
+            return
         if "error" in message and entry.uri is not None:  # a failed subscribe subscribes no one
             subscribers = self.subscribers.get(entry.uri, set())
             subscribers.discard(session)
@@ -483,7 +561,7 @@ class Upstream:
         if not self.exclusive and method == "ping":
             self.send(dumps({"jsonrpc": "2.0", "id": request_id, "result": {}}))
             return
-        params = message.get("params")
+        params: Any = message.get("params")  # JSON from the server, checked where it is used
         session, why = self._route(method, params)
         if session is None:
             log.info("answered the server's %s with an error: %s", method, why)
@@ -508,18 +586,24 @@ class Upstream:
         if len(busy) == 1:
             return busy[0], ""
         if len(busy) > 1:
-            return None, (f"the bridge cannot tell which client session {method} is for: {len(busy)} "
-                          "sessions have requests in flight (run this server with sessions: per_client "
-                          "to give each session its own server)")
+            return None, (
+                f"the bridge cannot tell which client session {method} is for: {len(busy)} "
+                "sessions have requests in flight (run this server with sessions: per_client "
+                "to give each session its own server)"
+            )
         if method == "roots/list" and self.roots_hint in able:
             return self.roots_hint, ""
         if len(able) == 1:
             return able[0], ""
-        return None, (f"the bridge cannot tell which client session {method} is for: {len(able)} "
-                      "sessions could answer and none has a request in flight")
+        return None, (
+            f"the bridge cannot tell which client session {method} is for: {len(able)} "
+            "sessions could answer and none has a request in flight"
+        )
 
     def _child_notification(self, message: dict[str, Any], method: str, raw: bytes | None) -> None:
-        params = message.get("params")
+        params: Any = message.get("params")  # JSON from the server, checked where it is used
+        if self.on_event is not None and method in _EVENTS:
+            self.on_event(method, params if isinstance(params, dict) else {})
         if method == "notifications/progress":
             token = params.get("progressToken") if isinstance(params, dict) else None
             found = self.progress.get(token) if _hashable(token) else None
@@ -534,9 +618,9 @@ class Upstream:
             return
         if method == "notifications/cancelled":  # the server gave up a request it sent
             request_id = params.get("requestId") if isinstance(params, dict) else None
-            session = self.server_requests.pop(request_id, None) if _hashable(request_id) else None
-            if session is not None and not session.closed:
-                session.push(raw or dumps(message), session.related_request())
+            asker = self.server_requests.pop(request_id, None) if _hashable(request_id) else None
+            if asker is not None and not asker.closed:
+                asker.push(raw or dumps(message), asker.related_request())
             return
         data = raw or dumps(message)
         if self.exclusive:
@@ -546,14 +630,21 @@ class Upstream:
                 if not session.closed:
                     session.push(data, session.related_request())
             return
+        targets: Collection[ClientSession]
         if method == "notifications/resources/updated":
             uri = params.get("uri") if isinstance(params, dict) else None
             targets = self.subscribers.get(uri, ()) if isinstance(uri, str) else ()
         elif method == "notifications/message":
-            rank = LOG_LEVELS.get(params.get("level") if isinstance(params, dict) else None, len(LOG_LEVELS))
-            targets = [s for s in self.sessions if s.log_level is None or LOG_LEVELS[s.log_level] <= rank]
+            level: Any = params.get("level") if isinstance(params, dict) else None  # any JSON: unknown ranks last
+            rank = LOG_LEVELS.get(level, len(LOG_LEVELS))
+            targets = [
+                s
+                for s in self.sessions
+                if (s.log_level is None and s.logs_by_default)
+                or (s.log_level is not None and LOG_LEVELS[s.log_level] <= rank)
+            ]
         else:
-            targets = self.sessions
+            targets = [s for s in self.sessions if s.standalone]
         for session in list(targets):  # these concern the session, not a request: its GET stream
             if session.ready and not session.closed:
                 session.push(data)
@@ -583,5 +674,5 @@ def _hashable(value: Any) -> bool:
 
 def _version() -> str:
     from open1panel_ai import __version__
-    return __version__
 
+    return __version__

@@ -27,6 +27,7 @@ from open1panel_ai.mcp.passthrough.relay import (
     INTERNAL_ERROR,
     REQUEST_CANCELLED,
     ClientSession,
+    Upstream,
     error_message,
     is_at_least,
 )
@@ -51,8 +52,9 @@ class Exchange:
 
     __slots__ = ("session", "conn", "waiting", "batch", "can_stream", "mode", "collected", "key", "open")
 
-    def __init__(self, session: StreamableSession, conn: Connection, ids: list[Any], batch: bool,
-                 can_stream: bool) -> None:
+    def __init__(
+        self, session: StreamableSession, conn: Connection, ids: list[Any], batch: bool, can_stream: bool
+    ) -> None:
         self.session = session
         self.conn: Connection | None = conn
         self.waiting = set(ids)
@@ -152,6 +154,9 @@ class StreamableSession(ClientSession):
     """A Streamable HTTP session (``Mcp-Session-Id``)."""
 
     transport = "streamable-http"
+    #: Registered with its upstream right after it is made: every session the bridge can
+    #: find by its id has one.
+    upstream: Upstream
 
     def __init__(self, bridge: Bridge, session_id: str) -> None:
         super().__init__(session_id)
@@ -191,7 +196,7 @@ class StreamableSession(ClientSession):
         if exchange is not None and exchange.can_stream and exchange.open:
             exchange.add(data)
         else:
-            self.standalone(data)
+            self.push_standalone(data)
 
     def cancelled(self, client_id: Any) -> None:
         exchange = self.exchanges.pop(client_id, None)
@@ -217,10 +222,14 @@ class StreamableSession(ClientSession):
             if old_key == "g" and old_seq > self.get_sent:
                 self.lost += 1
                 if self.lost == 1:
-                    log.warning("session %s: messages for its GET stream are being dropped: none is open "
-                                "and the %d kept events are full", self.id[:8], limit)
+                    log.warning(
+                        "session %s: messages for its GET stream are being dropped: none is open "
+                        "and the %d kept events are full",
+                        self.id[:8],
+                        limit,
+                    )
 
-    def standalone(self, data: bytes) -> None:
+    def push_standalone(self, data: bytes) -> None:
         """Send on the GET stream, or keep until one opens."""
         seq = self.next_seq("g")
         event = sse_event(f"g-{seq}", data)
