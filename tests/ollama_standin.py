@@ -11,8 +11,17 @@ part files say so.
 
 Quirks kept on purpose: zero fields omitted from pull lines, the last line of a blob never
 reaching its total, an unknown model answered 200 plus an error line (500 without streaming),
-empty-bodied delete/copy, a copy that replaces its destination without a word, the three 404 texts with their quote styles, single-object
-load/unload, plain-text 404/405 for unknown routes and methods.
+empty-bodied delete/copy, a copy that replaces its destination without a word, the three 404
+texts with their quote styles, single-object load/unload, plain-text 404/405 for unknown routes and methods.
+
+Chat and embed: ``/api/chat`` streams one line per word of :attr:`OllamaStandIn.reply`, paced
+by ``token_delay``, then a last line with Ollama's statistics fields (durations from
+``load_seconds``, ``prompt_rate`` and ``eval_rate``, so figures are exact); it honours
+``options.stop`` and ``num_predict``, loads the model for ``keep_alive``, and records in
+``chat_log`` whether the client closed the stream early. Models of family ``bert`` or
+``nomic-bert`` are embedding models: ``/api/embed`` answers vectors for them and chat is a
+400, as Ollama answers. Create keeps ``system``, ``template``, ``parameters``, ``license`` and
+``adapters`` (a model made ``from`` another inherits its recipe) and show answers them.
 
     with OllamaStandIn(tmp_path / "ollama") as ollama:
         ollama.publish("llama3.2", [2_000_000])   # in its pretend registry
@@ -41,7 +50,8 @@ PARTS = 16  # Ollama downloads a blob in at most 16 parts
 _PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
 _NAME = re.compile(
     rf"^(?:(?P<host>[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}})/)??(?:(?P<namespace>[A-Za-z0-9_][A-Za-z0-9_-]{{0,79}})/)?"
-    rf"(?P<model>{_PART})(?::(?P<tag>{_PART}))?$")
+    rf"(?P<model>{_PART})(?::(?P<tag>{_PART}))?$"
+)
 _DURATION = re.compile(r"^(-?)((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -54,8 +64,12 @@ def full_name(text: str) -> tuple[str, str, str, str] | None:
         return None
     parts = match.groupdict()
     host, namespace = parts["host"], parts["namespace"]
-    return ((host or DEFAULT_HOST).lower(), (namespace or DEFAULT_NAMESPACE).lower(),
-            parts["model"].lower(), (parts["tag"] or DEFAULT_TAG).lower())
+    return (
+        (host or DEFAULT_HOST).lower(),
+        (namespace or DEFAULT_NAMESPACE).lower(),
+        parts["model"].lower(),
+        (parts["tag"] or DEFAULT_TAG).lower(),
+    )
 
 
 def short_name(parts: tuple[str, str, str, str]) -> str:
@@ -97,8 +111,9 @@ class OllamaStandIn:
     :param vram: bytes of pretend GPU memory; a load that does not fit spills to the CPU.
     """
 
-    def __init__(self, state_dir: Path | str, *, version: str = "0.12.6",
-                 pull_speed: float = 50_000_000, vram: int = 8 << 30) -> None:
+    def __init__(
+        self, state_dir: Path | str, *, version: str = "0.12.6", pull_speed: float = 50_000_000, vram: int = 8 << 30
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.blobs = self.state_dir / "blobs"
         self.manifests = self.state_dir / "manifests"
@@ -118,6 +133,25 @@ class OllamaStandIn:
         self.requests: list[tuple[str, str]] = []
         #: The body of every create request.
         self.create_log: list[dict[str, Any]] = []
+        #: Seconds between two streamed chat tokens (change it any time; 0: as fast as it can).
+        self.token_delay = 0.0
+        #: Seconds a chat or embed request really waits before answering (a model loading).
+        self.load_delay = 0.0
+        #: What the statistics fields report: seconds a load takes, prompt tokens per second
+        #: and generated tokens per second. They are reported, not waited for, so tests can
+        #: check the figures computed from them exactly.
+        self.load_seconds = 1.5
+        self.prompt_rate = 400.0
+        self.eval_rate = 40.0
+        #: The words a chat answers with, one token each (a leading space as a tokenizer gives).
+        self.reply = "The quick brown fox jumps over the lazy dog beside the quiet river"
+        #: Every chat request: its body, the tokens sent, whether the stream ran to its end, and
+        #: ``cut`` once the client closed the connection first (the generation then stops).
+        self.chat_log: list[dict[str, Any]] = []
+        #: Every embed request's body.
+        self.embed_log: list[dict[str, Any]] = []
+        #: The length of the vectors an embedding model (family bert or nomic-bert) returns.
+        self.embedding_length = 384
         #: Entries ``/api/tags`` and ``/api/ps`` list as they are, after the real ones: what a
         #: server that only pretends to be Ollama could answer (see :meth:`list_as_is`).
         self.listed_as_is: dict[str, list[dict[str, Any]]] = {"tags": [], "ps": []}
@@ -184,34 +218,57 @@ class OllamaStandIn:
         assert parts, name
         self.registry[parts] = layer_sizes
 
-    def seed(self, name: str, layer_sizes: list[int], *, family: str = "llama",
-             parameter_size: str = "3.2B", quantization_level: str = "Q4_K_M",
-             modified_at: datetime | None = None, layers: list[str] | None = None) -> str:
+    def seed(
+        self,
+        name: str,
+        layer_sizes: list[int],
+        *,
+        family: str = "llama",
+        parameter_size: str = "3.2B",
+        quantization_level: str = "Q4_K_M",
+        modified_at: datetime | None = None,
+        layers: list[str] | None = None,
+    ) -> str:
         """Make ``name`` a local model at once; returns its manifest digest (bare hex).
         ``layers`` gives the blob digests to use (to share blobs between models)."""
         parts = full_name(name)
         assert parts, name
         digests = layers or [_digest(f"{short_name(parts)}#{i}#{size}") for i, size in enumerate(layer_sizes)]
-        for digest, size in zip(digests, layer_sizes):
+        for digest, size in zip(digests, layer_sizes, strict=True):
             self._write_blob(digest, size)
-        config = {"model_format": "gguf", "model_family": family, "model_families": [family],
-                  "model_type": parameter_size, "file_type": quantization_level}
-        return self._write_manifest(parts, list(zip(digests, layer_sizes)), config, modified_at)
+        config = {
+            "model_format": "gguf",
+            "model_family": family,
+            "model_families": [family],
+            "model_type": parameter_size,
+            "file_type": quantization_level,
+        }
+        return self._write_manifest(parts, list(zip(digests, layer_sizes, strict=True)), config, modified_at)
 
     def list_as_is(self, name: str, *, running: bool = False, size: int = 4096) -> dict[str, Any]:
         """List a model called ``name`` in ``/api/tags`` (and ``/api/ps`` when ``running``)
         exactly as given, unchecked: Ollama itself never lists a name outside its grammar, but
         a hostile server at an endpoint may (``../../mcp/servers/<id>``). Nothing of it is on
         disk, so Ollama's other routes answer for it as for any unknown model."""
-        entry = {"name": name, "model": name, "modified_at": _timestamp(), "size": size,
-                 "digest": hashlib.sha256(name.encode()).hexdigest(),
-                 "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": None,
-                             "parameter_size": "1B", "quantization_level": "Q4_K_M"}}
+        entry = {
+            "name": name,
+            "model": name,
+            "modified_at": _timestamp(),
+            "size": size,
+            "digest": hashlib.sha256(name.encode()).hexdigest(),
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": "llama",
+                "families": None,
+                "parameter_size": "1B",
+                "quantization_level": "Q4_K_M",
+            },
+        }
         self.listed_as_is["tags"].append(entry)
         if running:
             expires = _timestamp(datetime.now() + timedelta(minutes=5))
-            self.listed_as_is["ps"].append({**entry, "size_vram": 0, "expires_at": expires,
-                                            "context_length": 4096})
+            self.listed_as_is["ps"].append({**entry, "size_vram": 0, "expires_at": expires, "context_length": 4096})
         return entry
 
     # -- disk ----------------------------------------------------------------------------
@@ -237,11 +294,22 @@ class OllamaStandIn:
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                       "digest": config_digest, "size": config_size, **config},
-            "layers": [{"mediaType": "application/vnd.ollama.image.model" if i == 0 else
-                        "application/vnd.ollama.image.params", "digest": d, "size": s}
-                       for i, (d, s) in enumerate(layers)],
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": config_digest,
+                "size": config_size,
+                **config,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.ollama.image.model"
+                    if i == 0
+                    else "application/vnd.ollama.image.params",
+                    "digest": d,
+                    "size": s,
+                }
+                for i, (d, s) in enumerate(layers)
+            ],
         }
         data = json.dumps(manifest).encode()
         path = self._manifest_path(parts)
@@ -255,19 +323,31 @@ class OllamaStandIn:
         models = {}
         for path in self.manifests.glob("*/*/*/*"):
             parts = tuple(path.relative_to(self.manifests).parts)
-            data = path.read_bytes()
+            try:
+                # Read and stat through one open file: a manifest deleted once it is open still
+                # reads whole, and one deleted since the glob is simply not listed (as Ollama).
+                with path.open("rb") as handle:
+                    data, mtime = handle.read(), os.fstat(handle.fileno()).st_mtime
+            except FileNotFoundError:
+                continue
             manifest = json.loads(data)
-            models[parts] = {"manifest": manifest, "digest": hashlib.sha256(data).hexdigest(),
-                             "mtime": datetime.fromtimestamp(path.stat().st_mtime)}
+            models[parts] = {
+                "manifest": manifest,
+                "digest": hashlib.sha256(data).hexdigest(),
+                "mtime": datetime.fromtimestamp(mtime),
+            }
         return models
 
     def _details(self, manifest) -> dict[str, Any]:
         config = manifest["config"]
-        return {"parent_model": "", "format": config.get("model_format", "gguf"),
-                "family": config.get("model_family", ""),
-                "families": config.get("model_families"),
-                "parameter_size": config.get("model_type", ""),
-                "quantization_level": config.get("file_type", "")}
+        return {
+            "parent_model": "",
+            "format": config.get("model_format", "gguf"),
+            "family": config.get("model_family", ""),
+            "families": config.get("model_families"),
+            "parameter_size": config.get("model_type", ""),
+            "quantization_level": config.get("file_type", ""),
+        }
 
     def _size(self, manifest) -> int:
         return sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
@@ -276,22 +356,42 @@ class OllamaStandIn:
 
     def tags(self) -> dict:
         local = sorted(self._local().items(), key=lambda item: item[1]["mtime"], reverse=True)
-        return {"models": [{
-            "name": short_name(parts), "model": short_name(parts),
-            "modified_at": _timestamp(info["mtime"]), "size": self._size(info["manifest"]),
-            "digest": info["digest"], "details": self._details(info["manifest"]),
-        } for parts, info in local] + list(self.listed_as_is["tags"])}
+        return {
+            "models": [
+                {
+                    "name": short_name(parts),
+                    "model": short_name(parts),
+                    "modified_at": _timestamp(info["mtime"]),
+                    "size": self._size(info["manifest"]),
+                    "digest": info["digest"],
+                    "details": self._details(info["manifest"]),
+                }
+                for parts, info in local
+            ]
+            + list(self.listed_as_is["tags"])
+        }
 
     def ps(self) -> dict:
         with self._lock:
             now = datetime.now().astimezone()
             for weights in [w for w, r in self._loaded.items() if r["expires"] <= now]:
                 del self._loaded[weights]
-            return {"models": [{
-                "name": r["name"], "model": r["name"], "size": r["size"],
-                "size_vram": r["size_vram"], "digest": r["digest"], "details": r["details"],
-                "expires_at": _timestamp(r["expires"]), "context_length": 4096,
-            } for r in self._loaded.values()] + list(self.listed_as_is["ps"])}
+            return {
+                "models": [
+                    {
+                        "name": r["name"],
+                        "model": r["name"],
+                        "size": r["size"],
+                        "size_vram": r["size_vram"],
+                        "digest": r["digest"],
+                        "details": r["details"],
+                        "expires_at": _timestamp(r["expires"]),
+                        "context_length": 4096,
+                    }
+                    for r in self._loaded.values()
+                ]
+                + list(self.listed_as_is["ps"])
+            }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -321,9 +421,18 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing -----------------------------------------------------------------------
 
     ROUTES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "/": ("GET", "HEAD"), "/api/version": ("GET",), "/api/tags": ("GET",), "/api/ps": ("GET",),
-        "/api/pull": ("POST",), "/api/delete": ("DELETE",), "/api/show": ("POST",),
-        "/api/copy": ("POST",), "/api/create": ("POST",), "/api/generate": ("POST",),
+        "/": ("GET", "HEAD"),
+        "/api/version": ("GET",),
+        "/api/tags": ("GET",),
+        "/api/ps": ("GET",),
+        "/api/pull": ("POST",),
+        "/api/delete": ("DELETE",),
+        "/api/show": ("POST",),
+        "/api/copy": ("POST",),
+        "/api/create": ("POST",),
+        "/api/generate": ("POST",),
+        "/api/chat": ("POST",),
+        "/api/embed": ("POST",),
     }
 
     def _dispatch(self) -> None:
@@ -535,8 +644,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts:
             return sorted(parts, key=lambda part: part["N"])
         step = max(1, self.owner.part_size, -(-size // PARTS))  # at most PARTS parts, as Ollama
-        parts = [{"N": n, "Offset": offset, "Size": min(step, size - offset), "Completed": 0}
-                 for n, offset in enumerate(range(0, size, step))]
+        parts = [
+            {"N": n, "Offset": offset, "Size": min(step, size - offset), "Completed": 0}
+            for n, offset in enumerate(range(0, size, step))
+        ]
         for part in parts:
             self._write_part(final, part)
         return parts
@@ -551,8 +662,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _finish_pull(self, parts, sizes) -> None:
         layers = self._layers(parts, sizes)
-        config = {"model_format": "gguf", "model_family": parts[2].split(".")[0].rstrip("0123456789") or "llama",
-                  "model_families": None, "model_type": "1B", "file_type": "Q4_K_M"}
+        config = {
+            "model_format": "gguf",
+            "model_family": parts[2].split(".")[0].rstrip("0123456789") or "llama",
+            "model_families": None,
+            "model_type": "1B",
+            "file_type": "Q4_K_M",
+        }
         self.owner._write_manifest(parts, layers[:-1], config, config_blob=layers[-1])
 
     def _find(self, name: str):
@@ -570,8 +686,11 @@ class _Handler(BaseHTTPRequestHandler):
         if info is None:
             return self._error(404, f"model '{name}' not found")
         self.owner._manifest_path(parts).unlink()
-        used = {layer["digest"] for other in self.owner._local().values()
-                for layer in other["manifest"]["layers"] + [other["manifest"]["config"]]}
+        used = {
+            layer["digest"]
+            for other in self.owner._local().values()
+            for layer in other["manifest"]["layers"] + [other["manifest"]["config"]]
+        }
         for layer in info["manifest"]["layers"] + [info["manifest"]["config"]]:
             if layer["digest"] not in used:
                 self.owner.blob_path(layer["digest"]).unlink(missing_ok=True)
@@ -589,16 +708,42 @@ class _Handler(BaseHTTPRequestHandler):
         manifest = info["manifest"]
         details = self.owner._details(manifest)
         weights = manifest["layers"][0]["digest"] if manifest["layers"] else ""
-        self._json(200, {
-            "modelfile": f"# Modelfile generated by \"ollama show\"\nFROM {self.owner.blob_path(weights)}\n",
-            "parameters": "stop                           \"<|eot_id|>\"",
-            "template": "{{ .Prompt }}",
-            "details": details,
-            "model_info": {"general.architecture": details["family"],
-                           "general.parameter_count": 3212749888},
-            "capabilities": ["completion"],
-            "modified_at": _timestamp(info["mtime"]),
-        })
+        recipe = _recipe(manifest)
+        modelfile = f'# Modelfile generated by "ollama show"\nFROM {self.owner.blob_path(weights)}\n'
+        if recipe.get("template"):
+            modelfile += f'TEMPLATE """{recipe["template"]}"""\n'
+        if recipe.get("system"):
+            modelfile += f'SYSTEM """{recipe["system"]}"""\n'
+        for name, value in _parameter_lines(recipe.get("parameters") or {}):
+            modelfile += f"PARAMETER {name} {value}\n"
+        for license_text in recipe.get("license") or []:
+            modelfile += f'LICENSE """{license_text}"""\n'
+        reply = {"modelfile": modelfile}
+        # Ollama leaves out what is empty.
+        parameters = "\n".join(
+            f"{name:<30} {value}" for name, value in _parameter_lines(recipe.get("parameters") or {})
+        )
+        if parameters:
+            reply["parameters"] = parameters
+        for key in ("template", "system"):
+            if recipe.get(key):
+                reply[key] = recipe[key]
+        if recipe.get("license"):
+            reply["license"] = "\n".join(recipe["license"])
+        embedding = details["family"] in EMBEDDING_FAMILIES
+        model_info = {"general.architecture": details["family"], "general.parameter_count": 3212749888}
+        if embedding:
+            model_info[f"{details['family']}.embedding_length"] = self.owner.embedding_length
+        self._json(
+            200,
+            {
+                **reply,
+                "details": details,
+                "model_info": model_info,
+                "capabilities": ["embedding"] if embedding else ["completion"],
+                "modified_at": _timestamp(info["mtime"]),
+            },
+        )
 
     def _copy(self, path: str) -> None:
         body = self._body()
@@ -617,7 +762,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._empty()
 
     def _blob(self, path: str) -> None:
-        digest = path[len("/api/blobs/"):]
+        digest = path[len("/api/blobs/") :]
         if not re.fullmatch(r"sha256[:-][0-9a-f]{64}", digest):
             return self._error(400, "invalid digest format")
         digest = digest.replace("-", ":", 1)
@@ -666,6 +811,8 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("quantize") and body["quantize"].lower() not in ("q4_k_m", "q4_k_s", "q8_0"):
             return self._error(400, f"unsupported quantization type {body['quantize']}")
         layers = []
+        recipe: dict[str, Any] = {}
+        family = "llama"
         if files:
             for digest in files.values():
                 path_ = owner.blob_path(str(digest))
@@ -677,10 +824,28 @@ class _Handler(BaseHTTPRequestHandler):
             if info is None:
                 return self._error(404, f"model '{base}' not found")
             layers = [(layer["digest"], layer["size"]) for layer in info["manifest"]["layers"]]
+            recipe = dict(_recipe(info["manifest"]))  # a model made from another inherits its recipe
+            family = info["manifest"]["config"].get("model_family") or family
+        for digest in (body.get("adapters") or {}).values():
+            path_ = owner.blob_path(str(digest))
+            if not path_.exists():
+                return self._error(400, f"blob {digest} not found")
+            layers.append((str(digest), path_.stat().st_size))
+        for key in ("template", "system", "parameters"):
+            if body.get(key):
+                recipe[key] = body[key]
+        if body.get("license"):
+            recipe["license"] = [body["license"]] if isinstance(body["license"], str) else list(body["license"])
+        config = {
+            "model_format": "gguf",
+            "model_family": family,
+            "model_families": [family],
+            "model_type": "1B",
+            "file_type": (body.get("quantize") or "F16").upper(),
+            "recipe": recipe,
+        }
         if not body.get("stream", True):
-            owner._write_manifest(parts, layers, {"model_format": "gguf", "model_family": "llama",
-                                                  "model_families": ["llama"], "model_type": "1B",
-                                                  "file_type": body.get("quantize") or "F16"})
+            owner._write_manifest(parts, layers, config)
             return self._json(200, {"status": "success"})
         try:
             self._start_stream()
@@ -693,9 +858,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if body.get(key):
                     text = json.dumps(body[key]) if key == "parameters" else body[key]
                     self._line({"status": f"creating new layer {_digest(key + text)}"})
-            owner._write_manifest(parts, layers, {"model_format": "gguf", "model_family": "llama",
-                                                  "model_families": ["llama"], "model_type": "1B",
-                                                  "file_type": (body.get("quantize") or "F16").upper()})
+            owner._write_manifest(parts, layers, config)
             self._line({"status": "writing manifest"})
             self._line({"status": "success"})
             self._end_stream()
@@ -714,23 +877,226 @@ class _Handler(BaseHTTPRequestHandler):
         seconds = _keep_alive_seconds(keep_alive)
         if seconds is None:
             return self._error(400, f'time: missing unit in duration "{keep_alive}"')
+        reply = {"model": name, "created_at": _timestamp(), "response": "", "done": True}
+        if seconds == 0:
+            with self.owner._lock:
+                self.owner._loaded.pop(info["manifest"]["layers"][0]["digest"], None)
+            return self._json(200, {**reply, "done_reason": "unload"})
+        self._load(parts, info, seconds, body.get("options") or {})
+        self._json(200, {**reply, "done_reason": "load"})
+
+    def _load(self, parts, info, seconds: float, options: dict) -> bool:
+        """Load a model (or extend its stay) for ``seconds`` (negative: forever); True when it
+        was not loaded before, so the request reports a load time."""
         owner = self.owner
         manifest = info["manifest"]
         weights = manifest["layers"][0]["digest"]
-        reply = {"model": name, "created_at": _timestamp(), "response": "", "done": True}
         with owner._lock:
-            if seconds == 0:
-                owner._loaded.pop(weights, None)
-                return self._json(200, {**reply, "done_reason": "unload"})
-            expires = (datetime.now().astimezone() + timedelta(days=365 * 292) if seconds < 0
-                       else datetime.now().astimezone() + timedelta(seconds=seconds))
+            owner.ps()  # drops the expired ones
+            fresh = weights not in owner._loaded
+            expires = (
+                datetime.now().astimezone() + timedelta(days=365 * 292)
+                if seconds < 0
+                else datetime.now().astimezone() + timedelta(seconds=seconds)
+            )
             memory = int(owner._size(manifest) * 1.2)
-            num_gpu = (body.get("options") or {}).get("num_gpu")
+            num_gpu = options.get("num_gpu")
             in_vram = 0 if num_gpu == 0 else min(memory, owner.vram)
-            owner._loaded[weights] = {"name": short_name(parts), "size": memory,
-                                      "size_vram": in_vram, "digest": info["digest"],
-                                      "details": owner._details(manifest), "expires": expires}
-        self._json(200, {**reply, "done_reason": "load"})
+            owner._loaded[weights] = {
+                "name": short_name(parts),
+                "size": memory,
+                "size_vram": in_vram,
+                "digest": info["digest"],
+                "details": owner._details(manifest),
+                "expires": expires,
+            }
+        if fresh:
+            time.sleep(owner.load_delay)
+        return fresh
+
+    def _model_for(self, body: dict, capability: str):
+        """The model a chat or embed request names, loaded for its keep_alive; None (with the
+        error sent) when it is unknown, lacks ``capability`` or the keep_alive is not valid."""
+        name = self._model_of(body)
+        parts, info = self._find(name)
+        if info is None:
+            shown = short_name(parts) if parts else name
+            self._error(404, f"model '{shown}' not found")
+            return None
+        embedding = info["manifest"]["config"].get("model_family") in EMBEDDING_FAMILIES
+        if capability == "chat" and embedding:
+            self._error(400, f'"{short_name(parts)}" does not support chat')
+            return None
+        if capability == "embed" and not embedding:
+            self._error(400, "this model does not support embeddings")
+            return None
+        keep_alive = body.get("keep_alive", "5m")
+        seconds = _keep_alive_seconds(keep_alive)
+        if seconds is None:
+            self._error(400, f'time: missing unit in duration "{keep_alive}"')
+            return None
+        return parts, info, seconds
+
+    def _chat(self, path: str) -> None:
+        """Ollama's chat: one line per token, then a last line with the statistics fields
+        (durations in nanoseconds, counts in tokens). ``options.stop`` ends the answer before a
+        stop word (``done_reason`` stop) and ``options.num_predict`` after that many tokens
+        (``length``). No messages only loads the model, as Ollama does."""
+        body = self._body()
+        if body is None:
+            return
+        owner = self.owner
+        messages = body.get("messages") or []
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            return self._error(400, "invalid message format")
+        found = self._model_for(body, "chat")
+        if found is None:
+            return
+        parts, info, seconds = found
+        name = short_name(parts)
+        if seconds == 0 and not messages:
+            with owner._lock:
+                owner._loaded.pop(info["manifest"]["layers"][0]["digest"], None)
+            return self._json(
+                200,
+                {
+                    "model": name,
+                    "created_at": _timestamp(),
+                    "message": {"role": "assistant", "content": ""},
+                    "done_reason": "unload",
+                    "done": True,
+                },
+            )
+        options = body.get("options") or {}
+        fresh = self._load(parts, info, seconds, options)
+        if not messages:
+            return self._json(
+                200,
+                {
+                    "model": name,
+                    "created_at": _timestamp(),
+                    "message": {"role": "assistant", "content": ""},
+                    "done_reason": "load",
+                    "done": True,
+                },
+            )
+        record: dict[str, Any] = {"body": body, "tokens": [], "finished": False}
+        owner.chat_log.append(record)
+        words = owner.reply.split()
+        stops = options.get("stop") or []
+        stops = [stops] if isinstance(stops, str) else stops
+        limit = options.get("num_predict")
+        tokens, reason = [], "stop"
+        for index, word in enumerate(words):
+            if any(stop.strip() and stop.strip() in word for stop in stops):
+                break
+            if isinstance(limit, int) and 0 <= limit <= len(tokens):
+                reason = "length"
+                break
+            tokens.append(word if index == 0 else " " + word)
+        prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages) + 4
+        nanos = 1_000_000_000
+        load = int(owner.load_seconds * nanos) if fresh else 3_000_000
+        prompt_ns = int(prompt_tokens / owner.prompt_rate * nanos)
+        eval_ns = int(len(tokens) / owner.eval_rate * nanos)
+        final = {
+            "model": name,
+            "created_at": _timestamp(),
+            "message": {"role": "assistant", "content": ""},
+            "done_reason": reason,
+            "done": True,
+            "total_duration": load + prompt_ns + eval_ns + 1_000_000,
+            "load_duration": load,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": prompt_ns,
+            "eval_count": len(tokens),
+            "eval_duration": eval_ns,
+        }
+        if not body.get("stream", True):
+            record["tokens"] = tokens
+            record["finished"] = True
+            return self._json(200, {**final, "message": {"role": "assistant", "content": "".join(tokens)}})
+        try:
+            self._start_stream()
+            for token in tokens:
+                time.sleep(owner.token_delay)
+                self._line(
+                    {
+                        "model": name,
+                        "created_at": _timestamp(),
+                        "message": {"role": "assistant", "content": token},
+                        "done": False,
+                    }
+                )
+                record["tokens"].append(token)
+            self._line(final)
+            self._end_stream()
+            record["finished"] = True
+        except OSError:
+            record["cut"] = True
+            self.close_connection = True  # the client went away: generation stops
+
+    def _embed(self, path: str) -> None:
+        """Ollama's embed: one vector per input, of the model's embedding length or the
+        ``dimensions`` asked for, with the statistics fields of the request."""
+        body = self._body()
+        if body is None:
+            return
+        owner = self.owner
+        texts = body.get("input", "")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return self._error(400, "invalid input type")
+        found = self._model_for(body, "embed")
+        if found is None:
+            return
+        parts, info, seconds = found
+        owner.embed_log.append(body)
+        fresh = self._load(parts, info, seconds, body.get("options") or {})
+        size = body.get("dimensions") or owner.embedding_length
+        vectors = []
+        for text in texts:
+            seed = hashlib.sha256(text.encode()).digest()
+            vectors.append([round((seed[i % 32] - 128) / 128, 6) for i in range(size)])
+        load = int(owner.load_seconds * 1_000_000_000) if fresh else 2_000_000
+        self._json(
+            200,
+            {
+                "model": short_name(parts),
+                "embeddings": vectors,
+                "total_duration": load + 5_000_000,
+                "load_duration": load,
+                "prompt_eval_count": sum(len(t.split()) for t in texts),
+            },
+        )
+
+
+#: Families whose models embed instead of chat.
+EMBEDDING_FAMILIES = ("bert", "nomic-bert")
+#: What a model seeded without a recipe shows: a plain template and one stop word.
+DEFAULT_RECIPE = {"template": "{{ .Prompt }}", "parameters": {"stop": ["<|eot_id|>"]}}
+
+
+def _recipe(manifest: dict) -> dict[str, Any]:
+    """The template, system prompt, parameters and license a model was made with (Ollama keeps
+    them as layers of their own; the stand-in keeps them in the config)."""
+    return manifest["config"].get("recipe", DEFAULT_RECIPE)
+
+
+def _parameter_lines(parameters: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs as Ollama's show writes parameters: one line per value (so one
+    per stop word), text in double quotes."""
+    lines = []
+    for name, value in parameters.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bool):
+                text = "true" if item else "false"
+            elif isinstance(item, str):
+                text = json.dumps(item)
+            else:
+                text = str(item)
+            lines.append((name, text))
+    return lines
 
 
 def _keep_alive_seconds(value: Any) -> float | None:

@@ -61,9 +61,9 @@ def _split_host_port(hostport: str) -> tuple[str | None, str]:
     """Go's ``net.SplitHostPort``: (None, "") when there is no port."""
     if hostport.startswith("["):
         end = hostport.find("]")
-        if end < 0 or hostport[end + 1:end + 2] != ":":
+        if end < 0 or hostport[end + 1 : end + 2] != ":":
             return None, ""
-        return hostport[1:end], hostport[end + 2:]
+        return hostport[1:end], hostport[end + 2 :]
     if hostport.count(":") != 1:
         return None, ""
     host, port = hostport.split(":")

@@ -26,15 +26,22 @@ BAR_WIDTH = 30
 
 def add_commands(subparsers: Any) -> None:
     models = subparsers.add_parser("models", help="list, pull, remove and show Ollama models")
-    models.add_argument("--url", default=os.environ.get("OPEN1PANEL_AI_URL", DEFAULT_URL),
-                        help="the panel's address (OPEN1PANEL_AI_URL)")
-    models.add_argument("--token", default=os.environ.get("OPEN1PANEL_AI_TOKEN"),
-                        help="the admin token (OPEN1PANEL_AI_TOKEN)")
+    models.add_argument(
+        "--url",
+        default=os.environ.get("OPEN1PANEL_AI_URL", DEFAULT_URL),
+        help="the panel's address (OPEN1PANEL_AI_URL)",
+    )
+    models.add_argument(
+        "--token", default=os.environ.get("OPEN1PANEL_AI_TOKEN"), help="the admin token (OPEN1PANEL_AI_TOKEN)"
+    )
     models.add_argument("--endpoint", default="local", help="which Ollama server (default local)")
     actions = models.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="list the models").set_defaults(run=_list)
-    for action, run, text in (("pull", _pull, "download a model, with a progress bar"),
-                              ("rm", _remove, "delete a model"), ("show", _show, "show a model's details")):
+    for action, run, text in (
+        ("pull", _pull, "download a model, with a progress bar"),
+        ("rm", _remove, "delete a model"),
+        ("show", _show, "show a model's details"),
+    ):
         parser = actions.add_parser(action, help=text)
         parser.add_argument("name")
         parser.set_defaults(run=run)
@@ -44,8 +51,9 @@ class _Panel:
     def __init__(self, args: argparse.Namespace) -> None:
         if not args.token:
             raise SystemExit("open1panel-ai: give --token or set OPEN1PANEL_AI_TOKEN")
-        self._client = httpx.Client(base_url=args.url.rstrip("/") + "/api/v2/ai", timeout=60,
-                                    headers={"Authorization": f"Bearer {args.token}"})
+        self._client = httpx.Client(
+            base_url=args.url.rstrip("/") + "/api/v2/ai", timeout=60, headers={"Authorization": f"Bearer {args.token}"}
+        )
         self.endpoint = args.endpoint
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -61,8 +69,9 @@ class _Panel:
             except (ValueError, KeyError, TypeError):
                 text, fix = response.text, None
             # The panel's messages may quote Ollama's, and the panel may not be the one expected.
-            raise SystemExit(f"open1panel-ai: {inert(text, lines=True)}"
-                             + (f"\n  {inert(fix, lines=True)}" if fix else ""))
+            raise SystemExit(
+                f"open1panel-ai: {inert(text, lines=True)}" + (f"\n  {inert(fix, lines=True)}" if fix else "")
+            )
         return response.json() if response.content else None
 
 
@@ -81,19 +90,30 @@ def _list(args: argparse.Namespace) -> int:
     models = panel.call("GET", "/ollama/models", params={"endpoint": panel.endpoint})["models"]
     rows = [("NAME", "SIZE", "QUANT", "LOADED")]
     for m in models:
-        rows.append((inert(m["name"]), _size(m.get("size")),
-                     inert((m.get("details") or {}).get("quantization_level", "")),
-                     "yes" if m.get("loaded") else ""))
+        rows.append(
+            (
+                inert(m["name"]),
+                _size(m.get("size")),
+                inert((m.get("details") or {}).get("quantization_level", "")),
+                "yes" if m.get("loaded") else "",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     panel = _Panel(args)
-    print(inert(json.dumps(panel.call("GET", f"/ollama/models/{quote(args.name)}",
-                                      params={"endpoint": panel.endpoint}), indent=2), lines=True))
+    print(
+        inert(
+            json.dumps(
+                panel.call("GET", f"/ollama/models/{quote(args.name)}", params={"endpoint": panel.endpoint}), indent=2
+            ),
+            lines=True,
+        )
+    )
     return 0
 
 
@@ -117,8 +137,7 @@ def _pull(args: argparse.Namespace) -> int:
     print()
     if task["status"] != "succeeded":
         error = task.get("error") or {}
-        print(f"open1panel-ai: pull {inert(task['status'])}: {inert(error.get('message', ''))}",
-              file=sys.stderr)
+        print(f"open1panel-ai: pull {inert(task['status'])}: {inert(error.get('message', ''))}", file=sys.stderr)
         return 1
     return 0
 
@@ -128,8 +147,10 @@ def _draw(task: dict[str, Any]) -> None:
     filled = int(BAR_WIDTH * percent / 100)
     speed = task.get("bytes_per_second")
     eta = task.get("eta_seconds")
-    line = (f"\r{inert(task['target'])} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:5.1f}% "
-            f"{_size(speed) + '/s' if speed else ''} {f'ETA {eta:.0f}s' if eta else ''} "
-            f"{inert(task.get('message') or '')}")
+    line = (
+        f"\r{inert(task['target'])} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:5.1f}% "
+        f"{_size(speed) + '/s' if speed else ''} {f'ETA {eta:.0f}s' if eta else ''} "
+        f"{inert(task.get('message') or '')}"
+    )
     sys.stdout.write(line[:120].ljust(120) if sys.stdout.isatty() else line.lstrip("\r") + "\n")
     sys.stdout.flush()

@@ -15,12 +15,15 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message
 from open1panel_ai.ollama import names
 from open1panel_ai.tasks import TaskContext, TaskError, TaskInterrupted
+
+if TYPE_CHECKING:
+    from open1panel_ai.ollama.service import OllamaService
 
 KIND = "ollama.import"
 CHUNK = 1 << 20
@@ -52,8 +55,9 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _refused(key: str, code: str, relative: str, status: type[errors.ApiError] = errors.BadRequest,
-             **params: Any) -> errors.ApiError:
+def _refused(
+    key: str, code: str, relative: str, status: type[errors.ApiError] = errors.BadRequest, **params: Any
+) -> errors.ApiError:
     message = Message(key, path=relative, **params)
     return status(message, code=code, details={"path": relative, "fields": {"path": [message]}})
 
@@ -72,12 +76,21 @@ def _parts_inside(root: str, relative: str) -> list[str]:
                 path = path.relative_to(base)
                 break
         else:
-            raise _refused("ollama.import.error.outside", "path_outside_import_folder", relative,
-                           folder=os.path.realpath(root))
+            raise _refused(
+                "ollama.import.error.outside", "path_outside_import_folder", relative, folder=os.path.realpath(root)
+            )
     parts = [part for part in path.parts if part not in ("", ".")]
     if not parts:
         raise _refused("ollama.import.error.not_a_regular_file", "not_a_regular_file", relative)
     return parts
+
+
+def _configured(folder: str | None) -> str:
+    """The import folder; a 400 error when none is configured."""
+    if not folder:
+        message = Message("ollama.import.error.no_folder")
+        raise errors.BadRequest(message, code="no_import_folder", details={"fields": {"path": [message]}})
+    return folder
 
 
 def open_in_folder(folder: str | None, relative: str) -> BinaryIO:
@@ -93,12 +106,10 @@ def open_in_folder(folder: str | None, relative: str) -> BinaryIO:
         path elsewhere, a link on the way), or it is not a regular file (a folder, a pipe).
     :raise errors.NotFound: there is no such file.
     """
-    if not folder:
-        message = Message("ollama.import.error.no_folder")
-        raise errors.BadRequest(message, code="no_import_folder", details={"fields": {"path": [message]}})
-    parts = _parts_inside(folder, relative)
+    root = _configured(folder)
+    parts = _parts_inside(root, relative)
     try:
-        at = os.open(os.path.realpath(folder), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        at = os.open(os.path.realpath(root), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         raise _refused("ollama.import.error.no_file", "not_found", relative, errors.NotFound) from None
     try:
@@ -133,16 +144,16 @@ def _open_refusal(exc: OSError, at: int, name: str, relative: str) -> errors.Api
         return _refused("ollama.import.error.no_file", "not_found", relative, errors.NotFound)
     if exc.errno == errno.ENXIO:  # a socket
         return _refused("ollama.import.error.not_a_regular_file", "not_a_regular_file", relative)
-    return _refused("ollama.import.error.unreadable", "unreadable_file", relative,
-                    error=exc.strerror or str(exc))
+    return _refused("ollama.import.error.unreadable", "unreadable_file", relative, error=exc.strerror or str(exc))
 
 
 def check_in_folder(folder: str | None, relative: str) -> Path:
     """The file ``relative`` names in the import ``folder``, checked as :func:`open_in_folder`
     checks it (the task opens and checks it again when it runs)."""
-    with open_in_folder(folder, relative):
+    root = _configured(folder)
+    with open_in_folder(root, relative):
         pass
-    return Path(os.path.realpath(folder)).joinpath(*_parts_inside(folder, relative))
+    return Path(os.path.realpath(root)).joinpath(*_parts_inside(root, relative))
 
 
 def _read(file: BinaryIO, size: int) -> Iterator[bytes]:
@@ -158,8 +169,9 @@ def describe(status: str, name: str) -> Message:
     """What Ollama is doing while it creates the model, from its status line."""
     if status.startswith("parsing"):
         return Message("ollama.import.status.parsing", name=name)
-    if status.startswith(("using existing layer", "creating new layer", "using autodetected",
-                          "quantizing", "converting")):
+    if status.startswith(
+        ("using existing layer", "creating new layer", "using autodetected", "quantizing", "converting")
+    ):
         return Message("ollama.import.status.layers", name=name)
     if status.startswith("writing manifest"):
         return Message("ollama.import.status.writing", name=name)
@@ -171,7 +183,7 @@ def describe(status: str, name: str) -> Message:
 class ImportTask:
     """Runs GGUF imports for the Ollama service."""
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: OllamaService) -> None:
         self._service = service
 
     def run(self, ctx: TaskContext) -> None:
@@ -197,13 +209,17 @@ class ImportTask:
                 total = size if digest else 2 * size
                 if not digest:
                     digest = self._hash(ctx, file, size, total)
-                ctx.progress(completed=total - size, total=total,
-                             message=Message("ollama.import.status.checking", name=params["name"]))
+                ctx.progress(
+                    completed=total - size,
+                    total=total,
+                    message=Message("ollama.import.status.checking", name=params["name"]),
+                )
                 if not provider.blob_exists(url, digest):
                     file.seek(0)
                     provider.upload_blob(url, digest, self._chunks(ctx, file, size, total - size, total), size)
-            ctx.progress(completed=total, total=total,
-                         message=Message("ollama.import.status.creating", name=params["name"]))
+            ctx.progress(
+                completed=total, total=total, message=Message("ollama.import.status.creating", name=params["name"])
+            )
             self._create(ctx, provider, url, params, digest)
         except errors.UpstreamUnavailable as exc:
             # Ollama went away or dropped the connection: Retry is expected to work.
@@ -238,8 +254,9 @@ class ImportTask:
             ctx.raise_if_cancelled()
             hasher.update(chunk)
             done += len(chunk)
-            ctx.progress(completed=done, total=total,
-                         message=Message("ollama.import.status.hashing", name=ctx.params["name"]))
+            ctx.progress(
+                completed=done, total=total, message=Message("ollama.import.status.hashing", name=ctx.params["name"])
+            )
         return "sha256:" + hasher.hexdigest()
 
     def _chunks(self, ctx: TaskContext, file: BinaryIO, size: int, start: int, total: int) -> Iterator[bytes]:
@@ -247,8 +264,9 @@ class ImportTask:
         for chunk in _read(file, size):
             ctx.raise_if_cancelled()
             done += len(chunk)
-            ctx.progress(completed=done, total=total,
-                         message=Message("ollama.import.status.uploading", name=ctx.params["name"]))
+            ctx.progress(
+                completed=done, total=total, message=Message("ollama.import.status.uploading", name=ctx.params["name"])
+            )
             yield chunk
 
     def _create(self, ctx: TaskContext, provider: Any, url: str, params: dict, digest: str) -> None:
@@ -257,11 +275,13 @@ class ImportTask:
             # long (or Ollama was away then) and create replaces a model of the name silently.
             found = self._service.existing_model(url, names.parse(params["name"]))
             if found is not None:
-                raise TaskError(Message("ollama.error.model_exists", name=found.get("name", params["name"]),
-                                        endpoint=params["endpoint"]),
-                                {"code": "model_exists", "name": found.get("name", params["name"])})
-        extra = {key: params[key] for key in ("template", "system", "parameters", "quantize")
-                 if params.get(key)}
+                raise TaskError(
+                    Message(
+                        "ollama.error.model_exists", name=found.get("name", params["name"]), endpoint=params["endpoint"]
+                    ),
+                    {"code": "model_exists", "name": found.get("name", params["name"])},
+                )
+        extra = {key: params[key] for key in ("template", "system", "parameters", "quantize") if params.get(key)}
         if version_tuple(provider.version(url)) >= FILES_VERSION:
             files = {Path(params["filename"]).name or "model.gguf": digest}
         else:
@@ -281,9 +301,10 @@ class ImportTask:
             for line in stream:
                 ctx.raise_if_cancelled()
                 if "error" in line:
-                    raise TaskError(Message("ollama.import.error.create_failed", name=params["name"],
-                                            error=str(line["error"])),
-                                    {"ollama": line["error"], "url": url})
+                    raise TaskError(
+                        Message("ollama.import.error.create_failed", name=params["name"], error=str(line["error"])),
+                        {"ollama": line["error"], "url": url},
+                    )
                 ctx.progress(message=describe(str(line.get("status", "")), params["name"]))
                 if line.get("status") == "success":
                     return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from open1panel_ai.i18n import Message
 
@@ -51,7 +52,7 @@ class ModelName:
         return self.short.lower()
 
 
-def is_valid(text: object) -> bool:
+def is_valid(text: object) -> TypeGuard[str]:
     """Whether ``text``, as it came back from a server, is a model name exactly as the grammar
     has it: nothing stripped or cleaned first. What Ollama lists is untrusted (a server at an
     endpoint may be hostile), and no part of a valid name can be ``.`` or ``..``, so a valid
@@ -66,5 +67,9 @@ def parse(text: str) -> ModelName:
     if not match:
         raise InvalidModelName(Message("ollama.error.invalid_model_name", text=(text or "").strip()))
     parts = match.groupdict()
-    return ModelName(parts["host"] or DEFAULT_HOST, parts["namespace"] or DEFAULT_NAMESPACE,
-                     parts["model"], parts["tag"] or DEFAULT_TAG)
+    return ModelName(
+        parts["host"] or DEFAULT_HOST,
+        parts["namespace"] or DEFAULT_NAMESPACE,
+        parts["model"],
+        parts["tag"] or DEFAULT_TAG,
+    )

@@ -9,11 +9,15 @@ pull again.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message
 from open1panel_ai.tasks import TaskCancelled, TaskContext, TaskError, TaskInterrupted
+
+if TYPE_CHECKING:
+    from open1panel_ai.ollama.service import OllamaService
 
 KIND = "ollama.pull"
 #: Statuses after which every blob is on disk.
@@ -84,7 +88,7 @@ def describe(status: str, name: str) -> Message:
 class PullTask:
     """Runs pulls for the Ollama service."""
 
-    def __init__(self, service: Any, retries: int, backoff: float) -> None:
+    def __init__(self, service: OllamaService, retries: int, backoff: float) -> None:
         self._service = service
         self._retries = retries
         self._backoff = backoff
@@ -97,10 +101,17 @@ class PullTask:
         except errors.ApiError as exc:
             raise TaskError(exc.message, exc.details) from None
         ctx.progress(message=Message("ollama.pull.status.starting", name=name))
+        with self._service.pull_layers(ctx.params["endpoint"]) as layer:
+            self._pull_retrying(ctx, provider, url, name, layer)
+
+    def _pull_retrying(
+        self, ctx: TaskContext, provider: Any, url: str, name: str, layer: Callable[[str], None]
+    ) -> None:
+        """Pull until done, pulling again after a dropped connection up to the retries."""
         failures = 0
         while True:
             try:
-                self._pull_once(ctx, provider, url, name)
+                self._pull_once(ctx, provider, url, name, layer)
                 return
             except errors.UpstreamUnavailable as exc:
                 ctx.raise_if_cancelled()
@@ -108,13 +119,19 @@ class PullTask:
                 if failures > self._retries:
                     raise TaskInterrupted(exc.message, {**exc.details, "attempts": failures}) from None
                 delay = self._backoff * 2 ** (failures - 1)
-                ctx.progress(message=Message("ollama.pull.status.reconnecting", name=name,
-                                             delay=f"{delay:g}", attempt=failures,
-                                             retries=self._retries))
+                ctx.progress(
+                    message=Message(
+                        "ollama.pull.status.reconnecting",
+                        name=name,
+                        delay=f"{delay:g}",
+                        attempt=failures,
+                        retries=self._retries,
+                    )
+                )
                 if ctx.wait(delay):
                     raise TaskCancelled() from None
 
-    def _pull_once(self, ctx: TaskContext, provider: Any, url: str, name: str) -> None:
+    def _pull_once(self, ctx: TaskContext, provider: Any, url: str, name: str, layer: Callable[[str], None]) -> None:
         progress = PullProgress()
         stream = provider.pull(url, name)
         ctx.on_cancel(stream.close)  # a cancel ends the wait for the next line at once
@@ -123,10 +140,15 @@ class PullTask:
                 ctx.raise_if_cancelled()
                 if "error" in line:
                     raise TaskError(explain(str(line["error"]), name), {"ollama": line["error"], "url": url})
+                if line.get("digest"):
+                    layer(str(line["digest"]))
                 progress.update(line)
                 status = str(line.get("status", ""))
-                ctx.progress(completed=progress.completed if progress.blobs else None,
-                             total=progress.total or None, message=describe(status, name))
+                ctx.progress(
+                    completed=progress.completed if progress.blobs else None,
+                    total=progress.total or None,
+                    message=describe(status, name),
+                )
                 if status == "success":
                     return
         except errors.UpstreamUnavailable:
@@ -135,5 +157,6 @@ class PullTask:
             raise TaskError(exc.message, exc.details) from None
         finally:
             stream.close()  # closing the stream tells Ollama to stop; it keeps what it has
-        raise errors.UpstreamUnavailable(Message("ollama.pull.error.unfinished", url=url, name=name),
-                                         code="ollama_unreachable", details={"url": url})
+        raise errors.UpstreamUnavailable(
+            Message("ollama.pull.error.unfinished", url=url, name=name), code="ollama_unreachable", details={"url": url}
+        )

@@ -104,7 +104,7 @@ def partial_downloads(models_dir: Path, now: datetime | None = None) -> list[dic
     for path in (models_dir / "blobs").glob("sha256-*-partial"):
         recorded = 0
         for part in path.parent.glob(path.name + "-*"):
-            if not part.name[len(path.name) + 1:].isdigit():
+            if not part.name[len(path.name) + 1 :].isdigit():
                 continue  # only Ollama's part files, sha256-<hex>-partial-<n>
             try:
                 # Ollama writes its Go struct as is: {"N", "Offset", "Size", "Completed"}.
@@ -117,17 +117,78 @@ def partial_downloads(models_dir: Path, now: datetime | None = None) -> list[dic
             continue  # finished (renamed) while we looked
         on_disk = min(stat.st_blocks * 512, stat.st_size) if hasattr(stat, "st_blocks") else 0
         changed = datetime.fromtimestamp(stat.st_mtime, UTC)
-        found.append({"digest": path.name[:-len("-partial")].replace("-", ":", 1),
-                      "size": stat.st_size,
-                      "bytes": max(on_disk, recorded),
-                      "recorded": recorded,
-                      "active": now - changed < timedelta(seconds=ACTIVE_SECONDS),
-                      "modified_at": changed.isoformat()})
+        found.append(
+            {
+                "digest": path.name[: -len("-partial")].replace("-", ":", 1),
+                "size": stat.st_size,
+                "bytes": max(on_disk, recorded),
+                "recorded": recorded,
+                "active": now - changed < timedelta(seconds=ACTIVE_SECONDS),
+                "modified_at": changed.isoformat(),
+            }
+        )
     return found
 
 
-def report(models_dir: str | None, models: list[dict[str, Any]], last_loaded: dict[str, str],
-           unused_days: int, now: datetime | None = None) -> dict[str, Any]:
+def _allocated(path: Path) -> int:
+    """Bytes a file takes on disk (its allocated blocks; a sparse partial blob takes only what
+    was written), or its size where the file system does not report blocks; 0 when gone."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return 0
+    return min(stat.st_blocks * 512, stat.st_size) if hasattr(stat, "st_blocks") else stat.st_size
+
+
+def delete_partials(models_dir: Path, pulling: set[str] | None, now: datetime | None = None) -> dict[str, Any]:
+    """Delete the partial downloads of ``models_dir`` that nothing is writing: each
+    ``sha256-<hex>-partial`` with its ``-partial-<n>`` part files. Complete blobs are never
+    touched.
+
+    :param pulling: the digests (``sha256:<hex>``) the panel's running pulls of this server are
+        downloading; None when a running pull does not know its layers yet, so that every
+        partial may be one it is about to resume.
+
+    A partial is kept, and listed in ``skipped`` with its ``reason``, when a pull of the panel
+    downloads it (``pulling``), or when it changed within :data:`ACTIVE_SECONDS` (``active``:
+    written now by a pull the panel did not start, such as ``ollama pull`` on the host).
+    Returns ``freed`` (bytes the deleted files took on disk), ``deleted`` (their digests) and
+    ``skipped``."""
+    now = now or datetime.now(UTC)
+    freed = 0
+    deleted: list[str] = []
+    skipped: list[dict[str, Any]] = []
+    for partial in partial_downloads(models_dir, now):
+        digest = partial["digest"]
+        if pulling is None or digest in pulling:
+            skipped.append({"digest": digest, "reason": "pulling"})
+            continue
+        if partial["active"]:
+            skipped.append({"digest": digest, "reason": "active"})
+            continue
+        path = models_dir / "blobs" / (digest.replace(":", "-", 1) + "-partial")
+        parts = [p for p in path.parent.glob(path.name + "-*") if p.name[len(path.name) + 1 :].isdigit()]
+        removed = False
+        for file in [path, *parts]:
+            size = _allocated(file)
+            try:
+                file.unlink()
+            except FileNotFoundError:
+                continue  # finished (renamed) or removed meanwhile
+            freed += size
+            removed = True
+        if removed:
+            deleted.append(digest)
+    return {"freed": freed, "deleted": deleted, "skipped": skipped}
+
+
+def report(
+    models_dir: str | None,
+    models: list[dict[str, Any]],
+    last_loaded: dict[str, str],
+    unused_days: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The storage view of one endpoint.
 
     :param models: the endpoint's models as listed (``/api/tags`` entries with ``loaded``).
@@ -136,27 +197,36 @@ def report(models_dir: str | None, models: list[dict[str, Any]], last_loaded: di
     """
     now = now or datetime.now(UTC)
     usage = disk_usage(models_dir)
-    folder = Path(models_dir) if usage is not None else None
+    folder = Path(models_dir) if models_dir is not None and usage is not None else None
     manifests = read_manifests(folder) if folder else {}
     users: dict[str, set[str]] = defaultdict(set)
-    for info in manifests.values():
-        for blob in info["blobs"]:
-            users[blob].add(info["name"])
+    for entry in manifests.values():
+        for blob in entry["blobs"]:
+            users[blob].add(entry["name"])
     rows = []
     for model in models:
         info = manifests.get(model["name"].lower())
-        frees = shared_bytes = None
+        frees: int | None = None
+        shared_bytes: int | None = None
         shared_with: list[str] = []
-        if info is not None:
+        if info is not None and folder is not None:  # a manifest was read from the folder
             own = set(info["blobs"])
             frees = sum(_blob_size(folder, b) for b in own if len(users[b]) == 1)
             shared_bytes = sum(_blob_size(folder, b) for b in own if len(users[b]) > 1)
             shared_with = sorted({other for b in own for other in users[b]} - {info["name"]})
-        rows.append({"name": model["name"], "size": model.get("size", 0), "digest": model.get("digest"),
-                     "frees": frees, "shared_bytes": shared_bytes, "shared_with": shared_with,
-                     "loaded": bool(model.get("loaded")),
-                     "last_loaded_at": last_loaded.get(model["name"]),
-                     "modified_at": model.get("modified_at")})
+        rows.append(
+            {
+                "name": model["name"],
+                "size": model.get("size", 0),
+                "digest": model.get("digest"),
+                "frees": frees,
+                "shared_bytes": shared_bytes,
+                "shared_with": shared_with,
+                "loaded": bool(model.get("loaded")),
+                "last_loaded_at": last_loaded.get(model["name"]),
+                "modified_at": model.get("modified_at"),
+            }
+        )
     used = None
     if folder is not None:
         used = sum(_blob_size(folder, b) for b in users)
@@ -197,8 +267,15 @@ def suggestions(rows: list[dict[str, Any]], unused_days: int, now: datetime) -> 
         typical = statistics.median(_weight(row) for row in weighed)
         for row in sorted(weighed, key=_weight, reverse=True):
             if _weight(row) >= LARGE_FACTOR * typical:
-                found.append({"reason": "large", "name": row["name"], "size": row["size"],
-                              "frees": row["frees"], "typical": int(typical)})
+                found.append(
+                    {
+                        "reason": "large",
+                        "name": row["name"],
+                        "size": row["size"],
+                        "frees": row["frees"],
+                        "typical": int(typical),
+                    }
+                )
     cutoff = now - timedelta(days=unused_days)
     for row in rows:
         seen = row["last_loaded_at"] or row["modified_at"]
@@ -211,8 +288,9 @@ def suggestions(rows: list[dict[str, Any]], unused_days: int, now: datetime) -> 
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         if when < cutoff:
-            found.append({"reason": "unused", "name": row["name"], "size": row["size"],
-                          "frees": row["frees"], "since": seen})
+            found.append(
+                {"reason": "unused", "name": row["name"], "size": row["size"], "frees": row["frees"], "since": seen}
+            )
     by_digest: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["digest"]:
@@ -222,6 +300,13 @@ def suggestions(rows: list[dict[str, Any]], unused_days: int, now: datetime) -> 
             continue
         original, *others = sorted(copies, key=lambda r: (r["modified_at"] or "", r["name"]))
         for row in others:
-            found.append({"reason": "copy", "name": row["name"], "size": row["size"],
-                          "frees": row["frees"], "copies": [original["name"]]})
+            found.append(
+                {
+                    "reason": "copy",
+                    "name": row["name"],
+                    "size": row["size"],
+                    "frees": row["frees"],
+                    "copies": [original["name"]],
+                }
+            )
     return found

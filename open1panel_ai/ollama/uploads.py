@@ -60,10 +60,16 @@ class UploadFolder:
             free, margin, others = self._room(upload)
             if length is not None and length > free - margin - others:
                 raise errors.InsufficientStorage(
-                    Message("ollama.import.error.upload_too_large", size=human_bytes(length),
-                            room=human_bytes(max(0, free - margin - others)), free=human_bytes(free),
-                            margin=human_bytes(margin), reserved=human_bytes(others)),
-                    details={"needed": length, "free": free, "margin": margin, "reserved": others})
+                    Message(
+                        "ollama.import.error.upload_too_large",
+                        size=human_bytes(length),
+                        room=human_bytes(max(0, free - margin - others)),
+                        free=human_bytes(free),
+                        margin=human_bytes(margin),
+                        reserved=human_bytes(others),
+                    ),
+                    details={"needed": length, "free": free, "margin": margin, "reserved": others},
+                )
             self._reserved[upload] = length or 0
         hasher = hashlib.sha256()
         size = 0
@@ -92,8 +98,9 @@ class UploadFolder:
                 self._reserved.pop(upload, None)
         if size == 0 or (length is not None and size != length):
             Path(name).unlink(missing_ok=True)
-            raise errors.BadRequest(Message("ollama.import.error.incomplete"),
-                                    code="incomplete_upload", details={"received": size})
+            raise errors.BadRequest(
+                Message("ollama.import.error.incomplete"), code="incomplete_upload", details={"received": size}
+            )
         return Path(name), "sha256:" + hasher.hexdigest(), size
 
     def _room(self, upload: object) -> tuple[int, int, int]:
@@ -114,12 +121,19 @@ class UploadFolder:
                 raise self._full(written, free, margin, others)
             self._reserved[upload] = max(needed, chunk)
 
-    def _full(self, received: int, free: int | None = None, margin: int | None = None,
-              others: int = 0) -> errors.InsufficientStorage:
+    def _full(
+        self, received: int, free: int | None = None, margin: int | None = None, others: int = 0
+    ) -> errors.InsufficientStorage:
         if free is None or margin is None:
             usage = shutil.disk_usage(self.folder)
             free, margin = usage.free, self.margin(usage.total)
         return errors.InsufficientStorage(
-            Message("ollama.import.error.upload_no_room", received=human_bytes(received),
-                    free=human_bytes(free), margin=human_bytes(margin), reserved=human_bytes(others)),
-            details={"received": received, "free": free, "margin": margin, "reserved": others})
+            Message(
+                "ollama.import.error.upload_no_room",
+                received=human_bytes(received),
+                free=human_bytes(free),
+                margin=human_bytes(margin),
+                reserved=human_bytes(others),
+            ),
+            details={"received": received, "free": free, "margin": margin, "reserved": others},
+        )

@@ -1,7 +1,9 @@
 /* OllamaModelsPage: endpoints, models, downloads under way, running models, storage, and the
    pull (ModelDownloadDialog), import, load, copy, delete and details dialogs. Task progress
    arrives over Socket.IO on the "tasks" topic; running pulls and imports are read from
-   GET /tasks when the page loads, so a reload keeps them in view. */
+   GET /tasks when the page loads, so a reload keeps them in view. The endpoint watchers push
+   "ollama" events (models added, removed or changed, in the panel or outside it, and the
+   loaded models), which keep the tables current; the running table counts down to unload. */
 (function () {
   "use strict";
   var AI = window.AI, t = AI.t;
@@ -62,6 +64,68 @@
     if (date.getFullYear() > 2200) return t("ollama.running.forever");
     return date.toDateString() === new Date().toDateString() ? AI.formatTime(date) : AI.formatDateTime(date);
   }
+  /* -- live state: the watchers' events, the countdown to unload ----------------------- */
+  function clock(seconds) {
+    seconds = Math.max(0, Math.ceil(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    var mm = (h && m < 10 ? "0" : "") + m, ss = (s < 10 ? "0" : "") + s;
+    return h ? h + ":" + mm + ":" + ss : mm + ":" + ss;
+  }
+  /* The expiry cell of a loaded model: "Never" when kept, else a countdown from the seconds
+     left when the state was read (by the panel's clock, so the browser's clock does not
+     matter); at zero Ollama unloads it and the next poll takes the row away. */
+  function tickExpiry(cell) {
+    var deadline = Number(cell.getAttribute("data-deadline"));
+    if (!deadline) return;
+    var left = (deadline - Date.now()) / 1000;
+    cell.textContent = left > 0 ? t("ollama.running.expires_in", { time: clock(left) }) : t("ollama.running.unloading");
+    cell.setAttribute("data-seconds-left", String(Math.max(0, Math.ceil(left))));
+  }
+  function expiryCell(m, age) {
+    var cell = el("td", { "class": "ollama-expires", title: t("ollama.running.countdown_hint") });
+    var forever = m.expires_at && new Date(m.expires_at).getFullYear() > 2200;
+    if (forever || m.expires_in === null || m.expires_in === undefined) {
+      cell.textContent = when(m.expires_at);
+      return cell;
+    }
+    cell.setAttribute("data-deadline", String(Date.now() + 1000 * (m.expires_in - (age || 0))));
+    tickExpiry(cell);
+    return cell;
+  }
+  setInterval(function () { document.querySelectorAll("#ollama-running td[data-deadline]").forEach(tickExpiry); }, 1000);
+
+  function staleNote(data) {
+    var note = $(".ollama-stale");
+    note.hidden = !data || !data.stale;
+    note.textContent = data && data.stale ? t("ollama.models.stale", { age: duration(data.age) }) + " " + errorText(data.error) : "";
+  }
+  function upsert(list, model) {
+    var rest = list.filter(function (m) { return m.name !== model.name; });
+    rest.push(model);
+    return rest;
+  }
+  function onOllama(event) {
+    if (!event || event.endpoint !== state.endpoint) return;
+    if (event.type === "model_added" || event.type === "model_changed") {
+      state.models = upsert(state.models, event.model);
+      renderModels();
+    } else if (event.type === "model_removed") {
+      state.models = state.models.filter(function (m) { return m.name !== event.name; });
+      renderModels();
+    } else if (event.type === "running") {
+      renderRunning(event.models, 0);
+    } else if (event.type === "status") {
+      if (event.reachable) { banner(null); refresh(); return; }
+      state.models = [];
+      renderModels();
+      $(".ollama-empty").hidden = true;  // not "no models": they cannot be known now
+      renderRunning([], 0);
+      banner(event.error);
+    }
+    if (event.type === "model_added" || event.type === "model_removed") loadStorage(state.ticket);
+  }
+  AI.live("ollama", "ollama", onOllama);
+
   function banner(error) {
     var node = $("#ollama-banner");
     node.hidden = !error;
@@ -126,6 +190,8 @@
           actions.appendChild(el("button", { type: "button", "data-action": "domain", text: t("ollama.endpoints.domain"),
             on: { click: function () { window.AI.openDomainDialog({ kind: "ollama", target: ep.name }); } } }));
         }
+        actions.appendChild(el("button", { type: "button", "data-action": "budget", text: t("ollama.budget.open"),
+          on: { click: function () { openBudget(ep); } } }));
         if (!ep.builtin) {
           actions.appendChild(el("button", { type: "button", "data-action": "remove", text: t("ollama.endpoints.remove"),
             on: { click: function (event) {
@@ -159,10 +225,12 @@
     return AI.api(q("/ollama/models")).then(function (data) {
       if (ticket !== state.ticket) return;
       banner(null);
+      staleNote(data);
       state.models = data.models;
       renderModels();
     }, function (error) {
       if (ticket !== state.ticket) return;
+      staleNote(null);
       state.models = [];
       renderModels();
       $(".ollama-empty").hidden = true;  // the banner says why there is no list, not "no models"
@@ -185,6 +253,8 @@
         memory: AI.formatBytes(m.memory || 0),
         vram: m.memory ? Math.round(100 * (m.size_vram || 0) / m.memory) : 0 }) : "";
       var actions = !usable(m) ? el("td", {}, [invalidName()]) : el("td", {}, [
+        el("a", { "data-action": "open", text: t("ollama.models.open"),
+                  href: "/ai/ollama/model?endpoint=" + encodeURIComponent(state.endpoint) + "&name=" + encodeURIComponent(m.name) }),
         el("button", { type: "button", "data-action": "details", text: t("ollama.models.details"), on: { click: function () { showDetails(m); } } }),
         el("button", { type: "button", "data-action": "copy", text: t("ollama.models.copy"), on: { click: function () { openCopy(m); } } }),
         m.loaded
@@ -214,7 +284,9 @@
        ["license", shown.license]].forEach(function (row) {
         if (!row[1]) return;
         list.appendChild(el("dt", { text: t("ollama.details." + row[0]) }));
-        list.appendChild(el("dd", { text: row[1] }));
+        list.appendChild(el("dd", { "data-detail": row[0] }, [row[0] === "capabilities"
+          ? el("span", { text: row[1] })
+          : el("pre", { "data-copy": "", tabindex: "0", "aria-label": t("ollama.details." + row[0]), text: row[1] })]));
       });
     }, function (e) { list.appendChild(el("dd", { text: errorText(e) })); });
   }
@@ -285,15 +357,45 @@
   function openLoad(model) {
     loadModel = model;
     AI.openDialog(loadDialog);
+    showCustomKeepAlive();
     $(".ollama-dialog-model", loadDialog).textContent = t("ollama.load.model", { name: model.name });
+  }
+  /* "Another duration…" shows a field for any keep_alive Ollama takes: a Go duration (90m,
+     2h30m), seconds, or a negative value to keep it loaded. */
+  function showCustomKeepAlive() {
+    var custom = $("form", loadDialog).keep_alive.value === "custom";
+    loadDialog.querySelectorAll(".ollama-custom-keep-alive").forEach(function (node) { node.hidden = !custom; });
+    return custom;
+  }
+  $("[name=keep_alive]", loadDialog).addEventListener("change", function () {
+    if (showCustomKeepAlive()) $("[name=keep_alive_custom]", loadDialog).focus();
+  });
+  /* The keep_alive of the form: a choice, or the custom text (a plain number is seconds). */
+  function keepAliveValue(form) {
+    if (form.keep_alive.value !== "custom") return form.keep_alive.value;
+    var text = form.keep_alive_custom.value.trim();
+    return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
   }
   $("form", loadDialog).addEventListener("submit", function (event) {
     event.preventDefault();
     var form = event.target;
     AI.clearErrors(form);
+    if (form.keep_alive.value === "custom" && !form.keep_alive_custom.value.trim()) {
+      AI.showError(form, { code: "validation_error", message: "",
+        details: { fields: { keep_alive_custom: [t("ai.error.field_missing")] } } });
+      return;
+    }
     $(".ollama-load-state", loadDialog).textContent = t("ollama.load.loading");
     var request = modelApi(loadModel.name, "/load", { method: "POST",
-      body: { keep_alive: form.keep_alive.value, cpu_only: form.cpu_only.checked } });
+      body: { keep_alive: keepAliveValue(form), cpu_only: form.cpu_only.checked } }).catch(function (e) {
+      /* The API names the field keep_alive; the custom text is where it was typed. */
+      var fields = e && e.details && e.details.fields;
+      if (fields && fields.keep_alive && form.keep_alive.value === "custom") {
+        fields.keep_alive_custom = fields.keep_alive;
+        delete fields.keep_alive;
+      }
+      throw e;
+    });
     AI.busy($("[data-action=load]", loadDialog), request).then(function () { loadDialog.close(); refresh(); }, function (e) {
       $(".ollama-load-state", loadDialog).textContent = "";
       AI.showError(form, e);
@@ -321,27 +423,63 @@
       .then(function () { deleteDialog.close(); refresh(); }, function (e) { AI.showError(form, e); });
   });
 
+  /* -- a server's memory budget: most GPU memory and most loaded models ------------------- */
+  var budgetDialog = $("#ollama-budget-dialog"), budgetEndpoint = null, GIB = 1024 * 1024 * 1024;
+  closeButtons(budgetDialog);
+  function budgetPath(name) { return "/ollama/endpoints/" + encodeURIComponent(name) + "/budget"; }
+  function openBudget(ep) {
+    budgetEndpoint = ep.name;
+    budgetDialog.removeAttribute("data-loaded");
+    AI.openDialog(budgetDialog);
+    var form = $("form", budgetDialog), save = $("[data-action=save]", budgetDialog);
+    $(".ollama-budget-endpoint", budgetDialog).textContent = t("ollama.budget.of", { endpoint: ep.name });
+    AI.busy(save, AI.api(budgetPath(ep.name)).then(function (budget) {
+      form.vram_bytes.value = budget.vram_bytes ? String(Math.round(100 * budget.vram_bytes / GIB) / 100) : "";
+      form.max_models.value = budget.max_models ? String(budget.max_models) : "";
+      budgetDialog.setAttribute("data-loaded", "true");
+    }, function (e) { AI.showError(form, e); }));
+  }
+  $("form", budgetDialog).addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    AI.clearErrors(form);
+    var gib = form.vram_bytes.value.trim(), most = form.max_models.value.trim();
+    var body = { vram_bytes: gib === "" ? null : Math.round(Number(gib) * GIB),
+                 max_models: most === "" ? null : Number(most) };
+    AI.busy($("[data-action=save]", budgetDialog), AI.api(budgetPath(budgetEndpoint), { method: "PUT", body: body }))
+      .then(function () {
+        budgetDialog.close();
+        AI.toast(t("ollama.budget.saved", { endpoint: budgetEndpoint }));
+      }, function (e) { AI.showError(form, e); });
+  });
+
   /* -- running models and storage ------------------------------------------------------- */
   function loadRunning(ticket) {
     return AI.api(q("/ollama/running")).then(function (data) {
       if (ticket !== state.ticket) return;
-      var body = $("#ollama-running tbody");
-      body.textContent = "";
-      data.models.forEach(function (m) {
-        var share = m.size ? Math.round(100 * m.size_vram / m.size) : 0;
-        body.appendChild(el("tr", { "data-model": m.name }, [
-          el("td", { text: m.name }), el("td", { text: AI.formatBytes(m.size) }),
-          el("td", { text: share === 0 ? t("ollama.running.cpu") : share + "% (" + AI.formatBytes(m.size_vram) + ")" }),
-          el("td", { text: when(m.expires_at) }),
-          el("td", {}, [usable(m) ? el("button", { type: "button", "data-action": "unload", text: t("ollama.models.unload"),
-            on: { click: function (event) { unload(m.name, event.target); } } }) : invalidName()])]));
-      });
-      $(".ollama-running-empty").hidden = data.models.length > 0;
+      renderRunning(data.models, data.age);
     }, function () {
       if (ticket !== state.ticket) return;
       $("#ollama-running tbody").textContent = "";
       $(".ollama-running-empty").hidden = true;
     });
+  }
+
+  /* The loaded models, from a read (age: how old its state was) or an event (age 0). */
+  function renderRunning(models, age) {
+    var body = $("#ollama-running tbody");
+    body.textContent = "";
+    models.forEach(function (m) {
+      var share = m.vram_share !== null && m.vram_share !== undefined ? Math.round(100 * m.vram_share)
+        : (m.size ? Math.round(100 * m.size_vram / m.size) : 0);
+      body.appendChild(el("tr", { "data-model": m.name, "data-vram-share": String(share) }, [
+        el("td", { text: m.name }), el("td", { text: AI.formatBytes(m.size) }),
+        el("td", { "class": "ollama-vram", text: share === 0 ? t("ollama.running.cpu") : share + "% (" + AI.formatBytes(m.size_vram) + ")" }),
+        expiryCell(m, age),
+        el("td", {}, [usable(m) ? el("button", { type: "button", "data-action": "unload", text: t("ollama.models.unload"),
+          on: { click: function (event) { unload(m.name, event.target); } } }) : invalidName()])]));
+    });
+    $(".ollama-running-empty").hidden = models.length > 0;
   }
 
   function freesText(bytes) {
@@ -354,8 +492,24 @@
       typical: AI.formatBytes(s.typical || 0) };
     return t("ollama.storage.reason." + s.reason + (known ? "" : "_unknown"), params);
   }
+  /* Delete partial downloads: a button beside the "Partial downloads" fact, shown when the
+     panel can see the folder and it holds some; partials a pull is writing are kept. */
+  var partialsButton = $("#ollama-partials-delete");
+  partialsButton.addEventListener("click", function () {
+    var endpoint = state.endpoint;
+    if (!window.confirm(t("ollama.storage.delete_partials_confirm", { endpoint: endpoint }))) return;
+    AI.busy(partialsButton, AI.api(q("/ollama/storage/partials"), { method: "DELETE" })).then(function (result) {
+      var bytes = AI.formatBytes(result.freed);
+      AI.toast(result.skipped.length
+        ? t("ollama.storage.partials_skipped", { bytes: bytes, count: result.skipped.length })
+        : t("ollama.storage.partials_deleted", { bytes: bytes }));
+      loadStorage(state.ticket);
+    }, function (error) { AI.toast({ message: errorText(error) }); });
+  });
   function clearStorage(endpoint) {
     $(".ollama-storage-endpoint").textContent = t("ollama.storage.of", { endpoint: endpoint });
+    partialsButton.hidden = true;
+    $(".ollama-storage-facts").after(partialsButton);  // out of the facts, which are cleared
     $(".ollama-storage-facts").textContent = "";
     $(".ollama-storage-models tbody").textContent = "";
     $(".ollama-storage-models").hidden = true;
@@ -381,6 +535,10 @@
         facts.appendChild(el("dt", { text: t("ollama.storage." + row[0]) }));
         facts.appendChild(el("dd", { "data-fact": row[0], text: row[1] }));
       });
+      if (report.visible && report.partial_downloads.length) {
+        $('[data-fact="partial"]', facts).append(" ", partialsButton);
+        partialsButton.hidden = false;
+      }
       report.models.forEach(function (m) {
         var shared = (m.shared_with || []).length
           ? t("ollama.storage.shares", { models: m.shared_with.join(", "), bytes: AI.formatBytes(m.shared_bytes || 0) }) : "";
@@ -550,6 +708,7 @@
       dialog.setAttribute("data-status", task.status);
       if (cancel) cancel.hidden = !active;
       if (retry) retry.hidden = active || task.status === "succeeded";
+      if (!active) release(dialog);
     }
     show.dialog = dialog;
     show.task = task;
@@ -557,6 +716,18 @@
     onTask(task);
     /* A task can end before the subscription is in place: read it once more then. */
     setTimeout(function () { AI.api("/tasks/" + task.id).then(onTask, function () {}); }, 1500);
+  }
+  /* A promise that stays pending while `dialog` follows a task under way: the dialog's start
+     button is kept busy (AI.busy) with it, so a second click cannot start a second pull. It
+     settles when the task ends or the dialog closes (the task goes on in the downloads strip). */
+  function hold(dialog) {
+    release(dialog);
+    return new Promise(function (resolve) { dialog._aiRelease = resolve; });
+  }
+  function release(dialog) {
+    var resolve = dialog._aiRelease;
+    dialog._aiRelease = null;
+    if (resolve) resolve();
   }
   function followed(dialog) {
     var ids = Object.keys(state.followers).filter(function (id) { return state.followers[id].dialog === dialog; });
@@ -576,6 +747,7 @@
 
   var pullDialog = $("#ollama-pull-dialog");
   closeButtons(pullDialog);
+  pullDialog.addEventListener("close", function () { release(pullDialog); });
   $("#ollama-pull-open").addEventListener("click", function () {
     unfollow(pullDialog, "ollama-pull");
     AI.openDialog(pullDialog);
@@ -587,10 +759,13 @@
     AI.clearErrors(form);
     $(".ollama-pull-warning", pullDialog).textContent = "";
     var request = AI.api("/ollama/pulls", { method: "POST", body: { name: form.name.value.trim(), endpoint: state.endpoint } });
-    AI.busy($("[data-action=start]", pullDialog), request).then(function (task) {
+    AI.busy($("[data-action=start]", pullDialog), request.then(function (task) {
       if (task.warnings && task.warnings.length) $(".ollama-pull-warning", pullDialog).textContent = task.warnings.join(" ");
-      follow(pullDialog, task, "ollama-pull");
-    }, function (e) { AI.showError(form, e); });
+      var held = hold(pullDialog);
+      if (pullDialog.open) follow(pullDialog, task, "ollama-pull");
+      else release(pullDialog);
+      return held;
+    }, function (e) { AI.showError(form, e); }));
   });
   $("[data-action=cancel]", pullDialog).addEventListener("click", function (event) {
     var task = followed(pullDialog);
@@ -598,7 +773,12 @@
   });
   $("[data-action=retry]", pullDialog).addEventListener("click", function (event) {
     var task = followed(pullDialog);
-    if (task) AI.busy(event.target, taskAction(task, "retry"));
+    if (!task) return;
+    var held = hold(pullDialog);  // running again: Download stays busy until it ends
+    AI.busy($("[data-action=start]", pullDialog), held);
+    AI.busy(event.target, taskAction(task, "retry").then(function () {
+      if (ACTIVE.indexOf((state.latest[task.id] || task).status) < 0) release(pullDialog);
+    }));
   });
 
   var importDialog = $("#ollama-import-dialog");
@@ -607,21 +787,59 @@
     unfollow(importDialog, "ollama-import");
     AI.openDialog(importDialog);
   });
+  /* Sends the file as the raw body with XMLHttpRequest, which (unlike fetch) reports upload
+     progress: bytes sent of the total, the speed over the last ~2 seconds and the time left,
+     shown under the bar. The returned promise has abort(), which stops the sending; the panel
+     then removes what it had received. */
+  var sending = null;
   function uploadImport(file, fields) {
     var query = Object.keys(fields).map(function (k) { return k + "=" + encodeURIComponent(fields[k]); }).join("&");
     var csrf = document.querySelector('meta[name="csrf-token"]');
-    return fetch("/api/v2/ai/ollama/imports?" + query + "&filename=" + encodeURIComponent(file.name), {
-      method: "POST", body: file, credentials: "same-origin",
-      headers: { "Content-Type": "application/octet-stream", "Accept": "application/json",
-                 "X-CSRF-Token": csrf ? csrf.content : "" }
-    }).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) throw data.error || { code: "http_" + response.status, message: response.statusText, details: {} };
-        return data;
-      });
-    }, function () {
-      throw { code: "network_error", message: t("ai.error.network"), details: {} };
+    var xhr = new XMLHttpRequest(), samples = [];
+    var line = $(".ollama-upload-progress", importDialog), bar = $("progress", importDialog);
+    function progress(sent, total) {
+      var now = Date.now();
+      samples.push([now, sent]);
+      while (samples.length > 2 && now - samples[1][0] >= 2000) samples.shift();
+      var first = samples[0], seconds = (now - first[0]) / 1000;
+      var speed = seconds > 0.2 ? (sent - first[1]) / seconds : 0;
+      var parts = [t("ollama.progress.bytes", { done: AI.formatBytes(sent), total: AI.formatBytes(total) })];
+      if (speed > 0) {
+        parts.push(t("ai.tasks.speed", { speed: AI.formatBytes(speed) }));
+        if (sent < total) parts.push(t("ai.tasks.seconds_left", { count: Math.ceil((total - sent) / speed) }));
+      }
+      line.textContent = t("ollama.import.uploading", { progress: parts.join(" · ") });
+      line.hidden = false;
+      line.setAttribute("data-sent", String(sent));
+      bar.hidden = false;
+      bar.value = total ? 100 * sent / total : 0;
+    }
+    var promise = new Promise(function (resolve, reject) {
+      xhr.open("POST", "/api/v2/ai/ollama/imports?" + query + "&filename=" + encodeURIComponent(file.name));
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.setRequestHeader("Accept", "application/json");
+      if (csrf && csrf.content) xhr.setRequestHeader("X-CSRF-Token", csrf.content);
+      xhr.upload.onprogress = function (event) { progress(event.loaded, event.lengthComputable ? event.total : file.size); };
+      xhr.onload = function () {
+        var data = {};
+        try { data = JSON.parse(xhr.responseText || "{}"); } catch (e) { data = {}; }
+        if (xhr.status >= 200 && xhr.status < 300) { resolve(data); return; }
+        reject((data && data.error) || { code: "http_" + xhr.status, message: xhr.statusText, details: {} });
+      };
+      xhr.onerror = function () { reject({ code: "network_error", message: t("ai.error.network"), details: {} }); };
+      xhr.onabort = function () { reject({ code: "upload_cancelled", message: t("ollama.import.upload_cancelled"), details: {} }); };
+      xhr.send(file);
     });
+    sending = { abort: function () { xhr.abort(); } };
+    var cancel = $("[data-action=cancel]", importDialog);
+    cancel.hidden = false;
+    function done() {
+      sending = null;
+      line.hidden = true;
+      if (!followed(importDialog)) { cancel.hidden = true; bar.hidden = true; }
+    }
+    promise.then(done, done);
+    return promise;
   }
   function startImport(button, overwrite) {
     var form = $("form", importDialog);
@@ -654,7 +872,9 @@
       started = AI.api("/ollama/imports", { method: "POST", body: fields });
     }
     return AI.busy(button, started).then(function (task) { follow(importDialog, task, "ollama-import"); }, function (e) {
-      if (e.code === "model_exists") {
+      if (e.code === "upload_cancelled") {
+        $(".ollama-import-state", importDialog).textContent = e.message;
+      } else if (e.code === "model_exists") {
         askToReplace(importDialog, existingFrom(e, fields.name), function () { startImport($("[data-action=start]", importDialog), true); });
       } else {
         AI.showError(form, e);
@@ -667,9 +887,12 @@
   });
   $("[name=name]", importDialog).addEventListener("input", function () { hideConfirm(importDialog); });
   $("[data-action=cancel]", importDialog).addEventListener("click", function (event) {
+    if (sending) { sending.abort(); return; }  // still sending: stop, nothing is kept
     var task = followed(importDialog);
     if (task) AI.busy(event.target, taskAction(task, "cancel"));
   });
+  /* Closed while the file is still being sent: nothing else shows that upload, so it stops. */
+  importDialog.addEventListener("close", function () { if (sending) sending.abort(); });
 
   loadEndpoints();
   refresh();

@@ -29,10 +29,14 @@ def test_local_endpoint_comes_from_ollama_host_and_others_can_be_added(ollama, o
     gone = next(e for e in body["endpoints"] if e["name"] == "gpu-box")
     assert not gone["reachable"] and gone["error"]["code"] == "ollama_unreachable"
 
-    for bad in ({"name": "Bad Name", "url": "http://x:1"}, {"name": "ok", "url": "ftp://x"},
-                {"name": "ok", "url": "http://x:1/path"}, {"name": "ok", "url": "http://a b:1"},
-                {"name": "ok", "url": "http://x:1", "models_dir": "relative"},
-                {"name": "ok\n", "url": "http://x:1"}):
+    for bad in (
+        {"name": "Bad Name", "url": "http://x:1"},
+        {"name": "ok", "url": "ftp://x"},
+        {"name": "ok", "url": "http://x:1/path"},
+        {"name": "ok", "url": "http://a b:1"},
+        {"name": "ok", "url": "http://x:1", "models_dir": "relative"},
+        {"name": "ok\n", "url": "http://x:1"},
+    ):
         status, error = ollama_api("post", "/ollama/endpoints", json=bad)
         assert status == 400, bad
         assert error["error"]["details"]["fields"]
@@ -65,8 +69,7 @@ def test_models_merge_what_is_loaded_and_every_operation_works(ollama, ollama_ap
 
     assert ollama_api("post", "/ollama/models/llama3.2/copy", json={"destination": "mine:v1"})[0] == 204
     assert ollama_api("post", "/ollama/models/mine:v1/load", json={"keep_alive": "forever"})[0] == 204
-    assert ollama_api("post", "/ollama/models/qwen2:0.5b/load",
-                      json={"keep_alive": "10m", "cpu_only": True})[0] == 204
+    assert ollama_api("post", "/ollama/models/qwen2:0.5b/load", json={"keep_alive": "10m", "cpu_only": True})[0] == 204
     models = {m["name"]: m for m in ollama_api("get", "/ollama/models")[1]["models"]}
     # A copy and its original share one loaded instance.
     assert models["mine:v1"]["loaded"] and models["llama3.2:latest"]["loaded"]
@@ -80,8 +83,7 @@ def test_models_merge_what_is_loaded_and_every_operation_works(ollama, ollama_ap
     status, shown = ollama_api("get", "/ollama/models/qwen2:0.5b")
     assert status == 200 and shown["details"]["family"] == "qwen2" and "model_info" in shown
     assert ollama_api("delete", "/ollama/models/mine:v1")[0] == 204
-    assert {m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]} == {
-        "llama3.2:latest", "qwen2:0.5b"}
+    assert {m["name"] for m in ollama_api("get", "/ollama/models")[1]["models"]} == {"llama3.2:latest", "qwen2:0.5b"}
 
 
 def test_bad_input_and_missing_models_give_clear_errors_and_change_nothing(ollama, ollama_api):
@@ -288,8 +290,11 @@ def test_the_disk_check_never_holds_a_pull_request_for_long(ollama, ollama_api, 
     assert status == 202
     wait_task(task["id"], lambda t: (t["message_i18n"] or {}).get("key") == "ollama.pull.status.manifest")
     # Only the task's own pull is connected: the disk check closed its stream when it gave up.
-    connections = [c for c in psutil.Process().net_connections("tcp")
-                   if c.raddr and c.raddr.port == ollama.port and c.status == psutil.CONN_ESTABLISHED]
+    connections = [
+        c
+        for c in psutil.Process().net_connections("tcp")
+        if c.raddr and c.raddr.port == ollama.port and c.status == psutil.CONN_ESTABLISHED
+    ]
     assert len(connections) == 1, connections
     assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
     assert wait_task(task["id"])["status"] == "cancelled"
@@ -306,7 +311,9 @@ def test_running_everywhere_skips_servers_that_do_not_answer(ollama, ollama_api,
         status, body = ollama_api("get", "/ollama/running")
     assert status == 200
     assert {(m["endpoint"], m["name"]) for m in body["models"]} == {
-        ("local", "llama3.2:latest"), ("second", "qwen2:0.5b")}
+        ("local", "llama3.2:latest"),
+        ("second", "qwen2:0.5b"),
+    }
 
 
 def test_one_endpoint_is_asked_in_the_calling_thread(ollama, ollama_env, host, monkeypatch):
@@ -316,9 +323,12 @@ def test_one_endpoint_is_asked_in_the_calling_thread(ollama, ollama_env, host, m
     service.load_model("local", "llama3.2", "5m", cpu_only=False)
     asked_from = []
     for method in ("running", "_with_status"):
-        def record(*args, _original=getattr(service, method), **kwargs):
+        original = getattr(service, method)
+
+        def record(*args, _original=original, **kwargs):
             asked_from.append(threading.get_ident())
             return _original(*args, **kwargs)
+
         monkeypatch.setattr(service, method, record)
     [running] = service.running_everywhere()
     [local] = service.endpoints_status()
@@ -340,14 +350,12 @@ def test_cancel_closes_a_pull_that_waits_on_a_silent_stream(ollama, ollama_api, 
     assert wait_task(task["id"], timeout=10)["status"] == "cancelled"
 
 
-def test_a_bad_number_in_the_settings_falls_back_to_its_default_with_a_warning(ollama, ollama_env, make_host,
-                                                                               caplog):
+def test_a_bad_number_in_the_settings_falls_back_to_its_default_with_a_warning(ollama, ollama_env, make_host, caplog):
     ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_PULL_RETRIES", "three")
     ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_PULL_BACKOFF", "-1")
     ollama_env.setenv("OPEN1PANEL_AI_OLLAMA_UNUSED_DAYS", "nan")
     client = make_host().app.test_client()
-    response = client.get("/api/v2/ai/ollama/storage",
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+    response = client.get("/api/v2/ai/ollama/storage", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["unused_days"] == 30
     warned = " ".join(r.getMessage() for r in caplog.records)
@@ -366,8 +374,11 @@ class _NotOllama(http.server.BaseHTTPRequestHandler):
     """Something else listening where an endpoint points: a proxy's error page, say."""
 
     def do_GET(self):
-        body = (b'{"error": "' + b"x" * 5000 + b'"}') if self.path == "/api/ps" else \
-            b"<html>upstream admin page, session=secret-0123</html>"
+        body = (
+            (b'{"error": "' + b"x" * 5000 + b'"}')
+            if self.path == "/api/ps"
+            else b"<html>upstream admin page, session=secret-0123</html>"
+        )
         self.send_response(500)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -410,19 +421,26 @@ def test_a_copy_onto_a_name_in_use_is_refused_and_the_model_there_is_unchanged(o
         assert "qwen2.5:7b" in error["error"]["message"] and "destination" in details["fields"]
     assert models_of(ollama) == before
     assert ("POST", "/api/copy") not in ollama.requests  # Ollama was never asked to copy
-    status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": "qwen2.5:7b"},
-                               headers={"Accept-Language": "zh-CN"})
+    status, error = ollama_api(
+        "post",
+        "/ollama/models/qwen2.5:0.5b/copy",
+        json={"destination": "qwen2.5:7b"},
+        headers={"Accept-Language": "zh-CN"},
+    )
     assert status == 409 and "已有名为 qwen2.5:7b 的模型" in error["error"]["message"]
     status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": "qwen2.5:0.5b"})
     assert status == 400 and error["error"]["code"] == "same_name"
-    status, error = ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy",
-                               json={"destination": "qwen2.5:7b", "overwrite": "yes"})
+    status, error = ollama_api(
+        "post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": "qwen2.5:7b", "overwrite": "yes"}
+    )
     assert status == 400 and "overwrite" in error["error"]["details"]["fields"]
     assert models_of(ollama) == before
 
     # Asked for, the replacement happens: the name now holds the copied model.
-    assert ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy",
-                      json={"destination": "qwen2.5:7b", "overwrite": True})[0] == 204
+    assert (
+        ollama_api("post", "/ollama/models/qwen2.5:0.5b/copy", json={"destination": "qwen2.5:7b", "overwrite": True})[0]
+        == 204
+    )
     after = models_of(ollama)
     assert after["qwen2.5:7b"] == before["qwen2.5:0.5b"] and after["qwen2.5:0.5b"] == before["qwen2.5:0.5b"]
 
@@ -456,8 +474,11 @@ def test_a_download_being_written_counts_as_a_partial_download(ollama, ollama_ap
     assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
     assert wait_task(task["id"])["status"] == "cancelled"
     # Cut off, Ollama records in the part file what was written.
-    wait_for(lambda: ollama_api("get", "/ollama/storage")[1]["partial_downloads"][0]["recorded"] >= 1_000_000,
-             5, what="the part file recording the bytes written")
+    wait_for(
+        lambda: ollama_api("get", "/ollama/storage")[1]["partial_downloads"][0]["recorded"] >= 1_000_000,
+        5,
+        what="the part file recording the bytes written",
+    )
 
 
 def test_only_real_outliers_are_suggested_and_shared_blobs_count_once(ollama, ollama_api, tmp_path):
@@ -482,8 +503,69 @@ def test_only_real_outliers_are_suggested_and_shared_blobs_count_once(ollama, ol
     with OllamaStandIn(tmp_path / "even") as even:
         for name in ("one", "two", "three", "four"):
             even.seed(name, [5_000_000_000 + len(name)])
-        assert ollama_api("post", "/ollama/endpoints", json={
-            "name": "even", "url": even.url, "models_dir": str(even.state_dir)})[0] == 201
+        assert (
+            ollama_api(
+                "post", "/ollama/endpoints", json={"name": "even", "url": even.url, "models_dir": str(even.state_dir)}
+            )[0]
+            == 201
+        )
         report = ollama_api("get", "/ollama/storage?endpoint=even")[1]
     assert report["endpoint"] == "even" and report["suggestions"] == []
     assert {m["name"] for m in report["models"]} == {"one:latest", "two:latest", "three:latest", "four:latest"}
+
+
+def test_deleting_partial_downloads_frees_their_bytes_and_keeps_complete_blobs_and_running_pulls(
+    ollama, ollama_api, wait_task, tmp_path
+):
+    import os
+    import time
+
+    ollama.seed("kept", [40_000])
+    blobs = ollama.state_dir / "blobs"
+    complete = sorted(p for p in blobs.iterdir() if "partial" not in p.name)
+    # An interrupted download, as Ollama leaves it: the partial blob and its part files, an
+    # hour old, with real bytes in them.
+    stale = blobs / ("sha256-" + "c" * 64 + "-partial")
+    stale.write_bytes(os.urandom(300_000))
+    parts = [stale.with_name(stale.name + f"-{n}") for n in range(2)]
+    for n, part in enumerate(parts):
+        part.write_text(json.dumps({"N": n, "Offset": n * 150_000, "Size": 150_000, "Completed": 150_000}))
+    hour_ago = time.time() - 3600
+    for path in (stale, *parts):
+        os.utime(path, (hour_ago, hour_ago))
+    on_disk = sum(min(p.stat().st_blocks * 512, p.stat().st_size) for p in (stale, *parts))
+    assert on_disk >= 300_000
+
+    # A pull of the panel under way: its partial is being written and must stay.
+    ollama.pull_speed = 200_000
+    ollama.publish("slow", [20_000_000])
+    task = ollama_api("post", "/ollama/pulls", json={"name": "slow"})[1]
+    wait_task(task["id"], lambda t: (t["completed"] or 0) > 200_000)
+    [running] = [p for p in blobs.glob("*-partial") if p != stale]
+
+    status, result = ollama_api("delete", "/ollama/storage/partials?endpoint=local")
+    assert status == 200, result
+    assert result["endpoint"] == "local"
+    assert result["deleted"] == ["sha256:" + "c" * 64] and result["freed"] == on_disk
+    digest = running.name[: -len("-partial")].replace("-", ":", 1)
+    assert result["skipped"] == [{"digest": digest, "reason": "pulling"}]
+    assert not stale.exists() and not any(p.exists() for p in parts)
+    assert running.exists()
+    assert all(p.exists() for p in complete)
+    assert ollama_api("get", "/ollama/models")[1]["models"][0]["name"] == "kept:latest"
+
+    # Nothing left to delete: nothing freed; the running pull's partial stays.
+    status, again = ollama_api("delete", "/ollama/storage/partials")
+    assert status == 200 and again["freed"] == 0 and again["deleted"] == []
+    assert ollama_api("post", f"/tasks/{task['id']}/cancel")[0] == 200
+    assert wait_task(task["id"])["status"] == "cancelled"
+    assert running.exists()
+
+    # Bad endpoints are refused, and touch nothing.
+    status, error = ollama_api("delete", "/ollama/storage/partials?endpoint=nope")
+    assert status == 404 and error["error"]["code"] == "endpoint_not_found"
+    assert ollama_api("delete", "/ollama/storage/partials?endpoint=" + "x" * 40)[0] == 400
+    assert ollama_api("post", "/ollama/endpoints", json={"name": "far", "url": "http://127.0.0.1:9"})[0] == 201
+    status, error = ollama_api("delete", "/ollama/storage/partials?endpoint=far")
+    assert status == 409 and error["error"]["code"] == "models_dir_not_visible"
+    assert running.exists() and all(p.exists() for p in complete)

@@ -21,11 +21,15 @@ def gguf(size=3 << 20):
     return b"GGUF" + bytes(range(256)) * (size // 256)
 
 
-def test_an_upload_is_streamed_uploaded_as_a_blob_and_created_with_files(ollama, import_dir, client,
-                                                                          auth_headers, ollama_api, wait_task, data_dir):
+def test_an_upload_is_streamed_uploaded_as_a_blob_and_created_with_files(
+    ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir
+):
     data = gguf()
-    response = client.post("/api/v2/ai/ollama/imports?name=my-model&filename=tiny.gguf&system=Be%20brief",
-                           data=data, headers={**auth_headers, "Content-Type": "application/octet-stream"})
+    response = client.post(
+        "/api/v2/ai/ollama/imports?name=my-model&filename=tiny.gguf&system=Be%20brief",
+        data=data,
+        headers={**auth_headers, "Content-Type": "application/octet-stream"},
+    )
     assert response.status_code == 202, response.get_json()
     task = wait_task(response.get_json()["id"])
     assert task["status"] == "succeeded" and task["percent"] == 100.0
@@ -37,14 +41,14 @@ def test_an_upload_is_streamed_uploaded_as_a_blob_and_created_with_files(ollama,
 
 
 def test_a_file_in_the_import_folder_is_hashed_and_a_blob_already_there_is_not_sent(
-        ollama, import_dir, ollama_api, wait_task):
+    ollama, import_dir, ollama_api, wait_task
+):
     data = gguf(1 << 20)
     (import_dir / "sub").mkdir()
     (import_dir / "sub" / "m.gguf").write_bytes(data)
     task = ollama_api("post", "/ollama/imports", json={"name": "first", "path": "sub/m.gguf"})[1]
     assert wait_task(task["id"])["status"] == "succeeded"
-    task = ollama_api("post", "/ollama/imports", json={"name": "second", "path": "sub/m.gguf",
-                                                       "quantize": "q4_K_M"})[1]
+    task = ollama_api("post", "/ollama/imports", json={"name": "second", "path": "sub/m.gguf", "quantize": "q4_K_M"})[1]
     assert wait_task(task["id"])["status"] == "succeeded"
     posts = [r for r in ollama.requests if r[0] == "POST" and r[1].startswith("/api/blobs/")]
     assert len(posts) == 1
@@ -83,19 +87,26 @@ def test_an_old_server_gets_the_modelfile_form(old_ollama, api, wait_task):
     assert "legacy:latest" in {m["name"] for m in old_ollama.tags()["models"]}
 
 
-def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(ollama, import_dir, client,
-                                                                          auth_headers, data_dir):
-    response = client.post("/api/v2/ai/ollama/imports?name=big", data=b"GGUF",
-                           headers={**auth_headers, "Content-Type": "application/octet-stream"},
-                           environ_overrides={"CONTENT_LENGTH": str(1 << 62)})
+def test_an_upload_larger_than_the_free_space_is_refused_before_it_is_read(
+    ollama, import_dir, client, auth_headers, data_dir
+):
+    response = client.post(
+        "/api/v2/ai/ollama/imports?name=big",
+        data=b"GGUF",
+        headers={**auth_headers, "Content-Type": "application/octet-stream"},
+        environ_overrides={"CONTENT_LENGTH": str(1 << 62)},
+    )
     assert response.status_code == 507, response.get_json()
     assert response.get_json()["error"]["details"]["needed"] == 1 << 62
     assert not list((data_dir / "ollama-uploads").iterdir())
 
 
 def test_upload_parameters_nested_too_deeply_to_parse_are_a_400(ollama, client, auth_headers):
-    response = client.post("/api/v2/ai/ollama/imports?name=x&parameters=" + "[" * 3000, data=b"GGUF",
-                           headers={**auth_headers, "Content-Type": "application/octet-stream"})
+    response = client.post(
+        "/api/v2/ai/ollama/imports?name=x&parameters=" + "[" * 3000,
+        data=b"GGUF",
+        headers={**auth_headers, "Content-Type": "application/octet-stream"},
+    )
     assert response.status_code == 400, response.get_json()
     assert "parameters" in response.get_json()["error"]["details"]["fields"]
 
@@ -104,8 +115,7 @@ def test_a_json_import_with_fields_in_the_query_string_is_refused(ollama, import
     """The query string carries the fields of an upload only; with a JSON body it would be
     ignored, so it is refused instead."""
     (import_dir / "m.gguf").write_bytes(gguf(1 << 16))
-    status, error = ollama_api("post", "/ollama/imports?quantize=q4_K_M",
-                               json={"name": "x", "path": "m.gguf"})
+    status, error = ollama_api("post", "/ollama/imports?quantize=q4_K_M", json={"name": "x", "path": "m.gguf"})
     assert status == 400 and error["error"]["code"] == "unexpected_query"
     assert error["error"]["details"]["fields"] == {"quantize": ["Unknown field."]}
     assert ollama_api("get", "/tasks")[1]["tasks"] == []
@@ -132,31 +142,44 @@ def test_text_that_would_add_modelfile_directives_is_refused_and_nothing_starts(
 
 
 def test_an_old_server_gets_template_system_and_parameters_as_one_directive_each(old_ollama, api, wait_task):
-    status, task = api("post", "/ollama/imports", json={
-        "name": "legacy", "path": "m.gguf", "template": "{{ .System }}\n{{ .Prompt }}",
-        "system": "Say \"hi\" first.", "parameters": {"temperature": 0.5, "stop": ["<|end|>", "User:"],
-                                                     "penalize_newline": True}})
+    status, task = api(
+        "post",
+        "/ollama/imports",
+        json={
+            "name": "legacy",
+            "path": "m.gguf",
+            "template": "{{ .System }}\n{{ .Prompt }}",
+            "system": 'Say "hi" first.',
+            "parameters": {"temperature": 0.5, "stop": ["<|end|>", "User:"], "penalize_newline": True},
+        },
+    )
     assert status == 202, task
     task = wait_task(task["id"])
     assert task["status"] == "succeeded", task
     modelfile = old_ollama.create_log[-1]["modelfile"]
     assert modelfile.splitlines()[1:] == [
-        'TEMPLATE """{{ .System }}', '{{ .Prompt }}"""',
+        'TEMPLATE """{{ .System }}',
+        '{{ .Prompt }}"""',
         'SYSTEM """Say "hi" first."""',
         "PARAMETER penalize_newline true",
-        'PARAMETER stop "<|end|>"', 'PARAMETER stop "User:"',
+        'PARAMETER stop "<|end|>"',
+        'PARAMETER stop "User:"',
         "PARAMETER temperature 0.5",
     ]
     assert "parameters" not in old_ollama.create_log[-1] and "template" not in old_ollama.create_log[-1]
 
 
 def upload(client, auth_headers, data, query="name=my-model"):
-    return client.post(f"/api/v2/ai/ollama/imports?{query}", data=data,
-                       headers={**auth_headers, "Content-Type": "application/octet-stream"})
+    return client.post(
+        f"/api/v2/ai/ollama/imports?{query}",
+        data=data,
+        headers={**auth_headers, "Content-Type": "application/octet-stream"},
+    )
 
 
 def test_an_import_cut_off_by_ollama_is_interrupted_keeps_its_upload_and_retry_finishes_it(
-        ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir):
+    ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir
+):
     port = ollama.port
     ollama.stop()
     response = upload(client, auth_headers, gguf(1 << 18))
@@ -170,8 +193,9 @@ def test_an_import_cut_off_by_ollama_is_interrupted_keeps_its_upload_and_retry_f
     assert not list((data_dir / "ollama-uploads").iterdir())
 
 
-def test_a_cancelled_import_deletes_its_upload(ollama, import_dir, client, auth_headers, ollama_api,
-                                               wait_task, data_dir):
+def test_a_cancelled_import_deletes_its_upload(
+    ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir
+):
     ollama.create_delay = 60.0
     response = upload(client, auth_headers, gguf(1 << 18))
     task_id = response.get_json()["id"]
@@ -193,9 +217,15 @@ def test_uploads_no_import_can_use_are_removed_at_start(ollama_env, make_host, d
 
 
 def test_an_upload_takes_its_template_and_parameters_from_the_query_string(
-        ollama, import_dir, client, auth_headers, wait_task):
-    query = urlencode({"name": "tuned", "template": "{{ .Prompt }}",
-                       "parameters": json.dumps({"temperature": 0.5, "stop": ["<|end|>"]})})
+    ollama, import_dir, client, auth_headers, wait_task
+):
+    query = urlencode(
+        {
+            "name": "tuned",
+            "template": "{{ .Prompt }}",
+            "parameters": json.dumps({"temperature": 0.5, "stop": ["<|end|>"]}),
+        }
+    )
     response = upload(client, auth_headers, gguf(1 << 16), query)
     assert response.status_code == 202, response.get_json()
     assert wait_task(response.get_json()["id"])["status"] == "succeeded"
@@ -209,7 +239,8 @@ def test_an_upload_takes_its_template_and_parameters_from_the_query_string(
 
 
 def test_an_import_onto_a_name_in_use_is_refused_before_anything_is_read(
-        ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir):
+    ollama, import_dir, client, auth_headers, ollama_api, wait_task, data_dir
+):
     ollama.seed("my-model", [7_000])
     before = {m["name"]: (m["digest"], m["size"]) for m in ollama.tags()["models"]}
     (import_dir / "m.gguf").write_bytes(gguf(1 << 16))

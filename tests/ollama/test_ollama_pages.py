@@ -1,9 +1,12 @@
 """OllamaModelsPage and its dialogs in real Chromium (Debian's, driven by Playwright)."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import TOKEN
+from tests.helpers import wait_for
 from tests.ollama_standin import OllamaStandIn
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -16,8 +19,9 @@ def standin(tmp_path):
 
 
 def open_page(page, served, standin):
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url,
-                        "OLLAMA_MODELS": str(standin.state_dir)})
+    panel = served(
+        env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OLLAMA_HOST": standin.url, "OLLAMA_MODELS": str(standin.state_dir)}
+    )
     page.goto(panel.url + "/ai/ollama/")
     page.fill("#token", TOKEN)
     page.click("button[type=submit]")
@@ -56,7 +60,7 @@ def test_a_pull_reaches_100_percent_live_and_the_model_appears_without_a_reload(
 def test_models_can_be_searched_loaded_copied_and_deleted_with_what_it_frees(served, standin, page):
     standin.seed("llama3.2", [3_000_000], family="llama")
     standin.seed("qwen2:0.5b", [500_000], family="qwen2", quantization_level="Q8_0")
-    open_page(page, served, standin)
+    panel = open_page(page, served, standin)
     rows = page.locator(".ollama-model-table tbody tr")
     expect(rows).to_have_count(2)
     page.fill("#ollama-search", "qwen")
@@ -66,8 +70,28 @@ def test_models_can_be_searched_loaded_copied_and_deleted_with_what_it_frees(ser
     page.select_option("#ollama-sort", "size")
     expect(rows.first).to_have_attribute("data-model", "llama3.2:latest")
 
+    # A keep_alive of one's own: what is not a duration is refused beside its field; 90m keeps
+    # the model 90 minutes.
     page.locator('tr[data-model="qwen2:0.5b"] [data-action=load]').click()
     load = page.locator("#ollama-load-dialog")
+    custom = load.locator("[name=keep_alive_custom]")
+    expect(custom).to_be_hidden()
+    load.locator("[name=keep_alive]").select_option("custom")
+    expect(custom).to_be_focused()
+    custom.fill("soon")
+    load.locator("[data-action=load]").click()
+    expect(load.locator('.ai-field-error[data-field="keep_alive_custom"]')).to_be_visible()
+    assert standin.ps()["models"] == []
+    custom.fill("90m")
+    load.locator("[data-action=load]").click()
+    expect(load).to_be_hidden()
+    expires = page.locator('#ollama-running tr[data-model="qwen2:0.5b"] .ollama-expires')
+    expect(expires).to_have_attribute("data-seconds-left", re.compile(r"^5[34]\d\d$"))
+    page.locator('#ollama-running tr[data-model="qwen2:0.5b"] [data-action=unload]').click()
+    expect(page.locator(".ollama-running-empty")).to_be_visible()
+
+    page.locator('tr[data-model="qwen2:0.5b"] [data-action=load]').click()
+    expect(custom).to_be_hidden()  # opened again, the choice is back to the default
     expect(load.locator(".ollama-dialog-model")).to_contain_text("qwen2:0.5b")
     load.locator("[name=keep_alive]").select_option("forever")
     load.locator("[name=cpu_only]").check()
@@ -122,7 +146,32 @@ def test_models_can_be_searched_loaded_copied_and_deleted_with_what_it_frees(ser
     expect(page.locator('.ollama-model-table tr[data-model="mine:latest"]')).to_have_count(0)
 
     page.locator('tr[data-model="llama3.2:latest"] [data-action=details]').click()
-    expect(page.locator("#ollama-details-dialog dl")).to_contain_text("completion")
+    details = page.locator("#ollama-details-dialog")
+    expect(details.locator("dl")).to_contain_text("completion")
+    expect(details.locator('[data-detail="template"] .ai-code-box button.ai-copy')).to_be_visible()
+    details.locator("button[value=close]").click()
+
+    # The server's memory budget, from its row: empty fields are no limit.
+    page.locator('#ollama-endpoints tr[data-endpoint="local"] [data-action=budget]').click()
+    budget = page.locator("#ollama-budget-dialog")
+    expect(budget).to_have_attribute("data-loaded", "true")
+    expect(budget.locator("[name=max_models]")).to_have_value("")
+    budget.locator("[name=vram_bytes]").fill("1.5")
+    budget.locator("[name=max_models]").fill("2")
+    budget.locator("[data-action=save]").click()
+    expect(budget).to_be_hidden()
+    assert panel.api("GET", "/ollama/endpoints/local/budget").json() == {
+        "endpoint": "local",
+        "vram_bytes": 1_610_612_736,
+        "max_models": 2,
+    }
+    page.locator('#ollama-endpoints tr[data-endpoint="local"] [data-action=budget]').click()
+    expect(budget.locator("[name=max_models]")).to_have_value("2")
+    expect(budget.locator("[name=vram_bytes]")).to_have_value("1.5")
+    budget.locator("[name=max_models]").fill("0")
+    budget.locator("[data-action=save]").click()
+    expect(budget.locator('.ai-field-error[data-field="max_models"]')).to_be_visible()
+    assert panel.api("GET", "/ollama/endpoints/local/budget").json()["max_models"] == 2
 
 
 def test_an_unreachable_server_shows_a_banner_and_the_page_still_works(served, standin, page):
@@ -231,7 +280,7 @@ def test_servers_are_added_with_their_version_and_removed_and_bad_input_is_expla
 def test_downloads_stay_in_view_with_progress_speed_and_cancel_after_a_reload(served, standin, page):
     standin.pull_speed = 200_000
     standin.part_size = 100_000_000  # as Ollama's parts: the part files say 0 while it downloads
-    standin.manifest_delay = 1.0     # the request waits for the disk check a moment
+    standin.manifest_delay = 1.0  # the request waits for the disk check a moment
     standin.publish("slow", [30_000_000])
     standin.publish("other", [30_000_000])
     panel = open_page(page, served, standin)
@@ -241,13 +290,14 @@ def test_downloads_stay_in_view_with_progress_speed_and_cancel_after_a_reload(se
     start = dialog.locator("[data-action=start]")
     start.click()
     expect(start).to_have_attribute("aria-busy", "true")
-    expect(start).not_to_have_attribute("aria-busy", "true", timeout=10_000)
     # The dialog follows the model, in bytes done of the total; no layer digest.
     expect(dialog.locator(".ollama-followed")).to_have_text("Downloading slow:latest")
     expect(dialog.locator(".ollama-pull-state")).to_contain_text("MiB of 28.6 MiB", timeout=10_000)
     expect(dialog.locator(".ollama-pull-state")).to_contain_text("/s")
     assert "pulling" not in dialog.locator(".ollama-pull-state").inner_text()
+    expect(start).to_have_attribute("aria-busy", "true")  # busy while its pull runs
     dialog.locator("button[value=close]").click()
+    expect(start).not_to_have_attribute("aria-busy", "true")  # closed: free for the next one
 
     strip = page.locator("#ollama-downloads")
     expect(strip.locator('tr[data-model="slow:latest"]')).to_be_visible()
@@ -303,13 +353,108 @@ def test_the_download_dialog_cancels_and_retries_from_where_it_stopped(served, s
     page.click("#ollama-pull-open")
     dialog = page.locator("#ollama-pull-dialog")
     dialog.locator("[name=name]").fill("slow")
-    dialog.locator("[data-action=start]").click()
+    pulls = []
+    page.on(
+        "request",
+        lambda request: (
+            request.method == "POST" and request.url.endswith("/api/v2/ai/ollama/pulls") and pulls.append(request.url)
+        ),
+    )
+    start = dialog.locator("[data-action=start]")
+    start.click()
     expect(dialog.locator(".ollama-pull-state")).to_contain_text("/s", timeout=10_000)
+    # While the pull runs, Download stays busy: a second click, a script turning the button
+    # back on, or Enter in the name field start nothing.
+    expect(start).to_have_attribute("aria-busy", "true")
+    start.click(force=True)
+    page.evaluate("""() => { const b = document.querySelector('#ollama-pull-dialog [data-action=start]');
+                             b.disabled = false; b.click(); }""")
+    dialog.locator("[name=name]").press("Enter")
+    expect(dialog.locator(".ollama-pull-state")).to_contain_text("/s")
+    assert len(pulls) == 1  # one request to start a pull, however often it was asked
     expect(dialog.locator("[data-action=cancel]")).to_have_text("Cancel")
     dialog.locator("[data-action=cancel]").click()
     expect(dialog).to_have_attribute("data-status", "cancelled")
+    expect(start).not_to_have_attribute("aria-busy", "true")  # the pull ended
     expect(dialog.locator("[data-action=retry]")).to_have_text("Retry")
     standin.pull_speed = 100_000_000
     dialog.locator("[data-action=retry]").click()
     expect(dialog).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(start).not_to_have_attribute("aria-busy", "true")
     assert max(standin.pull_log[-1]["first_completed"].values()) > 0  # it continued
+    assert len(pulls) == 1  # the retry continued that task, it sent no second pull
+
+
+def test_a_gguf_upload_shows_its_progress_and_cancel_stops_it_keeping_nothing(served, standin, page, tmp_path):
+    big = tmp_path / "big.gguf"
+    with open(big, "wb") as out:  # sparse: cheap to make, as large as it says to send
+        out.write(b"GGUF")
+        out.truncate(400 << 20)
+    panel = open_page(page, served, standin)
+    uploads = panel.data_dir / "ollama-uploads"
+    # The browser sends at 8 MiB/s, so the upload is still under way when Cancel is pressed.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 8 << 20},
+    )
+    page.click("#ollama-import-open")
+    dialog = page.locator("#ollama-import-dialog")
+    dialog.locator("[name=name]").fill("big")
+    dialog.locator("[name=file]").set_input_files(str(big))
+    start = dialog.locator("[data-action=start]")
+    start.click()
+    line = dialog.locator(".ollama-upload-progress")
+    expect(line).to_contain_text(re.compile(r"Sending the file: [\d.]+ \w*B of 400\.0 MiB"), timeout=15_000)
+    expect(line).to_contain_text("/s")
+    expect(line).to_contain_text("seconds left")
+    expect(start).to_have_attribute("aria-busy", "true")
+    wait_for(lambda: uploads.is_dir() and any(uploads.iterdir()), what="the panel writing the upload")
+    sent = int(line.get_attribute("data-sent"))
+    assert 0 < sent < 400 << 20
+    assert 0 < dialog.locator("progress").evaluate("node => node.value") < 100
+
+    dialog.locator("[data-action=cancel]").click()
+    expect(dialog.locator(".ollama-import-state")).to_have_text("The upload was cancelled; nothing of it is kept.")
+    expect(line).to_be_hidden()
+    expect(start).not_to_have_attribute("aria-busy", "true")
+    wait_for(lambda: not any(uploads.iterdir()), what="the panel removing the partial upload")
+    assert panel.api("GET", "/tasks?kind=ollama.import").json()["tasks"] == []
+    assert [m for m in standin.tags()["models"] if m["name"].startswith("big")] == []
+
+
+def test_partial_downloads_are_deleted_from_storage_after_a_confirm_and_the_freed_bytes_said(served, standin, page):
+    import os
+    import time
+
+    standin.seed("qwen2:0.5b", [352_000])
+    complete = [p for p in standin.blobs.iterdir() if "partial" not in p.name]
+    stale = standin.blobs / ("sha256-" + "d" * 64 + "-partial")
+    stale.write_bytes(os.urandom(200_000))
+    part = stale.with_name(stale.name + "-0")
+    part.write_text('{"N": 0, "Offset": 0, "Size": 200000, "Completed": 200000}')
+    for path in (stale, part):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    freed = sum(min(p.stat().st_blocks * 512, p.stat().st_size) for p in (stale, part))
+    open_page(page, served, standin)
+    button = page.locator('#ollama-storage [data-fact="partial"] #ollama-partials-delete')
+    expect(button).to_be_visible()
+    expect(button).to_have_text("Delete partial downloads")
+
+    # Answering No to the confirm deletes nothing.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    button.click()
+    expect(button).to_be_enabled()
+    assert stale.exists() and part.exists()
+
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    button.click()
+    said = page.evaluate("n => AI.formatBytes(n)", freed)
+    expect(page.locator(".ai-toast").last).to_contain_text(f"Freed {said} of partial downloads.")
+    assert "local" in asked[0]
+    assert not stale.exists() and not part.exists() and all(p.exists() for p in complete)
+    # Storage is read again: nothing partial is left, so the button goes.
+    expect(page.locator('[data-fact="partial"]')).to_have_text("0 B")
+    expect(page.locator("#ollama-partials-delete")).to_be_hidden()

@@ -35,14 +35,16 @@ def test_a_pull_continues_by_itself_after_the_panel_is_killed(served, standin, t
     os.killpg(panel.process.pid, signal.SIGKILL)  # the whole panel, workers included
     panel.process.wait()
     time.sleep(0.3)  # the stand-in notices the dropped stream and keeps what it has
-    done_before = sum(json.loads(part.read_text())["Completed"]
-                      for part in (standin.state_dir / "blobs").glob("*-partial-[0-9]*") if part.suffix != ".tmp")
+    done_before = sum(
+        json.loads(part.read_text())["Completed"]
+        for part in (standin.state_dir / "blobs").glob("*-partial-[0-9]*")
+        if part.suffix != ".tmp"
+    )
     assert done_before > 800_000
 
     standin.pull_speed = 20_000_000
     again = served(env=panel_env(standin), data_dir=data_dir)
-    task = again.wait_task(task["id"], lambda t: t["status"] not in ("queued", "running", "interrupted"),
-                          timeout=60)
+    task = again.wait_task(task["id"], lambda t: t["status"] not in ("queued", "running", "interrupted"), timeout=60)
     assert task["status"] == "succeeded"
     assert max(standin.pull_log[-1]["first_completed"].values()) >= done_before
     names = {m["name"] for m in again.api("GET", "/ollama/models").json()["models"]}
@@ -56,8 +58,14 @@ def test_the_models_commands_list_pull_show_and_remove(served, standin):
     env = {**os.environ, "OPEN1PANEL_AI_URL": panel.url, "OPEN1PANEL_AI_TOKEN": TOKEN}
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "open1panel_ai", "models", *args], env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "open1panel_ai", "models", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     listed = run("list")
     assert listed.returncode == 0 and "qwen2:0.5b" in listed.stdout and "NAME" in listed.stdout
@@ -70,8 +78,14 @@ def test_the_models_commands_list_pull_show_and_remove(served, standin):
     assert "tiny" not in run("list").stdout
     missing = run("pull", "no-such-model")
     assert missing.returncode == 1 and "was not found in the registry" in missing.stderr
-    wrong = subprocess.run([sys.executable, "-m", "open1panel_ai", "models", "list"],
-                           env={**env, "OPEN1PANEL_AI_TOKEN": "wrong"}, capture_output=True, text=True, timeout=60, check=False)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "open1panel_ai", "models", "list"],
+        env={**env, "OPEN1PANEL_AI_TOKEN": "wrong"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert wrong.returncode != 0 and "token" in wrong.stderr.lower()
 
 
@@ -89,7 +103,8 @@ def test_pull_progress_reaches_a_socketio_client_live_and_never_goes_backwards(s
         task = panel.api("POST", "/ollama/pulls", json={"name": "llama3.2"}).json()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(
-                e["id"] == task["id"] and e["status"] == "succeeded" for e in events):
+            e["id"] == task["id"] and e["status"] == "succeeded" for e in events
+        ):
             time.sleep(0.05)
     finally:
         client.disconnect()

@@ -69,15 +69,18 @@ def test_pull_lines_omit_zero_fields_and_an_unknown_model_is_a_200_error_line(st
     assert all(line["completed"] < line["total"] for line in blob_lines[1:] if line["digest"] == first_blob)
     assert [line["status"] for line in lines[-3:]] == ["verifying sha256 digest", "writing manifest", "success"]
 
-    again = [json.loads(line) for line in
-             httpx.post(standin.url + "/api/pull", json={"model": "small"}).text.splitlines()]
+    again = [
+        json.loads(line) for line in httpx.post(standin.url + "/api/pull", json={"model": "small"}).text.splitlines()
+    ]
     cached = [line for line in again if "digest" in line]
     assert all(line["completed"] == line["total"] for line in cached) and len(cached) == 2
 
     unknown = httpx.post(standin.url + "/api/pull", json={"model": "nope"})
     assert unknown.status_code == 200
     assert [json.loads(line) for line in unknown.text.splitlines()] == [
-        {"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+        {"status": "pulling manifest"},
+        {"error": "pull model manifest: file does not exist"},
+    ]
     no_stream = httpx.post(standin.url + "/api/pull", json={"model": "nope", "stream": False})
     assert no_stream.status_code == 500
     bad = httpx.post(standin.url + "/api/pull", json={"model": "bad name!"})
@@ -89,7 +92,8 @@ def test_not_found_texts_empty_bodies_and_plain_text_routes(standin):
     url = standin.url
     assert httpx.post(url + "/api/show", json={"model": "x"}).json() == {"error": "model 'x:latest' not found"}
     assert httpx.post(url + "/api/copy", json={"source": "x", "destination": "y"}).json() == {
-        "error": 'model "x" not found'}
+        "error": 'model "x" not found'
+    }
     copy = httpx.post(url + "/api/copy", json={"source": "a", "destination": "b"})
     assert copy.status_code == 200 and copy.content == b""
     delete = httpx.request("DELETE", url + "/api/delete", json={"model": "b"})
@@ -132,8 +136,10 @@ def test_a_cut_pull_resumes_from_its_partial_file_after_a_restart(tmp_path):
 
     with OllamaStandIn(state, pull_speed=50_000_000) as again:
         again.publish("big", [5_000_000])
-        lines = [json.loads(x) for x in httpx.post(again.url + "/api/pull", json={"model": "big"},
-                                                    timeout=30).text.splitlines()]
+        lines = [
+            json.loads(x)
+            for x in httpx.post(again.url + "/api/pull", json={"model": "big"}, timeout=30).text.splitlines()
+        ]
         assert lines[-1] == {"status": "success"}
         assert again.pull_log[-1]["first_completed"] and max(again.pull_log[-1]["first_completed"].values()) > 300_000
 
@@ -141,7 +147,8 @@ def test_a_cut_pull_resumes_from_its_partial_file_after_a_restart(tmp_path):
 def test_create_and_generate_refuse_bad_input_before_streaming(standin):
     url = standin.url
     assert httpx.post(url + "/api/create", json={"model": "x"}).json() == {
-        "error": "neither 'from' or 'files' was specified"}
+        "error": "neither 'from' or 'files' was specified"
+    }
     assert httpx.post(url + "/api/create", json={"model": "bad name!", "from": "a"}).status_code == 400
     missing = httpx.post(url + "/api/generate", json={"model": "ghost"})
     assert missing.status_code == 404 and missing.json() == {"error": "model 'ghost' not found"}
@@ -199,3 +206,23 @@ def test_a_copy_replaces_its_destination_without_a_word_as_ollamas_does(standin)
     assert httpx.post(standin.url + "/api/copy", json={"source": "small", "destination": "large"}).text == ""
     after = {m["name"]: m["digest"] for m in standin.tags()["models"]}
     assert after["large:latest"] == before["small:latest"] != before["large:latest"]
+
+
+def test_a_model_deleted_while_the_list_is_read_is_left_out_without_an_error(standin):
+    """Ollama lists the manifests it finds: one deleted between the listing of the folder and
+    the reading of the file is not listed, and the list still answers 200."""
+    standin.seed("kept", [1_000])
+    standin.seed("going", [2_000])
+
+    class DeletedOnceListed(type(standin.manifests)):
+        def glob(self, pattern):
+            found = list(super().glob(pattern))
+            for path in found:
+                if "going" in path.parts:
+                    path.unlink()
+            return iter(found)
+
+    standin.manifests = DeletedOnceListed(standin.manifests)
+    response = httpx.get(standin.url + "/api/tags")
+    assert response.status_code == 200
+    assert [m["name"] for m in response.json()["models"]] == ["kept:latest"]
