@@ -162,7 +162,10 @@
       else node.textContent = "";
       if (node.dataset.reset === "hide") node.hidden = true;
     });
-    if (!dialog.open) dialog.showModal();
+    if (!dialog.open) {
+      if (document.activeElement && !dialog.contains(document.activeElement)) dialog._aiOpener = document.activeElement;
+      dialog.showModal();
+    }
   }
 
   function fieldLabel(form, input) {
@@ -225,10 +228,266 @@
     return (unit === 0 ? value : value.toFixed(1)) + " " + units[unit];
   }
 
+  /* ---- The design system's behaviour (static/ai.css has its look) ------------------------ */
+
+  var script = document.currentScript;
+  var spriteUrl = script ? script.src.replace(/ai\.js(\?.*)?$/, "vendor/tabler-icons/sprite.svg") : "";
+
+  /* An <svg> showing icon `name` of the vendored Tabler sprite; decorative (aria-hidden)
+     unless a `label` is given. */
+  function icon(name, label) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "ai-icon");
+    svg.setAttribute("data-icon-name", name);
+    if (label) { svg.setAttribute("role", "img"); svg.setAttribute("aria-label", label); }
+    else { svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false"); }
+    var use = document.createElementNS(ns, "use");
+    use.setAttribute("href", spriteUrl + "#ti-" + name);
+    svg.appendChild(use);
+    return svg;
+  }
+
+  /* Toasts: short results and errors in a corner, read out politely, gone after a while (an
+     error stays longer). Inside an open modal dialog they join the dialog, so they stay above
+     its backdrop. `message` may be an API error. Returns the toast element. */
+  var TONE_ICONS = { ok: "circle-check", bad: "circle-x", warn: "alert-triangle", info: "info-circle" };
+  function toast(message, options) {
+    options = options || {};
+    var tone = options.tone || (message && typeof message === "object" ? "bad" : "ok");
+    var content = message && typeof message === "object" ? (message.message || String(message)) : String(message);
+    var openModal = Array.prototype.filter.call(document.querySelectorAll("dialog[open]"), function (node) {
+      return node.matches(":modal");
+    }).pop();
+    var host = openModal || document.body;
+    var region = host.querySelector(":scope > .ai-toasts");
+    if (!region) {
+      region = document.createElement("div");
+      region.className = "ai-toasts";
+      region.setAttribute("aria-live", "polite");
+      host.appendChild(region);
+    }
+    var item = document.createElement("div");
+    item.className = "ai-toast";
+    item.dataset.tone = tone;
+    var words = document.createElement("span");
+    words.className = "ai-toast-text";
+    words.textContent = content;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "ai-quiet";
+    close.setAttribute("aria-label", t("ai.toast.close"));
+    close.appendChild(icon("x"));
+    item.append(icon(TONE_ICONS[tone] || "info-circle"), words, close);
+    function dismiss() { item.remove(); if (!region.children.length) region.remove(); }
+    close.addEventListener("click", dismiss);
+    region.appendChild(item);
+    var wait = options.timeout === undefined ? (tone === "bad" ? 10000 : 5000) : options.timeout;
+    if (wait) setTimeout(dismiss, wait);
+    return item;
+  }
+
+  /* Copies `text` to the clipboard and says so in a toast; resolves true when it worked. */
+  function copy(text) {
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      (document.querySelector("dialog[open]") || document.body).appendChild(area);
+      area.select();
+      var done = false;
+      try { done = document.execCommand("copy"); } catch (e) { done = false; }
+      area.remove();
+      return done;
+    }
+    var attempt = navigator.clipboard && window.isSecureContext
+      ? navigator.clipboard.writeText(text).then(function () { return true; }, fallback)
+      : Promise.resolve(fallback());
+    return attempt.then(function (done) {
+      toast(t(done ? "ai.copied" : "ai.copy_failed"), { tone: done ? "ok" : "bad", timeout: done ? 2500 : undefined });
+      return done;
+    });
+  }
+
+  /* Tabs: a [role=tablist] of [role=tab] buttons, each aria-controls its [role=tabpanel].
+     Arrow keys, Home and End move between tabs; onSelect(tab) runs after a change. */
+  function tabs(list, onSelect) {
+    var all = function () { return Array.prototype.slice.call(list.querySelectorAll('[role="tab"]')); };
+    function select(tab, focus) {
+      all().forEach(function (each) {
+        var on = each === tab;
+        each.setAttribute("aria-selected", on ? "true" : "false");
+        each.tabIndex = on ? 0 : -1;
+        var panel = document.getElementById(each.getAttribute("aria-controls"));
+        if (panel) panel.hidden = !on;
+      });
+      if (focus) tab.focus();
+      if (onSelect) onSelect(tab);
+    }
+    list.addEventListener("click", function (event) {
+      var tab = event.target.closest('[role="tab"]');
+      if (tab) select(tab, false);
+    });
+    list.addEventListener("keydown", function (event) {
+      var items = all();
+      var at = items.indexOf(document.activeElement);
+      if (at < 0) return;
+      var next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: items.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      select(items[(next + items.length) % items.length], true);
+    });
+    var current = all().filter(function (tab) { return tab.getAttribute("aria-selected") === "true"; })[0] || all()[0];
+    if (current) select(current, false);
+    return { select: select };
+  }
+
+  /* The theme in effect ("light" or "dark"): the one chosen with the toggle (html[data-theme],
+     kept in localStorage by the layout) or else the system's. onTheme(listener) calls
+     listener(theme) whenever it changes, so charts can redraw in its colours. */
+  var THEME_KEY = "open1panel-ai.theme";
+  var darkQuery = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  var root = document.documentElement;
+  if (!root.dataset.theme) {
+    try {
+      var kept = window.localStorage.getItem(THEME_KEY);
+      if (kept === "dark" || kept === "light") root.dataset.theme = kept;
+    } catch (e) { /* storage refused: the system's theme */ }
+  }
+  function theme() { return root.dataset.theme || (darkQuery && darkQuery.matches ? "dark" : "light"); }
+  var themeListeners = [];
+  var shownTheme = theme();
+  function themeChanged() {
+    var now = theme();
+    root.dataset.themeEffective = now;
+    if (now === shownTheme) return;
+    shownTheme = now;
+    themeListeners.forEach(function (listener) { listener(now); });
+  }
+  root.dataset.themeEffective = shownTheme;
+  new MutationObserver(themeChanged).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
+  if (darkQuery && darkQuery.addEventListener) darkQuery.addEventListener("change", themeChanged);
+  function onTheme(listener) { themeListeners.push(listener); }
+  /* Chooses the theme ("light", "dark", or null for the system's) and keeps the choice: in
+     localStorage, and in a cookie the layout reads to paint the next page in it at once. */
+  function setTheme(value) {
+    try {
+      if (value) window.localStorage.setItem(THEME_KEY, value);
+      else window.localStorage.removeItem(THEME_KEY);
+    } catch (e) { /* kept for this page only */ }
+    document.cookie = "open1panel-ai-theme=" + (value || "") + "; path=/; SameSite=Lax; max-age=" + (value ? 31536000 : 0);
+    if (value) root.dataset.theme = value; else delete root.dataset.theme;
+  }
+  /* The layout's theme toggle (a pressed button means dark). */
+  function wireThemeToggle() {
+    var toggle = document.getElementById("ai-theme-toggle");
+    if (!toggle || toggle.dataset.wired) return;
+    toggle.dataset.wired = "yes";
+    var show = function () { toggle.setAttribute("aria-pressed", theme() === "dark" ? "true" : "false"); };
+    toggle.addEventListener("click", function () { setTheme(theme() === "dark" ? "light" : "dark"); show(); });
+    onTheme(show);
+    show();
+    toggle.hidden = false;
+  }
+
+  /* Gives `scope` (a page part just built, or the document) the design system's behaviour:
+     icons on [data-icon] elements, a scrolling card around each table, a copy button on
+     pre[data-copy] code blocks. Runs on the document at start and on what scripts add later. */
+  function enhance(scope) {
+    scope = scope || document;
+    if (scope.nodeType !== 1 && scope.nodeType !== 9) return;
+    var pick = function (selector) {
+      var found = Array.prototype.slice.call(scope.querySelectorAll(selector));
+      if (scope.matches && scope.matches(selector)) found.unshift(scope);
+      return found;
+    };
+    pick("[data-icon]").forEach(function (node) {
+      if (node.querySelector(":scope > .ai-icon")) return;
+      node.insertBefore(icon(node.dataset.icon), node.firstChild);
+    });
+    pick("table").forEach(function (table) {
+      if (table.closest(".ai-table-wrap, .ai-plain, .u-legend") || !table.closest(".ai-page, dialog, .ai-enhance")) return;
+      var wrap = document.createElement("div");
+      wrap.className = "ai-table-wrap";
+      table.parentNode.insertBefore(wrap, table);
+      wrap.appendChild(table);
+      // A table wider than its card scrolls in it; keyboard users scroll it once it has focus.
+      var label = table.getAttribute("aria-label") || (table.closest("[aria-labelledby]") &&
+        (document.getElementById(table.closest("[aria-labelledby]").getAttribute("aria-labelledby")) || {}).textContent);
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", (label || t("ai.table")).trim());
+      wrap.tabIndex = 0;
+    });
+    pick("pre[data-copy]").forEach(function (pre) {
+      if (pre.parentNode.classList.contains("ai-code-box")) return;
+      var box = document.createElement("div");
+      box.className = "ai-code-box";
+      pre.parentNode.insertBefore(box, pre);
+      box.appendChild(pre);
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "ai-copy";
+      button.append(icon("copy"), document.createTextNode(t("ai.copy")));
+      button.addEventListener("click", function () { copy(pre.textContent); });
+      box.appendChild(button);
+    });
+  }
+  function enhanceDocument() {
+    wireThemeToggle();
+    enhance(document);
+    new MutationObserver(function (changes) {
+      changes.forEach(function (change) {
+        Array.prototype.forEach.call(change.addedNodes, function (node) { if (node.nodeType === 1) enhance(node); });
+      });
+    }).observe(document.body, { childList: true, subtree: true });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", enhanceDocument);
+  else enhanceDocument();
+
+  /* A busy control (aria-busy, see busy) ignores clicks and does not submit its form, even
+     where a page script turned it back on too early. */
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest && event.target.closest('[aria-busy="true"]');
+    if (target && (target.tagName === "BUTTON" || target.classList.contains("ai-button"))) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+  document.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    if ((submitter && submitter.getAttribute("aria-busy") === "true") || event.target.getAttribute("aria-busy") === "true") {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
+  /* Dialogs give focus back to what opened them when they close (Esc, a close button, or a
+     script), wherever they were opened from. */
+  var lastOutside = null;
+  document.addEventListener("focusin", function (event) {
+    if (!event.target.closest || !event.target.closest("dialog")) lastOutside = event.target;
+  }, true);
+  document.addEventListener("close", function (event) {
+    var dialog = event.target;
+    if (!dialog || dialog.tagName !== "DIALOG") return;
+    var opener = dialog._aiOpener || lastOutside;
+    dialog._aiOpener = null;
+    setTimeout(function () {
+      var active = document.activeElement;
+      if (opener && opener.isConnected && !opener.disabled && (!active || active === document.body || dialog.contains(active))) {
+        opener.focus();
+      }
+    }, 0);
+  }, true);
+
   window.AI = {
     t: t, text: text, lang: lang, api: api, live: live, connection: connection,
     formatBytes: formatBytes, formatTime: formatTime, formatDateTime: formatDateTime,
-    busy: busy, openDialog: openDialog, showError: showError, clearErrors: clearErrors
+    busy: busy, openDialog: openDialog, showError: showError, clearErrors: clearErrors,
+    icon: icon, toast: toast, copy: copy, tabs: tabs, enhance: enhance,
+    theme: theme, onTheme: onTheme, setTheme: setTheme
   };
 
   /* The alerts bell (static/alerts-bell.js) on every page, where the alerts feature is installed. */

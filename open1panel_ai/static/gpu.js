@@ -1,27 +1,41 @@
 /* GPUMonitorWidget: a card per GPU, live uPlot charts of utilization, memory, temperature and
-   power, and the GPU process table, fed by the "gpu" Socket.IO topic. In CPU mode it says so
-   and shows the CPU readings instead of empty charts. */
+   power over a chosen range (10 min to a year, from the history tiers), and the GPU process
+   table, fed by the "gpu" Socket.IO topic. In CPU mode it says so and charts the CPU and
+   memory instead. The charts take the page theme's colours and redraw when it changes. */
 (function () {
   "use strict";
   var root = document.getElementById("gpu-monitor");
   if (!root) return;
   var t = window.AI.t;
   var formatBytes = window.AI.formatBytes;
-  var POINTS = 300; // live points kept per chart
-  var WINDOW_SECONDS = 600; // the charts show the last ten minutes
-  var CHARTS = {
-    utilization: { unit: "%", max: 100, value: function (d) { return d.utilization_gpu; } },
-    memory: { unit: "%", max: 100, value: function (d) {
-      return d.memory_total ? (100 * d.memory_used) / d.memory_total : null;
+  /* The charts of each mode: per GPU in GPU mode, the CPU and memory in CPU mode. `value`
+     reads one chart's number from a reading (a live device, the live CPU, or a history row). */
+  var SETS = {
+    gpu: { attribute: "data-chart", charts: {
+      utilization: { unit: "%", max: 100, value: function (d) { return d.utilization_gpu; } },
+      memory: { unit: "%", max: 100, value: function (d) {
+        return d.memory_total ? (100 * d.memory_used) / d.memory_total : null;
+      } },
+      temperature: { unit: "°C", value: function (d) { return d.temperature; } },
+      power: { unit: "W", value: function (d) { return d.power_draw_w; } }
     } },
-    temperature: { unit: "°C", value: function (d) { return d.temperature; } },
-    power: { unit: "W", value: function (d) { return d.power_draw_w; } }
+    cpu: { attribute: "data-cpu-chart", charts: {
+      cpu_utilization: { unit: "%", max: 100, value: function (d) { return d.utilization; } },
+      cpu_memory: { unit: "%", max: 100, value: function (d) {
+        return d.memory_total ? (100 * d.memory_used) / d.memory_total : null;
+      } }
+    } }
   };
-  var COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+  /* The spans the range buttons offer; the history API answers each from the tier that
+     covers it (every sample for an hour, per minute for 7 days, per hour for a year). */
+  var RANGES = { "10m": 600, "1h": 3600, "24h": 86400, "7d": 7 * 86400, "1y": 365 * 86400 };
+  var range = "10m";
   var plots = {};
   var plotKeys = "";
+  var lines = [];   // [{key, label}] the series shown, one per GPU (or the CPU)
+  var mode = null;  // "gpu" or "cpu": which set of charts is drawn
   var times = [];
-  var columns = {}; // chart → device key → values
+  var columns = {}; // chart → series key → values
   var waiting = null; // live samples that arrive while the history is on its way
 
   function $(selector) { return root.querySelector(selector); }
@@ -30,80 +44,190 @@
     return value === null || value === undefined ? t("gpu.na") : value + (unit ? " " + unit : "");
   }
 
-  function buildPlots(devices) {
-    var keys = devices.map(keyOf).join(",");
-    if (keys === plotKeys) return;
-    plotKeys = keys;
-    times = [];
-    columns = {};
-    Object.keys(CHARTS).forEach(function (name) {
-      var target = root.querySelector('[data-chart="' + name + '"] .gpu-chart-plot');
-      if (plots[name]) plots[name].destroy();
-      columns[name] = {};
+  /* What a sample charts: the series (one per GPU, or the CPU) and each one's reading. */
+  function readingsOf(sample) {
+    if (sample.mode === "cpu") {
+      return sample.cpu ? [{ key: "cpu", label: t("gpu.cpu.series"), reading: sample.cpu }] : [];
+    }
+    return sample.devices.map(function (device) {
+      return { key: keyOf(device), label: device.index + ": " + (device.name || "GPU"),
+               reading: device.lost ? null : device };
+    });
+  }
+
+  /* The page's colours for the charts (they follow the light or dark theme). */
+  function palette() {
+    var style = getComputedStyle(document.documentElement);
+    var read = function (name, fallback) { return style.getPropertyValue(name).trim() || fallback; };
+    var series = [];
+    for (var n = 1; n <= 8; n += 1) series.push(read("--ai-chart-" + n, "#2563eb"));
+    return { series: series, axis: read("--ai-chart-axis", "#556070"), grid: read("--ai-chart-grid", "rgba(0,0,0,.08)") };
+  }
+
+  function chartWidth(target) { return Math.max(240, target.clientWidth || 320); }
+
+  /* (Re)draw the charts of the current mode from the data kept, in the theme's colours. */
+  function draw() {
+    Object.keys(plots).forEach(function (name) { plots[name].destroy(); });
+    plots = {};
+    if (!mode || !window.uPlot) return;
+    var colours = palette();
+    var span = RANGES[range];
+    var set = SETS[mode];
+    Object.keys(set.charts).forEach(function (name) {
+      var chart = set.charts[name];
+      var target = root.querySelector("[" + set.attribute + '="' + name + '"] .gpu-chart-plot');
+      if (!target) return;
       var series = [{}];
-      devices.forEach(function (device, position) {
-        columns[name][keyOf(device)] = [];
-        series.push({ label: device.index + ": " + (device.name || "GPU"),
-                      stroke: COLORS[position % COLORS.length], width: 2, spanGaps: true });
+      lines.forEach(function (line, position) {
+        series.push({ label: line.label, stroke: colours.series[position % colours.series.length], width: 2, spanGaps: true });
       });
-      var scale = CHARTS[name].max ? { range: [0, CHARTS[name].max] } : {};
+      var axis = { stroke: colours.axis, grid: { stroke: colours.grid }, ticks: { stroke: colours.grid } };
       plots[name] = new window.uPlot({
-        width: Math.max(260, target.clientWidth || 320),
+        width: chartWidth(target),
         height: 160,
         series: series,
-        scales: { x: { time: true, range: function (u, min, max) { return [max - WINDOW_SECONDS, max]; } },
-                  y: scale },
-        axes: [{}, { values: function (u, ticks) {
-          return ticks.map(function (v) { return v + " " + CHARTS[name].unit; });
-        }, size: 60 }]
-      }, [[]].concat(devices.map(function () { return []; })), target);
+        scales: { x: { time: true, range: function (u, min, max) { return [max - span, max]; } },
+                  y: chart.max ? { range: [0, chart.max] } : {} },
+        axes: [axis, Object.assign({ values: function (u, ticks) {
+          return ticks.map(function (v) { return v + " " + chart.unit; });
+        }, size: 60 }, axis)]
+      }, plotData(name), target);
+    });
+  }
+
+  /* Start the charts afresh for `list` in `kind` mode when the series changed. Returns
+     whether it did (the history is then fetched again). */
+  function buildPlots(kind, list) {
+    var keys = kind + ":" + list.map(function (line) { return line.key; }).join(",");
+    if (keys === plotKeys) return false;
+    plotKeys = keys;
+    mode = kind;
+    lines = list.map(function (line) { return { key: line.key, label: line.label }; });
+    clearData();
+    draw();
+    return true;
+  }
+
+  function clearData() {
+    times = [];
+    columns = {};
+    Object.keys(SETS[mode].charts).forEach(function (name) {
+      columns[name] = {};
+      lines.forEach(function (line) { columns[name][line.key] = []; });
     });
   }
 
   function plotData(name) {
     var data = [times];
-    plotKeys.split(",").forEach(function (key) { data.push(columns[name][key]); });
+    lines.forEach(function (line) { data.push(columns[name][line.key]); });
     return data;
   }
 
-  function append(time, devices) {
+  /* Adds one point in time (`readings`: series key → reading, or null for a gap), dropping
+     what fell out of the range shown. */
+  function append(time, readings) {
     times.push(time);
-    var byKey = {};
-    devices.forEach(function (device) { byKey[keyOf(device)] = device; });
-    Object.keys(CHARTS).forEach(function (name) {
-      Object.keys(columns[name]).forEach(function (key) {
-        var device = byKey[key];
-        columns[name][key].push(device && !device.lost ? CHARTS[name].value(device) : null);
-        if (columns[name][key].length > POINTS) columns[name][key].shift();
+    var charts = SETS[mode].charts;
+    Object.keys(charts).forEach(function (name) {
+      lines.forEach(function (line) {
+        var reading = readings[line.key];
+        columns[name][line.key].push(reading ? charts[name].value(reading) : null);
       });
     });
-    if (times.length > POINTS) times.shift();
-    Object.keys(plots).forEach(function (name) { plots[name].setData(plotData(name)); });
+    var oldest = time - RANGES[range];
+    var drop = 0;
+    while (drop < times.length - 1 && times[drop] < oldest) drop += 1;
+    if (drop) {
+      times.splice(0, drop);
+      Object.keys(columns).forEach(function (name) {
+        Object.keys(columns[name]).forEach(function (key) { columns[name][key].splice(0, drop); });
+      });
+    }
   }
 
-  function appendIfNewer(time, devices) {
-    if (!times.length || time > times[times.length - 1]) append(time, devices);
+  function refresh() { Object.keys(plots).forEach(function (name) { plots[name].setData(plotData(name)); }); }
+
+  function appendLive(sample) {
+    if (times.length && sample.time <= times[times.length - 1]) return;
+    var readings = {};
+    readingsOf(sample).forEach(function (line) { readings[line.key] = line.reading; });
+    append(sample.time, readings);
+    refresh();
   }
 
-  /* Fill the charts with the last minutes of history, so they are not empty on arrival. */
+  /* Fill the charts with the range's history, so they are not empty on arrival. */
   function backfill(history) {
-    var byDevice = {};
-    history.devices.forEach(function (series) { byDevice[series.device] = series; });
-    var first = history.devices[0];
-    if (!first) return;
-    first.times.forEach(function (time) {
-      var devices = plotKeys.split(",").map(function (key) {
-        var series = byDevice[key];
-        var values = series ? series.values : {};
-        var at = series ? series.times.indexOf(time) : -1;
-        function pick(field) { return at >= 0 && values[field] ? values[field][at] : null; }
-        return { uuid: key, utilization_gpu: pick("utilization_gpu"), memory_used: pick("memory_used"),
-                 memory_total: pick("memory_total"), temperature: pick("temperature"),
-                 power_draw_w: pick("power_draw_w"), lost: at < 0 };
-      });
-      appendIfNewer(time, devices);
+    var bySeries = {};
+    var all = {};
+    history.devices.forEach(function (series) {
+      var at = {};
+      series.times.forEach(function (time, position) { at[time] = position; all[time] = true; });
+      bySeries[series.device] = { series: series, at: at };
     });
+    Object.keys(all).map(Number).sort(function (a, b) { return a - b; }).forEach(function (time) {
+      if (times.length && time <= times[times.length - 1]) return;
+      var readings = {};
+      lines.forEach(function (line) {
+        var entry = bySeries[line.key];
+        var position = entry ? entry.at[time] : undefined;
+        if (position === undefined) { readings[line.key] = null; return; }
+        var reading = {};
+        Object.keys(entry.series.values).forEach(function (field) { reading[field] = entry.series.values[field][position]; });
+        readings[line.key] = reading;
+      });
+      append(time, readings);
+    });
+    refresh();
   }
+
+  /* Loads the history of the range shown up to `until`, then adds the live samples that came
+     meanwhile. */
+  function loadHistory(until, first) {
+    waiting = first ? [first] : [];
+    return window.AI.api("/gpu/history?since=" + (until - RANGES[range]) + "&until=" + until)
+      .then(backfill, function () {})
+      .then(function () {
+        var pending = waiting;
+        waiting = null;
+        pending.forEach(appendLive);
+      });
+  }
+
+  function feed(sample) {
+    if (!window.uPlot) return;
+    var list = readingsOf(sample);
+    if (buildPlots(sample.mode, list)) { loadHistory(sample.time, sample); return; }
+    if (waiting) waiting.push(sample);
+    else appendLive(sample);
+  }
+
+  root.querySelectorAll(".gpu-ranges [data-range]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      range = button.dataset.range;
+      root.querySelectorAll(".gpu-ranges [data-range]").forEach(function (each) {
+        each.setAttribute("aria-pressed", each === button ? "true" : "false");
+      });
+      root.dataset.range = range;
+      if (!mode) return;
+      var until = times.length ? times[times.length - 1] : Date.now() / 1000;
+      clearData();
+      draw();
+      window.AI.busy(button, loadHistory(until, null));
+    });
+  });
+  root.dataset.range = range;
+  if (window.AI.onTheme) window.AI.onTheme(draw);
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(function () {
+      Object.keys(plots).forEach(function (name) {
+        var target = plots[name].root.parentNode;
+        plots[name].setSize({ width: chartWidth(target), height: 160 });
+      });
+    }, 150);
+  });
 
   function card(device) {
     var item = document.createElement("article");
@@ -207,6 +331,7 @@
         return v === null ? "—" : v.toFixed(2);
       }).join(" · ");
       $('[data-reading="memory"]').textContent = formatBytes(cpu.memory_used) + " / " + formatBytes(cpu.memory_total);
+      feed(sample);
       return;
     }
     $(".gpu-notice").hidden = true;
@@ -214,22 +339,7 @@
     cards.textContent = "";
     sample.devices.forEach(function (device) { cards.appendChild(card(device)); });
     renderProcesses(sample.processes);
-    if (window.uPlot) {
-      var fresh = !plotKeys;
-      buildPlots(sample.devices);
-      if (fresh) {
-        waiting = [sample];
-        window.AI.api("/gpu/history?since=" + (sample.time - WINDOW_SECONDS) + "&until=" + sample.time)
-          .then(backfill, function () {})
-          .then(function () {
-            waiting.forEach(function (live) { appendIfNewer(live.time, live.devices); });
-            waiting = null;
-          });
-        return;
-      }
-      if (waiting) waiting.push(sample);
-      else appendIfNewer(sample.time, sample.devices);
-    }
+    feed(sample);
   }
 
   function unavailable(error) {

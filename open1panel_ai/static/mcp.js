@@ -161,6 +161,7 @@
     action("logs", function () { openLogs(server); });
     action("tools", function () { openTools(server); });
     action("config", function () { openConfig(server); });
+    action("token", function () { openToken(server); });
     if (typeof AI.openDomainDialog === "function") {
       action("domain", function () { AI.openDomainDialog({ kind: "mcp", target: server.id }); });
     }
@@ -537,16 +538,57 @@
     }, function (error) { state.textContent = error.message; });
   }
 
+  /* Rotating a server's bearer token: asked first; the new token is shown once, to copy. */
+  var tokenDialog = document.getElementById("mcp-token-dialog");
+  var tokenRotate = document.getElementById("mcp-token-rotate");
+  var tokenFor = null;
+  function openToken(server) {
+    tokenFor = server;
+    AI.openDialog(tokenDialog);
+    tokenDialog.querySelector(".mcp-token-name").textContent = server.name;
+    tokenDialog.querySelector(".mcp-token-ask").hidden = false;
+    tokenDialog.querySelector(".mcp-token-done").hidden = true;  // the last token is not shown again
+    tokenRotate.hidden = false;
+  }
+  tokenRotate.addEventListener("click", function () {
+    var error = tokenDialog.querySelector(".mcp-form-error");
+    error.hidden = true;
+    AI.busy(tokenRotate, AI.api("/mcp/servers/" + encodeURIComponent(tokenFor.id) + "/token", { method: "POST" }))
+      .then(function (data) {
+        tokenDialog.querySelector(".mcp-token-ask").hidden = true;
+        tokenRotate.hidden = true;
+        tokenDialog.querySelector(".mcp-token-value").textContent = data.token;
+        tokenDialog.querySelector(".mcp-token-done").hidden = false;
+      }, function (failure) {
+        error.textContent = failure.message;
+        error.hidden = false;
+      });
+  });
+
   var configDialog = document.getElementById("mcp-config-dialog");
   var clientSelect = document.getElementById("mcp-config-client");
   var transportSelect = document.getElementById("mcp-config-transport");
+  var addressSelect = document.getElementById("mcp-config-address");
   var configCopy = document.getElementById("mcp-config-copy");
   var prompt = configDialog.querySelector(".mcp-config-prompt");
+  function showAddresses(data) {
+    // The server's addresses, the one the snippet names chosen; the default comes first.
+    addressSelect.textContent = "";
+    data.addresses.forEach(function (address) {
+      var option = el("option", { value: address.url },
+        t("mcp.config.address." + address.kind, { url: address.url }));
+      addressSelect.appendChild(option);
+    });
+    addressSelect.value = data.address;
+  }
   function loadConfig() {
     var snippet = configDialog.querySelector(".mcp-config-snippet");
     resetCopy(configCopy);  // "Copied" was about the snippet of the last client
-    var asked = configFor.id + "/client-config?client=" + clientSelect.value + "&transport=" + transportSelect.value;
+    var asked = encodeURIComponent(configFor.id) + "/client-config?client=" + encodeURIComponent(clientSelect.value) +
+      "&transport=" + encodeURIComponent(transportSelect.value);
+    if (addressSelect.value) asked += "&address=" + encodeURIComponent(addressSelect.value);
     AI.api("/mcp/servers/" + asked).then(function (data) {
+      showAddresses(data);
       snippet.textContent = data.snippet;
       prompt.hidden = !data.prompt_value;
       prompt.querySelector("code").textContent = data.prompt_value || "";
@@ -558,10 +600,12 @@
     AI.openDialog(configDialog);
     prompt.hidden = true;
     transportSelect.value = server.transports[0];
+    addressSelect.textContent = "";  // a new dialog starts at the server's default address
     loadConfig();
   }
   clientSelect.addEventListener("change", loadConfig);
   transportSelect.addEventListener("change", loadConfig);
+  addressSelect.addEventListener("change", loadConfig);
   configCopy.addEventListener("click", function () {
     copy(configDialog.querySelector(".mcp-config-snippet").textContent, configCopy);
   });
