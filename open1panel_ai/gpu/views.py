@@ -80,7 +80,7 @@ def gpu_checks() -> ResponseReturnValue:
     errors_=(503,),
     raw_response={CONTENT_TYPE_LATEST: {"type": "string"}},
 )
-def prometheus_metrics() -> ResponseReturnValue:
+def gpu_prometheus_metrics() -> ResponseReturnValue:
     """Besides the admin token, the standalone panel takes its scrape token here
     (`<data dir>/metrics-token` or `OPEN1PANEL_AI_METRICS_TOKEN`), which opens this route and
     nothing else: give Prometheus that one."""

@@ -63,7 +63,7 @@ def ollama_page() -> ResponseReturnValue:
     tag="ollama",
     response=schemas.EndpointListSchema(),
 )
-def list_endpoints() -> ResponseReturnValue:
+def ollama_list_endpoints() -> ResponseReturnValue:
     return localized({"endpoints": _service().endpoints_status()})
 
 
@@ -76,7 +76,7 @@ def list_endpoints() -> ResponseReturnValue:
     status=201,
     errors_=(409,),
 )
-def add_endpoint(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_add_endpoint(body: dict[str, Any]) -> ResponseReturnValue:
     return localized(_service().add_endpoint(**body))
 
 
@@ -88,7 +88,7 @@ def add_endpoint(body: dict[str, Any]) -> ResponseReturnValue:
     status=204,
     errors_=(404, 409),
 )
-def remove_endpoint(name: str) -> ResponseReturnValue:
+def ollama_remove_endpoint(name: str) -> ResponseReturnValue:
     _service().remove_endpoint(name)
     return Response(status=204)
 
@@ -101,7 +101,7 @@ def remove_endpoint(name: str) -> ResponseReturnValue:
     response=schemas.ModelListSchema(),
     errors_=(404, 502, 503, 504),
 )
-def list_models(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_list_models(query: dict[str, Any]) -> ResponseReturnValue:
     """Answered from the server's watcher: a state at most ``max_age`` seconds old, else the
     next poll, waited for up to the request wait; past it the last state, ``stale``, or an
     error saying whether the panel was too busy to ask (503 ``panel_busy``), Ollama did not
@@ -118,7 +118,7 @@ def list_models(query: dict[str, Any]) -> ResponseReturnValue:
     errors_=(404, 502, 503),
     raw_response={"application/json": schemas.MODEL_DETAILS},
 )
-def show_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_show_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     return _service().model(query["endpoint"], name)
 
 
@@ -131,7 +131,7 @@ def show_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     status=204,
     errors_=(404, 502, 503),
 )
-def delete_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_delete_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     _service().delete_model(query["endpoint"], name)
     return Response(status=204)
 
@@ -146,7 +146,7 @@ def delete_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     status=204,
     errors_=(404, 409, 502, 503),
 )
-def copy_model(name: str, query: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_copy_model(name: str, query: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
     _service().copy_model(query["endpoint"], name, body["destination"], overwrite=body["overwrite"])
     return Response(status=204)
 
@@ -162,7 +162,7 @@ def copy_model(name: str, query: dict[str, Any], body: dict[str, Any]) -> Respon
     status=204,
     errors_=(404, 409, 502, 503),
 )
-def load_model(name: str, query: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_load_model(name: str, query: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
     workbench.of(_service()).budget.admit(query["endpoint"], name, body["evict"])
     _service().load_model(query["endpoint"], name, body["keep_alive"], body["cpu_only"])
     return Response(status=204)
@@ -177,7 +177,7 @@ def load_model(name: str, query: dict[str, Any], body: dict[str, Any]) -> Respon
     status=204,
     errors_=(404, 502, 503),
 )
-def unload_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_unload_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     _service().unload_model(query["endpoint"], name)
     return Response(status=204)
 
@@ -190,7 +190,7 @@ def unload_model(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     response=schemas.RunningListSchema(),
     errors_=(404, 502, 503, 504),
 )
-def running(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_running(query: dict[str, Any]) -> ResponseReturnValue:
     """Answered from the servers' watchers, as ``GET /ollama/models`` is; without
     ``endpoint``, servers that cannot be reached are left out."""
     return localized(_service().running_state(query.get("endpoint"), query.get("max_age")))
@@ -205,7 +205,7 @@ def running(query: dict[str, Any]) -> ResponseReturnValue:
     status=202,
     errors_=(404, 507),
 )
-def start_pull(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_start_pull(body: dict[str, Any]) -> ResponseReturnValue:
     return localized(_service().start_pull(body["endpoint"], body["name"]))
 
 
@@ -224,7 +224,7 @@ def start_pull(body: dict[str, Any]) -> ResponseReturnValue:
     },
     raw_query=schemas.ImportUploadQuerySchema(partial=True),
 )
-def start_import() -> ResponseReturnValue:
+def ollama_start_import() -> ResponseReturnValue:
     """The query string is for uploads only (there ``name`` is required); a JSON body holds
     every field itself."""
     return _service().start_import(**import_arguments())
@@ -256,7 +256,7 @@ def import_arguments() -> dict[str, Any]:
     response=schemas.StorageSchema(),
     errors_=(404, 502, 503),
 )
-def storage(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_storage(query: dict[str, Any]) -> ResponseReturnValue:
     return _service().storage(query["endpoint"])
 
 
@@ -269,5 +269,5 @@ def storage(query: dict[str, Any]) -> ResponseReturnValue:
     response=schemas.PartialsDeletedSchema(),
     errors_=(404, 409),
 )
-def delete_partials(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_delete_partials(query: dict[str, Any]) -> ResponseReturnValue:
     return _service().delete_partials(query["endpoint"])

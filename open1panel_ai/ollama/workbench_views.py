@@ -44,13 +44,13 @@ def ollama_model_page() -> ResponseReturnValue:
 @operation(
     summary="Chat with a model: NDJSON lines shaped like Ollama's /api/chat stream; the last "
     "line adds figures (time to first token, tokens/s, prompt tokens/s, load time). "
-    "Closing the connection stops the generation",
+    "Closing the connection stops the generation. With stream false, one JSON object",
     tag="ollama",
     body=ws.ChatBodySchema(),
     errors_=(404, 409, 502, 503),
-    raw_response={"application/x-ndjson": ws.CHAT_LINE},
+    raw_response={"application/x-ndjson": ws.CHAT_LINE, "application/json": ws.CHAT_LINE},
 )
-def chat(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_chat(body: dict[str, Any]) -> ResponseReturnValue:
     lines = _bench().chat.start(
         body["endpoint"],
         body["model"],
@@ -76,7 +76,7 @@ def chat(body: dict[str, Any]) -> ResponseReturnValue:
     response=ws.EmbedResultSchema(),
     errors_=(404, 409, 502, 503),
 )
-def embed(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_embed(body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().chat.embed(
         body["endpoint"],
         body["model"],
@@ -98,7 +98,7 @@ def embed(body: dict[str, Any]) -> ResponseReturnValue:
     response=ws.RecipeSchema(),
     errors_=(404, 502, 503),
 )
-def model_recipe(name: str, query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_model_recipe(name: str, query: dict[str, Any]) -> ResponseReturnValue:
     recipe = _bench().builds.recipe(query["endpoint"], name)
     return {**recipe, "base": recipe.pop("from")}
 
@@ -122,7 +122,7 @@ def _build_fields(body: dict[str, Any]) -> dict[str, Any]:
     response=ws.BuildPreviewSchema(),
     errors_=(404,),
 )
-def preview_build(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_preview_build(body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().builds.preview(body["endpoint"], body["name"], body["base"], **_build_fields(body))
 
 
@@ -136,7 +136,7 @@ def preview_build(body: dict[str, Any]) -> ResponseReturnValue:
     status=202,
     errors_=(404, 409),
 )
-def start_build(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_start_build(body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().builds.start(body["endpoint"], body["name"], body["base"], **_build_fields(body))
 
 
@@ -148,7 +148,7 @@ def start_build(body: dict[str, Any]) -> ResponseReturnValue:
     response=ws.BudgetSchema(),
     errors_=(404,),
 )
-def get_budget(name: str) -> ResponseReturnValue:
+def ollama_get_budget(name: str) -> ResponseReturnValue:
     return _bench().budget.get(name)
 
 
@@ -162,7 +162,7 @@ def get_budget(name: str) -> ResponseReturnValue:
     response=ws.BudgetSchema(),
     errors_=(404,),
 )
-def set_budget(name: str, body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_set_budget(name: str, body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().budget.set(name, body["vram_bytes"], body["max_models"])
 
 
@@ -175,7 +175,7 @@ def set_budget(name: str, body: dict[str, Any]) -> ResponseReturnValue:
     status=202,
     errors_=(404, 409),
 )
-def start_benchmark(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_start_benchmark(body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().benchmarks.start(body["endpoint"], body["model"], body["runs"], body["evict"])
 
 
@@ -186,7 +186,7 @@ def start_benchmark(body: dict[str, Any]) -> ResponseReturnValue:
     query=ws.BenchmarkQuerySchema(),
     response=ws.BenchmarkListSchema(),
 )
-def list_benchmarks(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_list_benchmarks(query: dict[str, Any]) -> ResponseReturnValue:
     return {
         "results": _bench().benchmarks.results(query.get("model"), query.get("endpoint")),
         "prompts": list(PROMPTS),
@@ -201,7 +201,7 @@ def list_benchmarks(query: dict[str, Any]) -> ResponseReturnValue:
     query=ws.BenchmarkQuerySchema(),
     raw_response={"text/csv": {"type": "string"}},
 )
-def export_benchmarks(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_export_benchmarks(query: dict[str, Any]) -> ResponseReturnValue:
     text = to_csv(_bench().benchmarks.results(query.get("model"), query.get("endpoint")))
     return Response(
         text, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="ollama-benchmarks.csv"'}
@@ -212,6 +212,6 @@ def export_benchmarks(query: dict[str, Any]) -> ResponseReturnValue:
 @operation(
     path={"result_id": "^[0-9a-f]{12}$"}, summary="Delete a benchmark result", tag="ollama", status=204, errors_=(404,)
 )
-def delete_benchmark(result_id: str) -> ResponseReturnValue:
+def ollama_delete_benchmark(result_id: str) -> ResponseReturnValue:
     _bench().benchmarks.delete(result_id)
     return Response(status=204)

@@ -9,32 +9,11 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookspecs.gpu import READINGS
 from open1panel_ai.gpu import doctor, metrics
 from open1panel_ai.gpu.nvml import NvmlProvider
 
 pytestmark = pytest.mark.nvidia_gpu
-
-READINGS = (
-    "utilization_gpu",
-    "utilization_memory",
-    "encoder_utilization",
-    "decoder_utilization",
-    "memory_total",
-    "memory_used",
-    "memory_free",
-    "temperature",
-    "fan_speed",
-    "power_draw_w",
-    "power_limit_w",
-    "energy_mj",
-    "clock_sm",
-    "clock_memory",
-    "pstate",
-    "persistence_mode",
-    "compute_mode",
-    "ecc_errors_uncorrected",
-    "mig_mode",
-)
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ def ollama_server_page() -> ResponseReturnValue:
     tag="ollama",
     response=schemas.ServerSchema(),
 )
-def server_status() -> ResponseReturnValue:
+def ollama_server_status() -> ResponseReturnValue:
     return localized(_service().status())
 
 
@@ -46,7 +46,7 @@ def server_status() -> ResponseReturnValue:
     status=202,
     errors_=(409,),
 )
-def apply_settings(body: dict[str, Any]) -> ResponseReturnValue:
+def ollama_apply_settings(body: dict[str, Any]) -> ResponseReturnValue:
     return _service().apply(body["settings"], unload=body["unload"], move_models=body["move_models"])
 
 
@@ -54,7 +54,7 @@ def apply_settings(body: dict[str, Any]) -> ResponseReturnValue:
 @operation(
     summary="Start the local Ollama server", tag="ollama", response=schemas.ServerStateSchema(), errors_=(409, 502, 503)
 )
-def start_server() -> ResponseReturnValue:
+def ollama_start_server() -> ResponseReturnValue:
     return localized(_service().start())
 
 
@@ -62,7 +62,7 @@ def start_server() -> ResponseReturnValue:
 @operation(
     summary="Stop the local Ollama server", tag="ollama", response=schemas.ServerStateSchema(), errors_=(409, 502, 503)
 )
-def stop_server() -> ResponseReturnValue:
+def ollama_stop_server() -> ResponseReturnValue:
     return localized(_service().stop())
 
 
@@ -74,7 +74,7 @@ def stop_server() -> ResponseReturnValue:
     response=schemas.ServerStateSchema(),
     errors_=(409, 502, 503),
 )
-def restart_server(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_restart_server(query: dict[str, Any]) -> ResponseReturnValue:
     return localized(_service().restart(unload=query["unload"]))
 
 
@@ -86,5 +86,5 @@ def restart_server(query: dict[str, Any]) -> ResponseReturnValue:
     response=schemas.ServerLogsSchema(),
     errors_=(409, 502, 503),
 )
-def server_logs(query: dict[str, Any]) -> ResponseReturnValue:
+def ollama_server_logs(query: dict[str, Any]) -> ResponseReturnValue:
     return {"lines": _service().logs(query["tail"])}
