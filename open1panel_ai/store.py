@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import weakref
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,6 +21,16 @@ from open1panel_ai import private
 
 #: Seconds :meth:`Store.close` waits for a thread to finish with its connection.
 CLOSE_WAIT = 10
+#: Seconds a connection waits for a lock held by another writer (SQLite's busy timeout).
+LOCK_TIMEOUT = 30
+#: Connections a store keeps open between uses: about as many as run queries at once in a
+#: panel (whose Python code runs one thread at a time).
+IDLE_CONNECTIONS = 8
+#: Connections open at once: a thread that finds them all in use waits for one. Opening and
+#: closing a connection for each burst would allocate and free its schema and page cache
+#: each time, from the allocator arena of whichever of hundreds of threads did it, which
+#: leaves the freed memory scattered among blocks still in use (see docs/performance.md).
+MAX_CONNECTIONS = IDLE_CONNECTIONS
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -41,11 +51,17 @@ def timestamp() -> str:
 class Store:
     """Thread-safe access to one SQLite database file.
 
-    Every thread gets its own connection (SQLite connections must not be shared while in use),
-    closed when the thread ends, so short-lived threads (a pool per request, a timer per event)
-    leave no connection behind. :meth:`close` waits for a connection another thread is using
-    (closing it under that thread crashes the interpreter). Writes go through :meth:`transaction`, which takes the write
-    lock up front so two writers never deadlock on an upgrade from a read lock.
+    A connection serves one thread at a time (SQLite connections must not be shared while in
+    use), from the first store call of a block to the end of its outermost one, so a query
+    inside a transaction runs in that transaction. Idle connections are kept for the next
+    thread, at most :data:`IDLE_CONNECTIONS` of them; one more is opened for a burst and
+    closed after it. Each connection holds what it read (its page cache, its sorts), so a
+    connection per thread of a server with hundreds of request threads would hold hundreds of
+    those, and more as the tables grow; with the idle ones bounded, what the store holds does
+    not depend on the number of threads. :meth:`close` waits for a connection another thread
+    is using (closing it under that thread crashes the interpreter). Writes go through
+    :meth:`transaction`, which takes the write lock up front so two writers never deadlock on
+    an upgrade from a read lock.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -53,58 +69,122 @@ class Store:
         private.private_dir(self.path.parent)
         # SQLite gives the -wal and -shm files the database file's mode: 0600 from the start.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, private.FILE_MODE))
-        self._local = threading.local()
+        self._local = threading.local()  # the connection this thread is using, while it is
         #: Every open connection, with the lock its thread holds while using it.
         self._connections: dict[sqlite3.Connection, threading.RLock] = {}
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
+        #: Told when a connection is given back or closed; waited on, under ``_lock``, by a
+        #: thread that finds :data:`MAX_CONNECTIONS` in use.
+        self._free = threading.Condition(self._lock)
+        self._open = 0  # connections open or being opened
+        #: Connections opened since the store was, for those who measure it.
+        self.opened = 0
+        #: Held by the thread in a write transaction (see :meth:`transaction`); reentrant, so a
+        #: nested transaction fails in SQLite as it always did instead of waiting on itself.
+        self._writing = threading.RLock()
         self._closed = False
         with self.transaction() as db:
             db.execute(_BOOKKEEPING)
 
     @contextmanager
     def _using(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, kept from :meth:`close` while the block runs."""
-        holder = self._holder()
-        with holder.in_use:
-            if self._closed:
-                raise RuntimeError("the store is closed")
-            yield holder.db
-
-    def _holder(self) -> _ThreadConnection:
-        if self._closed:
-            raise RuntimeError("the store is closed")
+        """A connection for this thread, kept from :meth:`close` and from other threads while
+        the block runs; nested blocks of one thread get the same one."""
         holder = getattr(self._local, "holder", None)
-        if holder is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
-            holder = self._local.holder = _ThreadConnection(db)
-            with self._lock:
-                self._connections[db] = holder.in_use
-            # Only this thread's local storage refers to the holder: it goes when the thread ends.
-            weakref.finalize(holder, self._forget, db)
+        if holder is not None:
+            with holder.in_use:
+                if self._closed:
+                    raise RuntimeError("the store is closed")
+                yield holder.db
+            return
+        holder = self._take()
+        self._local.holder = holder
+        try:
+            with holder.in_use:
+                if self._closed:
+                    raise RuntimeError("the store is closed")
+                yield holder.db
+        finally:
+            self._local.holder = None
+            self._give_back(holder)
+
+    def _take(self) -> _Connection:
+        """An idle connection, else a new one while fewer than :data:`MAX_CONNECTIONS` are open,
+        else the first one another thread gives back. A thread holds a connection for one
+        statement, or for one transaction (and those run one at a time), so one comes back
+        soon; after :data:`LOCK_TIMEOUT` seconds without, one more is opened all the same."""
+        deadline = None
+        with self._free:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the store is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._open < MAX_CONNECTIONS:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + LOCK_TIMEOUT
+                if not self._free.wait(deadline - time.monotonic()) and time.monotonic() >= deadline:
+                    break
+            self._open += 1
+            self.opened += 1
+        try:
+            return self._connect()
+        except BaseException:
+            with self._free:
+                self._open -= 1
+                self._free.notify()
+            raise
+
+    def _connect(self) -> _Connection:
+        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        holder = _Connection(db)
+        with self._lock:
+            self._connections[db] = holder.in_use
         return holder
 
-    def _forget(self, db: sqlite3.Connection) -> None:
-        """Close the connection of a thread that has ended."""
-        with self._lock:
-            self._connections.pop(db, None)
-        db.close()
+    def _give_back(self, holder: _Connection) -> None:
+        """Keep a connection a thread is done with for the next, or close it when enough are
+        kept already (or the store is closed)."""
+        with self._free:
+            if not self._closed and len(self._idle) < IDLE_CONNECTIONS:
+                self._idle.append(holder)
+                self._free.notify()
+                return
+            self._connections.pop(holder.db, None)
+            self._open -= 1
+            self._free.notify()
+        with holder.in_use:
+            holder.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run a block in one write transaction: committed on success, rolled back on error."""
-        with self._using() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            else:
-                db.execute("COMMIT")
+        """Run a block in one write transaction: committed on success, rolled back on error.
+
+        The writers of this process take turns on a lock of their own before SQLite's write
+        lock: a writer that finds SQLite's lock taken polls it with sleeps that grow to 100 ms
+        (its busy handler), while one waiting on this lock starts the moment the writer before
+        it is done. Writers in other processes still meet at SQLite's lock. Like SQLite's, the
+        wait ends in ``database is locked`` after the connection's timeout."""
+        if not self._writing.acquire(timeout=LOCK_TIMEOUT):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            with self._using() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                else:
+                    db.execute("COMMIT")
+        finally:
+            self._writing.release()
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._using() as db:
@@ -120,9 +200,9 @@ class Store:
             return db.execute(sql, params).rowcount
 
     def schema_version(self, component: str) -> int:
-        row = self.query_one(
-            "SELECT max(version) AS v FROM schema_migrations WHERE component = ?", (component,)
-        )
+        row = self.query_one("SELECT max(version) AS v FROM schema_migrations WHERE component = ?", (component,))
+        if row is None:  # never: an aggregate answers one row
+            return 0
         return row["v"] or 0
 
     def migrate(self, component: str, migrations: Sequence[str]) -> int:
@@ -141,8 +221,12 @@ class Store:
             )
         for version, script in enumerate(migrations[current:], start=current + 1):
             with self.transaction() as db:
-                applied = db.execute("SELECT max(version) FROM schema_migrations WHERE component = ?",
-                                     (component,)).fetchone()[0] or 0
+                applied = (
+                    db.execute(
+                        "SELECT max(version) FROM schema_migrations WHERE component = ?", (component,)
+                    ).fetchone()[0]
+                    or 0
+                )
                 if applied >= version:
                     continue  # another process sharing the database applied it meanwhile
                 for statement in _split_statements(script):
@@ -159,12 +243,14 @@ class Store:
 
     def close(self) -> None:
         """Close every connection, each once its thread is done with it; one still busy after
-        :data:`CLOSE_WAIT` seconds is left for its thread's end to close. A final checkpoint
-        folds the WAL back into the file."""
-        with self._lock:
+        :data:`CLOSE_WAIT` seconds is left for its thread to close. A final checkpoint folds
+        the WAL back into the file."""
+        with self._free:
             self._closed = True
             connections = list(self._connections.items())
             self._connections.clear()
+            self._idle.clear()
+            self._free.notify_all()
         for db, in_use in connections:
             if not in_use.acquire(timeout=CLOSE_WAIT):
                 continue
@@ -178,11 +264,10 @@ class Store:
                 in_use.release()
 
 
-class _ThreadConnection:
-    """One thread's connection and the lock held while it is used; sqlite3 connections cannot
-    be weakly referenced, this can."""
+class _Connection:
+    """A connection and the lock its thread holds while using it."""
 
-    __slots__ = ("__weakref__", "db", "in_use")
+    __slots__ = ("db", "in_use")
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db

@@ -13,7 +13,6 @@ from open1panel_ai.config import Settings
 from open1panel_ai.standalone.server import check_settings
 from tests.conftest import TOKEN
 
-
 #: The handshake header of a client that shows the admin token before it signs in to ``/ai``.
 WITH_TOKEN = [f"Authorization: Bearer {TOKEN}"]
 
@@ -22,8 +21,9 @@ def open_websocket(panel, header=()) -> websocket.WebSocket:
     """An Engine.IO WebSocket that has not signed in to a namespace: it holds a thread all the
     same. ``header=WITH_TOKEN`` shows the token in the handshake, which lets it past the bound
     on clients that show no credentials."""
-    ws = websocket.create_connection(f"ws://127.0.0.1:{panel.port}/socket.io/?EIO=4&transport=websocket",
-                                     header=list(header), timeout=5)
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{panel.port}/socket.io/?EIO=4&transport=websocket", header=list(header), timeout=5
+    )
     assert ws.recv().startswith("0{")  # the Engine.IO open packet
     return ws
 
@@ -43,8 +43,9 @@ def eventually_open_websocket(panel, timeout: float = 10, header=WITH_TOKEN) -> 
 @pytest.mark.server
 def test_websockets_past_three_quarters_of_the_threads_are_refused_and_http_still_answers(served):
     # The sockets here never sign in: a long sign-in deadline keeps them open for the test.
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "8",
-                        "OPEN1PANEL_AI_SIGN_IN_SECONDS": "600"})
+    panel = served(
+        env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "8", "OPEN1PANEL_AI_SIGN_IN_SECONDS": "600"}
+    )
     sockets = [open_websocket(panel, WITH_TOKEN) for _ in range(6)]
     try:
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -72,8 +73,9 @@ def closed_by_server(ws: websocket.WebSocket) -> None:
 
 @pytest.mark.server
 def test_websockets_that_never_sign_in_are_closed_and_free_their_places(served):
-    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "4",
-                        "OPEN1PANEL_AI_SIGN_IN_SECONDS": "1"})  # three places for WebSockets
+    panel = served(
+        env={"OPEN1PANEL_AI_TOKEN": TOKEN, "OPEN1PANEL_AI_THREADS": "4", "OPEN1PANEL_AI_SIGN_IN_SECONDS": "1"}
+    )  # three places for WebSockets
     client = socketio.Client(reconnection=False)
     client.connect(panel.url, namespaces=["/ai"], transports=["websocket"], auth={"token": TOKEN})
     try:

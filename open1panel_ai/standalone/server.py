@@ -12,14 +12,16 @@ a session that does not sign in to a Socket.IO namespace in time is closed (:mod
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
+from types import FrameType
 
+import flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from open1panel_ai.config import ENV_PREFIX, Settings
-from open1panel_ai.relay import check_socket_path
+from open1panel_ai.host import ENV_PREFIX, Settings, check_socket_path
 from open1panel_ai.standalone import auth
 from open1panel_ai.standalone.sockets import SignedIn, SignInDeadline, SocketGate
 
@@ -27,17 +29,80 @@ log = logging.getLogger(__name__)
 
 #: Seconds in-flight requests get to finish once the plugins have stopped.
 GRACEFUL_TIMEOUT = 10
+#: glibc malloc arenas a worker uses at most (its default is eight per core).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+_PR_SET_NAME = 15  # prctl's option that names the calling thread, from linux/prctl.h
+#: Seconds between two trims of the allocator's free memory in a worker.
+TRIM_EVERY = 30.0
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (whose allocator the functions below tune), else None."""
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "malloc_trim") else None
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Have glibc's allocator use at most ``arenas`` arenas in this process; False where the C
+    library is not glibc. Called in a worker before its threads start.
+
+    glibc gives a new thread an arena of its own while fewer than eight per core exist, and
+    an arena keeps the memory freed into it for its own later requests. A worker's hundreds
+    of threads (one per WebSocket, a pool for requests) spread their short-lived allocations
+    over all of those arenas, and each arena's free memory stays resident, scattered among
+    blocks still in use, so the process grew under steady load while the memory in use did
+    not. With two arenas, freed memory is found again by the next request of any thread."""
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
+
+
+def release_free_memory() -> bool:
+    """Give the pages of the allocator's free blocks back to the system (glibc's
+    ``malloc_trim(0)``, every arena); True when some were. What a burst of requests allocated
+    at once and freed stays with the process otherwise: glibc gives back only the free memory
+    at the very end of an arena, and a block still in use after it keeps it all."""
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
+
+
+class MemoryTrimmer(threading.Thread):
+    """Calls :func:`release_free_memory` every ``seconds``, in a thread named ``malloc-trim``
+    (also in the system's view of the process, ``/proc/<pid>/task/*/comm``)."""
+
+    def __init__(self, seconds: float = TRIM_EVERY) -> None:
+        super().__init__(name="malloc-trim", daemon=True)
+        self.seconds = seconds
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        libc = _glibc()
+        if libc is None:
+            return
+        libc.prctl(_PR_SET_NAME, b"malloc-trim", 0, 0, 0)
+        while not self.stop.wait(self.seconds):
+            release_free_memory()
 
 
 class PanelWorker(ThreadWorker):
-    """A gthread worker that stops the panel's plugins as soon as it is asked to exit."""
+    """A gthread worker that stops the panel's plugins as soon as it is asked to exit. Before
+    it starts a thread it bounds its allocator's arenas (:func:`limit_malloc_arenas`), and a
+    :class:`MemoryTrimmer` gives the free memory of request bursts back to the system."""
+
+    def init_process(self) -> None:
+        limit_malloc_arenas()
+        MemoryTrimmer().start()
+        super().init_process()
 
     def _stop_host(self) -> None:
         host = getattr(self.wsgi, "extensions", {}).get("panel_host") if self.wsgi else None
         if host is not None:
             host.shutdown()
 
-    def handle_exit(self, sig, frame) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.alive:
             threading.Thread(target=self._stop_host, name="panel-shutdown").start()
         super().handle_exit(sig, frame)
@@ -55,7 +120,7 @@ class PanelServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        host, port = self.settings.get("host"), self.settings.get_int("port")
+        host, port = self.settings.values["host"], self.settings.get_int("port")
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         for name, value in {
             "bind": [bind],
@@ -75,13 +140,15 @@ class PanelServer(BaseApplication):
         if "control_socket_disable" in self.cfg.settings:  # gunicorn 25+: no admin socket in $HOME
             self.cfg.set("control_socket_disable", True)
 
-    def load(self):
+    def load(self) -> flask.Flask:
         from open1panel_ai.standalone.host import create_host
 
         host = create_host(self.settings)
         server = host.socketio.server
-        host.app.wsgi_app = SocketGate(host.app.wsgi_app, self.settings.get_int("threads"), SignedIn(server),
-                                       host.has_credentials)
+        # Flask's documented way to add WSGI middleware; its stubs declare wsgi_app a method.
+        host.app.wsgi_app = SocketGate(  # type: ignore[method-assign]
+            host.app.wsgi_app, self.settings.get_int("threads"), SignedIn(server), host.has_credentials
+        )
         SignInDeadline(server, self.settings.get_int("sign_in_seconds"), host.auth.ended_sockets).start()
         return host.app
 
@@ -102,7 +169,8 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(
             f"OPEN1PANEL_AI_WORKERS={workers} needs OPEN1PANEL_AI_REDIS_URL (for example "
             "redis://127.0.0.1:6379/0): without a message queue a worker's clients miss the "
-            "events of the others. See docs/scaling.md.")
+            "events of the others. See docs/scaling.md."
+        )
     if settings.get("redis_url"):
         check_socket_path(settings.data_dir)
     auth.check_metrics_token(settings.data_dir)

@@ -1,0 +1,119 @@
+"""What keeps a served panel's memory flat under sustained load (the load benchmark's soak,
+``python -m benchmarks load --duration 600``, measures the outcome; these tests check the
+mechanisms, without timing anything).
+
+The worker bounds glibc's malloc arenas (with one arena per thread up to eight per core, the
+memory hundreds of request and WebSocket threads free stays resident in their arenas) and
+gives the free memory of request bursts back to the system every 30 s. (The store's bounded
+connection pool, the third part, is tested in ``tests/test_store.py``.)
+"""
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from open1panel_ai.standalone.server import MALLOC_ARENAS
+
+#: Six threads allocate at once (a block above Python's small-object size, so from malloc) and
+#: hold it; then glibc's ``malloc_info`` counts the arenas (one ``<heap nr=…>`` each).
+COUNT_ARENAS = """
+import ctypes, sys, tempfile, threading
+if sys.argv[1] == "limit":
+    from open1panel_ai.standalone.server import limit_malloc_arenas
+    assert limit_malloc_arenas()
+libc = ctypes.CDLL(None)
+libc.fdopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fflush.argtypes = [ctypes.c_void_p]
+go, ready, held = threading.Event(), threading.Semaphore(0), []
+def allocate():
+    held.append(bytes(2000))
+    ready.release()
+    go.wait()
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for thread in threads:
+    thread.start()
+for _ in threads:
+    ready.acquire()
+with tempfile.TemporaryFile() as out:
+    stream = libc.fdopen(out.fileno(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fflush(stream)
+    out.seek(0)
+    print(out.read().count(b"<heap nr="))
+go.set()
+"""
+
+
+def arenas(mode: str) -> int:
+    done = subprocess.run([sys.executable, "-c", COUNT_ARENAS, mode], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_limiting_the_arenas_keeps_threads_that_allocate_at_once_in_two():
+    assert arenas("limit") <= MALLOC_ARENAS
+    assert arenas("default") > MALLOC_ARENAS  # what the limit changes: one arena per thread
+
+
+def thread_heaps(pid: int) -> int:
+    """The heaps of glibc's thread arenas in a process's memory map: anonymous mappings that
+    start on a 64 MiB boundary (glibc aligns each to its maximum size), the main arena aside."""
+    count = 0
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            start = int(fields[0].split("-")[0], 16)
+            if len(fields) == 5 and start % (64 * 2**20) == 0:  # no path: anonymous
+                count += 1
+    return count
+
+
+@pytest.mark.server
+def test_the_served_worker_runs_with_the_arena_limit(served):
+    panel = served()
+    # Its threads have started and allocated: the GPU sampler, the task runner, supervision.
+    assert panel.api("GET", "/status").status_code == 200
+    worker = psutil.Process(panel.process.pid).children()[0]
+    deadline = time.monotonic() + 10
+    while worker.num_threads() < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker.num_threads() >= 4
+    assert thread_heaps(worker.pid) <= MALLOC_ARENAS - 1
+    assert "malloc-trim" in comm_names(worker.pid)  # the worker's MemoryTrimmer
+
+
+#: Frees 90 MiB of blocks from the middle of the heap (the last block, still in use, keeps glibc
+#: from giving back the end of it), then trims; prints the RSS before and after, in MiB.
+TRIM = """
+import os
+from open1panel_ai.standalone.server import release_free_memory
+def rss():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+blocks = [bytes(32 * 1024) for _ in range(90 * 32)]
+last = blocks.pop()
+del blocks
+before = rss()
+released = release_free_memory()
+print(before, rss(), released)
+"""
+
+
+def test_trimming_gives_the_free_memory_in_the_middle_of_the_heap_back():
+    done = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    before, after, released = done.stdout.split()
+    assert released == "True"
+    assert float(before) - float(after) > 60  # of the 90 MiB freed
+
+
+def comm_names(pid: int) -> list[str]:
+    names = []
+    for task in psutil.Process(pid).threads():
+        with open(f"/proc/{pid}/task/{task.id}/comm") as comm:
+            names.append(comm.read().strip())
+    return names
