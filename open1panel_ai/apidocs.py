@@ -125,6 +125,10 @@ stops it. Events carry the same objects the HTTP API returns:
 | `mcp:<id>:logs` | `mcp_log` | `{{"server_id", "lines"}}`: new log lines of that server |
 | `alerts` | `alerts` | `{{"unread", "firing", "alert"}}`: the counts, and the alert raised, resolved or acknowledged (null when several were) |
 | `alerts` | `alert_channel` | an alert channel (as `GET /alerts/channels`) when its delivery state changes |
+| `ollama` | `ollama` | `{{"type", "endpoint", "fetched_at", …}}`: `model_added` and `model_changed` (with `model`, as `GET /ollama/models` lists it) and `model_removed` (with its `name`), changes made outside the panel included; `running` (`models`: the loaded ones with `expires_at`, `expires_in` and `vram_share`); `status` (the endpoint reachable or not) |
+| `ollama:server` | `ollama_server` | `{{"state"}}`: the local Ollama server's state (as `GET /ollama/server`) when it changes |
+| `ollama:server:logs` | `ollama_server_log` | `{{"lines", "skipped"}}`: new lines of the local Ollama server's log, and how many were left out to keep up |
+| `domain` | `domain` | `{{"type": "changed", "id"}}` when a domain binding is created, changed or its state changes; `{{"type": "removed", "id"}}` when removed (read it with `GET /domains/<id>`) |
 
 ```python
 import socketio

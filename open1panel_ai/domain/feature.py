@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from open1panel_ai import i18n
 from open1panel_ai.domain import builtin, views
 from open1panel_ai.domain.service import DomainService
-from open1panel_ai.features import Feature
+from open1panel_ai.features import Feature, Topic
 from open1panel_ai.interfaces import DomainBindings
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ FEATURE = Feature(
     stop=stop,
     builtin_providers=tuple(BUILTIN_PROVIDERS),
     menu=menu_item,
+    topics=(Topic("domain", "domain"),),
     views=views,
     api_tag="domains",
     api_title="Domain bindings",

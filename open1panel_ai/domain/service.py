@@ -115,6 +115,10 @@ TARGETS: dict[str, type] = {"ollama": OllamaEndpoints, "mcp": MCPServers}
 #: Shown in previews in place of secrets.
 MASKED_TOKEN = "<token>"
 MASKED_HASH = "$2b$12$<bcrypt-hash-of-the-password>"
+# The Socket.IO event (on the topic of the same name) that says a binding changed or went:
+# ``{"type": "changed" | "removed", "id": <binding id>}``, nothing more, so that no secret
+# travels; a page reads the binding again through the API.
+EVENT = TOPIC = "domain"
 
 
 class DomainService:
@@ -318,6 +322,7 @@ class DomainService:
             failure = type(exc)(message, code=exc.code)
             old_token_valid = True
         log.warning("the token of binding %s was not rotated: %s", binding_id, exc.message)
+        self._announce(binding_id)
         failure.details.update(old_token_valid=old_token_valid, binding=self._public(self._row(binding_id)))
         return failure
 
@@ -340,6 +345,7 @@ class DomainService:
                 self._remove_later(record, provider, exc)
             else:
                 self.store.execute("DELETE FROM domain_bindings WHERE id = ?", (binding_id,))
+                self._announce(binding_id, removed=True)
             if record["target_kind"] == "mcp":
                 self._share_hosts_with_mcp(record["target_name"])
 
@@ -355,6 +361,7 @@ class DomainService:
                 (record["id"], json.dumps(record["domains"]), note, _dumps(note), provider.name, timestamp()),
             )
             db.execute("DELETE FROM domain_bindings WHERE id = ?", (record["id"],))
+        self._announce(record["id"], removed=True)
 
     def _finish_removals(self) -> None:
         """Have the proxy each pending removal was recorded for take it, once that proxy answers.
@@ -392,6 +399,7 @@ class DomainService:
                     continue
                 log.info("binding %s is now out of %s too", binding_id, provider.name)
                 self.store.execute("DELETE FROM domain_removals WHERE binding_id = ?", (binding_id,))
+                self._announce(binding_id, removed=True)
 
     # -- following the targets ------------------------------------------------------------
 
@@ -723,6 +731,7 @@ class DomainService:
             "served_files = ?, left_out = NULL WHERE id = ?",
             (json.dumps(_files(record)), record["id"]),
         )
+        self._announce(record["id"])
 
     # -- keeping one binding's missing files from failing every change ---------------------
 
@@ -845,11 +854,21 @@ class DomainService:
 
     def _set_state(self, binding_id: str, state: str, error: str | None) -> None:
         """Record a binding's state; an ``error`` the panel composed (a Message) keeps its key
-        and values beside its English text."""
-        self.store.execute(
-            "UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? WHERE id = ?",
-            (state, error, _dumps(error), binding_id),
+        and values beside its English text. Subscribers hear of it only when it changed: a
+        page that reads the bindings again on the event must not cause another one."""
+        i18n_error = _dumps(error)
+        changed = self.store.execute(
+            "UPDATE domain_bindings SET state = ?, error = ?, error_i18n = ? WHERE id = ? "
+            "AND (state IS NOT ? OR error IS NOT ? OR error_i18n IS NOT ?)",
+            (state, error, i18n_error, binding_id, state, error, i18n_error),
         )
+        if changed:
+            self._announce(binding_id)
+
+    def _announce(self, binding_id: str, removed: bool = False) -> None:
+        """Tell the subscribers of the ``domain`` topic that a binding changed or went (its
+        id only: they read it again through the API, which masks its secrets)."""
+        self.context.realtime.publish(EVENT, {"type": "removed" if removed else "changed", "id": binding_id}, [TOPIC])
 
     def _provider_or_none(self) -> DomainProvider | None:
         choice = self.context.providers.choose("domain")

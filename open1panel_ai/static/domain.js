@@ -1,9 +1,9 @@
-/* DomainsPage: the bindings with their state, live after each change, and the dialog. When no
-   reverse proxy can apply changes (nginx stopped, say), a warning says why, what the panel
-   checks of the proxy and which setting changes it, and "Bind a domain" is disabled with the
-   reason; removing a binding and the config preview still work. The proxy in use may warn
-   about how it is set up (Caddy's admin API within other users' reach): each warning is shown
-   with what to do. */
+/* DomainsPage: the bindings with their state, kept current by the "domain" Socket.IO topic,
+   and the dialog. When no reverse proxy can apply changes (nginx stopped, say), a warning says
+   why, what the panel checks of the proxy and which setting changes it, and "Bind a domain" is
+   disabled with the reason; removing a binding and the config preview still work. The proxy
+   in use may warn about how it is set up (Caddy's admin API within other users' reach): each
+   warning is shown with what to do. */
 (function () {
   "use strict";
   var AI = window.AI, t = AI.t;
@@ -124,15 +124,19 @@
     return AI.api("/domains/proxy").then(showProxy, fail);
   }
 
-  function load() {
-    banner.hidden = true;
-    AI.api("/domains").then(function (data) {
+  function loadBindings() {
+    return AI.api("/domains").then(function (data) {
       // Bindings removed while the proxy was down, which it has still to take out.
       var pending = data.removals.map(function (r) { return r.domains.join(", ") + ": " + AI.text(r.note, r.note_i18n); });
       banner.hidden = pending.length === 0;
       banner.textContent = pending.join(" ");
       render(data.bindings);
     }, fail);
+  }
+
+  function load() {
+    banner.hidden = true;
+    loadBindings();
     return loadProxy();
   }
 
@@ -141,6 +145,13 @@
     AI.busy(ev.target, load());
   });
   window.addEventListener("domain-binding-changed", load);
+  // A binding created, changed or removed elsewhere (another tab, the API, a target that
+  // changed): the event names it only, so read the list again, once for a burst of events.
+  var pushed = null;
+  AI.live("domain", "domain", function () {
+    clearTimeout(pushed);
+    pushed = setTimeout(function () { pushed = null; loadBindings(); }, 150);
+  });
   // Back from a dropped connection: read everything again, so no error of the drop stays.
   AI.connection(function (connected, cameBack) { if (cameBack) load(); });
   load();

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import TOKEN
 from tests.domain.certificates import self_signed
 from tests.domain.conftest import CaddyServer
 from tests.test_pages import sign_in
@@ -138,6 +139,48 @@ def test_the_domains_page_lists_bindings_and_shows_a_rejected_change(panel_with_
     dialog.get_by_role("button", name="Remove binding").click()
     expect(page.locator("#domain-empty")).to_be_visible()
     assert nginx.get(DOMAIN, "/api/version").status_code == 421
+
+
+def test_the_domains_page_follows_bindings_made_elsewhere_without_a_reload(panel_with_nginx, page):
+    panel = panel_with_nginx
+    sign_in(page, panel)
+    page.goto(panel.url + "/ai/domains/")
+    expect(page.locator("#domain-empty")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("data-connection", "up")
+
+    created = panel.api(
+        "POST",
+        "/domains",
+        json={"domains": [DOMAIN], "auth": {"mode": "none"}, "target": {"kind": "ollama", "name": "local"}},
+    )
+    assert created.status_code == 201, created.text
+    row = page.locator(f'#domain-bindings tr[data-binding="{created.json()["id"]}"]')
+    expect(row).to_have_attribute("data-state", "online")
+    expect(row).to_contain_text(DOMAIN)
+
+    assert panel.api("DELETE", f"/domains/{created.json()['id']}").status_code == 204
+    expect(row).to_have_count(0)
+    expect(page.locator("#domain-empty")).to_be_visible()
+
+
+def test_subscribers_of_the_domain_topic_hear_of_a_binding_by_its_id_only(nginx_panel):
+    client = nginx_panel.host.socketio.test_client(nginx_panel.host.app, namespace="/ai", auth={"token": TOKEN})
+    reply = client.emit("subscribe", {"topic": "domain"}, namespace="/ai", callback=True)
+    assert reply == {"ok": True, "topic": "domain"}
+
+    status, created = nginx_panel.api(
+        "post",
+        "/domains",
+        json={"domains": [DOMAIN], "auth": {"mode": "bearer"}, "target": {"kind": "ollama", "name": "local"}},
+    )
+    assert status == 201, created
+    events = [e["args"][0] for e in client.get_received("/ai") if e["name"] == "domain"]
+    assert events and all(e == {"type": "changed", "id": created["id"]} for e in events)
+    assert created["token"] not in repr(events)
+
+    assert nginx_panel.api("delete", f"/domains/{created['id']}")[0] == 204
+    events = [e["args"][0] for e in client.get_received("/ai") if e["name"] == "domain"]
+    assert events == [{"type": "removed", "id": created["id"]}]
 
 
 def test_a_stopped_nginx_is_a_warning_that_says_what_to_check_and_the_preview_still_works(
