@@ -370,6 +370,9 @@ class OllamaServerProvider(Provider, Protocol):
         unit keeps running)."""
 
 
+PROTOCOLS["ollama_server"] = OllamaServerProvider
+
+
 @hookspec
 def ai_ollama_server_providers() -> list[type[OllamaServerProvider]] | None:
     """Return the classes that run the local Ollama server one way or another.

@@ -61,6 +61,7 @@ __all__ = [
     "GPUProviderContract",
     "MCPProviderContract",
     "OllamaProviderContract",
+    "OllamaServerProviderContract",
     "ProviderContract",
     "RULES",
     "problems",
@@ -378,3 +379,46 @@ class DomainProviderContract(ProviderContract):
         check_type(provider.new_routes_first, bool, "new_routes_first")
         check_type(list(provider.settings_in_use()), list[SettingInUse], "settings_in_use()")
         check_type(list(provider.warnings()), list[ProviderWarning], "warnings()")
+
+
+class OllamaServerProviderContract(ProviderContract):
+    """The checks of a way to run the local Ollama server (:class:`hookspecs.ai.OllamaServerProvider`).
+
+    ``values`` are settings the panel would write (already validated); the checks write them,
+    read them back and write nothing again, and stop a server that is not running.
+    """
+
+    kind = "ollama_server"
+
+    #: The statuses :meth:`~hookspecs.ai.OllamaServerProvider.state` may report.
+    STATUSES = ("starting", "running", "restarting", "stopping", "stopped", "error")
+
+    @pytest.fixture
+    def values(self) -> Mapping[str, str]:
+        return {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_KEEP_ALIVE": "10m"}
+
+    def test_reads_have_the_declared_types(self, provider: Any) -> None:
+        check_type(provider.settings(), dict[str, str], "settings()")
+        check_type(provider.inherited(), dict[str, str], "inherited()")
+        check_type(provider.logs(5), list[str], "logs()")
+        state = provider.state()
+        check_type(state, dict[str, Any], "state()")
+        missing = {"status", "pid", "since", "restarts", "last_error"} - set(state)
+        if missing:
+            broken("types", f"state() lacks {', '.join(sorted(missing))}")
+        if state["status"] not in self.STATUSES:
+            broken("types", f"state()['status'] is {state['status']!r}, not one of {', '.join(self.STATUSES)}")
+
+    def test_write_is_idempotent(self, provider: Any, values: Mapping[str, str]) -> None:
+        provider.write(values)
+        provider.write(values)
+        if provider.settings() != dict(values):
+            broken("idempotent", f"settings() after writing {dict(values)} twice is {provider.settings()}")
+        provider.write({})
+        if provider.settings() != {}:
+            broken("idempotent", f"settings() after writing none is {provider.settings()}")
+
+    def test_stopping_a_stopped_server_is_no_error(self, provider: Any) -> None:
+        provider.stop()
+        provider.stop()
+        check_type(provider.state(), dict[str, Any], "state() after stop()")

@@ -13,14 +13,17 @@ from open1panel_ai.domain.caddy import CaddyProvider
 from open1panel_ai.domain.nginx import NginxProvider
 from open1panel_ai.gpu.cpu import CpuProvider
 from open1panel_ai.gpu.nvml import NvmlProvider
-from open1panel_ai.mcp.runtime import ProcessRuntime
+from open1panel_ai.mcp.runtime import ProcessRuntime, SupergatewayRuntime
 from open1panel_ai.mcp.sandbox import Profile, next_uid
 from open1panel_ai.ollama.provider import HttpOllamaProvider
+from open1panel_ai.ollama.server.supervised import SupervisedServer
+from open1panel_ai.ollama.server.systemd import SystemdServer
 from open1panel_ai.testing import (
     DomainProviderContract,
     GPUProviderContract,
     MCPProviderContract,
     OllamaProviderContract,
+    OllamaServerProviderContract,
 )
 from tests.conftest import free_port
 from tests.domain.conftest import CaddyServer, NginxServer
@@ -120,6 +123,26 @@ class TestProcessRuntime(MCPProviderContract):
         }
 
 
+class TestSupergatewayRuntime(TestProcessRuntime):
+    """The same server, run by supergateway (npx) behind the bridge; chosen only by name, so a
+    panel that did not name it finds it unavailable, with a reason and a fix."""
+
+    provider_class = SupergatewayRuntime
+
+    @pytest.fixture
+    def settings(self, tmp_path):
+        return {
+            "data_dir": str(tmp_path / "data"),
+            "mcp_homes": str(tmp_path / "homes"),
+            "mcp_provider": "supergateway",
+            "mcp_start_timeout": "180",  # npx may fetch supergateway first
+        }
+
+    @pytest.fixture
+    def unavailable_settings(self, tmp_path):
+        return {"data_dir": str(tmp_path / "data"), "mcp_homes": str(tmp_path / "homes")}
+
+
 class TestNginxProvider(DomainProviderContract):
     provider_class = NginxProvider
 
@@ -184,3 +207,37 @@ class TestDrmExample(GPUProviderContract):
     @pytest.fixture
     def unavailable_settings(self, tmp_path):
         return {"data_dir": str(tmp_path), "drm_sysfs_root": str(tmp_path / "missing")}
+
+
+class TestSupervisedOllamaServer(OllamaServerProviderContract):
+    """The panel running ``ollama serve`` itself, with the tests' stand-in as the program."""
+
+    provider_class = SupervisedServer
+
+    @pytest.fixture
+    def settings(self, tmp_path):
+        from tests.ollama_server.standin_serve import install
+
+        program = install(tmp_path / "bin")
+        return {"data_dir": str(tmp_path), "ollama_server_provider": "supervised", "ollama_server_bin": str(program)}
+
+    @pytest.fixture
+    def unavailable_settings(self, tmp_path):
+        return {"data_dir": str(tmp_path), "ollama_server_bin": str(tmp_path / "no-ollama")}
+
+
+class TestSystemdOllamaServer(OllamaServerProviderContract):
+    """The official install's ollama.service, with systemd answered by a recording runner (no
+    systemd runs in these containers; tests/ollama_server checks the files with systemd-analyze)."""
+
+    provider_class = SystemdServer
+
+    @pytest.fixture
+    def settings(self, tmp_path):
+        return {"data_dir": str(tmp_path), "ollama_systemd_dir": str(tmp_path / "units")}
+
+    @pytest.fixture
+    def provider(self, settings):
+        from tests.ollama_server.test_ollama_server_systemd import Recorder
+
+        return SystemdServer(settings, runner=Recorder())
