@@ -2,10 +2,9 @@
 ``python -m benchmarks load --duration 600``, measures the outcome; these tests check the
 mechanisms, without timing anything).
 
-The worker bounds glibc's malloc arenas (with one arena per thread up to eight per core, the
-memory hundreds of request and WebSocket threads free stays resident in their arenas) and
-gives the free memory of request bursts back to the system every 30 s. (The store's bounded
-connection pool, the third part, is tested in ``tests/test_store.py``.)
+The worker bounds glibc's malloc arenas: with one arena per thread up to eight per core, the
+memory hundreds of request and WebSocket threads free stays resident in their arenas. (The
+store's bounded connection pool, the other half, is tested in ``tests/test_store.py``.)
 """
 
 import subprocess
@@ -83,37 +82,3 @@ def test_the_served_worker_runs_with_the_arena_limit(served):
         time.sleep(0.1)
     assert worker.num_threads() >= 4
     assert thread_heaps(worker.pid) <= MALLOC_ARENAS - 1
-    assert "malloc-trim" in comm_names(worker.pid)  # the worker's MemoryTrimmer
-
-
-#: Frees 90 MiB of blocks from the middle of the heap (the last block, still in use, keeps glibc
-#: from giving back the end of it), then trims; prints the RSS before and after, in MiB.
-TRIM = """
-import os
-from open1panel_ai.standalone.server import release_free_memory
-def rss():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-blocks = [bytes(32 * 1024) for _ in range(90 * 32)]
-last = blocks.pop()
-del blocks
-before = rss()
-released = release_free_memory()
-print(before, rss(), released)
-"""
-
-
-def test_trimming_gives_the_free_memory_in_the_middle_of_the_heap_back():
-    done = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    before, after, released = done.stdout.split()
-    assert released == "True"
-    assert float(before) - float(after) > 60  # of the 90 MiB freed
-
-
-def comm_names(pid: int) -> list[str]:
-    names = []
-    for task in psutil.Process(pid).threads():
-        with open(f"/proc/{pid}/task/{task.id}/comm") as comm:
-            names.append(comm.read().strip())
-    return names

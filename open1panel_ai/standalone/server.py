@@ -8,9 +8,8 @@ supervision run in one of them, the owner. On SIGTERM a worker stops the plugins
 are interrupted and saved, children reaped, Socket.IO connections closed), then lets in-flight
 requests finish. WebSockets, long-polls and sessions that have not signed in are bounded, and
 a session that does not sign in to a Socket.IO namespace in time is closed (:mod:`.sockets`).
-A worker's allocator (glibc's) uses two arenas for all its threads and gives the memory freed
-after a burst of requests back to the system every 30 s, so its memory stays flat under
-sustained load (see ``docs/performance.md``).
+A worker's allocator (glibc's) uses two arenas for all its threads, so that memory one thread
+frees is found again by the next request of any other (see ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -35,9 +34,6 @@ GRACEFUL_TIMEOUT = 10
 #: glibc malloc arenas a worker uses at most (its default is eight per core).
 MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
-_PR_SET_NAME = 15  # prctl's option that names the calling thread, from linux/prctl.h
-#: Seconds between two trims of the allocator's free memory in a worker.
-TRIM_EVERY = 30.0
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -46,7 +42,7 @@ def _glibc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL(None)
     except OSError:
         return None
-    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "malloc_trim") else None
+    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -63,41 +59,12 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
 
 
-def release_free_memory() -> bool:
-    """Give the pages of the allocator's free blocks back to the system (glibc's
-    ``malloc_trim(0)``, every arena); True when some were. What a burst of requests allocated
-    at once and freed stays with the process otherwise: glibc gives back only the free memory
-    at the very end of an arena, and a block still in use after it keeps it all."""
-    libc = _glibc()
-    return libc is not None and bool(libc.malloc_trim(0))
-
-
-class MemoryTrimmer(threading.Thread):
-    """Calls :func:`release_free_memory` every ``seconds``, in a thread named ``malloc-trim``
-    (also in the system's view of the process, ``/proc/<pid>/task/*/comm``)."""
-
-    def __init__(self, seconds: float = TRIM_EVERY) -> None:
-        super().__init__(name="malloc-trim", daemon=True)
-        self.seconds = seconds
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        libc = _glibc()
-        if libc is None:
-            return
-        libc.prctl(_PR_SET_NAME, b"malloc-trim", 0, 0, 0)
-        while not self.stop.wait(self.seconds):
-            release_free_memory()
-
-
 class PanelWorker(ThreadWorker):
-    """A gthread worker that stops the panel's plugins as soon as it is asked to exit. Before
-    it starts a thread it bounds its allocator's arenas (:func:`limit_malloc_arenas`), and a
-    :class:`MemoryTrimmer` gives the free memory of request bursts back to the system."""
+    """A gthread worker that stops the panel's plugins as soon as it is asked to exit, and
+    bounds its allocator's arenas (:func:`limit_malloc_arenas`) before it starts a thread."""
 
     def init_process(self) -> None:
         limit_malloc_arenas()
-        MemoryTrimmer().start()
         super().init_process()
 
     def _stop_host(self) -> None:
