@@ -288,6 +288,7 @@ class ServerService:
         url = server_settings.listen_url(values.get("OLLAMA_HOST"), self.local_url())
         ctx.progress(message=Message("ollama.server.task.waiting", url=url))
         if self._comes_back(provider, url):
+            self._changed()
             return
         said = last_lines(provider.logs(20))
         ctx.progress(message=Message("ollama.server.task.restoring"))
@@ -296,6 +297,7 @@ class ServerService:
         except (errors.ApiError, OSError) as exc:
             raise TaskError(Message("ollama.server.task.restore_failed", error=str(exc)[:300], output=said)) from None
         old_url = server_settings.listen_url(previous.get("OLLAMA_HOST"), self.local_url())
+        self._changed()
         if not self._comes_back(provider, old_url):
             raise TaskError(Message("ollama.server.task.restore_failed", error="", output=said))
         raise TaskError(Message("ollama.server.task.rolled_back", seconds=f"{self.wait_seconds:g}", output=said))
@@ -326,6 +328,11 @@ class ServerService:
             time.sleep(0.2)
         return False
 
+    def _changed(self) -> None:
+        """The local server was restarted, stopped or started by the panel: what the models'
+        watcher holds of it is older than that, so the next read polls again."""
+        self._models.watchers.changed("local")
+
     def _unload_all(self, url: str) -> None:
         """Drop every loaded model from memory, so a restart does not cut a request short;
         a server that cannot be reached has nothing loaded to drop."""
@@ -348,12 +355,14 @@ class ServerService:
         provider = self.provider()
         provider.start()
         self.live.wake()
+        self._changed()
         return provider.state()
 
     def stop(self) -> dict[str, Any]:
         provider = self.provider()
         provider.stop()
         self.live.wake()
+        self._changed()
         return provider.state()
 
     def restart(self, unload: bool = False) -> dict[str, Any]:
@@ -363,6 +372,7 @@ class ServerService:
             self._unload_all(server_settings.listen_url(host, self.local_url()))
         provider.restart()
         self.live.wake()
+        self._changed()
         return provider.state()
 
     def logs(self, tail: int) -> list[str]:
