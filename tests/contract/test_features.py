@@ -29,9 +29,20 @@ def test_the_plugin_menu_is_the_registrys():
 
 def test_socketio_accepts_the_declared_topics_and_no_other():
     realtime = Realtime(None, [topic for f in FEATURES.values() for topic in f.topics])
-    for topic in ("tasks", "task:abc", "gpu", "mcp", "mcp:srv1:logs", "alerts", "ollama"):
+    for topic in (
+        "tasks",
+        "task:abc",
+        "gpu",
+        "mcp",
+        "mcp:srv1:logs",
+        "alerts",
+        "ollama",
+        "ollama:server",
+        "ollama:server:logs",
+        "domain",
+    ):
         assert realtime.accepts(topic), topic
-    for topic in ("domain", "mcp:../x:logs", "gpus", ""):
+    for topic in ("domains", "mcp:../x:logs", "gpus", "ollama:server:log", ""):
         assert not realtime.accepts(topic), topic
 
 
