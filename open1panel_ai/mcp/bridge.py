@@ -32,7 +32,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 import anyio
 import mcp_types as types
@@ -48,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from open1panel_ai.mcp import logfile
-from open1panel_ai.mcp.urls import MASK, host_patterns
+from open1panel_ai.mcp.urls import MaskedURL, host_patterns
 from open1panel_ai.providers import describe_error
 
 if TYPE_CHECKING:
@@ -308,30 +307,6 @@ async def remote_upstream(config: Mapping[str, Any]) -> AsyncIterator[Upstream]:
     )
     async with http, streamable_http_client(config["url"], http_client=http) as streams:
         yield (*streams, None)
-
-
-class MaskedURL(logging.Filter):
-    """Writes a remote URL's userinfo and query string as ``***`` in every log line."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.parts = [part for part in _secret_parts(url) if part]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for part in self.parts:
-            message = message.replace(part, MASK)
-        record.msg, record.args = message, ()
-        return True
-
-
-def _secret_parts(url: str) -> list[str]:
-    """The userinfo and query of ``url``, each as written and decoded."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    found = [userinfo, parts.query]
-    found += [unquote(part) for part in found]
-    return sorted(set(found), key=len, reverse=True)
 
 
 def setup_logging(config: Mapping[str, Any]) -> None:

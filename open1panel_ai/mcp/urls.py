@@ -7,9 +7,10 @@ its query string (``?api_key=…``). Routes and logs show :func:`masked` instead
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 #: What replaces a hidden userinfo or query string.
 MASK = "***"
@@ -75,3 +76,27 @@ def _interface_hosts() -> list[str]:
                 ip = f"[{ip}]" if ":" in ip else ip
                 hosts += [ip, f"{ip}:*"]
     return hosts
+
+
+class MaskedURL(logging.Filter):
+    """Writes a remote URL's userinfo and query string as ``***`` in every log line."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.parts = [part for part in _secret_parts(url) if part]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for part in self.parts:
+            message = message.replace(part, MASK)
+        record.msg, record.args = message, ()
+        return True
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The userinfo and query of ``url``, each as written and decoded."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    found = [userinfo, parts.query]
+    found += [unquote(part) for part in found]
+    return sorted(set(found), key=len, reverse=True)

@@ -1017,7 +1017,7 @@ def setup_logging(config: Mapping[str, Any]) -> None:
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
     if config.get("url"):
-        from open1panel_ai.mcp.passthrough.remote import MaskedURL
+        from open1panel_ai.mcp.urls import MaskedURL
 
         handler.addFilter(MaskedURL(config["url"]))
     root = logging.getLogger()

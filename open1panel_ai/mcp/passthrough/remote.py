@@ -19,7 +19,7 @@ On the wire it is a Streamable HTTP client of the 2025 era, with the configured 
   forgot ends the upstream, as a child's exit does;
 - stopping ends the session with DELETE.
 
-Nothing of a remote URL's userinfo or query string reaches the log (:class:`MaskedURL`).
+Nothing of a remote URL's userinfo or query string reaches the log (:class:`open1panel_ai.mcp.urls.MaskedURL`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
-
-from open1panel_ai.mcp.urls import MASK
 
 if TYPE_CHECKING:
     import httpx
@@ -274,27 +271,3 @@ async def _events(response: httpx.Response) -> AsyncIterator[tuple[str | None, b
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-class MaskedURL(logging.Filter):
-    """Writes a remote URL's userinfo and query string as ``***`` in every log line."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.parts = [part for part in _secret_parts(url) if part]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for part in self.parts:
-            message = message.replace(part, MASK)
-        record.msg, record.args = message, ()
-        return True
-
-
-def _secret_parts(url: str) -> list[str]:
-    """The userinfo and query of ``url``, each as written and decoded."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    found = [userinfo, parts.query]
-    found += [unquote(part) for part in found]
-    return sorted(set(found), key=len, reverse=True)
