@@ -7,7 +7,9 @@ here: no Flask app, no I/O, and nothing of any plugin.
 - :mod:`hookspecs.ai` is what the AI plugin offers provider plugins (``ai_*`` hooks) and the
   provider protocols.
 - :mod:`hookspecs.ollama`, :mod:`hookspecs.mcp`, :mod:`hookspecs.gpu`, :mod:`hookspecs.domain`
-  hold every value that crosses a provider method, and :mod:`hookspecs.errors` the errors.
+  hold every value that crosses a provider method, :mod:`hookspecs.process` the state of a
+  process a provider keeps up (an MCP server's child, the local Ollama server), and
+  :mod:`hookspecs.errors` the errors.
 
 A plugin marks its implementations with :data:`hookimpl`::
 

@@ -36,6 +36,7 @@ from hookspecs.ollama import (
     EmbedRequest,
     ModelEntry,
     ModelInfo,
+    OllamaServerState,
     ProgressLine,
     RunningModel,
 )
@@ -354,9 +355,8 @@ class OllamaServerProvider(Provider, Protocol):
     def restart(self) -> None:
         """Stop the server if it runs, then start it with the settings last written."""
 
-    def state(self) -> dict[str, Any]:
-        """Return ``{"status", "pid", "since", "restarts", "last_error"}`` measured now; status is
-        ``starting``, ``running``, ``restarting``, ``stopping``, ``stopped`` or ``error``."""
+    def state(self) -> OllamaServerState:
+        """Return the server's state measured now."""
 
     def logs(self, tail: int) -> list[str]:
         """Return the last ``tail`` lines of the server's log, oldest first."""

@@ -10,14 +10,59 @@ changing ``allowed_hosts``. Both are JSON, so both are :class:`~typing.TypedDict
 # No ``from __future__ import annotations``: TypedDict reads ``NotRequired`` at class creation.
 from typing import Any, Literal, NotRequired, TypedDict
 
+from hookspecs.process import ProcessState, ProcessStatus
+
 #: The transports a server is exposed over.
 Transport = Literal["streamable-http", "sse"]
 #: What a crashed server does next.
 RestartPolicy = Literal["on-failure", "never"]
 #: ``shared``: one upstream session for every client; ``per_client``: one child per client.
 Sessions = Literal["shared", "per_client"]
-#: Where a server is in its life.
-Status = Literal["starting", "running", "unhealthy", "restarting", "stopping", "stopped", "error"]
+#: Where a server is in its life (the same statuses as every supervised process).
+Status = ProcessStatus
+
+
+class SandboxProfile(TypedDict, total=False):
+    """What a sandboxed server may touch, as stored with its definition; a key left out takes
+    its default (no folders, the network, 4096 open files, 512 processes, no memory limit)."""
+
+    #: Absolute paths the server may read, and those it may also write.
+    read: list[str]
+    write: list[str]
+    #: ``all``, or ``none``: no network at all.
+    network: Literal["all", "none"]
+    #: Limits; None is no limit of the panel's.
+    memory_mb: int | None
+    open_files: int | None
+    processes: int | None
+    #: ``sandbox``, or ``none``: run it as the panel's user (shown as a warning).
+    isolation: Literal["sandbox", "none"]
+
+
+class IsolationLayer(TypedDict):
+    """One layer of isolation (``user``, ``filesystem``, ``network``, ``limits``,
+    ``environment``) and whether it is in effect for a child; when it is not, why and what would
+    put it in effect. The ``_i18n`` twins hold the same words as a catalog key and its values
+    (``{"key", "params"}``), or None."""
+
+    name: str
+    applied: bool
+    reason: str | None
+    reason_i18n: dict[str, object] | None
+    fix: str | None
+    fix_i18n: dict[str, object] | None
+
+
+class Isolation(TypedDict):
+    """The isolation a child got at its last start."""
+
+    #: ``sandbox`` (every layer), ``partial`` or ``none``.
+    mode: Literal["sandbox", "partial", "none"]
+    #: The uid it runs as; None when it is the panel's.
+    uid: int | None
+    #: Its home folder, or None.
+    home: str | None
+    layers: list[IsolationLayer]
 
 
 class MCPGateway(TypedDict):
@@ -54,7 +99,7 @@ class MCPServerSpec(TypedDict):
     #: Host names besides loopback whose requests the server accepts (its bound domains).
     extra_hosts: list[str]
     #: The sandbox permission profile (network, folders, limits), as stored.
-    profile: dict[str, Any]
+    profile: SandboxProfile
     #: The user id the sandboxed child runs as.
     sandbox_uid: int
     sessions: Sessions
@@ -62,17 +107,11 @@ class MCPServerSpec(TypedDict):
     gateway: NotRequired[MCPGateway | None]
 
 
-class MCPServerState(TypedDict):
+class MCPServerState(ProcessState):
     """How a server is doing, measured now (``MCPProvider.state``)."""
 
-    status: Status
-    pid: int | None
-    #: When it entered this status (RFC 3339, UTC: ``2026-12-04T22:31:03.680Z``), or None.
-    since: str | None
-    restarts: int
-    last_error: str | None
     #: How the child is isolated (sandbox facts), when the runtime sandboxes it.
-    isolation: NotRequired[dict[str, Any] | None]
+    isolation: NotRequired[Isolation | None]
 
 
 class MCPTool(TypedDict):
@@ -127,12 +166,15 @@ class MCPServerSummary(TypedDict):
 
 __all__ = [
     "BridgeConfig",
+    "Isolation",
+    "IsolationLayer",
     "MCPGateway",
     "MCPServerSpec",
     "MCPServerState",
     "MCPServerSummary",
     "MCPTool",
     "RestartPolicy",
+    "SandboxProfile",
     "Sessions",
     "Status",
     "Transport",

@@ -9,6 +9,8 @@ own, which the panel passes through untouched.
 # No ``from __future__ import annotations``: TypedDict reads ``NotRequired`` at class creation.
 from typing import Any, NotRequired, TypedDict
 
+from hookspecs.process import ProcessState
+
 
 class ModelDetails(TypedDict, total=False):
     """What a model is made of, as Ollama's ``details`` object states it."""
@@ -166,6 +168,14 @@ class LoadedModel(TypedDict):
     size_vram: NotRequired[int]
 
 
+class OllamaServerState(ProcessState):
+    """How the local Ollama server is doing, measured now (``OllamaServerProvider.state``).
+
+    Its status is never ``unhealthy``: the panel's watcher, not the provider, says whether the
+    server answers.
+    """
+
+
 __all__ = [
     "ChatLine",
     "ChatMessage",
@@ -177,6 +187,7 @@ __all__ = [
     "ModelEntry",
     "ModelInfo",
     "OllamaEndpoint",
+    "OllamaServerState",
     "ProgressLine",
     "RunningModel",
 ]

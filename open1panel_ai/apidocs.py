@@ -17,6 +17,7 @@ from typing import Any
 
 from open1panel_ai import features
 from open1panel_ai.openapi import build_spec
+from open1panel_ai.realtime import CORE_TOPICS
 from open1panel_ai.web import API_PREFIX, MAX_JSON_BODY
 
 COMMAND = "python -m open1panel_ai.apidocs > docs/api.md"
@@ -35,6 +36,18 @@ EVERYWHERE = {"401", "500"}
 TAG_GUIDES = {
     feature.api_tag: feature.guide for feature in features.load().values() if feature.api_tag and feature.guide
 }
+
+
+def topic_rows() -> str:
+    """The rows of the Socket.IO events table: the core's topics, then each feature's, as
+    they declare them (``Feature.topics``), one row per event."""
+    topics = CORE_TOPICS + tuple(topic for feature in features.load().values() for topic in feature.topics)
+    return "\n".join(
+        f"| `{topic.shown}` | `{event.name}` | {event.payload} |" for topic in topics for event in topic.events
+    )
+
+
+TOPIC_ROWS = topic_rows()
 
 HEAD = f"""\
 # The HTTP API
@@ -118,17 +131,7 @@ stops it. Events carry the same objects the HTTP API returns:
 
 | topic | event | payload |
 |---|---|---|
-| `tasks` | `task` | a task, on every change of any task |
-| `task:<id>` | `task` | that task; progress is coalesced to a few events per second, the final state always sent |
-| `gpu` | `gpu` | a GPU sample (as `GET /gpu`), every `OPEN1PANEL_AI_GPU_INTERVAL` seconds while someone listens |
-| `mcp` | `mcp` | an MCP server (as `GET /mcp/servers/<id>`) when its state changes; `{{"id", "deleted": true}}` when removed |
-| `mcp:<id>:logs` | `mcp_log` | `{{"server_id", "lines"}}`: new log lines of that server |
-| `alerts` | `alerts` | `{{"unread", "firing", "alert"}}`: the counts, and the alert raised, resolved or acknowledged (null when several were) |
-| `alerts` | `alert_channel` | an alert channel (as `GET /alerts/channels`) when its delivery state changes |
-| `ollama` | `ollama` | `{{"type", "endpoint", "fetched_at", …}}`: `model_added` and `model_changed` (with `model`, as `GET /ollama/models` lists it) and `model_removed` (with its `name`), changes made outside the panel included; `running` (`models`: the loaded ones with `expires_at`, `expires_in` and `vram_share`); `status` (the endpoint reachable or not) |
-| `ollama:server` | `ollama_server` | `{{"state"}}`: the local Ollama server's state (as `GET /ollama/server`) when it changes |
-| `ollama:server:logs` | `ollama_server_log` | `{{"lines", "skipped"}}`: new lines of the local Ollama server's log, and how many were left out to keep up |
-| `domain` | `domain` | `{{"type": "changed", "id"}}` when a domain binding is created, changed or its state changes; `{{"type": "removed", "id"}}` when removed (read it with `GET /domains/<id>`) |
+{TOPIC_ROWS}
 
 ```python
 import socketio

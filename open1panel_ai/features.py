@@ -33,12 +33,23 @@ def _nothing_to_stop(service: Any) -> None:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A Socket.IO event sent on a topic: its name, and what its payload holds in the words of
+    the API reference (Markdown), which is rendered from these."""
+
+    name: str
+    payload: str
+
+
+@dataclass(frozen=True)
 class Topic:
-    """A Socket.IO topic a client may subscribe to: a regular expression (without anchors) and
-    how the error message for an unknown topic shows it (``mcp:<id>:logs``)."""
+    """A Socket.IO topic a client may subscribe to: a regular expression (without anchors), how
+    the error message for an unknown topic and the API reference show it (``mcp:<id>:logs``),
+    and the events sent on it."""
 
     pattern: str
     shown: str
+    events: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
 from open1panel_ai import private
-from open1panel_ai.features import Topic
+from open1panel_ai.features import Event, Topic
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from open1panel_ai.context import AIContext
@@ -51,7 +51,14 @@ DROP_LOG_INTERVAL = 60
 SECRET_WAIT = 2.0
 
 #: The topics of the core, beside those each feature declares (its ``Feature.topics``).
-CORE_TOPICS = (Topic("tasks", "tasks"), Topic(r"task:[A-Za-z0-9_-]{1,64}", "task:<id>"))
+CORE_TOPICS = (
+    Topic("tasks", "tasks", (Event("task", "a task, on every change of any task"),)),
+    Topic(
+        r"task:[A-Za-z0-9_-]{1,64}",
+        "task:<id>",
+        (Event("task", "that task; progress is coalesced to a few events per second, the final state always sent"),),
+    ),
+)
 
 
 class Realtime:

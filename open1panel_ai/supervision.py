@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, Self, TypeGuard, TypeVar
 
+from hookspecs.process import ProcessState, ProcessStatus
 from open1panel_ai.i18n import Message
 from open1panel_ai.store import timestamp
 
@@ -84,8 +85,8 @@ def without_panel_settings(environ: Mapping[str, str], prefix: str) -> dict[str,
 class Supervisor(Generic[TimingT]):
     """One process under supervision: its status, its restarts, and the thread that keeps it up.
 
-    ``status`` is ``starting``, ``running``, ``unhealthy`` (for subclasses that probe),
-    ``restarting``, ``stopping``, ``stopped`` or ``error``; ``last_error`` says why it last
+    ``status`` is a :data:`~hookspecs.process.ProcessStatus` (``unhealthy`` only for subclasses
+    that probe); ``last_error`` says why it last
     went down. ``on_change`` is called (from the supervising thread) whenever either changes.
     A subclass names its :class:`Timing` subclass (``Supervisor[MyTiming]``) to read its own
     settings from :attr:`timing`.
@@ -100,7 +101,7 @@ class Supervisor(Generic[TimingT]):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.process: subprocess.Popen | None = None
-        self.status = "starting"
+        self.status: ProcessStatus = "starting"
         self.since = timestamp()
         self.restarts = 0
         self.last_error: str | None = None
@@ -157,9 +158,8 @@ class Supervisor(Generic[TimingT]):
     def wake(self) -> None:
         """Cut short any wait of :meth:`run_once` (a subclass that waits overrides this)."""
 
-    def state(self) -> dict[str, Any]:
-        """``status``, ``pid`` (None unless the process lives), ``since``, ``restarts``,
-        ``last_error``, measured now."""
+    def state(self) -> ProcessState:
+        """The process's state measured now (``pid`` is None unless the process lives)."""
         with self._lock:
             process = self.process
             return {
@@ -172,7 +172,7 @@ class Supervisor(Generic[TimingT]):
 
     # -- the supervising thread -----------------------------------------------------------
 
-    def set_status(self, status: str, error: str | None = None) -> None:
+    def set_status(self, status: ProcessStatus, error: str | None = None) -> None:
         error = bounded(error)
         with self._lock:
             changed = status != self.status or (error is not None and error != self.last_error)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from open1panel_ai import i18n
 from open1panel_ai.alerts import views
 from open1panel_ai.alerts.service import AlertService
-from open1panel_ai.features import Feature, Topic
+from open1panel_ai.features import Event, Feature, Topic
 from open1panel_ai.interfaces import MetricsSource
 
 if TYPE_CHECKING:
@@ -42,7 +42,20 @@ FEATURE = Feature(
     start=start,
     stop=stop,
     menu=menu_item,
-    topics=(Topic("alerts", "alerts"),),
+    topics=(
+        Topic(
+            "alerts",
+            "alerts",
+            (
+                Event(
+                    "alerts",
+                    '`{"unread", "firing", "alert"}`: the counts, and the alert raised, resolved or acknowledged'
+                    " (null when several were)",
+                ),
+                Event("alert_channel", "an alert channel (as `GET /alerts/channels`) when its delivery state changes"),
+            ),
+        ),
+    ),
     views=views,
     api_tag="alerts",
     api_title="Alerts",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from open1panel_ai import i18n
 from open1panel_ai.domain import builtin, views
 from open1panel_ai.domain.service import DomainService
-from open1panel_ai.features import Feature, Topic
+from open1panel_ai.features import Event, Feature, Topic
 from open1panel_ai.interfaces import DomainBindings
 
 if TYPE_CHECKING:
@@ -38,7 +38,19 @@ FEATURE = Feature(
     stop=stop,
     builtin_providers=tuple(BUILTIN_PROVIDERS),
     menu=menu_item,
-    topics=(Topic("domain", "domain"),),
+    topics=(
+        Topic(
+            "domain",
+            "domain",
+            (
+                Event(
+                    "domain",
+                    '`{"type": "changed", "id"}` when a domain binding is created, changed or its state changes;'
+                    ' `{"type": "removed", "id"}` when removed (read it with `GET /domains/<id>`)',
+                ),
+            ),
+        ),
+    ),
     views=views,
     api_tag="domains",
     api_title="Domain bindings",

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from open1panel_ai import i18n
-from open1panel_ai.features import Feature, Topic
+from open1panel_ai.features import Event, Feature, Topic
 from open1panel_ai.gpu import builtin, doctor, views
 from open1panel_ai.gpu.service import GPUService
 from open1panel_ai.interfaces import GPUReadings
@@ -60,7 +60,18 @@ FEATURE = Feature(
     stop=stop,
     builtin_providers=tuple(BUILTIN_PROVIDERS),
     menu=menu_item,
-    topics=(Topic("gpu", "gpu"),),
+    topics=(
+        Topic(
+            "gpu",
+            "gpu",
+            (
+                Event(
+                    "gpu",
+                    "a GPU sample (as `GET /gpu`), every `OPEN1PANEL_AI_GPU_INTERVAL` seconds while someone listens",
+                ),
+            ),
+        ),
+    ),
     views=views,
     api_tag="gpu",
     api_title="GPU monitoring",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from open1panel_ai import i18n
-from open1panel_ai.features import Feature, Topic
+from open1panel_ai.features import Event, Feature, Topic
 from open1panel_ai.interfaces import MCPServers
 from open1panel_ai.mcp import runtime, views  # noqa: F401  (views attaches the routes)
 from open1panel_ai.mcp.service import MCPService
@@ -39,7 +39,24 @@ FEATURE = Feature(
     stop=stop,
     builtin_providers=tuple(BUILTIN_PROVIDERS),
     menu=menu_item,
-    topics=(Topic("mcp", "mcp"), Topic(r"mcp:[A-Za-z0-9_-]{1,64}:logs", "mcp:<id>:logs")),
+    topics=(
+        Topic(
+            "mcp",
+            "mcp",
+            (
+                Event(
+                    "mcp",
+                    'an MCP server (as `GET /mcp/servers/<id>`) when its state changes; `{"id", "deleted": true}`'
+                    " when removed",
+                ),
+            ),
+        ),
+        Topic(
+            r"mcp:[A-Za-z0-9_-]{1,64}:logs",
+            "mcp:<id>:logs",
+            (Event("mcp_log", '`{"server_id", "lines"}`: new log lines of that server'),),
+        ),
+    ),
     views=views,
     api_tag="mcp",
     api_title="MCP servers",

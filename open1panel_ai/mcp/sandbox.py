@@ -39,8 +39,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from hookspecs.mcp import Isolation, IsolationLayer, SandboxProfile
 from open1panel_ai import i18n
 from open1panel_ai.i18n import Message
 from open1panel_ai.mcp.program import find_program
@@ -73,29 +74,30 @@ class Profile:
 
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
-    network: str = "all"
+    network: Literal["all", "none"] = "all"
     memory_mb: int | None = None
     open_files: int | None = DEFAULT_OPEN_FILES
     processes: int | None = DEFAULT_PROCESSES
-    isolation: str = "sandbox"
+    isolation: Literal["sandbox", "none"] = "sandbox"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Profile:
         """A profile from its stored or API form (JSON, validated by the schema before it was
-        stored); missing keys take the defaults."""
+        stored); missing keys take the defaults, and only ``none`` turns the network or the
+        sandbox off."""
         data = dict(data or {})
         defaults = cls()
         return cls(
             read=tuple(str(p) for p in data.get("read") or ()),
             write=tuple(str(p) for p in data.get("write") or ()),
-            network=str(data.get("network") or defaults.network),
+            network="none" if data.get("network") == "none" else "all",
             memory_mb=_optional_int(data.get("memory_mb", defaults.memory_mb)),
             open_files=_optional_int(data.get("open_files", defaults.open_files)),
             processes=_optional_int(data.get("processes", defaults.processes)),
-            isolation=str(data.get("isolation") or defaults.isolation),
+            isolation="none" if data.get("isolation") == "none" else "sandbox",
         )
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> SandboxProfile:
         return {
             "read": list(self.read),
             "write": list(self.write),
@@ -121,7 +123,7 @@ class Layer:
     reason: str | None = None
     fix: str | None = None
 
-    def public(self) -> dict[str, object]:
+    def public(self) -> IsolationLayer:
         """The layer for the API: texts in English, with their keys for the pages."""
         return {
             "name": self.name,
@@ -147,12 +149,12 @@ class Launch:
     layers: tuple[Layer, ...] = field(default_factory=tuple)
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Literal["sandbox", "partial", "none"]:
         """``sandbox`` (every layer), ``partial`` or ``none``."""
         applied = [layer.applied for layer in self.layers if layer.name != "environment"]
         return "sandbox" if all(applied) else ("partial" if any(applied) else "none")
 
-    def public(self) -> dict[str, object]:
+    def public(self) -> Isolation:
         """What the pages and the API show of the isolation in effect."""
         return {
             "mode": self.mode,

@@ -6,7 +6,7 @@ import ipaddress
 import os
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 from marshmallow import (
     Schema,
@@ -18,12 +18,13 @@ from marshmallow import (
     validates_schema,
 )
 
+from hookspecs.process import ProcessStatus
 from open1panel_ai.i18n import Message
 from open1panel_ai.mcp import sandbox
 from open1panel_ai.mcp.clients import CLIENTS
 from open1panel_ai.schemas import JSONBoolean, Pattern, TranslatableSchema
 
-STATES = ("starting", "running", "unhealthy", "restarting", "stopping", "stopped", "error")
+STATES = get_args(ProcessStatus)
 TRANSPORTS = ("streamable-http", "sse")
 RESTART_POLICIES = ("on-failure", "never")
 SESSION_MODES = ("shared", "per_client")

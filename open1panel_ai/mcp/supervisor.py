@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 
 import psutil
 
-from hookspecs.mcp import MCPTool
+from hookspecs.mcp import MCPServerState, MCPTool
 from open1panel_ai import supervision
 from open1panel_ai.config import ENV_PREFIX
 from open1panel_ai.i18n import Message
@@ -154,8 +154,8 @@ class Supervised(Supervisor[Timing]):
             return None
         return cannot_run(command, self.server.get("env_values"), self.server.get("cwd"))
 
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "isolation": self.launch.public() if self.launch is not None else None}
+    def state(self) -> MCPServerState:
+        return MCPServerState(**super().state(), isolation=self.launch.public() if self.launch is not None else None)
 
     def stop(self, join_timeout: float | None = None) -> None:
         """Stop the bridge and its whole process group; returns when they are gone (waiting for

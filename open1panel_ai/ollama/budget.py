@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hookspecs.ollama import RunningModel
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message, human_bytes
 from open1panel_ai.ollama import names
@@ -116,7 +117,7 @@ class MemoryBudget:
         others = sorted(running, key=self._age_key(endpoint))
         plan.update(needed=needed, in_use=sum(_bytes(r.get("size_vram")) for r in others))
 
-        def over(remaining: list[dict[str, Any]]) -> bool:
+        def over(remaining: list[RunningModel]) -> bool:
             if budget["max_models"] is not None and len(remaining) + 1 > budget["max_models"]:
                 return True
             in_vram = sum(_bytes(r.get("size_vram")) for r in remaining)
@@ -130,12 +131,12 @@ class MemoryBudget:
         plan["fits"] = plan["possible"] and not unload
         return plan
 
-    def _age_key(self, endpoint: str) -> Callable[[dict[str, Any]], tuple[bool, str, str]]:
+    def _age_key(self, endpoint: str) -> Callable[[RunningModel], tuple[bool, str, str]]:
         """Sort key of loaded models, least recently used first."""
         rows = self._store.query("SELECT model, used_at FROM ollama_model_last_use WHERE endpoint = ?", (endpoint,))
         used = {row["model"]: row["used_at"] for row in rows}
 
-        def key(loaded: dict[str, Any]) -> tuple[bool, str, str]:
+        def key(loaded: RunningModel) -> tuple[bool, str, str]:
             name = loaded.get("name")
             at = used.get(names.parse(name).key) if names.is_valid(name) else None
             return (at is not None, at or "", str(loaded.get("expires_at") or ""))

@@ -58,7 +58,8 @@ class Builds:
         shown = self._service.provider().show(url, name)
 
         def text(key: str) -> str:
-            return shown.get(key) if isinstance(shown.get(key), str) else ""
+            value = shown.get(key)
+            return value if isinstance(value, str) else ""
 
         return {
             "endpoint": endpoint,

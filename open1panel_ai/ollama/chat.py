@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from hookspecs.ollama import ChatMessage, ChatRequest, EmbedRequest
+from hookspecs.ollama import ChatLine, ChatMessage, ChatRequest, EmbedRequest
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message
 from open1panel_ai.ollama import names, parameters
@@ -51,7 +51,7 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def figures(final: dict[str, Any]) -> dict[str, float | None]:
+def figures(final: Mapping[str, Any]) -> dict[str, float | None]:
     """What a person wants to know from a final line's statistics (None where Ollama did not
     say): ``ttft_ms``, the time to the first token (loading plus reading the prompt);
     ``tokens_per_second`` generated; ``prompt_tokens_per_second``; ``load_ms``; ``total_ms``."""
@@ -79,7 +79,7 @@ def figures(final: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def clean_line(line: dict[str, Any]) -> dict[str, Any]:
+def clean_line(line: Mapping[str, Any]) -> dict[str, Any]:
     """A chat line rebuilt from the fields Ollama documents, each of its type."""
     raw_message = line.get("message")
     message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
@@ -164,7 +164,7 @@ class Chat:
         return self._relay(stream, first, lines)
 
     @staticmethod
-    def _relay(stream: Any, first: dict[str, Any], lines: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    def _relay(stream: Any, first: ChatLine, lines: Iterator[ChatLine]) -> Iterator[bytes]:
         def relay() -> Iterator[bytes]:
             try:
                 line = first

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from open1panel_ai import i18n
-from open1panel_ai.features import Feature, Topic
+from open1panel_ai.features import Event, Feature, Topic
 from open1panel_ai.interfaces import LoadedModels, OllamaEndpoints
 from open1panel_ai.ollama import (
     cli,
@@ -56,9 +56,40 @@ FEATURE = Feature(
     builtin_providers=tuple(BUILTIN_PROVIDERS),
     menu=menu_item,
     topics=(
-        Topic("ollama", "ollama"),
-        Topic("ollama:server", "ollama:server"),
-        Topic("ollama:server:logs", "ollama:server:logs"),
+        Topic(
+            "ollama",
+            "ollama",
+            (
+                Event(
+                    "ollama",
+                    '`{"type", "endpoint", "fetched_at", …}`: `model_added` and `model_changed` (with `model`,'
+                    " as `GET /ollama/models` lists it) and `model_removed` (with its `name`), changes made"
+                    " outside the panel included; `running` (`models`: the loaded ones with `expires_at`,"
+                    " `expires_in` and `vram_share`); `status` (the endpoint reachable or not)",
+                ),
+            ),
+        ),
+        Topic(
+            "ollama:server",
+            "ollama:server",
+            (
+                Event(
+                    "ollama_server",
+                    '`{"state"}`: the local Ollama server\'s state (as `GET /ollama/server`) when it changes',
+                ),
+            ),
+        ),
+        Topic(
+            "ollama:server:logs",
+            "ollama:server:logs",
+            (
+                Event(
+                    "ollama_server_log",
+                    '`{"lines", "skipped"}`: new lines of the local Ollama server\'s log, and how many were left'
+                    " out to keep up",
+                ),
+            ),
+        ),
     ),
     views=views,
     api_tag="ollama",

@@ -9,7 +9,7 @@ pull again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from open1panel_ai import errors
@@ -30,7 +30,7 @@ class PullProgress:
     def __init__(self) -> None:
         self.blobs: dict[str, list[int]] = {}  # digest → [total, completed]
 
-    def update(self, line: dict[str, Any]) -> None:
+    def update(self, line: Mapping[str, Any]) -> None:
         digest = line.get("digest")
         status = str(line.get("status", ""))
         if digest:

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from hookspecs.ollama import ModelEntry, ModelInfo, RunningModel
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message, human_bytes
 from open1panel_ai.ollama import address, imports, names, pull, storage, watcher
@@ -31,6 +32,7 @@ from open1panel_ai.store import timestamp
 from open1panel_ai.tasks import TaskKind
 
 if TYPE_CHECKING:
+    from hookspecs.ai import OllamaProvider
     from open1panel_ai.config import Settings
     from open1panel_ai.context import AIContext
     from open1panel_ai.tasks import TaskContext
@@ -236,7 +238,8 @@ class OllamaService:
 
         return run_watched
 
-    def provider(self) -> Any:
+    def provider(self) -> OllamaProvider:
+        """The model runtime provider in use (raises ``ProviderUnavailable`` when none works)."""
         return self._context.providers.get("ollama")
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -356,7 +359,7 @@ class OllamaService:
         url = self.endpoint(endpoint)["url"]
         return self.watchers.get(endpoint, url).read(max_age, demand=demand, part=part)
 
-    def _fetch_state(self, url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _fetch_state(self, url: str) -> tuple[list[ModelEntry], list[RunningModel]]:
         """What the watcher of the endpoint at ``url`` asks the server, in its own thread. A
         server that answered the model list with an error is still asked what is loaded
         (each route then reports its own error); one that gave no answer is not asked again."""
@@ -419,7 +422,7 @@ class OllamaService:
             )
         return merged
 
-    def model(self, endpoint: str, name: str) -> dict[str, Any]:
+    def model(self, endpoint: str, name: str) -> ModelInfo:
         return self.provider().show(self.endpoint(endpoint)["url"], self._name(name))
 
     def delete_model(self, endpoint: str, name: str) -> None:

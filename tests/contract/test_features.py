@@ -46,6 +46,39 @@ def test_socketio_accepts_the_declared_topics_and_no_other():
         assert not realtime.accepts(topic), topic
 
 
+def test_the_api_reference_lists_every_event_of_every_declared_topic():
+    """The reference's Socket.IO table is rendered from the declarations, so a topic declared
+    without its events would be missing from it."""
+    from open1panel_ai.apidocs import topic_rows
+    from open1panel_ai.realtime import CORE_TOPICS
+
+    topics = [*CORE_TOPICS, *(topic for f in FEATURES.values() for topic in f.topics)]
+    assert all(topic.events for topic in topics), [t.shown for t in topics if not t.events]
+    rows = topic_rows().splitlines()
+    assert len(rows) == sum(len(topic.events) for topic in topics)
+    for topic in topics:
+        for event in topic.events:
+            assert f"| `{topic.shown}` | `{event.name}` | {event.payload} |" in rows
+
+
+def test_each_route_is_named_after_the_feature_whose_views_hold_it(host):
+    """``ai.mcp_list_servers`` lives in ``open1panel_ai.mcp``'s views; the core's routes (the
+    landing page, status, tasks) carry no feature's name."""
+    seen = set()
+    for endpoint, function in host.app.view_functions.items():
+        if not endpoint.startswith("ai.") or endpoint == "ai.static":
+            continue
+        name = endpoint.removeprefix("ai.")
+        package = function.__module__.split(".")[1]
+        if package in FEATURES:
+            assert name.startswith(f"{package}_"), endpoint
+            seen.add(package)
+        else:
+            assert function.__module__ == "open1panel_ai.views", endpoint
+            assert not any(name.startswith(f"{feature}_") for feature in FEATURES), endpoint
+    assert seen == {name for name, feature in FEATURES.items() if feature.views is not None}
+
+
 def test_each_feature_offers_what_its_service_implements(host):
     context = host.app.extensions["open1panel_ai"]
     for interface in (

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from marshmallow import Schema, fields, validate
 
+from hookspecs.process import ProcessStatus
 from open1panel_ai.ollama.server.settings import SETTINGS
 from open1panel_ai.schemas import JSONBoolean, TaskSchema
 
 KINDS = ("address", "path", "origins", "duration", "integer", "boolean", "choice", "gpus")
-STATUSES = ("starting", "running", "unhealthy", "restarting", "stopping", "stopped", "error")
+STATUSES = get_args(ProcessStatus)
 
 
 class ServerSettingsBodySchema(Schema):

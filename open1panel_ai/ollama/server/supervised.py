@@ -30,6 +30,7 @@ import httpx
 import psutil
 
 from hookspecs.ai import ProviderUnavailable
+from hookspecs.ollama import OllamaServerState
 from open1panel_ai import supervision
 from open1panel_ai.config import ENV_PREFIX
 from open1panel_ai.i18n import Message
@@ -328,7 +329,7 @@ class SupervisedServer:
             self._halt()
             self._launch()
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> OllamaServerState:
         with self._lock:
             process = self._process
         if process is None:

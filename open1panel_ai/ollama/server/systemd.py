@@ -17,9 +17,11 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from hookspecs.ai import ProviderUnavailable
+from hookspecs.ollama import OllamaServerState
+from hookspecs.process import ProcessStatus
 from open1panel_ai import errors
 from open1panel_ai.i18n import Message
 from open1panel_ai.ollama.server import settings as server_settings
@@ -29,7 +31,7 @@ DROP_IN_NAME = "open1panel-ai.conf"
 MODELS_DIR = "/usr/share/ollama/.ollama/models"
 _UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.@-]{1,200}\.service$")
 #: systemd's states, as the page names them.
-_STATUS = {
+_STATUS: dict[str, ProcessStatus] = {
     "active": "running",
     "reloading": "running",
     "activating": "starting",
@@ -134,7 +136,7 @@ class SystemdServer:
     def restart(self) -> None:
         self._systemctl("restart", self.unit)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> OllamaServerState:
         done = self._run(
             ["systemctl", "show", self.unit, "--property=ActiveState,MainPID,NRestarts,StateChangeTimestamp,Result"]
         )
