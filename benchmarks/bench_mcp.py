@@ -15,7 +15,7 @@ rounds whose medians are shown. Direct stdio with 16 sessions means 16 children,
 session; a shared bridge serves all 16 from one child.
 
 Results are ratios against direct stdio measured in the same run, so the machine's speed
-cancels out. Goals for bridge v2 (issue 12): at most 1.0 ms added at p50, at least 85 % of
+cancels out. Goals for bridge v2: at most 1.0 ms added at p50, at least 85 % of
 direct throughput with 16 sessions, at most 32 MiB of its own memory, at most 300 ms from start
 to the first answered ``initialize`` (the child's own start-up, shown apart, not counted).
 Options: ``--rounds N``, ``--sequential N``, ``--sessions N``, ``--calls N``.
