@@ -166,9 +166,32 @@ class GPUService:
 
         :raises ProviderFailed: the provider's ``sample()`` raised.
         """
+        return self._take()
+
+    def current(self) -> dict[str, Any]:
+        """The latest sample if it was taken within one interval, else a new one.
+
+        Requests that find a sample being taken (by the sampler or another request) wait for
+        that one and answer it rather than take one each after it: however many ask at once,
+        the provider is read, and the history written, once.
+        """
+        latest = self._latest
+        if latest is not None and time.time() - latest["time"] < self.interval:
+            return latest
+        return self._take(reuse_newer_than=latest)
+
+    _NONE = object()
+
+    def _take(self, reuse_newer_than: object = _NONE) -> dict[str, Any]:
+        """A new sample; or, when ``reuse_newer_than`` is given (the latest sample the caller
+        saw, or None) and another sample was taken while this call waited for its turn, that
+        one."""
         provider = self.provider()
         ollama_cpu_models = self._ollama_on_cpu()
         with self._sample_lock:
+            newer = self._latest
+            if reuse_newer_than is not self._NONE and newer is not None and newer is not reuse_newer_than:
+                return newer
             try:
                 reading = provider.sample()
             except Exception as exc:
@@ -187,17 +210,10 @@ class GPUService:
             sample.setdefault("fix", None)
             sample["reason_i18n"] = i18n.public(sample["reason"])  # pages show it in their language
             sample["fix_i18n"] = i18n.public(sample["fix"])
-            if self.context.is_owner:
-                self.history.record(now, history_readings(sample))
             self._latest = sample
+        if self.context.is_owner:  # outside the lock: the store's write lock may be busy
+            self.history.record(now, history_readings(sample))
         return sample
-
-    def current(self) -> dict[str, Any]:
-        """The latest sample if the sampler took it within one interval, else a new one."""
-        latest = self._latest
-        if latest is not None and time.time() - latest["time"] < self.interval:
-            return latest
-        return self.sample()
 
     def history_between(self, since: float | None, until: float | None) -> dict[str, Any]:
         now = time.time()

@@ -2,6 +2,7 @@
 the compatibility check, /metrics behind auth, and the sampler pushing only to listeners.
 The parts fed by the Ollama and MCP services are in ``test_gpu_with_ollama_and_mcp.py``."""
 
+import threading
 import time
 
 import pytest
@@ -65,6 +66,43 @@ def test_the_current_sample_reads_every_gpu(gpu_api):
     assert sample["versions"] == {"driver": "550.54.15", "cuda": "12.4"}
     assert sample["cpu"] is None and sample["reason"] is None and sample["ollama_cpu_models"] == []
     assert {p["pid"] for p in sample["processes"]} >= {4_194_999}
+
+
+def test_requests_that_find_a_sample_being_taken_answer_that_one(machine, make_host, panel_env, auth_headers):
+    """Under load the sampler runs late; requests that then find the latest sample stale must
+    not queue up to take one each (one provider read and one history write apiece), but wait
+    for the sample under way and answer it."""
+    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "30")  # any sample taken here stays fresh
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
+    host = make_host()
+    service = host.app.extensions["open1panel_ai"].services["gpu"]
+    provider = service.provider()
+    taken = []
+    read = provider.sample
+
+    def slow_read():
+        taken.append(threading.current_thread().name)
+        time.sleep(0.3)  # a slow driver: the other requests arrive while it reads
+        return read()
+
+    provider.sample = slow_read
+    service._latest = None  # stale, as when the sampler is late
+    answers = []
+    start = threading.Barrier(12)
+
+    def ask():
+        client = host.app.test_client()
+        start.wait()
+        answers.append(client.get("/api/v2/ai/gpu", headers=auth_headers).get_json()["time"])
+
+    threads = [threading.Thread(target=ask, name=f"request-{n}") for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(taken) == 1
+    assert len(answers) == 12 and len(set(answers)) == 1
 
 
 def test_without_a_driver_the_cpu_provider_takes_over_and_says_why(install_nvml, make_host, panel_env):
