@@ -68,6 +68,8 @@ PULL_SPEED = 10_000_000
 #: Models already in the stand-in and MCP definitions already stored, so the listings are not empty.
 SEEDED_MODELS = 10
 SEEDED_MCP_SERVERS = 5
+#: How much lower the API clients' process runs than the panel and the Socket.IO clients.
+API_CLIENTS_NICENESS = 10
 #: The authenticated GETs of the measured phase and their weights.
 READS = {
     "/status": 10,
@@ -158,7 +160,14 @@ def run_api_clients(
     address: tuple[str, int], token: str, clients: int, seconds: float, mix: bool, pipe, reads: dict[str, int]
 ) -> None:
     """Run ``clients`` API clients for ``seconds``; send back every request's record and the
-    CPU seconds this process spent meanwhile."""
+    CPU seconds this process spent meanwhile.
+
+    The process runs at a lower priority (``nice`` +:data:`API_CLIENTS_NICENESS`) than the
+    panel and the Socket.IO clients: on two cores a load generator that takes its share first
+    starves the Socket.IO clients, which then miss the server's pings and count as drops of
+    the panel's (the server sent them on time), and it takes CPU time from the panel it
+    measures. The same priority holds in both phases, so the ratios compare like with like."""
+    os.nice(API_CLIENTS_NICENESS)
     go, until, results = threading.Event(), [0.0], []
     threads = [
         threading.Thread(target=_api_client, args=(address, token, mix, index, go, until, results, reads))

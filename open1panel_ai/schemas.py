@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, overload
 
@@ -85,6 +87,37 @@ class TaskSchema(Schema):
     error = fields.Nested(TaskErrorSchema, allow_none=True)
     created_at = fields.String(required=True, metadata={"description": "RFC 3339, UTC."})
     updated_at = fields.String(required=True, metadata={"description": "RFC 3339, UTC."})
+
+
+class TaskDumps:
+    """Each task as :class:`TaskSchema` dumps it, kept while the task stays the same.
+
+    A task changes while it runs and never after, so a list of a hundred tasks, asked for many
+    times a second while one of them runs, dumps that one again and takes the others as they
+    were. A task is the same while its status, progress, message and ``updated_at`` are; the
+    newest :data:`KEPT` dumps are kept.
+    """
+
+    KEPT = 2048
+
+    def __init__(self) -> None:
+        self._schema = TaskSchema()
+        self._kept: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        key = tuple(task[name] for name in ("id", "updated_at", "status", "completed", "total", "message"))
+        with self._lock:
+            dumped = self._kept.get(key)
+            if dumped is not None:
+                self._kept.move_to_end(key)
+                return dumped
+        dumped = self._schema.dump(task)
+        with self._lock:
+            self._kept[key] = dumped
+            while len(self._kept) > self.KEPT:
+                self._kept.popitem(last=False)
+        return dumped
 
 
 class TaskListSchema(Schema):

@@ -17,6 +17,7 @@ from open1panel_ai.schemas import (
     TASK_ID,
     OverviewSchema,
     StatusSchema,
+    TaskDumps,
     TaskListSchema,
     TaskQuerySchema,
     TaskSchema,
@@ -114,7 +115,11 @@ def openapi_document() -> ResponseReturnValue:
 @blueprint.get(API_PREFIX + "/tasks")
 @operation(summary="Background tasks, newest first", tag="tasks", query=TaskQuerySchema(), response=TaskListSchema())
 def list_tasks(query: dict[str, Any]) -> ResponseReturnValue:
-    return {"tasks": current_ai().tasks.list(**query)}
+    # Dumped here, task by task, so that the tasks that did not change are not dumped again.
+    return jsonify({"tasks": [_task_dumps(task) for task in current_ai().tasks.list(**query)]})
+
+
+_task_dumps = TaskDumps()
 
 
 @blueprint.get(API_PREFIX + "/tasks/<task_id>")

@@ -300,3 +300,37 @@ def test_shutdown_interrupts_running_work_and_saves_it_for_resume(store):
     runner.shutdown(timeout=5)
     row = store.query_one("SELECT status, resume_on_start FROM tasks WHERE id = ?", (task["id"],))
     assert tuple(row) == ("interrupted", 1)
+
+
+def test_a_listed_task_is_dumped_again_only_when_it_changed(make_runner):
+    """``GET /tasks`` dumps each task through ``TaskSchema``; a finished task never changes, so
+    its dump is kept, while a running task's every change is dumped afresh."""
+    from open1panel_ai.schemas import TaskDumps, TaskSchema
+
+    proceed, stepped = threading.Event(), threading.Event()
+
+    def two_steps(task):
+        task.progress(completed=1, total=2, message="first")
+        stepped.set()
+        proceed.wait(10)
+        task.progress(completed=2, total=2, message="second")
+
+    runner = make_runner(TaskKind("demo", steps(3)), TaskKind("slow", two_steps))
+    done = wait_status(runner, runner.submit("demo", "a")["id"], "succeeded")
+    running = runner.submit("slow", "b")
+    stepped.wait(10)
+    dumps = TaskDumps()
+    dumped = []
+    dump = dumps._schema.dump
+    dumps._schema.dump = lambda task: dumped.append(task["id"]) or dump(task)
+    first = [dumps(task) for task in runner.list()]
+    assert sorted(dumped) == sorted([done["id"], running["id"]])
+    assert first == [TaskSchema().dump(task) for task in runner.list()]
+    dumped.clear()
+    assert [dumps(task) for task in runner.list()] == first and dumped == []
+    proceed.set()
+    wait_status(runner, running["id"], "succeeded")
+    again = {task["id"]: dumps(task) for task in runner.list()}
+    assert dumped == [running["id"]]
+    assert again[running["id"]]["status"] == "succeeded"
+    assert again[done["id"]] == next(task for task in first if task["id"] == done["id"])

@@ -87,6 +87,8 @@ class GPUService:
         self.hostname = socket.gethostname()
         self._sample_lock = threading.Lock()
         self._latest: dict[str, Any] | None = None
+        self._history_lock = threading.Lock()
+        self._history_answer: dict[str, Any] | None = None
         self._ollama_cache: tuple[float, list[dict]] = (-OLLAMA_REFRESH_SECONDS, [])
         self._ollama_refreshing = threading.Lock()
         self._last_failure: str | None = None
@@ -216,6 +218,9 @@ class GPUService:
         return sample
 
     def history_between(self, since: float | None, until: float | None) -> dict[str, Any]:
+        """The history between ``since`` and ``until`` (by default the last hour up to now)."""
+        if since is None and until is None:
+            return self._last_hour()
         now = time.time()
         until = now if until is None else until
         since = until - 3600 if since is None else since
@@ -224,6 +229,19 @@ class GPUService:
                 Message("gpu.error.bad_range"), details={"since": since, "until": until}, code="bad_range"
             )
         return self.history.query(since, until, now)
+
+    def _last_hour(self) -> dict[str, Any]:
+        """The last hour, read at most once per sampling interval: an answer less than one
+        interval old (its ``until`` says how old) is given again, as ``GET /gpu`` gives the
+        latest sample, and requests that come while it is read wait for that read. Reading an
+        hour of history is the dearest read of the API (every sample, or averages over them
+        computed in SQLite), and clients that poll it would otherwise each repeat it."""
+        with self._history_lock:
+            answer = self._history_answer
+            now = time.time()
+            if answer is None or not 0 <= now - answer["until"] < self.interval:
+                answer = self._history_answer = self.history.query(now - 3600, now, now)
+            return answer
 
     def summary(self) -> dict[str, Any]:
         """What the landing page says of the GPUs: ``mode`` is ``gpu``, ``cpu`` (no GPU is

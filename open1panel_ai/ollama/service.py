@@ -247,14 +247,16 @@ class OllamaService:
     def endpoints(self) -> list[dict[str, Any]]:
         """Every managed Ollama server: ``name``, ``url``, ``models_dir``, ``builtin``."""
         rows = self._store.query("SELECT name, url, models_dir FROM ollama_endpoints ORDER BY name")
-        return [{"name": LOCAL, "url": self._local_url, "models_dir": self._local_models_dir, "builtin": True}] + [
-            {**dict(r), "builtin": False} for r in rows
-        ]
+        return [self.endpoint(LOCAL)] + [{**dict(r), "builtin": False} for r in rows]
 
     def endpoint(self, name: str) -> dict[str, Any]:
-        for endpoint in self.endpoints():
-            if endpoint["name"] == name:
-                return endpoint
+        """The managed Ollama server called ``name`` (``local`` is answered without the store:
+        most requests name it)."""
+        if name == LOCAL:
+            return {"name": LOCAL, "url": self._local_url, "models_dir": self._local_models_dir, "builtin": True}
+        row = self._store.query_one("SELECT name, url, models_dir FROM ollama_endpoints WHERE name = ?", (name,))
+        if row is not None:
+            return {**dict(row), "builtin": False}
         raise errors.NotFound(
             Message("ollama.error.endpoint_not_found", endpoint=name),
             code="endpoint_not_found",

@@ -105,6 +105,52 @@ def test_requests_that_find_a_sample_being_taken_answer_that_one(machine, make_h
     assert len(answers) == 12 and len(set(answers)) == 1
 
 
+def test_the_last_hour_is_read_once_per_interval_however_many_ask(machine, make_host, panel_env, auth_headers):
+    """``GET /gpu/history`` without a range, the dearest read of the API, is read once per
+    sampling interval: clients asking at once, or again within the interval, get that answer;
+    an explicit range is read every time."""
+    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "30")
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
+    host = make_host()
+    service = host.app.extensions["open1panel_ai"].services["gpu"]
+    service.sample()  # one sample in the history
+    reads = []
+    query = service.history.query
+
+    def slow_query(*args):
+        reads.append(args)
+        time.sleep(0.2)  # the other requests arrive while it reads
+        return query(*args)
+
+    service.history.query = slow_query
+    answers = []
+    start = threading.Barrier(8)
+
+    def ask():
+        client = host.app.test_client()
+        start.wait()
+        answers.append(client.get("/api/v2/ai/gpu/history", headers=auth_headers).get_json())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1
+    assert len(answers) == 8 and all(answer == answers[0] for answer in answers)
+    assert len(answers[0]["devices"]) == 3 and answers[0]["until"] - answers[0]["since"] == 3600
+    client = host.app.test_client()
+    client.get("/api/v2/ai/gpu/history", headers=auth_headers)
+    assert len(reads) == 1  # within the interval
+    since = answers[0]["since"]
+    client.get(f"/api/v2/ai/gpu/history?since={since}", headers=auth_headers)
+    assert len(reads) == 2  # a range of its own
+    service._history_answer["until"] -= 31  # an interval later
+    later = client.get("/api/v2/ai/gpu/history", headers=auth_headers).get_json()
+    assert len(reads) == 3 and later["until"] > answers[0]["until"]
+
+
 def test_without_a_driver_the_cpu_provider_takes_over_and_says_why(install_nvml, make_host, panel_env):
     install_nvml(FakeNVML(init_error=fake.NVML_ERROR_LIBRARY_NOT_FOUND))
     client = make_host().app.test_client()
