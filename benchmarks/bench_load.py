@@ -1,8 +1,10 @@
 """The standalone panel under load: API clients and Socket.IO clients at once.
 
 A real ``open1panel-ai serve`` runs with the fake three-GPU NVML of the tests sampling every
-0.5 s, the Ollama stand-in of the tests as its Ollama, and a pull of a stand-in model started
-every two seconds (then deleted), so ``gpu`` and ``tasks`` events flow all the time. Against
+0.5 s (its history already holds the hour it keeps every sample of, as a panel up for more than
+an hour does: :func:`seed_gpu_history`), the Ollama stand-in of the tests as its Ollama, and a
+pull of a stand-in model started every two seconds (then deleted), so ``gpu`` and ``tasks``
+events flow all the time. Against
 it run ``--api-clients`` HTTP clients, each in a loop without pauses, and ``--socket-clients``
 Socket.IO clients (WebSocket transport, token in ``auth``) subscribed to ``gpu`` and
 ``tasks``. The load generator runs in processes of its own (one for the API clients, two
@@ -68,6 +70,8 @@ PULL_SPEED = 10_000_000
 #: Models already in the stand-in and MCP definitions already stored, so the listings are not empty.
 SEEDED_MODELS = 10
 SEEDED_MCP_SERVERS = 5
+#: Seconds of GPU history the panel holds when the run begins: the hour it keeps every sample of.
+SEEDED_HISTORY = 3600.0
 #: How much lower the API clients' process runs than the panel and the Socket.IO clients.
 API_CLIENTS_NICENESS = 10
 #: The authenticated GETs of the measured phase and their weights.
@@ -358,11 +362,34 @@ def start_panel(workdir: Path, trace_dir: Path | None = None, heap_snapshots: bo
                 "POST", "/mcp/servers", json={"name": f"seeded-{index}", "command": ["mcp-server-time"]}
             )
             assert created.status_code == 201, created.text
+        seed_gpu_history(panel)
     except BaseException:
         panel.stop()  # a panel that started too slowly is still running
         standin.stop()
         raise
     return standin, panel
+
+
+def seed_gpu_history(panel: ServedPanel, seconds: float = SEEDED_HISTORY) -> None:
+    """Fill the panel's GPU history with ``seconds`` of samples (the current one, once every
+    sampling interval up to now), written as the panel writes them.
+
+    The history keeps every sample of the last hour, so until a panel has run for an hour each
+    read of that hour holds more rows: a panel up for days holds a full hour, and that steady
+    state is what a soak of a few minutes should measure, not the first hour's filling."""
+    from open1panel_ai.context import DATABASE_NAME
+    from open1panel_ai.gpu.history import History
+    from open1panel_ai.gpu.service import history_readings
+    from open1panel_ai.store import Store
+
+    readings = history_readings(panel.api("GET", "/gpu").json())
+    store = Store(panel.data_dir / DATABASE_NAME)
+    try:
+        history, now = History(store), time.time()
+        for step in range(int(seconds / GPU_INTERVAL), 0, -1):
+            history.record(now - step * GPU_INTERVAL, readings)
+    finally:
+        store.close()
 
 
 def _tracing(folder: Path, python_heap: bool, profile: list[str] = ()) -> dict[str, str]:

@@ -145,6 +145,11 @@ class _Live:
     samples: deque = field(default_factory=lambda: deque(maxlen=64))
     persisted_at: float = 0.0
     stopping_panel: bool = False
+    #: The version of the record's last snapshot for the store, and of the last one written.
+    version: int = 0
+    written: int = 0
+    #: Held while a snapshot of this task is written, so that its writes land in order.
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class TaskContext:
@@ -522,19 +527,39 @@ class TaskRunner:
                     record["bytes_per_second"] = round(speed, 1)
                     record["eta_seconds"] = round((whole - done) / speed, 1) if whole and speed > 0 else None
             record["updated_at"] = timestamp()
-            if now - live.persisted_at >= PERSIST_INTERVAL:
-                self._persist(live)
+            due = now - live.persisted_at >= PERSIST_INTERVAL
+            if due:
                 live.persisted_at = now
+                snapshot, version = self._snapshot(live)
+        if due:
+            # Written after the lock is released: the store may be busy with other writers,
+            # and listing tasks or another task's progress must not wait for that.
+            self._persist(live, snapshot, version)
         self._emit(record["id"], final=False)
 
-    def _persist(self, live: _Live) -> None:
-        record = live.record
-        columns = [c for c in record if c != "id"]
+    @staticmethod
+    def _snapshot(live: _Live) -> tuple[dict[str, Any], int]:
+        """The task's record as it is now, and its version; the caller holds the lock."""
+        live.version += 1
+        return dict(live.record), live.version
+
+    def _persist(self, live: _Live, snapshot: dict[str, Any] | None = None, version: int = 0) -> None:
+        """Write the task's record to the store: ``snapshot`` (of ``version``), or, by default,
+        the record as it is now (the caller then holds the lock). A task's writes land in the
+        order their snapshots were taken: one older than the last written is dropped, so a
+        late progress write never undoes a final status."""
+        if snapshot is None:
+            snapshot, version = self._snapshot(live)
+        columns = [c for c in snapshot if c != "id"]
         assignments = ", ".join(f"{c} = ?" for c in columns)
-        self._store.execute(
-            f"UPDATE tasks SET {assignments} WHERE id = ?",
-            [record[c] for c in columns] + [record["id"]],
-        )
+        with live.write_lock:
+            if version <= live.written:
+                return
+            self._store.execute(
+                f"UPDATE tasks SET {assignments} WHERE id = ?",
+                [snapshot[c] for c in columns] + [snapshot["id"]],
+            )
+            live.written = version
 
     def _emit(self, task_id: str, final: bool, snapshot: dict | None = None) -> None:
         """Publish a task's state now, or within 1/MAX_EVENTS_PER_SECOND s if one went out

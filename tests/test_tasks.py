@@ -334,3 +334,53 @@ def test_a_listed_task_is_dumped_again_only_when_it_changed(make_runner):
     assert dumped == [running["id"]]
     assert again[running["id"]]["status"] == "succeeded"
     assert again[done["id"]] == next(task for task in first if task["id"] == done["id"])
+
+
+def test_listing_does_not_wait_for_a_progress_write_the_store_holds_up(make_runner, store):
+    """Under load the store's write lock is often taken (GPU history, other tasks, MCP
+    changes). A running task's periodic progress write then waits for it, and it must wait
+    without the runner's lock: listing tasks, and every other task's progress, go on."""
+    started, proceed, writing = threading.Event(), threading.Event(), threading.Event()
+
+    def one_step(task):
+        started.set()
+        proceed.wait(10)
+        task.progress(completed=1, total=2, message="halfway")
+
+    runner = make_runner(TaskKind("demo", one_step))
+    task = runner.submit("demo", "a")
+    started.wait(10)
+    execute = store.execute
+
+    def noted_execute(*args):
+        writing.set()
+        return execute(*args)
+
+    store.execute = noted_execute
+    listed = []
+    with store.transaction():  # another writer holds the store
+        proceed.set()
+        assert writing.wait(10)  # the progress write is waiting for the store
+        lister = threading.Thread(target=lambda: listed.append(runner.list()))
+        lister.start()
+        lister.join(5)
+        assert not lister.is_alive(), "listing waited for the store's writer"
+    assert listed[0][0]["id"] == task["id"] and listed[0][0]["message"] == "halfway"
+    done = wait_status(runner, task["id"], "succeeded")
+    assert done["completed"] == done["total"] == 2
+
+
+def test_a_write_older_than_the_last_one_written_is_dropped(make_runner, store):
+    """A task's progress snapshot that waited for the store while the task ended lands after
+    the final state: it is older than what was written, so it is dropped."""
+    from open1panel_ai.tasks import _Live
+
+    runner = make_runner(TaskKind("demo", steps(1)))
+    task = wait_status(runner, runner.submit("demo", "a")["id"], "succeeded")
+    live = _Live(dict(store.query_one("SELECT * FROM tasks WHERE id = ?", (task["id"],))))
+    late, version = runner._snapshot(live)  # taken first, written last
+    live.record["message"] = "final"
+    runner._persist(live)
+    runner._persist(live, {**late, "status": "running"}, version)
+    assert runner.get(task["id"])["status"] == "succeeded"
+    assert runner.get(task["id"])["message"] == "final"

@@ -89,6 +89,7 @@ class GPUService:
         self._latest: dict[str, Any] | None = None
         self._history_lock = threading.Lock()
         self._history_answer: dict[str, Any] | None = None
+        self._history_reading = False
         self._ollama_cache: tuple[float, list[dict]] = (-OLLAMA_REFRESH_SECONDS, [])
         self._ollama_refreshing = threading.Lock()
         self._last_failure: str | None = None
@@ -231,17 +232,33 @@ class GPUService:
         return self.history.query(since, until, now)
 
     def _last_hour(self) -> dict[str, Any]:
-        """The last hour, read at most once per sampling interval: an answer less than one
-        interval old (its ``until`` says how old) is given again, as ``GET /gpu`` gives the
-        latest sample, and requests that come while it is read wait for that read. Reading an
-        hour of history is the dearest read of the API (every sample, or averages over them
-        computed in SQLite), and clients that poll it would otherwise each repeat it."""
+        """The last hour, read again only when the answer before is older than one of its
+        points (``step``, 8 s for an hour of averages) or one sampling interval, whichever is
+        longer; until then that answer is given again (its ``until`` says how old it is).
+
+        Reading an hour of history is the dearest read of the API (every sample, or averages
+        over them computed in SQLite), and clients that poll it would otherwise each repeat it.
+        While one request reads a newer answer, the others get the one before rather than wait
+        for it; only the first read of all is waited for.
+        """
+        now = time.time()
         with self._history_lock:
             answer = self._history_answer
-            now = time.time()
-            if answer is None or not 0 <= now - answer["until"] < self.interval:
+            if answer is None:
                 answer = self._history_answer = self.history.query(now - 3600, now, now)
-            return answer
+                return answer
+            fresh = 0 <= now - answer["until"] < max(self.interval, answer["step"] or 0)
+            if fresh or self._history_reading:
+                return answer
+            self._history_reading = True
+        try:
+            answer = self.history.query(now - 3600, now, now)
+        finally:
+            with self._history_lock:
+                self._history_reading = False
+        with self._history_lock:
+            self._history_answer = answer
+        return answer
 
     def summary(self) -> dict[str, Any]:
         """What the landing page says of the GPUs: ``mode`` is ``gpu``, ``cpu`` (no GPU is

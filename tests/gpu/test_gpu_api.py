@@ -108,7 +108,8 @@ def test_requests_that_find_a_sample_being_taken_answer_that_one(machine, make_h
 def test_the_last_hour_is_read_once_per_interval_however_many_ask(machine, make_host, panel_env, auth_headers):
     """``GET /gpu/history`` without a range, the dearest read of the API, is read once per
     sampling interval: clients asking at once, or again within the interval, get that answer;
-    an explicit range is read every time."""
+    once it is older, one request reads it again while the others get the one before. An
+    explicit range is read every time."""
     panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "30")
     panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
     panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
@@ -146,9 +147,18 @@ def test_the_last_hour_is_read_once_per_interval_however_many_ask(machine, make_
     since = answers[0]["since"]
     client.get(f"/api/v2/ai/gpu/history?since={since}", headers=auth_headers)
     assert len(reads) == 2  # a range of its own
-    service._history_answer["until"] -= 31  # an interval later
-    later = client.get("/api/v2/ai/gpu/history", headers=auth_headers).get_json()
-    assert len(reads) == 3 and later["until"] > answers[0]["until"]
+    service._history_answer["until"] -= 31  # an interval later: one request reads it again,
+    old = service._history_answer["until"]  # and those that come meanwhile get the one before
+    answers.clear()
+    start = threading.Barrier(4)
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 3
+    assert {answer["until"] for answer in answers} <= {old, service._history_answer["until"]}
+    assert service._history_answer["until"] > old
 
 
 def test_without_a_driver_the_cpu_provider_takes_over_and_says_why(install_nvml, make_host, panel_env):
