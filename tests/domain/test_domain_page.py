@@ -292,8 +292,11 @@ def test_a_caddy_admin_api_on_tcp_is_a_warning_and_a_removal_while_caddy_is_down
     expect(banner).to_contain_text("taken out once caddy answers again")
 
     route = f"/id/open1panel-ai-{created.json()['id']}"
+    # Caddy comes back on the config it saved, which still has the route; the panel may take it
+    # out the moment Caddy answers, so the route is looked for in the saved config, not asked.
+    autosave = caddy.root / "config" / "caddy" / "autosave.json"
+    assert f'"open1panel-ai-{created.json()["id"]}"' in autosave.read_text()
     caddy.start(resume=True)
-    assert caddy.admin_request("GET", route).status_code == 200  # resumed on the config with the route
     assert httpx.get(panel.url + "/api/v2/ai/status", headers=headers).status_code == 200
     page.reload()
     expect(page.locator("#domain-empty")).to_be_visible()  # the list has loaded
