@@ -68,15 +68,37 @@ def test_the_current_sample_reads_every_gpu(gpu_api):
     assert {p["pid"] for p in sample["processes"]} >= {4_194_999}
 
 
-def test_requests_that_find_a_sample_being_taken_answer_that_one(machine, make_host, panel_env, auth_headers):
+@pytest.fixture
+def quiet_gpu_host(machine, make_host, panel_env):
+    """A host whose samples stay fresh for 30 s and that samples only when asked."""
+    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "30")
+    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
+    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
+    return make_host()
+
+
+def ask_at_once(host, headers, path, count):
+    """Send ``count`` requests for ``path`` at once, each from a thread of its own; their answers."""
+    answers, start = [], threading.Barrier(count)
+
+    def ask():
+        client = host.app.test_client()
+        start.wait()
+        answers.append(client.get("/api/v2/ai" + path, headers=headers).get_json())
+
+    threads = [threading.Thread(target=ask) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_requests_that_find_a_sample_being_taken_answer_that_one(quiet_gpu_host, auth_headers):
     """Under load the sampler runs late; requests that then find the latest sample stale must
     not queue up to take one each (one provider read and one history write apiece), but wait
     for the sample under way and answer it."""
-    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "30")  # any sample taken here stays fresh
-    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
-    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
-    host = make_host()
-    service = host.app.extensions["open1panel_ai"].services["gpu"]
+    service = quiet_gpu_host.app.extensions["open1panel_ai"].services["gpu"]
     provider = service.provider()
     taken = []
     read = provider.sample
@@ -88,33 +110,17 @@ def test_requests_that_find_a_sample_being_taken_answer_that_one(machine, make_h
 
     provider.sample = slow_read
     service._latest = None  # stale, as when the sampler is late
-    answers = []
-    start = threading.Barrier(12)
-
-    def ask():
-        client = host.app.test_client()
-        start.wait()
-        answers.append(client.get("/api/v2/ai/gpu", headers=auth_headers).get_json()["time"])
-
-    threads = [threading.Thread(target=ask, name=f"request-{n}") for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = ask_at_once(quiet_gpu_host, auth_headers, "/gpu", 12)
     assert len(taken) == 1
-    assert len(answers) == 12 and len(set(answers)) == 1
+    assert len(answers) == 12 and len({answer["time"] for answer in answers}) == 1
 
 
-def test_the_last_hour_is_read_once_per_interval_however_many_ask(machine, make_host, panel_env, auth_headers):
+def test_the_last_hour_is_read_once_per_interval_however_many_ask(quiet_gpu_host, auth_headers):
     """``GET /gpu/history`` without a range, the dearest read of the API, is read once per
     sampling interval: clients asking at once, or again within the interval, get that answer;
     once it is older, one request reads it again while the others get the one before. An
     explicit range is read every time."""
-    panel_env.setenv("OPEN1PANEL_AI_GPU_INTERVAL", "30")
-    panel_env.setenv("OPEN1PANEL_AI_GPU_HISTORY_INTERVAL", "0")
-    panel_env.setenv("OPEN1PANEL_AI_ALERTS_INTERVAL", "86400")
-    host = make_host()
-    service = host.app.extensions["open1panel_ai"].services["gpu"]
+    service = quiet_gpu_host.app.extensions["open1panel_ai"].services["gpu"]
     service.sample()  # one sample in the history
     reads = []
     query = service.history.query
@@ -125,37 +131,18 @@ def test_the_last_hour_is_read_once_per_interval_however_many_ask(machine, make_
         return query(*args)
 
     service.history.query = slow_query
-    answers = []
-    start = threading.Barrier(8)
-
-    def ask():
-        client = host.app.test_client()
-        start.wait()
-        answers.append(client.get("/api/v2/ai/gpu/history", headers=auth_headers).get_json())
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = ask_at_once(quiet_gpu_host, auth_headers, "/gpu/history", 8)
     assert len(reads) == 1
     assert len(answers) == 8 and all(answer == answers[0] for answer in answers)
     assert len(answers[0]["devices"]) == 3 and answers[0]["until"] - answers[0]["since"] == 3600
-    client = host.app.test_client()
+    client = quiet_gpu_host.app.test_client()
     client.get("/api/v2/ai/gpu/history", headers=auth_headers)
     assert len(reads) == 1  # within the interval
-    since = answers[0]["since"]
-    client.get(f"/api/v2/ai/gpu/history?since={since}", headers=auth_headers)
+    client.get(f"/api/v2/ai/gpu/history?since={answers[0]['since']}", headers=auth_headers)
     assert len(reads) == 2  # a range of its own
     service._history_answer["until"] -= 31  # an interval later: one request reads it again,
     old = service._history_answer["until"]  # and those that come meanwhile get the one before
-    answers.clear()
-    start = threading.Barrier(4)
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = ask_at_once(quiet_gpu_host, auth_headers, "/gpu/history", 4)
     assert len(reads) == 3
     assert {answer["until"] for answer in answers} <= {old, service._history_answer["until"]}
     assert service._history_answer["until"] > old
