@@ -82,6 +82,12 @@ def without_panel_settings(environ: Mapping[str, str], prefix: str) -> dict[str,
     return {key: value for key, value in environ.items() if not key.startswith(prefix)}
 
 
+def stopped_state() -> ProcessState:
+    """The state of a process that is not running and never failed: what a provider reports
+    for one it does not (or no longer) supervise."""
+    return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
+
+
 class Supervisor(Generic[TimingT]):
     """One process under supervision: its status, its restarts, and the thread that keeps it up.
 

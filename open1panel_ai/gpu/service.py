@@ -251,14 +251,15 @@ class GPUService:
             if fresh or self._history_reading:
                 return answer
             self._history_reading = True
+        read = None
         try:
-            answer = self.history.query(now - 3600, now, now)
+            read = self.history.query(now - 3600, now, now)
         finally:
             with self._history_lock:
                 self._history_reading = False
-        with self._history_lock:
-            self._history_answer = answer
-        return answer
+                if read is not None:
+                    self._history_answer = read
+        return read
 
     def summary(self) -> dict[str, Any]:
         """What the landing page says of the GPUs: ``mode`` is ``gpu``, ``cpu`` (no GPU is

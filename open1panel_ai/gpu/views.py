@@ -57,7 +57,9 @@ def gpu_sample() -> ResponseReturnValue:
 )
 def gpu_history(query: dict[str, Any]) -> ResponseReturnValue:
     """Up to an hour back: every sample; up to a week: minute averages; else hour averages.
-    At most 500 times per device: a range with more is averaged over buckets of `step` s."""
+    At most 500 times per device: a range with more is averaged over buckets of `step` s.
+    Without a range, the last hour is read once per `step` (or sampling interval) and given to
+    every client meanwhile; `until` says how recent it is."""
     return _service().history_between(query.get("since"), query.get("until"))
 
 

@@ -34,6 +34,7 @@ from open1panel_ai.mcp.supervisor import (
     reap_leftover,
     remove_stale_pid_files,
 )
+from open1panel_ai.supervision import stopped_state
 
 
 class ProcessRuntime:
@@ -118,17 +119,7 @@ class ProcessRuntime:
 
     def state(self, server_id: str) -> MCPServerState:
         supervised = self._servers.get(server_id)
-        if supervised is None:
-            return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
-        state = supervised.state()
-        return {
-            "status": state["status"],
-            "pid": state["pid"],
-            "since": state["since"],
-            "restarts": state["restarts"],
-            "last_error": state["last_error"],
-            "isolation": state["isolation"],
-        }
+        return MCPServerState(**stopped_state()) if supervised is None else supervised.state()
 
     def logs(self, server_id: str, tail: int) -> list[str]:
         return logfile.tail(self.log_path(server_id), tail)

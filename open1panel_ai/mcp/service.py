@@ -38,6 +38,7 @@ from open1panel_ai.mcp.program import cannot_run, child_path, find_program
 from open1panel_ai.mcp.schemas import MCPServerInSchema, plain_address
 from open1panel_ai.mcp.urls import base_url, masked
 from open1panel_ai.store import timestamp
+from open1panel_ai.supervision import stopped_state
 
 if TYPE_CHECKING:
     from open1panel_ai.context import AIContext
@@ -787,7 +788,7 @@ class MCPService:
     def _state(self, server_id: str) -> MCPServerState:
         provider = self._provider(required=False)
         if provider is None:
-            return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
+            return MCPServerState(**stopped_state())
         return provider.state(server_id)
 
     def _status(self, server_id: str) -> str:

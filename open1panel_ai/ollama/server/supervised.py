@@ -333,7 +333,7 @@ class SupervisedServer:
         with self._lock:
             process = self._process
         if process is None:
-            return {"status": "stopped", "pid": None, "since": None, "restarts": 0, "last_error": None}
+            return supervision.stopped_state()
         return process.state()
 
     def logs(self, tail: int) -> list[str]:
