@@ -91,6 +91,16 @@ def _digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write a manifest the way a reader never sees half of it: elsewhere, then renamed over it
+    (a listing running at the same time reads the old manifest or the new one). The temporary
+    file is in the manifests folder itself (``<manifests>/host/namespace/model/tag``), where
+    the listing, which looks four levels down, does not see it."""
+    temporary = path.parents[3] / f".{threading.get_ident()}.manifest.tmp"
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
@@ -314,7 +324,7 @@ class OllamaStandIn:
         data = json.dumps(manifest).encode()
         path = self._manifest_path(parts)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_whole(path, data)
         if modified_at is not None:
             os.utime(path, (modified_at.timestamp(), modified_at.timestamp()))
         return hashlib.sha256(data).hexdigest()
@@ -758,7 +768,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "invalid model name")
         path_to = self.owner._manifest_path(target)
         path_to.parent.mkdir(parents=True, exist_ok=True)
-        path_to.write_bytes(self.owner._manifest_path(parts).read_bytes())
+        write_whole(path_to, self.owner._manifest_path(parts).read_bytes())
         self._empty()
 
     def _blob(self, path: str) -> None:

@@ -134,7 +134,7 @@ def ollama_preview_build(body: dict[str, Any]) -> ResponseReturnValue:
     body=ws.BuildBodySchema(),
     response=TaskSchema(),
     status=202,
-    errors_=(404, 409),
+    errors_=(404, 409, 502, 503),
 )
 def ollama_start_build(body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().builds.start(body["endpoint"], body["name"], body["base"], **_build_fields(body))
@@ -173,7 +173,7 @@ def ollama_set_budget(name: str, body: dict[str, Any]) -> ResponseReturnValue:
     body=ws.BenchmarkBodySchema(),
     response=TaskSchema(),
     status=202,
-    errors_=(404, 409),
+    errors_=(404, 409, 502, 503),
 )
 def ollama_start_benchmark(body: dict[str, Any]) -> ResponseReturnValue:
     return _bench().benchmarks.start(body["endpoint"], body["model"], body["runs"], body["evict"])
