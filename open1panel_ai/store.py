@@ -195,9 +195,20 @@ class Store:
             return db.execute(sql, params).fetchone()
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        """Run one statement in its own transaction; return the number of rows changed."""
-        with self.transaction() as db:
-            return db.execute(sql, params).rowcount
+        """Run one write statement; return the number of rows changed.
+
+        Alone, the statement is its own transaction (SQLite's autocommit), in turn with this
+        process's other writers like :meth:`transaction`'s blocks; inside a transaction of
+        this thread it is part of that one. Without a ``BEGIN`` and a ``COMMIT`` of its own a
+        write is one call into SQLite instead of three, and each call gives the interpreter to
+        other threads and waits to get it back while the write lock is held."""
+        if not self._writing.acquire(timeout=LOCK_TIMEOUT):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            with self._using() as db:
+                return db.execute(sql, params).rowcount
+        finally:
+            self._writing.release()
 
     def schema_version(self, component: str) -> int:
         row = self.query_one("SELECT max(version) AS v FROM schema_migrations WHERE component = ?", (component,))

@@ -117,6 +117,28 @@ def operation(
     return decorate
 
 
+class DumpedOnce:
+    """The JSON answer of a view whose service hands out the very same object while its data
+    holds (the latest GPU sample, the last hour of history it keeps for a while), dumped
+    through ``schema`` once per object.
+
+    Under load, dumping and encoding such an answer is most of what its request costs, the
+    same work for every client asking within the same second. The object is the key, so it
+    must not change once answered: the services that return such objects make a new one for
+    new data. Only the last object is kept.
+    """
+
+    def __init__(self, schema: marshmallow.Schema) -> None:
+        self._schema = schema
+        self._kept: tuple[object, bytes] | None = None
+
+    def __call__(self, data: object) -> Response:
+        kept = self._kept
+        if kept is None or kept[0] is not data:
+            kept = self._kept = (data, jsonify(self._schema.dump(data)).get_data())
+        return current_app.response_class(kept[1], mimetype="application/json")
+
+
 def json_body() -> Any:
     """The request's JSON body; a 400 envelope when it is missing, not JSON, or not parseable
     (nested too deeply to parse included), and a 413 when it is over :data:`MAX_JSON_BODY`.

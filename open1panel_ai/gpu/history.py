@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +53,23 @@ TIERS = (Tier("raw", 0, 3600), Tier("minute", 60, 7 * 86400), Tier("hour", 3600,
 #: The most times a range query answers per device: more than a chart is wide, and few enough
 #: that an answer stays small however often the sampler runs and however long the panel has.
 MAX_POINTS = 500
+#: Adds rows to the history: a row already there for the same tier, time and device (a minute
+#: or an hour bucket) gets the new row's count and, reading by reading, its sums and counts.
+_FOLD = """
+INSERT INTO gpu_history (tier, ts, device, n, sums) VALUES {values}
+ON CONFLICT (tier, ts, device) DO UPDATE SET
+    n = gpu_history.n + excluded.n,
+    sums = (
+        SELECT json_group_object(key, json_array(total, count)) FROM (
+            SELECT key, sum(json_extract(value, '$[0]')) AS total, sum(json_extract(value, '$[1]')) AS count
+            FROM (
+                SELECT key, value FROM json_each(gpu_history.sums)
+                UNION ALL SELECT key, value FROM json_each(excluded.sums)
+            )
+            GROUP BY key
+        )
+    )
+"""
 
 
 class History:
@@ -66,40 +82,34 @@ class History:
         self._pruned_at: dict[str, float] = {}
 
     def record(self, ts: float, readings: Mapping[str, Mapping[str, float | None]]) -> None:
-        """Add one sample: ``readings`` maps each device to its readings (None: not available)."""
-        with self._lock, self.store.transaction() as db:
-            for device, values in readings.items():
-                kept = {k: v for k, v in values.items() if k in FIELDS and v is not None}
-                raw = {k: [v, 1] for k, v in kept.items()}
-                db.execute(
-                    "INSERT OR REPLACE INTO gpu_history VALUES ('raw', ?, ?, 1, ?)", (ts, device, json.dumps(raw))
-                )
-                for tier in TIERS[1:]:
-                    self._fold(db, tier, math.floor(ts / tier.step) * tier.step, device, kept)
-            for tier in TIERS:
-                self._prune(db, tier, ts)
+        """Add one sample: ``readings`` maps each device to its readings (None: not available).
 
-    @staticmethod
-    def _fold(db: sqlite3.Connection, tier: Tier, bucket: float, device: str, values: Mapping[str, float]) -> None:
-        row = db.execute(
-            "SELECT n, sums FROM gpu_history WHERE tier = ? AND ts = ? AND device = ?", (tier.name, bucket, device)
-        ).fetchone()
-        n, sums = (row["n"], json.loads(row["sums"])) if row else (0, {})
-        for key, value in values.items():
-            total, count = sums.get(key, (0, 0))
-            sums[key] = [total + value, count + 1]
-        db.execute(
-            "INSERT OR REPLACE INTO gpu_history VALUES (?, ?, ?, ?, ?)",
-            (tier.name, bucket, device, n + 1, json.dumps(sums)),
-        )
-
-    def _prune(self, db: sqlite3.Connection, tier: Tier, now: float) -> None:
-        # Once per bucket width (every 10 s for raw samples) is enough to stay bounded.
-        every = tier.step or 10
-        if now - self._pruned_at.get(tier.name, -math.inf) < every:
+        The sample's raw rows and its share of every device's minute and hour buckets go in as
+        one statement (:data:`_FOLD`), which adds to a bucket's sums in SQLite: the sampler
+        runs while the API is busy, and each statement it waits for under the store's write
+        lock is a wait for the interpreter that every other writer waits through too."""
+        rows: list[Any] = []
+        for device, values in readings.items():
+            kept = {k: v for k, v in values.items() if k in FIELDS and v is not None}
+            sums = json.dumps({k: [v, 1] for k, v in kept.items()})
+            rows += ("raw", ts, device, 1, sums)
+            for tier in TIERS[1:]:
+                rows += (tier.name, math.floor(ts / tier.step) * tier.step, device, 1, sums)
+        if not rows:
             return
-        self._pruned_at[tier.name] = now
-        db.execute("DELETE FROM gpu_history WHERE tier = ? AND ts < ?", (tier.name, now - tier.keep))
+        insert = _FOLD.format(values=", ".join(["(?, ?, ?, ?, ?)"] * (len(rows) // 5)))
+        with self._lock:
+            due = [tier for tier in TIERS if ts - self._pruned_at.get(tier.name, -math.inf) >= (tier.step or 10)]
+            if not due:
+                self.store.execute(insert, rows)
+                return
+            with self.store.transaction() as db:
+                db.execute(insert, rows)
+                for tier in due:
+                    # Once per bucket width (every 10 s for raw samples) is enough to stay bounded.
+                    db.execute("DELETE FROM gpu_history WHERE tier = ? AND ts < ?", (tier.name, ts - tier.keep))
+            for tier in due:
+                self._pruned_at[tier.name] = ts
 
     def tier_for(self, since: float, now: float) -> Tier:
         """The finest tier whose kept span reaches back to ``since``."""

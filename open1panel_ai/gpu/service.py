@@ -172,14 +172,17 @@ class GPUService:
         return self._take()
 
     def current(self) -> dict[str, Any]:
-        """The latest sample if it was taken within one interval, else a new one.
+        """The latest sample if it was taken within one interval or a new one is being taken
+        (by the sampler or another request), else a new one.
 
-        Requests that find a sample being taken (by the sampler or another request) wait for
-        that one and answer it rather than take one each after it: however many ask at once,
-        the provider is read, and the history written, once.
+        A busy panel may take a sample later than its interval says; requests then answer the
+        latest at once, its ``time`` telling how old it is, rather than queue behind the
+        provider's read and the history's write. Only without any sample yet do they wait
+        for the one under way: however many ask at once, the provider is read, and the
+        history written, once.
         """
         latest = self._latest
-        if latest is not None and time.time() - latest["time"] < self.interval:
+        if latest is not None and (time.time() - latest["time"] < self.interval or self._sample_lock.locked()):
             return latest
         return self._take(reuse_newer_than=latest)
 

@@ -18,6 +18,7 @@ from open1panel_ai.gpu.schemas import (
 from open1panel_ai.gpu.service import GPUService
 from open1panel_ai.web import (
     API_PREFIX,
+    DumpedOnce,
     blueprint,
     current_ai,
     in_language,
@@ -44,7 +45,10 @@ def gpu_page() -> ResponseReturnValue:
     errors_=(503,),
 )
 def gpu_sample() -> ResponseReturnValue:
-    return _service().current()
+    return _sample_answer(_service().current())
+
+
+_sample_answer = DumpedOnce(GPUSampleSchema())
 
 
 @blueprint.get(API_PREFIX + "/gpu/history")
@@ -60,7 +64,10 @@ def gpu_history(query: dict[str, Any]) -> ResponseReturnValue:
     At most 500 times per device: a range with more is averaged over buckets of `step` s.
     Without a range, the last hour is read once per `step` (or sampling interval) and given to
     every client meanwhile; `until` says how recent it is."""
-    return _service().history_between(query.get("since"), query.get("until"))
+    return _history_answer(_service().history_between(query.get("since"), query.get("until")))
+
+
+_history_answer = DumpedOnce(GPUHistorySchema())
 
 
 @blueprint.get(API_PREFIX + "/gpu/checks")

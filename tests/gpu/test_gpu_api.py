@@ -115,6 +115,36 @@ def test_requests_that_find_a_sample_being_taken_answer_that_one(quiet_gpu_host,
     assert len(answers) == 12 and len({answer["time"] for answer in answers}) == 1
 
 
+def test_requests_answer_the_latest_sample_at_once_while_a_new_one_is_taken(quiet_gpu_host, auth_headers):
+    """Once a sample exists, a request that finds it stale while the next one is being taken
+    answers it at once, its ``time`` saying how old it is: under load the provider's read and
+    the history's write may take seconds, and no request waits for them."""
+    service = quiet_gpu_host.app.extensions["open1panel_ai"].services["gpu"]
+    stale = service.sample()
+    stale["time"] -= 60  # as when the sampler is late
+    provider = service.provider()
+    read, reading, release = provider.sample, threading.Event(), threading.Event()
+
+    def held_read():
+        reading.set()
+        release.wait(10)  # held until the requests below have their answers
+        return read()
+
+    provider.sample = held_read
+    sampler = threading.Thread(target=service.sample)
+    sampler.start()
+    try:
+        assert reading.wait(10)
+        answers = ask_at_once(quiet_gpu_host, auth_headers, "/gpu", 8)
+        answered_while_reading = not release.is_set()
+    finally:
+        release.set()
+        sampler.join()
+    assert answered_while_reading
+    assert [answer["time"] for answer in answers] == [stale["time"]] * 8
+    assert service.current()["time"] > stale["time"]  # the new sample, once taken
+
+
 def test_the_last_hour_is_read_once_per_interval_however_many_ask(quiet_gpu_host, auth_headers):
     """``GET /gpu/history`` without a range, the dearest read of the API, is read once per
     sampling interval: clients asking at once, or again within the interval, get that answer;
