@@ -94,27 +94,29 @@ class TaskDumps:
 
     A task changes while it runs and never after, so a list of a hundred tasks, asked for many
     times a second while one of them runs, dumps that one again and takes the others as they
-    were. A task is the same while its status, progress, message and ``updated_at`` are; the
-    newest :data:`KEPT` dumps are kept.
+    were. A task is the same while its status, progress, message and ``updated_at`` are. One
+    dump is kept per task, its latest, for the :data:`KEPT` tasks dumped last: a running
+    task's earlier versions are never asked for again.
     """
 
-    KEPT = 2048
+    KEPT = 1024
 
     def __init__(self) -> None:
         self._schema = TaskSchema()
-        self._kept: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        key = tuple(task[name] for name in ("id", "updated_at", "status", "completed", "total", "message"))
+        version = tuple(task[name] for name in ("updated_at", "status", "completed", "total", "message"))
         with self._lock:
-            dumped = self._kept.get(key)
-            if dumped is not None:
-                self._kept.move_to_end(key)
-                return dumped
+            kept = self._kept.get(task["id"])
+            if kept is not None and kept[0] == version:
+                self._kept.move_to_end(task["id"])
+                return kept[1]
         dumped = self._schema.dump(task)
         with self._lock:
-            self._kept[key] = dumped
+            self._kept[task["id"]] = (version, dumped)
+            self._kept.move_to_end(task["id"])
             while len(self._kept) > self.KEPT:
                 self._kept.popitem(last=False)
         return dumped

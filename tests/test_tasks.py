@@ -304,7 +304,8 @@ def test_shutdown_interrupts_running_work_and_saves_it_for_resume(store):
 
 def test_a_listed_task_is_dumped_again_only_when_it_changed(make_runner):
     """``GET /tasks`` dumps each task through ``TaskSchema``; a finished task never changes, so
-    its dump is kept, while a running task's every change is dumped afresh."""
+    its dump is kept, while a running task's every change is dumped afresh and replaces the
+    one before."""
     from open1panel_ai.schemas import TaskDumps, TaskSchema
 
     proceed, stepped = threading.Event(), threading.Event()
@@ -334,6 +335,7 @@ def test_a_listed_task_is_dumped_again_only_when_it_changed(make_runner):
     assert dumped == [running["id"]]
     assert again[running["id"]]["status"] == "succeeded"
     assert again[done["id"]] == next(task for task in first if task["id"] == done["id"])
+    assert len(dumps._kept) == 2  # one dump per task, its latest: a panel up for months keeps no old versions
 
 
 def test_listing_does_not_wait_for_a_progress_write_the_store_holds_up(make_runner, store):
