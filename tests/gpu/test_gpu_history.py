@@ -111,3 +111,22 @@ def test_an_answer_holds_at_most_max_points_per_device_however_many_samples_the_
     # A range within MAX_POINTS samples still answers every sample.
     recent = history.query(T0 + 3500, T0 + 3600, now=T0 + 3600)
     assert recent["step"] is None and len(recent["devices"][0]["times"]) == 200
+
+
+def test_a_sample_is_one_statement_whatever_the_number_of_gpus(store):
+    """The sampler writes while the API is busy, and each call into SQLite it makes under the
+    store's write lock is a wait that every other writer shares; so a sample of three GPUs,
+    raw row and minute and hour buckets each, is one statement (pruning, once per 10 s, aside)."""
+    history = History(store)
+    readings = {f"GPU-{name}": {"utilization_gpu": n, "memory_used": None} for n, name in enumerate("abc")}
+    history.record(T0, readings)  # the first prunes every tier
+    statements = []
+    with store._using() as db:  # the pooled connection the next write gets
+        db.set_trace_callback(statements.append)
+        try:
+            history.record(T0 + 1, readings)
+        finally:
+            db.set_trace_callback(None)
+    assert len(statements) == 1 and statements[0].lstrip().startswith("INSERT INTO gpu_history")
+    minute = store.query_one("SELECT n, sums FROM gpu_history WHERE tier = 'minute' AND device = 'GPU-b'")
+    assert minute["n"] == 2 and json.loads(minute["sums"]) == {"utilization_gpu": [2, 2]}
