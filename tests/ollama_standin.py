@@ -36,6 +36,7 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -111,6 +112,12 @@ class _Server(ThreadingHTTPServer):
 
     request_queue_size = socket.SOMAXCONN
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closes its keep-alive connection while it is read from is no error of
+        the server's (Ollama says nothing of it); anything else is printed as before."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class OllamaStandIn:
