@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from open1panel_ai.standalone.server import run_without_thread_caches
+
+    run_without_thread_caches()  # first: it may run this command again
     # The command line only sets the environment, so the server's worker sees the same settings.
     for name in ("host", "port", "data_dir"):
         value = getattr(args, name)
