@@ -61,7 +61,7 @@ class Store:
     not depend on the number of threads. :meth:`close` waits for a connection another thread
     is using (closing it under that thread crashes the interpreter). Writes go through
     :meth:`transaction`, which takes the write lock up front so two writers never deadlock on
-    an upgrade from a read lock.
+    an upgrade from a read lock, or :meth:`execute`, one statement that is its own transaction.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -166,11 +166,12 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run a block in one write transaction: committed on success, rolled back on error.
 
-        The writers of this process take turns on a lock of their own before SQLite's write
-        lock: a writer that finds SQLite's lock taken polls it with sleeps that grow to 100 ms
-        (its busy handler), while one waiting on this lock starts the moment the writer before
-        it is done. Writers in other processes still meet at SQLite's lock. Like SQLite's, the
-        wait ends in ``database is locked`` after the connection's timeout."""
+        The transactions of this process take turns on a lock of their own before SQLite's
+        write lock, which a transaction holds from its ``BEGIN`` to its ``COMMIT``: a writer
+        that finds SQLite's lock taken polls it with sleeps that grow to 100 ms (its busy
+        handler), while one waiting on this lock starts the moment the one before is done.
+        Writers in other processes, and :meth:`execute`'s, still meet at SQLite's lock. Like
+        SQLite's, the wait ends in ``database is locked`` after the connection's timeout."""
         if not self._writing.acquire(timeout=LOCK_TIMEOUT):
             raise sqlite3.OperationalError("database is locked")
         try:
@@ -197,18 +198,14 @@ class Store:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement; return the number of rows changed.
 
-        Alone, the statement is its own transaction (SQLite's autocommit), in turn with this
-        process's other writers like :meth:`transaction`'s blocks; inside a transaction of
-        this thread it is part of that one. Without a ``BEGIN`` and a ``COMMIT`` of its own a
-        write is one call into SQLite instead of three, and each call gives the interpreter to
-        other threads and waits to get it back while the write lock is held."""
-        if not self._writing.acquire(timeout=LOCK_TIMEOUT):
-            raise sqlite3.OperationalError("database is locked")
-        try:
-            with self._using() as db:
-                return db.execute(sql, params).rowcount
-        finally:
-            self._writing.release()
+        Alone, the statement is its own transaction (SQLite's autocommit): SQLite holds its
+        write lock only inside that one call, and lets it go before the thread waits to get
+        the interpreter back. So it does not queue on :meth:`transaction`'s lock, which its
+        holder keeps through those waits (a writer that finds SQLite's lock taken retries
+        within milliseconds). Inside a transaction of this thread it is part of that one.
+        """
+        with self._using() as db:
+            return db.execute(sql, params).rowcount
 
     def schema_version(self, component: str) -> int:
         row = self.query_one("SELECT max(version) AS v FROM schema_migrations WHERE component = ?", (component,))

@@ -202,3 +202,32 @@ def test_closing_waits_for_a_transaction_another_thread_is_in(tmp_path):
     assert outcome == ["committed", "the store is closed"]
     with sqlite3.connect(tmp_path / "a.sqlite3") as db:
         assert db.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+def test_a_single_statement_write_does_not_queue_behind_a_transaction_waiting_its_turn(tmp_path):
+    """A transaction holds the process's write lock through every wait for the interpreter
+    between its statements; under load those waits are long. A single-statement write holds
+    SQLite's lock only inside its one call into SQLite, so it must not queue on that lock:
+    here another thread holds it (a transaction's writer that has not reached SQLite yet)
+    and the write still lands."""
+    store = Store(tmp_path / "a.sqlite3")
+    store.execute("CREATE TABLE t (x INTEGER)")
+    holding, release, let_go = threading.Event(), threading.Event(), threading.Event()
+
+    def transaction_waiting_its_turn():
+        with store._writing:
+            holding.set()
+            release.wait(60)
+        let_go.set()
+
+    holder = threading.Thread(target=transaction_waiting_its_turn)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        assert store.execute("INSERT INTO t VALUES (1)") == 1
+        landed_while_held = not let_go.is_set()
+    finally:
+        release.set()
+        holder.join()
+    assert landed_while_held and store.query_one("SELECT count(*) AS n FROM t")["n"] == 1
+    store.close()
