@@ -22,7 +22,8 @@ The ratios are the measured phase against the baseline: how much of the stack's 
 rate the real API work leaves, what it adds to latency, and whether it slows event delivery.
 Event lag is the receive time minus the event's own time (a GPU sample's ``time``, a task's
 ``updated_at``). Errors are any unexpected status or exception, a Socket.IO connection that
-fails or drops, and a client that goes without ``gpu`` events in a phase.
+fails or drops (a client gives up on its connection when a browser would: no ping for
+``pingInterval + pingTimeout``), and a client that goes without ``gpu`` events in a phase.
 
 Through the measured phase the panel's worker is read once a second (RSS, threads, open files)
 and printed every 30 s; :mod:`benchmarks.soak` judges the readings, so that a long run
@@ -211,6 +212,7 @@ class _Listener:
             self.client.connect(
                 self.url, namespaces=["/ai"], transports=["websocket"], auth={"token": self.token}, wait_timeout=30
             )
+            self._wait_for_pings_as_browsers_do()
             for topic in ("gpu", "tasks"):
                 answer = self.client.call("subscribe", {"topic": topic}, namespace="/ai", timeout=30)
                 if not answer or not answer.get("ok"):
@@ -218,6 +220,16 @@ class _Listener:
         except (socketio.exceptions.SocketIOError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"
         return None
+
+    def _wait_for_pings_as_browsers_do(self) -> None:
+        """Give up on the connection when a browser would: the panel's pages (Engine.IO's
+        JavaScript client) close it when no ping came for ``pingInterval + pingTimeout`` after
+        the last (45 s with the server's 25 + 20). python-engineio's client gives up when it
+        had nothing to send for ``max(pingInterval, pingTimeout) + 5`` s, and it sends only
+        its answers to pings: a ping 5 s late is a drop for it, 20 s late for a browser.
+        Its wait, read on each turn of its sending loop, is made the browser's."""
+        engine = self.client.eio
+        engine.ping_timeout = engine.ping_interval + engine.ping_timeout - 5
 
     def _gpu(self, sample) -> None:
         now = time.time()
