@@ -86,8 +86,9 @@ class History:
 
         The sample's raw rows and its share of every device's minute and hour buckets go in as
         one statement (:data:`_FOLD`), which adds to a bucket's sums in SQLite: the sampler
-        runs while the API is busy, and each statement it waits for under the store's write
-        lock is a wait for the interpreter that every other writer waits through too."""
+        runs while the API is busy, where each call into SQLite is a wait to get the
+        interpreter back, and a write of several statements holds the write lock through
+        all of those waits."""
         rows: list[Any] = []
         for device, values in readings.items():
             kept = {k: v for k, v in values.items() if k in FIELDS and v is not None}

@@ -114,9 +114,10 @@ def test_an_answer_holds_at_most_max_points_per_device_however_many_samples_the_
 
 
 def test_a_sample_is_one_statement_whatever_the_number_of_gpus(store):
-    """The sampler writes while the API is busy, and each call into SQLite it makes under the
-    store's write lock is a wait that every other writer shares; so a sample of three GPUs,
-    raw row and minute and hour buckets each, is one statement (pruning, once per 10 s, aside)."""
+    """The sampler writes while the API is busy, where each call into SQLite is a wait for the
+    interpreter, and a write of several statements holds the write lock through all of them;
+    so a sample of three GPUs, raw row and minute and hour buckets each, is one statement
+    (pruning, once per 10 s, aside)."""
     history = History(store)
     readings = {f"GPU-{name}": {"utilization_gpu": n, "memory_used": None} for n, name in enumerate("abc")}
     history.record(T0, readings)  # the first prunes every tier
