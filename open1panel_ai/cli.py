@@ -39,16 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from open1panel_ai.standalone.server import run_without_thread_caches
-
-    run_without_thread_caches()  # first: it may run this command again
     # The command line only sets the environment, so the server's worker sees the same settings.
     for name in ("host", "port", "data_dir"):
         value = getattr(args, name)
         if value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     from open1panel_ai.standalone import auth
-    from open1panel_ai.standalone.server import check_settings, serve
+    from open1panel_ai.standalone.server import check_settings, run_without_thread_caches, serve
 
     settings = Settings.from_environ()
     try:
@@ -62,6 +59,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if created:
         print(f"Admin token (shown once; also stored in {settings.data_dir / auth.TOKEN_FILE}):\n  {token}", flush=True)
+    # It may run this command again, now that everything it checks and makes is in place (a
+    # second run finds the token made and says nothing of it), and only when about to serve.
+    run_without_thread_caches()
     host = settings.get("host")
     print(
         f"open1panel-ai {__version__} on http://{host}:{settings.get('port')}/ (data in {settings.data_dir})",

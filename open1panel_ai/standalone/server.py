@@ -54,8 +54,9 @@ def _glibc() -> ctypes.CDLL | None:
 def run_without_thread_caches() -> None:
     """Run this process again (same pid, same arguments) with glibc's per-thread caches of
     freed blocks turned off (:data:`ALLOCATOR_TUNABLES`), unless they already are, or the C
-    library is not glibc. Called by ``open1panel-ai serve`` before anything else: glibc reads
-    its tunables only when a process starts, and the workers inherit them.
+    library is not glibc. Called by ``open1panel-ai serve`` once its settings, token and
+    secret are in place, before gunicorn starts: glibc reads its tunables only when a process
+    starts, and the workers inherit them.
 
     Each thread keeps up to seven freed blocks of every size up to 1 KiB for itself, and
     counts them as in use. A worker has hundreds of long-lived threads (one per WebSocket, a
