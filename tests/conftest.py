@@ -17,6 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from open1panel_ai.config import Settings
 from open1panel_ai.standalone.host import create_host
+from open1panel_ai.standalone.server import ALLOCATOR_TUNABLES
 
 TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
 #: Debian's Chromium, started as the project's browser tests need it (never `playwright install`).
@@ -115,6 +116,9 @@ class ServedPanel:
         self.env["OPEN1PANEL_AI_MCP_HOMES"] = str(data_dir.parent / f"mcp-homes-{data_dir.name}")
         if with_test_plugin:
             self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS_DIR), self.env.get("PYTHONPATH")]))
+        # What serve would run itself again with, given up front so that each panel starts
+        # one interpreter (tests/test_soak_mechanisms.py starts one without it).
+        self.env["GLIBC_TUNABLES"] = ALLOCATOR_TUNABLES
         self.env.update(env or {})
         self.log_path = data_dir.parent / f"panel-{self.port}.log"
         self.process: subprocess.Popen | None = None

@@ -113,6 +113,7 @@ def signed_in(chromium, panel, *, theme="light", lang="en", phone=False, axe=Fal
     page.click("button[type=submit]")
     expect(page.locator("#token")).to_have_count(0)
     expect(page.locator(".ai-cards")).to_be_visible()
+    page.wait_for_function("() => typeof AI !== 'undefined'")  # the page's script ran, not only its HTML
     return page
 
 

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from open1panel_ai.standalone.server import ALLOCATOR_TUNABLES, MALLOC_ARENAS
+from tests.conftest import TOKEN
 
 #: Six threads allocate at once (a block above Python's small-object size, so from malloc) and
 #: hold it; then glibc's ``malloc_info`` counts the arenas (one ``<heap nr=…>`` each).
@@ -137,6 +138,6 @@ def test_without_thread_caches_threads_hold_no_freed_blocks():
 @pytest.mark.server
 def test_the_served_panel_runs_without_thread_caches(served):
     """``open1panel-ai serve`` runs itself again with the tunables, so its worker has them."""
-    panel = served()
+    panel = served(env={"OPEN1PANEL_AI_TOKEN": TOKEN, "GLIBC_TUNABLES": ""})  # none given
     worker = psutil.Process(panel.process.pid).children()[0]
     assert ALLOCATOR_TUNABLES in worker.environ().get("GLIBC_TUNABLES", "").split(":")
