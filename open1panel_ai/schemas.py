@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, overload
+from collections.abc import Mapping, Sequence
+from typing import Any, cast, overload
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -90,36 +92,51 @@ class TaskSchema(Schema):
 
 
 class TaskDumps:
-    """Each task as :class:`TaskSchema` dumps it, kept while the task stays the same.
+    """The answer of a list of tasks, each task dumped by :class:`TaskSchema` and encoded as JSON
+    once per change.
 
     A task changes while it runs and never after, so a list of a hundred tasks, asked for many
-    times a second while one of them runs, dumps that one again and takes the others as they
-    were. A task is the same while its status, progress, message and ``updated_at`` are. One
-    dump is kept per task, its latest, for the :data:`KEPT` tasks dumped last: a running
-    task's earlier versions are never asked for again.
+    times a second while one of them runs, dumps and encodes that one again and joins the
+    others' JSON as it was. A task is the same while its status, progress, message and
+    ``updated_at`` are. One encoding is kept per task, its latest, for the :data:`KEPT` tasks
+    listed last: a running task's earlier versions are never asked for again.
     """
 
     KEPT = 1024
 
     def __init__(self) -> None:
         self._schema = TaskSchema()
-        self._kept: OrderedDict[str, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[tuple[Any, ...], bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, task: Mapping[str, Any]) -> dict[str, Any]:
-        version = tuple(task[name] for name in ("updated_at", "status", "completed", "total", "message"))
+    def __call__(self, tasks: Sequence[Mapping[str, Any]]) -> bytes:
+        """``{"tasks": [...]}`` of ``tasks``, as JSON."""
+        encoded: list[bytes | None] = []
         with self._lock:
-            kept = self._kept.get(task["id"])
-            if kept is not None and kept[0] == version:
-                self._kept.move_to_end(task["id"])
-                return kept[1]
-        dumped = self._schema.dump(task)
+            for task in tasks:
+                kept = self._kept.get(task["id"])
+                if kept is not None and kept[0] == _task_version(task):
+                    self._kept.move_to_end(task["id"])
+                    encoded.append(kept[1])
+                else:
+                    encoded.append(None)
+        for index, task in enumerate(tasks):
+            if encoded[index] is None:
+                encoded[index] = self._encode(task)
+        return b'{"tasks":[' + b",".join(cast("list[bytes]", encoded)) + b"]}\n"
+
+    def _encode(self, task: Mapping[str, Any]) -> bytes:
+        data = json.dumps(self._schema.dump(task), separators=(",", ":"), sort_keys=True).encode()
         with self._lock:
-            self._kept[task["id"]] = (version, dumped)
+            self._kept[task["id"]] = (_task_version(task), data)
             self._kept.move_to_end(task["id"])
             while len(self._kept) > self.KEPT:
                 self._kept.popitem(last=False)
-        return dumped
+        return data
+
+
+#: What tells two states of a task apart (see :class:`TaskDumps`).
+_task_version = operator.itemgetter("updated_at", "status", "completed", "total", "message")
 
 
 class TaskListSchema(Schema):

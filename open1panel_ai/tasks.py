@@ -11,12 +11,13 @@ Progress is published through a callback (the Socket.IO ``task`` event), coalesc
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ PERSIST_INTERVAL = 1.0
 SPEED_WINDOW = 5.0
 #: Finished tasks older than this are removed at startup.
 KEEP_FINISHED = timedelta(days=30)
+#: Listings (one per filter and limit asked for) whose rows are kept while the table is unchanged.
+KEPT_LISTINGS = 16
 
 MIGRATIONS = [
     """
@@ -212,6 +215,11 @@ class TaskRunner:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task")
         self._stopping = False
         self._started = False
+        #: Counts this runner's writes to the tasks table; a listing is kept with the count it
+        #: was read at (see :meth:`list`).
+        self._writes = itertools.count()
+        self._written = next(self._writes)
+        self._listings: OrderedDict[tuple[Any, ...], tuple[int, list[tuple[str, dict[str, Any]]]]] = OrderedDict()
         store.migrate("tasks", MIGRATIONS)
 
     # -- registration and startup ---------------------------------------------------------
@@ -243,6 +251,7 @@ class TaskRunner:
                 "error = ? WHERE status IN ('queued', 'running')",
                 (timestamp(), json.dumps(_panel_stopped_error())),
             )
+        self._wrote()
         self._started = True
         return [task_id for kind in self._kinds.values() if kind.resumable for task_id in self._resume(kind.name)]
 
@@ -293,6 +302,7 @@ class TaskRunner:
             columns = ", ".join(record)
             marks = ", ".join("?" for _ in record)
             self._store.execute(f"INSERT INTO tasks ({columns}) VALUES ({marks})", list(record.values()))
+            self._wrote()
             live = _Live(record)
             self._live[record["id"]] = live
             queued = self._public(record)
@@ -313,7 +323,28 @@ class TaskRunner:
         row = self._store.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return self._public(dict(row)) if row else None
 
+    def _with_live(self, listing: list[tuple[str, dict[str, Any]]]) -> list[dict]:
+        """A listing with each running task as it is now; the caller holds the lock."""
+        live = self._live
+        return [self._public(live[task_id].record) if task_id in live else task for task_id, task in listing]
+
     def list(self, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[dict]:
+        """The tasks, newest first: the ``limit`` latest, of ``status`` and ``kind`` when given.
+
+        A running task is taken as it is now, from memory. Once :meth:`start` made this process
+        the one that runs tasks (and so the only writer of their table), the rows of each
+        listing are kept until the next write, and asked for again only then: a list asked for
+        many times a second, while a download's progress changes only the running task, is
+        read from SQLite about once a second (its progress is written that often) instead of
+        for every request. The dicts of finished tasks are shared by the callers: read them,
+        do not change them."""
+        key = (status, kind, limit)
+        with self._lock:
+            kept = self._listings.get(key)
+            if kept is not None and kept[0] == self._written:
+                self._listings.move_to_end(key)
+                return self._with_live(kept[1])
+            written = self._written
         clauses, params = [], []
         if status:
             clauses.append("status = ?")
@@ -323,8 +354,16 @@ class TaskRunner:
             params.append(kind)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._store.query(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", [*params, limit])
+        listing = [(row["id"], self._public(dict(row))) for row in rows]
         with self._lock:
-            return [self._public(self._live[r["id"]].record if r["id"] in self._live else dict(r)) for r in rows]
+            # Kept only when no write landed since the count was read: a listing read across
+            # a write may hold either side of it.
+            if self._started and written == self._written:
+                self._listings[key] = (written, listing)
+                self._listings.move_to_end(key)
+                while len(self._listings) > KEPT_LISTINGS:
+                    self._listings.popitem(last=False)
+            return self._with_live(listing)
 
     def cancel(self, task_id: str) -> dict:
         with self._lock:
@@ -560,6 +599,12 @@ class TaskRunner:
                 [snapshot[c] for c in columns] + [snapshot["id"]],
             )
             live.written = version
+        self._wrote()
+
+    def _wrote(self) -> None:
+        """Count a write to the tasks table, after it landed: the listings read before it are
+        read again (see :meth:`list`)."""
+        self._written = next(self._writes)
 
     def _emit(self, task_id: str, final: bool, snapshot: dict | None = None) -> None:
         """Publish a task's state now, or within 1/MAX_EVENTS_PER_SECOND s if one went out

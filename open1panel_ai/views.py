@@ -116,7 +116,7 @@ def openapi_document() -> ResponseReturnValue:
 @operation(summary="Background tasks, newest first", tag="tasks", query=TaskQuerySchema(), response=TaskListSchema())
 def list_tasks(query: dict[str, Any]) -> ResponseReturnValue:
     # Dumped here, task by task, so that the tasks that did not change are not dumped again.
-    return jsonify({"tasks": [_task_dumps(task) for task in current_ai().tasks.list(**query)]})
+    return current_app.response_class(_task_dumps(current_ai().tasks.list(**query)), mimetype="application/json")
 
 
 _task_dumps = TaskDumps()

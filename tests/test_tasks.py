@@ -1,5 +1,6 @@
 """The task runner: persisted state, progress, cancel, retry, dedup and recovery."""
 
+import json
 import threading
 import time
 
@@ -303,9 +304,9 @@ def test_shutdown_interrupts_running_work_and_saves_it_for_resume(store):
 
 
 def test_a_listed_task_is_dumped_again_only_when_it_changed(make_runner):
-    """``GET /tasks`` dumps each task through ``TaskSchema``; a finished task never changes, so
-    its dump is kept, while a running task's every change is dumped afresh and replaces the
-    one before."""
+    """``GET /tasks`` dumps each task through ``TaskSchema`` and encodes it; a finished task
+    never changes, so its JSON is kept, while a running task's every change is dumped afresh
+    and replaces the one before."""
     from open1panel_ai.schemas import TaskDumps, TaskSchema
 
     proceed, stepped = threading.Event(), threading.Event()
@@ -324,18 +325,86 @@ def test_a_listed_task_is_dumped_again_only_when_it_changed(make_runner):
     dumped = []
     dump = dumps._schema.dump
     dumps._schema.dump = lambda task: dumped.append(task["id"]) or dump(task)
-    first = [dumps(task) for task in runner.list()]
+    first = json.loads(dumps(runner.list()))["tasks"]
     assert sorted(dumped) == sorted([done["id"], running["id"]])
     assert first == [TaskSchema().dump(task) for task in runner.list()]
     dumped.clear()
-    assert [dumps(task) for task in runner.list()] == first and dumped == []
+    assert json.loads(dumps(runner.list()))["tasks"] == first and dumped == []
     proceed.set()
     wait_status(runner, running["id"], "succeeded")
-    again = {task["id"]: dumps(task) for task in runner.list()}
+    again = {task["id"]: task for task in json.loads(dumps(runner.list()))["tasks"]}
     assert dumped == [running["id"]]
     assert again[running["id"]]["status"] == "succeeded"
     assert again[done["id"]] == next(task for task in first if task["id"] == done["id"])
     assert len(dumps._kept) == 2  # one dump per task, its latest: a panel up for months keeps no old versions
+
+
+def _counting_listings(store, monkeypatch):
+    """The number of times the tasks table is listed from SQLite, counted as it happens."""
+    listed = []
+    query = store.query
+
+    def counted(sql, params=()):
+        if sql.startswith("SELECT * FROM tasks") and "ORDER BY created_at DESC" in sql:
+            listed.append(sql)
+        return query(sql, params)
+
+    monkeypatch.setattr(store, "query", counted)
+    return listed
+
+
+def test_a_listing_is_read_from_sqlite_again_only_after_a_write(make_runner, store, monkeypatch):
+    """Under load ``GET /tasks`` is asked for many times a second while a download runs, and a
+    listing of a hundred rows is a hundred waits for the interpreter. The runner is the only
+    writer of the table, so it reads a listing again only after it wrote to the table; a
+    running task's progress, which it writes at most once a second, is taken from memory."""
+    monkeypatch.setattr("open1panel_ai.tasks.PERSIST_INTERVAL", 3600.0)  # progress is never written here
+    stepped, step_again, stepped_again, finish = (threading.Event() for _ in range(4))
+
+    def two_steps(task):
+        task.progress(completed=1, total=2)
+        stepped.set()
+        step_again.wait(10)
+        task.progress(completed=2, total=2)
+        stepped_again.set()
+        finish.wait(10)
+
+    runner = make_runner(TaskKind("demo", steps(3)), TaskKind("slow", two_steps))
+    done = wait_status(runner, runner.submit("demo", "a")["id"], "succeeded")
+    running = runner.submit("slow", "b")
+    stepped.wait(10)
+    listed = _counting_listings(store, monkeypatch)
+    first = runner.list()
+    assert [task["id"] for task in first] == [running["id"], done["id"]] and len(listed) == 1
+    assert runner.list() == first and len(listed) == 1
+    assert runner.list(status="succeeded") == [first[1]] and len(listed) == 2  # each filter its own listing
+
+    step_again.set()
+    stepped_again.wait(10)
+    now = runner.list()
+    assert now[0]["completed"] == 2 and now[1] == first[1] and len(listed) == 2
+
+    finish.set()
+    wait_status(runner, running["id"], "succeeded")
+    assert runner.list()[0]["status"] == "succeeded" and len(listed) == 3
+    added = runner.submit("demo", "c")
+    assert runner.list()[0]["id"] == added["id"] and len(listed) == 4
+
+
+def test_a_runner_that_does_not_run_the_tasks_reads_every_listing(store, monkeypatch):
+    """A runner that was never started (a panel process that is not the owner) is not the
+    only writer of the table, so it keeps no listing: another process's writes show at once."""
+    runner = TaskRunner(store, Events())
+    other = TaskRunner(store, Events())
+    other.register(TaskKind("demo", steps(1)))
+    other.start()
+    try:
+        listed = _counting_listings(store, monkeypatch)
+        assert runner.list() == [] and runner.list() == [] and len(listed) == 2
+        added = wait_status(other, other.submit("demo", "a")["id"], "succeeded")
+        assert [task["id"] for task in runner.list()] == [added["id"]] and len(listed) == 3
+    finally:
+        other.shutdown(timeout=2)
 
 
 def test_listing_does_not_wait_for_a_progress_write_the_store_holds_up(make_runner, store):
