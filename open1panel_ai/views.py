@@ -23,7 +23,7 @@ from open1panel_ai.schemas import (
     TaskSchema,
 )
 from open1panel_ai.tasks import TaskConflict
-from open1panel_ai.web import API_PREFIX, blueprint, current_ai, in_language, operation, request_language
+from open1panel_ai.web import API_PREFIX, DumpedOnce, blueprint, current_ai, in_language, operation, request_language
 
 
 @blueprint.before_request
@@ -82,11 +82,16 @@ TASK_PATH = {"task_id": TASK_ID}
 @operation(summary="Each feature's provider, whether it is usable, and why not", tag="status", response=StatusSchema())
 def status() -> ResponseReturnValue:
     context = current_ai()
-    return {
-        "version": __version__,
-        "providers": context.providers.status(request_language()),
-        "plugin_errors": dict(context.host.plugin_errors),
-    }
+    return _status_answer(
+        {
+            "version": __version__,
+            "providers": context.providers.status(request_language()),
+            "plugin_errors": dict(context.host.plugin_errors),
+        }
+    )
+
+
+_status_answer = DumpedOnce(StatusSchema())
 
 
 @blueprint.get(API_PREFIX + "/overview")

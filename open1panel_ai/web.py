@@ -118,14 +118,16 @@ def operation(
 
 
 class DumpedOnce:
-    """The JSON answer of a view whose service hands out the very same object while its data
-    holds (the latest GPU sample, the last hour of history it keeps for a while), dumped
-    through ``schema`` once per object.
+    """The JSON answer of a view, dumped through ``schema`` once per change of what it answers.
 
-    Under load, dumping and encoding such an answer is most of what its request costs, the
-    same work for every client asking within the same second. The object is the key, so it
-    must not change once answered: the services that return such objects make a new one for
-    new data. Only the last object is kept.
+    Under load, dumping and encoding an answer is most of what its request costs, the same
+    work for every client asking within the same second. So what the view's service hands out
+    is compared with what was answered last: the very same object (the latest GPU sample, the
+    last hour of history the service keeps for a while), or an equal one (the MCP servers,
+    built afresh from the same rows and states), is answered with the JSON encoded then. What
+    was answered must not change afterwards: the services make new objects for new data, and
+    the view renders any Message before (the dump does not depend on the request). Only the
+    last answer is kept.
     """
 
     def __init__(self, schema: marshmallow.Schema) -> None:
@@ -134,7 +136,7 @@ class DumpedOnce:
 
     def __call__(self, data: object) -> Response:
         kept = self._kept
-        if kept is None or kept[0] is not data:
+        if kept is None or (kept[0] is not data and kept[0] != data):
             kept = self._kept = (data, jsonify(self._schema.dump(data)).get_data())
         return current_app.response_class(kept[1], mimetype="application/json")
 

@@ -20,6 +20,7 @@ from open1panel_ai.domain.schemas import (
 from open1panel_ai.domain.service import DomainService
 from open1panel_ai.web import (
     API_PREFIX,
+    DumpedOnce,
     blueprint,
     current_ai,
     in_language,
@@ -61,7 +62,10 @@ def domain_proxy_state() -> ResponseReturnValue:
 @operation(summary="Domain bindings", tag="domains", response=BindingListSchema(), errors_=(503,))
 def domain_list_bindings() -> ResponseReturnValue:
     service = _service()
-    return {"bindings": service.bindings(), "removals": service.removals()}
+    return _bindings_answer({"bindings": service.bindings(), "removals": service.removals()})
+
+
+_bindings_answer = DumpedOnce(BindingListSchema())
 
 
 @blueprint.post(API_PREFIX + "/domains")

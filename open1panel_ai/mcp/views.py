@@ -12,6 +12,7 @@ from open1panel_ai.mcp import schemas
 from open1panel_ai.mcp.service import MCPService
 from open1panel_ai.web import (
     API_PREFIX,
+    DumpedOnce,
     blueprint,
     current_ai,
     localized_envelope,
@@ -37,7 +38,10 @@ def mcp_page() -> ResponseReturnValue:
 @blueprint.get(PREFIX + "/servers")
 @operation(summary="MCP servers with their measured status", tag=TAG, response=schemas.MCPServerListSchema())
 def mcp_list_servers() -> ResponseReturnValue:
-    return {"servers": _service().servers()}
+    return _servers_answer({"servers": _service().servers()})
+
+
+_servers_answer = DumpedOnce(schemas.MCPServerListSchema())
 
 
 @blueprint.post(PREFIX + "/servers")

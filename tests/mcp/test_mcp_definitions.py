@@ -47,6 +47,22 @@ def test_the_argv_is_kept_exactly_as_given(mcp_api):
     assert mcp_api("get", f"/servers/{server['id']}")[1]["command"] == argv
 
 
+def test_the_server_list_is_dumped_again_only_when_it_changed(mcp_api, monkeypatch):
+    """Under load, dumping the list is most of what ``GET /mcp/servers`` costs, the same for
+    every client: an answer equal to the last one takes its JSON, and any change shows."""
+    from open1panel_ai.mcp.views import _servers_answer
+
+    server = create(mcp_api)[1]
+    dumped = []
+    dump = _servers_answer._schema.dump
+    monkeypatch.setattr(_servers_answer._schema, "dump", lambda data: dumped.append(data) or dump(data))
+    first = mcp_api("get", "/servers")
+    assert first[0] == 200 and [s["name"] for s in first[1]["servers"]] == ["time"] and len(dumped) == 1
+    assert mcp_api("get", "/servers") == first and len(dumped) == 1
+    mcp_api("put", f"/servers/{server['id']}", json={"name": "clock"})
+    assert [s["name"] for s in mcp_api("get", "/servers")[1]["servers"]] == ["clock"] and len(dumped) == 2
+
+
 def test_the_openapi_document_says_new_servers_start_with_the_panel(mcp_api, mcp_host, auth_headers):
     document = mcp_host.app.test_client().get("/api/v2/ai/openapi.json", headers=auth_headers).get_json()
     schemas = document["components"]["schemas"]
