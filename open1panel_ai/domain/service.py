@@ -189,7 +189,10 @@ class DomainService:
 
     def removals(self) -> list[dict]:
         """The removals a proxy that was down has still to take; each tried again first."""
-        self._finish_removals()
+        rows = self.store.query("SELECT * FROM domain_removals ORDER BY created_at")
+        if rows:
+            self._finish_removals()
+            rows = self.store.query("SELECT * FROM domain_removals ORDER BY created_at")
         return [
             {
                 "id": row["binding_id"],
@@ -198,7 +201,7 @@ class DomainService:
                 "note_i18n": _loads(row["note_i18n"]),
                 "since": row["created_at"],
             }
-            for row in self.store.query("SELECT * FROM domain_removals ORDER BY created_at")
+            for row in rows
         ]
 
     def binding(self, binding_id: str) -> dict:
@@ -483,12 +486,19 @@ class DomainService:
     # -- the pieces -----------------------------------------------------------------------
 
     def _records(self) -> list[dict]:
-        records = {
-            row["id"]: {**dict(row), "domains": []}
-            for row in self.store.query("SELECT * FROM domain_bindings ORDER BY created_at")
-        }
-        for row in self.store.query("SELECT name, binding_id FROM domain_names ORDER BY position"):
-            records[row["binding_id"]]["domains"].append(row["name"])
+        """Every binding with its domains, in one read: under load each call into SQLite is
+        a wait for the interpreter, and ``GET /domains`` is asked for often."""
+        records: dict[str, dict] = {}
+        for row in self.store.query(
+            "SELECT b.*, n.name AS domain_name FROM domain_bindings b "
+            "LEFT JOIN domain_names n ON n.binding_id = b.id ORDER BY b.created_at, b.id, n.position"
+        ):
+            record = records.get(row["id"])
+            if record is None:
+                record = records[row["id"]] = {**dict(row), "domains": []}
+                del record["domain_name"]
+            if row["domain_name"] is not None:
+                record["domains"].append(row["domain_name"])
         return list(records.values())
 
     def _row(self, binding_id: str | None) -> dict:

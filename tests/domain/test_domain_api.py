@@ -84,6 +84,26 @@ def test_domains_can_be_changed_later(panel):
     assert version_through(panel).text in ("", "\n") or version_through(panel).status_code == 421
 
 
+def test_the_bindings_and_their_domains_are_listed_in_one_read(nginx_panel, monkeypatch):
+    """``GET /domains`` is asked for often, and under load each call into SQLite is a wait for
+    the interpreter: every binding with its domains, in their order, is one read (taken once
+    to check the proxy's files and once to answer), and the removals, none pending, another."""
+    first = bind(nginx_panel, auth={"mode": "none"})[1]
+    second = bind(nginx_panel, domains=["b.example.test", "a.example.test"], auth={"mode": "none"})[1]
+    store = nginx_panel.context.store
+    reads = []
+    query, query_one = store.query, store.query_one
+    monkeypatch.setattr(store, "query", lambda sql, params=(): reads.append(sql) or query(sql, params))
+    monkeypatch.setattr(store, "query_one", lambda sql, params=(): reads.append(sql) or query_one(sql, params))
+    status, listed = nginx_panel.api("get", "/domains")
+    assert status == 200, listed
+    assert [(b["id"], b["domains"]) for b in listed["bindings"]] == [
+        (first["id"], [DOMAIN]),
+        (second["id"], ["b.example.test", "a.example.test"]),
+    ]
+    assert len(reads) == 3, reads
+
+
 def test_a_domain_is_bound_once(panel):
     first = bind(panel)[1]
     status, body = bind(panel, domains=["other.example.test", DOMAIN.upper()])
