@@ -2,15 +2,21 @@
 that does not sign in is closed. (tests/security/test_host_sockets.py adds long-polls and
 clients that never sign in.)"""
 
+import errno
+import logging
+import threading
 import time
 
+import engineio.socket
 import httpx
 import pytest
+import simple_websocket
 import socketio
 import websocket
 
 from open1panel_ai.config import Settings
 from open1panel_ai.standalone.server import check_settings
+from open1panel_ai.standalone.sockets import quiet_closing_race
 from tests.conftest import TOKEN
 
 #: The handshake header of a client that shows the admin token before it signs in to ``/ai``.
@@ -107,3 +113,54 @@ def test_websockets_that_never_sign_in_are_closed_and_free_their_places(served):
 def test_a_sign_in_deadline_below_one_second_is_refused(seconds, error):
     with pytest.raises(ValueError, match=f"OPEN1PANEL_AI_SIGN_IN_SECONDS {error}"):
         check_settings(Settings.from_environ({"OPEN1PANEL_AI_SIGN_IN_SECONDS": seconds}))
+
+
+class _ClosedSocket:
+    """A WebSocket whose connection the other side has closed already."""
+
+    def __init__(self, error) -> None:
+        self.error = error
+
+    def close(self) -> None:
+        raise self.error()
+
+
+def _writer_of(filename: str):
+    """A function laid out as python-engineio's WebSocket writer ends, compiled as if in
+    ``filename``: its last statement closes the WebSocket."""
+    namespace: dict = {}
+    exec(compile("def writer(ws):\n    ws.close()\n", filename, "exec"), namespace)
+    return namespace["writer"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [lambda: OSError(errno.EBADF, "Bad file descriptor"), simple_websocket.ConnectionClosed],
+    ids=["ebadf", "closed"],
+)
+def test_a_websocket_closed_by_both_sides_at_once_is_not_logged_as_an_error(error, caplog):
+    """A client that leaves sends Engine.IO's close packet, then closes its WebSocket; the
+    packet ends the server's writer thread, whose final close of the WebSocket then finds the
+    connection closed already. That is not an error to show an admin with a traceback (it
+    failed a whole-suite run once); any other error of a thread still is."""
+    reported = []
+    hook = quiet_closing_race(reported.append)
+    writer = _writer_of(engineio.socket.__file__)
+    caplog.set_level(logging.DEBUG, "open1panel_ai.standalone.sockets")
+
+    def run(target, *args) -> None:
+        previous = threading.excepthook
+        threading.excepthook = hook
+        try:
+            thread = threading.Thread(target=target, args=args)
+            thread.start()
+            thread.join()
+        finally:
+            threading.excepthook = previous
+
+    run(writer, _ClosedSocket(error))
+    assert reported == [] and "closed by both sides at once" in caplog.text
+
+    run(writer, _ClosedSocket(lambda: ValueError("a bug")))  # not a closed connection
+    run(_writer_of(__file__), _ClosedSocket(error))  # not python-engineio's writer
+    assert [type(args.exc_value) for args in reported] == [ValueError, type(error())]

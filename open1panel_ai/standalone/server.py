@@ -27,7 +27,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from open1panel_ai.host import ENV_PREFIX, Settings, check_socket_path
-from open1panel_ai.standalone import auth
+from open1panel_ai.standalone import auth, sockets
 from open1panel_ai.standalone.sockets import SignedIn, SignInDeadline, SocketGate
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,14 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
 
 class PanelWorker(ThreadWorker):
-    """A gthread worker that stops the panel's plugins as soon as it is asked to exit, and
-    bounds its allocator's arenas (:func:`limit_malloc_arenas`) before it starts a thread."""
+    """A gthread worker that stops the panel's plugins as soon as it is asked to exit, bounds
+    its allocator's arenas (:func:`limit_malloc_arenas`) before it starts a thread, and does
+    not log a WebSocket closed by both sides at once as an error
+    (:func:`.sockets.quiet_closing_race`)."""
 
     def init_process(self) -> None:
         limit_malloc_arenas()
+        threading.excepthook = sockets.quiet_closing_race(threading.excepthook)
         super().init_process()
 
     def _stop_host(self) -> None:

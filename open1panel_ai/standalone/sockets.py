@@ -21,11 +21,15 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
+
+from simple_websocket import ConnectionClosed
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import engineio
@@ -62,6 +66,44 @@ def close_session(engine: engineio.Server, sid: str) -> None:
     if socket is not None:
         socket.close(wait=False, reason=engine.reason.SERVER_DISCONNECT)
     engine.sockets.pop(sid, None)
+
+
+def quiet_closing_race(
+    fallback: Callable[[threading.ExceptHookArgs], object],
+) -> Callable[[threading.ExceptHookArgs], None]:
+    """A :data:`threading.excepthook` that logs at debug level, instead of as a traceback, the
+    one error python-engineio's WebSocket writer raises when a client closes its connection
+    at the moment the server closes it too, and hands every other error to ``fallback``.
+
+    A client that leaves (a page closed, a Socket.IO client's ``disconnect()``) sends
+    Engine.IO's close packet and then closes its WebSocket. The packet ends the server's
+    writer thread, whose last statement closes the WebSocket; the client's close, answered by
+    simple-websocket's reader thread, may have closed the socket meanwhile. That last close
+    then fails (``Bad file descriptor``, or ``ConnectionClosed`` when the reader was first),
+    uncaught, when the connection is gone already and nothing is left to send.
+    """
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if _is_closing_race(args):
+            log.debug("a WebSocket was closed by both sides at once: %s", args.exc_value)
+            return
+        fallback(args)
+
+    return hook
+
+
+def _is_closing_race(args: threading.ExceptHookArgs) -> bool:
+    """Whether the error is the writer's final ``ws.close()`` failing (its other sends are
+    caught by python-engineio itself)."""
+    if not isinstance(args.exc_value, OSError | ConnectionClosed) or args.exc_traceback is None:
+        return False
+    frames = traceback.extract_tb(args.exc_traceback)
+    return any(
+        caller.name == "writer"
+        and caller.filename.endswith(os.path.join("engineio", "socket.py"))
+        and called.name == "close"
+        for caller, called in zip(frames, frames[1:], strict=False)
+    )
 
 
 class SignedIn:
