@@ -99,11 +99,17 @@
   var socket = null;
   var topics = [];
   var handlers = [];
+  var whenSubscribed = {};
+  function subscribe(topic) {
+    socket.emit("subscribe", { topic: topic }, function (answer) {
+      if (answer && answer.ok) (whenSubscribed[topic] || []).forEach(function (callback) { callback(); });
+    });
+  }
   function link() {
     if (!socket) {
       socket = window.io("/ai", { transports: ["websocket"] });  // no sticky sessions needed (docs/scaling.md)
       socket.on("connect", function () {
-        topics.forEach(function (name) { socket.emit("subscribe", { topic: name }); });
+        topics.forEach(subscribe);
         setConnected(true);
       });
       socket.on("disconnect", function () { setConnected(false); });
@@ -112,11 +118,16 @@
     return socket;
   }
 
-  function live(topic, event, handler) {
+  /* Calls handler(data) for each `event` of `topic`. onSubscribed(), when given, runs each
+     time the server confirms the subscription (at first, and after a reconnect): a change
+     made between a page's first load and then was pushed to nobody, so the page loads again
+     what it shows. */
+  function live(topic, event, handler, onSubscribed) {
     link();
+    if (onSubscribed) (whenSubscribed[topic] = whenSubscribed[topic] || []).push(onSubscribed);
     if (topics.indexOf(topic) < 0) {
       topics.push(topic);
-      if (socket.connected) socket.emit("subscribe", { topic: topic });
+      if (socket.connected) subscribe(topic);
     }
     var seen = handlers.some(function (pair) { return pair[0] === event && pair[1] === handler; });
     if (!seen) {

@@ -151,7 +151,7 @@
   AI.live("domain", "domain", function () {
     clearTimeout(pushed);
     pushed = setTimeout(function () { pushed = null; loadBindings(); }, 150);
-  });
+  }, loadBindings);  // and once subscribed: a change before then was pushed to nobody
   // Back from a dropped connection: read everything again, so no error of the drop stays.
   AI.connection(function (connected, cameBack) { if (cameBack) load(); });
   load();

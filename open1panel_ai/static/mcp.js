@@ -664,7 +664,7 @@
   /* While the panel cannot be reached the rows show an unknown state (the shared banner says
      why); when it is back, the list is read again and errors the outage caused go. */
   var liveBadge = document.querySelector(".ai-live");
-  AI.live("mcp", "mcp", update);
+  AI.live("mcp", "mcp", update, load);  // a change before the page subscribed was pushed to nobody
   AI.connection(function (up, cameBack) {
     connected = up;
     liveBadge.dataset.live = up ? "on" : "off";

@@ -124,7 +124,7 @@
     }
     if (event.type === "model_added" || event.type === "model_removed") loadStorage(state.ticket);
   }
-  AI.live("ollama", "ollama", onOllama);
+  AI.live("ollama", "ollama", onOllama, refresh);  // Ollama may have come back before the page subscribed
 
   function banner(error) {
     var node = $("#ollama-banner");

@@ -68,3 +68,38 @@ def test_outside_changes_show_live_loaded_models_count_down_and_an_import_surviv
         expect(imported.locator("[data-action=cancel]")).to_be_visible()
         imported.locator("[data-action=cancel]").click()
         expect(imported).to_have_attribute("data-status", "cancelled", timeout=15_000)
+
+
+def test_ollama_back_before_the_page_subscribed_still_shows(served, page, tmp_path):
+    """The page loads the models, then subscribes to the ``ollama`` topic. When Ollama comes
+    back in between, the watcher tells its subscribers, and the page is not one yet: once the
+    server confirms its subscription, the page loads what it shows again."""
+    standin = OllamaStandIn(tmp_path / "models").start()
+    standin.seed("llama3.2", [3_000_000])
+    try:
+        panel = served(
+            env={
+                "OPEN1PANEL_AI_TOKEN": TOKEN,
+                "OLLAMA_HOST": standin.url,
+                "OPEN1PANEL_AI_OLLAMA_WATCH_INTERVAL": "0.3",
+            }
+        )
+        page.goto(panel.url + "/ai/ollama/")
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        standin.stop()
+        assert panel.api("GET", "/ollama/models?max_age=0").json()["error"]["code"] == "ollama_unreachable"
+
+        held = []  # the page's /ai link, kept from the server until Ollama is back
+        page.route_web_socket("**/socket.io/**", lambda ws: held.append(ws))
+        page.goto(panel.url + "/ai/ollama/")
+        expect(page.locator("#ollama-banner")).to_contain_text("cannot be reached")
+        assert len(held) == 1
+
+        standin = OllamaStandIn(standin.state_dir).start(port=standin.port)
+        assert panel.api("GET", "/ollama/models?max_age=0").status_code == 200  # the watcher has seen it back
+        held[0].connect_to_server()
+        expect(page.locator('.ollama-model-table tr[data-model="llama3.2:latest"]')).to_be_visible()
+        expect(page.locator("#ollama-banner")).to_be_hidden()
+    finally:
+        standin.stop()
