@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(InertFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # httpx logs each request at INFO: two lines a second for every Ollama server a page
+    # watches (its watcher's polls), which would fill the log of a panel up for months.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return args.run(args)
 
 

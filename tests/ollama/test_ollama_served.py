@@ -115,3 +115,17 @@ def test_pull_progress_reaches_a_socketio_client_live_and_never_goes_backwards(s
     percents = [e["percent"] for e in running]
     assert percents == sorted(percents)
     assert any(e["bytes_per_second"] and e["eta_seconds"] for e in running)
+
+
+def test_the_watchers_polls_are_not_logged(served, standin):
+    """While a page watches an Ollama server, its watcher asks it twice a second; a line per
+    request in the panel's log would fill it over months of uptime. Errors still show."""
+    panel = served(env={**panel_env(standin), "OPEN1PANEL_AI_OLLAMA_WATCH_INTERVAL": "0.2"})
+    first = panel.api("GET", "/ollama/models", params={"max_age": "0"}).json()["fetched_at"]
+    time.sleep(1)
+    assert panel.api("GET", "/ollama/models", params={"max_age": "0"}).json()["fetched_at"] != first  # polled again
+    standin.stop()
+    assert panel.api("GET", "/ollama/models", params={"max_age": "0"}).status_code == 503
+    log = panel.log()
+    assert "HTTP Request" not in log
+    assert "did not answer its watcher" in log
