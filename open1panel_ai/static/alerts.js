@@ -415,7 +415,7 @@
     renderCounts(data);
     if (pending) return;
     pending = setTimeout(function () { pending = null; loadAlerts(); refreshRuleStates(); }, 150);
-  });
+  }, function () { loadAlerts(); refreshRuleStates(); });  // and once subscribed: a change before then was pushed to nobody
   AI.live("alerts", "alert_channel", renderChannelRow);
   AI.connection(function (connected, cameBack) {
     live.dataset.live = connected ? "on" : "off";

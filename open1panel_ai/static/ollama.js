@@ -666,7 +666,7 @@
     renderDownload(task);
     $("#ollama-downloads").hidden = false;
   }
-  AI.live("tasks", "task", onTask);
+  AI.live("tasks", "task", onTask, loadTasks);  // and once subscribed, as for the models
 
   function loadTasks() {
     return Promise.all(KINDS.map(function (kind) {
