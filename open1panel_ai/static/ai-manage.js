@@ -157,7 +157,7 @@
     if (taskStatus[task.id] !== task.status) refreshSoon();  // not on every progress step
     taskStatus[task.id] = task.status;
   });
-  AI.live("mcp", "mcp", refreshSoon, refreshSoon);  // a change before the page subscribed was pushed to nobody
+  AI.live("mcp", "mcp", refreshSoon);
   AI.live("gpu", "gpu", function (sample) {
     var known = latest && latest.gpu;
     var lost = sample.devices.filter(function (device) { return device.lost; }).length;

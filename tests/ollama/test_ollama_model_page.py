@@ -25,8 +25,15 @@ def test_try_build_and_benchmark_a_model_on_its_page(served, page, tmp_path):
         page.fill("#token", TOKEN)
         page.click("button[type=submit]")
         page.goto(panel.url + "/ai/ollama/")
-        task_reads = []
-        page.on("request", lambda request: "/api/v2/ai/tasks" in request.url and task_reads.append(request.url))
+        task_reads = []  # by the model's page (the list's page reads its downloads once subscribed)
+        page.on(
+            "request",
+            lambda request: (
+                "/api/v2/ai/tasks" in request.url
+                and "/ai/ollama/model?" in (request.headers.get("referer") or "")
+                and task_reads.append(request.url)
+            ),
+        )
         page.locator('.ollama-model-table tr[data-model="llama3.2:latest"] [data-action=open]').click()
         expect(page.locator("#ollama-model-name")).to_have_text("llama3.2:latest")
         expect(page.locator("html")).to_have_attribute("data-connection", "up")
