@@ -64,6 +64,7 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", place);
   else place();
   refresh();
-  AI.live("alerts", "alerts", show, refresh);  // once subscribed too: a change before then was pushed to nobody
-  AI.connection(function (connected, cameBack) { if (cameBack) refresh(); });
+  // Read again each time the subscription is confirmed (after a reconnect too): a change
+  // before then was pushed to nobody.
+  AI.live("alerts", "alerts", show, refresh);
 })();

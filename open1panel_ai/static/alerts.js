@@ -420,7 +420,7 @@
   AI.connection(function (connected, cameBack) {
     live.dataset.live = connected ? "on" : "off";
     live.textContent = t(connected ? "alerts.live_on" : "alerts.live_off");
-    if (cameBack) { banner.hidden = true; loadAlerts(); refreshRuleStates(); loadChannels(); }
+    if (cameBack) { banner.hidden = true; loadChannels(); }  // the alerts come with the subscription
   });
 
   loadAlerts();

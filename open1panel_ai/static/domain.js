@@ -152,7 +152,8 @@
     clearTimeout(pushed);
     pushed = setTimeout(function () { pushed = null; loadBindings(); }, 150);
   }, loadBindings);  // and once subscribed: a change before then was pushed to nobody
-  // Back from a dropped connection: read everything again, so no error of the drop stays.
-  AI.connection(function (connected, cameBack) { if (cameBack) load(); });
+  // Back from a dropped connection: the proxy's state too (the bindings come with the
+  // subscription), so no error of the drop stays.
+  AI.connection(function (connected, cameBack) { if (cameBack) loadProxy(); });
   load();
 })();

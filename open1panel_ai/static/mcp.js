@@ -662,7 +662,8 @@
   });
 
   /* While the panel cannot be reached the rows show an unknown state (the shared banner says
-     why); when it is back, the list is read again and errors the outage caused go. */
+     why); when it is back, errors the outage caused go, and the list is read again once the
+     subscription is confirmed (as at first). */
   var liveBadge = document.querySelector(".ai-live");
   AI.live("mcp", "mcp", update, load);  // a change before the page subscribed was pushed to nobody
   AI.connection(function (up, cameBack) {
@@ -677,7 +678,6 @@
       banner.hidden = true;
       var shown = form.querySelector("[data-form-error]");
       if (!shown.hidden && shown.textContent === t("ai.error.network")) AI.clearErrors(form);
-      load();
     }
   });
   load();

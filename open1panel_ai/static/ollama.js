@@ -166,11 +166,9 @@
       });
       return;
     }
-    if (cameBack) {
+    if (cameBack) {  // the models and the downloads come with the subscriptions
       banner(null);
       loadEndpoints();
-      refresh();
-      loadTasks();
     }
   });
 
